@@ -1,0 +1,42 @@
+# The two commands of the README.  Both create .venv on first use and are quick after that.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# A real (not editable) install: Twisted finds plugins by listing twisted/plugins directories on
+# sys.path, which setuptools' editable finder does not provide.  Reinstalled when a source changes.
+SOURCES := setup.cfg pyproject.toml $(shell find pychat twisted -name '*.py' -o -name '*.typed')
+
+RUN_ARGS ?= --data-dir ./pychat-data --listen ssl:8765:interface=127.0.0.1
+
+.PHONY: run test lint typecheck unit clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(INSTALL) --upgrade pip setuptools wheel
+
+$(VENV)/.installed-run: $(SOURCES) | $(BIN)/python
+	$(INSTALL) --no-build-isolation .
+	touch $@
+
+$(VENV)/.installed-test: $(SOURCES) | $(BIN)/python
+	$(INSTALL) --no-build-isolation '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(BIN)/twistd --nodaemon --pidfile= pychat $(RUN_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check pychat tests twisted
+	$(BIN)/ruff format --check pychat tests twisted
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The pyChat client: protocol, session, keystore, trust pins, CLI."""

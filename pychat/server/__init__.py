@@ -1,0 +1,1 @@
+"""The pyChat server: service tree, connection protocol, op handlers."""

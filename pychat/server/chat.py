@@ -1,0 +1,81 @@
+"""The chat server object shared by all connections, and its place in the service tree."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+
+from pychat import limits
+from pychat.server.config import ServerConfig
+from pychat.server.handlers import session_ops
+from pychat.server.ops import OpRegistry
+from pychat.server.protocol import ChatServerProtocol
+
+log = Logger(namespace="pychat.server")
+
+
+class ChatServer(Service):
+    """Holds the op table and the open connections; closes them all on stop.
+
+    :param config: the server settings.
+    :param clock: the reactor (or a ``Clock`` in tests) for timeouts.
+    """
+
+    def __init__(self, config: ServerConfig, clock: IReactorTime) -> None:
+        self.config = config
+        self.clock = clock
+        self.registry = OpRegistry()
+        self.connections: set[ChatServerProtocol] = set()
+        self._all_closed: list[defer.Deferred[None]] = []
+        #: SHA-256 fingerprint of the served certificate, for logs and the admin tool.
+        self.tls_fingerprint: str | None = None
+        session_ops.register(self.registry, self)
+
+    # -- what hello announces ----------------------------------------------------------------
+
+    def extra_limits(self) -> Mapping[str, Any]:
+        """Limits beyond framing that clients should know (added by later layers)."""
+        return {}
+
+    def hello_extras(self) -> Mapping[str, Any]:
+        """Fields beyond the basics in the ``hello`` reply."""
+        return {}
+
+    # -- connections -------------------------------------------------------------------------
+
+    def factory(self) -> Factory:
+        """A protocol factory whose connections belong to this server."""
+        return Factory.forProtocol(lambda: ChatServerProtocol(self))
+
+    def connection_opened(self, conn: ChatServerProtocol) -> None:
+        """Called by a connection once it is up."""
+        self.connections.add(conn)
+
+    def connection_closed(self, conn: ChatServerProtocol) -> None:
+        """Called by a connection once it is gone."""
+        self.connections.discard(conn)
+        if not self.connections:
+            waiting, self._all_closed = self._all_closed, []
+            for d in waiting:
+                d.callback(None)
+
+    # -- service -----------------------------------------------------------------------------
+
+    def stopService(self) -> defer.Deferred[None]:
+        """Tell every client the server is going away, close, and wait until all are gone."""
+        super().stopService()
+        if not self.connections:
+            return defer.succeed(None)
+        log.info("closing {n} connection(s) for shutdown", n=len(self.connections))
+        done: defer.Deferred[None] = defer.Deferred()
+        self._all_closed.append(done)
+        for conn in list(self.connections):
+            conn.push("closing", {"reason": "shutdown", "message": "server is shutting down"})
+            conn.close(grace=limits.SHUTDOWN_GRACE)
+        return done

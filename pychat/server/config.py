@@ -1,0 +1,49 @@
+"""The server's settings, checked once at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pychat import limits
+
+#: Listen here when no ``--listen`` is given: TLS on every interface, port 8765.
+DEFAULT_LISTEN = "ssl:8765"
+DEFAULT_DATA_DIR = "pychat-data"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the server needs to know from its command line.
+
+    :ivar listen: Twisted server endpoint strings; see docs/operations.md.
+    :ivar data_dir: where accounts, conversations and the generated certificate live.
+    :ivar tls_cert: the operator's certificate (PEM, may include the chain), or None for the
+        self-signed one in the data dir.
+    :ivar tls_key: the operator's private key (PEM), with ``tls_cert``.
+    :ivar store_key: where the at-rest encryption key lives (default: inside ``data_dir``).
+    """
+
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    listen: tuple[str, ...] = (DEFAULT_LISTEN,)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    store_key: Path | None = None
+    max_line: int = limits.DEFAULT_MAX_LINE
+    idle_timeout: float = limits.DEFAULT_IDLE_TIMEOUT
+    server_name: str = field(default="pychat")
+
+    def __post_init__(self) -> None:
+        if self.max_line < limits.MIN_MAX_LINE:
+            raise ValueError(f"max-line must be at least {limits.MIN_MAX_LINE} bytes")
+        if self.idle_timeout <= 0:
+            raise ValueError("idle-timeout must be a positive number of seconds")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls-cert and tls-key go together: give both or neither")
+        if not self.listen:
+            raise ValueError("at least one listen endpoint is needed")
+
+    @property
+    def store_key_path(self) -> Path:
+        """The at-rest key file: ``--store-key`` or ``DATA_DIR/store.key``."""
+        return self.store_key if self.store_key is not None else self.data_dir / "store.key"

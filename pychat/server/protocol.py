@@ -1,0 +1,229 @@
+"""The Twisted protocol of one client connection: it moves bytes and runs handlers.
+
+All protocol decisions live in :class:`pychat.server.connection.ServerConnection`; this class
+only feeds it received bytes, runs each request's handler (one at a time, so replies come in
+request order and state changes never interleave), writes replies, and enforces the idle
+timeout and the backlog limit.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IAddress, IDelayedCall
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+
+from pychat import limits
+from pychat.server.connection import Inbound, ServerConnection, Started
+from pychat.server.session import Session
+from pychat.server.state import State
+from pychat.wire.envelope import EnvelopeError, Request, encode_error, encode_event, encode_ok
+from pychat.wire.errors import ErrorCode, ProtocolError
+from pychat.wire.framing import Oversized
+
+if TYPE_CHECKING:
+    from pychat.server.chat import ChatServer
+
+log = Logger(namespace="pychat.connection")
+
+
+def describe_address(address: IAddress) -> tuple[str, str]:
+    """(``host:port`` text for logs, host alone for per-address limits) of a peer address."""
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is None:
+        return (str(address), "local")
+    if ":" in host:
+        return (f"[{host}]:{port}", host)
+    return (f"{host}:{port}", host)
+
+
+class _StreamTransport(typing.Protocol):
+    """What we use of a connection's transport (TCP, or the TLS layer over it)."""
+
+    def write(self, data: bytes) -> None: ...
+    def loseConnection(self) -> None: ...
+    def getPeer(self) -> IAddress: ...
+    def pauseProducing(self) -> None: ...
+    def resumeProducing(self) -> None: ...
+
+
+class ChatServerProtocol(Protocol, TimeoutMixin):
+    """One client connection to the chat server."""
+
+    def __init__(self, server: ChatServer) -> None:
+        self.server = server
+        self.core = ServerConnection(server.registry, server.config.max_line)
+        self.session = Session(peer="?", host="?")
+        self._queue: deque[Inbound] = deque()
+        self._busy = False
+        self._paused = False
+        self._closing = False
+        self._close_after_reply = False
+        self._abort_call: IDelayedCall | None = None
+        # TimeoutMixin schedules through self.callLater; use the server's clock (fake in tests).
+        self.callLater = server.clock.callLater  # type: ignore[assignment]
+
+    @property
+    def _stream(self) -> _StreamTransport:
+        return typing.cast(_StreamTransport, self.transport)
+
+    # -- OpContext ---------------------------------------------------------------------------
+
+    def push(self, event: str, payload: Mapping[str, Any]) -> None:
+        """Send a server push (``{"event": ...}``) on this connection."""
+        self._write(encode_event(event, payload))
+
+    def close_after_reply(self) -> None:
+        """Close the connection once the reply being prepared is written."""
+        self._close_after_reply = True
+
+    # -- Twisted callbacks -------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.session.peer, self.session.host = describe_address(self._stream.getPeer())
+        self.setTimeout(self.server.config.idle_timeout)
+        self.server.connection_opened(self)
+        log.info("connection opened from {peer}", peer=self.session.peer)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self.resetTimeout()
+        for item in self.core.receive_data(data):
+            if isinstance(item, Oversized):
+                # Queued requests before it still get their replies; then the error; then close.
+                self._queue.append(item)
+                break
+            self._queue.append(item)
+        if len(self._queue) >= limits.MAX_PENDING_REQUESTS and not self._paused:
+            self._paused = True
+            self._stream.pauseProducing()
+        self._pump()
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
+        self.setTimeout(None)
+        self._closing = True
+        self._queue.clear()
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        self.core.force_state(State.CLOSED)
+        self.server.connection_closed(self)
+        log.info(
+            "connection closed from {peer} ({user})",
+            peer=self.session.peer,
+            user=self.session.username or "not logged in",
+        )
+
+    def timeoutConnection(self) -> None:
+        log.info("closing idle connection from {peer}", peer=self.session.peer)
+        self.push("closing", {"reason": "idle_timeout", "message": "connection idle too long"})
+        self.close()
+
+    # -- request processing ------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Run queued requests in order; wait for a handler that has not finished yet."""
+        while self._queue and not self._busy and not self._closing:
+            item = self._queue.popleft()
+            if isinstance(item, Oversized):
+                self._reply_error(
+                    None,
+                    ProtocolError(
+                        ErrorCode.LINE_TOO_LONG,
+                        f"line longer than {item.limit} bytes; closing the connection",
+                    ),
+                )
+                self.close()
+                return
+            if isinstance(item, EnvelopeError):
+                log.debug(
+                    "bad envelope from {peer}: {code}", peer=self.session.peer, code=item.code
+                )
+                self._reply_error(item.request_id, item)
+                continue
+            self._busy = True
+            d = defer.ensureDeferred(self._run(item))
+            d.addBoth(self._finished)
+        if (
+            self._paused
+            and len(self._queue) < limits.MAX_PENDING_REQUESTS // 2
+            and not self._closing
+        ):
+            self._paused = False
+            self._stream.resumeProducing()
+
+    def _finished(self, result: object) -> None:
+        self._busy = False
+        if isinstance(result, Failure):  # _run catches everything; this is a last resort
+            log.failure("request processing failed", failure=result)
+            self.close()
+            return
+        if self._close_after_reply:
+            self.close()
+            return
+        self._pump()
+
+    async def _run(self, request: Request) -> None:
+        started: Started | None = None
+        try:
+            started = self.core.begin(request)
+            result = await started.spec.handler(self, started.params)
+        except ProtocolError as exc:
+            if started is not None:
+                self.core.complete(started, ok=False)
+            log.debug(
+                "{op} from {peer} refused: {code}",
+                op=request.op,
+                peer=self.session.peer,
+                code=exc.code,
+            )
+            self._reply_error(request.id, exc)
+            if exc.close:
+                self._close_after_reply = True
+            return
+        except Exception:
+            # Our bug, not the peer's: log it, tell the peer, and drop only this connection.
+            log.failure(
+                "internal error handling {op} from {peer}", op=request.op, peer=self.session.peer
+            )
+            self._reply_error(
+                request.id, ProtocolError(ErrorCode.INTERNAL_ERROR, "internal server error")
+            )
+            self._close_after_reply = True
+            return
+        self.core.complete(started, ok=True)
+        self._write(encode_ok(request.id, result))
+
+    def _reply_error(self, request_id: int | None, error: ProtocolError) -> None:
+        self._write(encode_error(request_id, error))
+
+    def _write(self, data: bytes) -> None:
+        if not self._closing and self.transport is not None:
+            self.transport.write(data)
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def close(self, grace: float = limits.SHUTDOWN_GRACE) -> None:
+        """Flush what was written, then close; abort if the peer does not let us in ``grace``."""
+        if self._closing:
+            return
+        self._closing = True
+        self._queue.clear()
+        self.setTimeout(None)
+        self.core.force_state(State.CLOSED)
+        self._abort_call = self.server.clock.callLater(grace, self._abort)
+        self._stream.loseConnection()
+
+    def _abort(self) -> None:
+        self._abort_call = None
+        abort = getattr(self.transport, "abortConnection", None)
+        if abort is not None:
+            abort()

@@ -1,0 +1,141 @@
+"""``twistd pychat``: command-line options and the service tree.
+
+``makeService`` only assembles: the chat server (which owns connections, and later the store)
+and one TLS listener per ``--listen``.  Stopping the tree (SIGTERM) stops listening first,
+then tells every client and closes its connection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from twisted.application.service import IService, MultiService
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python import usage
+
+from pychat import __version__, limits
+from pychat.durable import ensure_private_dir
+from pychat.server.chat import ChatServer
+from pychat.server.config import DEFAULT_DATA_DIR, DEFAULT_LISTEN, ServerConfig
+from pychat.server.listener import ListenError, TLSListenerService, plan_endpoint
+from pychat.tls import TLSConfigError, load_or_create_credentials, server_options
+
+log = Logger(namespace="pychat.tap")
+
+
+class Options(usage.Options):
+    """Options of ``twistd pychat``."""
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run the pyChat server: end-to-end encrypted chat over TLS.  "
+        "See docs/operations.md for deployment behind NAT and with systemd."
+    )
+
+    optParameters: ClassVar[list[list[Any]]] = [
+        [
+            "data-dir",
+            "d",
+            DEFAULT_DATA_DIR,
+            "Directory for accounts, conversations and the "
+            "generated TLS certificate (created with mode 0700).",
+        ],
+        [
+            "tls-cert",
+            None,
+            None,
+            "PEM certificate (chain) to serve instead of the self-signed one.",
+        ],
+        ["tls-key", None, None, "PEM private key of --tls-cert."],
+        [
+            "store-key",
+            None,
+            None,
+            "File holding the at-rest encryption key "
+            "(default DATA_DIR/store.key; created with mode 0600 on first start).",
+        ],
+        ["max-line", None, limits.DEFAULT_MAX_LINE, "Longest protocol line in bytes.", int],
+        [
+            "idle-timeout",
+            None,
+            limits.DEFAULT_IDLE_TIMEOUT,
+            "Seconds of silence after which a connection is closed.",
+            float,
+        ],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """Twisted server endpoint to listen on; may be given several times (default ssl:8765).
+        An ssl: endpoint without privateKey= uses the server's own certificate, e.g.
+        ssl:8765:interface=127.0.0.1 or ssl:8765:interface=\\:\\:1."""
+        self["listen"].append(description)
+
+    opt_l = opt_listen
+
+    def opt_version(self) -> None:
+        """Print the pyChat version and exit."""
+        print(f"pychat {__version__}")
+        raise SystemExit(0)
+
+    def postOptions(self) -> None:
+        try:
+            self.config = ServerConfig(
+                data_dir=Path(self["data-dir"]),
+                listen=tuple(self["listen"]) or (DEFAULT_LISTEN,),
+                tls_cert=Path(self["tls-cert"]) if self["tls-cert"] else None,
+                tls_key=Path(self["tls-key"]) if self["tls-key"] else None,
+                store_key=Path(self["store-key"]) if self["store-key"] else None,
+                max_line=self["max-line"],
+                idle_timeout=self["idle-timeout"],
+            )
+        except ValueError as exc:
+            raise usage.UsageError(str(exc)) from None
+
+
+def makeService(options: Options | dict[str, Any], reactor: IReactorTime | None = None) -> IService:
+    """Assemble the service tree for ``options``.
+
+    :param reactor: the reactor to listen with (the global one by default; tests may pass one).
+    :raises usage.UsageError: bad TLS material or a bad endpoint string, with the cause.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    config: ServerConfig = options.config if isinstance(options, Options) else options["config"]
+
+    if ensure_private_dir(config.data_dir):
+        log.warn("narrowed permissions of {dir} to 0700", dir=str(config.data_dir))
+    try:
+        creds = load_or_create_credentials(config.data_dir, config.tls_cert, config.tls_key)
+        tls = server_options(creds)
+    except TLSConfigError as exc:
+        raise usage.UsageError(str(exc)) from None
+
+    top = MultiService()
+    chat = ChatServer(config, reactor)
+    chat.tls_fingerprint = creds.fingerprint
+    chat.setServiceParent(top)
+    for description in config.listen:
+        try:
+            endpoint, wrap = plan_endpoint(reactor, description)
+        except ListenError as exc:
+            raise usage.UsageError(str(exc)) from None
+        listener = TLSListenerService(
+            description, endpoint, chat.factory(), tls if wrap else None, reactor=reactor
+        )
+        listener.setServiceParent(top)
+    if creds.generated:
+        log.info("generated a self-signed TLS certificate in {path}", path=str(creds.cert_path))
+    log.info(
+        "pyChat {version} TLS certificate SHA-256 fingerprint: {fp}",
+        version=__version__,
+        fp=creds.fingerprint,
+    )
+    return top

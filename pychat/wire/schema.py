@@ -1,0 +1,143 @@
+"""Request parameter schemas: untrusted JSON fields in, a frozen dataclass out.
+
+Each op declares its parameters as a frozen dataclass.  :func:`parse_params` checks the
+received fields against it once, at the edge, so handlers only ever see typed values:
+
+- a field without a default is required; unknown fields are refused;
+- ``int`` never accepts a bool, ``str`` never accepts a number;
+- ``list[T]`` and ``dict[str, Any]`` are checked one level deep;
+- bounds come from :func:`bounded` (``min``/``max`` for ints, ``max_len`` for strings and lists).
+
+Every violation is a ``bad_field`` error that names the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from functools import cache
+from typing import Any, TypeVar, Union
+
+from pychat.wire.errors import ErrorCode, ProtocolError
+
+T = TypeVar("T")
+
+_MISSING = dataclasses.MISSING
+
+
+def bounded(
+    *,
+    default: Any = _MISSING,
+    min: int | None = None,
+    max: int | None = None,
+    max_len: int | None = None,
+    min_len: int | None = None,
+) -> Any:
+    """A dataclass field with bounds that :func:`parse_params` enforces."""
+    metadata = {"min": min, "max": max, "max_len": max_len, "min_len": min_len}
+    if default is _MISSING:
+        return dataclasses.field(metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def bad_field(name: str, message: str) -> ProtocolError:
+    """The ``bad_field`` error for one named field."""
+    return ProtocolError(ErrorCode.BAD_FIELD, f"field '{name}': {message}")
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _type_name(tp: Any) -> str:
+    if tp is str:
+        return "a string"
+    if tp is int:
+        return "an integer"
+    if tp is bool:
+        return "a boolean"
+    if tp is float:
+        return "a number"
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return "a list"
+    if origin is dict or tp is dict:
+        return "an object"
+    return str(tp)
+
+
+def _check(name: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        inner = [o for o in options if o is not type(None)]
+        if len(inner) != 1:
+            raise TypeError(f"unsupported union in schema for {name}")
+        return _check(name, value, inner[0], meta)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad_field(name, "must be a boolean")
+        return value
+    if tp is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise bad_field(name, "must be an integer")
+        if meta.get("min") is not None and value < meta["min"]:
+            raise bad_field(name, f"must be at least {meta['min']}")
+        if meta.get("max") is not None and value > meta["max"]:
+            raise bad_field(name, f"must be at most {meta['max']}")
+        return value
+    if tp is float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise bad_field(name, "must be a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad_field(name, "must be a string")
+        _check_len(name, value, meta, "characters")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise bad_field(name, "must be a list")
+        _check_len(name, value, meta, "items")
+        (item_tp,) = typing.get_args(tp)
+        return tuple(_check(f"{name}[{i}]", item, item_tp, {}) for i, item in enumerate(value))
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise bad_field(name, "must be an object")
+        return value
+    raise TypeError(f"unsupported type {tp!r} in schema for {name}")
+
+
+def _check_len(name: str, value: Any, meta: Mapping[str, Any], unit: str) -> None:
+    if meta.get("max_len") is not None and len(value) > meta["max_len"]:
+        raise bad_field(name, f"must be at most {meta['max_len']} {unit}")
+    if meta.get("min_len") is not None and len(value) < meta["min_len"]:
+        raise bad_field(name, f"must be at least {meta['min_len']} {unit}")
+
+
+def parse_params(cls: type[T], fields: Mapping[str, Any]) -> T:
+    """Build ``cls`` (a dataclass) from received fields, or raise ``bad_field``.
+
+    Lists arrive as tuples so the result is deeply immutable where it matters.
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    hints = _hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for name in fields:
+        if name not in known:
+            raise bad_field(name, "is not a field of this op")
+    values: dict[str, Any] = {}
+    for name, spec in known.items():
+        if name in fields:
+            values[name] = _check(name, fields[name], hints[name], spec.metadata)
+        elif spec.default is _MISSING and spec.default_factory is _MISSING:
+            raise bad_field(name, f"is required and must be {_type_name(hints[name])}")
+    return cls(**values)

@@ -1,0 +1,28 @@
+"""The protocol document and the code agree."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pychat.server.chat import ChatServer
+from pychat.server.config import ServerConfig
+from pychat.wire.errors import ErrorCode
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def test_every_error_code_is_in_the_protocol_table() -> None:
+    text = (DOCS / "protocol.md").read_text()
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", text, flags=re.M))
+    missing = {str(c) for c in ErrorCode} - documented
+    assert not missing, f"error codes missing from docs/protocol.md: {sorted(missing)}"
+
+
+def test_every_op_has_a_section_in_the_protocol_doc(tmp_path: Path) -> None:
+    from twisted.internet.testing import MemoryReactorClock
+
+    text = (DOCS / "protocol.md").read_text()
+    server = ChatServer(ServerConfig(data_dir=tmp_path), MemoryReactorClock())
+    missing = [op for op in server.registry.names() if f"### `{op}`" not in text]
+    assert not missing, f"ops without a section in docs/protocol.md: {missing}"

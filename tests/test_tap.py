@@ -1,0 +1,122 @@
+"""``twistd pychat`` options and the service tree they build."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
+
+from pychat.server.tap import Options, makeService
+from pychat.tls import CERT_FILE, KEY_FILE, certificate_fingerprint, make_self_signed
+
+
+def _options(*argv: str) -> Options:
+    opts = Options()
+    opts.parseOptions(list(argv))
+    return opts
+
+
+def test_defaults(tmp_path: Path) -> None:
+    opts = _options("--data-dir", str(tmp_path))
+    assert opts.config.listen == ("ssl:8765",)
+    assert opts.config.max_line == 65536
+
+
+def test_listen_may_be_given_several_times() -> None:
+    opts = _options("--listen", "ssl:1:interface=127.0.0.1", "-l", "ssl:1:interface=\\:\\:1")
+    assert opts.config.listen == ("ssl:1:interface=127.0.0.1", "ssl:1:interface=\\:\\:1")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--max-line", "100"],
+        ["--max-line", "lots"],
+        ["--idle-timeout", "0"],
+        ["--tls-cert", "x.pem"],
+    ],
+)
+def test_bad_options_are_usage_errors(argv: list[str]) -> None:
+    with pytest.raises(usage.UsageError):
+        _options(*argv)
+
+
+def test_first_start_makes_private_data_dir_and_key(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    service = makeService(_options("--data-dir", str(data)), reactor=MemoryReactorClock())
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / KEY_FILE).stat().st_mode) == 0o600
+    assert len(list(service)) == 2  # the chat server and one listener
+
+
+def test_certificate_is_kept_across_restarts(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    makeService(_options("--data-dir", str(data)), reactor=MemoryReactorClock())
+    first = certificate_fingerprint((data / CERT_FILE).read_bytes())
+    makeService(_options("--data-dir", str(data)), reactor=MemoryReactorClock())
+    assert certificate_fingerprint((data / CERT_FILE).read_bytes()) == first
+
+
+def test_loose_data_dir_permissions_are_narrowed(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    os.chmod(data, 0o755)  # noqa: S103 - the loose mode under test
+    makeService(_options("--data-dir", str(data)), reactor=MemoryReactorClock())
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+
+
+def test_operator_certificate_is_used(tmp_path: Path) -> None:
+    cert, key = make_self_signed("chat.example.org")
+    (tmp_path / "c.pem").write_bytes(cert)
+    (tmp_path / "k.pem").write_bytes(key)
+    data = tmp_path / "data"
+    opts = _options(
+        "--data-dir",
+        str(data),
+        "--tls-cert",
+        str(tmp_path / "c.pem"),
+        "--tls-key",
+        str(tmp_path / "k.pem"),
+    )
+    makeService(opts, reactor=MemoryReactorClock())
+    assert not (data / CERT_FILE).exists()
+
+
+def test_mismatched_key_is_a_clear_usage_error(tmp_path: Path) -> None:
+    cert, _ = make_self_signed("a")
+    _, other_key = make_self_signed("b")
+    (tmp_path / "c.pem").write_bytes(cert)
+    (tmp_path / "k.pem").write_bytes(other_key)
+    opts = _options(
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--tls-cert",
+        str(tmp_path / "c.pem"),
+        "--tls-key",
+        str(tmp_path / "k.pem"),
+    )
+    with pytest.raises(usage.UsageError, match="does not match"):
+        makeService(opts, reactor=MemoryReactorClock())
+
+
+def test_missing_certificate_file_names_the_file(tmp_path: Path) -> None:
+    opts = _options(
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--tls-cert",
+        str(tmp_path / "nope.pem"),
+        "--tls-key",
+        str(tmp_path / "nope.key"),
+    )
+    with pytest.raises(usage.UsageError, match=r"nope\.pem"):
+        makeService(opts, reactor=MemoryReactorClock())
+
+
+def test_bad_endpoint_is_a_usage_error(tmp_path: Path) -> None:
+    opts = _options("--data-dir", str(tmp_path / "d"), "--listen", "bogus:1234")
+    with pytest.raises(usage.UsageError, match="bogus"):
+        makeService(opts, reactor=MemoryReactorClock())

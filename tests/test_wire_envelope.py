@@ -1,0 +1,84 @@
+"""The request envelope: which lines are requests and which error each bad one gets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pychat.wire.envelope import EnvelopeError, Request, parse_request
+from pychat.wire.errors import ErrorCode
+
+
+def test_well_formed_request_parses() -> None:
+    req = parse_request(b'{"id": 1, "op": "hello", "version": 1}')
+    assert req == Request(id=1, op="hello", fields={"version": 1})
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "request_id"),
+    [
+        (b"{not json", ErrorCode.MALFORMED_JSON, None),
+        (b"\xff\xfe", ErrorCode.MALFORMED_JSON, None),
+        (b'{"id": 1, "op": "x", "v": NaN}', ErrorCode.MALFORMED_JSON, None),
+        (b'{"id": 1, "id": 2, "op": "x"}', ErrorCode.MALFORMED_JSON, None),
+        (b"[1, 2]", ErrorCode.NOT_AN_OBJECT, None),
+        (b'"hello"', ErrorCode.NOT_AN_OBJECT, None),
+        (b'{"op": "hello"}', ErrorCode.BAD_ID, None),
+        (b'{"id": "1", "op": "hello"}', ErrorCode.BAD_ID, None),
+        (b'{"id": 1.5, "op": "hello"}', ErrorCode.BAD_ID, None),
+        (b'{"id": true, "op": "hello"}', ErrorCode.BAD_ID, None),
+        (b'{"id": -1, "op": "hello"}', ErrorCode.BAD_ID, None),
+        (b'{"id": 9007199254740992, "op": "hello"}', ErrorCode.BAD_ID, None),
+        (b'{"id": 7}', ErrorCode.BAD_FIELD, 7),
+        (b'{"id": 7, "op": 3}', ErrorCode.BAD_FIELD, 7),
+    ],
+)
+def test_bad_envelopes_get_their_error_code(
+    line: bytes, code: ErrorCode, request_id: int | None
+) -> None:
+    with pytest.raises(EnvelopeError) as info:
+        parse_request(line)
+    assert info.value.code is code
+    assert info.value.request_id == request_id
+
+
+def test_deeply_nested_json_is_malformed_not_a_crash() -> None:
+    with pytest.raises(EnvelopeError) as info:
+        parse_request(b"[" * 100_000 + b"]" * 100_000)
+    assert info.value.code in (ErrorCode.MALFORMED_JSON, ErrorCode.NOT_AN_OBJECT)
+
+
+@given(st.binary(max_size=200))
+def test_any_bytes_give_a_request_or_an_envelope_error(line: bytes) -> None:
+    try:
+        req = parse_request(line)
+    except EnvelopeError as exc:
+        assert exc.code in set(ErrorCode)
+    else:
+        assert isinstance(req.id, int) and isinstance(req.op, str)
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=10),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+            lambda children: (
+                st.lists(children, max_size=3)
+                | st.dictionaries(st.text(max_size=5), children, max_size=3)
+            ),
+            max_leaves=10,
+        ),
+        max_size=6,
+    )
+)
+def test_any_json_object_parses_or_is_refused_with_a_code(obj: dict[str, object]) -> None:
+    try:
+        req = parse_request(json.dumps(obj).encode())
+    except EnvelopeError as exc:
+        assert exc.code in (ErrorCode.BAD_ID, ErrorCode.BAD_FIELD, ErrorCode.UNKNOWN_OP)
+    else:
+        assert req.id == obj["id"] and req.op == obj["op"]
