@@ -1,0 +1,1 @@
+"""Compositions of well-known primitives from ``cryptography``; nothing here does I/O."""
