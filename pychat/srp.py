@@ -134,7 +134,7 @@ class SrpParams:
     @property
     def digest_size(self) -> int:
         """Bytes of H's output: the length of M1 and M2."""
-        return _HASHES[self.hash_name].digest_size
+        return _HASHES[self.hash_name]().digest_size
 
     def pad(self, n: int) -> bytes:
         """PAD(n): big-endian, left-padded with zeros to the length of N."""

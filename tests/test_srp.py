@@ -16,7 +16,7 @@ def h(text: str) -> int:
 
 
 # RFC 5054 Appendix B: I = "alice", P = "password123", 1024-bit group, SHA-1.
-I, P = b"alice", b"password123"
+IDENTITY, P = b"alice", b"password123"
 s = bytes.fromhex("BEB25379D1A8581EB5A727673A2441EE")
 k = h("7556AA04 5AEF2CDD 07ABAF0F 665C3E81 8913186F")
 x = h("94B7555A ABE9127C C58CCF49 93DB6CF8 4D16C124")
@@ -62,7 +62,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def test_rfc5054_appendix_b_values() -> None:
     assert srp.multiplier(PARAMS) == k
-    assert srp.rfc5054_x(PARAMS, s, I, P) == x
+    assert srp.rfc5054_x(PARAMS, s, IDENTITY, P) == x
     assert srp.verifier(PARAMS, x) == v
     assert srp.client_public(PARAMS, a) == A
     assert srp.server_public(PARAMS, v, b) == B
@@ -72,8 +72,8 @@ def test_rfc5054_appendix_b_values() -> None:
 
 
 def test_rfc5054_appendix_b_through_the_session_objects() -> None:
-    server = srp.SrpServerSession(PARAMS, I, s, v, b=b)
-    client = srp.SrpClientSession(PARAMS, I, a=a)
+    server = srp.SrpServerSession(PARAMS, IDENTITY, s, v, b=b)
+    client = srp.SrpClientSession(PARAMS, IDENTITY, a=a)
     assert (client.A, server.B) == (A, B)
     m1 = client.process_challenge(s, server.B, x)
     server.accept_client_public(client.A)
@@ -82,9 +82,9 @@ def test_rfc5054_appendix_b_through_the_session_objects() -> None:
 
 
 def test_wrong_password_fails_the_client_proof() -> None:
-    server = srp.SrpServerSession(PARAMS, I, s, v)
-    client = srp.SrpClientSession(PARAMS, I)
-    m1 = client.process_challenge(s, server.B, srp.rfc5054_x(PARAMS, s, I, b"password124"))
+    server = srp.SrpServerSession(PARAMS, IDENTITY, s, v)
+    client = srp.SrpClientSession(PARAMS, IDENTITY)
+    m1 = client.process_challenge(s, server.B, srp.rfc5054_x(PARAMS, s, IDENTITY, b"password124"))
     server.accept_client_public(client.A)
     with pytest.raises(srp.SrpAuthenticationError):
         server.verify_client_proof(m1)
@@ -92,8 +92,8 @@ def test_wrong_password_fails_the_client_proof() -> None:
 
 def test_client_rejects_a_server_that_does_not_know_the_verifier() -> None:
     fake_v = srp.verifier(PARAMS, 12345)
-    server = srp.SrpServerSession(PARAMS, I, s, fake_v)
-    client = srp.SrpClientSession(PARAMS, I)
+    server = srp.SrpServerSession(PARAMS, IDENTITY, s, fake_v)
+    client = srp.SrpClientSession(PARAMS, IDENTITY)
     m1 = client.process_challenge(s, server.B, x)
     server.accept_client_public(client.A)
     with pytest.raises(srp.SrpAuthenticationError):
@@ -104,20 +104,20 @@ def test_client_rejects_a_server_that_does_not_know_the_verifier() -> None:
 
 @pytest.mark.parametrize("bad_a", [0, PARAMS.group.N, 2 * PARAMS.group.N, -1])
 def test_server_rejects_a_zero_mod_n_or_out_of_range(bad_a: int) -> None:
-    server = srp.SrpServerSession(PARAMS, I, s, v)
+    server = srp.SrpServerSession(PARAMS, IDENTITY, s, v)
     with pytest.raises(srp.SrpError):
         server.accept_client_public(bad_a)
 
 
 @pytest.mark.parametrize("bad_b", [0, PARAMS.group.N, PARAMS.group.N * 3])
 def test_client_rejects_b_zero_mod_n(bad_b: int) -> None:
-    client = srp.SrpClientSession(PARAMS, I)
+    client = srp.SrpClientSession(PARAMS, IDENTITY)
     with pytest.raises(srp.SrpError):
         client.process_challenge(s, bad_b, x)
 
 
 def test_proof_before_public_value_is_an_error() -> None:
-    server = srp.SrpServerSession(PARAMS, I, s, v)
+    server = srp.SrpServerSession(PARAMS, IDENTITY, s, v)
     with pytest.raises(srp.SrpError):
         server.verify_client_proof(b"\0" * 20)
 

@@ -129,7 +129,7 @@ def minimum_params() -> KdfParams:
 
 
 def derive(params: KdfParams, secret: bytes, salt: bytes, length: int = 32) -> bytes:
-    """Stretch ``secret`` with ``salt`` into ``length`` bytes.  Slow on purpose: run it in a thread."""
+    """Stretch ``secret`` with ``salt`` into ``length`` bytes (slow on purpose: use a thread)."""
     if params.name == "argon2id":
         if Argon2id is None:
             raise KdfParamsError("this cryptography build has no Argon2id")
