@@ -36,3 +36,41 @@ MAX_REQUEST_ID = 2**53 - 1
 
 #: Longest ``op`` name accepted before it is even looked up; keeps error messages short.
 MAX_OP_NAME = 64
+
+# -- accounts ------------------------------------------------------------------------------
+
+#: Failed logins (wrong password) an account may have before it is locked briefly.
+ACCOUNT_FREE_FAILURES = 5
+#: The first per-account lock; each further failure doubles it ...
+ACCOUNT_LOCK_BASE = 2.0
+#: ... up to this.  It is also the longest a legitimate user can be kept out by someone else
+#: hammering their account from elsewhere; per-address locks take over against the hammerer.
+ACCOUNT_LOCK_MAX = 60.0
+#: A quiet account's failures are forgotten after this many seconds.
+ACCOUNT_FORGET_AFTER = 15 * 60.0
+
+#: Failed logins one address may have (across all accounts) before it is locked ...
+ADDRESS_FREE_FAILURES = 10
+ADDRESS_LOCK_BASE = 2.0
+#: ... growing up to 15 minutes, so one source gets ~100 guesses an hour at most.
+ADDRESS_LOCK_MAX = 15 * 60.0
+ADDRESS_FORGET_AFTER = 60 * 60.0
+
+#: Login attempts (``login_start``) per address: each costs the server two 3072-bit
+#: exponentiations, so a burst is fine and a flood is not.
+LOGIN_STARTS_PER_ADDRESS = 30
+LOGIN_STARTS_PERIOD = 60.0
+
+#: New accounts per address per hour.
+SIGNUPS_PER_ADDRESS_PER_HOUR = 5
+
+#: Keys (addresses, account names) a rate limiter remembers; the oldest is forgotten first.
+RATE_LIMIT_MAX_KEYS = 100_000
+
+#: Bytes of an SRP salt: at least 16 (RFC 5054 §3.1 asks for at least 16 random bytes).
+SRP_SALT_MIN = 16
+SRP_SALT_MAX = 64
+
+#: Largest encrypted private-key backup a client may store with its account (base64 text).
+#: An RSA-3072 and an Ed25519 private key, wrapped, are about 3 KiB; 16 KiB leaves room.
+KEY_BACKUP_MAX = 16 * 1024

@@ -13,6 +13,8 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from pychat.server.chat import ChatServer
 from pychat.server.config import ServerConfig
 from pychat.server.protocol import ChatServerProtocol
+from pychat.store.blocking import inline_runner
+from pychat.store.server_store import ServerStore
 
 
 @dataclass
@@ -49,8 +51,10 @@ class FakeConn:
 def make_server(
     tmp_path: Path, clock: MemoryReactorClock | None = None, **config: Any
 ) -> ChatServer:
-    """A ChatServer on a fake clock, not listening anywhere."""
-    return ChatServer(ServerConfig(data_dir=tmp_path, **config), clock or MemoryReactorClock())
+    """A ChatServer on a fake clock with its store in ``tmp_path``, not listening anywhere."""
+    cfg = ServerConfig(data_dir=tmp_path, **config)
+    store = ServerStore.open(tmp_path, cfg.store_key_path, inline_runner)
+    return ChatServer(cfg, clock or MemoryReactorClock(), store)
 
 
 def connect(server: ChatServer, host: str = "192.0.2.10", port: int = 40000) -> FakeConn:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pychat.server.chat import ChatServer
-from pychat.server.config import ServerConfig
 from pychat.wire.errors import ErrorCode
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -20,9 +18,10 @@ def test_every_error_code_is_in_the_protocol_table() -> None:
 
 
 def test_every_op_has_a_section_in_the_protocol_doc(tmp_path: Path) -> None:
-    from twisted.internet.testing import MemoryReactorClock
+    from tests.helpers import make_server
 
     text = (DOCS / "protocol.md").read_text()
-    server = ChatServer(ServerConfig(data_dir=tmp_path), MemoryReactorClock())
-    missing = [op for op in server.registry.names() if f"### `{op}`" not in text]
+    server = make_server(tmp_path)
+    headings = [line for line in text.splitlines() if line.startswith("### ")]
+    missing = [op for op in server.registry.names() if not any(f"`{op}`" in h for h in headings)]
     assert not missing, f"ops without a section in docs/protocol.md: {missing}"

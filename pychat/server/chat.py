@@ -12,10 +12,13 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from pychat import limits
+from pychat.crypto.kdf import MINIMUM
+from pychat.server.accounts import AccountService
 from pychat.server.config import ServerConfig
-from pychat.server.handlers import session_ops
-from pychat.server.ops import OpRegistry
+from pychat.server.handlers import account_ops, session_ops
+from pychat.server.ops import OpContext, OpRegistry
 from pychat.server.protocol import ChatServerProtocol
+from pychat.store.server_store import ServerStore
 
 log = Logger(namespace="pychat.server")
 
@@ -25,17 +28,23 @@ class ChatServer(Service):
 
     :param config: the server settings.
     :param clock: the reactor (or a ``Clock`` in tests) for timeouts.
+    :param store: the opened data dir.
     """
 
-    def __init__(self, config: ServerConfig, clock: IReactorTime) -> None:
+    def __init__(self, config: ServerConfig, clock: IReactorTime, store: ServerStore) -> None:
         self.config = config
         self.clock = clock
+        self.store = store
+        self.account_service = AccountService(store.accounts, store.key, clock)
         self.registry = OpRegistry()
         self.connections: set[ChatServerProtocol] = set()
+        #: Logged-in connections by username (a user may be logged in on several devices).
+        self.users: dict[str, set[OpContext]] = {}
         self._all_closed: list[defer.Deferred[None]] = []
         #: SHA-256 fingerprint of the served certificate, for logs and the admin tool.
         self.tls_fingerprint: str | None = None
         session_ops.register(self.registry, self)
+        account_ops.register(self.registry, self)
 
     # -- what hello announces ----------------------------------------------------------------
 
@@ -44,8 +53,31 @@ class ChatServer(Service):
         return {}
 
     def hello_extras(self) -> Mapping[str, Any]:
-        """Fields beyond the basics in the ``hello`` reply."""
-        return {}
+        """Fields beyond the basics in the ``hello`` reply: SRP and KDF parameters."""
+        return {
+            "srp": self.account_service.srp_params.to_json(),
+            "kdf_minimum": MINIMUM,
+        }
+
+    # -- who is logged in ----------------------------------------------------------------------
+
+    def user_logged_in(self, conn: OpContext, username: str) -> None:
+        """Record that ``conn`` is now authenticated as ``username``."""
+        conn.session.username = username
+        self.users.setdefault(username, set()).add(conn)
+        log.info("{user} logged in from {peer}", user=username, peer=conn.session.peer)
+
+    def user_logged_out(self, conn: OpContext) -> None:
+        """Record that ``conn`` is no longer authenticated (logout or close)."""
+        username = conn.session.username
+        if username is None:
+            return
+        conn.session.username = None
+        conns = self.users.get(username)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self.users[username]
 
     # -- connections -------------------------------------------------------------------------
 
@@ -59,6 +91,7 @@ class ChatServer(Service):
 
     def connection_closed(self, conn: ChatServerProtocol) -> None:
         """Called by a connection once it is gone."""
+        self.user_logged_out(conn)
         self.connections.discard(conn)
         if not self.connections:
             waiting, self._all_closed = self._all_closed, []

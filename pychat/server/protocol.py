@@ -115,12 +115,12 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
         self.core.force_state(State.CLOSED)
-        self.server.connection_closed(self)
         log.info(
             "connection closed from {peer} ({user})",
             peer=self.session.peer,
             user=self.session.username or "not logged in",
         )
+        self.server.connection_closed(self)
 
     def timeoutConnection(self) -> None:
         log.info("closing idle connection from {peer}", peer=self.session.peer)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from twisted.application.service import IService, MultiService
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -20,9 +20,24 @@ from pychat.durable import ensure_private_dir
 from pychat.server.chat import ChatServer
 from pychat.server.config import DEFAULT_DATA_DIR, DEFAULT_LISTEN, ServerConfig
 from pychat.server.listener import ListenError, TLSListenerService, plan_endpoint
+from pychat.store.blocking import inline_runner, thread_runner
+from pychat.store.errors import StoreError
+from pychat.store.server_store import ServerStore
 from pychat.tls import TLSConfigError, load_or_create_credentials, server_options
 
 log = Logger(namespace="pychat.tap")
+
+
+class StartupError(SystemExit):
+    """The server cannot start (its data cannot be opened); the message says which file and why.
+
+    A ``SystemExit``, so ``twistd`` prints the message and exits with status 1 instead of a
+    traceback.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"pychat: cannot start: {message}")
+        self.message = message
 
 
 class Options(usage.Options):
@@ -118,8 +133,15 @@ def makeService(options: Options | dict[str, Any], reactor: IReactorTime | None 
     except TLSConfigError as exc:
         raise usage.UsageError(str(exc)) from None
 
+    runner = thread_runner(reactor) if IReactorThreads.providedBy(reactor) else inline_runner
+    try:
+        store = ServerStore.open(config.data_dir, config.store_key_path, runner)
+    except StoreError as exc:
+        log.critical("cannot open the data dir: {error}", error=str(exc))
+        raise StartupError(str(exc)) from None
+
     top = MultiService()
-    chat = ChatServer(config, reactor)
+    chat = ChatServer(config, reactor, store)
     chat.tls_fingerprint = creds.fingerprint
     chat.setServiceParent(top)
     for description in config.listen:

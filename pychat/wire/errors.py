@@ -24,6 +24,14 @@ class ErrorCode(enum.StrEnum):
     BAD_FIELD = "bad_field"
     WRONG_STATE = "wrong_state"
     UNSUPPORTED_VERSION = "unsupported_version"
+    # Accounts.
+    BAD_USERNAME = "bad_username"
+    USERNAME_TAKEN = "username_taken"
+    BAD_KDF = "bad_kdf"
+    BAD_KEYS = "bad_keys"
+    BAD_SRP_VALUE = "bad_srp_value"
+    AUTH_FAILED = "auth_failed"
+    RATE_LIMITED = "rate_limited"
     # Our side.
     INTERNAL_ERROR = "internal_error"
 

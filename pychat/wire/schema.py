@@ -141,3 +141,22 @@ def parse_params(cls: type[T], fields: Mapping[str, Any]) -> T:
         elif spec.default is _MISSING and spec.default_factory is _MISSING:
             raise bad_field(name, f"is required and must be {_type_name(hints[name])}")
     return cls(**values)
+
+
+def b64_bytes(name: str, value: str, *, min_len: int = 0, max_len: int | None = None) -> bytes:
+    """Decode a standard base64 field (with padding) and check its decoded length.
+
+    :raises ProtocolError: ``bad_field`` naming the field.
+    """
+    import base64
+    import binascii
+
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_field(name, "must be standard base64") from None
+    if len(raw) < min_len:
+        raise bad_field(name, f"must decode to at least {min_len} bytes")
+    if max_len is not None and len(raw) > max_len:
+        raise bad_field(name, f"must decode to at most {max_len} bytes")
+    return raw

@@ -1,0 +1,292 @@
+"""The account service: signup, SRP login and password change, with their rate limits.
+
+It sits between the op handlers (which know connections) and the account store (which knows
+files), and knows neither.  Every refusal is a :class:`ProtocolError` with a documented code.
+
+Login does not reveal whether an account exists: for an unknown name the server answers with
+a salt, KDF parameters and B computed from a fake verifier that is derived (HMAC under a
+store-key-derived secret) from the name, so repeated attempts agree and the exchange costs the
+same; the failure at ``login_finish`` is the same ``auth_failed`` as a wrong password.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes, hmac
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from pychat import limits
+from pychat.crypto.identity import IdentityKeyError, parse_public_identity
+from pychat.crypto.kdf import KdfParams, KdfParamsError, default_params
+from pychat.server.ratelimit import FailureBackoff, TokenBucket
+from pychat.srp import (
+    DEFAULT_PARAMS,
+    SrpAuthenticationError,
+    SrpError,
+    SrpParams,
+    SrpServerSession,
+    to_int,
+)
+from pychat.srp import verifier as compute_verifier
+from pychat.store.accounts import Account
+from pychat.store.atrest import AtRestKey
+from pychat.store.errors import UsernameTaken
+from pychat.store.interfaces import AccountRepository
+from pychat.usernames import UsernameError, normalize
+from pychat.wire.errors import ErrorCode, ProtocolError
+from pychat.wire.schema import b64_bytes, bad_field
+
+log = Logger(namespace="pychat.accounts")
+
+
+def b64(data: bytes) -> str:
+    """Standard base64 text."""
+    return base64.b64encode(data).decode()
+
+
+def rate_limited(retry_after: float, what: str) -> ProtocolError:
+    """The ``rate_limited`` error with its ``retry_after`` (whole seconds, rounded up)."""
+    seconds = max(1, int(retry_after + 0.999))
+    return ProtocolError(
+        ErrorCode.RATE_LIMITED,
+        f"too many {what}; try again in {seconds} s",
+        details={"retry_after": seconds},
+    )
+
+
+def auth_failed() -> ProtocolError:
+    """The one error for a wrong password and an unknown user alike."""
+    return ProtocolError(ErrorCode.AUTH_FAILED, "wrong username or password")
+
+
+def username_or_error(raw: str) -> str:
+    """The normal form of ``raw``, or ``bad_username``."""
+    try:
+        return normalize(raw)
+    except UsernameError as exc:
+        raise ProtocolError(ErrorCode.BAD_USERNAME, str(exc)) from None
+
+
+@dataclass
+class LoginChallenge:
+    """A login in progress on one connection, between ``login_start`` and ``login_finish``."""
+
+    username: str
+    srp: SrpServerSession
+    known: bool
+
+
+class AccountService:
+    """Accounts and authentication for the chat server."""
+
+    def __init__(
+        self,
+        accounts: AccountRepository,
+        key: AtRestKey,
+        clock: IReactorTime,
+        srp_params: SrpParams = DEFAULT_PARAMS,
+    ) -> None:
+        self.accounts = accounts
+        self.clock = clock
+        self.srp_params = srp_params
+        self._fake_secret = key.subkey("fake-login")
+        max_keys = limits.RATE_LIMIT_MAX_KEYS
+        self.account_failures = FailureBackoff(
+            clock,
+            free=limits.ACCOUNT_FREE_FAILURES,
+            base_delay=limits.ACCOUNT_LOCK_BASE,
+            max_delay=limits.ACCOUNT_LOCK_MAX,
+            forget_after=limits.ACCOUNT_FORGET_AFTER,
+            max_keys=max_keys,
+        )
+        self.address_failures = FailureBackoff(
+            clock,
+            free=limits.ADDRESS_FREE_FAILURES,
+            base_delay=limits.ADDRESS_LOCK_BASE,
+            max_delay=limits.ADDRESS_LOCK_MAX,
+            forget_after=limits.ADDRESS_FORGET_AFTER,
+            max_keys=max_keys,
+        )
+        self.login_starts = TokenBucket(
+            clock,
+            capacity=limits.LOGIN_STARTS_PER_ADDRESS,
+            period=limits.LOGIN_STARTS_PERIOD,
+            max_keys=max_keys,
+        )
+        self.signups = TokenBucket(
+            clock, capacity=limits.SIGNUPS_PER_ADDRESS_PER_HOUR, period=3600.0, max_keys=max_keys
+        )
+
+    # -- checks shared by several ops ----------------------------------------------------------
+
+    def _srp_credentials(
+        self, salt_b64: str, verifier_b64: str, kdf: object
+    ) -> tuple[str, str, KdfParams]:
+        b64_bytes("salt", salt_b64, min_len=limits.SRP_SALT_MIN, max_len=limits.SRP_SALT_MAX)
+        length = self.srp_params.group.length
+        raw_v = b64_bytes("verifier", verifier_b64, min_len=1, max_len=length)
+        v = to_int(raw_v)
+        if not 1 < v < self.srp_params.group.N:
+            raise ProtocolError(ErrorCode.BAD_SRP_VALUE, "verifier must be in 2..N-1")
+        try:
+            params = KdfParams.from_json(kdf)
+        except KdfParamsError as exc:
+            raise ProtocolError(ErrorCode.BAD_KDF, str(exc)) from None
+        return salt_b64, verifier_b64, params
+
+    def _client_public(self, a_b64: str) -> int:
+        return to_int(b64_bytes("A", a_b64, min_len=1, max_len=self.srp_params.group.length))
+
+    # -- signup ----------------------------------------------------------------------------
+
+    async def signup(
+        self,
+        host: str,
+        raw_username: str,
+        salt: str,
+        verifier: str,
+        kdf: object,
+        public_keys: object,
+        key_backup: str | None = None,
+    ) -> Account:
+        """Create an account; return it.
+
+        :raises ProtocolError: ``bad_username``, ``username_taken``, ``bad_field``, ``bad_kdf``,
+            ``bad_keys``, ``bad_srp_value`` or ``rate_limited``.
+        """
+        username = username_or_error(raw_username)
+        salt, verifier, kdf_params = self._srp_credentials(salt, verifier, kdf)
+        try:
+            identity = parse_public_identity(public_keys)
+        except IdentityKeyError as exc:
+            raise ProtocolError(ErrorCode.BAD_KEYS, str(exc)) from None
+        if key_backup is not None:
+            b64_bytes("key_backup", key_backup, min_len=1)
+        if self.accounts.get(username) is not None:
+            raise ProtocolError(ErrorCode.USERNAME_TAKEN, f"the username {username!r} is taken")
+        wait = self.signups.take(host)
+        if wait:
+            raise rate_limited(wait, "new accounts from your address")
+        now = self.clock.seconds()
+        account = Account(
+            username=username,
+            salt=salt,
+            verifier=verifier,
+            kdf=kdf_params.to_json(),
+            public_keys=identity.to_json(),
+            created=now,
+            updated=now,
+            key_backup=key_backup,
+        )
+        try:
+            await self.accounts.create(account)
+        except UsernameTaken:
+            raise ProtocolError(
+                ErrorCode.USERNAME_TAKEN, f"the username {username!r} is taken"
+            ) from None
+        log.info("account created: {user}", user=username)
+        return account
+
+    # -- login -----------------------------------------------------------------------------
+
+    def _check_not_locked(self, host: str, username: str) -> None:
+        wait = max(
+            self.address_failures.retry_after(host), self.account_failures.retry_after(username)
+        )
+        if wait:
+            raise rate_limited(wait, "failed logins")
+
+    def _fake_value(self, label: str, username: str) -> bytes:
+        mac = hmac.HMAC(self._fake_secret, hashes.SHA256())
+        mac.update(label.encode() + b"\0" + username.encode())
+        return mac.finalize()
+
+    def start_login(
+        self, host: str, raw_username: str, a_b64: str
+    ) -> tuple[LoginChallenge, dict[str, object]]:
+        """Begin an SRP login; return the challenge to keep and the reply fields.
+
+        :raises ProtocolError: ``bad_username``, ``bad_field``, ``bad_srp_value``,
+            ``rate_limited``.
+        """
+        username = username_or_error(raw_username)
+        A = self._client_public(a_b64)
+        wait = self.login_starts.take(host)
+        if wait:
+            raise rate_limited(wait, "login attempts from your address")
+        self._check_not_locked(host, username)
+        account = self.accounts.get(username)
+        if account is not None:
+            salt = base64.b64decode(account.salt)
+            v = to_int(base64.b64decode(account.verifier))
+            kdf = account.kdf
+        else:
+            # Indistinguishable from a real account whose password nobody knows.
+            salt = self._fake_value("salt", username)[:16]
+            v = compute_verifier(self.srp_params, to_int(self._fake_value("x", username)))
+            kdf = default_params().to_json()
+        session = SrpServerSession(self.srp_params, username.encode(), salt, v)
+        try:
+            session.accept_client_public(A)
+        except SrpError as exc:
+            raise ProtocolError(ErrorCode.BAD_SRP_VALUE, f"A is not acceptable: {exc}") from None
+        reply: dict[str, object] = {
+            "username": username,
+            "salt": b64(salt),
+            "kdf": kdf,
+            "B": b64(self.srp_params.pad(session.B)),
+            **self.srp_params.to_json(),
+        }
+        return LoginChallenge(username, session, account is not None), reply
+
+    def finish_login(self, host: str, challenge: LoginChallenge, m1_b64: str) -> bytes:
+        """Check the client's proof; return M2.
+
+        :raises ProtocolError: ``bad_field`` (M1 of the wrong length) or ``auth_failed``.
+        """
+        m1 = b64_bytes("M1", m1_b64)
+        if len(m1) != self.srp_params.digest_size:
+            raise bad_field("M1", f"must decode to exactly {self.srp_params.digest_size} bytes")
+        try:
+            m2 = challenge.srp.verify_client_proof(m1)
+        except SrpAuthenticationError:
+            self.account_failures.record_failure(challenge.username)
+            self.address_failures.record_failure(host)
+            log.info("failed login for {user} from {host}", user=challenge.username, host=host)
+            raise auth_failed() from None
+        if not challenge.known:  # cannot happen without breaking SRP; refuse all the same
+            raise auth_failed()
+        self.account_failures.record_success(challenge.username)
+        return m2
+
+    # -- password change ---------------------------------------------------------------------
+
+    async def change_password(
+        self,
+        account: Account,
+        salt: str,
+        verifier: str,
+        kdf: object,
+        key_backup: str | None = None,
+    ) -> Account:
+        """Replace the SRP credentials of ``account`` (the caller checked the old password).
+
+        A new ``key_backup`` (re-wrapped under the new password) replaces the old one; without
+        one the old backup is dropped, since it opens only with the old password.
+        """
+        salt, verifier, kdf_params = self._srp_credentials(salt, verifier, kdf)
+        if key_backup is not None:
+            b64_bytes("key_backup", key_backup, min_len=1)
+        updated = account.with_changes(
+            salt=salt,
+            verifier=verifier,
+            kdf=kdf_params.to_json(),
+            key_backup=key_backup,
+            updated=self.clock.seconds(),
+        )
+        await self.accounts.update(updated)
+        log.info("password changed: {user}", user=account.username)
+        return updated

@@ -1,0 +1,132 @@
+"""Rate limits with an injected clock, keyed by account or address.
+
+Two shapes:
+
+- :class:`FailureBackoff` for failed logins: a key has some free failures, then each further
+  failure locks it for a delay that doubles up to a cap; a success clears it; a quiet key is
+  forgotten.
+- :class:`TokenBucket` for actions that are fine in moderation (signups, login attempts per
+  address): ``capacity`` at once, refilled at ``capacity`` per ``period`` seconds.
+
+Both hold at most ``max_keys`` keys (oldest forgotten first), so a flood of addresses or names
+cannot grow memory without bound.  Callers ask ``retry_after(key)``: 0 means go ahead.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from twisted.internet.interfaces import IReactorTime
+
+
+@dataclass
+class _Backoff:
+    failures: int = 0
+    locked_until: float = 0.0
+    last_failure: float = 0.0
+
+
+class FailureBackoff:
+    """Exponential lockout after repeated failures.
+
+    :param free: failures allowed before any lock.
+    :param base_delay: the first lock, in seconds; each further failure doubles it.
+    :param max_delay: the longest lock.
+    :param forget_after: seconds without a failure after which the key starts afresh.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        *,
+        free: int,
+        base_delay: float,
+        max_delay: float,
+        forget_after: float,
+        max_keys: int,
+    ) -> None:
+        self._clock = clock
+        self.free = free
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.forget_after = forget_after
+        self.max_keys = max_keys
+        self._keys: OrderedDict[str, _Backoff] = OrderedDict()
+
+    def _state(self, key: str) -> _Backoff | None:
+        state = self._keys.get(key)
+        if state is not None and self._clock.seconds() - state.last_failure > self.forget_after:
+            del self._keys[key]
+            return None
+        return state
+
+    def retry_after(self, key: str) -> float:
+        """Seconds until ``key`` may try again; 0 when it may now."""
+        state = self._state(key)
+        if state is None:
+            return 0.0
+        return max(0.0, state.locked_until - self._clock.seconds())
+
+    def record_failure(self, key: str) -> None:
+        """Count a failure; lock the key once it is past its free failures."""
+        now = self._clock.seconds()
+        state = self._state(key) or _Backoff()
+        state.failures += 1
+        state.last_failure = now
+        over = state.failures - self.free
+        if over > 0:
+            delay = min(self.max_delay, self.base_delay * 2 ** min(over - 1, 32))
+            state.locked_until = now + delay
+        self._keys[key] = state
+        self._keys.move_to_end(key)
+        while len(self._keys) > self.max_keys:
+            self._keys.popitem(last=False)
+
+    def record_success(self, key: str) -> None:
+        """Forget ``key``'s failures."""
+        self._keys.pop(key, None)
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+class TokenBucket:
+    """``capacity`` actions at once, refilled evenly over ``period`` seconds."""
+
+    def __init__(self, clock: IReactorTime, *, capacity: int, period: float, max_keys: int) -> None:
+        self._clock = clock
+        self.capacity = capacity
+        self.rate = capacity / period
+        self.max_keys = max_keys
+        self._keys: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def _refilled(self, key: str) -> _Bucket:
+        now = self._clock.seconds()
+        bucket = self._keys.get(key)
+        if bucket is None:
+            return _Bucket(float(self.capacity), now)
+        tokens = min(float(self.capacity), bucket.tokens + (now - bucket.stamp) * self.rate)
+        return _Bucket(tokens, now)
+
+    def retry_after(self, key: str) -> float:
+        """Seconds until one action is allowed for ``key``; 0 when it is now."""
+        bucket = self._refilled(key)
+        if bucket.tokens >= 1:
+            return 0.0
+        return (1 - bucket.tokens) / self.rate
+
+    def take(self, key: str) -> float:
+        """Spend one token if there is one.  Returns 0 when spent, else the seconds to wait."""
+        bucket = self._refilled(key)
+        if bucket.tokens < 1:
+            return (1 - bucket.tokens) / self.rate
+        bucket.tokens -= 1
+        self._keys[key] = bucket
+        self._keys.move_to_end(key)
+        while len(self._keys) > self.max_keys:
+            self._keys.popitem(last=False)
+        return 0.0

@@ -1,0 +1,168 @@
+"""Accounts: one encrypted JSON file per user under ``DATA_DIR/accounts/``.
+
+A file is named by a keyed hash of the username's normal form (so the directory listing does
+not name users) and holds ``{"format": "pychat-account", "v": 1, "sealed": b64}``, where
+``sealed`` is the AES-GCM sealed JSON of the :class:`Account`, bound to the file name.  Writing
+one account rewrites only its own file, atomically (temp, fsync, rename, fsync dir).
+
+All accounts are read into memory at start; a file that does not open stops the start with a
+:class:`StoreError` naming it, and nothing is written over it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+
+from pychat.durable import ensure_private_dir, write_atomic
+from pychat.store.atrest import AtRestKey, NameHasher, RecordSealer
+from pychat.store.blocking import BlockingRunner
+from pychat.store.errors import StoreError, UsernameTaken
+
+FORMAT = "pychat-account"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Account:
+    """Everything the server keeps about one user.  Nothing here is secret from the server:
+    the verifier proves a password without revealing it, and the keys are public.
+
+    :ivar username: the normal form.
+    :ivar salt: the SRP salt (b64).
+    :ivar verifier: the SRP verifier (b64, big-endian).
+    :ivar kdf: the KDF parameters the client uses to derive x.
+    :ivar public_keys: the user's current public identity (JSON form).
+    :ivar key_version: 1 at signup, +1 per key rotation.
+    :ivar key_backup: the client's encrypted private-key backup (opaque), if any.
+    :ivar share_presence: whether peers are told when this user comes and goes.
+    """
+
+    username: str
+    salt: str
+    verifier: str
+    kdf: dict[str, Any]
+    public_keys: dict[str, str]
+    created: float
+    updated: float
+    key_version: int = 1
+    key_backup: str | None = None
+    share_presence: bool = True
+
+    def with_changes(self, **changes: Any) -> Account:
+        """A copy with ``changes`` applied."""
+        return replace(self, **changes)
+
+
+class AccountStore:
+    """The accounts of one data dir, in memory, written through to disk."""
+
+    def __init__(
+        self,
+        directory: Path,
+        sealer: RecordSealer,
+        names: NameHasher,
+        run_blocking: BlockingRunner,
+    ) -> None:
+        self.directory = directory
+        self._sealer = sealer
+        self._names = names
+        self._run = run_blocking
+        self._accounts: dict[str, Account] = {}
+        self._reserved: set[str] = set()
+
+    @classmethod
+    def open(cls, directory: Path, key: AtRestKey, run_blocking: BlockingRunner) -> AccountStore:
+        """Load every account under ``directory`` (created if missing).
+
+        :raises StoreError: a file that cannot be read, decrypted or parsed.
+        """
+        ensure_private_dir(directory)
+        store = cls(directory, key.sealer("account"), key.name_hasher("account"), run_blocking)
+        for path in sorted(directory.glob("*.json")):
+            account = store._load(path)
+            store._accounts[account.username] = account
+        return store
+
+    def _path(self, username: str) -> Path:
+        return self.directory / f"{self._names(username)}.json"
+
+    def _aad(self, path: Path) -> bytes:
+        return f"{FORMAT}/{VERSION}/{path.name}".encode()
+
+    def _load(self, path: Path) -> Account:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise StoreError(path, f"cannot read account file: {exc.strerror}") from None
+        try:
+            outer = json.loads(raw)
+            if not isinstance(outer, dict) or outer.get("format") != FORMAT:
+                raise ValueError("not a pyChat account file")
+            if outer.get("v") != VERSION:
+                raise ValueError(f"unsupported account format version {outer.get('v')!r}")
+            sealed = base64.b64decode(outer["sealed"], validate=True)
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+            raise StoreError(path, f"account file is corrupt or truncated ({exc})") from None
+        try:
+            plain = self._sealer.open(sealed, self._aad(path))
+        except InvalidTag:
+            raise StoreError(
+                path, "account file does not decrypt: altered, truncated, or a different store key"
+            ) from None
+        try:
+            account = Account(**json.loads(plain))
+        except (ValueError, TypeError) as exc:
+            raise StoreError(path, f"account record is malformed ({exc})") from None
+        if self._path(account.username) != path:
+            raise StoreError(path, "account record is in the wrong file")
+        return account
+
+    def _encode(self, account: Account, path: Path) -> bytes:
+        plain = json.dumps(asdict(account), separators=(",", ":")).encode()
+        sealed = self._sealer.seal(plain, self._aad(path))
+        body = {"format": FORMAT, "v": VERSION, "sealed": base64.b64encode(sealed).decode()}
+        return json.dumps(body).encode() + b"\n"
+
+    # -- the interface -----------------------------------------------------------------------
+
+    def get(self, username: str) -> Account | None:
+        """The account of a normal-form username, or None."""
+        return self._accounts.get(username)
+
+    def __iter__(self) -> Iterator[Account]:
+        return iter(list(self._accounts.values()))
+
+    def __len__(self) -> int:
+        return len(self._accounts)
+
+    async def create(self, account: Account) -> None:
+        """Store a new account durably.
+
+        :raises UsernameTaken: the name exists or is being created right now.
+        """
+        name = account.username
+        if name in self._accounts or name in self._reserved:
+            raise UsernameTaken(name)
+        self._reserved.add(name)
+        try:
+            path = self._path(name)
+            await self._run(write_atomic, path, self._encode(account, path), 0o600)
+            self._accounts[name] = account
+        finally:
+            self._reserved.discard(name)
+
+    async def update(self, account: Account) -> None:
+        """Replace an existing account durably (the memory copy changes once it is on disk)."""
+        if account.username not in self._accounts:
+            raise KeyError(account.username)
+        path = self._path(account.username)
+        await self._run(write_atomic, path, self._encode(account, path), 0o600)
+        self._accounts[account.username] = account

@@ -1,0 +1,33 @@
+"""Opens everything the server keeps in its data dir."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pychat.store.accounts import AccountStore
+from pychat.store.atrest import AtRestKey
+from pychat.store.blocking import BlockingRunner
+from pychat.store.interfaces import AccountRepository
+
+ACCOUNTS_DIR = "accounts"
+
+
+@dataclass
+class ServerStore:
+    """The opened store: accounts and the at-rest key's derived secrets."""
+
+    key: AtRestKey
+    accounts: AccountRepository
+
+    @classmethod
+    def open(cls, data_dir: Path, key_path: Path, run_blocking: BlockingRunner) -> ServerStore:
+        """Open (or create) the store in ``data_dir`` with the key at ``key_path``.
+
+        :raises StoreError: a missing key with existing data, or any file that does not open.
+        """
+        accounts_dir = data_dir / ACCOUNTS_DIR
+        data_exists = accounts_dir.is_dir() and any(accounts_dir.iterdir())
+        key = AtRestKey.load_or_create(key_path, data_exists=data_exists)
+        accounts = AccountStore.open(accounts_dir, key, run_blocking)
+        return cls(key=key, accounts=accounts)
