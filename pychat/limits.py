@@ -74,3 +74,27 @@ SRP_SALT_MAX = 64
 #: Largest encrypted private-key backup a client may store with its account (base64 text).
 #: An RSA-3072 and an Ed25519 private key, wrapped, are about 3 KiB; 16 KiB leaves room.
 KEY_BACKUP_MAX = 16 * 1024
+
+# -- conversations ---------------------------------------------------------------------------
+
+#: Largest message ciphertext (the opaque text a client sends), in characters.  Kept well under
+#: the line limit so the JSON around it always fits; with a smaller ``--max-line`` the limit
+#: shrinks to ``max_line - MESSAGE_OVERHEAD``.
+MAX_CIPHERTEXT = 48 * 1024
+MESSAGE_OVERHEAD = 4 * 1024
+
+#: Largest conversation key envelope (JSON text): two RSA-3072 wrapped keys, a signature and
+#: the ids fit in about 2 KiB.
+MAX_ENVELOPE = 16 * 1024
+
+#: Longest client message id (the idempotency key of ``send``).
+MAX_CLIENT_ID = 64
+
+#: Messages one ``history`` call returns at most, and by default.
+HISTORY_MAX = 100
+HISTORY_DEFAULT = 50
+
+#: Bytes the server queues for a connection whose reader has stopped reading.  Past this the
+#: connection is dropped (its messages stay in the store), so one dead reader never makes
+#: the server hold unbounded memory.
+MAX_OUTPUT_QUEUE = 1024 * 1024

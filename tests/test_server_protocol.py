@@ -175,3 +175,28 @@ def test_shutdown_tells_every_client(tmp_path: Path, clock: MemoryReactorClock) 
         assert conn.closing
         conn.proto.connectionLost()
     assert d.called
+
+
+def test_deferred_replies_keep_request_order(tmp_path: Path) -> None:
+    from twisted.internet import defer
+
+    from pychat.server.ops import Later
+
+    server = make_server(tmp_path)
+    gates: list[defer.Deferred[dict[str, object]]] = []
+
+    @server.registry.op("later", NoParams, _stay(State.UNAUTHENTICATED))
+    async def later(ctx: object, params: object) -> Later:
+        gate: defer.Deferred[dict[str, object]] = defer.Deferred()
+        gates.append(gate)
+        return Later(gate)
+
+    conn = connect(server)
+    conn.request("hello", version=1)
+    conn.send(b'{"id":1,"op":"later"}\n{"id":2,"op":"later"}\n{"id":3,"op":"ping"}\n')
+    assert len(gates) == 2  # the second started while the first waits
+    assert conn.received() == []
+    gates[1].callback({"n": 2})
+    assert conn.received() == []  # 2 is ready but 1 is not: nothing may overtake it
+    gates[0].callback({"n": 1})
+    assert [r["id"] for r in conn.received()] == [1, 2, 3]

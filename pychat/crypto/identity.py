@@ -127,3 +127,18 @@ class IdentityKeyPair:
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
         return PublicIdentity(der, raw)
+
+
+ROTATION_CONTEXT = b"pychat-key-rotation-v1"
+
+
+def rotation_statement(username: str, new_version: int, new_fingerprint: str) -> bytes:
+    """The bytes a user signs with the *old* signing key to announce new keys.
+
+    ``context 0x00 username 0x00 version 0x00 fingerprint`` in UTF-8; the server checks it at
+    ``rotate_keys`` and every client re-checks it in ``key_history``, so a key change the
+    user's old key did not sign stands out.
+    """
+    return b"\0".join(
+        [ROTATION_CONTEXT, username.encode(), str(new_version).encode(), new_fingerprint.encode()]
+    )

@@ -180,6 +180,15 @@ class AccountService:
             created=now,
             updated=now,
             key_backup=key_backup,
+            key_history=[
+                {
+                    "key_version": 1,
+                    "public_keys": identity.to_json(),
+                    "fingerprint": identity.fingerprint(),
+                    "signature": None,
+                    "time": now,
+                }
+            ],
         )
         try:
             await self.accounts.create(account)

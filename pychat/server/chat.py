@@ -15,8 +15,9 @@ from pychat import limits
 from pychat.crypto.kdf import MINIMUM
 from pychat.server.accounts import AccountService
 from pychat.server.config import ServerConfig
-from pychat.server.handlers import account_ops, session_ops
+from pychat.server.handlers import account_ops, conversation_ops, key_ops, session_ops
 from pychat.server.ops import OpContext, OpRegistry
+from pychat.server.presence import Presence
 from pychat.server.protocol import ChatServerProtocol
 from pychat.store.server_store import ServerStore
 
@@ -38,19 +39,27 @@ class ChatServer(Service):
         self.account_service = AccountService(store.accounts, store.key, clock)
         self.registry = OpRegistry()
         self.connections: set[ChatServerProtocol] = set()
+        self.presence = Presence(self._peers_of, self._shares_presence)
         #: Logged-in connections by username (a user may be logged in on several devices).
-        self.users: dict[str, set[OpContext]] = {}
+        self.users = self.presence.connections
         self._all_closed: list[defer.Deferred[None]] = []
         #: SHA-256 fingerprint of the served certificate, for logs and the admin tool.
         self.tls_fingerprint: str | None = None
         session_ops.register(self.registry, self)
         account_ops.register(self.registry, self)
+        key_ops.register(self.registry, self)
+        conversation_ops.register(self.registry, self)
 
     # -- what hello announces ----------------------------------------------------------------
 
     def extra_limits(self) -> Mapping[str, Any]:
-        """Limits beyond framing that clients should know (added by later layers)."""
-        return {}
+        """Limits beyond framing that clients should know."""
+        return {
+            "max_ciphertext": self.config.max_ciphertext,
+            "max_envelope": limits.MAX_ENVELOPE,
+            "max_client_id": limits.MAX_CLIENT_ID,
+            "history_max": limits.HISTORY_MAX,
+        }
 
     def hello_extras(self) -> Mapping[str, Any]:
         """Fields beyond the basics in the ``hello`` reply: SRP and KDF parameters."""
@@ -61,10 +70,17 @@ class ChatServer(Service):
 
     # -- who is logged in ----------------------------------------------------------------------
 
+    def _peers_of(self, username: str) -> list[str]:
+        return [c.peer_of(username) for c in self.store.conversations.for_user(username)]
+
+    def _shares_presence(self, username: str) -> bool:
+        account = self.store.accounts.get(username)
+        return account is not None and account.share_presence
+
     def user_logged_in(self, conn: OpContext, username: str) -> None:
         """Record that ``conn`` is now authenticated as ``username``."""
         conn.session.username = username
-        self.users.setdefault(username, set()).add(conn)
+        self.presence.logged_in(conn, username)
         log.info("{user} logged in from {peer}", user=username, peer=conn.session.peer)
 
     def user_logged_out(self, conn: OpContext) -> None:
@@ -73,11 +89,7 @@ class ChatServer(Service):
         if username is None:
             return
         conn.session.username = None
-        conns = self.users.get(username)
-        if conns is not None:
-            conns.discard(conn)
-            if not conns:
-                del self.users[username]
+        self.presence.logged_out(conn, username)
 
     # -- connections -------------------------------------------------------------------------
 

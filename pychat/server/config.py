@@ -31,6 +31,7 @@ class ServerConfig:
     store_key: Path | None = None
     max_line: int = limits.DEFAULT_MAX_LINE
     idle_timeout: float = limits.DEFAULT_IDLE_TIMEOUT
+    max_output_queue: int = limits.MAX_OUTPUT_QUEUE
     server_name: str = field(default="pychat")
 
     def __post_init__(self) -> None:
@@ -42,6 +43,11 @@ class ServerConfig:
             raise ValueError("tls-cert and tls-key go together: give both or neither")
         if not self.listen:
             raise ValueError("at least one listen endpoint is needed")
+
+    @property
+    def max_ciphertext(self) -> int:
+        """The largest message ciphertext this server accepts (it depends on ``max_line``)."""
+        return min(limits.MAX_CIPHERTEXT, self.max_line - limits.MESSAGE_OVERHEAD)
 
     @property
     def store_key_path(self) -> Path:

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from twisted.internet.defer import Deferred
+
 from pychat.server.state import Outcome, State, TransitionTable
 
 if TYPE_CHECKING:
@@ -30,7 +32,16 @@ class OpContext(Protocol):
         """Close this connection once the current reply is written."""
 
 
-Handler = Callable[[OpContext, Any], Awaitable[Mapping[str, Any]]]
+@dataclass(frozen=True)
+class Later:
+    """What a handler returns when its in-order work is done but its reply must wait (for an
+    fsync).  The connection goes on with its next request meanwhile; replies still go out in
+    request order.  ``result`` fires with the reply fields or fails with a ProtocolError."""
+
+    result: Deferred[Mapping[str, Any]]
+
+
+Handler = Callable[[OpContext, Any], Awaitable[Mapping[str, Any] | Later]]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 
 from pychat import limits
 from pychat.server.connection import Inbound, ServerConnection, Started
+from pychat.server.ops import Later
 from pychat.server.session import Session
 from pychat.server.state import State
 from pychat.wire.envelope import EnvelopeError, Request, encode_error, encode_event, encode_ok
@@ -53,6 +54,17 @@ class _StreamTransport(typing.Protocol):
     def getPeer(self) -> IAddress: ...
     def pauseProducing(self) -> None: ...
     def resumeProducing(self) -> None: ...
+    def registerProducer(self, producer: object, streaming: bool) -> None: ...
+    def unregisterProducer(self) -> None: ...
+
+
+class _ReplySlot:
+    """Where one request's reply waits until every earlier reply has been written."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data: bytes | None = None
 
 
 class ChatServerProtocol(Protocol, TimeoutMixin):
@@ -63,11 +75,17 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         self.core = ServerConnection(server.registry, server.config.max_line)
         self.session = Session(peer="?", host="?")
         self._queue: deque[Inbound] = deque()
+        # One slot per request taken up, in order; a slot holds its reply line once known.
+        self._slots: deque[_ReplySlot] = deque()
         self._busy = False
         self._paused = False
         self._closing = False
         self._close_after_reply = False
         self._abort_call: IDelayedCall | None = None
+        # Output back-pressure: the transport pauses us when its send buffer is full; what we
+        # write while paused is counted, and past the cap the reader is cut off.
+        self._output_paused = False
+        self._queued_while_paused = 0
         # TimeoutMixin schedules through self.callLater; use the server's clock (fake in tests).
         self.callLater = server.clock.callLater  # type: ignore[assignment]
 
@@ -89,6 +107,7 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
 
     def connectionMade(self) -> None:
         self.session.peer, self.session.host = describe_address(self._stream.getPeer())
+        self._stream.registerProducer(self, True)
         self.setTimeout(self.server.config.idle_timeout)
         self.server.connection_opened(self)
         log.info("connection opened from {peer}", peer=self.session.peer)
@@ -103,7 +122,7 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
                 self._queue.append(item)
                 break
             self._queue.append(item)
-        if len(self._queue) >= limits.MAX_PENDING_REQUESTS and not self._paused:
+        if self._backlog() >= limits.MAX_PENDING_REQUESTS and not self._paused:
             self._paused = True
             self._stream.pauseProducing()
         self._pump()
@@ -123,6 +142,9 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         self.server.connection_closed(self)
 
     def timeoutConnection(self) -> None:
+        if self._slots:  # still waiting on our own disk: not the peer's idleness
+            self.resetTimeout()
+            return
         log.info("closing idle connection from {peer}", peer=self.session.peer)
         self.push("closing", {"reason": "idle_timeout", "message": "connection idle too long"})
         self.close()
@@ -134,31 +156,34 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         while self._queue and not self._busy and not self._closing:
             item = self._queue.popleft()
             if isinstance(item, Oversized):
-                self._reply_error(
-                    None,
-                    ProtocolError(
-                        ErrorCode.LINE_TOO_LONG,
-                        f"line longer than {item.limit} bytes; closing the connection",
-                    ),
+                error = ProtocolError(
+                    ErrorCode.LINE_TOO_LONG,
+                    f"line longer than {item.limit} bytes; closing the connection",
                 )
-                self.close()
+                self._close_after_reply = True
+                self._queue.clear()
+                self._fill(self._take_slot(), encode_error(None, error))
                 return
             if isinstance(item, EnvelopeError):
                 log.debug(
                     "bad envelope from {peer}: {code}", peer=self.session.peer, code=item.code
                 )
-                self._reply_error(item.request_id, item)
+                self._fill(self._take_slot(), encode_error(item.request_id, item))
                 continue
             self._busy = True
             d = defer.ensureDeferred(self._run(item))
             d.addBoth(self._finished)
         if (
             self._paused
-            and len(self._queue) < limits.MAX_PENDING_REQUESTS // 2
+            and self._backlog() < limits.MAX_PENDING_REQUESTS // 2
             and not self._closing
         ):
             self._paused = False
             self._stream.resumeProducing()
+
+    def _backlog(self) -> int:
+        """Requests received and not yet answered."""
+        return len(self._queue) + len(self._slots)
 
     def _finished(self, result: object) -> None:
         self._busy = False
@@ -167,11 +192,54 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
             self.close()
             return
         if self._close_after_reply:
-            self.close()
+            self._queue.clear()
+            self._maybe_close()
             return
         self._pump()
 
+    def _take_slot(self) -> _ReplySlot:
+        slot = _ReplySlot()
+        self._slots.append(slot)
+        return slot
+
+    def _fill(self, slot: _ReplySlot, data: bytes) -> None:
+        """Set a reply, then write every reply now at the front, in request order."""
+        slot.data = data
+        while self._slots and self._slots[0].data is not None:
+            ready = self._slots.popleft()
+            assert ready.data is not None  # noqa: S101 - checked by the loop condition
+            self._write(ready.data)
+        self._maybe_close()
+        if self._paused and not self._busy:
+            self._pump()
+
+    def _maybe_close(self) -> None:
+        if self._close_after_reply and not self._slots:
+            self.close()
+
+    def _refused(self, request: Request, exc: ProtocolError) -> bytes:
+        log.debug(
+            "{op} from {peer} refused: {code}", op=request.op, peer=self.session.peer, code=exc.code
+        )
+        if exc.close:
+            self._close_after_reply = True
+        return encode_error(request.id, exc)
+
+    def _crashed(self, request: Request, failure: Failure | None = None) -> bytes:
+        # Our bug, not the peer's: log it, tell the peer, and drop only this connection.
+        log.failure(
+            "internal error handling {op} from {peer}",
+            failure=failure,
+            op=request.op,
+            peer=self.session.peer,
+        )
+        self._close_after_reply = True
+        return encode_error(
+            request.id, ProtocolError(ErrorCode.INTERNAL_ERROR, "internal server error")
+        )
+
     async def _run(self, request: Request) -> None:
+        slot = self._take_slot()
         started: Started | None = None
         try:
             started = self.core.begin(request)
@@ -179,35 +247,57 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         except ProtocolError as exc:
             if started is not None:
                 self.core.complete(started, ok=False)
-            log.debug(
-                "{op} from {peer} refused: {code}",
-                op=request.op,
-                peer=self.session.peer,
-                code=exc.code,
-            )
-            self._reply_error(request.id, exc)
-            if exc.close:
-                self._close_after_reply = True
+            self._fill(slot, self._refused(request, exc))
             return
         except Exception:
-            # Our bug, not the peer's: log it, tell the peer, and drop only this connection.
-            log.failure(
-                "internal error handling {op} from {peer}", op=request.op, peer=self.session.peer
-            )
-            self._reply_error(
-                request.id, ProtocolError(ErrorCode.INTERNAL_ERROR, "internal server error")
-            )
-            self._close_after_reply = True
+            self._fill(slot, self._crashed(request))
             return
         self.core.complete(started, ok=True)
-        self._write(encode_ok(request.id, result))
+        if isinstance(result, Later):
 
-    def _reply_error(self, request_id: int | None, error: ProtocolError) -> None:
-        self._write(encode_error(request_id, error))
+            def succeeded(fields: Mapping[str, Any]) -> None:
+                self._fill(slot, encode_ok(request.id, fields))
+
+            def failed(failure: Failure) -> None:
+                if isinstance(failure.value, ProtocolError):
+                    self._fill(slot, self._refused(request, failure.value))
+                else:
+                    self._fill(slot, self._crashed(request, failure))
+
+            result.result.addCallbacks(succeeded, failed)
+            return
+        self._fill(slot, encode_ok(request.id, result))
 
     def _write(self, data: bytes) -> None:
-        if not self._closing and self.transport is not None:
-            self.transport.write(data)
+        if self._closing or self.transport is None:
+            return
+        if self._output_paused:
+            self._queued_while_paused += len(data)
+            if self._queued_while_paused > self.server.config.max_output_queue:
+                log.warn(
+                    "dropping {peer}: it stopped reading and {n} bytes are queued",
+                    peer=self.session.peer,
+                    n=self._queued_while_paused,
+                )
+                self._closing = True
+                self._abort()
+                return
+        self.transport.write(data)
+
+    # -- IPushProducer: the transport tells us when its send buffer is full ------------------
+
+    def pauseProducing(self) -> None:
+        """The peer is not keeping up with what we send."""
+        self._output_paused = True
+
+    def resumeProducing(self) -> None:
+        """The peer caught up."""
+        self._output_paused = False
+        self._queued_while_paused = 0
+
+    def stopProducing(self) -> None:
+        """The transport is going away."""
+        self._output_paused = False
 
     # -- closing -----------------------------------------------------------------------------
 

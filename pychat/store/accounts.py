@@ -15,7 +15,7 @@ import base64
 import binascii
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ class Account:
     :ivar key_version: 1 at signup, +1 per key rotation.
     :ivar key_backup: the client's encrypted private-key backup (opaque), if any.
     :ivar share_presence: whether peers are told when this user comes and goes.
+    :ivar key_history: every public identity the user has had, oldest first; entries are
+        ``{"key_version", "public_keys", "fingerprint", "signature", "time"}`` (the signature,
+        by the previous signing key, is null for the first).  Only ever appended to.
     """
 
     username: str
@@ -55,6 +58,7 @@ class Account:
     key_version: int = 1
     key_backup: str | None = None
     share_presence: bool = True
+    key_history: list[dict[str, Any]] = field(default_factory=list)
 
     def with_changes(self, **changes: Any) -> Account:
         """A copy with ``changes`` applied."""

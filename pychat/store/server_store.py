@@ -8,17 +8,20 @@ from pathlib import Path
 from pychat.store.accounts import AccountStore
 from pychat.store.atrest import AtRestKey
 from pychat.store.blocking import BlockingRunner
+from pychat.store.conversations import ConversationStore
 from pychat.store.interfaces import AccountRepository
 
 ACCOUNTS_DIR = "accounts"
+CONVERSATIONS_DIR = "conversations"
 
 
 @dataclass
 class ServerStore:
-    """The opened store: accounts and the at-rest key's derived secrets."""
+    """The opened store: accounts, conversations and the at-rest key's derived secrets."""
 
     key: AtRestKey
     accounts: AccountRepository
+    conversations: ConversationStore
 
     @classmethod
     def open(cls, data_dir: Path, key_path: Path, run_blocking: BlockingRunner) -> ServerStore:
@@ -26,8 +29,9 @@ class ServerStore:
 
         :raises StoreError: a missing key with existing data, or any file that does not open.
         """
-        accounts_dir = data_dir / ACCOUNTS_DIR
-        data_exists = accounts_dir.is_dir() and any(accounts_dir.iterdir())
+        dirs = [data_dir / ACCOUNTS_DIR, data_dir / CONVERSATIONS_DIR]
+        data_exists = any(d.is_dir() and any(d.iterdir()) for d in dirs)
         key = AtRestKey.load_or_create(key_path, data_exists=data_exists)
-        accounts = AccountStore.open(accounts_dir, key, run_blocking)
-        return cls(key=key, accounts=accounts)
+        accounts = AccountStore.open(dirs[0], key, run_blocking)
+        conversations = ConversationStore.open(dirs[1], key, run_blocking)
+        return cls(key=key, accounts=accounts, conversations=conversations)

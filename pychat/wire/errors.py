@@ -32,6 +32,13 @@ class ErrorCode(enum.StrEnum):
     BAD_SRP_VALUE = "bad_srp_value"
     AUTH_FAILED = "auth_failed"
     RATE_LIMITED = "rate_limited"
+    # Keys and conversations.
+    UNKNOWN_USER = "unknown_user"
+    UNKNOWN_CONVERSATION = "unknown_conversation"
+    SELF_CONVERSATION = "self_conversation"
+    BAD_EPOCH = "bad_epoch"
+    BAD_SIGNATURE = "bad_signature"
+    MESSAGE_TOO_LARGE = "message_too_large"
     # Our side.
     INTERNAL_ERROR = "internal_error"
 

@@ -1,0 +1,264 @@
+"""Conversations: one pair of append-only sealed logs per pair of users.
+
+For the pair (user1, user2) the files are ``conversations/<keyed hash of the pair>.msg`` (the
+messages, in sequence order: record i is sequence number i + 1) and ``.ctl`` (the
+conversation's creation, its key epochs and the members' read markers).  No username appears
+in a file name or in clear inside a file.
+
+Everything about a conversation except message bodies is held in memory (read from the
+control logs at start); message bodies are read from disk by offset when paged, so appending
+and paging cost the same at a hundred messages as at a million.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from pychat.durable import ensure_private_dir
+from pychat.store.atrest import AtRestKey, NameHasher, RecordSealer
+from pychat.store.blocking import BlockingRunner
+from pychat.store.errors import StoreError
+from pychat.store.sealed_log import GroupCommitter, SealedLog
+
+log = Logger(namespace="pychat.store")
+
+#: Client message ids remembered per conversation for idempotent retries.  A retry is
+#: recognised when it comes back within this many messages of the original.
+RECENT_CLIENT_IDS = 1000
+
+
+@dataclass
+class Conversation:
+    """One pair's conversation as the server knows it."""
+
+    id: str
+    members: tuple[str, str]
+    created: float
+    messages: SealedLog
+    control: SealedLog
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    read: dict[str, int] = field(default_factory=dict)
+    last_activity: float = 0.0
+    #: Messages known to be on disk; only these are shown to anyone.
+    durable_seq: int = 0
+    recent_ids: OrderedDict[tuple[str, str], dict[str, Any]] = field(default_factory=OrderedDict)
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the newest durable message (0 when there is none)."""
+        return self.durable_seq
+
+    def peer_of(self, username: str) -> str:
+        """The other member."""
+        a, b = self.members
+        return b if username == a else a
+
+    def unread(self, username: str) -> int:
+        """Messages after ``username``'s read marker."""
+        return max(0, self.last_seq - self.read.get(username, 0))
+
+    def remember(self, record: dict[str, Any]) -> None:
+        """Keep a message's (sender, client id) for duplicate detection."""
+        key = (record["sender"], record["client_id"])
+        self.recent_ids[key] = record
+        while len(self.recent_ids) > RECENT_CLIENT_IDS:
+            self.recent_ids.popitem(last=False)
+
+
+def _pair(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a <= b else (b, a)
+
+
+class ConversationStore:
+    """All conversations of the data dir."""
+
+    def __init__(
+        self,
+        directory: Path,
+        sealer: RecordSealer,
+        names: NameHasher,
+        run_blocking: BlockingRunner,
+    ) -> None:
+        self.directory = directory
+        self._sealer = sealer
+        self._names = names
+        self._run = run_blocking
+        self.committer = GroupCommitter(run_blocking)
+        self._by_id: dict[str, Conversation] = {}
+        self._by_pair: dict[tuple[str, str], Conversation] = {}
+        self._by_user: dict[str, set[str]] = {}
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls, directory: Path, key: AtRestKey, run_blocking: BlockingRunner
+    ) -> ConversationStore:
+        """Load every conversation under ``directory``, cutting torn tails.
+
+        :raises StoreError: a control log that does not open, or messages without control.
+        """
+        ensure_private_dir(directory)
+        store = cls(
+            directory, key.sealer("conversation"), key.name_hasher("conversation"), run_blocking
+        )
+        for ctl_path in sorted(directory.glob("*.ctl")):
+            store._load(ctl_path)
+        return store
+
+    @staticmethod
+    def _report_cut(path: Path, cut: int) -> None:
+        log.warn("cut a torn record of {n} bytes off the end of {path}", n=cut, path=str(path))
+
+    def _logs(self, stem: str) -> tuple[SealedLog, SealedLog]:
+        ctl = SealedLog.open(
+            self.directory / f"{stem}.ctl", self._sealer, "ctl", on_cut=self._report_cut
+        )
+        msg = SealedLog.open(
+            self.directory / f"{stem}.msg", self._sealer, "msg", on_cut=self._report_cut
+        )
+        return ctl, msg
+
+    def _load(self, ctl_path: Path) -> None:
+        stem = ctl_path.stem
+        ctl, msg = self._logs(stem)
+        records = ctl.read_all()
+        if not records or records[0].get("t") != "open":
+            if not records and len(msg) == 0:
+                return  # created and crashed before its first record: nothing to keep
+            raise StoreError(ctl_path, "conversation control log does not start with its creation")
+        first = records[0]
+        members = _pair(*first["members"])
+        if self._names(*members) != stem:
+            raise StoreError(ctl_path, "conversation log is in the wrong file")
+        conv = Conversation(first["id"], members, first["time"], msg, ctl)
+        conv.last_activity = first["time"]
+        conv.durable_seq = len(msg)
+        for record in records[1:]:
+            self._apply_control(conv, record)
+        if len(msg):
+            tail = msg.read_range(max(0, len(msg) - RECENT_CLIENT_IDS), len(msg))
+            for record in tail:
+                conv.remember(record)
+            conv.last_activity = max(conv.last_activity, tail[-1]["time"])
+        self._index(conv)
+
+    @staticmethod
+    def _apply_control(conv: Conversation, record: dict[str, Any]) -> None:
+        kind = record.get("t")
+        if kind == "epoch":
+            conv.epochs.append(record["envelope"])
+        elif kind == "read":
+            conv.read[record["user"]] = max(conv.read.get(record["user"], 0), record["seq"])
+
+    def _index(self, conv: Conversation) -> None:
+        self._by_id[conv.id] = conv
+        self._by_pair[conv.members] = conv
+        for member in conv.members:
+            self._by_user.setdefault(member, set()).add(conv.id)
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def get(self, conversation_id: str) -> Conversation | None:
+        """The conversation with this id, or None."""
+        return self._by_id.get(conversation_id)
+
+    def find(self, a: str, b: str) -> Conversation | None:
+        """The conversation of the pair, or None."""
+        return self._by_pair.get(_pair(a, b))
+
+    def for_user(self, username: str) -> list[Conversation]:
+        """The user's conversations, most recently active first."""
+        convs = [self._by_id[i] for i in self._by_user.get(username, ())]
+        return sorted(convs, key=lambda c: c.last_activity, reverse=True)
+
+    def __iter__(self) -> Iterator[Conversation]:
+        return iter(list(self._by_id.values()))
+
+    async def page(self, conv: Conversation, first_seq: int, stop_seq: int) -> list[dict[str, Any]]:
+        """Messages with ``first_seq <= seq < stop_seq``."""
+        records: list[dict[str, Any]] = await self._run(
+            conv.messages.read_range, first_seq - 1, stop_seq - 1
+        )
+        return records
+
+    # -- changes (each durable before it returns) ---------------------------------------------
+
+    async def create(self, a: str, b: str, envelope: dict[str, Any], now: float) -> Conversation:
+        """A new conversation between ``a`` and ``b`` with its first key epoch."""
+        members = _pair(a, b)
+        if members in self._by_pair:
+            raise ValueError("conversation exists")
+        ctl, msg = self._logs(self._names(*members))
+        conv = Conversation(secrets.token_hex(16), members, now, msg, ctl, last_activity=now)
+        ctl.append({"t": "open", "id": conv.id, "members": list(members), "time": now})
+        ctl.append({"t": "epoch", "envelope": envelope, "time": now})
+        conv.epochs.append(envelope)
+        self._index(conv)
+        await self.committer.durable(ctl)
+        return conv
+
+    async def add_epoch(self, conv: Conversation, envelope: dict[str, Any], now: float) -> None:
+        """Append a key epoch."""
+        conv.control.append({"t": "epoch", "envelope": envelope, "time": now})
+        conv.epochs.append(envelope)
+        await self.committer.durable(conv.control)
+
+    async def set_read(self, conv: Conversation, username: str, seq: int) -> None:
+        """Move ``username``'s read marker forward to ``seq``."""
+        if seq <= conv.read.get(username, 0):
+            return
+        conv.read[username] = seq
+        conv.control.append({"t": "read", "user": username, "seq": seq})
+        await self.committer.durable(conv.control)
+
+    def set_read_nowait(self, conv: Conversation, username: str, seq: int) -> None:
+        """Move a read marker forward without waiting for disk (it rides the next fsync)."""
+        if seq <= conv.read.get(username, 0):
+            return
+        conv.read[username] = seq
+        conv.control.append({"t": "read", "user": username, "seq": seq})
+        self.committer.durable(conv.control).addErrback(
+            lambda f: log.failure("read marker not saved", failure=f)
+        )
+
+    def duplicate(self, conv: Conversation, sender: str, client_id: str) -> dict[str, Any] | None:
+        """The stored message this (sender, client id) already made, if it is recent."""
+        return conv.recent_ids.get((sender, client_id))
+
+    def append_message(
+        self,
+        conv: Conversation,
+        sender: str,
+        epoch: int,
+        ciphertext: str,
+        client_id: str,
+        now: float,
+    ) -> tuple[dict[str, Any], defer.Deferred[None]]:
+        """Write a message; return its record (with ``seq`` and ``time``) and a Deferred that
+        fires once it is durable.  Nobody may be told of the message before that."""
+        seq = len(conv.messages) + 1
+        record: dict[str, Any] = {
+            "seq": seq,
+            "sender": sender,
+            "epoch": epoch,
+            "ciphertext": ciphertext,
+            "client_id": client_id,
+            "time": now,
+        }
+        conv.messages.append(record)
+        conv.remember(record)
+        conv.last_activity = now
+
+        def on_disk(_: None) -> None:
+            conv.durable_seq = max(conv.durable_seq, seq)
+
+        return record, self.committer.durable(conv.messages).addCallback(on_disk)

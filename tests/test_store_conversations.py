@@ -1,0 +1,97 @@
+"""The conversation logs on disk: torn tails, damage, and reopening."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.logger import globalLogPublisher
+
+from pychat.store.blocking import inline_runner
+from pychat.store.errors import StoreError
+from pychat.store.server_store import ServerStore
+
+
+def _open(data: Path) -> ServerStore:
+    return ServerStore.open(data, data / "store.key", inline_runner)
+
+
+async def _conversation_with(data: Path, count: int) -> str:
+    store = _open(data)
+    conv = await store.conversations.create("alice", "bob", {"epoch": 1}, 1.0)
+    for i in range(count):
+        _, durable = store.conversations.append_message(
+            conv, "alice", 1, f"c{i}", f"id{i}", 2.0 + i
+        )
+        await durable
+    conv.messages.close()
+    conv.control.close()
+    return conv.id
+
+
+def _msg_file(data: Path) -> Path:
+    (path,) = (data / "conversations").glob("*.msg")
+    return path
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b'{"s":"AAAA', b'{"s":"QUJD"}\n', b"\x00\x00\x00"],
+    ids=["cut-mid-line", "whole-line-that-does-not-decrypt", "zeros"],
+)
+@pytest_twisted.ensureDeferred
+async def test_torn_tail_is_cut_logged_and_appends_continue(tmp_path: Path, tail: bytes) -> None:
+    conv_id = await _conversation_with(tmp_path, 5)
+    path = _msg_file(tmp_path)
+    good = path.read_bytes()
+    path.write_bytes(good + tail)
+    seen: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        store = _open(tmp_path)
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    assert path.read_bytes() == good
+    assert any("torn" in str(e.get("log_format", "")) for e in seen)
+    conv = store.conversations.get(conv_id)
+    assert conv is not None and conv.last_seq == 5
+    record, durable = store.conversations.append_message(conv, "bob", 1, "new", "n", 9.0)
+    await durable
+    assert record["seq"] == 6
+    assert [r["ciphertext"] for r in await store.conversations.page(conv, 1, 7)] == [
+        "c0", "c1", "c2", "c3", "c4", "new"
+    ]  # fmt: skip
+
+
+@pytest_twisted.ensureDeferred
+async def test_state_survives_reopen(tmp_path: Path) -> None:
+    conv_id = await _conversation_with(tmp_path, 3)
+    store = _open(tmp_path)
+    conv = store.conversations.get(conv_id)
+    assert conv is not None
+    await store.conversations.set_read(conv, "bob", 2)
+    await store.conversations.add_epoch(conv, {"epoch": 2}, 5.0)
+    conv.messages.close()
+    conv.control.close()
+    again = _open(tmp_path).conversations.get(conv_id)
+    assert again is not None
+    assert again.read == {"bob": 2} and again.unread("bob") == 1
+    assert again.epochs == [{"epoch": 1}, {"epoch": 2}]
+    assert again.members == ("alice", "bob")
+    assert again.recent_ids[("alice", "id2")]["seq"] == 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_damage_before_the_last_record_stops_the_start_and_is_not_cut(tmp_path: Path) -> None:
+    await _conversation_with(tmp_path, 4)
+    path = _msg_file(tmp_path)
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = lines[1][:10] + (b"B" if lines[1][10:11] != b"B" else b"C") + lines[1][11:]
+    damaged = b"\n".join(lines)
+    path.write_bytes(damaged)
+    with pytest.raises(StoreError, match="record 1 is damaged") as info:
+        _open(tmp_path)
+    assert info.value.path == path
+    assert path.read_bytes() == damaged
