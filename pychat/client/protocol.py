@@ -12,9 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from pychat.wire.envelope import parse_json_line
 from pychat.wire.framing import LineBuffer, Oversized, encode_line
@@ -49,6 +51,7 @@ class ProtocolViolation(Exception):
     """The server sent something that is not valid protocol."""
 
 
+@implementer(IHandshakeListener)
 class ClientProtocol(Protocol):
     """One connection to a pyChat server."""
 
@@ -59,12 +62,19 @@ class ClientProtocol(Protocol):
         self.on_event: Callable[[dict[str, Any]], None] = lambda event: None
         self.on_unmatched: Callable[[dict[str, Any]], None] = lambda obj: None
         self.connected_d: defer.Deferred[ClientProtocol] = defer.Deferred()
+        #: Fires when the TLS handshake is done (fails if the connection dies first).
+        self.handshake_d: defer.Deferred[None] = defer.Deferred()
         self.closed_d: defer.Deferred[None] = defer.Deferred()
         self.close_reason: Failure | None = None
         self.is_closed = False
 
     def connectionMade(self) -> None:
         self.connected_d.callback(self)
+
+    def handshakeCompleted(self) -> None:
+        """Called by the TLS layer once the handshake is done."""
+        if not self.handshake_d.called:
+            self.handshake_d.callback(None)
 
     def request(self, op: str, **fields: Any) -> defer.Deferred[dict[str, Any]]:
         """Send one request; the Deferred fires with the reply (without ``id``/``ok``)."""
@@ -126,4 +136,6 @@ class ClientProtocol(Protocol):
         for d in pending.values():
             d.errback(ConnectionClosed(str(reason.value)))
         self.close_reason = reason
+        if not self.handshake_d.called:
+            self.handshake_d.errback(ConnectionClosed(f"TLS handshake failed: {reason.value}"))
         self.closed_d.callback(None)

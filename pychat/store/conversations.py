@@ -12,7 +12,6 @@ and paging cost the same at a hundred messages as at a million.
 
 from __future__ import annotations
 
-import secrets
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pychat.store.atrest import AtRestKey, NameHasher, RecordSealer
 from pychat.store.blocking import BlockingRunner
 from pychat.store.errors import StoreError
 from pychat.store.sealed_log import GroupCommitter, SealedLog
+from pychat.wire.ids import conversation_id
 
 log = Logger(namespace="pychat.store")
 
@@ -198,7 +198,7 @@ class ConversationStore:
         if members in self._by_pair:
             raise ValueError("conversation exists")
         ctl, msg = self._logs(self._names(*members))
-        conv = Conversation(secrets.token_hex(16), members, now, msg, ctl, last_activity=now)
+        conv = Conversation(conversation_id(*members), members, now, msg, ctl, last_activity=now)
         ctl.append({"t": "open", "id": conv.id, "members": list(members), "time": now})
         ctl.append({"t": "epoch", "envelope": envelope, "time": now})
         conv.epochs.append(envelope)

@@ -12,7 +12,7 @@ from pychat.server.accounts import LoginChallenge, auth_failed, b64
 from pychat.server.ops import OpContext, OpRegistry
 from pychat.server.state import Outcome, State, stay_in
 from pychat.wire.errors import ErrorCode, ProtocolError
-from pychat.wire.schema import bounded
+from pychat.wire.schema import b64_bytes, bounded
 
 if TYPE_CHECKING:
     from pychat.server.chat import ChatServer
@@ -67,6 +67,13 @@ class ChangePasswordParams:
     verifier: str = bounded(max_len=SRP_VALUE_MAX)
     kdf: dict[str, Any] = bounded()
     key_backup: str | None = bounded(default=None, max_len=limits.KEY_BACKUP_MAX)
+
+
+@dataclass(frozen=True)
+class KeyBackupParams:
+    """``set_key_backup``: the new opaque backup."""
+
+    key_backup: str = bounded(max_len=limits.KEY_BACKUP_MAX)
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,26 @@ def register(registry: OpRegistry, server: ChatServer) -> None:
             account, params.salt, params.verifier, params.kdf, params.key_backup
         )
         return {"M2": b64(m2)}
+
+    @registry.op("get_key_backup", NoParams, stay_in(State.AUTHENTICATED))
+    async def get_key_backup(ctx: OpContext, params: NoParams) -> Mapping[str, Any]:
+        username = ctx.session.username
+        account = service.accounts.get(username) if username else None
+        if account is None:
+            raise auth_failed()
+        return {"key_backup": account.key_backup}
+
+    @registry.op("set_key_backup", KeyBackupParams, stay_in(State.AUTHENTICATED))
+    async def set_key_backup(ctx: OpContext, params: KeyBackupParams) -> Mapping[str, Any]:
+        username = ctx.session.username
+        account = service.accounts.get(username) if username else None
+        if account is None:
+            raise auth_failed()
+        b64_bytes("key_backup", params.key_backup, min_len=1)
+        await service.accounts.update(
+            account.with_changes(key_backup=params.key_backup, updated=server.clock.seconds())
+        )
+        return {}
 
     @registry.op(
         "logout",
