@@ -1,0 +1,5 @@
+"""``python -m pychat``: the same as the ``pychat`` command."""
+
+from pychat.client.cli import main
+
+main()

@@ -1,0 +1,81 @@
+"""Client settings shared by the CLI and the TUI: ``$XDG_CONFIG_HOME/pychat/config.toml``.
+
+Example::
+
+    server = "chat.example.org:8765"
+    user = "alice"
+    colours = true          # the TUI uses colours when the terminal has them (NO_COLOR wins)
+    notifications = true    # bell and OSC 9/777 notification for messages not on screen
+    time_format = "%H:%M"   # strftime format of message times in the TUI
+
+Every key is optional.  Command-line options override the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """The config file is unreadable or has a value of the wrong type."""
+
+
+def xdg_dir(variable: str, fallback: str) -> Path:
+    """An XDG base directory, with its documented fallback under the home directory."""
+    value = os.environ.get(variable)
+    return Path(value) if value else Path.home() / fallback
+
+
+def default_home() -> Path:
+    """Where keystores and pins live: ``$XDG_DATA_HOME/pychat``."""
+    return xdg_dir("XDG_DATA_HOME", ".local/share") / "pychat"
+
+
+def default_config_path() -> Path:
+    """``$XDG_CONFIG_HOME/pychat/config.toml``."""
+    return xdg_dir("XDG_CONFIG_HOME", ".config") / "pychat" / "config.toml"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """The settings, with their defaults."""
+
+    server: str | None = None
+    user: str | None = None
+    colours: bool = True
+    notifications: bool = True
+    time_format: str = "%H:%M"
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> ClientConfig:
+        """Read ``path`` (default location if None); a missing default file means defaults.
+
+        :raises ConfigError: the file does not parse, has unknown keys or wrong types.
+        """
+        explicit = path is not None
+        path = path or default_config_path()
+        if not path.exists():
+            if explicit:
+                raise ConfigError(f"config file {path} does not exist")
+            return cls()
+        try:
+            raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        types = {
+            "server": str,
+            "user": str,
+            "colours": bool,
+            "notifications": bool,
+            "time_format": str,
+        }
+        for key, value in raw.items():
+            if key not in types:
+                raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(types)})")
+            if not isinstance(value, types[key]):
+                raise ConfigError(f"{path}: {key} must be a {types[key].__name__}")
+        return cls(**raw)

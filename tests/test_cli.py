@@ -1,0 +1,208 @@
+"""The ``pychat`` command as a subprocess against a real server on an ephemeral port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest_twisted
+from twisted.internet import defer, protocol, reactor, task
+
+from pychat.testing import RunningServer, start_server
+from pychat.tls import CERT_FILE, KEY_FILE
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = Path(sys.executable).parent / "pychat"
+
+
+def command() -> list[str]:
+    """The installed entry point when there is one, else ``python -m pychat``."""
+    return [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "pychat"]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+class _Collect(protocol.ProcessProtocol):
+    def __init__(self, stdin: bytes | None) -> None:
+        self.stdin = stdin
+        self.out = bytearray()
+        self.err = bytearray()
+        self.done: defer.Deferred[int] = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        if self.stdin is not None:
+            self.transport.write(self.stdin)
+        self.transport.closeStdin()
+
+    def outReceived(self, data: bytes) -> None:
+        self.out += data
+
+    def errReceived(self, data: bytes) -> None:
+        self.err += data
+
+    def processEnded(self, reason: object) -> None:
+        self.done.callback(reason.value.exitCode)  # type: ignore[attr-defined]
+
+
+class Cli:
+    """Runs ``pychat`` for one user with their own home and password."""
+
+    def __init__(
+        self, server: RunningServer | None, home: Path, user: str, password: str, port: int = 0
+    ) -> None:
+        self.port = server.port if server else port
+        self.home, self.user, self.password = home, user, password
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYCHAT_")}
+        env.update(PYTHONPATH=str(ROOT), PYCHAT_PASSWORD=self.password, **extra)
+        return env
+
+    def argv(self, *args: str) -> list[str]:
+        return [
+            *command(),
+            *args,
+            "--server",
+            f"127.0.0.1:{self.port}",
+            "--home",
+            str(self.home),
+            "--user",
+            self.user,
+        ]
+
+    async def run(self, *args: str, stdin: bytes | None = None, **env: str) -> Result:
+        proc = _Collect(stdin)
+        argv = self.argv(*args)
+        reactor.spawnProcess(proc, argv[0], argv, env=self.env(**env), path=str(ROOT))  # type: ignore[attr-defined]
+        code = await proc.done
+        return Result(code, proc.out.decode(), proc.err.decode())
+
+
+@pytest_twisted.ensureDeferred
+async def test_signup_send_read_and_reply(server: RunningServer, tmp_path: Path) -> None:
+    alice = Cli(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = Cli(server, tmp_path / "bob", "bob", "bob-pw")
+    for who in (alice, bob):
+        r = await who.run("signup")
+        assert r.code == 0, r.err
+        assert "created account" in r.out and "fingerprint" in r.out
+        assert "first contact" in r.err  # the certificate was pinned and reported
+
+    r = await alice.run("send", "bob", "hello bob, from the command line ✓")
+    assert r.code == 0 and r.out.strip() == "sent #1", r.err
+    r = await bob.run("read", "alice", "--json")
+    assert r.code == 0, r.err
+    (line,) = r.out.splitlines()
+    message = json.loads(line)
+    assert message["text"] == "hello bob, from the command line ✓"
+    assert message["status"] == "verified" and message["sender"] == "alice" and message["seq"] == 1
+
+    r = await bob.run("send", "alice", "-", stdin=b"a reply\nover two lines\n")
+    assert r.code == 0, r.err
+    r = await alice.run("read", "bob", "--since", "1")
+    assert r.code == 0
+    assert "bob: a reply\nover two lines" in r.out
+
+    r = await alice.run("conversations", "--json")
+    (conv,) = [json.loads(x) for x in r.out.splitlines()]
+    assert conv["peer"] == "bob" and conv["last_seq"] == 2
+
+    va = await alice.run("verify", "bob")
+    vb = await bob.run("verify", "alice")
+    assert va.code == vb.code == 0
+    assert va.out.splitlines()[1:3] == vb.out.splitlines()[1:3]  # the same safety number
+    r = await alice.run("trust", "bob")
+    assert r.code == 0 and "bob is verified" in r.out
+    assert "marked verified" in (await alice.run("verify", "bob")).out
+    r = await alice.run("fingerprint")
+    assert r.code == 0 and r.out.startswith("alice: ")
+    r = await alice.run("rotate", "bob")
+    assert r.code == 0 and "epoch 2" in r.out
+    await alice.run("send", "bob", "after rotation")
+    r = await bob.run("read", "alice", "--json")
+    assert [json.loads(x)["text"] for x in r.out.splitlines()] == [
+        "hello bob, from the command line ✓", "a reply\nover two lines", "after rotation"
+    ]  # fmt: skip
+
+    r = await alice.run("passwd", PYCHAT_NEW_PASSWORD="alice-new")
+    assert r.code == 0, r.err
+    assert (await alice.run("login")).code == 3  # the old password no longer works
+    alice.password = "alice-new"
+    assert (await alice.run("login")).code == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_errors_have_their_exit_codes(server: RunningServer, tmp_path: Path) -> None:
+    alice = Cli(server, tmp_path / "alice", "alice", "pw")
+    assert (await alice.run("signup")).code == 0
+    wrong = Cli(server, tmp_path / "alice", "alice", "not-pw")
+    r = await wrong.run("login")
+    assert r.code == 3 and "wrong username or password" in r.err
+    r = await alice.run("send", "nobody-here", "hi")
+    assert r.code == 1 and "no user called" in r.err
+    r = await alice.run("send")
+    assert r.code == 2  # argparse: missing arguments
+    nowhere = Cli(None, tmp_path / "x", "alice", "pw", port=1)
+    r = await nowhere.run("login")
+    assert r.code == 5 and "cannot connect" in r.err
+    r = await alice.run("accept-server", "127.0.0.1:1", "not-a-fingerprint")
+    assert r.code == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_changed_certificate_exits_4_until_accepted(tmp_path: Path) -> None:
+    first = await start_server(tmp_path / "data")
+    port = first.port
+    alice = Cli(first, tmp_path / "alice", "alice", "pw")
+    assert (await alice.run("signup")).code == 0
+    await first.stop()
+    (tmp_path / "data" / CERT_FILE).unlink()
+    (tmp_path / "data" / KEY_FILE).unlink()
+    second = await start_server(tmp_path / "data", listen=(f"ssl:{port}:interface=127.0.0.1",))
+    try:
+        r = await alice.run("login")
+        assert r.code == 4
+        assert "CHANGED" in r.err and "pychat accept-server" in r.err
+        command_line = next(line for line in r.err.splitlines() if "pychat accept-server" in line)
+        r = await alice.run(*command_line.split()[1:])
+        assert r.code == 0, r.err
+        assert (await alice.run("login")).code == 0
+    finally:
+        await second.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_listen_streams_messages_until_interrupted(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    alice = Cli(server, tmp_path / "alice", "alice", "pw")
+    bob = Cli(server, tmp_path / "bob", "bob", "pw")
+    for who in (alice, bob):
+        assert (await who.run("signup")).code == 0
+    proc = _Collect(None)
+    argv = bob.argv("listen", "--json")
+    transport = reactor.spawnProcess(proc, argv[0], argv, env=bob.env(), path=str(ROOT))  # type: ignore[attr-defined]
+    for _ in range(1000):
+        if b"listening as bob" in proc.err:
+            break
+        await task.deferLater(reactor, 0.01, lambda: None)
+    assert (await alice.run("send", "bob", "are you there?")).code == 0
+    for _ in range(1000):
+        if proc.out.count(b"\n") >= 1:
+            break
+        await task.deferLater(reactor, 0.01, lambda: None)
+    transport.signalProcess(signal.SIGINT)
+    code = await proc.done
+    (line,) = proc.out.decode().splitlines()
+    assert json.loads(line)["text"] == "are you there?"
+    assert code == 0
