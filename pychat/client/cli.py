@@ -58,17 +58,33 @@ class CliError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (public so docs and tests can render it)."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--server", help="server as host[:port] (default port 8765)")
-    common.add_argument("--user", help="your username")
-    common.add_argument("--home", type=Path, help="client data dir (default $XDG_DATA_HOME/pychat)")
-    common.add_argument("--config", type=Path, help="settings file")
-    common.add_argument("--password-file", type=Path, help="read the password from this file")
-    common.add_argument(
-        "--ca",
-        type=Path,
-        help="verify the server with this CA certificate (PEM) instead of pinning",
-    )
+
+    def common_options(default: Any) -> argparse.ArgumentParser:
+        # The same options are accepted before and after the command; after it they must not
+        # reset what was given before it, hence SUPPRESS as the sub-parsers' default.
+        common = argparse.ArgumentParser(add_help=False)
+        common.add_argument(
+            "--server", default=default, help="server as host[:port] (default port 8765)"
+        )
+        common.add_argument("--user", default=default, help="your username")
+        common.add_argument(
+            "--home",
+            type=Path,
+            default=default,
+            help="client data dir (default $XDG_DATA_HOME/pychat)",
+        )
+        common.add_argument("--config", type=Path, default=default, help="settings file")
+        common.add_argument(
+            "--password-file", type=Path, default=default, help="read the password from this file"
+        )
+        common.add_argument(
+            "--ca", type=Path, default=default,
+            help="verify the server with this CA certificate (PEM) instead of pinning",
+        )  # fmt: skip
+        return common
+
+    common = common_options(None)
+    sub_common = common_options(argparse.SUPPRESS)
 
     parser = argparse.ArgumentParser(
         prog="pychat",
@@ -82,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        return sub.add_parser(name, help=help_text, description=help_text, parents=[sub_common])
 
     add("tui", "open the full-screen client")
     add("signup", "create an account (new identity keys, keystore, key backup on the server)")

@@ -12,9 +12,10 @@ out with ``status="rejected"`` and the reason.
 
 from __future__ import annotations
 
+import inspect
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,7 +165,7 @@ class ChatClient:
         home: Path,
         *,
         ca: Path | None = None,
-        on_new_server: Callable[[str, str], bool] | None = None,
+        on_new_server: Callable[[str, str], bool | Awaitable[bool]] | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
         reactor: Any = None,
     ) -> None:
@@ -262,7 +263,10 @@ class ChatClient:
         if self.ca is None:
             pinned = self.pins.get(self.server)
             if pinned is None:
-                if not self.on_new_server(self.server, fingerprint):
+                decision = self.on_new_server(self.server, fingerprint)
+                if inspect.isawaitable(decision):
+                    decision = await decision
+                if not decision:
                     proto.close()
                     self._set_state("disconnected")
                     raise TrustError(f"you refused the certificate of {self.server}")
@@ -536,6 +540,12 @@ class ChatClient:
         data.pins[peer]["verified"] = True
         await self._save()
         return current.fingerprint()
+
+    def peer_trust(self, peer: str) -> tuple[bool, bool]:
+        """(marked verified, key changed and not yet accepted) for ``peer``, from the pins."""
+        _, data = self._require_login()
+        pin = data.pins.get(normal_form(peer)) or {}
+        return bool(pin.get("verified")), bool(pin.get("pending"))
 
     def my_fingerprint(self) -> str:
         """This user's identity fingerprint."""

@@ -1,0 +1,123 @@
+"""The input line: text and cursor, history, and the editing operations the keys call.
+
+Pure: no curses.  The cursor is an index into ``text`` (code points); what is shown is
+computed by :meth:`InputLine.view` from display widths, so CJK and emoji stay aligned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pychat.tui.width import char_width, text_width
+
+#: How a newline in a multi-line message is shown on the one-line input.
+NEWLINE_MARK = "↵"
+HISTORY_LIMIT = 200
+
+
+@dataclass
+class InputLine:
+    """Editable text with a cursor and a history of sent lines."""
+
+    text: str = ""
+    cursor: int = 0
+    history: list[str] = field(default_factory=list)
+    _history_pos: int | None = None
+    _draft: str = ""
+
+    def insert(self, s: str) -> None:
+        """Type ``s`` at the cursor (newlines allowed: multi-line messages)."""
+        s = "".join(ch for ch in s if ch == "\n" or ch == "\t" or ord(ch) >= 32).replace(
+            "\t", "    "
+        )
+        self.text = self.text[: self.cursor] + s + self.text[self.cursor :]
+        self.cursor += len(s)
+
+    def left(self) -> None:
+        self.cursor = max(0, self.cursor - 1)
+
+    def right(self) -> None:
+        self.cursor = min(len(self.text), self.cursor + 1)
+
+    def home(self) -> None:
+        self.cursor = 0
+
+    def end(self) -> None:
+        self.cursor = len(self.text)
+
+    def backspace(self) -> None:
+        if self.cursor:
+            self.text = self.text[: self.cursor - 1] + self.text[self.cursor :]
+            self.cursor -= 1
+
+    def delete(self) -> None:
+        self.text = self.text[: self.cursor] + self.text[self.cursor + 1 :]
+
+    def kill_word(self) -> None:
+        """Ctrl-W: delete the word before the cursor (and the spaces after it)."""
+        i = self.cursor
+        while i and self.text[i - 1].isspace():
+            i -= 1
+        while i and not self.text[i - 1].isspace():
+            i -= 1
+        self.text = self.text[:i] + self.text[self.cursor :]
+        self.cursor = i
+
+    def kill_to_start(self) -> None:
+        """Ctrl-U: delete everything before the cursor."""
+        self.text = self.text[self.cursor :]
+        self.cursor = 0
+
+    def history_prev(self) -> None:
+        """Up: the previous sent line (the current text is kept as a draft)."""
+        if not self.history:
+            return
+        if self._history_pos is None:
+            self._draft = self.text
+            self._history_pos = len(self.history)
+        if self._history_pos > 0:
+            self._history_pos -= 1
+            self.text = self.history[self._history_pos]
+            self.cursor = len(self.text)
+
+    def history_next(self) -> None:
+        """Down: the next sent line, then back to the draft."""
+        if self._history_pos is None:
+            return
+        self._history_pos += 1
+        if self._history_pos >= len(self.history):
+            self._history_pos = None
+            self.text = self._draft
+        else:
+            self.text = self.history[self._history_pos]
+        self.cursor = len(self.text)
+
+    def take(self) -> str:
+        """Enter: the text (kept in history when not blank); the line is emptied."""
+        text = self.text
+        if text.strip() and (not self.history or self.history[-1] != text):
+            self.history.append(text)
+            del self.history[:-HISTORY_LIMIT]
+        self.text, self.cursor, self._history_pos, self._draft = "", 0, None, ""
+        return text
+
+    def view(self, width: int) -> tuple[str, int]:
+        """What fits in ``width`` cells around the cursor, and the cursor's cell column.
+
+        The view scrolls horizontally so the cursor is always visible.
+        """
+        shown = self.text.replace("\n", NEWLINE_MARK)
+        width = max(1, width)
+        before = text_width(shown[: self.cursor])
+        start = 0
+        # scroll right until the cursor (and one cell for it) fits
+        while before - text_width(shown[:start]) >= width and start < self.cursor:
+            start += 1
+        visible, used = "", 0
+        for ch in shown[start:]:
+            w = char_width(ch)
+            if used + w > width:
+                break
+            visible += ch
+            used += w
+        return visible, before - text_width(shown[:start])

@@ -1,0 +1,187 @@
+"""The TUI's state, with no curses in it: conversations, messages, scroll, input, modals.
+
+The view draws it (:mod:`pychat.tui.render`); key handlers and network events change it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pychat.tui.input_line import InputLine
+
+
+@dataclass(frozen=True)
+class MessageItem:
+    """One message as shown: ``status`` is ``verified`` or ``rejected`` (then ``text`` is None)."""
+
+    seq: int
+    sender: str
+    time: float
+    status: str
+    text: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class ConversationState:
+    """One conversation in the list and its loaded messages."""
+
+    peer: str
+    unread: int = 0
+    online: bool | None = None
+    verified: bool = False
+    key_changed: bool = False
+    last_activity: float = 0.0
+    last_seq: int = 0
+    messages: dict[int, MessageItem] = field(default_factory=dict)
+    #: The first message that was unread when the conversation was opened (the marker line).
+    marker_seq: int | None = None
+    has_older: bool = True
+    loaded: bool = False
+    #: Lines scrolled up from the bottom of the message pane (0: following new messages).
+    scroll: int = 0
+
+    def sorted_messages(self) -> list[MessageItem]:
+        """Loaded messages, oldest first."""
+        return [self.messages[s] for s in sorted(self.messages)]
+
+    @property
+    def oldest_loaded(self) -> int:
+        """The smallest loaded sequence number (0 when none)."""
+        return min(self.messages, default=0)
+
+
+@dataclass
+class Modal:
+    """A box over the screen that any key closes (warnings, help, safety numbers)."""
+
+    title: str
+    lines: list[str]
+    warning: bool = False
+    prompt: str = "(press any key)"
+
+
+@dataclass
+class ChatModel:
+    """Everything the main screen shows."""
+
+    me: str = ""
+    server: str = ""
+    connection: str = "connecting"
+    reconnect_at: float | None = None
+    conversations: dict[str, ConversationState] = field(default_factory=dict)
+    current: str | None = None
+    notice: str = ""
+    notice_is_error: bool = False
+    modals: list[Modal] = field(default_factory=list)
+    input: InputLine = field(default_factory=InputLine)
+
+    # -- conversations -------------------------------------------------------------------------
+
+    def ordered(self) -> list[ConversationState]:
+        """Conversations, most recently active first (then by name)."""
+        return sorted(self.conversations.values(), key=lambda c: (-c.last_activity, c.peer))
+
+    def conversation(self, peer: str) -> ConversationState:
+        """The state of the conversation with ``peer`` (created empty if new)."""
+        if peer not in self.conversations:
+            self.conversations[peer] = ConversationState(peer)
+        return self.conversations[peer]
+
+    @property
+    def current_conversation(self) -> ConversationState | None:
+        """The conversation on screen, if any."""
+        return self.conversations.get(self.current) if self.current else None
+
+    def select(self, peer: str) -> ConversationState:
+        """Put ``peer``'s conversation on screen; remember where reading stopped."""
+        conv = self.conversation(peer)
+        if self.current != peer:
+            self.current = peer
+            conv.scroll = 0
+            if conv.unread and conv.last_seq:
+                conv.marker_seq = conv.last_seq - conv.unread + 1
+        return conv
+
+    def cycle(self, step: int) -> ConversationState | None:
+        """Tab / Shift-Tab: the next or previous conversation in list order."""
+        order = self.ordered()
+        if not order:
+            return None
+        peers = [c.peer for c in order]
+        i = peers.index(self.current) if self.current in peers else -1
+        return self.select(peers[(i + step) % len(peers)])
+
+    def select_index(self, index: int) -> ConversationState | None:
+        """Alt-digit: the conversation at list position ``index`` (0-based)."""
+        order = self.ordered()
+        return self.select(order[index].peer) if 0 <= index < len(order) else None
+
+    def add_message(self, peer: str, item: MessageItem, *, on_screen: bool) -> bool:
+        """Add a message; return True if it is new.  Unread counts grow for what is not seen."""
+        conv = self.conversation(peer)
+        if item.seq in conv.messages:
+            conv.messages[item.seq] = item
+            return False
+        conv.messages[item.seq] = item
+        conv.last_activity = max(conv.last_activity, item.time)
+        if item.seq > conv.last_seq:
+            conv.last_seq = item.seq
+            if item.sender != self.me and not on_screen:
+                conv.unread += 1
+        return True
+
+    # -- notices and modals --------------------------------------------------------------------
+
+    def tell(self, text: str, *, error: bool = False) -> None:
+        """Show ``text`` in the status line until the next notice."""
+        self.notice, self.notice_is_error = text, error
+
+    def warn(self, title: str, lines: list[str]) -> None:
+        """Interrupt with a warning box."""
+        self.modals.append(Modal(title, lines, warning=True))
+
+    def dismiss(self) -> None:
+        """Close the top box."""
+        if self.modals:
+            self.modals.pop()
+
+
+@dataclass
+class LoginForm:
+    """The login/signup screen: fields, focus, mode and a message."""
+
+    server: InputLine = field(default_factory=InputLine)
+    username: InputLine = field(default_factory=InputLine)
+    password: InputLine = field(default_factory=InputLine)
+    confirm: InputLine = field(default_factory=InputLine)
+    signup: bool = False
+    focus: int = 0
+    message: str = ""
+    busy: bool = False
+    modals: list[Modal] = field(default_factory=list)
+
+    def fields(self) -> list[tuple[str, InputLine, bool]]:
+        """(label, line, secret) of the fields shown in this mode."""
+        out = [
+            ("Server", self.server, False),
+            ("Username", self.username, False),
+            ("Password", self.password, True),
+        ]
+        if self.signup:
+            out.append(("Confirm", self.confirm, True))
+        return out
+
+    def focused(self) -> InputLine:
+        """The field being edited."""
+        return self.fields()[self.focus][1]
+
+    def move(self, step: int) -> None:
+        """Tab / Shift-Tab between fields."""
+        self.focus = (self.focus + step) % len(self.fields())
+
+    def toggle_mode(self) -> None:
+        """Switch between logging in and signing up."""
+        self.signup = not self.signup
+        self.focus = min(self.focus, len(self.fields()) - 1)
+        self.message = ""

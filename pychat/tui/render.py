@@ -1,0 +1,323 @@
+"""Drawing the model into rows of styled text (a :class:`Frame`), with no curses in it.
+
+The curses view copies a frame to the screen; tests read frames directly.  Styles are names
+(``title``, ``status``, ``me``, ``peer``, ``rejected``, ``marker``, ``selected`` ...) that the
+view maps to colours or plain attributes.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+from pychat.tui.model import ChatModel, ConversationState, LoginForm, MessageItem, Modal
+from pychat.tui.width import clip, pad, text_width, wrap
+
+Segment = tuple[str, str]  # (text, style)
+
+#: The full layout needs this much; below it the conversation list is hidden.
+FULL_WIDTH, FULL_HEIGHT = 80, 24
+#: Below this nothing but a "too small" notice is drawn.
+MIN_WIDTH, MIN_HEIGHT = 40, 8
+LIST_WIDTH = 22
+
+
+@dataclass
+class Frame:
+    """A screen's worth of rows (each exactly ``width`` cells) and where the cursor goes."""
+
+    width: int
+    height: int
+    rows: list[list[Segment]] = field(default_factory=list)
+    cursor: tuple[int, int] | None = None
+
+    def text(self) -> str:
+        """The plain text, rows joined with newlines (for tests and screenshots)."""
+        return "\n".join("".join(t for t, _ in row) for row in self.rows)
+
+
+def _row(width: int, *segments: Segment) -> list[Segment]:
+    """Segments clipped to ``width`` and padded with the last segment's style."""
+    out: list[Segment] = []
+    used = 0
+    style = "normal"
+    for text, style in segments:
+        room = width - used
+        if room <= 0:
+            break
+        piece = clip(text, room)
+        out.append((piece, style))
+        used += text_width(piece)
+    if used < width:
+        out.append((" " * (width - used), style if segments else "normal"))
+    return out
+
+
+def _too_small(width: int, height: int) -> Frame:
+    frame = Frame(width, height)
+    note = f"terminal too small ({width}x{height}); pyChat needs at least {MIN_WIDTH}x{MIN_HEIGHT}"
+    lines = wrap(note, max(1, width))
+    for y in range(height):
+        frame.rows.append(_row(width, (lines[y] if y < len(lines) else "", "warning")))
+    return frame
+
+
+def _day(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts).strftime("%a %d %b %Y")
+
+
+def message_lines(
+    conv: ConversationState, me: str, width: int, time_format: str
+) -> list[list[Segment]]:
+    """Every display line of the loaded messages, oldest first, with day separators and the
+    new-messages marker."""
+    lines: list[list[Segment]] = []
+    last_day = None
+    for item in conv.sorted_messages():
+        day = _day(item.time)
+        if day != last_day:
+            lines.append(_row(width, (_centered(f" {day} ", width, "─"), "dim")))
+            last_day = day
+        if conv.marker_seq is not None and item.seq == conv.marker_seq:
+            lines.append(_row(width, (_centered(" new messages ", width, "─"), "marker")))
+        lines += _message(item, me, conv, width, time_format)
+    return lines
+
+
+def _centered(text: str, width: int, fill: str) -> str:
+    room = max(0, width - text_width(text))
+    return fill * (room // 2) + text + fill * (room - room // 2)
+
+
+def _message(
+    item: MessageItem, me: str, conv: ConversationState, width: int, time_format: str
+) -> list[list[Segment]]:
+    when = (
+        datetime.datetime.fromtimestamp(item.time).strftime(time_format) if item.time else "--:--"
+    )
+    if item.status != "verified":
+        mark, style, body = "✗", "rejected", f"[rejected: {item.reason}]"
+    else:
+        mine = item.sender == me
+        trusted = mine or conv.verified
+        mark, style, body = ("✓" if trusted else "·"), ("me" if mine else "peer"), item.text or ""
+    head = f"{when} {mark} {item.sender}: "
+    indent = " " * min(text_width(head), max(0, width // 3))
+    body_lines = wrap(body, max(8, width - text_width(head)))
+    out = [
+        _row(
+            width,
+            (f"{when} ", "dim"),
+            (f"{mark} ", style),
+            (f"{item.sender}: ", style),
+            (body_lines[0], "normal" if style != "rejected" else "rejected"),
+        )
+    ]
+    for extra in body_lines[1:]:
+        for piece in wrap(extra, max(8, width - len(indent))):
+            out.append(
+                _row(width, (indent + piece, "normal" if style != "rejected" else "rejected"))
+            )
+    return out
+
+
+def _list_pane(model: ChatModel, height: int) -> list[list[Segment]]:
+    rows = [_row(LIST_WIDTH, (" Conversations", "dim"))]
+    for i, conv in enumerate(model.ordered()):
+        online = {True: "●", False: "○", None: " "}[conv.online]
+        check = "✓" if conv.verified else ("!" if conv.key_changed else " ")
+        unread = f" {conv.unread}" if conv.unread else ""
+        number = f"{i + 1}" if i < 9 else " "
+        label = f"{number}{online}{check}{conv.peer}"
+        room = LIST_WIDTH - text_width(unread)
+        style = (
+            "selected" if conv.peer == model.current else ("unread" if conv.unread else "normal")
+        )
+        rows.append(
+            _row(
+                LIST_WIDTH, (pad(label, room), style), (unread, "unread" if conv.unread else style)
+            )
+        )
+    while len(rows) < height:
+        rows.append(_row(LIST_WIDTH))
+    return rows[:height]
+
+
+def visible_message_lines(
+    conv: ConversationState, me: str, width: int, height: int, time_format: str
+) -> tuple[list[list[Segment]], bool]:
+    """The message lines in view for ``conv``'s scroll position, and whether the view is at
+    the top of what is loaded (time to fetch older messages)."""
+    lines = message_lines(conv, me, width, time_format)
+    if conv.has_older and conv.messages:
+        lines.insert(0, _row(width, ("… PgUp loads older messages", "dim")))
+    max_scroll = max(0, len(lines) - height)
+    conv.scroll = max(0, min(conv.scroll, max_scroll))
+    end = len(lines) - conv.scroll
+    start = max(0, end - height)
+    view = lines[start:end]
+    at_top = start == 0
+    while len(view) < height:
+        view.insert(0, _row(width))
+    return view, at_top
+
+
+def status_text(model: ChatModel, now: float) -> list[Segment]:
+    """The status line: connection, current peer and its trust, then a notice or hints."""
+    state = model.connection
+    if state == "reconnecting" and model.reconnect_at is not None:
+        state = f"reconnecting in {max(0, int(model.reconnect_at - now + 0.999))}s"
+    segments: list[Segment] = [(f"[{state}] ", "status")]
+    conv = model.current_conversation
+    if conv is not None:
+        if conv.key_changed:
+            trust = "KEY CHANGED: /verify then /trust"
+        elif conv.verified:
+            trust = "verified ✓"
+        else:
+            trust = "not verified (/verify)"
+        segments.append((f"{conv.peer} · {trust} │ ", "status"))
+    if model.notice:
+        segments.append((model.notice, "status-error" if model.notice_is_error else "status"))
+    else:
+        segments.append(("Tab: next · PgUp/PgDn: scroll · /help", "status"))
+    return segments
+
+
+def _modal(frame: Frame, modal: Modal) -> None:
+    width = min(
+        frame.width - 4,
+        max(
+            30,
+            max((text_width(line) for line in modal.lines), default=0) + 4,
+            text_width(modal.title) + 6,
+        ),
+    )
+    body: list[str] = []
+    for line in modal.lines:
+        body += wrap(line, width - 4) or [""]
+    body.append("")
+    body.append(modal.prompt)
+    height = min(frame.height - 2, len(body) + 2)
+    top = max(0, (frame.height - height) // 2)
+    left = max(0, (frame.width - width) // 2)
+    style = "warning" if modal.warning else "modal"
+    title = f" {modal.title} "
+    box = ["┌" + _centered(title, width - 2, "─") + "┐"]
+    box += ["│ " + pad(line, width - 4) + " │" for line in body[: height - 2]]
+    box.append("└" + "─" * (width - 2) + "┘")
+    for i, line in enumerate(box):
+        y = top + i
+        if y >= frame.height:
+            break
+        row_text = "".join(t for t, _ in frame.rows[y])
+        before = clip(row_text, left)
+        before = pad(before, left)
+        after_start = left + width
+        after = _cells_from(row_text, after_start)
+        frame.rows[y] = _row(frame.width, (before, "normal"), (line, style), (after, "normal"))
+    frame.cursor = None
+
+
+def _cells_from(text: str, start: int) -> str:
+    used = 0
+    for i, ch in enumerate(text):
+        if used >= start:
+            return text[i:]
+        used += text_width(ch)
+    return ""
+
+
+def render_main(
+    model: ChatModel, width: int, height: int, *, now: float, time_format: str = "%H:%M"
+) -> Frame:
+    """The main screen."""
+    if width < MIN_WIDTH or height < MIN_HEIGHT:
+        return _too_small(width, height)
+    frame = Frame(width, height)
+    full = width >= FULL_WIDTH and height >= FULL_HEIGHT
+    title = f" pyChat │ {model.me} @ {model.server}"
+    if not full and len(model.conversations) > 1:
+        title += f" │ {len(model.conversations)} conversations (Tab)"
+    frame.rows.append(_row(width, (title, "title")))
+    body_height = height - 3
+    pane_left = LIST_WIDTH + 1 if full else 0
+    pane_width = width - pane_left
+    conv = model.current_conversation
+    if conv is None:
+        hint = [
+            "",
+            " No conversation open.",
+            "",
+            " /new NAME   start a conversation",
+            " Tab        go through your conversations",
+            " /help      every command and key",
+        ]
+        pane = [
+            _row(pane_width, (hint[i] if i < len(hint) else "", "dim")) for i in range(body_height)
+        ]
+    else:
+        pane, _ = visible_message_lines(conv, model.me, pane_width, body_height, time_format)
+    lists = _list_pane(model, body_height) if full else []
+    for y in range(body_height):
+        row: list[Segment] = []
+        if full:
+            row += lists[y] + [("│", "sep")]
+        row += pane[y]
+        frame.rows.append(row)
+    frame.rows.append(_row(width, *status_text(model, now)))
+    prompt = f"{model.current}> " if model.current else "> "
+    prompt = clip(prompt, max(2, width // 3))
+    visible, cursor_x = model.input.view(width - text_width(prompt) - 1)
+    frame.rows.append(_row(width, (prompt, "prompt"), (visible, "normal")))
+    frame.cursor = (height - 1, text_width(prompt) + cursor_x)
+    if model.modals:
+        _modal(frame, model.modals[-1])
+    return frame
+
+
+def render_login(form: LoginForm, width: int, height: int) -> Frame:
+    """The login / signup screen."""
+    if width < MIN_WIDTH or height < MIN_HEIGHT:
+        return _too_small(width, height)
+    frame = Frame(width, height)
+    mode = "Sign up" if form.signup else "Log in"
+    lines: list[list[Segment]] = [
+        _row(width, (" pyChat │ end-to-end encrypted chat", "title")),
+        _row(width),
+        _row(width, (f"  {mode}", "title-text")),
+        _row(width),
+    ]
+    cursor = None
+    for i, (label, line, secret) in enumerate(form.fields()):
+        label_text = f"  {label:>9}: "
+        value, cursor_x = ("", 0) if secret else line.view(width - text_width(label_text) - 2)
+        style = "selected" if i == form.focus else "normal"
+        if i == form.focus:
+            cursor = (len(lines), text_width(label_text) + cursor_x)
+        shown = "(typing hidden)" if secret and line.text and i != form.focus else value
+        lines.append(_row(width, (label_text, "dim"), (shown, style if not secret else "dim")))
+    lines.append(_row(width))
+    other = "log in instead" if form.signup else "sign up instead"
+    lines.append(
+        _row(
+            width,
+            (
+                f"  Enter: {mode.lower()} · Tab: next field · F2/Ctrl-N: {other} · Ctrl-C: quit",
+                "dim",
+            ),
+        )
+    )
+    lines.append(_row(width))
+    if form.busy:
+        lines.append(_row(width, ("  working…", "status")))
+    if form.message:
+        for piece in wrap(form.message, width - 4):
+            lines.append(_row(width, ("  " + piece, "warning")))
+    while len(lines) < height:
+        lines.append(_row(width))
+    frame.rows = lines[:height]
+    frame.cursor = cursor if cursor and cursor[0] < height else None
+    if form.modals:
+        _modal(frame, form.modals[-1])
+    return frame

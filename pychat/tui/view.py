@@ -1,0 +1,103 @@
+"""The thin curses layer: styles to attributes, and a :class:`Frame` onto the screen."""
+
+from __future__ import annotations
+
+import curses
+import os
+
+from pychat.tui.render import Frame
+from pychat.tui.width import text_width
+
+# style -> (foreground colour, bold) when colours are on; attributes alone otherwise
+_COLOURS = {
+    "title": (curses.COLOR_CYAN, True),
+    "title-text": (curses.COLOR_CYAN, True),
+    "status": (curses.COLOR_WHITE, False),
+    "status-error": (curses.COLOR_RED, True),
+    "me": (curses.COLOR_GREEN, True),
+    "peer": (curses.COLOR_BLUE, True),
+    "rejected": (curses.COLOR_RED, True),
+    "marker": (curses.COLOR_YELLOW, True),
+    "warning": (curses.COLOR_RED, True),
+    "modal": (curses.COLOR_CYAN, False),
+    "selected": (curses.COLOR_YELLOW, True),
+    "unread": (curses.COLOR_WHITE, True),
+    "prompt": (curses.COLOR_GREEN, True),
+    "sep": (curses.COLOR_BLUE, False),
+    "dim": (curses.COLOR_WHITE, False),
+}
+_PLAIN = {
+    "title": curses.A_REVERSE | curses.A_BOLD,
+    "status": curses.A_REVERSE,
+    "status-error": curses.A_REVERSE | curses.A_BOLD,
+    "me": curses.A_BOLD,
+    "peer": curses.A_BOLD,
+    "rejected": curses.A_BOLD | curses.A_UNDERLINE,
+    "marker": curses.A_BOLD,
+    "warning": curses.A_BOLD,
+    "selected": curses.A_REVERSE,
+    "unread": curses.A_BOLD,
+    "prompt": curses.A_BOLD,
+    "dim": curses.A_DIM,
+    "title-text": curses.A_BOLD,
+}
+
+
+def colours_wanted(configured: bool) -> bool:
+    """Colours when configured, the terminal has them, and NO_COLOR is not set."""
+    return configured and not os.environ.get("NO_COLOR") and curses.has_colors()
+
+
+class CursesView:
+    """Copies frames to a curses window."""
+
+    def __init__(self, screen: curses.window, colours: bool) -> None:
+        self.screen = screen
+        self.colours = colours
+        self._attrs: dict[str, int] = {}
+        if colours:
+            curses.start_color()
+            try:
+                curses.use_default_colors()
+                background = -1
+            except curses.error:
+                background = curses.COLOR_BLACK
+            for i, (style, (fg, bold)) in enumerate(_COLOURS.items(), start=1):
+                curses.init_pair(i, fg, background)
+                attr = curses.color_pair(i) | (curses.A_BOLD if bold else 0)
+                if style in ("title", "status", "status-error", "selected"):
+                    attr |= curses.A_REVERSE
+                self._attrs[style] = attr
+        else:
+            self._attrs = dict(_PLAIN)
+
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the screen."""
+        height, width = self.screen.getmaxyx()
+        return height, width
+
+    def draw(self, frame: Frame) -> None:
+        """Show ``frame``."""
+        self.screen.erase()
+        for y, row in enumerate(frame.rows[: frame.height]):
+            x = 0
+            for text, style in row:
+                if not text:
+                    continue
+                try:
+                    self.screen.addstr(y, x, text, self._attrs.get(style, curses.A_NORMAL))
+                except curses.error:
+                    pass  # writing the bottom-right cell raises after drawing it
+                x += text_width(text)
+        if frame.cursor is not None:
+            try:
+                curses.curs_set(1)
+                self.screen.move(*frame.cursor)
+            except curses.error:
+                pass
+        else:
+            try:
+                curses.curs_set(0)
+            except curses.error:
+                pass
+        self.screen.refresh()
