@@ -28,6 +28,7 @@ from twisted.internet import reactor as default_reactor
 from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
 from twisted.internet.ssl import Certificate, CertificateOptions, optionsForClientTLS
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from pychat.client import auth
 from pychat.client.address import ServerAddress
@@ -799,9 +800,12 @@ class ChatClient:
     # -- pushes --------------------------------------------------------------------------------
 
     def _on_push(self, event: dict[str, Any]) -> None:
-        defer.ensureDeferred(self._handle_push(event)).addErrback(
-            lambda f: log.failure("handling a push failed", failure=f)
-        )
+        def failed(failure: Failure) -> None:
+            if failure.check(ConnectionClosed):
+                return  # the connection went while we were handling it; catch-up will redo it
+            log.failure("handling a push failed", failure=failure)
+
+        defer.ensureDeferred(self._handle_push(event)).addErrback(failed)
 
     async def _handle_push(self, event: dict[str, Any]) -> None:
         kind = event.get("event")

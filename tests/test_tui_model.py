@@ -1,0 +1,244 @@
+"""The TUI's pure parts: input editing, keys, scrolling, list ordering, rendering."""
+
+from __future__ import annotations
+
+import curses
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pychat.tui.input_line import InputLine
+from pychat.tui.keys import Key, KeyDecoder
+from pychat.tui.model import ChatModel, LoginForm, MessageItem, Modal
+from pychat.tui.render import render_login, render_main, visible_message_lines
+from pychat.tui.width import clip, text_width, wrap
+
+T0 = 1_764_196_800.0  # 2025-11-26, a fixed time for stable day separators
+
+
+# -- input line --------------------------------------------------------------------------------
+
+
+def test_typing_and_moving_the_cursor() -> None:
+    line = InputLine()
+    line.insert("héllo 世界")
+    line.left()
+    line.left()
+    line.insert("🙂")
+    assert line.text == "héllo 🙂世界" and line.cursor == 7
+    line.home()
+    line.delete()
+    assert line.text == "éllo 🙂世界"
+    line.end()
+    line.backspace()
+    assert line.text == "éllo 🙂世"
+
+
+def test_ctrl_w_and_ctrl_u() -> None:
+    line = InputLine()
+    line.insert("one two  three")
+    line.kill_word()
+    assert line.text == "one two  "
+    line.kill_word()
+    assert line.text == "one "
+    line.insert("x")
+    line.left()
+    line.kill_to_start()
+    assert (line.text, line.cursor) == ("x", 0)
+
+
+def test_history_keeps_the_draft() -> None:
+    line = InputLine()
+    for text in ("first", "second"):
+        line.insert(text)
+        line.take()
+    line.insert("draft")
+    line.history_prev()
+    assert line.text == "second"
+    line.history_prev()
+    line.history_prev()
+    assert line.text == "first"
+    line.history_next()
+    line.history_next()
+    assert line.text == "draft"
+
+
+def test_view_scrolls_to_keep_the_cursor_visible_by_display_width() -> None:
+    line = InputLine()
+    line.insert("世界" * 10)  # 40 cells
+    visible, x = line.view(11)
+    assert text_width(visible) <= 11 and x <= 10
+    assert visible.endswith("界") and x == text_width(visible)
+    line.home()
+    visible, x = line.view(11)
+    assert visible.startswith("世") and x == 0
+
+
+def test_newlines_show_as_a_mark() -> None:
+    line = InputLine()
+    line.insert("a\nb")
+    assert line.view(20) == ("a↵b", 3)
+
+
+OPS = ["ins", "left", "right", "home", "end", "bs", "del", "w", "u"]
+
+
+@given(st.lists(st.sampled_from(OPS), max_size=40), st.text(max_size=5))
+def test_cursor_always_stays_inside_the_text(ops: list[str], chunk: str) -> None:
+    line = InputLine()
+    actions = {
+        "left": line.left,
+        "right": line.right,
+        "home": line.home,
+        "end": line.end,
+        "bs": line.backspace,
+        "del": line.delete,
+        "w": line.kill_word,
+        "u": line.kill_to_start,
+    }
+    for op in ops:
+        if op == "ins":
+            line.insert(chunk)
+        else:
+            actions[op]()
+        assert 0 <= line.cursor <= len(line.text)
+        visible, x = line.view(10)
+        assert text_width(visible) <= 10 and 0 <= x <= 10
+
+
+# -- keys --------------------------------------------------------------------------------------
+
+
+def test_decoder_names_keys_and_collects_a_bracketed_paste() -> None:
+    d = KeyDecoder()
+    keys = d.feed(["a", "\x17", curses.KEY_PPAGE, "\x1b", "\r", "\x1b", "3"])
+    assert [k.name for k in keys] == ["char", "ctrl-w", "pgup", "alt-enter", "alt-3"]
+    pasted = d.feed(list("\x1b[200~line one\r\nline two\x1b[201~"))
+    assert pasted == [Key("paste", "line one\nline two")]
+    assert d.feed(["\x1b"]) == [Key("escape")]
+    assert [k.name for k in d.feed(list("\x1b[5~\x1b[Z"))] == ["pgup", "btab"]
+
+
+# -- width and wrapping ------------------------------------------------------------------------
+
+
+def test_widths_of_wide_and_combining_characters() -> None:
+    assert text_width("abc") == 3
+    assert text_width("世界") == 4
+    assert text_width("🙂") == 2
+    assert text_width("e\u0301") == 1
+    assert clip("世界x", 3) == "世"
+
+
+@given(st.text(max_size=200), st.integers(min_value=1, max_value=50))
+def test_wrapped_lines_fit(text: str, width: int) -> None:
+    for line in wrap(text, width):
+        assert text_width(line) <= max(width, 2)
+
+
+# -- conversations, scrolling ------------------------------------------------------------------
+
+
+def _model() -> ChatModel:
+    model = ChatModel(me="alice", server="localhost:8765")
+    for peer, t in (("bob", 100.0), ("carol", 300.0), ("dave", 200.0)):
+        model.conversation(peer).last_activity = T0 + t
+    return model
+
+
+def test_list_is_ordered_by_last_activity_and_reorders_on_new_messages() -> None:
+    model = _model()
+    assert [c.peer for c in model.ordered()] == ["carol", "dave", "bob"]
+    model.add_message("bob", MessageItem(1, "bob", T0 + 500, "verified", "hi"), on_screen=False)
+    assert [c.peer for c in model.ordered()] == ["bob", "carol", "dave"]
+    assert model.conversations["bob"].unread == 1
+
+
+def test_tab_cycles_and_alt_digit_selects() -> None:
+    model = _model()
+    assert model.cycle(1).peer == "carol"  # type: ignore[union-attr]
+    assert model.cycle(1).peer == "dave"  # type: ignore[union-attr]
+    assert model.cycle(-1).peer == "carol"  # type: ignore[union-attr]
+    assert model.select_index(2).peer == "bob"  # type: ignore[union-attr]
+    assert model.select_index(7) is None
+
+
+def test_selecting_a_conversation_places_the_new_messages_marker() -> None:
+    model = _model()
+    conv = model.conversation("bob")
+    conv.last_seq, conv.unread = 10, 3
+    model.select("bob")
+    assert conv.marker_seq == 8
+
+
+def test_scrolling_stops_at_the_top_and_reports_it() -> None:
+    model = _model()
+    conv = model.select("bob")
+    for seq in range(1, 41):
+        model.add_message(
+            "bob", MessageItem(seq, "bob", T0 + seq, "verified", f"m{seq}"), on_screen=True
+        )
+    view, at_top = visible_message_lines(conv, "alice", 60, 10, "%H:%M")
+    assert not at_top and "m40" in "".join(t for t, _ in view[-1])
+    conv.scroll = 1000
+    view, at_top = visible_message_lines(conv, "alice", 60, 10, "%H:%M")
+    assert at_top and conv.scroll < 1000
+    assert "PgUp loads older" in "".join(t for t, _ in view[0])
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def test_main_screen_at_80x24() -> None:
+    model = _model()
+    model.select("bob")
+    model.add_message(
+        "bob", MessageItem(1, "bob", T0 + 1000, "verified", "hello 世界 🙂"), on_screen=True
+    )
+    model.add_message(
+        "bob", MessageItem(2, "bob", T0 + 1001, "rejected", None, "cannot decrypt"), on_screen=True
+    )
+    model.add_message(
+        "bob", MessageItem(3, "alice", T0 + 1002, "verified", "reply"), on_screen=True
+    )
+    model.input.insert("typing…")
+    frame = render_main(model, 80, 24, now=T0)
+    text = frame.text()
+    rows = text.splitlines()
+    assert len(rows) == 24 and all(text_width(r) == 80 for r in rows)
+    assert rows[0].startswith(" pyChat │ alice @ localhost:8765")
+    assert " Conversations" in rows[1] and "bob" in text and "carol" in text
+    assert "· bob: hello 世界 🙂" in text  # valid signature, peer not verified yet
+    assert "✗ bob: [rejected: cannot decrypt]" in text
+    assert "✓ alice: reply" in text
+    assert rows[22].startswith("[online]") or rows[22].startswith("[connecting]")
+    assert rows[23].startswith("bob> typing…")
+    assert frame.cursor == (23, len("bob> typing…"))
+
+
+def test_small_terminals_degrade_clearly() -> None:
+    model = _model()
+    model.select("bob")
+    narrow = render_main(model, 60, 20, now=T0).text()
+    assert " Conversations" not in narrow and "3 conversations (Tab)" in narrow
+    tiny = render_main(model, 30, 6, now=T0).text()
+    assert "terminal too small" in tiny
+
+
+def test_modal_is_drawn_over_the_screen() -> None:
+    model = _model()
+    model.modals.append(Modal("BOB'S KEY CHANGED", ["compare safety numbers"], warning=True))
+    text = render_main(model, 80, 24, now=T0).text()
+    assert "BOB'S KEY CHANGED" in text and "(press any key)" in text
+
+
+def test_login_screen_never_shows_the_password() -> None:
+    form = LoginForm()
+    form.server.insert("localhost")
+    form.username.insert("alice")
+    form.password.insert("hunter2")
+    form.focus = 2
+    text = render_login(form, 80, 24).text()
+    assert "hunter2" not in text and "Log in" in text
+    form.focus = 0
+    assert "hunter2" not in render_login(form, 80, 24).text()

@@ -1,0 +1,202 @@
+"""The real TUI in a pseudo-terminal against a real server; every test reads the screen."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest_twisted
+
+from pychat.crypto.identity import IdentityKeyPair, rotation_statement
+from pychat.testing import RunningServer
+from tests.client_helpers import signed_up
+from tests.tui_terminal import Terminal
+
+
+def _server(server: RunningServer) -> str:
+    return f"127.0.0.1:{server.port}"
+
+
+async def _signup_in_tui(term: Terminal, password: str) -> None:
+    await term.wait_for("Log in")
+    term.press("f2")
+    await term.wait_for("Sign up")
+    term.type(password)
+    term.press("enter")
+    term.type(password)
+    term.press("enter")
+    await term.wait_for("First contact with")
+    term.type("y")
+    await term.wait_for("No conversation open")
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_signup_open_send_and_see_the_reply_live(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    try:
+        await _signup_in_tui(term, "alice-password")
+        term.type("/new bob")
+        term.press("enter")
+        await term.wait_for("conversation with bob open")
+        term.type("hello from the tui")
+        term.press("enter")
+        await term.wait_for("alice: hello from the tui")
+        (received,) = await bob.read("alice")
+        assert received.text == "hello from the tui" and received.status == "verified"
+        await bob.send("alice", "bob answers live")
+        screen = await term.wait_for("bob: bob answers live")
+        assert "✓ alice: hello from the tui" in screen
+        assert "[online] bob" in screen
+    finally:
+        await term.quit()
+        await bob.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_scrolls_back_into_history_fetched_on_demand(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    for i in range(1, 131):
+        await bob.send("alice", f"history line {i:03d}")
+    await alice.close()
+    term = Terminal(tmp_path / "alice", _server(server), "alice", cols=100, rows=30)
+    try:
+        await term.wait_for("Log in")
+        term.type("alice-pw")
+        term.press("enter")
+        screen = await term.wait_for("history line 130")
+        assert "history line 001" not in screen
+        assert "new messages" in screen or "history line 081" not in screen
+        for _ in range(60):
+            term.press("pgup")
+            if "history line 001" in term.text():
+                break
+            await term.wait_for("[online]")
+            import asyncio  # noqa: F401 - keeps the loop readable
+
+            from twisted.internet import reactor, task
+
+            await task.deferLater(reactor, 0.1, lambda: None)
+        screen = await term.wait_for("history line 001")
+        assert "loaded" in screen or "history line 002" in screen
+        term.press("pgdn", "pgdn", "pgdn", "pgdn", "pgdn", "pgdn", "pgdn", "pgdn", "pgdn", "pgdn")
+        await term.wait_for("history line 130")
+    finally:
+        await term.quit()
+        await bob.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_resizes_from_120x40_to_80x24_and_back(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    await bob.send("alice", "a message that must survive every resize")
+    await alice.close()
+    term = Terminal(tmp_path / "alice", _server(server), "alice", cols=120, rows=40)
+    try:
+        await term.wait_for("Log in")
+        term.type("alice-pw")
+        term.press("enter")
+        await term.wait_for("must survive every resize")
+        term.type("draft text kept")
+        await term.wait_for("bob> draft text kept")
+        assert " Conversations" in term.text() and len(term.screen.display) == 40
+
+        term.resize(80, 24)
+        screen = await term.wait_until(
+            lambda t: "[online] bob" in t.line(22) and t.line(0).startswith(" pyChat")
+        )
+        assert len(term.screen.display) == 24 and "bob> draft text kept" in term.line(23)
+        assert " Conversations" in screen and "must survive every resize" in screen
+        assert term.line(0).startswith(" pyChat")
+        assert "[online] bob" in term.line(22)
+
+        term.resize(120, 40)
+        screen = await term.wait_until(
+            lambda t: "[online] bob" in t.line(38) and t.line(0).startswith(" pyChat")
+        )
+        assert "must survive every resize" in screen and "bob> draft text kept" in term.line(39)
+
+        term.resize(60, 15)  # below 80x24: the list goes, the conversation stays
+        screen = await term.wait_until(
+            lambda t: "[online] bob" in t.line(13) and t.line(0).startswith(" pyChat")
+        )
+        assert " Conversations" not in screen and "must survive every resize" in screen
+        assert "bob> draft text kept" in term.line(14)
+    finally:
+        await term.quit()
+        await bob.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_edits_a_line_with_emoji_and_cjk(server: RunningServer, tmp_path: Path) -> None:
+    await signed_up(server, tmp_path / "bob", "bob")
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    try:
+        await _signup_in_tui(term, "alice-password")
+        term.type("/new bob")
+        term.press("enter")
+        await term.wait_for("conversation with bob open")
+        term.type("héllo 🙂 世界 end")
+        await term.wait_for("bob> héllo 🙂 世界 end")
+        term.press("left", "left", "left", "backspace")  # delete the space before "end"
+        await term.wait_for("bob> héllo 🙂 世界end")
+        term.press("ctrl-w")  # delete the word before the cursor: 世界
+        await term.wait_for("bob> héllo 🙂 end")
+        term.press("ctrl-a")
+        term.type("¡")
+        term.press("ctrl-e")
+        term.type("!")
+        await term.wait_for("bob> ¡héllo 🙂 end!")
+        # the cursor sits right after the text, measured in cells (the emoji takes two)
+        y, x = term.screen.cursor.y, term.screen.cursor.x
+        assert y == 29 and x == len("bob> ¡héllo ") + 2 + len(" end!")
+        term.press("alt-enter")
+        term.type("second line")
+        await term.wait_for("¡héllo 🙂 end!↵second line")
+        term.press("enter")
+        screen = await term.wait_for("alice: ¡héllo 🙂 end!")
+        lines = screen.splitlines()
+        at = next(i for i, line in enumerate(lines) if "alice: ¡héllo 🙂 end!" in line)
+        assert lines[at + 1].strip().endswith("second line")  # the second line of the message
+        assert "↵" not in term.line(29)  # the input line is empty again
+    finally:
+        await term.quit()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_warns_when_a_peers_key_changes(server: RunningServer, tmp_path: Path) -> None:
+    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    await alice.send("bob", "before the change")
+    await alice.close()
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    try:
+        await term.wait_for("Log in")
+        term.type("alice-pw")
+        term.press("enter")
+        await term.wait_for("before the change")
+        # bob publishes a new identity, properly signed by his old key
+        assert bob.data is not None
+        new = IdentityKeyPair.generate()
+        statement = rotation_statement("bob", 2, new.public().fingerprint())
+        signature = base64.b64encode(bob.data.identity.signing.sign(statement)).decode()
+        await bob.request("rotate_keys", public_keys=new.public().to_json(), signature=signature)
+        screen = await term.wait_for("KEY CHANGED")
+        assert "identity key has CHANGED" in screen and "pychat trust bob" in screen
+        term.type("x")  # any key closes the warning
+        screen = await term.wait_gone("identity key has CHANGED")
+        assert "KEY CHANGED: /verify then /trust" in screen
+        term.type("still there?")
+        term.press("enter")
+        await term.wait_for("identity key has CHANGED")  # sending is blocked with the warning again
+    finally:
+        await term.quit()
+        await bob.close()
