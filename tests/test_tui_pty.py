@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 import pytest_twisted
@@ -50,6 +51,8 @@ async def test_tui_signup_open_send_and_see_the_reply_live(
         screen = await term.wait_for("bob: bob answers live")
         assert "✓ alice: hello from the tui" in screen
         assert "[online] bob" in screen
+        if os.environ.get("PYCHAT_TUI_SCREENSHOT"):  # docs/tui.md's screenshot comes from here
+            Path(os.environ["PYCHAT_TUI_SCREENSHOT"]).write_text(screen.rstrip() + "\n")
     finally:
         await term.quit()
         await bob.close()
@@ -200,3 +203,15 @@ async def test_tui_warns_when_a_peers_key_changes(server: RunningServer, tmp_pat
     finally:
         await term.quit()
         await bob.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_restores_the_terminal_on_sigterm(server: RunningServer, tmp_path: Path) -> None:
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    await term.wait_for("Log in")
+    term.transport.signalProcess("TERM")
+    code = await term.proto.ended
+    raw = bytes(term.proto.raw)
+    assert code == 0
+    assert raw.rfind(b"\x1b[?2004l") > raw.rfind(b"\x1b[?2004h")  # bracketed paste off again
+    assert raw.rfind(b"\x1b[?1049l") > raw.rfind(b"\x1b[?1049h")  # back from the alternate screen

@@ -509,6 +509,7 @@ class TuiApp:
             await self.client.open_conversation(rest)
             peer = normal_form(rest)
             self.model.conversation(peer).last_activity = time.time()
+            await self.load_conversations()  # the new one's summary: presence, counts
             await self.show(peer)
             self.model.tell(f"conversation with {peer} open")
         elif conv is None:
