@@ -173,9 +173,13 @@ async def test_reconnect_relogs_in_and_catches_up(server: RunningServer, tmp_pat
         lambda: any(e.data.get("state") == "reconnecting" for e in events if e.kind == "connection")
     )
     await alice.send("bob", "two, while bob was away")
-    await until(lambda: any(e.kind == "message" for e in events), timeout=15)
-    missed = [e.message for e in events if e.kind == "message"]
-    assert missed[0] is not None and missed[0].text == "two, while bob was away"
+
+    def caught_up() -> bool:
+        return any(
+            e.message is not None and e.message.text == "two, while bob was away" for e in events
+        )
+
+    await until(caught_up, timeout=15)
     assert bob.state == "online"
     for c in (alice, bob):
         await c.close()

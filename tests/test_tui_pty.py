@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest_twisted
+from twisted.internet import reactor, task
 
 from pychat.crypto.identity import IdentityKeyPair, rotation_statement
 from pychat.testing import RunningServer
@@ -16,6 +17,13 @@ from tests.tui_terminal import Terminal
 
 def _server(server: RunningServer) -> str:
     return f"127.0.0.1:{server.port}"
+
+
+async def _login_in_tui(term: Terminal, password: str, expect: str) -> str:
+    await term.wait_for("Log in")
+    term.type(password)
+    term.press("enter")
+    return await term.wait_for(expect)
 
 
 async def _signup_in_tui(term: Terminal, password: str) -> None:
@@ -69,21 +77,13 @@ async def test_tui_scrolls_back_into_history_fetched_on_demand(
     await alice.close()
     term = Terminal(tmp_path / "alice", _server(server), "alice", cols=100, rows=30)
     try:
-        await term.wait_for("Log in")
-        term.type("alice-pw")
-        term.press("enter")
-        screen = await term.wait_for("history line 130")
+        screen = await _login_in_tui(term, "alice-pw", "history line 130")
         assert "history line 001" not in screen
         assert "new messages" in screen or "history line 081" not in screen
         for _ in range(60):
             term.press("pgup")
             if "history line 001" in term.text():
                 break
-            await term.wait_for("[online]")
-            import asyncio  # noqa: F401 - keeps the loop readable
-
-            from twisted.internet import reactor, task
-
             await task.deferLater(reactor, 0.1, lambda: None)
         screen = await term.wait_for("history line 001")
         assert "loaded" in screen or "history line 002" in screen
@@ -104,10 +104,7 @@ async def test_tui_resizes_from_120x40_to_80x24_and_back(
     await alice.close()
     term = Terminal(tmp_path / "alice", _server(server), "alice", cols=120, rows=40)
     try:
-        await term.wait_for("Log in")
-        term.type("alice-pw")
-        term.press("enter")
-        await term.wait_for("must survive every resize")
+        await _login_in_tui(term, "alice-pw", "must survive every resize")
         term.type("draft text kept")
         await term.wait_for("bob> draft text kept")
         assert " Conversations" in term.text() and len(term.screen.display) == 40
@@ -182,10 +179,7 @@ async def test_tui_warns_when_a_peers_key_changes(server: RunningServer, tmp_pat
     await alice.close()
     term = Terminal(tmp_path / "alice", _server(server), "alice")
     try:
-        await term.wait_for("Log in")
-        term.type("alice-pw")
-        term.press("enter")
-        await term.wait_for("before the change")
+        await _login_in_tui(term, "alice-pw", "before the change")
         # bob publishes a new identity, properly signed by his old key
         assert bob.data is not None
         new = IdentityKeyPair.generate()

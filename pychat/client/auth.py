@@ -8,7 +8,6 @@ verifier cannot pretend the login worked.
 
 from __future__ import annotations
 
-import base64
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from twisted.internet import threads
 
 from pychat.client.protocol import ClientProtocol
 from pychat.crypto.kdf import KdfParams, KdfParamsError, default_params
+from pychat.encoding import b64decode, b64encode
 from pychat.srp import (
     GROUPS,
     SrpAuthenticationError,
@@ -60,10 +60,6 @@ def srp_params_from_hello(hello: dict[str, Any]) -> SrpParams:
     return SrpParams(GROUPS[group], "sha256")
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
 async def make_credentials(
     params: SrpParams, username: str, password: str, kdf: KdfParams | None = None
 ) -> dict[str, Any]:
@@ -73,7 +69,7 @@ async def make_credentials(
     salt = os.urandom(SALT_BYTES)
     x = await threads.deferToThread(password_x, kdf, salt, identity, password.encode())
     v = verifier(params, x)
-    return {"salt": _b64(salt), "verifier": _b64(params.pad(v)), "kdf": kdf.to_json()}
+    return {"salt": b64encode(salt), "verifier": b64encode(params.pad(v)), "kdf": kdf.to_json()}
 
 
 async def signup(
@@ -103,11 +99,11 @@ async def _prove(
     start_fields: dict[str, Any],
 ) -> tuple[SrpClientSession, bytes, dict[str, Any]]:
     session = SrpClientSession(params, identity)
-    challenge = await proto.request(start_op, A=_b64(params.pad(session.A)), **start_fields)
+    challenge = await proto.request(start_op, A=b64encode(params.pad(session.A)), **start_fields)
     try:
         kdf = KdfParams.from_json(challenge.get("kdf"))
-        salt = base64.b64decode(challenge["salt"], validate=True)
-        B = to_int(base64.b64decode(challenge["B"], validate=True))
+        salt = b64decode(challenge["salt"])
+        B = to_int(b64decode(challenge["B"]))
     except (KdfParamsError, KeyError, ValueError, TypeError) as exc:
         raise AuthError(f"the server's login challenge is not acceptable: {exc}") from None
     x = await threads.deferToThread(password_x, kdf, salt, identity, password.encode())
@@ -120,7 +116,7 @@ async def _prove(
 
 def _check_m2(session: SrpClientSession, reply: dict[str, Any]) -> bytes:
     try:
-        return session.verify_server_proof(base64.b64decode(reply["M2"], validate=True))
+        return session.verify_server_proof(b64decode(reply["M2"]))
     except (SrpAuthenticationError, KeyError, ValueError, TypeError):
         raise AuthError(
             "the server could not prove it knows your password verifier: "
@@ -140,7 +136,7 @@ async def login(
     session, m1, _ = await _prove(
         proto, params, identity.encode(), password, "login_start", {"username": username}
     )
-    reply = await proto.request("login_finish", M1=_b64(m1))
+    reply = await proto.request("login_finish", M1=b64encode(m1))
     key = _check_m2(session, reply)
     return LoginResult(str(reply.get("username", identity)), key)
 
@@ -163,5 +159,5 @@ async def change_password(
     fields = await make_credentials(params, username, new_password, kdf)
     if key_backup is not None:
         fields["key_backup"] = key_backup
-    reply = await proto.request("change_password", M1=_b64(m1), **fields)
+    reply = await proto.request("change_password", M1=b64encode(m1), **fields)
     _check_m2(session, reply)

@@ -15,7 +15,6 @@ a new machine can log in with only the password.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import os
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pychat.crypto.identity import IdentityKeyPair
 from pychat.crypto.kdf import KdfParams, KdfParamsError, default_params, derive
 from pychat.durable import ensure_private_dir, write_atomic
+from pychat.encoding import b64decode, b64encode
 
 FORMAT = "pychat-keystore"
 BACKUP_FORMAT = "pychat-key-backup"
@@ -49,30 +49,22 @@ class WrongPassword(KeystoreError):
     """The password does not open this keystore (or backup)."""
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _unb64(text: Any) -> bytes:
-    if not isinstance(text, str):
-        raise ValueError("expected base64 text")
-    return base64.b64decode(text, validate=True)
-
-
 def identity_to_json(keys: IdentityKeyPair) -> dict[str, str]:
     """Private keys as PKCS#8 DER (base64); only ever stored sealed."""
     fmt = serialization.PrivateFormat.PKCS8
     none = serialization.NoEncryption()
     return {
-        "encryption": _b64(keys.encryption.private_bytes(serialization.Encoding.DER, fmt, none)),
-        "signing": _b64(keys.signing.private_bytes(serialization.Encoding.DER, fmt, none)),
+        "encryption": b64encode(
+            keys.encryption.private_bytes(serialization.Encoding.DER, fmt, none)
+        ),
+        "signing": b64encode(keys.signing.private_bytes(serialization.Encoding.DER, fmt, none)),
     }
 
 
 def identity_from_json(obj: dict[str, str]) -> IdentityKeyPair:
     """The inverse of :func:`identity_to_json`."""
-    enc = serialization.load_der_private_key(_unb64(obj["encryption"]), None)
-    sig = serialization.load_der_private_key(_unb64(obj["signing"]), None)
+    enc = serialization.load_der_private_key(b64decode(obj["encryption"]), None)
+    sig = serialization.load_der_private_key(b64decode(obj["signing"]), None)
     if not isinstance(enc, rsa.RSAPrivateKey) or not isinstance(sig, ed25519.Ed25519PrivateKey):
         raise ValueError("wrong key types")
     return IdentityKeyPair(enc, sig)
@@ -192,7 +184,7 @@ class KeystoreFile:
             if outer.get("format") != FORMAT or outer.get("v") != 1:
                 raise ValueError("not a pyChat keystore")
             kdf = KdfParams.from_json(outer["kdf"])
-            salt, sealed = _unb64(outer["salt"]), _unb64(outer["sealed"])
+            salt, sealed = b64decode(outer["salt"]), b64decode(outer["sealed"])
         except (
             ValueError,
             KeyError,
@@ -235,8 +227,8 @@ class KeystoreFile:
             "format": FORMAT,
             "v": 1,
             "kdf": self._kdf.to_json(),
-            "salt": _b64(self._salt),
-            "sealed": _b64(sealed),
+            "salt": b64encode(self._salt),
+            "sealed": b64encode(sealed),
         }
         ensure_private_dir(self.path.parent)
         write_atomic(self.path, json.dumps(body).encode() + b"\n", mode=0o600)
@@ -267,10 +259,10 @@ def make_key_backup(
         "format": BACKUP_FORMAT,
         "v": 1,
         "kdf": kdf.to_json(),
-        "salt": _b64(salt),
-        "sealed": _b64(sealed),
+        "salt": b64encode(salt),
+        "sealed": b64encode(sealed),
     }
-    return _b64(json.dumps(body).encode())
+    return b64encode(json.dumps(body).encode())
 
 
 def open_key_backup(blob: str, username: str, password: str) -> list[IdentityKeyPair]:
@@ -280,11 +272,11 @@ def open_key_backup(blob: str, username: str, password: str) -> list[IdentityKey
     :raises KeystoreError: the backup is malformed or its KDF parameters are unacceptable.
     """
     try:
-        body = json.loads(_unb64(blob))
+        body = json.loads(b64decode(blob))
         if body.get("format") != BACKUP_FORMAT or body.get("v") != 1:
             raise ValueError("not a pyChat key backup")
         kdf = KdfParams.from_json(body["kdf"])
-        salt, sealed = _unb64(body["salt"]), _unb64(body["sealed"])
+        salt, sealed = b64decode(body["salt"]), b64decode(body["sealed"])
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, KdfParamsError) as exc:
         raise KeystoreError(f"the server's key backup is unusable ({exc})") from None
     key = _derive(password, salt, kdf, _backup_context(username))

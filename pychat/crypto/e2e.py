@@ -22,8 +22,6 @@ member, the conversation and epoch match, and the (device, counter) is not a rep
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from pychat.crypto.identity import IdentityKeyPair, PublicIdentity
+from pychat.encoding import b64decode, b64encode
 
 ENVELOPE_CONTEXT = b"pychat-envelope-v1"
 SAFETY_CONTEXT = b"pychat-safety-v1"
@@ -44,19 +43,12 @@ class E2EError(Exception):
     """Something a peer or the server sent fails a check; the message says which."""
 
 
-def b64e(data: bytes) -> str:
-    """Standard base64 text."""
-    return base64.b64encode(data).decode()
-
-
 def b64d(text: Any, what: str) -> bytes:
     """Decode base64 or raise :class:`E2EError` naming ``what``."""
-    if not isinstance(text, str):
-        raise E2EError(f"{what} is missing or not text")
     try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise E2EError(f"{what} is not valid base64") from None
+        return b64decode(text)
+    except ValueError:
+        raise E2EError(f"{what} is missing or not valid base64") from None
 
 
 # -- envelopes -------------------------------------------------------------------------------
@@ -86,7 +78,7 @@ def make_envelope(
     members = {
         name: {
             "fingerprint": identity.fingerprint(),
-            "wrapped": b64e(identity.encryption_key.encrypt(key, OAEP)),
+            "wrapped": b64encode(identity.encryption_key.encrypt(key, OAEP)),
         }
         for name, identity in recipients.items()
     }
@@ -97,7 +89,7 @@ def make_envelope(
         "epoch": epoch,
         "creator": creator,
         "members": members,
-        "signature": b64e(signature),
+        "signature": b64encode(signature),
     }
 
 
@@ -180,7 +172,7 @@ def canonical(obj: Any) -> bytes:
 def seal_message(key: bytes, signer: IdentityKeyPair, inner: dict[str, Any]) -> str:
     """Sign ``inner`` and encrypt it with the epoch key; return the ciphertext text."""
     signature = signer.signing.sign(canonical(inner))
-    return Fernet(key).encrypt(canonical({"m": inner, "sig": b64e(signature)})).decode()
+    return Fernet(key).encrypt(canonical({"m": inner, "sig": b64encode(signature)})).decode()
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,13 @@ at signup and key rotation, clients on every key they fetch).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from pychat.encoding import b64decode, b64encode
 
 #: Smallest RSA modulus accepted: 3072 bits, ~128-bit security like the rest of the design.
 MIN_RSA_BITS = 3072
@@ -56,18 +56,16 @@ class PublicIdentity:
     def to_json(self) -> dict[str, str]:
         """The wire and storage form."""
         return {
-            "encryption": base64.b64encode(self.encryption_der).decode(),
-            "signing": base64.b64encode(self.signing_raw).decode(),
+            "encryption": b64encode(self.encryption_der),
+            "signing": b64encode(self.signing_raw),
         }
 
 
 def _b64(value: Any, name: str) -> bytes:
-    if not isinstance(value, str):
-        raise IdentityKeyError(f"public key '{name}' must be a base64 string")
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise IdentityKeyError(f"public key '{name}' is not valid base64") from None
+        return b64decode(value)
+    except ValueError:
+        raise IdentityKeyError(f"public key '{name}' must be a base64 string") from None
 
 
 def parse_public_identity(obj: Any) -> PublicIdentity:

@@ -11,7 +11,6 @@ same; the failure at ``login_finish`` is the same ``auth_failed`` as a wrong pas
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes, hmac
@@ -21,6 +20,7 @@ from twisted.logger import Logger
 from pychat import limits
 from pychat.crypto.identity import IdentityKeyError, parse_public_identity
 from pychat.crypto.kdf import KdfParams, KdfParamsError, default_params
+from pychat.encoding import b64decode, b64encode
 from pychat.server.ratelimit import FailureBackoff, TokenBucket
 from pychat.srp import (
     DEFAULT_PARAMS,
@@ -40,11 +40,6 @@ from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.schema import b64_bytes, bad_field
 
 log = Logger(namespace="pychat.accounts")
-
-
-def b64(data: bytes) -> str:
-    """Standard base64 text."""
-    return base64.b64encode(data).decode()
 
 
 def rate_limited(retry_after: float, what: str) -> ProtocolError:
@@ -229,8 +224,8 @@ class AccountService:
         self._check_not_locked(host, username)
         account = self.accounts.get(username)
         if account is not None:
-            salt = base64.b64decode(account.salt)
-            v = to_int(base64.b64decode(account.verifier))
+            salt = b64decode(account.salt)
+            v = to_int(b64decode(account.verifier))
             kdf = account.kdf
         else:
             # Indistinguishable from a real account whose password nobody knows.
@@ -244,9 +239,9 @@ class AccountService:
             raise ProtocolError(ErrorCode.BAD_SRP_VALUE, f"A is not acceptable: {exc}") from None
         reply: dict[str, object] = {
             "username": username,
-            "salt": b64(salt),
+            "salt": b64encode(salt),
             "kdf": kdf,
-            "B": b64(self.srp_params.pad(session.B)),
+            "B": b64encode(self.srp_params.pad(session.B)),
             **self.srp_params.to_json(),
         }
         return LoginChallenge(username, session, account is not None), reply

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any, TypeVar, Union
 
+from pychat.encoding import b64decode
 from pychat.wire.errors import ErrorCode, ProtocolError
 
 T = TypeVar("T")
@@ -148,12 +149,9 @@ def b64_bytes(name: str, value: str, *, min_len: int = 0, max_len: int | None = 
 
     :raises ProtocolError: ``bad_field`` naming the field.
     """
-    import base64
-    import binascii
-
     try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
+        raw = b64decode(value)
+    except ValueError:
         raise bad_field(name, "must be standard base64") from None
     if len(raw) < min_len:
         raise bad_field(name, f"must decode to at least {min_len} bytes")

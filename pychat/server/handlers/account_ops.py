@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pychat import limits
-from pychat.server.accounts import LoginChallenge, auth_failed, b64
+from pychat.encoding import b64encode
+from pychat.server.accounts import LoginChallenge, auth_failed
 from pychat.server.ops import OpContext, OpRegistry
 from pychat.server.state import Outcome, State, stay_in
 from pychat.wire.errors import ErrorCode, ProtocolError
@@ -126,7 +127,7 @@ def register(registry: OpRegistry, server: ChatServer) -> None:
         assert isinstance(challenge, LoginChallenge)  # noqa: S101 - the state table guarantees it
         m2 = service.finish_login(ctx.session.host, challenge, params.M1)
         server.user_logged_in(ctx, challenge.username)
-        return {"M2": b64(m2), "username": challenge.username}
+        return {"M2": b64encode(m2), "username": challenge.username}
 
     @registry.op("change_password_start", ReauthStartParams, stay_in(State.AUTHENTICATED))
     async def change_password_start(ctx: OpContext, params: ReauthStartParams) -> Mapping[str, Any]:
@@ -150,7 +151,7 @@ def register(registry: OpRegistry, server: ChatServer) -> None:
         await service.change_password(
             account, params.salt, params.verifier, params.kdf, params.key_backup
         )
-        return {"M2": b64(m2)}
+        return {"M2": b64encode(m2)}
 
     @registry.op("get_key_backup", NoParams, stay_in(State.AUTHENTICATED))
     async def get_key_backup(ctx: OpContext, params: NoParams) -> Mapping[str, Any]:
