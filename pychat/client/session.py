@@ -13,7 +13,6 @@ out with ``status="rejected"`` and the reason.
 from __future__ import annotations
 
 import inspect
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -288,8 +287,12 @@ class ChatClient:
             raise ClientError(str(exc)) from None
         self._set_state("connected")
 
+    def stop_reconnecting(self) -> None:
+        """Do not reconnect when the connection drops (the program is ending)."""
+        self._closing = True
+
     async def close(self) -> None:
-        """Log out (if logged in) and close; no reconnecting after this."""
+        """Close the connection; no reconnecting after this."""
         self._closing = True
         if self.proto is not None and not self.proto.is_closed:
             self.proto.close()
@@ -834,8 +837,3 @@ class ChatClient:
             self._emit(ClientEvent("connection", {"state": "closing", **event}))
         elif isinstance(kind, str):
             self._emit(ClientEvent(kind, dict(event)))
-
-
-def new_client_id() -> str:
-    """A random id for a one-off request."""
-    return secrets.token_hex(8)

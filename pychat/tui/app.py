@@ -139,7 +139,7 @@ class TuiApp:
 
     def quit(self) -> None:
         if self.client is not None:
-            self.client._closing = True
+            self.client.stop_reconnecting()
         if self.reactor.running:
             self.reactor.stop()
 
