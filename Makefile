@@ -27,8 +27,8 @@ run: $(VENV)/.installed-run
 	$(BIN)/twistd --nodaemon --pidfile= pychat $(RUN_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check pychat tests twisted
-	$(BIN)/ruff format --check pychat tests twisted
+	$(BIN)/ruff check pychat tests twisted bench
+	$(BIN)/ruff format --check pychat tests twisted bench
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy

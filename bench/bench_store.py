@@ -1,0 +1,93 @@
+"""Conversation store: append and paging cost at growing log sizes, and group commit.
+
+Prints figures; asserts nothing.  Run:
+``.venv/bin/python bench/bench_store.py [--sizes 100,10000,100000]``.
+
+For each size it fills one conversation log to that many messages (pipelined appends, as many
+clients sending at once would), then measures, at that size:
+- append: mean time per message for a burst of 200 pipelined appends (fsync included), and how
+  many fsyncs they needed (group commit);
+- page: mean time to read a page of 50 messages at the start, the middle and the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from twisted.internet import defer, task
+
+from pychat.store.blocking import thread_runner
+from pychat.store.server_store import ServerStore
+
+BODY = "x" * 400  # a typical short message's ciphertext
+
+
+async def fill(store: ServerStore, conv: object, count: int, batch: int = 500) -> None:
+    done = 0
+    while done < count:
+        n = min(batch, count - done)
+        waits = []
+        for i in range(n):
+            _, durable = store.conversations.append_message(
+                conv, "alice", 1, BODY, f"f{done + i}", time.time()
+            )  # type: ignore[arg-type]
+            waits.append(durable)
+        await defer.gatherResults(waits)
+        done += n
+
+
+async def main(reactor: object, sizes: list[int]) -> None:
+    columns = [
+        "messages",
+        "append µs/msg",
+        "fsyncs/200",
+        "page start ms",
+        "page mid ms",
+        "page end ms",
+    ]
+    print(" ".join(f"{c:>14}" for c in columns))
+    for size in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = ServerStore.open(Path(tmp), Path(tmp) / "store.key", thread_runner(reactor))  # type: ignore[arg-type]
+            conv = await store.conversations.create("alice", "bob", {"epoch": 1}, time.time())
+            await fill(store, conv, size)
+            committer = store.conversations.committer
+            batches_before = committer.batches
+            start = time.perf_counter()
+            waits = []
+            for i in range(200):
+                _, durable = store.conversations.append_message(
+                    conv, "alice", 1, BODY, f"b{i}", time.time()
+                )
+                waits.append(durable)
+            await defer.gatherResults(waits)
+            append_us = (time.perf_counter() - start) / 200 * 1e6
+            fsyncs = committer.batches - batches_before
+            timings = {}
+            total = conv.last_seq
+            for label, first in (("start", 1), ("mid", total // 2), ("end", total - 49)):
+                runs = []
+                for _ in range(20):
+                    t = time.perf_counter()
+                    await store.conversations.page(conv, first, first + 50)
+                    runs.append(time.perf_counter() - t)
+                timings[label] = statistics.median(runs) * 1000
+            figures = [f"{size}", f"{append_us:.1f}", f"{fsyncs}"]
+            figures += [f"{timings[k]:.2f}" for k in ("start", "mid", "end")]
+            print(" ".join(f"{f:>14}" for f in figures))
+            conv.messages.close()  # type: ignore[attr-defined]
+            conv.control.close()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,10000,100000", help="comma-separated log sizes")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"# {os.cpu_count()} cores, data in {tempfile.gettempdir()}")
+    task.react(lambda reactor: defer.ensureDeferred(main(reactor, sizes)))
