@@ -95,3 +95,31 @@ async def test_damage_before_the_last_record_stops_the_start_and_is_not_cut(tmp_
         _open(tmp_path)
     assert info.value.path == path
     assert path.read_bytes() == damaged
+
+
+@pytest_twisted.ensureDeferred
+async def test_control_log_is_compacted_and_keeps_its_state(tmp_path: Path) -> None:
+    from pychat.store.conversations import CONTROL_COMPACT_AT
+
+    conv_id = await _conversation_with(tmp_path, 0)
+    store = _open(tmp_path)
+    conv = store.conversations.get(conv_id)
+    assert conv is not None
+    await store.conversations.add_epoch(conv, {"epoch": 2}, 3.0)
+    for i in range(CONTROL_COMPACT_AT + 50):
+        _, durable = store.conversations.append_message(conv, "alice", 1, "c", f"x{i}", 4.0)
+        await durable
+        store.conversations.set_read_nowait(conv, "alice", i + 1)
+        if i % 2:
+            await store.conversations.set_read(conv, "bob", i)
+    assert len(conv.control) < CONTROL_COMPACT_AT
+    (ctl,) = (tmp_path / "conversations").glob("*.ctl")
+    assert sum(1 for _ in ctl.open("rb")) < CONTROL_COMPACT_AT
+    assert not list((tmp_path / "conversations").glob("*.compact"))
+    conv.messages.close()
+    conv.control.close()
+    again = _open(tmp_path).conversations.get(conv_id)
+    assert again is not None
+    assert again.epochs == [{"epoch": 1}, {"epoch": 2}]
+    assert again.read == {"alice": CONTROL_COMPACT_AT + 50, "bob": conv.read["bob"]}
+    assert again.members == ("alice", "bob") and again.created == 1.0

@@ -12,6 +12,7 @@ and paging cost the same at a hundred messages as at a million.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from pychat.durable import ensure_private_dir
+from pychat.durable import ensure_private_dir, fsync_dir
 from pychat.store.atrest import AtRestKey, NameHasher, RecordSealer
 from pychat.store.blocking import BlockingRunner
 from pychat.store.errors import StoreError
@@ -29,6 +30,11 @@ from pychat.store.sealed_log import GroupCommitter, SealedLog
 from pychat.wire.ids import conversation_id
 
 log = Logger(namespace="pychat.store")
+
+#: A control log (key epochs and read markers) with more records than this is rewritten with
+#: just the current state, so neither it nor the time to read it at start grows with the
+#: number of messages.
+CONTROL_COMPACT_AT = 1000
 
 #: Client message ids remembered per conversation for idempotent retries.  A retry is
 #: recognised when it comes back within this many messages of the original.
@@ -110,6 +116,8 @@ class ConversationStore:
         store = cls(
             directory, key.sealer("conversation"), key.name_hasher("conversation"), run_blocking
         )
+        for stale in directory.glob("*.compact"):
+            stale.unlink()  # a compaction that did not finish; the original is intact
         for ctl_path in sorted(directory.glob("*.ctl")):
             store._load(ctl_path)
         return store
@@ -150,6 +158,30 @@ class ConversationStore:
                 conv.remember(record)
             conv.last_activity = max(conv.last_activity, tail[-1]["time"])
         self._index(conv)
+        self._maybe_compact(conv)
+
+    def _maybe_compact(self, conv: Conversation) -> None:
+        """Rewrite a long control log as its current state (atomically: temp, fsync, rename).
+
+        Runs in the reactor thread between appends, so nothing can be appended meanwhile; the
+        old descriptor stays open until fsyncs already queued on it are done.
+        """
+        if len(conv.control) < CONTROL_COMPACT_AT:
+            return
+        records: list[dict[str, Any]] = [
+            {"t": "open", "id": conv.id, "members": list(conv.members), "time": conv.created}
+        ]
+        records += [{"t": "epoch", "envelope": e} for e in conv.epochs]
+        records += [{"t": "read", "user": u, "seq": s} for u, s in sorted(conv.read.items())]
+        path = conv.control.path
+        tmp = path.with_name(path.name + ".compact")
+        SealedLog.write_fresh(path, self._sealer, "ctl", records, at=tmp)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+        old = conv.control
+        conv.control = SealedLog.open(path, self._sealer, "ctl", on_cut=self._report_cut)
+        self.committer.durable(old).addBoth(lambda _: old.close())
+        log.info("compacted a conversation control log to {n} records", n=len(records))
 
     @staticmethod
     def _apply_control(conv: Conversation, record: dict[str, Any]) -> None:
@@ -219,6 +251,7 @@ class ConversationStore:
         conv.read[username] = seq
         conv.control.append({"t": "read", "user": username, "seq": seq})
         await self.committer.durable(conv.control)
+        self._maybe_compact(conv)
 
     def set_read_nowait(self, conv: Conversation, username: str, seq: int) -> None:
         """Move a read marker forward without waiting for disk (it rides the next fsync)."""
@@ -229,6 +262,7 @@ class ConversationStore:
         self.committer.durable(conv.control).addErrback(
             lambda f: log.failure("read marker not saved", failure=f)
         )
+        self._maybe_compact(conv)
 
     def duplicate(self, conv: Conversation, sender: str, client_id: str) -> dict[str, Any] | None:
         """The stored message this (sender, client id) already made, if it is recent."""

@@ -44,14 +44,23 @@ class SealedLog:
     """One append-only file of sealed records."""
 
     def __init__(
-        self, path: Path, sealer: RecordSealer, label: str, offsets: array[int], end: int
+        self,
+        path: Path,
+        sealer: RecordSealer,
+        label: str,
+        offsets: array[int],
+        end: int,
+        *,
+        fd: int | None = None,
     ) -> None:
         self.path = path
         self.label = label
         self._sealer = sealer
         self._offsets = offsets  # start of each line; the line ends where the next starts
         self._end = end
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._fd = (
+            fd if fd is not None else os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        )
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -81,6 +90,27 @@ class SealedLog:
                 os.fsync(f.fileno())
             on_cut(path, size - cut_to)
         return opened
+
+    @classmethod
+    def write_fresh(
+        cls,
+        path: Path,
+        sealer: RecordSealer,
+        label: str,
+        records: list[dict[str, Any]],
+        *,
+        at: Path,
+    ) -> None:
+        """Write ``records`` as a complete log meant to live at ``path``, into the file ``at``
+        (to be renamed over ``path``), and fsync it."""
+        fd = os.open(at, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            writer = cls(path, sealer, label, array("q"), 0, fd=fd)
+            for record in records:
+                writer.append(record)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     # -- reading -------------------------------------------------------------------------------
 
