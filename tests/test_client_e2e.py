@@ -183,3 +183,19 @@ async def test_reconnect_relogs_in_and_catches_up(server: RunningServer, tmp_pat
     assert bob.state == "online"
     for c in (alice, bob):
         await c.close()
+
+
+def test_message_counters_never_repeat_across_a_crash(tmp_path: Path) -> None:
+    from pychat.client.keystore import COUNTER_BLOCK, KeystoreData
+    from pychat.crypto.identity import IdentityKeyPair
+
+    data = KeystoreData(server="s", username="alice", identities=[IdentityKeyPair.generate()])
+    first, must_save = data.next_counter()
+    assert (first, must_save) == (1, True)
+    saved = data.to_json()  # the keystore as written when the block was reserved
+    used = [data.next_counter()[0] for _ in range(5)]
+    assert used == [2, 3, 4, 5, 6]
+    # crash: the later counters were never saved; the restarted client skips the whole block
+    restarted = KeystoreData.from_json(saved)
+    counter, must_save = restarted.next_counter()
+    assert counter == COUNTER_BLOCK + 1 and must_save

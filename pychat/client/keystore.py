@@ -39,6 +39,10 @@ BACKUP_FORMAT = "pychat-key-backup"
 SALT_BYTES = 16
 #: Replay-detection memory per sending device: counters of this many recent messages.
 RECENT_COUNTERS = 2000
+#: Message counters are reserved in blocks of this size, so the keystore is written once per
+#: block rather than once per message; after a crash the unused rest of a block is skipped,
+#: so a counter is never used twice.
+COUNTER_BLOCK = 100
 
 
 class KeystoreError(Exception):
@@ -79,6 +83,7 @@ class KeystoreData:
     identities: list[IdentityKeyPair]  # newest first
     device_id: str = field(default_factory=lambda: secrets.token_hex(8))
     counter: int = 0
+    counter_reserved: int = 0
     conversation_keys: dict[str, dict[str, str]] = field(default_factory=dict)
     pins: dict[str, dict[str, Any]] = field(default_factory=dict)
     seen: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -96,6 +101,7 @@ class KeystoreData:
             "identities": [identity_to_json(k) for k in self.identities],
             "device_id": self.device_id,
             "counter": self.counter,
+            "counter_reserved": self.counter_reserved,
             "conversation_keys": self.conversation_keys,
             "pins": self.pins,
             "seen": self.seen,
@@ -109,11 +115,22 @@ class KeystoreData:
             username=obj["username"],
             identities=[identity_from_json(k) for k in obj["identities"]],
             device_id=obj["device_id"],
-            counter=obj["counter"],
+            # Resume after the whole reserved block: some of it may have been used unsaved.
+            counter=max(obj["counter"], obj.get("counter_reserved", 0)),
+            counter_reserved=obj.get("counter_reserved", 0),
             conversation_keys=obj["conversation_keys"],
             pins=obj["pins"],
             seen=obj["seen"],
         )
+
+    def next_counter(self) -> tuple[int, bool]:
+        """The next message counter, and whether a new block was reserved (save the keystore
+        before using it)."""
+        self.counter += 1
+        if self.counter > self.counter_reserved:
+            self.counter_reserved = self.counter + COUNTER_BLOCK - 1
+            return self.counter, True
+        return self.counter, False
 
     # -- replay detection --------------------------------------------------------------------
 

@@ -658,9 +658,9 @@ class ChatClient:
         await self.peer_identity(peer)
         keys = data.conversation_keys[conv]
         epoch = max(int(e) for e in keys)
-        data.counter += 1
-        counter = data.counter
-        await self._save()  # a counter is never used twice, even after a crash
+        counter, reserved = data.next_counter()
+        if reserved:
+            await self._save()  # the block is on disk before any counter of it is used
         inner = {
             "v": 1,
             "sender": me,
