@@ -12,12 +12,16 @@ clients sending at once would), then measures, at that size:
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout, not an install
+
 import argparse
 import os
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 from twisted.internet import defer, task
 
