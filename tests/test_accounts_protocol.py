@@ -251,3 +251,9 @@ def test_logout_returns_to_unauthenticated(server: ChatServer) -> None:
     assert conn.proto.core.state is State.UNAUTHENTICATED
     assert "alice" not in server.users
     assert conn.request("logout")["error"]["code"] == "wrong_state"
+
+
+def test_operator_can_turn_the_signup_limit_off(tmp_path: Path) -> None:
+    server = make_server(tmp_path, signups_per_hour=0)
+    for i in range(limits.SIGNUPS_PER_ADDRESS_PER_HOUR + 3):
+        signup(server, f"family{i}", "pw", host="192.0.2.50")

@@ -120,3 +120,9 @@ def test_bad_endpoint_is_a_usage_error(tmp_path: Path) -> None:
     opts = _options("--data-dir", str(tmp_path / "d"), "--listen", "bogus:1234")
     with pytest.raises(usage.UsageError, match="bogus"):
         makeService(opts, reactor=MemoryReactorClock())
+
+
+def test_signup_limit_option() -> None:
+    assert _options("--signups-per-hour", "20").config.signups_per_hour == 20
+    with pytest.raises(usage.UsageError):
+        _options("--signups-per-hour", "-1")

@@ -83,6 +83,7 @@ class AccountService:
         key: AtRestKey,
         clock: IReactorTime,
         srp_params: SrpParams = DEFAULT_PARAMS,
+        signups_per_hour: int = limits.SIGNUPS_PER_ADDRESS_PER_HOUR,
     ) -> None:
         self.accounts = accounts
         self.clock = clock
@@ -111,8 +112,11 @@ class AccountService:
             period=limits.LOGIN_STARTS_PERIOD,
             max_keys=max_keys,
         )
-        self.signups = TokenBucket(
-            clock, capacity=limits.SIGNUPS_PER_ADDRESS_PER_HOUR, period=3600.0, max_keys=max_keys
+        #: None when the operator turned the signup limit off (``--signups-per-hour 0``).
+        self.signups = (
+            TokenBucket(clock, capacity=signups_per_hour, period=3600.0, max_keys=max_keys)
+            if signups_per_hour > 0
+            else None
         )
 
     # -- checks shared by several ops ----------------------------------------------------------
@@ -162,7 +166,7 @@ class AccountService:
             b64_bytes("key_backup", key_backup, min_len=1)
         if self.accounts.get(username) is not None:
             raise ProtocolError(ErrorCode.USERNAME_TAKEN, f"the username {username!r} is taken")
-        wait = self.signups.take(host)
+        wait = self.signups.take(host) if self.signups is not None else 0.0
         if wait:
             raise rate_limited(wait, "new accounts from your address")
         now = self.clock.seconds()

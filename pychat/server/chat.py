@@ -36,7 +36,9 @@ class ChatServer(Service):
         self.config = config
         self.clock = clock
         self.store = store
-        self.account_service = AccountService(store.accounts, store.key, clock)
+        self.account_service = AccountService(
+            store.accounts, store.key, clock, signups_per_hour=config.signups_per_hour
+        )
         self.registry = OpRegistry()
         self.connections: set[ChatServerProtocol] = set()
         self.presence = Presence(self._peers_of, self._shares_presence)

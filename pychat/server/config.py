@@ -32,6 +32,7 @@ class ServerConfig:
     max_line: int = limits.DEFAULT_MAX_LINE
     idle_timeout: float = limits.DEFAULT_IDLE_TIMEOUT
     max_output_queue: int = limits.MAX_OUTPUT_QUEUE
+    signups_per_hour: int = limits.SIGNUPS_PER_ADDRESS_PER_HOUR
     server_name: str = field(default="pychat")
 
     def __post_init__(self) -> None:
@@ -41,6 +42,8 @@ class ServerConfig:
             raise ValueError("idle-timeout must be a positive number of seconds")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls-cert and tls-key go together: give both or neither")
+        if self.signups_per_hour < 0:
+            raise ValueError("signups-per-hour must be 0 (no limit) or more")
         if not self.listen:
             raise ValueError("at least one listen endpoint is needed")
 

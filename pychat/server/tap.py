@@ -73,6 +73,14 @@ class Options(usage.Options):
         ],
         ["max-line", None, limits.DEFAULT_MAX_LINE, "Longest protocol line in bytes.", int],
         [
+            "signups-per-hour",
+            None,
+            limits.SIGNUPS_PER_ADDRESS_PER_HOUR,
+            "New accounts allowed per source address per hour (0: no limit). Raise it when "
+            "a whole household signs up from behind one NAT address.",
+            int,
+        ],
+        [
             "idle-timeout",
             None,
             limits.DEFAULT_IDLE_TIMEOUT,
@@ -108,6 +116,7 @@ class Options(usage.Options):
                 store_key=Path(self["store-key"]) if self["store-key"] else None,
                 max_line=self["max-line"],
                 idle_timeout=self["idle-timeout"],
+                signups_per_hour=self["signups-per-hour"],
             )
         except ValueError as exc:
             raise usage.UsageError(str(exc)) from None
