@@ -7,7 +7,9 @@ For each size it fills one conversation log to that many messages (pipelined app
 clients sending at once would), then measures, at that size:
 - append: mean time per message for a burst of 200 pipelined appends (fsync included), and how
   many fsyncs they needed (group commit);
-- page: mean time to read a page of 50 messages at the start, the middle and the end.
+- page: mean time to read a page of 50 messages at the start, the middle and the end;
+- open: time to open the store again after a clean stop (from the saved index), and after a
+  crash (no index: every line of the log is scanned).
 """
 
 from __future__ import annotations
@@ -46,14 +48,8 @@ async def fill(store: ServerStore, conv: object, count: int, batch: int = 500) -
 
 
 async def main(reactor: object, sizes: list[int]) -> None:
-    columns = [
-        "messages",
-        "append µs/msg",
-        "fsyncs/200",
-        "page start ms",
-        "page mid ms",
-        "page end ms",
-    ]
+    columns = ["messages", "append µs/msg", "fsyncs/200", "page start ms", "page mid ms"]
+    columns += ["page end ms", "open idx ms", "open scan ms"]
     print(" ".join(f"{c:>14}" for c in columns))
     for size in sizes:
         with tempfile.TemporaryDirectory() as tmp:
@@ -81,11 +77,20 @@ async def main(reactor: object, sizes: list[int]) -> None:
                     await store.conversations.page(conv, first, first + 50)
                     runs.append(time.perf_counter() - t)
                 timings[label] = statistics.median(runs) * 1000
+            await store.close()
+            opened = []
+            for drop_index in (False, True):
+                if drop_index:
+                    for idx in Path(tmp).glob("conversations/*.idx"):
+                        idx.unlink()
+                t = time.perf_counter()
+                again = ServerStore.open(Path(tmp), Path(tmp) / "store.key", thread_runner(reactor))  # type: ignore[arg-type]
+                opened.append((time.perf_counter() - t) * 1000)
+                await again.close()
             figures = [f"{size}", f"{append_us:.1f}", f"{fsyncs}"]
             figures += [f"{timings[k]:.2f}" for k in ("start", "mid", "end")]
+            figures += [f"{ms:.1f}" for ms in opened]
             print(" ".join(f"{f:>14}" for f in figures))
-            conv.messages.close()  # type: ignore[attr-defined]
-            conv.control.close()  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

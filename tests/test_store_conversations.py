@@ -123,3 +123,64 @@ async def test_control_log_is_compacted_and_keeps_its_state(tmp_path: Path) -> N
     assert again.epochs == [{"epoch": 1}, {"epoch": 2}]
     assert again.read == {"alice": CONTROL_COMPACT_AT + 50, "bob": conv.read["bob"]}
     assert again.members == ("alice", "bob") and again.created == 1.0
+
+
+async def _closed_store_with(data: Path, count: int) -> str:
+    store = _open(data)
+    conv = await store.conversations.create("alice", "bob", {"epoch": 1}, 1.0)
+    for i in range(count):
+        _, durable = store.conversations.append_message(
+            conv, "alice", 1, f"c{i}", f"id{i}", 2.0 + i
+        )
+        await durable
+    await store.close()
+    return conv.id
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_clean_stop_saves_an_index_and_the_next_start_uses_it(tmp_path: Path) -> None:
+    conv_id = await _closed_store_with(tmp_path, 30)
+    assert list((tmp_path / "conversations").glob("*.msg.idx"))
+    store = _open(tmp_path)
+    conv = store.conversations.get(conv_id)
+    assert conv is not None and conv.messages.used_index and conv.last_seq == 30
+    # more messages, then a crash (no clean stop): the old index is a prefix, the tail is scanned
+    for i in range(30, 35):
+        _, durable = store.conversations.append_message(conv, "bob", 1, f"c{i}", f"id{i}", 50.0)
+        await durable
+    conv.messages.close()
+    conv.control.close()
+    again = _open(tmp_path).conversations.get(conv_id)
+    assert again is not None and again.messages.used_index and again.last_seq == 35
+    records = await _open_page(again)
+    assert [r["ciphertext"] for r in records] == [f"c{i}" for i in range(35)]
+
+
+async def _open_page(conv: Any) -> list[dict[str, Any]]:
+    return list(conv.messages.read_range(0, len(conv.messages)))
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_index_that_does_not_fit_the_log_is_ignored_and_nothing_is_cut(
+    tmp_path: Path,
+) -> None:
+    conv_id = await _closed_store_with(tmp_path, 10)
+    path = _msg_file(tmp_path)
+    idx = path.with_name(path.name + ".idx")
+    good_index, good_log = idx.read_bytes(), path.read_bytes()
+    # an older copy of the log restored next to a newer index: shorter than the index says
+    lines = good_log.split(b"\n")
+    path.write_bytes(b"\n".join(lines[:5]) + b"\n")
+    store = _open(tmp_path)
+    conv = store.conversations.get(conv_id)
+    assert conv is not None and not conv.messages.used_index and conv.last_seq == 5
+    conv.messages.close()
+    conv.control.close()
+    # other line boundaries than the index records: its offsets no longer hold the records
+    shifted = good_log.replace(b'{"s":"', b'{ "s":"', 1)[:-1]
+    path.write_bytes(shifted + b"\n")
+    idx.write_bytes(good_index)
+    before = path.read_bytes()
+    conv2 = _open(tmp_path).conversations.get(conv_id)
+    assert conv2 is not None and not conv2.messages.used_index
+    assert conv2.last_seq == 10 and path.read_bytes() == before  # rescanned, nothing cut

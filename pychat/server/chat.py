@@ -115,14 +115,18 @@ class ChatServer(Service):
     # -- service -----------------------------------------------------------------------------
 
     def stopService(self) -> defer.Deferred[None]:
-        """Tell every client the server is going away, close, and wait until all are gone."""
+        """Tell every client the server is going away, close, wait until all are gone, then
+        close the store (saving the log indexes)."""
         super().stopService()
-        if not self.connections:
-            return defer.succeed(None)
-        log.info("closing {n} connection(s) for shutdown", n=len(self.connections))
-        done: defer.Deferred[None] = defer.Deferred()
-        self._all_closed.append(done)
-        for conn in list(self.connections):
-            conn.push("closing", {"reason": "shutdown", "message": "server is shutting down"})
-            conn.close(grace=limits.SHUTDOWN_GRACE)
-        return done
+        return defer.ensureDeferred(self._shut_down())
+
+    async def _shut_down(self) -> None:
+        if self.connections:
+            log.info("closing {n} connection(s) for shutdown", n=len(self.connections))
+            done: defer.Deferred[None] = defer.Deferred()
+            self._all_closed.append(done)
+            for conn in list(self.connections):
+                conn.push("closing", {"reason": "shutdown", "message": "server is shutting down"})
+                conn.close(grace=limits.SHUTDOWN_GRACE)
+            await done
+        await self.store.close()

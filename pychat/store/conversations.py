@@ -138,6 +138,8 @@ class ConversationStore:
     def _load(self, ctl_path: Path) -> None:
         stem = ctl_path.stem
         ctl, msg = self._logs(stem)
+        if not msg.used_index and len(msg):
+            msg.write_index()  # a crash before the next clean stop then costs a tail scan only
         records = ctl.read_all()
         if not records or records[0].get("t") != "open":
             if not records and len(msg) == 0:
@@ -196,6 +198,21 @@ class ConversationStore:
         self._by_pair[conv.members] = conv
         for member in conv.members:
             self._by_user.setdefault(member, set()).add(conv.id)
+
+    async def close(self) -> None:
+        """Save each message log's index (once everything is on disk) and close the files."""
+        for conv in list(self._by_id.values()):
+            await self.committer.durable(conv.messages)
+            await self.committer.durable(conv.control)
+            try:
+                conv.messages.write_index()
+            except OSError as exc:
+                log.warn("could not save the index of {p}: {e}", p=str(conv.messages.path), e=exc)
+            conv.messages.close()
+            conv.control.close()
+        self._by_id.clear()
+        self._by_pair.clear()
+        self._by_user.clear()
 
     # -- queries -------------------------------------------------------------------------------
 

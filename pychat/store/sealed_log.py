@@ -31,6 +31,8 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from pychat.durable import write_atomic
+from pychat.encoding import b64decode, b64encode
 from pychat.store.atrest import RecordSealer
 from pychat.store.blocking import BlockingRunner
 from pychat.store.errors import StoreError
@@ -58,6 +60,8 @@ class SealedLog:
         self._sealer = sealer
         self._offsets = offsets  # start of each line; the line ends where the next starts
         self._end = end
+        #: Whether :meth:`open` started from a saved index instead of scanning everything.
+        self.used_index = False
         self._fd = (
             fd if fd is not None else os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         )
@@ -74,13 +78,20 @@ class SealedLog:
         :raises StoreError: a damaged line that is not the last one shows up only when read;
             the last line is checked here.
         """
-        offsets, size, complete_end = _scan_lines(path)
+        known = _read_index(path, sealer, label)
+        offsets, size, complete_end = _scan_lines(path, known)
         opened = cls(path, sealer, label, offsets, complete_end)
+        opened.used_index = known is not None
         cut_to = complete_end
         if offsets:
             try:
                 opened._read_at(len(offsets) - 1)
             except StoreError:
+                if known is not None:
+                    # Never cut on the word of an index: it may be stale.  Scan it all again.
+                    opened.close()
+                    index_path(path).unlink(missing_ok=True)
+                    return cls.open(path, sealer, label, on_cut=on_cut)
                 cut_to = offsets.pop()
                 opened._end = cut_to
         if cut_to < size:
@@ -90,6 +101,18 @@ class SealedLog:
                 os.fsync(f.fileno())
             on_cut(path, size - cut_to)
         return opened
+
+    def write_index(self) -> None:
+        """Save the line offsets next to the log (``NAME.idx``), so the next open reads only
+        what was appended after this point instead of scanning the whole log.
+
+        Call it only when everything appended is durable (at a clean stop).  The index is
+        sealed like the records; a missing, damaged or stale one just means a full scan.
+        """
+        payload = json.dumps({"end": self._end, "offsets": b64encode(self._offsets.tobytes())})
+        sealed = self._sealer.seal(payload.encode(), _index_aad(self.path, self.label))
+        body = {"format": INDEX_FORMAT, "v": 1, "sealed": b64encode(sealed)}
+        write_atomic(index_path(self.path), json.dumps(body).encode() + b"\n", mode=0o600)
 
     @classmethod
     def write_fresh(
@@ -191,15 +214,53 @@ class SealedLog:
         os.close(self._fd)
 
 
-def _scan_lines(path: Path) -> tuple[array[int], int, int]:
-    """(start offset of every complete line, file size, end of the last complete line)."""
+INDEX_FORMAT = "pychat-log-index"
+
+
+def index_path(log_path: Path) -> Path:
+    """Where the saved offsets of ``log_path`` live."""
+    return log_path.with_name(log_path.name + ".idx")
+
+
+def _index_aad(log_path: Path, label: str) -> bytes:
+    return f"index/{label}/{log_path.name}".encode()
+
+
+def _read_index(path: Path, sealer: RecordSealer, label: str) -> tuple[array[int], int] | None:
+    """The saved (offsets, end) of ``path`` if a usable index is there, else None."""
+    idx = index_path(path)
+    if not idx.exists() or not path.exists():
+        return None
+    try:
+        body = json.loads(idx.read_bytes())
+        if body.get("format") != INDEX_FORMAT or body.get("v") != 1:
+            return None
+        payload = json.loads(sealer.open(b64decode(body["sealed"]), _index_aad(path, label)))
+        offsets: array[int] = array("q")
+        offsets.frombytes(b64decode(payload["offsets"]))
+        end = int(payload["end"])
+    except (OSError, ValueError, KeyError, TypeError, InvalidTag):
+        return None
+    if end > path.stat().st_size or (offsets and offsets[-1] >= end):
+        return None  # the log is shorter than the index says: an older copy; scan it all
+    return offsets, end
+
+
+def _scan_lines(
+    path: Path, known: tuple[array[int], int] | None = None
+) -> tuple[array[int], int, int]:
+    """(start offset of every complete line, file size, end of the last complete line),
+    scanning from the end of ``known`` (saved offsets) when given."""
     offsets: array[int] = array("q")
     if not path.exists():
         return offsets, 0, 0
     size = path.stat().st_size
     position = 0
+    if known is not None:
+        offsets, position = array("q", known[0]), known[1]
     carry = b""
     with open(path, "rb") as f:
+        f.seek(position)
         while chunk := f.read(_READ_CHUNK):
             data = carry + chunk
             base = position - len(carry)

@@ -23,6 +23,10 @@ class ServerStore:
     accounts: AccountRepository
     conversations: ConversationStore
 
+    async def close(self) -> None:
+        """Flush what is pending and close the files (at a clean stop)."""
+        await self.conversations.close()
+
     @classmethod
     def open(cls, data_dir: Path, key_path: Path, run_blocking: BlockingRunner) -> ServerStore:
         """Open (or create) the store in ``data_dir`` with the key at ``key_path``.
