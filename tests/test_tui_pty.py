@@ -209,3 +209,36 @@ async def test_tui_restores_the_terminal_on_sigterm(server: RunningServer, tmp_p
     assert code == 0
     assert raw.rfind(b"\x1b[?2004l") > raw.rfind(b"\x1b[?2004h")  # bracketed paste off again
     assert raw.rfind(b"\x1b[?1049l") > raw.rfind(b"\x1b[?1049h")  # back from the alternate screen
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_notifies_and_reorders_for_a_message_off_screen(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    carol = await signed_up(server, tmp_path / "carol", "carol")
+    await carol.send("alice", "an old one from carol")
+    await bob.send("alice", "bob is on screen")
+    await alice.close()
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    try:
+        await _login_in_tui(term, "alice-pw", "bob is on screen")
+        assert term.line(2).startswith("1") and "bob" in term.line(2)  # most recent first
+        before = len(term.proto.raw)
+        await carol.send("alice", "carol again, off screen")
+        # carol moves to the top with two unread (the old one and the new one)
+        await term.wait_until(
+            lambda t: "carol" in t.line(2) and t.line(2)[:22].rstrip().endswith("2")
+        )
+        raw = bytes(term.proto.raw[before:])
+        assert b"\x07" in raw and b"\x1b]9;pyChat: message from carol" in raw
+        assert b"\x1b]777;notify;pyChat;message from carol" in raw
+        assert "bob is on screen" in term.text()  # the screen stayed on bob
+        term.press("tab")  # back to the top of the list: carol
+        screen = await term.wait_for("carol again, off screen")
+        assert "new messages" in screen
+    finally:
+        await term.quit()
+        for c in (bob, carol):
+            await c.close()

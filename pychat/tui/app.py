@@ -170,18 +170,23 @@ class TuiApp:
         self.view.draw(frame)
         self._maybe_mark_read(width, height)
 
-    def notify(self, peer: str, text: str) -> None:
-        """Bell plus an OSC 9 / 777 desktop notification (passed through tmux when inside it)."""
+    def notify(self, peer: str) -> None:
+        """Bell plus an OSC 9 / 777 desktop notification (passed through tmux when inside it).
+
+        It names the sender only: the message text stays off the notification, which other
+        programs and the lock screen may show.
+        """
         if not self.config.notifications:
             return
-        body = f"pyChat: message from {peer}"
-        osc = f"\x1b]9;{body}\x07\x1b]777;notify;pyChat;{body}\x07"
+        body = f"message from {peer}"
+        sequences = [f"\x1b]9;pyChat: {body}\x07", f"\x1b]777;notify;pyChat;{body}\x07"]
         if os.environ.get("TMUX"):
-            osc = "".join(
-                f"\x1bPtmux;{part.replace(chr(27), chr(27) * 2)}\x1b\\"
-                for part in osc.split("\x07")
-                if part
-            )
+            # tmux passes a sequence to the outer terminal when wrapped in its DCS, with every
+            # ESC inside doubled.
+            sequences = [
+                f"\x1bPtmux;{seq.replace(chr(27), chr(27) * 2)}\x1b\\" for seq in sequences
+            ]
+        osc = "".join(sequences)
         try:
             os.write(sys.stdout.fileno(), b"\a" + osc.encode())
         except OSError:
@@ -568,7 +573,7 @@ class TuiApp:
                 conv.last_activity, m.time, time.time() if m.sender != model.me else 0
             )
             if is_new and m.sender != model.me and not on_screen:
-                self.notify(m.peer, m.text or "")
+                self.notify(m.peer)
         elif event.kind == "presence":
             user = str(event.data.get("user"))
             if user in model.conversations:
