@@ -25,3 +25,12 @@ def test_every_op_has_a_section_in_the_protocol_doc(tmp_path: Path) -> None:
     headings = [line for line in text.splitlines() if line.startswith("### ")]
     missing = [op for op in server.registry.names() if not any(f"`{op}`" in h for h in headings)]
     assert not missing, f"ops without a section in docs/protocol.md: {missing}"
+
+
+def test_the_hello_example_lists_every_op(tmp_path: Path) -> None:
+    from tests.helpers import make_server
+
+    text = (DOCS / "protocol.md").read_text()
+    example = text[text.index('"ops": [') : text.index("]", text.index('"ops": ['))]
+    listed = re.findall(r'"([a-z_]+)"', example.split("[", 1)[1])
+    assert listed == make_server(tmp_path).registry.names()
