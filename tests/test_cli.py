@@ -206,3 +206,10 @@ async def test_listen_streams_messages_until_interrupted(
     (line,) = proc.out.decode().splitlines()
     assert json.loads(line)["text"] == "are you there?"
     assert code == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_without_a_terminal_says_so(server: RunningServer, tmp_path: Path) -> None:
+    alice = Cli(server, tmp_path / "alice", "alice", "pw")
+    r = await alice.run("tui")
+    assert r.code == 2 and "needs a terminal" in r.err
