@@ -18,7 +18,8 @@ def _open(data: Path) -> ServerStore:
     return ServerStore.open(data, data / "store.key", inline_runner)
 
 
-async def _conversation_with(data: Path, count: int) -> str:
+async def _conversation_with(data: Path, count: int, *, clean_stop: bool = False) -> str:
+    """A conversation of ``count`` messages, its files closed as by a crash or a clean stop."""
     store = _open(data)
     conv = await store.conversations.create("alice", "bob", {"epoch": 1}, 1.0)
     for i in range(count):
@@ -26,8 +27,11 @@ async def _conversation_with(data: Path, count: int) -> str:
             conv, "alice", 1, f"c{i}", f"id{i}", 2.0 + i
         )
         await durable
-    conv.messages.close()
-    conv.control.close()
+    if clean_stop:
+        await store.close()
+    else:
+        conv.messages.close()
+        conv.control.close()
     return conv.id
 
 
@@ -125,21 +129,9 @@ async def test_control_log_is_compacted_and_keeps_its_state(tmp_path: Path) -> N
     assert again.members == ("alice", "bob") and again.created == 1.0
 
 
-async def _closed_store_with(data: Path, count: int) -> str:
-    store = _open(data)
-    conv = await store.conversations.create("alice", "bob", {"epoch": 1}, 1.0)
-    for i in range(count):
-        _, durable = store.conversations.append_message(
-            conv, "alice", 1, f"c{i}", f"id{i}", 2.0 + i
-        )
-        await durable
-    await store.close()
-    return conv.id
-
-
 @pytest_twisted.ensureDeferred
 async def test_a_clean_stop_saves_an_index_and_the_next_start_uses_it(tmp_path: Path) -> None:
-    conv_id = await _closed_store_with(tmp_path, 30)
+    conv_id = await _conversation_with(tmp_path, 30, clean_stop=True)
     assert list((tmp_path / "conversations").glob("*.msg.idx"))
     store = _open(tmp_path)
     conv = store.conversations.get(conv_id)
@@ -164,7 +156,7 @@ async def _open_page(conv: Any) -> list[dict[str, Any]]:
 async def test_an_index_that_does_not_fit_the_log_is_ignored_and_nothing_is_cut(
     tmp_path: Path,
 ) -> None:
-    conv_id = await _closed_store_with(tmp_path, 10)
+    conv_id = await _conversation_with(tmp_path, 10, clean_stop=True)
     path = _msg_file(tmp_path)
     idx = path.with_name(path.name + ".idx")
     good_index, good_log = idx.read_bytes(), path.read_bytes()
