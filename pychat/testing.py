@@ -22,6 +22,7 @@ from pychat.server.chat import ChatServer
 from pychat.server.config import ServerConfig
 from pychat.server.listener import TLSListenerService
 from pychat.server.tap import makeService
+from pychat.tls import CERT_FILE, certificate_fingerprint
 
 
 @dataclass
@@ -34,6 +35,11 @@ class RunningServer:
     port: int
     config: ServerConfig
     clients: list[ClientProtocol] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        """The SHA-256 fingerprint of the server's certificate, as clients pin it."""
+        return certificate_fingerprint((self.config.data_dir / CERT_FILE).read_bytes())
 
     async def connect(self, *, hello: bool = True) -> ClientProtocol:
         """A new TLS connection (the certificate is not checked: tests pin nothing here)."""

@@ -10,7 +10,7 @@ from typing import Any
 from pychat import srp
 from pychat.crypto.identity import IdentityKeyPair
 from pychat.crypto.kdf import minimum_params
-from pychat.usernames import normalize
+from pychat.usernames import normal_form
 from tests.helpers import FakeConn
 
 KDF = minimum_params()
@@ -34,7 +34,7 @@ def signup_fields(
     username: str, password: str, params: srp.SrpParams = srp.DEFAULT_PARAMS
 ) -> dict[str, Any]:
     salt = os.urandom(16)
-    x = srp.password_x(KDF, salt, normalize(username).encode(), password.encode())
+    x = srp.password_x(KDF, salt, normal_form(username).encode(), password.encode())
     return {
         "username": username,
         "salt": b64(salt),
@@ -47,12 +47,12 @@ def signup_fields(
 def login_sync(conn: FakeConn, username: str, password: str) -> dict[str, Any]:
     """Run login_start and login_finish on a fake connection; return the finish reply."""
     params = srp.DEFAULT_PARAMS
-    client = srp.SrpClientSession(params, normalize(username).encode())
+    client = srp.SrpClientSession(params, normal_form(username).encode())
     start = conn.request("login_start", username=username, A=b64(params.pad(client.A)))
     if not start["ok"]:
         return start
     salt = base64.b64decode(start["salt"])
-    x = srp.password_x(KDF, salt, normalize(username).encode(), password.encode())
+    x = srp.password_x(KDF, salt, normal_form(username).encode(), password.encode())
     m1 = client.process_challenge(salt, srp.to_int(base64.b64decode(start["B"])), x)
     reply = conn.request("login_finish", M1=b64(m1))
     if reply["ok"]:

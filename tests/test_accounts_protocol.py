@@ -91,7 +91,32 @@ def test_duplicate_username_in_any_form_is_taken(server: ChatServer, other_form:
     assert reply["error"]["code"] == "username_taken"
 
 
-@pytest.mark.parametrize("name", ["ab", "x" * 40, "has space", "admin", ".dot"])
+@pytest.mark.parametrize(
+    ("look_alike", "reason"),
+    [
+        ("\u0430lice", "mix scripts"),  # Cyrillic a, Latin rest
+        ("a1ice", "looks like the existing account 'alice'"),  # digit one for l
+        ("\u0441\u043e\u0440\u0430", "looks like the existing account 'copa'"),  # Cyrillic
+        ("\u0430\u04c0ice", "mix scripts"),
+    ],
+)
+def test_a_name_that_looks_like_an_existing_one_is_refused(
+    server: ChatServer, look_alike: str, reason: str
+) -> None:
+    signup(server, "alice", "pw")
+    signup(server, "copa", "pw")
+    reply = hello(server).request("signup", **signup_fields(look_alike, "pw2"))
+    assert reply["error"]["code"] == "bad_username"
+    assert reason in reply["error"]["message"]
+
+
+def test_look_alikes_of_accounts_made_before_a_restart_are_refused(tmp_path: Path) -> None:
+    signup(make_server(tmp_path), "alice", "pw")
+    reply = hello(make_server(tmp_path)).request("signup", **signup_fields("a1ice", "pw2"))
+    assert reply["error"]["code"] == "bad_username"
+
+
+@pytest.mark.parametrize("name", ["ab", "x" * 40, "has space", "admin", ".dot", "\u0430dmin"])
 def test_bad_usernames_are_refused(server: ChatServer, name: str) -> None:
     reply = hello(server).request(
         "signup", **signup_fields("placeholder", "pw") | {"username": name}

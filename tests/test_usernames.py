@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pychat.usernames import UsernameError, normalize
+from pychat.usernames import UsernameError, normalize, skeleton
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,27 @@ def test_normal_form_is_stable(raw: str) -> None:
     except UsernameError:
         return
     assert normalize(normal) == normal
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [("alice", "\u0430lice"), ("alice", "a1ice"), ("mary", "rnary"), ("carol", "CAROL")],
+)
+def test_look_alike_names_share_a_skeleton(one: str, other: str) -> None:
+    assert skeleton(one) == skeleton(other)
+
+
+@pytest.mark.parametrize(("one", "other"), [("bob", "rob"), ("alice", "alicia"), ("ann", "anna")])
+def test_different_names_keep_different_skeletons(one: str, other: str) -> None:
+    assert skeleton(one) != skeleton(other)
+
+
+@pytest.mark.parametrize("name", ["\u0430lice", "bob\u03bf", "\u0445ray"])
+def test_mixed_scripts_are_refused(name: str) -> None:
+    with pytest.raises(UsernameError, match="mix scripts"):
+        normalize(name)
+
+
+@pytest.mark.parametrize("name", ["ユーザー名", "漢字かな", "홍길동", "админ", "bob_42.x"])
+def test_one_script_or_a_japanese_or_korean_mix_is_fine(name: str) -> None:
+    assert normalize(name)

@@ -8,11 +8,18 @@ Exit codes (also in ``pychat --help`` and docs/client.md):
 1   an error (the message says which)
 2   bad usage (unknown option, missing argument)
 3   authentication failed: wrong username or password, or too many attempts
-4   trust failure: the server certificate or a peer's key changed, or the server
-    failed to prove it knows your password verifier
-5   cannot connect to the server
+4   trust failure: the server certificate changed or was not accepted on first
+    contact, a peer's key changed, or the server failed to prove it knows your
+    password verifier
+5   cannot connect: no TCP connection or TLS handshake in time, not a pyChat
+    server, or the server stopped answering
 6   ``read``/``listen``: some messages failed verification (they are shown as REJECTED)
 ==  =============================================================================
+
+Everything printed that came from the server or a peer goes through
+:mod:`pychat.safe_text`: control characters show as ``^[``-style escapes, and the continuation
+lines of a multi-line message are indented behind a ``│`` gutter so they cannot pass for
+messages of their own.
 """
 
 from __future__ import annotations
@@ -20,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import getpass
-import json
 import os
 import signal
 import sys
@@ -33,17 +39,35 @@ from pychat import __version__
 from pychat.client.address import AddressError, ServerAddress
 from pychat.client.config import ClientConfig, ConfigError, default_home
 from pychat.client.keystore import KeystoreError
+from pychat.client.password_strength import WeakPassword, check_password
 from pychat.client.pins import PinFileError, ServerPins
 from pychat.client.protocol import ConnectionClosed, RemoteError
-from pychat.client.session import ChatClient, ChatMessage, ClientError, ClientEvent, TrustError
+from pychat.client.session import (
+    ChatClient,
+    ChatMessage,
+    ClientError,
+    ClientEvent,
+    ConnectError,
+    MessageTooLong,
+    ReplyTimeout,
+    Timeouts,
+    TrustError,
+    UnsendableText,
+)
+from pychat.safe_text import json_line, visible, visible_lines
+from pychat.usernames import UsernameError, normalize
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_TRUST, EXIT_CONNECT, EXIT_REJECTED = range(7)
 
 EPILOG = """\
 passwords: from --password-file, else $PYCHAT_PASSWORD, else a prompt (no echo).
   passwd takes the new one from --new-password-file, $PYCHAT_NEW_PASSWORD or a prompt.
-exit codes: 0 ok, 1 error, 2 bad usage, 3 authentication failed, 4 trust failure
-  (certificate or key changed), 5 cannot connect, 6 some messages failed verification.
+first contact: the server's certificate is pinned only after you accept it: at the prompt
+  when there is a terminal, else with --accept-server FINGERPRINT (or server_fingerprint
+  in the config file); otherwise nothing is sent and the command exits 4.
+exit codes: 0 ok, 1 error, 2 bad usage or bad input, 3 authentication failed, 4 trust
+  failure (certificate or key changed or not accepted), 5 cannot connect (or timed out,
+  or not a pyChat server), 6 some messages failed verification.
 settings: --config (default $XDG_CONFIG_HOME/pychat/config.toml) may set server and user.
 docs: docs/client.md"""
 
@@ -81,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
             "--ca", type=Path, default=default,
             help="verify the server with this CA certificate (PEM) instead of pinning",
         )  # fmt: skip
+        common.add_argument(
+            "--accept-server", metavar="FINGERPRINT", default=default,
+            help="on first contact, pin the server's certificate if it has this SHA-256 "
+            "fingerprint (as the server prints it); refuse it otherwise",
+        )  # fmt: skip
+        common.add_argument(
+            "--connect-timeout", type=float, metavar="SECONDS", default=default,
+            help="give up connecting (TCP and TLS handshake) after this long (default 10)",
+        )  # fmt: skip
+        common.add_argument(
+            "--timeout", type=float, metavar="SECONDS", default=default,
+            help="give up on a reply from the server after this long (default 30)",
+        )  # fmt: skip
         return common
 
     common = common_options(None)
@@ -101,7 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text, parents=[sub_common])
 
     add("tui", "open the full-screen client")
-    add("signup", "create an account (new identity keys, keystore, key backup on the server)")
+    p = add("signup", "create an account (new identity keys, keystore, key backup on the server)")
+    p.add_argument(
+        "--allow-weak-password", action="store_true", help="accept a password that is easy to guess"
+    )
     add("login", "check your credentials and set up this machine's keystore")
     p = add("send", "send a message")
     p.add_argument("peer")
@@ -123,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("peer")
     p = add("passwd", "change your password")
     p.add_argument("--new-password-file", type=Path)
+    p.add_argument(
+        "--allow-weak-password", action="store_true", help="accept a password that is easy to guess"
+    )
     p = add("listen", "print incoming messages until interrupted")
     p.add_argument("--json", action="store_true")
     p = add("accept-server", "pin a server certificate (after checking it with the operator)")
@@ -161,15 +204,50 @@ def _new_password(args: argparse.Namespace) -> str:
     )
 
 
-def _when(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+def _when(ts: object) -> str:
+    try:
+        return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "????-??-?? ??:??"  # a server's or peer's impossible time
+
+
+#: Marks the continuation lines of a multi-line message (see docs/client.md).
+GUTTER = "    │ "
 
 
 def format_message(message: ChatMessage) -> str:
-    """One line for a person."""
-    if message.status == "verified":
-        return f"{_when(message.time)} #{message.seq} {message.sender}: {message.text}"
-    return f"{_when(message.time)} #{message.seq} {message.sender}: [REJECTED: {message.reason}]"
+    """A message for a person: one line, plus a gutter-marked line for each further line of a
+    multi-line text.  Nothing in it can act on the terminal."""
+    head = f"{_when(message.time)} #{message.seq} {visible(message.sender)}: "
+    if message.status != "verified":
+        return head + f"[REJECTED: {visible(message.reason or '')}]"
+    first, *rest = visible_lines(message.text or "")
+    return "\n".join([head + first, *(GUTTER + line for line in rest)])
+
+
+def normal_fingerprint(text: str) -> str:
+    """A SHA-256 certificate fingerprint as ``AB:CD:...``, from any case, with or without
+    colons.
+
+    :raises CliError: it is not 32 hex pairs (exit code 2).
+    """
+    hexpart = text.strip().upper().replace(":", "")
+    if len(hexpart) != 64 or any(c not in "0123456789ABCDEF" for c in hexpart):
+        raise CliError("a fingerprint is 32 hex pairs, e.g. AB:CD:...", EXIT_USAGE)
+    return ":".join(hexpart[i : i + 2] for i in range(0, 64, 2))
+
+
+def _read_stdin_text() -> str:
+    """Standard input as UTF-8 text; invalid UTF-8 is refused with where it is."""
+    raw = sys.stdin.buffer.read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CliError(
+            f"standard input is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start}); nothing was sent",
+            EXIT_USAGE,
+        ) from None
 
 
 def _grouped(fingerprint: str) -> str:
@@ -188,24 +266,68 @@ class Command:
             raise CliError(str(exc), EXIT_USAGE) from None
         self.home: Path = args.home or default_home()
         self.user: str | None = args.user or os.environ.get("PYCHAT_USER") or config.user
+        expected = args.accept_server or config.server_fingerprint
+        self.expected_fingerprint = normal_fingerprint(expected) if expected else None
+        defaults = Timeouts()
+        connect = args.connect_timeout or config.connect_timeout or defaults.connect
+        reply = args.timeout or config.timeout or defaults.request
+        if connect <= 0 or reply <= 0:
+            raise CliError("timeouts are a number of seconds above 0", EXIT_USAGE)
         self.client = ChatClient(
-            self.address, self.home, ca=args.ca, on_new_server=self._new_server
+            self.address,
+            self.home,
+            ca=args.ca,
+            on_new_server=self._new_server,
+            timeouts=Timeouts(connect=connect, handshake=connect, request=reply),
         )
+        self.client.listeners.append(self._notice)
+
+    @staticmethod
+    def _notice(event: ClientEvent) -> None:
+        if event.kind == "notice":
+            print(f"pychat: {visible(str(event.data.get('text', '')))}", file=sys.stderr)
 
     def _new_server(self, server: str, fingerprint: str) -> bool:
-        print(
-            f"pychat: first contact with {server}; pinned its certificate\n  {fingerprint}\n"
-            "Compare it with the fingerprint the server printed at start.",
-            file=sys.stderr,
+        """First contact: pin only what the user accepted; nothing was sent to the server yet."""
+        if self.expected_fingerprint is not None:
+            if self.expected_fingerprint != fingerprint:
+                raise TrustError(
+                    f"the certificate of {server} has the fingerprint\n  {fingerprint}\n"
+                    f"not the one you gave\n  {self.expected_fingerprint}\n"
+                    "Nothing was sent. Check the address and the fingerprint with the operator."
+                )
+            print(f"pychat: pinned the certificate of {server}: {fingerprint}", file=sys.stderr)
+            return True
+        about = (
+            f"first contact with {server}. Its certificate fingerprint (SHA-256) is\n"
+            f"  {fingerprint}\n"
+            "Compare it with the fingerprint the server printed when it started."
         )
-        return True
+        if sys.stdin.isatty():
+            print(f"pychat: {about}", file=sys.stderr)
+            print("Accept and pin it? [y/N] ", end="", file=sys.stderr, flush=True)
+            answer = sys.stdin.readline().strip().lower()
+            return answer in ("y", "yes")
+        raise TrustError(
+            f"{about}\nNothing was sent. If it matches, run the command again with\n"
+            f"  --accept-server {fingerprint}\n"
+            f"or pin it once with: pychat accept-server {server} {fingerprint}"
+        )
 
     def _need_user(self) -> str:
         if not self.user:
             raise CliError(
                 "no user: give --user, set PYCHAT_USER, or put user in the config file", EXIT_USAGE
             )
+        try:
+            normalize(self.user)
+        except UsernameError as exc:
+            raise CliError(f"bad username {visible(self.user)!r}: {exc}", EXIT_USAGE) from None
         return self.user
+
+    def _check_strength(self, password: str, user: str) -> None:
+        if not getattr(self.args, "allow_weak_password", False):
+            check_password(password, username=user)
 
     async def _login(self) -> None:
         await self.client.login(self._need_user(), _read_password(self.args))
@@ -223,6 +345,13 @@ class Command:
     async def cmd_signup(self) -> int:
         user = self._need_user()
         password = _read_password(self.args, confirm=True)
+        self._check_strength(password, user)
+        await self.client.connect()  # asks about a new server before anything is created
+        if self.client.ca is None:
+            print(
+                f"server {self.client.server}: certificate {self.client.server_fingerprint}",
+                file=sys.stderr,
+            )
         name = await self.client.signup(user, password)
         print(f"created account {name} on {self.client.server}")
         await self.client.login(name, password)
@@ -236,7 +365,7 @@ class Command:
         return EXIT_OK
 
     async def cmd_send(self) -> int:
-        text = sys.stdin.read() if self.args.text == "-" else self.args.text
+        text = _read_stdin_text() if self.args.text == "-" else self.args.text
         if self.args.text == "-" and text.endswith("\n"):
             text = text[:-1]
         if not text:
@@ -250,9 +379,7 @@ class Command:
         await self._login()
         messages = await self.client.read(self.args.peer, since=self.args.since)
         for m in messages:
-            print(
-                json.dumps(m.to_json(), ensure_ascii=False) if self.args.json else format_message(m)
-            )
+            print(json_line(m.to_json()) if self.args.json else format_message(m))
         if self.args.mark_read and messages:
             await self.client.mark_read(self.args.peer, messages[-1].seq)
         return EXIT_REJECTED if any(m.status != "verified" for m in messages) else EXIT_OK
@@ -261,12 +388,13 @@ class Command:
         await self._login()
         for c in await self.client.conversations():
             if self.args.json:
-                print(json.dumps(c, ensure_ascii=False))
+                print(json_line(c))
                 continue
-            online = {True: "online", False: "offline", None: "-"}[c["peer_online"]]
+            online = {True: "online", False: "offline"}.get(c.get("peer_online") is True, "-")
+            online = online if isinstance(c.get("peer_online"), bool) else "-"
             print(
-                f"{c['peer']:<20} unread {c['unread']:<5} "
-                f"last {_when(c['last_activity'])}  {online}"
+                f"{visible(str(c.get('peer'))):<20} unread {visible(str(c.get('unread'))):<5} "
+                f"last {_when(c.get('last_activity'))}  {online}"
             )
         return EXIT_OK
 
@@ -310,6 +438,7 @@ class Command:
     async def cmd_passwd(self) -> int:
         old = _read_password(self.args, prompt="Current password: ")
         new = _new_password(self.args)
+        self._check_strength(new, self._need_user())
         await self.client.login(self._need_user(), old)
         await self.client.change_password(old, new)
         print("password changed (server, key backup and this machine's keystore)")
@@ -326,15 +455,15 @@ class Command:
                 m = event.message
                 rejected = rejected or m.status != "verified"
                 line = (
-                    json.dumps(m.to_json(), ensure_ascii=False)
+                    json_line(m.to_json())
                     if self.args.json
-                    else f"[{m.peer}] {format_message(m)}"
+                    else f"[{visible(m.peer)}] {format_message(m)}"
                 )
                 print(line, flush=True)
             elif event.kind == "keys_changed" and "warning" in event.data:
-                print(event.data["warning"], file=sys.stderr, flush=True)
+                print(_safe_block(event.data["warning"]), file=sys.stderr, flush=True)
             elif event.kind == "connection" and event.data.get("state") == "refused":
-                print(event.data.get("reason"), file=sys.stderr, flush=True)
+                print(_safe_block(event.data.get("reason")), file=sys.stderr, flush=True)
                 if not stop.called:
                     stop.callback(EXIT_TRUST)
 
@@ -358,26 +487,35 @@ class Command:
             address = ServerAddress.parse(self.args.address)
         except AddressError as exc:
             raise CliError(str(exc), EXIT_USAGE) from None
-        fingerprint = self.args.fingerprint.strip().upper()
-        hexpart = fingerprint.replace(":", "")
-        if len(hexpart) != 64 or any(c not in "0123456789ABCDEF" for c in hexpart):
-            raise CliError("a fingerprint is 32 hex pairs, e.g. AB:CD:...", EXIT_USAGE)
-        normal = ":".join(hexpart[i : i + 2] for i in range(0, 64, 2))
+        normal = normal_fingerprint(self.args.fingerprint)
         ServerPins(self.home).pin(str(address), normal)
         print(f"pinned {address}: {normal}")
         return EXIT_OK
 
 
+def _safe_block(text: object) -> str:
+    """Text that may hold a server's or peer's words, made visible line by line."""
+    return "\n".join(visible_lines(str(text)))
+
+
+#: Server error codes that mean the input was bad (exit 2 rather than 1).
+_BAD_INPUT_CODES = frozenset({"bad_username", "bad_field", "message_too_large"})
+
+
 def _exit_code_for(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, CliError):
         return exc.code, str(exc)
+    if isinstance(exc, WeakPassword | UnsendableText | MessageTooLong | UsernameError):
+        return EXIT_USAGE, str(exc)
     if isinstance(exc, TrustError):
         return EXIT_TRUST, str(exc)
     if isinstance(exc, RemoteError):
         if exc.code in ("auth_failed", "rate_limited"):
             return EXIT_AUTH, exc.message
+        if exc.code in _BAD_INPUT_CODES:
+            return EXIT_USAGE, f"{exc.message} ({exc.code})"
         return EXIT_ERROR, f"{exc.message} ({exc.code})"
-    if isinstance(exc, ClientError) and str(exc).startswith("cannot connect"):
+    if isinstance(exc, ConnectError | ReplyTimeout):
         return EXIT_CONNECT, str(exc)
     if isinstance(exc, ClientError | KeystoreError | PinFileError | ConfigError):
         return EXIT_ERROR, str(exc)
@@ -392,7 +530,7 @@ async def _run(reactor: Any, args: argparse.Namespace) -> int:
         return await Command(args, config).run()
     except Exception as exc:
         code, message = _exit_code_for(exc)
-        print(f"pychat: {message}", file=sys.stderr)
+        print(f"pychat: {_safe_block(message)}", file=sys.stderr)
         return code
 
 

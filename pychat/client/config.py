@@ -7,6 +7,9 @@ Example::
     colours = true          # the TUI uses colours when the terminal has them (NO_COLOR wins)
     notifications = true    # bell and OSC 9/777 notification for messages not on screen
     time_format = "%H:%M"   # strftime format of message times in the TUI
+    server_fingerprint = "AB:CD:..."  # accept this certificate on first contact (CLI)
+    connect_timeout = 10.0  # seconds for the TCP connection and the TLS handshake
+    timeout = 30.0          # seconds to wait for each reply
 
 Every key is optional.  Command-line options override the file.
 """
@@ -49,6 +52,9 @@ class ClientConfig:
     colours: bool = True
     notifications: bool = True
     time_format: str = "%H:%M"
+    server_fingerprint: str | None = None
+    connect_timeout: float | None = None
+    timeout: float | None = None
 
     @classmethod
     def load(cls, path: Path | None = None) -> ClientConfig:
@@ -66,16 +72,21 @@ class ClientConfig:
             raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from None
-        types = {
+        types: dict[str, type | tuple[type, ...]] = {
             "server": str,
             "user": str,
             "colours": bool,
             "notifications": bool,
             "time_format": str,
+            "server_fingerprint": str,
+            "connect_timeout": (int, float),
+            "timeout": (int, float),
         }
         for key, value in raw.items():
             if key not in types:
                 raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(types)})")
-            if not isinstance(value, types[key]):
-                raise ConfigError(f"{path}: {key} must be a {types[key].__name__}")
+            expected = types[key]
+            if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
+                kind = "number" if isinstance(expected, tuple) else expected.__name__
+                raise ConfigError(f"{path}: {key} must be a {kind}")
         return cls(**raw)

@@ -41,6 +41,7 @@ from pychat.client.keystore import (
 from pychat.client.pins import ServerPins
 from pychat.client.protocol import ClientProtocol, ConnectionClosed, RemoteError
 from pychat.crypto.e2e import (
+    LATEST_TIME,
     E2EError,
     b64d,
     make_envelope,
@@ -72,6 +73,49 @@ RECONNECT_MAX_DELAY = 30.0
 
 class ClientError(Exception):
     """A client-side failure with a message for the user."""
+
+
+class ConnectError(ClientError):
+    """No usable connection: TCP connect or the TLS handshake failed or timed out."""
+
+
+class NotPyChatServer(ConnectError):
+    """The TLS server did not answer ``hello`` as a pyChat server does."""
+
+
+class MessageTooLong(ClientError):
+    """The message is larger than the server's ``max_ciphertext`` allows (the limit is said)."""
+
+
+class UnsendableText(ClientError):
+    """The text cannot be sent as it is (it is not valid Unicode text); nothing was sent."""
+
+
+def check_sendable(text: str) -> None:
+    """Refuse text that is not valid Unicode (lone surrogates, e.g. from bytes that were not
+    UTF-8): it could not be encoded, and would otherwise fail deep inside the encryption.
+
+    :raises UnsendableText: naming the first bad position.
+    """
+    for index, ch in enumerate(text):
+        if "\ud800" <= ch <= "\udfff":
+            raise UnsendableText(
+                f"the message is not valid text: position {index} holds a lone surrogate "
+                f"<U+{ord(ch):04X}> (was the input valid UTF-8?); nothing was sent"
+            )
+
+
+class ReplyTimeout(ClientError):
+    """The server did not answer a request in time."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds to wait for a TCP connection, the TLS handshake, and each reply."""
+
+    connect: float = 10.0
+    handshake: float = 10.0
+    request: float = REQUEST_TIMEOUT
 
 
 class TrustError(ClientError):
@@ -149,6 +193,22 @@ class ClientEvent:
     message: ChatMessage | None = None
 
 
+def _message_fields(message: Any) -> tuple[str, str, int, float]:
+    """(conversation, sender, seq, time) of a message object from the server, with harmless
+    stand-ins for whatever is missing or of the wrong type (it is then shown as rejected)."""
+    if not isinstance(message, dict):
+        message = {}
+    conv, sender, seq, sent = (message.get(k) for k in ("conversation", "sender", "seq", "time"))
+    return (
+        conv if isinstance(conv, str) else "?",
+        sender if isinstance(sender, str) else "?",
+        seq if isinstance(seq, int) and not isinstance(seq, bool) else 0,
+        float(sent)
+        if isinstance(sent, int | float) and not isinstance(sent, bool) and 0 <= sent <= LATEST_TIME
+        else 0.0,
+    )
+
+
 class ChatClient:
     """One user's connection to one server.
 
@@ -167,13 +227,13 @@ class ChatClient:
         ca: Path | None = None,
         on_new_server: Callable[[str, str], bool | Awaitable[bool]] | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
+        timeouts: Timeouts | None = None,
         reactor: Any = None,
     ) -> None:
         self.address = address
         self.home = home
         self.ca = ca
         self.on_new_server = on_new_server or (lambda server, fp: True)
-        self.request_timeout = request_timeout
         self.reactor = reactor or default_reactor
         self.pins = ServerPins(home)
         self.proto: ClientProtocol | None = None
@@ -189,13 +249,16 @@ class ChatClient:
         self._closing = False
         self._reconnecting = False
         self.state = "disconnected"
+        self.timeouts = timeouts or Timeouts(request=request_timeout)
+        self._server_name: str | None = None
 
     # -- plumbing ------------------------------------------------------------------------------
 
     @property
     def server(self) -> str:
-        """``host:port`` as pinned and shown."""
-        return str(self.address)
+        """The server's name for keystores and display: the ``host:port`` its certificate was
+        first pinned under (so another address of the same server finds the same keystore)."""
+        return self._server_name or str(self.address)
 
     def _emit(self, event: ClientEvent) -> None:
         for listener in list(self.listeners):
@@ -213,12 +276,12 @@ class ChatClient:
         if self.proto is None or self.proto.is_closed:
             raise ConnectionClosed("not connected")
         d = self.proto.request(op, **fields)
-        d.addTimeout(self.request_timeout, self.reactor)
+        d.addTimeout(self.timeouts.request, self.reactor)
         try:
             return await d
         except defer.TimeoutError:
-            raise ClientError(
-                f"the server did not answer {op} within {self.request_timeout:g} s"
+            raise ReplyTimeout(
+                f"the server did not answer {op} within {self.timeouts.request:g} s"
             ) from None
 
     def _require_login(self) -> tuple[str, KeystoreData]:
@@ -244,48 +307,101 @@ class ChatClient:
     async def connect(self) -> None:
         """Open the TLS connection, check the certificate, say hello.
 
+        Nothing is sent before the certificate is checked (and, on first contact, accepted).
+
         :raises CertificateChanged: the pinned certificate differs (nothing was sent).
-        :raises ClientError: the connection failed or the server was refused.
+        :raises TrustError: the user (or ``on_new_server``) refused a new server.
+        :raises ConnectError: no TCP connection, no TLS handshake, or no pyChat ``hello``
+            within the timeouts.
         """
         self._set_state("connecting")
-        endpoint = SSL4ClientEndpoint(
-            self.reactor, self.address.host, self.address.port, self._tls_options()
-        )
         try:
-            proto: ClientProtocol = await connectProtocol(endpoint, ClientProtocol())
-            await proto.handshake_d
-        except Exception as exc:
+            proto = await self._open_tls()
+        except Exception:
             self._set_state("disconnected")
-            raise ClientError(f"cannot connect to {self.server}: {exc}") from None
-        cert = proto.transport.getPeerCertificate()  # type: ignore[union-attr]
-        der = cert.to_cryptography().public_bytes(serialization.Encoding.DER)
-        fingerprint = certificate_fingerprint(der)
-        if self.ca is None:
-            pinned = self.pins.get(self.server)
-            if pinned is None:
-                decision = self.on_new_server(self.server, fingerprint)
-                if inspect.isawaitable(decision):
-                    decision = await decision
-                if not decision:
-                    proto.close()
-                    self._set_state("disconnected")
-                    raise TrustError(f"you refused the certificate of {self.server}")
-                self.pins.pin(self.server, fingerprint)
-            elif pinned != fingerprint:
-                proto.close()
-                self._set_state("disconnected")
-                raise CertificateChanged(self.server, pinned, fingerprint)
+            raise
+        try:
+            fingerprint = self._peer_fingerprint(proto)
+            if self.ca is None:
+                await self._check_pin(proto, fingerprint)
+        except Exception:
+            proto.close()
+            self._set_state("disconnected")
+            raise
         self.server_fingerprint = fingerprint
         self.proto = proto
         proto.on_event = self._on_push
         proto.closed_d.addCallback(lambda _: self._lost(proto))
-        self.hello = await self.request("hello", version=1, client="pychat")
         try:
+            self.hello = await self.request("hello", version=1, client="pychat")
             self.srp = auth.srp_params_from_hello(self.hello)
-        except auth.AuthError as exc:
+        except (ClientError, ConnectionClosed, RemoteError, auth.AuthError) as exc:
             proto.close()
-            raise ClientError(str(exc)) from None
+            self._set_state("disconnected")
+            raise NotPyChatServer(
+                f"{self.address} is not a pyChat server (or not a compatible version): "
+                f"its answer to hello was unusable ({exc})"
+            ) from None
         self._set_state("connected")
+
+    async def _open_tls(self) -> ClientProtocol:
+        endpoint = SSL4ClientEndpoint(
+            self.reactor,
+            self.address.host,
+            self.address.port,
+            self._tls_options(),
+            timeout=max(1, int(self.timeouts.connect + 0.5)),
+        )
+        try:
+            proto: ClientProtocol = await connectProtocol(endpoint, ClientProtocol())
+        except Exception as exc:
+            raise ConnectError(f"cannot connect to {self.address}: {exc}") from None
+        handshake = proto.handshake_d
+        handshake.addTimeout(self.timeouts.handshake, self.reactor)
+        try:
+            await handshake
+        except defer.TimeoutError:
+            proto.close()
+            raise ConnectError(
+                f"cannot connect to {self.address}: the TLS handshake did not finish within "
+                f"{self.timeouts.handshake:g} s (is it a TLS server?)"
+            ) from None
+        except Exception as exc:
+            proto.close()
+            raise ConnectError(f"cannot connect to {self.address}: {exc}") from None
+        return proto
+
+    @staticmethod
+    def _peer_fingerprint(proto: ClientProtocol) -> str:
+        cert = proto.transport.getPeerCertificate()  # type: ignore[union-attr]
+        der = cert.to_cryptography().public_bytes(serialization.Encoding.DER)
+        return certificate_fingerprint(der)
+
+    async def _check_pin(self, proto: ClientProtocol, fingerprint: str) -> None:
+        """Compare with the pin of the address typed; on first contact, recognise the server
+        by its certificate or ask ``on_new_server``."""
+        typed = str(self.address)
+        pinned = self.pins.get(typed)
+        if pinned is None:
+            known_as = self.pins.server_with(fingerprint)
+            if known_as is not None:
+                self.pins.pin(typed, fingerprint, same_as=known_as)
+                notice = f"{typed} is the same server as {known_as}"
+                self._emit(ClientEvent("notice", {"text": notice}))
+            else:
+                decision = self.on_new_server(typed, fingerprint)
+                if inspect.isawaitable(decision):
+                    decision = await decision
+                if not decision:
+                    proto.close()
+                    raise TrustError(
+                        f"the certificate of {typed} was not accepted; nothing was sent"
+                    )
+                self.pins.pin(typed, fingerprint)
+        elif pinned != fingerprint:
+            proto.close()
+            raise CertificateChanged(typed, pinned, fingerprint)
+        self._server_name = self.pins.canonical(typed)
 
     def stop_reconnecting(self) -> None:
         """Do not reconnect when the connection drops (the program is ending)."""
@@ -653,6 +769,7 @@ class ChatClient:
         :raises PeerKeyChanged: the peer's key changed and was not accepted yet.
         """
         me, data = self._require_login()
+        check_sendable(text)
         peer = normal_form(peer)
         conv = await self.open_conversation(peer)
         await self.peer_identity(peer)
@@ -675,7 +792,12 @@ class ChatClient:
         ciphertext = seal_message(keys[str(epoch)].encode(), data.identity, inner)
         max_len = int(self.hello.get("limits", {}).get("max_ciphertext", 0) or 0)
         if max_len and len(ciphertext) > max_len:
-            raise ClientError(f"message too long ({len(text)} characters)")
+            about = len(text) * max_len // len(ciphertext)
+            raise MessageTooLong(
+                f"message too long: {len(text)} characters make {len(ciphertext)} bytes of "
+                f"ciphertext; this server takes at most {max_len} bytes of ciphertext, "
+                f"about {about} characters like these"
+            )
         reply = await self.request(
             "send",
             conversation=conv,
@@ -687,16 +809,18 @@ class ChatClient:
         self.last_seen[conv] = max(self.last_seen.get(conv, 0), seq)
         return seq
 
-    async def _decrypt(self, peer: str, message: dict[str, Any]) -> ChatMessage:
+    async def _decrypt(self, peer: str, message: Any) -> ChatMessage:
         me, data = self._require_login()
-        conv = message["conversation"]
-        sender, seq = message.get("sender", "?"), int(message.get("seq", 0))
+        fields = _message_fields(message)
+        conv, sender, seq, sent = fields
 
         def rejected(reason: str) -> ChatMessage:
-            return ChatMessage(
-                conv, peer, seq, sender, float(message.get("time", 0)), "rejected", None, reason
-            )
+            return ChatMessage(conv, peer, seq, sender, sent, "rejected", None, reason)
 
+        if not isinstance(message, dict) or not isinstance(message.get("ciphertext"), str):
+            return rejected("the server sent a malformed message")
+        if not isinstance(message.get("epoch"), int) or isinstance(message.get("epoch"), bool):
+            return rejected("the server sent a message without a valid epoch")
         if sender not in (me, peer):
             return rejected(f"sender {sender!r} is not a member of this conversation")
         epoch = message.get("epoch")

@@ -36,6 +36,8 @@ from pychat.encoding import b64decode, b64encode
 
 ENVELOPE_CONTEXT = b"pychat-envelope-v1"
 SAFETY_CONTEXT = b"pychat-safety-v1"
+#: The last second a message time may name (the end of year 9999, what datetime can show).
+LATEST_TIME = 253402300799
 OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
 
 
@@ -222,7 +224,11 @@ def open_message(
     if not all(isinstance(f, str) for f in (*fields, body)) or not isinstance(counter, int):
         raise E2EError("decrypted message is malformed")
     try:
-        sender_identity.signing_key.verify(b64d(sig, "message signature"), canonical(inner))
+        signed = canonical(inner)
+    except UnicodeEncodeError:  # a lone surrogate: JSON allows "\ud800", UTF-8 does not
+        raise E2EError("decrypted message is not valid Unicode text") from None
+    try:
+        sender_identity.signing_key.verify(b64d(sig, "message signature"), signed)
     except InvalidSignature:
         raise E2EError(f"signature does not verify as {sender}'s") from None
     if inner["sender"] != sender:
@@ -231,8 +237,8 @@ def open_message(
         raise E2EError(f"addressed to {inner['recipient']}, not to this conversation's {recipient}")
     if inner["conversation"] != conversation or epoch_in != epoch:
         raise E2EError("belongs to another conversation or epoch")
-    if not isinstance(sent, int | float):
-        raise E2EError("decrypted message is malformed")
+    if not isinstance(sent, int | float) or not 0 <= sent <= LATEST_TIME:
+        raise E2EError("decrypted message has no valid time")
     return OpenedMessage(sender, inner["device"], inner["recipient"], counter, float(sent), body)
 
 

@@ -35,7 +35,7 @@ from pychat.store.accounts import Account
 from pychat.store.atrest import AtRestKey
 from pychat.store.errors import UsernameTaken
 from pychat.store.interfaces import AccountRepository
-from pychat.usernames import UsernameError, normalize
+from pychat.usernames import UsernameError, normalize, skeleton
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.schema import b64_bytes, bad_field
 
@@ -89,6 +89,7 @@ class AccountService:
         self.clock = clock
         self.srp_params = srp_params
         self._fake_secret = key.subkey("fake-login")
+        self._skeletons: dict[str, str] | None = None
         max_keys = limits.RATE_LIMIT_MAX_KEYS
         self.account_failures = FailureBackoff(
             clock,
@@ -166,6 +167,13 @@ class AccountService:
             b64_bytes("key_backup", key_backup, min_len=1)
         if self.accounts.get(username) is not None:
             raise ProtocolError(ErrorCode.USERNAME_TAKEN, f"the username {username!r} is taken")
+        look_alike = self._look_alikes().get(skeleton(username))
+        if look_alike is not None and look_alike != username:
+            raise ProtocolError(
+                ErrorCode.BAD_USERNAME,
+                f"the username {username!r} looks like the existing account {look_alike!r}; "
+                "choose a name that cannot be mistaken for another",
+            )
         wait = self.signups.take(host) if self.signups is not None else 0.0
         if wait:
             raise rate_limited(wait, "new accounts from your address")
@@ -195,10 +203,17 @@ class AccountService:
             raise ProtocolError(
                 ErrorCode.USERNAME_TAKEN, f"the username {username!r} is taken"
             ) from None
+        self._look_alikes()[skeleton(username)] = username
         log.info("account created: {user}", user=username)
         return account
 
     # -- login -----------------------------------------------------------------------------
+
+    def _look_alikes(self) -> dict[str, str]:
+        """Skeleton -> username of every account (built on first use, kept up to date)."""
+        if self._skeletons is None:
+            self._skeletons = {skeleton(a.username): a.username for a in self.accounts}
+        return self._skeletons
 
     def _check_not_locked(self, host: str, username: str) -> None:
         wait = max(

@@ -29,6 +29,7 @@ from zope.interface import implementer
 from pychat.client.address import AddressError, ServerAddress
 from pychat.client.config import ClientConfig, ConfigError, default_home
 from pychat.client.keystore import KeystoreError
+from pychat.client.password_strength import WeakPassword, check_password
 from pychat.client.protocol import ConnectionClosed, RemoteError
 from pychat.client.session import (
     CertificateChanged,
@@ -49,7 +50,7 @@ from pychat.tui.render import (
     visible_message_lines,
 )
 from pychat.tui.view import CursesView, colours_wanted
-from pychat.usernames import normal_form
+from pychat.usernames import UsernameError, normal_form, normalize
 from pychat.wire.ids import conversation_id
 
 log = Logger(namespace="pychat.tui")
@@ -373,6 +374,13 @@ class TuiApp:
         if form.signup and password != form.confirm.text:
             form.message = "the passwords do not match"
             return
+        if form.signup:
+            try:
+                normalize(username)
+                check_password(password, username=username)
+            except (UsernameError, WeakPassword) as exc:
+                form.message = str(exc)
+                return
         try:
             address = ServerAddress.parse(form.server.text)
         except AddressError as exc:

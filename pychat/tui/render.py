@@ -10,10 +10,15 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
+from pychat.safe_text import visible, visible_lines
 from pychat.tui.model import ChatModel, ConversationState, LoginForm, MessageItem, Modal
 from pychat.tui.width import clip, pad, text_width, wrap
 
 Segment = tuple[str, str]  # (text, style)
+
+#: Marks the continuation lines of a multi-line message, so a line a peer wrote cannot pass
+#: for a new message from someone else.
+GUTTER = "│ "
 
 #: The full layout needs this much; below it the conversation list is hidden.
 FULL_WIDTH, FULL_HEIGHT = 80, 24
@@ -37,7 +42,8 @@ class Frame:
 
 
 def _row(width: int, *segments: Segment) -> list[Segment]:
-    """Segments clipped to ``width`` and padded with the last segment's style."""
+    """Segments made visible (no control character reaches the screen), clipped to ``width``
+    and padded with the last segment's style."""
     out: list[Segment] = []
     used = 0
     style = "normal"
@@ -45,7 +51,7 @@ def _row(width: int, *segments: Segment) -> list[Segment]:
         room = width - used
         if room <= 0:
             break
-        piece = clip(text, room)
+        piece = clip(visible(text), room)
         out.append((piece, style))
         used += text_width(piece)
     if used < width:
@@ -101,23 +107,27 @@ def _message(
         mine = item.sender == me
         trusted = mine or conv.verified
         mark, style, body = ("✓" if trusted else "·"), ("me" if mine else "peer"), item.text or ""
-    head = f"{when} {mark} {item.sender}: "
-    indent = " " * min(text_width(head), max(0, width // 3))
-    body_lines = wrap(body, max(8, width - text_width(head)))
+    sender = visible(item.sender)
+    head = f"{when} {mark} {sender}: "
+    # Continuation lines are indented and carry the gutter mark, whatever the peer wrote.
+    indent = " " * max(0, min(text_width(head), width // 3) - text_width(GUTTER)) + GUTTER
+    body_style = "normal" if style != "rejected" else "rejected"
+    paragraphs = visible_lines(body)
+    first = wrap(paragraphs[0], max(8, width - text_width(head)))
     out = [
         _row(
             width,
             (f"{when} ", "dim"),
             (f"{mark} ", style),
-            (f"{item.sender}: ", style),
-            (body_lines[0], "normal" if style != "rejected" else "rejected"),
+            (f"{sender}: ", style),
+            (first[0], body_style),
         )
     ]
-    for extra in body_lines[1:]:
-        for piece in wrap(extra, max(8, width - len(indent))):
-            out.append(
-                _row(width, (indent + piece, "normal" if style != "rejected" else "rejected"))
-            )
+    rest = first[1:] + [
+        piece for extra in paragraphs[1:] for piece in wrap(extra, max(8, width - len(indent)))
+    ]
+    for piece in rest:
+        out.append(_row(width, (indent, "dim"), (piece, body_style)))
     return out
 
 
@@ -185,16 +195,17 @@ def status_text(model: ChatModel, now: float) -> list[Segment]:
 
 
 def _modal(frame: Frame, modal: Modal) -> None:
+    lines = [visible(line) for line in modal.lines]
     width = min(
         frame.width - 4,
         max(
             30,
-            max((text_width(line) for line in modal.lines), default=0) + 4,
+            max((text_width(line) for line in lines), default=0) + 4,
             text_width(modal.title) + 6,
         ),
     )
     body: list[str] = []
-    for line in modal.lines:
+    for line in lines:
         body += wrap(line, width - 4) or [""]
     body.append("")
     body.append(modal.prompt)
@@ -312,7 +323,7 @@ def render_login(form: LoginForm, width: int, height: int) -> Frame:
     if form.busy:
         lines.append(_row(width, ("  working…", "status")))
     if form.message:
-        for piece in wrap(form.message, width - 4):
+        for piece in wrap(visible(form.message), width - 4):
             lines.append(_row(width, ("  " + piece, "warning")))
     while len(lines) < height:
         lines.append(_row(width))

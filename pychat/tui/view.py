@@ -5,6 +5,7 @@ from __future__ import annotations
 import curses
 import os
 
+from pychat.safe_text import visible
 from pychat.tui.render import Frame
 from pychat.tui.width import text_width
 
@@ -84,9 +85,13 @@ class CursesView:
             for text, style in row:
                 if not text:
                     continue
+                # Frames are made visible when rendered; this is the last line of defence, so
+                # that no control character (NUL makes addstr raise ValueError) ever reaches
+                # curses or the terminal.
+                text = visible(text)
                 try:
                     self.screen.addstr(y, x, text, self._attrs.get(style, curses.A_NORMAL))
-                except curses.error:
+                except (curses.error, ValueError):
                     pass  # writing the bottom-right cell raises after drawing it
                 x += text_width(text)
         if frame.cursor is not None:
