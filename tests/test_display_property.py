@@ -208,3 +208,17 @@ def test_any_push_event_is_handled_without_an_escaping_exception(event: dict[str
     for e in seen:
         if e.message is not None:
             _shown(e.message)
+
+
+@settings(max_examples=60, deadline=None)
+@given(peer=st.text(any_char, min_size=1, max_size=40), notice=st.text(any_char, max_size=80))
+def test_names_and_notices_from_the_server_are_drawn_safely(peer: str, notice: str) -> None:
+    """A hostile server names peers in the conversation list and words error notices."""
+    model = ChatModel()
+    model.me, model.server = "erin", "127.0.0.1:1"
+    model.conversation(peer)
+    model.conversation("dave")
+    model.select("dave")
+    model.tell(notice, error=True)
+    frame = render_main(model, 100, 30, now=0.0)
+    assert not RAW & set(frame.text()), repr(frame.text())
