@@ -132,8 +132,10 @@ async def test_signup_send_read_and_reply(server: RunningServer, tmp_path: Path)
     assert va.code == vb.code == 0
     assert va.out.splitlines()[1:3] == vb.out.splitlines()[1:3]  # the same safety number
     r = await alice.run("trust", "bob")
-    assert r.code == 0 and "bob is verified" in r.out
-    assert "marked verified" in (await alice.run("verify", "bob")).out
+    assert r.code == 0 and "bob is not verified" in r.out  # trust alone never verifies
+    r = await alice.run("verify", "bob", "--mark")
+    assert r.code == 0 and "now marked verified" in r.out
+    assert "is marked verified" in (await alice.run("verify", "bob")).out
     r = await alice.run("fingerprint")
     assert r.code == 0 and r.out.startswith("alice: ")
     r = await alice.run("rotate", "bob")

@@ -47,7 +47,9 @@ async def test_alice_and_bob_talk_and_agree_on_the_safety_number(
     number_b, _ = await bob.safety_number("alice")
     assert number_a == number_b and not verified
     assert len(number_a.replace(" ", "")) == 60
-    await alice.trust("bob")
+    await alice.trust("bob")  # no change pending: accepts, marks nothing
+    assert (await alice.safety_number("bob"))[1] is False
+    await alice.mark_verified("bob")
     assert (await alice.safety_number("bob"))[1] is True
 
     assert await alice.rotate("bob") == 2

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import os
 from pathlib import Path
 
 import pytest_twisted
 from twisted.internet import reactor, task
 
-from pychat.crypto.identity import IdentityKeyPair, rotation_statement
 from pychat.testing import RunningServer
 from tests.client_helpers import signed_up
+from tests.test_trust_lifecycle import new_machine, reregister
 from tests.tui_terminal import Terminal
 
 
@@ -172,7 +171,9 @@ async def test_tui_edits_a_line_with_emoji_and_cjk(server: RunningServer, tmp_pa
 
 
 @pytest_twisted.ensureDeferred
-async def test_tui_warns_when_a_peers_key_changes(server: RunningServer, tmp_path: Path) -> None:
+async def test_tui_shows_a_signed_rotation_as_a_notice_and_keeps_sending(
+    server: RunningServer, tmp_path: Path
+) -> None:
     alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
     bob = await signed_up(server, tmp_path / "bob", "bob")
     await alice.send("bob", "before the change")
@@ -180,23 +181,63 @@ async def test_tui_warns_when_a_peers_key_changes(server: RunningServer, tmp_pat
     term = Terminal(tmp_path / "alice", _server(server), "alice")
     try:
         await _login_in_tui(term, "alice-pw", "before the change")
-        # bob publishes a new identity, properly signed by his old key
-        assert bob.data is not None
-        new = IdentityKeyPair.generate()
-        statement = rotation_statement("bob", 2, new.public().fingerprint())
-        signature = base64.b64encode(bob.data.identity.signing.sign(statement)).decode()
-        await bob.request("rotate_keys", public_keys=new.public().to_json(), signature=signature)
-        screen = await term.wait_for("KEY CHANGED")
-        assert "identity key has CHANGED" in screen and "pychat trust bob" in screen
-        term.type("x")  # any key closes the warning
-        screen = await term.wait_gone("identity key has CHANGED")
-        assert "KEY CHANGED: /verify then /trust" in screen
+        # bob publishes a new identity, properly signed by his old key (what /rekey does)
+        await bob.rotate_identity()
+        screen = await term.wait_for("bob rotated keys (signed by the old ones)")
+        assert "KEY CHANGED" not in screen
         term.type("still there?")
         term.press("enter")
-        await term.wait_for("identity key has CHANGED")  # sending is blocked with the warning again
+        await term.wait_for("alice: still there?")
+        assert [m.text for m in await bob.read("alice")][-1] == "still there?"
     finally:
         await term.quit()
         await bob.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_unsigned_key_change_warns_then_trust_recovers_both_sides(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    await alice.send("bob", "before the change")
+    await bob.send("alice", "hello alice")
+    await bob.close()
+    await alice.close()
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    try:
+        await _login_in_tui(term, "alice-pw", "hello alice")
+        await reregister(server, "bob", "pw")
+        # warned at once, without sending anything, with both safety numbers
+        screen = await term.wait_for("BOB'S KEY CHANGED")
+        numbers = await (await new_machine(server, tmp_path / "bob-new", "bob")).safety_numbers(
+            "alice"
+        )
+        new_groups = numbers.current.split()
+        assert " ".join(new_groups[:6]) in screen and "Safety number with the key you had" in screen
+        assert "/trust accepts the new key" in screen and "pychat trust" not in screen
+        term.type("x")
+        screen = await term.wait_gone("Safety number with the key you had")
+        assert "●!bob" in screen  # the list marks the changed key
+        term.type("/verify")
+        term.press("enter")
+        await term.wait_for("Safety number with the key you had")  # /verify shows both
+        term.type("x")
+        await term.wait_gone("Safety number with the key you had")
+        term.type("/trust")
+        term.press("enter")
+        await term.wait_for("not verified: /verify to compare")
+        term.type("welcome back")
+        term.press("enter")
+        await term.wait_for("alice: welcome back")
+        new_bob = await new_machine(server, tmp_path / "bob-new2", "bob")
+        seen = await new_bob.read("alice")
+        assert (seen[-1].text, seen[-1].status) == ("welcome back", "verified")
+        await new_bob.send("alice", "new phone, same bob")
+        await term.wait_for("bob: new phone, same bob")
+        await new_bob.close()
+    finally:
+        await term.quit()
 
 
 @pytest_twisted.ensureDeferred

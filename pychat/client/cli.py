@@ -155,10 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = add("fingerprint", "show your identity fingerprint, or a peer's pinned one")
     p.add_argument("peer", nargs="?")
-    p = add("verify", "show the safety number to compare with a peer")
+    p = add("verify", "show the safety number to compare with a peer (both, after a key change)")
     p.add_argument("peer")
-    p = add("trust", "accept a peer's current key (after a change) and mark it verified")
+    p.add_argument(
+        "--mark", action="store_true", help="mark the peer verified (after you compared)"
+    )
+    p = add("trust", "accept a peer's new key after a change (does not mark it verified)")
     p.add_argument("peer")
+    add(
+        "rotate-identity",
+        "make new identity keys, signed by the old ones; peers see a signed rotation",
+    )
     p = add("rotate", "start a new conversation key with a peer")
     p.add_argument("peer")
     p = add("passwd", "change your password")
@@ -248,6 +255,11 @@ def _read_stdin_text() -> str:
             f"{exc.start}); nothing was sent",
             EXIT_USAGE,
         ) from None
+
+
+def _safety_lines(number: str) -> str:
+    groups = number.split()
+    return "  " + " ".join(groups[:6]) + "\n  " + " ".join(groups[6:])
 
 
 def _grouped(fingerprint: str) -> str:
@@ -409,24 +421,48 @@ class Command:
 
     async def cmd_verify(self) -> int:
         await self._login()
-        number, verified = await self.client.safety_number(self.args.peer)
-        groups = number.split()
-        print(f"safety number with {self.args.peer}:")
-        print("  " + " ".join(groups[:6]))
-        print("  " + " ".join(groups[6:]))
-        if verified:
-            print(f"{self.args.peer} is marked verified.")
+        peer = self.args.peer
+        info = await self.client.safety_numbers(peer)
+        if info.pending:
+            print(f"{peer}'s identity key has CHANGED (not signed by the key you had).")
+            print(f"safety number with {peer}'s NEW key:")
+        else:
+            print(f"safety number with {peer}:")
+        print(_safety_lines(info.current))
+        if info.pending and info.pinned:
+            print(f"safety number with the key you had for {peer}:")
+            print(_safety_lines(info.pinned))
+            print(
+                f"Compare the new number with {peer} (in person or on a call); if it matches, "
+                f"accept the new key with: pychat trust {peer}"
+            )
+            return EXIT_TRUST if self.args.mark else EXIT_OK
+        if self.args.mark:
+            await self.client.mark_verified(peer)
+            print(f"{peer} is now marked verified.")
+        elif info.verified:
+            print(f"{peer} is marked verified.")
         else:
             print(
-                f"Compare it with {self.args.peer} (in person or on a call); "
-                f"if it matches: pychat trust {self.args.peer}"
+                f"{peer} is not verified. Compare it with {peer} (in person or on a call); "
+                f"if it matches: pychat verify {peer} --mark"
             )
         return EXIT_OK
 
     async def cmd_trust(self) -> int:
         await self._login()
-        fingerprint = await self.client.trust(self.args.peer)
-        print(f"{self.args.peer} is verified: {_grouped(fingerprint)}")
+        peer = self.args.peer
+        fingerprint = await self.client.trust(peer)
+        print(f"accepted {peer}'s key {_grouped(fingerprint)}")
+        if not self.client.peer_trust(peer)[0]:
+            print(f"{peer} is not verified: compare safety numbers with pychat verify {peer}")
+        return EXIT_OK
+
+    async def cmd_rotate_identity(self) -> int:
+        await self._login()
+        fingerprint = await self.client.rotate_identity()
+        print(f"new identity keys, signed by your old ones: {_grouped(fingerprint)}")
+        print("your peers see a signed rotation; each conversation has a new key")
         return EXIT_OK
 
     async def cmd_rotate(self) -> int:

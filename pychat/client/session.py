@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ from pychat.crypto.identity import (
     rotation_statement,
 )
 from pychat.crypto.kdf import KdfParams
+from pychat.encoding import b64encode
 from pychat.srp import SrpParams
 from pychat.tls import certificate_fingerprint
 from pychat.usernames import normal_form
@@ -67,6 +69,8 @@ log = Logger(namespace="pychat.client")
 
 #: Seconds a request may take before the client gives up on it.
 REQUEST_TIMEOUT = 30.0
+#: The longest key backup the server takes (docs/protocol.md, set_key_backup).
+KEY_BACKUP_LIMIT = 16384
 #: Reconnect delays: 1 s, doubling, at most this.
 RECONNECT_MAX_DELAY = 30.0
 
@@ -151,7 +155,8 @@ class PeerKeyChanged(TrustError):
             f"WARNING: {peer}'s identity key has CHANGED ({how}).\n"
             f"  pinned:  {pinned}\n  current: {current}\n"
             f"Sending to {peer} is blocked. Compare safety numbers with {peer} "
-            f"(pychat verify {peer}), then accept with: pychat trust {peer}"
+            f"(pychat verify {peer}); if they match, accept the new key with: "
+            f"pychat trust {peer}"
         )
         self.peer, self.pinned, self.current, self.chain_ok = peer, pinned, current, chain_ok
 
@@ -183,10 +188,23 @@ class ChatMessage:
         }
 
 
+@dataclass(frozen=True)
+class SafetyNumbers:
+    """What ``/verify`` shows: the number with the peer's current key and, while a key change
+    is pending, the number with the key pinned before it."""
+
+    current: str
+    pinned: str | None
+    verified: bool
+    pending: bool
+
+
 @dataclass
 class ClientEvent:
     """Something that happened: ``kind`` is ``message``, ``presence``, ``read``,
-    ``keys_changed``, ``connection`` (state changes) or ``conversation``."""
+    ``keys_changed`` (an unsigned change: ``user``, ``warning``, ``old_safety``,
+    ``new_safety``), ``keys_rotated`` (a signed rotation: ``user``, ``verified``), ``notice``
+    (``text``), ``connection`` (state changes) or ``conversation``."""
 
     kind: str
     data: dict[str, Any] = field(default_factory=dict)
@@ -251,6 +269,10 @@ class ChatClient:
         self.state = "disconnected"
         self.timeouts = timeouts or Timeouts(request=request_timeout)
         self._server_name: str | None = None
+        #: Highest epoch seen on the server per conversation, and epochs whose envelope is
+        #: wrapped only for identity keys this device does not have.
+        self._epochs_on_server: dict[str, int] = {}
+        self._unreadable: set[tuple[str, str]] = set()
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -528,6 +550,7 @@ class ChatClient:
         self.keystore = keystore
         self._password = password
         self._set_state("online")
+        await self.check_peer_keys()
 
     async def _recover(self, keystore: KeystoreFile, password: str) -> KeystoreData:
         """A new keystore from the server's key backup (a new machine)."""
@@ -567,6 +590,51 @@ class ChatClient:
         await self._save()
         self._password = new
 
+    async def rotate_identity(self) -> str:
+        """New identity keys, published signed by the current signing key (so peers see a
+        signed rotation, not an unexplained change), kept in the keystore and the key backup
+        beside the old ones (old messages stay readable), then a new conversation key in
+        every conversation.  Returns the new fingerprint.
+        """
+        me, data = self._require_login()
+        assert self._password is not None  # noqa: S101 - set by login
+        new = await threads.deferToThread(IdentityKeyPair.generate)
+        entry = await self.request("get_keys", username=me)
+        version = int(entry.get("key_version", 1)) + 1
+        fingerprint = new.public().fingerprint()
+        signature = data.identity.signing.sign(rotation_statement(me, version, fingerprint))
+        identities = [new, *data.identities]
+        backup = await self._backup_that_fits(identities, me, self._password)
+        await self.request(
+            "rotate_keys", public_keys=new.public().to_json(), signature=b64encode(signature)
+        )
+        data.identities = identities
+        await self._save()
+        await self.request("set_key_backup", key_backup=backup)
+        for conv in await self.conversations():
+            peer = conv.get("peer")
+            if not isinstance(peer, str):
+                continue
+            try:
+                await self.rotate(peer)
+            except (PeerKeyChanged, RemoteError, TrustError) as exc:
+                log.info("no new key with {p} after the rotation: {e}", p=peer, e=exc)
+        return fingerprint
+
+    async def _backup_that_fits(
+        self, identities: list[IdentityKeyPair], me: str, password: str
+    ) -> str:
+        """The key backup of as many identities (newest first) as the server's limit takes."""
+        limit = int(self.hello.get("limits", {}).get("max_key_backup", 0) or KEY_BACKUP_LIMIT)
+        keep = list(identities)
+        while True:
+            backup = await threads.deferToThread(make_key_backup, keep, me, password, None)
+            if len(backup) <= limit or len(keep) == 1:
+                if len(keep) < len(identities):
+                    log.warn("the key backup keeps the {n} newest identities", n=len(keep))
+                return backup
+            keep.pop()
+
     # -- peers and trust -----------------------------------------------------------------------
 
     def _accepted(self, data: KeystoreData, peer: str) -> list[PublicIdentity]:
@@ -578,15 +646,20 @@ class ChatClient:
     async def peer_identity(self, peer: str) -> PublicIdentity:
         """The peer's current identity, checked against its pin (pinned on first use).
 
-        :raises PeerKeyChanged: the directory shows another key than the pinned one; sending
-            stays blocked until :meth:`trust` accepts it.
+        A change signed by the pinned key (a valid ``key_history`` chain) is accepted at once,
+        keeps the verified mark, and emits ``keys_rotated``.  Any other change becomes a
+        pending change (``keys_changed`` with both safety numbers is emitted the first time
+        it is seen) and raises.
+
+        :raises PeerKeyChanged: the directory shows another key, not signed by the pinned one;
+            sending stays blocked until :meth:`trust` accepts it.
         """
         _, data = self._require_login()
         peer = normal_form(peer)
         entry = await self.request("get_keys", username=peer)
         try:
             current = parse_public_identity(entry["public_keys"])
-        except IdentityKeyError as exc:
+        except (IdentityKeyError, KeyError, TypeError) as exc:
             raise TrustError(f"the server lists malformed keys for {peer}: {exc}") from None
         fingerprint = current.fingerprint()
         pin = data.pins.get(peer)
@@ -602,15 +675,51 @@ class ChatClient:
             return current
         if pin["fingerprint"] == fingerprint:
             return current
-        chain_ok = await self._chain_ok(peer, pin["fingerprint"], fingerprint)
-        if (pin.get("pending") or {}).get("fingerprint") != fingerprint:
+        pinned = pin["fingerprint"]
+        if await self._chain_ok(peer, pinned, fingerprint):
+            pin["accepted"][fingerprint] = current.to_json()
+            pin["fingerprint"], pin["pending"] = fingerprint, None
+            pin["key_version"] = entry.get("key_version", pin.get("key_version", 1))
+            await self._save()
+            self._emit(
+                ClientEvent("keys_rotated", {"user": peer, "verified": bool(pin.get("verified"))})
+            )
+            return current
+        first_sight = (pin.get("pending") or {}).get("fingerprint") != fingerprint
+        if first_sight:
             pin["pending"] = {
                 "fingerprint": fingerprint,
                 "public_keys": current.to_json(),
-                "chain_ok": chain_ok,
+                "chain_ok": False,
             }
             await self._save()
-        raise PeerKeyChanged(peer, pin["fingerprint"], fingerprint, chain_ok)
+        change = PeerKeyChanged(peer, pinned, fingerprint, False)
+        if first_sight:
+            mine = self.my_fingerprint()
+            self._emit(
+                ClientEvent(
+                    "keys_changed",
+                    {
+                        "user": peer,
+                        "warning": str(change),
+                        "old_safety": safety_number(mine, pinned),
+                        "new_safety": safety_number(mine, fingerprint),
+                    },
+                )
+            )
+        raise change
+
+    async def check_peer_keys(self) -> None:
+        """Look up every pinned peer's key now (at login), so a change shows before anyone
+        types; each change found is emitted as an event."""
+        _, data = self._require_login()
+        for peer in list(data.pins):
+            try:
+                await self.peer_identity(peer)
+            except PeerKeyChanged:
+                pass
+            except (RemoteError, TrustError) as exc:
+                log.info("checking {p}'s key: {e}", p=peer, e=exc)
 
     async def _chain_ok(self, peer: str, pinned: str, current: str) -> bool:
         """Whether key_history links ``pinned`` to ``current`` by signatures of each old key."""
@@ -642,9 +751,9 @@ class ChatClient:
                 pass
 
     async def trust(self, peer: str) -> str:
-        """Accept the peer's current key (after a change) and mark it verified.
-
-        Returns the accepted fingerprint.
+        """Accept the peer's current key after a change, *without* marking it verified (compare
+        safety numbers, then :meth:`mark_verified`), and start a new conversation key wrapped
+        for the new key so both sides can read at once.  Returns the accepted fingerprint.
         """
         _, data = self._require_login()
         peer = normal_form(peer)
@@ -656,10 +765,23 @@ class ChatClient:
             pin["accepted"][pending["fingerprint"]] = pending["public_keys"]
             pin["fingerprint"] = exc.current
             pin["pending"] = None
+            pin["verified"] = False
+            await self._save()
             current = parse_public_identity(pending["public_keys"])
+            if conversation_id(self._require_login()[0], peer) in data.conversation_keys:
+                await self.rotate(peer)
+        return current.fingerprint()
+
+    async def mark_verified(self, peer: str) -> None:
+        """Mark the peer verified (after the user compared safety numbers).
+
+        :raises PeerKeyChanged: a key change is pending: accept it with :meth:`trust` first.
+        """
+        _, data = self._require_login()
+        peer = normal_form(peer)
+        await self.peer_identity(peer)
         data.pins[peer]["verified"] = True
         await self._save()
-        return current.fingerprint()
 
     def peer_trust(self, peer: str) -> tuple[bool, bool]:
         """(marked verified, key changed and not yet accepted) for ``peer``, from the pins."""
@@ -673,12 +795,33 @@ class ChatClient:
         return data.identity.public().fingerprint()
 
     async def safety_number(self, peer: str) -> tuple[str, bool]:
-        """The pair's safety number and whether the peer is marked verified."""
+        """The pair's safety number and whether the peer is marked verified.
+
+        :raises PeerKeyChanged: while a change is pending (use :meth:`safety_numbers`).
+        """
+        info = await self.safety_numbers(peer)
+        if info.pending:
+            await self.peer_identity(peer)  # raises PeerKeyChanged
+        return info.current, info.verified
+
+    async def safety_numbers(self, peer: str) -> SafetyNumbers:
+        """The safety number with the peer's current key, and while a change is pending, the
+        one with the key pinned before it; never raises for a pending change."""
         _, data = self._require_login()
         peer = normal_form(peer)
-        theirs = await self.peer_identity(peer)
-        return safety_number(self.my_fingerprint(), theirs.fingerprint()), bool(
-            data.pins[peer].get("verified")
+        try:
+            await self.peer_identity(peer)
+        except PeerKeyChanged:
+            pass
+        pin = data.pins[peer]
+        mine = self.my_fingerprint()
+        pending = pin.get("pending")
+        current = pending["fingerprint"] if pending else pin["fingerprint"]
+        return SafetyNumbers(
+            current=safety_number(mine, current),
+            pinned=safety_number(mine, pin["fingerprint"]) if pending else None,
+            verified=bool(pin.get("verified")),
+            pending=bool(pending),
         )
 
     # -- conversations -------------------------------------------------------------------------
@@ -694,6 +837,8 @@ class ChatClient:
         changed = False
         for envelope in envelopes:
             epoch = str(envelope.get("epoch")) if isinstance(envelope, dict) else "?"
+            if epoch.isdigit():
+                self._epochs_on_server[conv] = max(self._epochs_on_server.get(conv, 0), int(epoch))
             if epoch in keys:
                 continue
             creator = envelope.get("creator") if isinstance(envelope, dict) else None
@@ -719,12 +864,19 @@ class ChatClient:
                 changed = True
                 break
             else:
+                if last_error is not None and "not wrapped for any of my keys" in str(last_error):
+                    self._unreadable.add((conv, epoch))
                 log.warn("refused key envelope {e} of {c}: {r}", e=epoch, c=conv, r=last_error)
         if changed:
             await self._save()
 
     async def open_conversation(self, peer: str) -> str:
-        """The conversation with ``peer`` (created, with epoch 1, if new); its keys loaded."""
+        """The conversation with ``peer`` (created, with epoch 1, if new); its keys loaded.
+
+        If no key envelope of the conversation can be opened here (this device's keys are
+        newer than every epoch, after a re-registration), a new epoch is started for both
+        sides' current keys, so the conversation goes on.
+        """
         me, data = self._require_login()
         peer = normal_form(peer)
         identity = await self.peer_identity(peer)
@@ -738,7 +890,17 @@ class ChatClient:
         reply = await self.request("open_conversation", peer=peer, envelope=envelope)
         await self._open_envelopes(conv, peer, reply["envelopes"])
         if not data.conversation_keys.get(conv):
-            raise TrustError(f"no key envelope of the conversation with {peer} passes the checks")
+            await self._start_epoch(conv, peer, identity)
+            self._emit(
+                ClientEvent(
+                    "notice",
+                    {
+                        "user": peer,
+                        "text": f"started a new key with {peer}: the earlier ones are not "
+                        "readable on this device",
+                    },
+                )
+            )
         return conv
 
     async def _refresh_epochs(self, conv: str, peer: str) -> None:
@@ -746,22 +908,36 @@ class ChatClient:
         reply = await self.request("epochs", conversation=conv)
         await self._open_envelopes(conv, peer, reply["envelopes"])
 
+    async def _start_epoch(self, conv: str, peer: str, identity: PublicIdentity) -> int:
+        """Add the next epoch, wrapped for both current keys; retry once if the peer added
+        one at the same moment."""
+        me, data = self._require_login()
+        for attempt in (1, 2):
+            epoch = self._epochs_on_server.get(conv, 0) + 1
+            key = Fernet.generate_key()
+            envelope = make_envelope(
+                conv, epoch, me, data.identity, {me: data.identity.public(), peer: identity}, key
+            )
+            try:
+                await self.request("add_epoch", conversation=conv, envelope=envelope)
+            except RemoteError as exc:
+                if exc.code != "bad_epoch" or attempt == 2:
+                    raise
+                await self._refresh_epochs(conv, peer)
+                continue
+            self._epochs_on_server[conv] = epoch
+            data.conversation_keys.setdefault(conv, {})[str(epoch)] = key.decode()
+            await self._save()
+            return epoch
+        raise AssertionError("not reached")  # pragma: no cover
+
     async def rotate(self, peer: str) -> int:
         """Start a new key epoch in the conversation with ``peer``; return its number."""
-        me, data = self._require_login()
         peer = normal_form(peer)
         conv = await self.open_conversation(peer)
         identity = await self.peer_identity(peer)
         await self._refresh_epochs(conv, peer)
-        epoch = max(int(e) for e in data.conversation_keys[conv]) + 1
-        key = Fernet.generate_key()
-        envelope = make_envelope(
-            conv, epoch, me, data.identity, {me: data.identity.public(), peer: identity}, key
-        )
-        await self.request("add_epoch", conversation=conv, envelope=envelope)
-        data.conversation_keys[conv][str(epoch)] = key.decode()
-        await self._save()
-        return epoch
+        return await self._start_epoch(conv, peer, identity)
 
     async def send(self, peer: str, text: str) -> int:
         """Encrypt, sign and send ``text`` to ``peer``; return its sequence number.
@@ -825,10 +1001,14 @@ class ChatClient:
             return rejected(f"sender {sender!r} is not a member of this conversation")
         epoch = message.get("epoch")
         keys = data.conversation_keys.get(conv, {})
+        if (conv, str(epoch)) in self._unreadable:
+            return rejected(f"sent before {me}'s key change (unreadable on this device)")
         if str(epoch) not in keys:
             await self._refresh_epochs(conv, peer)
             keys = data.conversation_keys.get(conv, {})
             if str(epoch) not in keys:
+                if (conv, str(epoch)) in self._unreadable:
+                    return rejected(f"sent before {me}'s key change (unreadable on this device)")
                 return rejected(f"no trusted key for epoch {epoch}")
         if sender == me:
             identities = [k.public() for k in data.identities]
@@ -950,13 +1130,11 @@ class ChatClient:
             (message,) = await self._decrypt_all(str(peer), [event])
             self._emit(ClientEvent("message", dict(event), message))
         elif kind == "keys_changed":
-            peer = str(event.get("user"))
-            try:
-                await self.peer_identity(peer)
-            except PeerKeyChanged as exc:
-                self._emit(ClientEvent("keys_changed", {**event, "warning": str(exc)}))
+            peer = event.get("user")
+            if not isinstance(peer, str) or peer == self.username:
                 return
-            self._emit(ClientEvent("keys_changed", dict(event)))
+            with suppress(PeerKeyChanged):  # peer_identity emitted what the user must see
+                await self.peer_identity(peer)
         elif kind == "closing":
             self._emit(ClientEvent("connection", {"state": "closing", **event}))
         elif isinstance(kind, str):

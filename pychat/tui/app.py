@@ -59,9 +59,10 @@ PAGE = 50
 HELP = [
     "Commands:",
     "  /new NAME      open a conversation with NAME",
-    "  /verify        show the safety number of this conversation",
-    "  /trust         accept the peer's current key and mark it verified",
+    "  /verify        show the safety number (y marks the peer verified)",
+    "  /trust         accept the peer's new key after a change (not verified)",
     "  /rotate        start a new conversation key",
+    "  /rekey         new identity keys for you, signed by the old ones",
     "  /search TEXT   search the loaded history of this conversation",
     "  /help          this help      /quit   leave",
     "Keys:",
@@ -209,11 +210,9 @@ class TuiApp:
                 Modal("SERVER CERTIFICATE CHANGED", str(exc).splitlines(), warning=True)
             )
         elif isinstance(exc, PeerKeyChanged):
-            self._show_modal(
-                Modal(f"{exc.peer.upper()}'S KEY CHANGED", str(exc).splitlines(), warning=True)
-            )
             if self.client is not None:
                 self.model.conversation(exc.peer).key_changed = True
+                self.guard(self._key_change_warning(exc.peer))
         elif isinstance(exc, RemoteError):
             self._tell_error(exc.message or exc.code)
         elif isinstance(exc, ClientError | KeystoreError | ConnectionClosed | AddressError):
@@ -221,6 +220,31 @@ class TuiApp:
         else:
             log.failure("handler failed", failure=failure)
             self._tell_error(f"error: {exc!r} (details in {self.home / 'tui.log'})")
+
+    async def _key_change_warning(self, peer: str) -> None:
+        """The box shown when a peer's key changed unsigned, in the TUI's own terms."""
+        assert self.client is not None  # noqa: S101
+        info = await self.client.safety_numbers(peer)
+        if info.pending and info.pinned:
+            self._show_key_change(peer, info.pinned, info.current)
+
+    def _show_key_change(self, peer: str, old: str, new: str) -> None:
+        groups_old, groups_new = old.split(), new.split()
+        lines = [
+            f"{peer}'s identity key has CHANGED, and the change is NOT signed by the key",
+            f"you had for {peer}. Sending to {peer} is blocked.",
+            "",
+            "Safety number with the NEW key:",
+            "  " + " ".join(groups_new[:6]),
+            "  " + " ".join(groups_new[6:]),
+            "Safety number with the key you had:",
+            "  " + " ".join(groups_old[:6]),
+            "  " + " ".join(groups_old[6:]),
+            "",
+            f"Compare the new number with {peer} in person or on a call.",
+            "/trust accepts the new key · /verify shows the numbers again",
+        ]
+        self._show_modal(Modal(f"{peer.upper()}'S KEY CHANGED", lines, warning=True))
 
     def _tell_error(self, text: str) -> None:
         if self.client is None:
@@ -528,19 +552,21 @@ class TuiApp:
         elif conv is None:
             self.model.tell(f"/{name} needs an open conversation", error=True)
         elif name == "verify":
-            number, verified = await self.client.safety_number(conv.peer)
-            groups = number.split()
-            state = "marked verified" if verified else "not verified: compare, then /trust"
-            self._show_modal(
-                Modal(
-                    f"Safety number with {conv.peer}",
-                    [" ".join(groups[:6]), " ".join(groups[6:]), "", state],
-                )
-            )
+            await self._verify(conv.peer)
         elif name == "trust":
-            fingerprint = await self.client.trust(conv.peer)
-            conv.verified, conv.key_changed = True, False
-            self.model.tell(f"{conv.peer} verified ({fingerprint[:16]}…)")
+            was_pending = conv.key_changed
+            await self.client.trust(conv.peer)
+            conv.verified, conv.key_changed = self.client.peer_trust(conv.peer)
+            self.model.tell(
+                f"accepted {conv.peer}'s new key; not verified: /verify to compare"
+                if was_pending
+                else f"{conv.peer}'s key is accepted; /verify compares safety numbers"
+            )
+        elif name == "rekey":
+            self.model.tell("making new identity keys…")
+            self.redraw()
+            fingerprint = await self.client.rotate_identity()
+            self.model.tell(f"new identity keys {fingerprint[:16]}…; peers see a signed rotation")
         elif name == "rotate":
             epoch = await self.client.rotate(conv.peer)
             self.model.tell(f"new conversation key: epoch {epoch}")
@@ -557,6 +583,34 @@ class TuiApp:
             self._show_modal(Modal(f"Search {rest!r}: {len(hits)} found", lines))
         else:
             self.model.tell(f"unknown command /{name}; /help lists them", error=True)
+
+    async def _verify(self, peer: str) -> None:
+        """Show the safety number; y marks the peer verified.  While a change is pending it
+        shows both numbers and how to accept the new key instead."""
+        assert self.client is not None  # noqa: S101
+        info = await self.client.safety_numbers(peer)
+        conv = self.model.conversation(peer)
+        if info.pending and info.pinned:
+            self._show_key_change(peer, info.pinned, info.current)
+            return
+        groups = info.current.split()
+        lines = [" ".join(groups[:6]), " ".join(groups[6:]), ""]
+        if info.verified:
+            self._show_modal(Modal(f"Safety number with {peer}", [*lines, "marked verified ✓"]))
+            return
+        lines.append(f"Compare it with {peer} in person or on a call.")
+        self._choice = defer.Deferred()
+        self._show_modal(
+            Modal(
+                f"Safety number with {peer}",
+                lines,
+                prompt="(y: it matches, mark verified · n: not now)",
+            )
+        )
+        if await self._choice:
+            await self.client.mark_verified(peer)
+            conv.verified, conv.key_changed = self.client.peer_trust(peer)
+            self.model.tell(f"{peer} is marked verified ✓")
 
     # -- events from the client ------------------------------------------------------------------
 
@@ -599,14 +653,28 @@ class TuiApp:
                 conv.last_activity = max(conv.last_activity, float(summary.get("last_activity", 0)))
         elif event.kind == "keys_changed":
             user = str(event.data.get("user"))
-            if "warning" in event.data:
-                model.conversation(user).key_changed = True
-                model.warn(f"{user.upper()}'S KEY CHANGED", str(event.data["warning"]).splitlines())
+            model.conversation(user).key_changed = True
+            self._show_key_change(
+                user, str(event.data.get("old_safety")), str(event.data.get("new_safety"))
+            )
+        elif event.kind == "keys_rotated":
+            user = str(event.data.get("user"))
+            still = "still verified" if event.data.get("verified") else "not verified"
+            model.note(user, f"{user} rotated keys (signed by the old ones); {still}")
+        elif event.kind == "notice":
+            about = event.data.get("user")
+            text = str(event.data.get("text", ""))
+            if isinstance(about, str):
+                model.note(about, text)
+            else:
+                model.tell(text)
         elif event.kind == "connection":
             state = str(event.data.get("state"))
             model.connection = state
             if state == "reconnecting":
                 model.reconnect_at = time.time() + float(event.data.get("delay", 0))
+            elif state == "online" and model.notice_is_error:
+                model.tell("")  # an error from while it was offline is stale now
             elif state == "refused":
                 model.warn("CONNECTION REFUSED", str(event.data.get("reason", "")).splitlines())
 

@@ -40,6 +40,8 @@ class ConversationState:
     loaded: bool = False
     #: Lines scrolled up from the bottom of the message pane (0: following new messages).
     scroll: int = 0
+    #: Notices shown in the conversation (key rotations, new keys): (after seq, text).
+    notices: list[tuple[int, str]] = field(default_factory=list)
 
     def sorted_messages(self) -> list[MessageItem]:
         """Loaded messages, oldest first."""
@@ -132,6 +134,13 @@ class ChatModel:
         return True
 
     # -- notices and modals --------------------------------------------------------------------
+
+    def note(self, peer: str, text: str) -> None:
+        """A notice in ``peer``'s conversation, after its newest message (and in the status
+        line)."""
+        conv = self.conversation(peer)
+        conv.notices.append((conv.last_seq, text))
+        self.tell(text)
 
     def tell(self, text: str, *, error: bool = False) -> None:
         """Show ``text`` in the status line until the next notice."""

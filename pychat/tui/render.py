@@ -79,7 +79,30 @@ def message_lines(
     new-messages marker."""
     lines: list[list[Segment]] = []
     last_day = None
+    notices = sorted(conv.notices)
+    shown = 0
+
+    def notices_up_to(seq: float) -> None:
+        nonlocal shown
+        while shown < len(notices) and notices[shown][0] <= seq:
+            for piece in wrap(visible(f"── {notices[shown][1]} ──"), max(8, width)):
+                lines.append(_row(width, (piece, "marker")))
+            shown += 1
+
+    previous_reason: str | None = None
+    repeated = 0
     for item in conv.sorted_messages():
+        notices_up_to(item.seq - 0.5)
+        # A run of messages unreadable for the same reason (sent before a key change) is
+        # shown once, with a count, not as a wall of errors.
+        if item.status != "verified" and item.reason == previous_reason and lines:
+            repeated += 1
+            lines[-1] = _row(
+                width, (f"  ✗ {repeated + 1} messages: [{visible(item.reason or '')}]", "rejected")
+            )
+            continue
+        previous_reason = item.reason if item.status != "verified" else None
+        repeated = 0
         day = _day(item.time)
         if day != last_day:
             lines.append(_row(width, (_centered(f" {day} ", width, "─"), "dim")))
@@ -87,6 +110,7 @@ def message_lines(
         if conv.marker_seq is not None and item.seq == conv.marker_seq:
             lines.append(_row(width, (_centered(" new messages ", width, "─"), "marker")))
         lines += _message(item, me, conv, width, time_format)
+    notices_up_to(float("inf"))
     return lines
 
 
@@ -135,7 +159,7 @@ def _list_pane(model: ChatModel, height: int) -> list[list[Segment]]:
     rows = [_row(LIST_WIDTH, (" Conversations", "dim"))]
     for i, conv in enumerate(model.ordered()):
         online = {True: "●", False: "○", None: " "}[conv.online]
-        check = "✓" if conv.verified else ("!" if conv.key_changed else " ")
+        check = "!" if conv.key_changed else ("✓" if conv.verified else " ")
         unread = f" {conv.unread}" if conv.unread else ""
         number = f"{i + 1}" if i < 9 else " "
         label = f"{number}{online}{check}{conv.peer}"
@@ -181,7 +205,7 @@ def status_text(model: ChatModel, now: float) -> list[Segment]:
     conv = model.current_conversation
     if conv is not None:
         if conv.key_changed:
-            trust = "KEY CHANGED: /verify then /trust"
+            trust = "KEY CHANGED: /verify, then /trust"
         elif conv.verified:
             trust = "verified ✓"
         else:
