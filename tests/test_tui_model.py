@@ -242,3 +242,38 @@ def test_login_screen_never_shows_the_password() -> None:
     assert "hunter2" not in text and "Log in" in text
     form.focus = 0
     assert "hunter2" not in render_login(form, 80, 24).text()
+
+
+def test_a_long_status_line_is_cut_with_an_ellipsis() -> None:
+    model = ChatModel()
+    model.me, model.server = "alice", "127.0.0.1:8765"
+    model.tell("the server did not answer history within 30 s; " * 4, error=True)
+    status = render_main(model, 80, 24, now=0.0).text().splitlines()[-2]
+    assert status.endswith("…") and text_width(status) == 80
+
+
+def test_reconnecting_clears_an_error_from_while_it_was_offline() -> None:
+    from pychat.client.session import ClientEvent
+    from pychat.tui.app import TuiApp
+
+    model = ChatModel()
+    model.tell("not connected", error=True)
+    app = TuiApp.__new__(TuiApp)
+    app.model, app.client = model, None
+    app._client_event(ClientEvent("connection", {"state": "online"}))
+    assert model.notice == "" and model.connection == "online"
+
+
+def test_messages_unreadable_for_one_reason_show_once_with_a_count() -> None:
+    model = ChatModel()
+    model.me = "bob"
+    reason = "sent before bob's key change (unreadable on this device)"
+    for seq in range(1, 6):
+        model.add_message(
+            "alice", MessageItem(seq, "alice", 0.0, "rejected", None, reason), on_screen=True
+        )
+    model.add_message("alice", MessageItem(6, "alice", 0.0, "verified", "hi again"), on_screen=True)
+    model.select("alice")
+    text = render_main(model, 100, 24, now=0.0).text()
+    assert text.count("unreadable on this device") == 1
+    assert "5 messages: [sent before bob's key change" in text and "hi again" in text

@@ -41,9 +41,10 @@ class Frame:
         return "\n".join("".join(t for t, _ in row) for row in self.rows)
 
 
-def _row(width: int, *segments: Segment) -> list[Segment]:
+def _row(width: int, *segments: Segment, ellipsis: bool = False) -> list[Segment]:
     """Segments made visible (no control character reaches the screen), clipped to ``width``
-    and padded with the last segment's style."""
+    (ending in ``…`` where text was cut, with ``ellipsis``) and padded with the last
+    segment's style."""
     out: list[Segment] = []
     used = 0
     style = "normal"
@@ -51,7 +52,10 @@ def _row(width: int, *segments: Segment) -> list[Segment]:
         room = width - used
         if room <= 0:
             break
-        piece = clip(visible(text), room)
+        shown = visible(text)
+        piece = clip(shown, room)
+        if ellipsis and piece != shown and room >= 1:
+            piece = clip(shown, room - 1) + "…"
         out.append((piece, style))
         used += text_width(piece)
     if used < width:
@@ -300,7 +304,7 @@ def render_main(
             row += lists[y] + [("│", "sep")]
         row += pane[y]
         frame.rows.append(row)
-    frame.rows.append(_row(width, *status_text(model, now)))
+    frame.rows.append(_row(width, *status_text(model, now), ellipsis=True))
     prompt = f"{model.current}> " if model.current else "> "
     prompt = clip(prompt, max(2, width // 3))
     visible, cursor_x = model.input.view(width - text_width(prompt) - 1)
