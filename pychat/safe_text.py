@@ -22,9 +22,9 @@ import json
 import re
 from typing import Any
 
-#: Code points shown as ``<U+XXXX>``: C1 controls, Arabic letter mark, LRM/RLM, LRE..RLO,
-#: LRI..PDI, line and paragraph separators, lone surrogates, BOM, interlinear annotations,
-#: and the noncharacters U+FFFE/U+FFFF.
+#: Code points shown as ``<U+202E>``-style escapes: C1 controls, Arabic letter mark, LRM and
+#: RLM, LRE..RLO, LRI..PDI, line and paragraph separators, lone surrogates, BOM, interlinear
+#: annotations, and the noncharacters U+FFFE/U+FFFF.
 _NAMED = (
     "\u0080-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
     "\ud800-\udfff\ufeff\ufff9-\ufffb\ufffe\uffff"
