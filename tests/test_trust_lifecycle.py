@@ -51,6 +51,17 @@ async def reregister(server: RunningServer, name: str, password: str) -> Identit
     return new
 
 
+async def bob_reset_after(server: RunningServer, tmp_path: Path, first: str) -> ChatClient:
+    """alice and bob chat (alice writes ``first``), then bob's account is reset and he signs
+    up again with new keys; returns alice's client."""
+    alice = await signed_up(server, tmp_path / "alice", "alice")
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    await alice.send("bob", first)
+    await bob.close()
+    await reregister(server, "bob", "pw")
+    return alice
+
+
 async def new_machine(server: RunningServer, home: Path, name: str) -> ChatClient:
     client = client_for(server, home)
     await client.login(name, "pw")
@@ -107,11 +118,7 @@ async def test_unsigned_change_blocks_then_trust_lets_both_sides_talk(
 async def test_trust_after_a_change_alone_lets_the_peer_read(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    alice = await signed_up(server, tmp_path / "alice", "alice")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    await alice.send("bob", "before")
-    await bob.close()
-    await reregister(server, "bob", "pw")
+    alice = await bob_reset_after(server, tmp_path, "before")
     await alice.trust("bob")  # alice accepts first; her new epoch is wrapped for bob's new key
     await alice.send("bob", "after")
     new_bob = await new_machine(server, tmp_path / "bob-new", "bob")
@@ -154,11 +161,7 @@ async def test_signed_identity_rotation_is_a_notice_not_a_block(
 async def test_mark_verified_is_refused_while_a_change_is_pending(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    alice = await signed_up(server, tmp_path / "alice", "alice")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    await alice.send("bob", "hi")
-    await bob.close()
-    await reregister(server, "bob", "pw")
+    alice = await bob_reset_after(server, tmp_path, "hi")
     with pytest.raises(PeerKeyChanged):
         await alice.mark_verified("bob")
     assert alice.peer_trust("bob") == (False, True)
