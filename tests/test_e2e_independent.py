@@ -1,0 +1,255 @@
+"""An independent reader of pyChat's end-to-end format, written from docs/e2e.md alone.
+
+Nothing here comes from ``pychat.crypto`` or the keystore: only the standard library and the
+primitives of ``cryptography`` (RSA-OAEP, Ed25519, AES-CBC, HMAC, AES-GCM, Argon2id, hashes),
+composed as the page says.  It reads the vectors the reference code wrote, and a message the
+reference client sends through a real server; if the code and the page drift apart, this fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest_twisted
+from cryptography.hazmat.primitives import hashes, padding, serialization
+from cryptography.hazmat.primitives import hmac as crypto_hmac
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+VECTORS = Path(__file__).parent / "vectors"
+
+
+def vector(name: str) -> dict[str, Any]:
+    return json.loads((VECTORS / f"{name}.json").read_text())
+
+
+def b64(text: str) -> bytes:
+    """Standard base64 with padding, strictly."""
+    return base64.b64decode(text, validate=True)
+
+
+def canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sep(*parts: str | bytes) -> bytes:
+    return b"\0".join(p if isinstance(p, bytes) else p.encode() for p in parts)
+
+
+def fingerprint(public_keys: dict[str, str]) -> str:
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(b"pychat-identity-v1")
+    for part in (b64(public_keys["encryption"]), b64(public_keys["signing"])):
+        digest.update(len(part).to_bytes(4, "big") + part)
+    return digest.finalize().hex()
+
+
+def signing_key(public_keys: dict[str, str]) -> ed25519.Ed25519PublicKey:
+    return ed25519.Ed25519PublicKey.from_public_bytes(b64(public_keys["signing"]))
+
+
+def safety(fp_a: str, fp_b: str) -> str:
+    low, high = sorted((fp_a, fp_b))
+    digest = hashes.Hash(hashes.SHA512())
+    digest.update(sep("pychat-safety-v1", low, high))
+    raw = digest.finalize()
+    return " ".join(
+        f"{int.from_bytes(raw[5 * i : 5 * i + 5], 'big') % 100000:05d}" for i in range(12)
+    )
+
+
+def conversation(a: str, b: str) -> str:
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(sep("pychat-conversation-v1", *sorted((a, b))))
+    return digest.finalize().hex()[:32]
+
+
+def oaep() -> asym_padding.OAEP:
+    return asym_padding.OAEP(
+        mgf=asym_padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None
+    )
+
+
+def unwrap(envelope: dict[str, Any], me: str, private: rsa.RSAPrivateKey) -> tuple[bytes, bytes]:
+    """The envelope's statement (what its creator signed) and my copy of the epoch key."""
+    statement = sep(
+        "pychat-envelope-v1",
+        envelope["conversation"],
+        str(envelope["epoch"]),
+        envelope["creator"],
+        *(
+            part
+            for name in sorted(envelope["members"])
+            for part in (
+                name,
+                envelope["members"][name]["fingerprint"],
+                envelope["members"][name]["wrapped"],
+            )
+        ),
+    )
+    key = private.decrypt(b64(envelope["members"][me]["wrapped"]), oaep())
+    assert len(key) == 44 and len(base64.urlsafe_b64decode(key)) == 32
+    return statement, key
+
+
+def fernet_open(key_text: bytes, token: str) -> bytes:
+    """Fernet by its spec: 0x80 | time | IV | AES-128-CBC | HMAC-SHA256."""
+    key = base64.urlsafe_b64decode(key_text)
+    raw = base64.urlsafe_b64decode(token)
+    assert raw[0] == 0x80
+    body, tag = raw[:-32], raw[-32:]
+    mac = crypto_hmac.HMAC(key[:16], hashes.SHA256())
+    mac.update(body)
+    assert hmac.compare_digest(mac.finalize(), tag)
+    iv, ciphertext = body[9:25], body[25:]
+    decryptor = Cipher(algorithms.AES(key[16:]), modes.CBC(iv)).decryptor()
+    padded = decryptor.update(ciphertext) + decryptor.finalize()
+    unpadder = padding.PKCS7(128).unpadder()
+    return unpadder.update(padded) + unpadder.finalize()
+
+
+def read_message(
+    token: str, epoch_key: bytes, sender_keys: dict[str, str], expect: dict[str, Any]
+) -> dict[str, Any]:
+    outer = json.loads(fernet_open(epoch_key, token))
+    inner = outer["m"]
+    signing_key(sender_keys).verify(b64(outer["sig"]), canonical(inner))
+    for field, value in expect.items():
+        assert inner[field] == value, field
+    return dict(inner)
+
+
+def argon2id(kdf: dict[str, Any], secret: bytes, salt: bytes) -> bytes:
+    assert kdf["name"] == "argon2id"
+    return Argon2id(
+        salt=salt,
+        length=32,
+        iterations=kdf["time_cost"],
+        lanes=kdf["parallelism"],
+        memory_cost=kdf["memory_kib"],
+    ).derive(secret)
+
+
+def private_rsa(name: str) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key((VECTORS / f"rsa-{name}.pem").read_bytes(), None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key
+
+
+# -- the vectors ---------------------------------------------------------------------------------
+
+
+def test_fingerprints_safety_number_conversation_id_and_rotation() -> None:
+    v = vector("identity")
+    for name in ("alice", "bob"):
+        assert fingerprint(v[name]["public_keys"]) == v[name]["fingerprint"]
+    assert safety(v["alice"]["fingerprint"], v["bob"]["fingerprint"]) == v["safety_number"]
+    assert conversation("bob", "alice") == v["conversation_id"]
+    r = v["rotation"]
+    assert fingerprint(r["new_public_keys"]) == r["new_fingerprint"]
+    statement = sep("pychat-key-rotation-v1", "alice", str(r["key_version"]), r["new_fingerprint"])
+    assert statement.hex() == r["statement_hex"]
+    signing_key(v["alice"]["public_keys"]).verify(b64(r["signature"]), statement)
+
+
+def test_envelope_verifies_and_unwraps_for_bob() -> None:
+    v, ids = vector("envelope"), vector("identity")
+    envelope = v["envelope"]
+    statement, key = unwrap(envelope, "bob", private_rsa("bob"))
+    assert statement.hex() == v["statement_hex"]
+    assert envelope["members"]["alice"]["fingerprint"] == ids["alice"]["fingerprint"]
+    signing_key(ids["alice"]["public_keys"]).verify(b64(envelope["signature"]), statement)
+    assert key.decode() == v["fernet_key"]
+
+
+def test_message_decrypts_and_its_signature_verifies() -> None:
+    v, ids = vector("message"), vector("identity")
+    inner = read_message(
+        v["ciphertext"],
+        v["fernet_key"].encode(),
+        ids["alice"]["public_keys"],
+        {"sender": "alice", "recipient": "bob", "conversation": ids["conversation_id"], "epoch": 1},
+    )
+    assert inner == v["inner"]
+    assert canonical(inner).hex() == v["canonical_inner_hex"]
+    assert f"{inner['device']}-{inner['counter']}" == v["client_id"]
+
+
+def test_key_backup_opens_to_alices_keys() -> None:
+    v, ids = vector("key_backup"), vector("identity")
+    body = json.loads(b64(v["key_backup"]))
+    assert (body["format"], body["v"]) == ("pychat-key-backup", 1)
+    context = sep("pychat-key-backup", v["username"])
+    key = argon2id(body["kdf"], sep(context, v["password"]), b64(body["salt"]))
+    assert key.hex() == v["key_hex"]
+    sealed = b64(body["sealed"])
+    plain = AESGCM(key).decrypt(sealed[:12], sealed[12:], context)
+    (entry,) = json.loads(plain)
+    enc = serialization.load_der_private_key(b64(entry["encryption"]), None)
+    sig = serialization.load_der_private_key(b64(entry["signing"]), None)
+    assert isinstance(enc, rsa.RSAPrivateKey) and isinstance(sig, ed25519.Ed25519PrivateKey)
+    public = {
+        "encryption": base64.b64encode(
+            enc.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        ).decode(),
+        "signing": base64.b64encode(
+            sig.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw
+            )
+        ).decode(),
+    }
+    assert fingerprint(public) == ids["alice"]["fingerprint"]
+
+
+def test_srp_x_from_argon2id() -> None:
+    v = vector("srp_x")
+    raw = argon2id(v["kdf"], f"{v['identity']}:{v['password']}".encode(), b64(v["salt"]))
+    assert f"{int.from_bytes(raw, 'big'):x}" == v["x_hex"]
+
+
+def test_strict_base64_is_what_the_page_says() -> None:
+    try:
+        b64("not base64!")
+    except binascii.Error:
+        return
+    raise AssertionError("lenient base64")
+
+
+# -- live: a message the reference client sends through a real server ------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_reads_a_message_the_reference_client_sent(server: Any, tmp_path: Path) -> None:
+    from tests.client_helpers import signed_up
+
+    alice = await signed_up(server, tmp_path / "alice", "alice")
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    await alice.send("bob", "from the reference client: héllo 👋\nsecond line")
+    conv = conversation("alice", "bob")
+    # what bob's device holds: his RSA private key; what the server gives: the rest
+    assert bob.data is not None
+    bob_rsa = bob.data.identity.encryption
+    (envelope,) = (await bob.request("epochs", conversation=conv))["envelopes"]
+    alice_keys = (await bob.request("get_keys", username="alice"))["public_keys"]
+    statement, key = unwrap(envelope, "bob", bob_rsa)
+    signing_key(alice_keys).verify(b64(envelope["signature"]), statement)
+    (stored,) = (await bob.request("history", conversation=conv, after=0, limit=10))["messages"]
+    inner = read_message(
+        stored["ciphertext"],
+        key,
+        alice_keys,
+        {"sender": stored["sender"], "recipient": "bob", "conversation": conv, "epoch": 1},
+    )
+    assert inner["body"] == "from the reference client: héllo 👋\nsecond line"
+    await alice.close()
+    await bob.close()
