@@ -277,3 +277,21 @@ def test_messages_unreadable_for_one_reason_show_once_with_a_count() -> None:
     text = render_main(model, 100, 24, now=0.0).text()
     assert text.count("unreadable on this device") == 1
     assert "5 messages: [sent before bob's key change" in text and "hi again" in text
+
+
+def test_a_cut_input_line_shows_an_ellipsis_where_text_is_hidden() -> None:
+    line = InputLine()
+    line.insert("abcdefghijklmnopqrstuvwxyz")
+    visible, x = line.view(10)  # cursor at the end: text hidden on the left
+    assert visible.startswith("…") and visible.endswith("z") and x == text_width(visible)
+    line.home()
+    visible, x = line.view(10)  # cursor at the start: hidden on the right
+    assert visible.startswith("a") and visible.endswith("…") and x == 0
+    for _ in range(13):
+        line.right()
+    visible, x = line.view(10)  # in the middle: the mark never covers the cursor's cell
+    assert visible[0] == "…" and visible[x] == "n" and text_width(visible) == 10
+    line.take()
+    line.insert("世界" * 10)
+    visible, x = line.view(11)
+    assert visible.startswith("…") and text_width(visible) <= 11 and x == text_width(visible)

@@ -120,4 +120,26 @@ class InputLine:
                 break
             visible += ch
             used += w
-        return visible, before - text_width(shown[:start])
+        cursor_x = before - text_width(shown[:start])
+        # Mark the cut ends with "…" (never over the cursor's cell), keeping every width.
+        if start > 0:
+            visible = _mark_cut(visible, cursor_x, left=True)
+        if start + len(visible) < len(shown):
+            visible = _mark_cut(visible, used - cursor_x - 1, left=False)
+        return visible, cursor_x
+
+
+def _mark_cut(visible: str, room: int, *, left: bool) -> str:
+    """``visible`` with its first (or last) cells replaced by ``…`` and padding, if the
+    cells it covers (at least one) fit in ``room`` cells away from the cursor."""
+    text = visible if left else visible[::-1]
+    dropped, cells = 0, 0
+    while dropped < len(text) and cells < 1:
+        cells += char_width(text[dropped])
+        dropped += 1
+    if cells < 1 or cells > room:
+        return visible
+    mark = "…" + " " * (cells - 1)
+    if left:
+        return mark + text[dropped:]
+    return text[dropped:][::-1] + mark[::-1]
