@@ -225,3 +225,32 @@ async def test_tui_without_a_terminal_says_so(server: RunningServer, tmp_path: P
     alice = Cli(server, tmp_path / "alice", "alice", "pw")
     r = await alice.run("tui")
     assert r.code == 2 and "needs a terminal" in r.err
+
+
+@pytest_twisted.ensureDeferred
+async def test_unsigned_key_change_in_the_cli_own_terms(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    from tests.test_trust_lifecycle import reregister
+
+    alice = Cli(server, tmp_path / "alice", "alice", "pw")
+    bob = Cli(server, tmp_path / "bob", "bob", "pw")
+    for who in (alice, bob):
+        assert (await who.run("signup")).code == 0
+    assert (await alice.run("send", "bob", "before")).code == 0
+    await reregister(server, "bob", "pw")
+    r = await alice.run("send", "bob", "blocked?")
+    assert r.code == 4 and "pychat verify bob" in r.err and "pychat trust bob" in r.err
+    r = await alice.run("verify", "bob")
+    assert r.code == 0 and "CHANGED" in r.out and "with the key you had" in r.out
+    assert (await alice.run("verify", "bob", "--mark")).code == 4  # not while pending
+    r = await alice.run("trust", "bob")
+    assert r.code == 0 and "bob is not verified" in r.out
+    assert (await alice.run("send", "bob", "after")).code == 0
+    new_bob = Cli(server, tmp_path / "bob-new", "bob", "pw")
+    r = await new_bob.run("read", "alice", "--json")
+    lines = [json.loads(x) for x in r.out.splitlines()]
+    assert lines[0]["status"] == "rejected" and "before bob's key change" in lines[0]["reason"]
+    assert (lines[-1]["text"], lines[-1]["status"]) == ("after", "verified")
+    r = await alice.run("rotate-identity")
+    assert r.code == 0 and "signed by your old ones" in r.out

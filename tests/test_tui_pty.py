@@ -9,7 +9,7 @@ import pytest_twisted
 from twisted.internet import reactor, task
 
 from pychat.testing import RunningServer
-from tests.client_helpers import signed_up
+from tests.client_helpers import collect, signed_up
 from tests.test_trust_lifecycle import new_machine, reregister
 from tests.tui_terminal import Terminal
 
@@ -283,3 +283,36 @@ async def test_tui_notifies_and_reorders_for_a_message_off_screen(
         await term.quit()
         for c in (bob, carol):
             await c.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_rekey_is_a_signed_rotation_the_peer_accepts_without_a_block(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    await alice.send("bob", "before the rekey")
+    await bob.mark_verified("alice")
+    await alice.close()
+    events = collect(bob)
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    try:
+        await _login_in_tui(term, "alice-pw", "before the rekey")
+        term.type("/rekey")
+        term.press("enter")
+        await term.wait_for("signed by the old ones", timeout=60)
+        term.type("after the rekey")
+        term.press("enter")
+        await term.wait_for("alice: after the rekey")
+        await bob.send("alice", "still talking")  # no block on bob's side
+        await term.wait_for("bob: still talking")
+        assert any(e.kind == "keys_rotated" and e.data["verified"] for e in events)
+        assert bob.peer_trust("alice") == (True, False)
+        texts = [(m.text, m.status) for m in await bob.read("alice")]
+        assert ("before the rekey", "verified") in texts and (
+            "after the rekey",
+            "verified",
+        ) in texts
+    finally:
+        await term.quit()
+        await bob.close()

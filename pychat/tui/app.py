@@ -566,7 +566,7 @@ class TuiApp:
             self.model.tell("making new identity keys…")
             self.redraw()
             fingerprint = await self.client.rotate_identity()
-            self.model.tell(f"new identity keys {fingerprint[:16]}…; peers see a signed rotation")
+            self.model.tell(f"new identity keys {fingerprint[:16]}…, signed by the old ones")
         elif name == "rotate":
             epoch = await self.client.rotate(conv.peer)
             self.model.tell(f"new conversation key: epoch {epoch}")
