@@ -10,7 +10,7 @@ import pytest_twisted
 from twisted.logger import globalLogPublisher
 
 from pychat.store.blocking import inline_runner
-from pychat.store.errors import StoreError
+from pychat.store.errors import LogDamaged
 from pychat.store.server_store import ServerStore
 
 
@@ -40,11 +40,7 @@ def _msg_file(data: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    "tail",
-    [b'{"s":"AAAA', b'{"s":"QUJD"}\n', b"\x00\x00\x00"],
-    ids=["cut-mid-line", "whole-line-that-does-not-decrypt", "zeros"],
-)
+@pytest.mark.parametrize("tail", [b'{"s":"AAAA', b"\x00\x00\x00"], ids=["cut-mid-line", "zeros"])
 @pytest_twisted.ensureDeferred
 async def test_torn_tail_is_cut_logged_and_appends_continue(tmp_path: Path, tail: bytes) -> None:
     conv_id = await _conversation_with(tmp_path, 5)
@@ -87,18 +83,46 @@ async def test_state_survives_reopen(tmp_path: Path) -> None:
     assert again.recent_ids[("alice", "id2")]["seq"] == 3
 
 
-@pytest_twisted.ensureDeferred
-async def test_damage_before_the_last_record_stops_the_start_and_is_not_cut(tmp_path: Path) -> None:
-    await _conversation_with(tmp_path, 4)
-    path = _msg_file(tmp_path)
+def _flip_a_byte_of_record(path: Path, index: int) -> bytes:
     lines = path.read_bytes().split(b"\n")
-    lines[1] = lines[1][:10] + (b"B" if lines[1][10:11] != b"B" else b"C") + lines[1][11:]
+    lines[index] = (
+        lines[index][:10] + (b"B" if lines[index][10:11] != b"B" else b"C") + lines[index][11:]
+    )
     damaged = b"\n".join(lines)
     path.write_bytes(damaged)
-    with pytest.raises(StoreError, match="record 1 is damaged") as info:
-        _open(tmp_path)
-    assert info.value.path == path
-    assert path.read_bytes() == damaged
+    return damaged
+
+
+@pytest.mark.parametrize("index", [3, 1], ids=["last-record", "earlier-record"])
+@pytest_twisted.ensureDeferred
+async def test_a_damaged_complete_record_is_kept_reported_and_the_rest_is_served(
+    tmp_path: Path, index: int
+) -> None:
+    conv_id = await _conversation_with(tmp_path, 4)
+    path = _msg_file(tmp_path)
+    damaged = _flip_a_byte_of_record(path, index)
+    seen: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        store = _open(tmp_path)  # the server starts
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    assert path.read_bytes() == damaged  # never cut, never rewritten
+    (aside,) = path.parent.glob(f"{path.name}.damaged-*")
+    assert aside.read_bytes() == damaged
+    reports = [e for e in seen if "does not authenticate" in str(e.get("log_format", ""))]
+    assert reports and reports[0]["n"] == index and reports[0]["path"] == str(path)
+    conv = store.conversations.get(conv_id)
+    assert conv is not None and conv.damaged is not None
+    assert conv.last_seq == index  # read-only up to the damage
+    assert [r["ciphertext"] for r in await store.conversations.page(conv, 1, index + 1)] == [
+        f"c{i}" for i in range(index)
+    ]
+    with pytest.raises(LogDamaged):  # an acknowledged seq is never reused
+        store.conversations.append_message(conv, "bob", 1, "new", "n", 9.0)
+    other = await store.conversations.create("carol", "dave", {"epoch": 1}, 1.0)
+    _, durable = store.conversations.append_message(other, "carol", 1, "x", "x1", 2.0)
+    await durable  # the rest of the server keeps serving
 
 
 @pytest_twisted.ensureDeferred

@@ -25,6 +25,7 @@ from pychat.server.connection import Inbound, ServerConnection, Started
 from pychat.server.ops import Later
 from pychat.server.session import Session
 from pychat.server.state import State
+from pychat.store.errors import LogDamaged, StorageFailure, StoreError
 from pychat.wire.envelope import EnvelopeError, Request, encode_error, encode_event, encode_ok
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.framing import Oversized
@@ -65,6 +66,32 @@ class _ReplySlot:
 
     def __init__(self) -> None:
         self.data: bytes | None = None
+
+
+#: Seconds a client is told to wait after a full disk; an operator frees space in minutes.
+STORAGE_RETRY_AFTER = 30
+
+
+def storage_refusal(exc: Exception) -> ProtocolError:
+    """The documented error for a store that could not write or read: nothing was
+    acknowledged, and the client may retry (the same ``client_id`` is safe)."""
+    if isinstance(exc, StorageFailure) and exc.full:
+        return ProtocolError(
+            ErrorCode.STORAGE_FULL,
+            "the server's disk is full; nothing was stored: try again later",
+            details={"retry_after": STORAGE_RETRY_AFTER},
+        )
+    if isinstance(exc, LogDamaged | StoreError):
+        return ProtocolError(
+            ErrorCode.CONVERSATION_DAMAGED,
+            "this conversation's stored data is damaged; it is read-only until the operator "
+            "restores it",
+        )
+    return ProtocolError(
+        ErrorCode.STORAGE_ERROR,
+        "the server could not store this; nothing was stored: try again later",
+        details={"retry_after": STORAGE_RETRY_AFTER},
+    )
 
 
 class ChatServerProtocol(Protocol, TimeoutMixin):
@@ -249,6 +276,11 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
                 self.core.complete(started, ok=False)
             self._fill(slot, self._refused(request, exc))
             return
+        except (StorageFailure, LogDamaged, StoreError) as exc:
+            if started is not None:
+                self.core.complete(started, ok=False)
+            self._fill(slot, self._refused(request, storage_refusal(exc)))
+            return
         except Exception:
             self._fill(slot, self._crashed(request))
             return
@@ -261,6 +293,8 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
             def failed(failure: Failure) -> None:
                 if isinstance(failure.value, ProtocolError):
                     self._fill(slot, self._refused(request, failure.value))
+                elif isinstance(failure.value, StorageFailure | LogDamaged | StoreError):
+                    self._fill(slot, self._refused(request, storage_refusal(failure.value)))
                 else:
                     self._fill(slot, self._crashed(request, failure))
 

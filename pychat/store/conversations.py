@@ -13,6 +13,8 @@ and paging cost the same at a hundred messages as at a million.
 from __future__ import annotations
 
 import os
+import shutil
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from pychat.durable import ensure_private_dir, fsync_dir
 from pychat.store.atrest import AtRestKey, NameHasher, RecordSealer
@@ -56,6 +59,8 @@ class Conversation:
     #: Messages known to be on disk; only these are shown to anyone.
     durable_seq: int = 0
     recent_ids: OrderedDict[tuple[str, str], dict[str, Any]] = field(default_factory=OrderedDict)
+    #: Why the conversation is read-only (a damaged record), or None.
+    damaged: str | None = None
 
     @property
     def last_seq(self) -> int:
@@ -135,32 +140,63 @@ class ConversationStore:
         )
         return ctl, msg
 
+    def _readable(self, log_file: SealedLog, first: int) -> list[dict[str, Any]]:
+        """Records from ``first`` on, or up to the first damaged one (then kept aside)."""
+        if log_file.damaged_at is None:
+            try:
+                return log_file.read_range(first, len(log_file))
+            except StoreError:
+                log_file.find_damage()
+        damaged = log_file.damaged_at
+        assert damaged is not None  # noqa: S101 - found just above or at open
+        aside = log_file.path.with_name(f"{log_file.path.name}.damaged-{int(time.time())}")
+        shutil.copy2(log_file.path, aside)
+        log.error(
+            "record {n} of {path} does not authenticate: damage, not a crash; the "
+            "conversation is read-only up to it and a copy of the file is kept at {aside}",
+            n=damaged,
+            path=str(log_file.path),
+            aside=str(aside),
+        )
+        return log_file.read_range(first, damaged) if first < damaged else []
+
     def _load(self, ctl_path: Path) -> None:
         stem = ctl_path.stem
         ctl, msg = self._logs(stem)
-        if not msg.used_index and len(msg):
-            msg.write_index()  # a crash before the next clean stop then costs a tail scan only
-        records = ctl.read_all()
+        records = self._readable(ctl, 0)
         if not records or records[0].get("t") != "open":
-            if not records and len(msg) == 0:
+            if not records and len(msg) == 0 and ctl.damaged_at is None:
                 return  # created and crashed before its first record: nothing to keep
-            raise StoreError(ctl_path, "conversation control log does not start with its creation")
+            log.error(
+                "{path}: the conversation's creation record is unreadable; it is not served "
+                "(its files are kept as they are)",
+                path=str(ctl_path),
+            )
+            ctl.close()
+            msg.close()
+            return
         first = records[0]
         members = _pair(*first["members"])
         if self._names(*members) != stem:
             raise StoreError(ctl_path, "conversation log is in the wrong file")
         conv = Conversation(first["id"], members, first["time"], msg, ctl)
         conv.last_activity = first["time"]
-        conv.durable_seq = len(msg)
         for record in records[1:]:
             self._apply_control(conv, record)
-        if len(msg):
-            tail = msg.read_range(max(0, len(msg) - RECENT_CLIENT_IDS), len(msg))
-            for record in tail:
-                conv.remember(record)
+        tail = self._readable(msg, max(0, len(msg) - RECENT_CLIENT_IDS))
+        conv.durable_seq = len(msg) if msg.damaged_at is None else msg.damaged_at
+        for record in tail:
+            conv.remember(record)
+        if tail:
             conv.last_activity = max(conv.last_activity, tail[-1]["time"])
+        for damaged in (ctl, msg):
+            if damaged.damaged_at is not None:
+                conv.damaged = f"record {damaged.damaged_at} of its {damaged.label} log"
+        if conv.damaged is None and not msg.used_index and len(msg):
+            msg.write_index()  # a crash before the next clean stop then costs a tail scan only
         self._index(conv)
-        self._maybe_compact(conv)
+        if conv.damaged is None:
+            self._maybe_compact(conv)
 
     def _maybe_compact(self, conv: Conversation) -> None:
         """Rewrite a long control log as its current state (atomically: temp, fsync, rename).
@@ -312,4 +348,12 @@ class ConversationStore:
         def on_disk(_: None) -> None:
             conv.durable_seq = max(conv.durable_seq, seq)
 
-        return record, self.committer.durable(conv.messages).addCallback(on_disk)
+        def lost(failure: Failure) -> Failure:
+            # Rolled back, never acknowledged: a retry with this client id is a new message.
+            key = (sender, client_id)
+            if conv.recent_ids.get(key) is record:
+                del conv.recent_ids[key]
+            return failure
+
+        durable = self.committer.durable(conv.messages)
+        return record, durable.addCallbacks(on_disk, lost)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -19,3 +20,19 @@ class StoreError(Exception):
 
 class UsernameTaken(Exception):
     """An account with this normal form already exists."""
+
+
+class StorageFailure(Exception):
+    """A write or fsync failed; nothing of it was acknowledged, and the log was rolled back
+    to its last good end.  ``full`` is true for a full disk (or quota), which clears by itself
+    when space comes back; anything else (EIO) is a failing disk for the operator."""
+
+    def __init__(self, errno_value: int | None, cause: str) -> None:
+        super().__init__(cause)
+        self.full = errno_value in (errno.ENOSPC, errno.EDQUOT)
+        self.errno = errno_value
+
+
+class LogDamaged(Exception):
+    """A conversation's log holds a complete record that does not authenticate: it is kept
+    read-only up to the damage, and nothing more is appended to it."""

@@ -6,13 +6,16 @@ record moved, dropped or reordered fails to open.  Offsets of every line are kep
 so reading record ``i`` costs one seek whatever the log's length, and appending costs one
 write.
 
-After a crash the last line may be torn (cut short, or written but not flushed whole).  On
-open a last line without its newline, or one that does not parse or decrypt, is cut off and
-reported; a damaged line *before* the last cannot come from a crash and stops the open with a
-:class:`StoreError`, leaving the file as it is.
+After a crash the last line may be torn: written only in part, so it has no newline.  On open
+such a tail is cut off and reported.  A *complete* line that does not authenticate cannot come
+from a crash (lines are written whole, in one append): it is damage, and it is never cut; the
+caller decides what to do (:attr:`SealedLog.damaged_at`).
 
 Durability is the caller's business: :meth:`SealedLog.append` writes; :class:`GroupCommitter`
-fsyncs many logs' appends together and says when they are on disk.
+fsyncs many logs' appends together and says when they are on disk.  A failed write is rolled
+back at once (the file truncated to its last complete line); a failed fsync rolls the log back
+to the end of its last successful fsync, failing every append after it, because after an fsync
+error the kernel may have dropped those pages: they are never reported as durable.
 """
 
 from __future__ import annotations
@@ -35,9 +38,14 @@ from pychat.durable import write_atomic
 from pychat.encoding import b64decode, b64encode
 from pychat.store.atrest import RecordSealer
 from pychat.store.blocking import BlockingRunner
-from pychat.store.errors import StoreError
+from pychat.store.errors import LogDamaged, StorageFailure, StoreError
 
 log = Logger(namespace="pychat.store")
+
+# The system calls that can fail with a full or failing disk, named so tests can inject faults.
+_os_write = os.write
+_os_fsync = os.fsync
+_os_ftruncate = os.ftruncate
 
 _READ_CHUNK = 1 << 20
 
@@ -60,6 +68,12 @@ class SealedLog:
         self._sealer = sealer
         self._offsets = offsets  # start of each line; the line ends where the next starts
         self._end = end
+        #: Where the last successful fsync left the file (what a rollback returns to).
+        self.durable_end = end
+        #: Index of the first complete record found not to authenticate, if any.
+        self.damaged_at: int | None = None
+        #: Why appends are refused (a rollback that could not truncate), or None.
+        self.broken: str | None = None
         #: Whether :meth:`open` started from a saved index instead of scanning everything.
         self.used_index = False
         self._fd = (
@@ -88,12 +102,11 @@ class SealedLog:
                 opened._read_at(len(offsets) - 1)
             except StoreError:
                 if known is not None:
-                    # Never cut on the word of an index: it may be stale.  Scan it all again.
+                    # Never trust an index over the file: it may be stale.  Scan it all again.
                     opened.close()
                     index_path(path).unlink(missing_ok=True)
                     return cls.open(path, sealer, label, on_cut=on_cut)
-                cut_to = offsets.pop()
-                opened._end = cut_to
+                opened.damaged_at = len(offsets) - 1
         if cut_to < size:
             with open(path, "r+b") as f:
                 f.truncate(cut_to)
@@ -192,18 +205,67 @@ class SealedLog:
 
     # -- writing -------------------------------------------------------------------------------
 
+    def find_damage(self) -> int | None:
+        """Read every record; return the index of the first that does not authenticate (and
+        remember it in :attr:`damaged_at`), or None (blocking: a whole scan)."""
+        for index in range(len(self._offsets)):
+            try:
+                self._read_at(index)
+            except StoreError:
+                self.damaged_at = index
+                return index
+        return None
+
     def append(self, record: dict[str, Any]) -> int:
-        """Write ``record`` as the next line; return its index.  Not durable until fsynced."""
+        """Write ``record`` as the next line; return its index.  Not durable until fsynced.
+
+        :raises StorageFailure: the write failed; the file was truncated back to its last
+            complete line, so the next append starts clean.
+        :raises LogDamaged: the log holds damage; it takes no more records.
+        """
+        if self.damaged_at is not None:
+            raise LogDamaged(f"{self.path.name}: record {self.damaged_at} is damaged")
+        if self.broken is not None and not self._truncate(self._end):
+            raise StorageFailure(None, self.broken)
         index = len(self._offsets)
         plain = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
         sealed = self._sealer.seal(plain, self._aad(index))
         line = b'{"s":"' + base64.b64encode(sealed) + b'"}\n'
         view = memoryview(line)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        try:
+            while view:
+                view = view[_os_write(self._fd, view) :]
+        except OSError as exc:
+            self._truncate(self._end)
+            failure = StorageFailure(exc.errno, f"writing {self.path.name}: {exc.strerror}")
+            _report_write_failure(failure)
+            raise failure from None
         self._offsets.append(self._end)
         self._end += len(line)
+        _report_write_success()
         return index
+
+    def _truncate(self, end: int) -> bool:
+        """Cut the file to ``end``; on failure refuse appends until a later cut works."""
+        try:
+            _os_ftruncate(self._fd, end)
+        except OSError as exc:
+            self.broken = f"cannot roll {self.path.name} back after a failed write: {exc.strerror}"
+            log.critical("{why}; it takes no appends until it can", why=self.broken)
+            return False
+        self.broken = None
+        return True
+
+    def rollback(self) -> int:
+        """Forget everything after :attr:`durable_end` (an fsync failed: those pages may be
+        lost) and cut the file there; return how many records were dropped."""
+        dropped = 0
+        while self._offsets and self._offsets[-1] >= self.durable_end:
+            self._offsets.pop()
+            dropped += 1
+        self._end = self.durable_end
+        self._truncate(self._end)
+        return dropped
 
     def fileno(self) -> int:
         """The descriptor to fsync."""
@@ -212,6 +274,25 @@ class SealedLog:
     def close(self) -> None:
         """Close the descriptor."""
         os.close(self._fd)
+
+
+_failing: list[str] = []  # the reason writes fail, while they do (one log line per spell)
+
+
+def _report_write_failure(failure: StorageFailure) -> None:
+    if not _failing:
+        what = "the disk is full" if failure.full else f"a write failed ({failure})"
+        log.error(
+            "{what}: messages are refused (storage_full/storage_error) until it can write again",
+            what=what,
+        )
+        _failing.append(str(failure))
+
+
+def _report_write_success() -> None:
+    if _failing:
+        _failing.clear()
+        log.info("the store can write again")
 
 
 INDEX_FORMAT = "pychat-log-index"
@@ -277,20 +358,24 @@ class GroupCommitter:
     """Makes appends durable in batches: one fsync per dirty log per batch.
 
     While a batch is being synced, new appends gather for the next one, so under load many
-    messages share one fsync and none is acknowledged before its own fsync finished.
+    messages share one fsync and none is acknowledged before its own fsync finished.  A log
+    whose fsync fails is rolled back to its last durable end, and every waiter on what was cut
+    (in this batch and the next) fails with :class:`StorageFailure`; an fsync error is never
+    retried as if it had worked.
     """
 
     def __init__(self, run_blocking: BlockingRunner) -> None:
         self._run = run_blocking
-        self._pending: dict[int, list[defer.Deferred[None]]] = {}
+        self._pending: dict[SealedLog, list[defer.Deferred[None]]] = {}
         self._busy = False
         self.batches = 0
         self.synced = 0
 
     def durable(self, log_file: SealedLog) -> defer.Deferred[None]:
-        """Fires once everything appended to ``log_file`` so far is on disk."""
+        """Fires once everything appended to ``log_file`` so far is on disk (or fails with
+        :class:`StorageFailure`, and then it never will be)."""
         d: defer.Deferred[None] = defer.Deferred()
-        self._pending.setdefault(log_file.fileno(), []).append(d)
+        self._pending.setdefault(log_file, []).append(d)
         if not self._busy:
             self._start()
         return d
@@ -298,27 +383,50 @@ class GroupCommitter:
     def _start(self) -> None:
         batch, self._pending = self._pending, {}
         self._busy = True
-        fds = list(batch)
+        ends = {log_file: log_file._end for log_file in batch}
 
-        def sync_all() -> None:
-            for fd in fds:
-                os.fsync(fd)
+        def sync_all() -> dict[SealedLog, OSError]:
+            failed: dict[SealedLog, OSError] = {}
+            for log_file in ends:
+                try:
+                    _os_fsync(log_file.fileno())
+                except OSError as exc:
+                    failed[log_file] = exc
+            return failed
 
-        def done(result: object) -> None:
+        def done(result: dict[SealedLog, OSError] | Failure) -> None:
             self._busy = False
             self.batches += 1
-            self.synced += sum(len(v) for v in batch.values())
-            for waiters in batch.values():
-                for d in waiters:
-                    if isinstance(result, Failure):
-                        d.errback(result)
-                    else:
+            for log_file, waiters in batch.items():
+                problem = result.value if isinstance(result, Failure) else result.get(log_file)
+                if problem is None:
+                    log_file.durable_end = max(log_file.durable_end, ends[log_file])
+                    self.synced += len(waiters)
+                    for d in waiters:
                         d.callback(None)
+                    continue
+                self._fail(log_file, waiters, problem)
             if self._pending:
                 self._start()
 
         defer.ensureDeferred(_await(self._run(sync_all))).addBoth(done)
 
+    def _fail(
+        self, log_file: SealedLog, waiters: list[defer.Deferred[None]], problem: BaseException
+    ) -> None:
+        dropped = log_file.rollback()
+        code = problem.errno if isinstance(problem, OSError) else None
+        reason = getattr(problem, "strerror", None) or str(problem)
+        log.error(
+            "fsync of {name} failed ({why}); rolled back {n} unacknowledged records",
+            name=log_file.path.name,
+            why=reason,
+            n=dropped,
+        )
+        later = self._pending.pop(log_file, [])  # their records were cut too
+        for d in [*waiters, *later]:
+            d.errback(StorageFailure(code, f"syncing {log_file.path.name}: {reason}"))
 
-async def _await(awaitable: Awaitable[None]) -> None:
-    await awaitable
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable

@@ -39,7 +39,10 @@ class ErrorCode(enum.StrEnum):
     BAD_EPOCH = "bad_epoch"
     BAD_SIGNATURE = "bad_signature"
     MESSAGE_TOO_LARGE = "message_too_large"
+    CONVERSATION_DAMAGED = "conversation_damaged"
     # Our side.
+    STORAGE_FULL = "storage_full"
+    STORAGE_ERROR = "storage_error"
     INTERNAL_ERROR = "internal_error"
 
 

@@ -132,6 +132,7 @@ def register(registry: OpRegistry, server: ChatServer) -> None:
             "last_activity": conv.last_activity,
             "epochs": len(conv.epochs),
             "peer_online": server.presence.visible_online(peer),
+            "damaged": conv.damaged is not None,
         }
 
     @registry.op("open_conversation", OpenParams, stay_in(State.AUTHENTICATED))

@@ -1,0 +1,175 @@
+"""A full or failing disk loses nothing acknowledged, and nothing is acknowledged before it is
+durable.  Faults are injected into the store's write and fsync calls; the server runs on a
+fake clock over in-memory connections, and a "crash" reopens the data dir from what is on disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.internet import defer
+from twisted.internet.testing import MemoryReactorClock
+
+from pychat.server.chat import ChatServer
+from pychat.server.config import ServerConfig
+from pychat.store import sealed_log
+from pychat.store.blocking import inline_runner
+from pychat.store.server_store import ServerStore
+from tests.accounts_helpers import login_sync, signup_fields
+from tests.chat_helpers import envelope
+from tests.helpers import FakeConn, connect
+
+
+class HeldRunner:
+    """A blocking runner that holds every job until the test releases it."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[Callable[..., Any], tuple[Any, ...], defer.Deferred[Any]]] = []
+
+    def __call__(self, f: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = defer.Deferred()
+        self.jobs.append((f, args, d))
+        return d
+
+    def release(self) -> None:
+        while self.jobs:
+            f, args, d = self.jobs.pop(0)
+            try:
+                d.callback(f(*args))
+            except Exception as exc:
+                d.errback(exc)
+
+
+def server_on(data: Path, runner: Any = inline_runner) -> ChatServer:
+    config = ServerConfig(data_dir=data)
+    store = ServerStore.open(data, config.store_key_path, runner)
+    return ChatServer(config, MemoryReactorClock(), store)
+
+
+def logged_in(server: ChatServer, name: str, port: int) -> FakeConn:
+    conn = connect(server, port=port)
+    assert conn.request("hello", version=1)["ok"]
+    assert conn.request("signup", **signup_fields(name, "pw"))["ok"]
+    assert login_sync(conn, name, "pw")["ok"]
+    return conn
+
+
+def pair(server: ChatServer) -> tuple[FakeConn, FakeConn, str]:
+    alice, bob = logged_in(server, "alice", 40001), logged_in(server, "bob", 40002)
+    reply = alice.request("open_conversation", peer="bob", envelope=envelope())
+    assert reply["ok"], reply
+    return alice, bob, reply["conversation"]
+
+
+def send(conn: FakeConn, conv: str, text: str, client_id: str) -> dict[str, Any]:
+    return conn.request("send", conversation=conv, epoch=1, ciphertext=text, client_id=client_id)
+
+
+def crash_and_reopen(server: ChatServer, data: Path) -> list[str]:
+    """Drop the server without a clean stop (the files are as a SIGKILL leaves them), start
+    a new one on the same data dir, and return the stored ciphertexts in order."""
+    for conv in server.store.conversations:
+        conv.messages.close()
+        conv.control.close()
+    again = server_on(data)
+    (conv,) = list(again.store.conversations)
+    records = conv.messages.read_range(0, conv.last_seq)
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    return [r["ciphertext"] for r in records]
+
+
+def test_enospc_mid_record_is_refused_cleanly_and_space_coming_back_heals_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = server_on(tmp_path)
+    alice, _, conv = pair(server)
+    acknowledged = []
+    for i in range(3):
+        assert send(alice, conv, f"m{i}", f"c{i}")["ok"]
+        acknowledged.append(f"m{i}")
+
+    def half_then_full(fd: int, data: Any) -> int:
+        os.write(fd, bytes(data[: len(data) // 2]))
+        monkeypatch.setattr(sealed_log, "_os_write", full)
+        return len(data) // 2
+
+    def full(fd: int, data: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sealed_log, "_os_write", half_then_full)
+    for attempt in range(3):
+        reply = send(alice, conv, "lost", f"full-{attempt}")
+        assert reply["error"]["code"] == "storage_full" and reply["error"]["retry_after"] > 0
+    monkeypatch.setattr(sealed_log, "_os_write", os.write)  # space is back
+    for i in range(3, 43):
+        reply = send(alice, conv, f"m{i}", f"c{i}")
+        assert reply["ok"] and reply["seq"] == i + 1, reply
+        acknowledged.append(f"m{i}")
+    retry = send(alice, conv, "retried", "full-0")  # the refused one, resent: a new message
+    assert retry["ok"] and not retry["duplicate"]
+    acknowledged.append("retried")
+    assert crash_and_reopen(server, tmp_path) == acknowledged
+
+
+def test_an_fsync_error_is_never_taken_for_success(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = server_on(tmp_path)
+    alice, bob, conv = pair(server)
+    assert send(alice, conv, "m0", "c0")["ok"]
+    bob.received()
+
+    def eio(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(sealed_log, "_os_fsync", eio)
+    reply = send(alice, conv, "lost", "c1")
+    assert reply["error"]["code"] == "storage_error"
+    assert not [e for e in bob.received() if e.get("event") == "message"]  # nobody was told
+    monkeypatch.setattr(sealed_log, "_os_fsync", os.fsync)
+    again = send(alice, conv, "m1", "c1")
+    assert again["ok"] and again["seq"] == 2 and not again["duplicate"]
+    assert crash_and_reopen(server, tmp_path) == ["m0", "m1"]
+
+
+def test_no_reply_and_no_push_leave_before_the_fsync_has_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = server_on(tmp_path)
+    _, _, conv = pair(first)  # accounts and the conversation, on disk
+    for c in first.store.conversations:
+        c.messages.close()
+        c.control.close()
+    runner = HeldRunner()
+    fsynced: list[int] = []
+
+    def spy(fd: int) -> None:
+        fsynced.append(fd)
+        os.fsync(fd)
+
+    monkeypatch.setattr(sealed_log, "_os_fsync", spy)
+    server = server_on(tmp_path, runner)
+    alice, bob = connect(server, port=40001), connect(server, port=40002)
+    for conn, name in ((alice, "alice"), (bob, "bob")):
+        assert conn.request("hello", version=1)["ok"]
+        assert login_sync(conn, name, "pw")["ok"]
+    runner.release()
+    bob.received()
+    fsynced.clear()
+    alice.send(
+        b'{"id": 91, "op": "send", "conversation": "' + conv.encode() + b'", "epoch": 1, '
+        b'"ciphertext": "secret", "client_id": "k1"}\n'
+    )
+    assert not [m for m in alice.received() if m.get("id") == 91]  # held: no ack yet
+    assert not [e for e in bob.received() if e.get("event") == "message"]  # and no push
+    msg_fd = server.store.conversations.get(conv).messages.fileno()  # type: ignore[union-attr]
+    runner.release()
+    assert msg_fd in fsynced  # the ack waited for a real fsync of the message log
+    (reply,) = [m for m in alice.received() if m.get("id") == 91]
+    assert reply["ok"] and reply["seq"] == 1
+    assert [e["seq"] for e in bob.received() if e.get("event") == "message"] == [1]
