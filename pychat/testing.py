@@ -66,7 +66,12 @@ async def start_server(data_dir: Path, **overrides: Any) -> RunningServer:
     from twisted.internet import reactor
 
     config = dataclasses.replace(
-        ServerConfig(data_dir=data_dir, listen=("ssl:0:interface=127.0.0.1",)), **overrides
+        ServerConfig(
+            data_dir=data_dir,
+            listen=("ssl:0:interface=127.0.0.1",),
+            exit_on_listen_failure=False,
+        ),
+        **overrides,
     )
     service = makeService({"config": config}, reactor=reactor)
     service.startService()

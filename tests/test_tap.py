@@ -10,7 +10,7 @@ import pytest
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 
-from pychat.server.tap import Options, makeService
+from pychat.server.tap import Options, StartupError, makeService
 from pychat.tls import CERT_FILE, KEY_FILE, certificate_fingerprint, make_self_signed
 
 
@@ -99,7 +99,7 @@ def test_mismatched_key_is_a_clear_usage_error(tmp_path: Path) -> None:
         "--tls-key",
         str(tmp_path / "k.pem"),
     )
-    with pytest.raises(usage.UsageError, match="does not match"):
+    with pytest.raises(StartupError, match="does not match"):
         makeService(opts, reactor=MemoryReactorClock())
 
 
@@ -112,13 +112,13 @@ def test_missing_certificate_file_names_the_file(tmp_path: Path) -> None:
         "--tls-key",
         str(tmp_path / "nope.key"),
     )
-    with pytest.raises(usage.UsageError, match=r"nope\.pem"):
+    with pytest.raises(StartupError, match=r"nope\.pem"):
         makeService(opts, reactor=MemoryReactorClock())
 
 
 def test_bad_endpoint_is_a_usage_error(tmp_path: Path) -> None:
     opts = _options("--data-dir", str(tmp_path / "d"), "--listen", "bogus:1234")
-    with pytest.raises(usage.UsageError, match="bogus"):
+    with pytest.raises(StartupError, match="bogus"):
         makeService(opts, reactor=MemoryReactorClock())
 
 

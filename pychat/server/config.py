@@ -34,6 +34,9 @@ class ServerConfig:
     max_output_queue: int = limits.MAX_OUTPUT_QUEUE
     signups_per_hour: int = limits.SIGNUPS_PER_ADDRESS_PER_HOUR
     server_name: str = field(default="pychat")
+    #: End the process (exit 1) when a listener cannot open its port; in-process test
+    #: servers turn it off.
+    exit_on_listen_failure: bool = True
 
     def __post_init__(self) -> None:
         if self.max_line < limits.MIN_MAX_LINE:

@@ -9,6 +9,8 @@ Twisted unchanged, for operators who want Twisted's own TLS endpoint.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
@@ -53,7 +55,9 @@ class TLSListenerService(Service):
     :param endpoint: the parsed endpoint.
     :param factory: the protocol factory of the chat server.
     :param tls: TLS options to wrap connections in, or None when the endpoint does TLS itself.
-    :param reactor: stopped when the port cannot be opened (None: leave it running).
+    :param reactor: kept for the owner's use.
+    :param on_fatal: called with one line when the port cannot be opened (twistd's tree
+        passes what stops the reactor and exits non-zero; None: just log it).
     """
 
     def __init__(
@@ -63,9 +67,11 @@ class TLSListenerService(Service):
         factory: Factory,
         tls: CertificateOptions | None,
         reactor: object | None = None,
+        on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         self.description = description
         self._reactor = reactor
+        self._on_fatal = on_fatal
         self._endpoint = endpoint
         self._factory: IProtocolFactory = (
             TLSMemoryBIOFactory(tls, False, factory) if tls is not None else factory
@@ -88,15 +94,14 @@ class TLSListenerService(Service):
         return port
 
     def _failed(self, failure: Failure) -> None:
-        log.critical(
-            "cannot listen on {desc}: {failure.value}", desc=self.description, failure=failure
-        )
+        reason = f"cannot listen on {self.description}: {failure.value}"
+        log.critical("{reason}", reason=reason)
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             d.errback(failure)
         # A server that cannot open its port must not sit there looking healthy.
-        if self._reactor is not None and getattr(self._reactor, "running", False):
-            self._reactor.stop()  # type: ignore[attr-defined]
+        if self._on_fatal is not None:
+            self._on_fatal(reason)
 
     def when_listening(self) -> defer.Deferred[IListeningPort]:
         """Fires with the listening port once it is open (at once if it already is)."""

@@ -7,6 +7,9 @@ then tells every client and closes its connection.
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,6 +41,28 @@ class StartupError(SystemExit):
     def __init__(self, message: str) -> None:
         super().__init__(f"pychat: cannot start: {message}")
         self.message = message
+
+
+def _hard_exit(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def exit_after_shutdown(reactor: Any, code: int = 1) -> Callable[[str], None]:
+    """What a listener calls when it cannot listen: say so in one line, stop the reactor
+    cleanly, then end the process with ``code`` so systemd sees a failure and restarts it
+    (twistd itself always exits 0 after a stop)."""
+
+    def fatal(message: str) -> None:
+        print(f"pychat: cannot start: {message}", file=sys.stderr)
+        reactor.addSystemEventTrigger("after", "shutdown", _hard_exit, code)
+        if getattr(reactor, "running", False):
+            reactor.stop()
+        else:
+            reactor.callWhenRunning(reactor.stop)
+
+    return fatal
 
 
 class Options(usage.Options):
@@ -126,7 +151,8 @@ def makeService(options: Options | dict[str, Any], reactor: IReactorTime | None 
     """Assemble the service tree for ``options``.
 
     :param reactor: the reactor to listen with (the global one by default; tests may pass one).
-    :raises usage.UsageError: bad TLS material or a bad endpoint string, with the cause.
+    :raises StartupError: the data dir, the TLS material, the at-rest key or a ``--listen``
+        string cannot be used; one line names the option and the cause, and twistd exits 1.
     """
     if reactor is None:
         from twisted.internet import reactor as global_reactor
@@ -134,13 +160,20 @@ def makeService(options: Options | dict[str, Any], reactor: IReactorTime | None 
         reactor = global_reactor
     config: ServerConfig = options.config if isinstance(options, Options) else options["config"]
 
-    if ensure_private_dir(config.data_dir):
+    try:
+        narrowed = ensure_private_dir(config.data_dir)
+    except OSError as exc:
+        raise StartupError(
+            f"--data-dir {config.data_dir}: {exc.strerror or exc} "
+            "(it must be a directory the server's user can create and write)"
+        ) from None
+    if narrowed:
         log.warn("narrowed permissions of {dir} to 0700", dir=str(config.data_dir))
     try:
         creds = load_or_create_credentials(config.data_dir, config.tls_cert, config.tls_key)
         tls = server_options(creds)
     except TLSConfigError as exc:
-        raise usage.UsageError(str(exc)) from None
+        raise StartupError(f"--tls-cert/--tls-key: {exc}") from None
 
     runner = thread_runner(reactor) if IReactorThreads.providedBy(reactor) else inline_runner
     try:
@@ -148,6 +181,8 @@ def makeService(options: Options | dict[str, Any], reactor: IReactorTime | None 
     except StoreError as exc:
         log.critical("cannot open the data dir: {error}", error=str(exc))
         raise StartupError(str(exc)) from None
+    except OSError as exc:
+        raise StartupError(f"--data-dir {config.data_dir}: {exc.strerror or exc}") from None
 
     top = MultiService()
     chat = ChatServer(config, reactor, store)
@@ -157,9 +192,14 @@ def makeService(options: Options | dict[str, Any], reactor: IReactorTime | None 
         try:
             endpoint, wrap = plan_endpoint(reactor, description)
         except ListenError as exc:
-            raise usage.UsageError(str(exc)) from None
+            raise StartupError(str(exc)) from None
         listener = TLSListenerService(
-            description, endpoint, chat.factory(), tls if wrap else None, reactor=reactor
+            description,
+            endpoint,
+            chat.factory(),
+            tls if wrap else None,
+            reactor=reactor,
+            on_fatal=exit_after_shutdown(reactor) if config.exit_on_listen_failure else None,
         )
         listener.setServiceParent(top)
     if creds.generated:

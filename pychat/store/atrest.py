@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import os
+import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -59,6 +60,16 @@ class AtRestKey:
             body = {"format": KEY_FORMAT, "v": 1, "key": base64.b64encode(master).decode()}
             write_atomic(path, json.dumps(body).encode() + b"\n", mode=0o600)
             return cls(master)
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            raise StoreError(path, f"cannot read the at-rest key: {exc.strerror}") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise StoreError(
+                path,
+                f"the at-rest key is readable by other users (mode {stat.S_IMODE(mode):04o}); "
+                f"anyone who can read it can read the whole store: chmod 600 {path}",
+            )
         try:
             body = json.loads(path.read_bytes())
             if body.get("format") != KEY_FORMAT or body.get("v") != 1:
