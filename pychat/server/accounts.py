@@ -21,6 +21,7 @@ from pychat import limits
 from pychat.crypto.identity import IdentityKeyError, parse_public_identity
 from pychat.crypto.kdf import KdfParams, KdfParamsError, default_params
 from pychat.encoding import b64decode, b64encode
+from pychat.log_text import for_log
 from pychat.server.ratelimit import FailureBackoff, TokenBucket
 from pychat.srp import (
     DEFAULT_PARAMS,
@@ -204,7 +205,7 @@ class AccountService:
                 ErrorCode.USERNAME_TAKEN, f"the username {username!r} is taken"
             ) from None
         self._look_alikes()[skeleton(username)] = username
-        log.info("account created: {user}", user=username)
+        log.info("account created: {user}", user=for_log(username))
         return account
 
     # -- login -----------------------------------------------------------------------------
@@ -278,7 +279,9 @@ class AccountService:
         except SrpAuthenticationError:
             self.account_failures.record_failure(challenge.username)
             self.address_failures.record_failure(host)
-            log.info("failed login for {user} from {host}", user=challenge.username, host=host)
+            log.info(
+                "failed login for {user} from {host}", user=for_log(challenge.username), host=host
+            )
             raise auth_failed() from None
         if not challenge.known:  # cannot happen without breaking SRP; refuse all the same
             raise auth_failed()
@@ -311,5 +314,5 @@ class AccountService:
             updated=self.clock.seconds(),
         )
         await self.accounts.update(updated)
-        log.info("password changed: {user}", user=account.username)
+        log.info("password changed: {user}", user=for_log(account.username))
         return updated

@@ -13,6 +13,7 @@ from twisted.logger import Logger
 
 from pychat import limits
 from pychat.crypto.kdf import MINIMUM
+from pychat.log_text import for_log
 from pychat.server.accounts import AccountService
 from pychat.server.config import ServerConfig
 from pychat.server.handlers import account_ops, conversation_ops, key_ops, session_ops
@@ -83,7 +84,12 @@ class ChatServer(Service):
         """Record that ``conn`` is now authenticated as ``username``."""
         conn.session.username = username
         self.presence.logged_in(conn, username)
-        log.info("{user} logged in from {peer}", user=username, peer=conn.session.peer)
+        log.info(
+            "{user} logged in from {peer} (client {client})",
+            user=for_log(username),
+            peer=conn.session.peer,
+            client=for_log(conn.session.client) if conn.session.client else "unnamed",
+        )
 
     def user_logged_out(self, conn: OpContext) -> None:
         """Record that ``conn`` is no longer authenticated (logout or close)."""

@@ -21,6 +21,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from pychat import limits
+from pychat.log_text import for_log
 from pychat.server.connection import Inbound, ServerConnection, Started
 from pychat.server.ops import Later
 from pychat.server.session import Session
@@ -162,9 +163,10 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
             self._abort_call.cancel()
         self.core.force_state(State.CLOSED)
         log.info(
-            "connection closed from {peer} ({user})",
+            "connection closed from {peer} ({user}, client {client})",
             peer=self.session.peer,
-            user=self.session.username or "not logged in",
+            user=for_log(self.session.username) if self.session.username else "not logged in",
+            client=for_log(self.session.client) if self.session.client else "unnamed",
         )
         self.server.connection_closed(self)
 
@@ -246,7 +248,10 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
 
     def _refused(self, request: Request, exc: ProtocolError) -> bytes:
         log.debug(
-            "{op} from {peer} refused: {code}", op=request.op, peer=self.session.peer, code=exc.code
+            "{op} from {peer} refused: {code}",
+            op=for_log(request.op),
+            peer=self.session.peer,
+            code=exc.code,
         )
         if exc.close:
             self._close_after_reply = True
@@ -257,7 +262,7 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         log.failure(
             "internal error handling {op} from {peer}",
             failure=failure,
-            op=request.op,
+            op=for_log(request.op),
             peer=self.session.peer,
         )
         self._close_after_reply = True

@@ -13,6 +13,7 @@ class Session:
     :ivar peer: the remote address as text, for logs and per-address limits.
     :ivar host: the remote host alone (no port), the key of per-address limits.
     :ivar username: the account this connection is logged in as, once authenticated.
+    :ivar client: what the client called itself in ``hello`` (for the logs only).
     :ivar scratch: per-op state that lives between two requests of one exchange
         (the SRP challenge between ``login_start`` and ``login_finish``).
     """
@@ -20,4 +21,5 @@ class Session:
     peer: str
     host: str
     username: str | None = None
+    client: str | None = None
     scratch: dict[str, Any] = field(default_factory=dict)

@@ -12,6 +12,7 @@ from cryptography.exceptions import InvalidSignature
 from twisted.logger import Logger
 
 from pychat.crypto.identity import IdentityKeyError, parse_public_identity, rotation_statement
+from pychat.log_text import for_log
 from pychat.server.ops import OpContext, OpRegistry
 from pychat.server.state import State, stay_in
 from pychat.store.accounts import Account
@@ -121,7 +122,7 @@ def register(registry: OpRegistry, server: ChatServer) -> None:
             updated=server.clock.seconds(),
         )
         await accounts.update(updated)
-        log.info("{user} rotated keys to version {v}", user=username, v=version)
+        log.info("{user} rotated keys to version {v}", user=for_log(username), v=version)
         event = {"user": username, "key_version": version, "fingerprint": fingerprint}
         notified = {c.peer_of(username) for c in server.store.conversations.for_user(username)}
         for peer in notified:

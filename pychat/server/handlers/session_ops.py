@@ -6,10 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from twisted.logger import Logger
+
 from pychat import PROTOCOL_VERSION, __version__, limits
+from pychat.log_text import for_log
 from pychat.server.ops import OpContext, OpRegistry
 from pychat.server.state import AFTER_HELLO, Outcome, State, stay_in
 from pychat.wire.errors import ErrorCode, ProtocolError
+
+log = Logger(namespace="pychat.server")
 
 if TYPE_CHECKING:
     from pychat.server.chat import ChatServer
@@ -43,6 +48,12 @@ def register(registry: OpRegistry, server: ChatServer) -> None:
                 f"this server speaks protocol version {PROTOCOL_VERSION}, not {params.version}",
                 details={"supported": [PROTOCOL_VERSION]},
             )
+        ctx.session.client = params.client
+        log.info(
+            "{peer} says hello as {client}",
+            peer=ctx.session.peer,
+            client=for_log(params.client) if params.client is not None else "an unnamed client",
+        )
         return {
             "server": server.config.server_name,
             "server_version": __version__,
