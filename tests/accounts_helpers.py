@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 from functools import cache
+from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from pychat import srp
 from pychat.crypto.identity import IdentityKeyPair
@@ -16,14 +21,32 @@ from tests.helpers import FakeConn
 KDF = minimum_params()
 
 
+KEYS = Path(__file__).parent / "keys"
+_assigned: dict[str, int] = {}
+
+
 @cache
-def keypair() -> IdentityKeyPair:
-    """One identity for every test account (the server does not care whose keys they are)."""
-    return IdentityKeyPair.generate()
+def keypair(name: str = "alice") -> IdentityKeyPair:
+    """An identity of its own for each account name (the server refuses keys that another
+    account uses).  RSA keys come from a pool of test keys made once (``tests/keys``, test
+    material only), so tests do not pay for RSA generation; Ed25519 keys from the name."""
+    normal = normal_form(name)
+    if normal != name:
+        return keypair(normal)
+    index = _assigned.setdefault(normal, len(_assigned))
+    pool = sorted(KEYS.glob("rsa-*.pem"))
+    if index < len(pool):
+        loaded = serialization.load_pem_private_key(pool[index].read_bytes(), None)
+        assert isinstance(loaded, rsa.RSAPrivateKey)
+        encryption = loaded
+    else:
+        encryption = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    seed = hashlib.sha256(b"pychat-test-identity\0" + normal.encode()).digest()
+    return IdentityKeyPair(encryption, ed25519.Ed25519PrivateKey.from_private_bytes(seed))
 
 
-def public_keys() -> dict[str, str]:
-    return keypair().public().to_json()
+def public_keys(name: str = "alice") -> dict[str, str]:
+    return keypair(name).public().to_json()
 
 
 def b64(data: bytes) -> str:
@@ -40,7 +63,7 @@ def signup_fields(
         "salt": b64(salt),
         "verifier": b64(params.pad(srp.verifier(params, x))),
         "kdf": KDF.to_json(),
-        "public_keys": public_keys(),
+        "public_keys": public_keys(username),
     }
 
 

@@ -45,7 +45,7 @@ class TestUser:
 async def signup(server: RunningServer, name: str, password: str = PASSWORD) -> None:
     proto = await server.connect(hello=False)
     params = auth.srp_params_from_hello(await proto.request("hello", version=1))
-    await auth.signup(proto, params, name, password, public_keys(), kdf=KDF)
+    await auth.signup(proto, params, name, password, public_keys(name), kdf=KDF)
     proto.close()
 
 

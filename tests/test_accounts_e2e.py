@@ -31,7 +31,7 @@ async def _connect(server: RunningServer) -> tuple[ClientProtocol, Any]:
 
 async def _signup(server: RunningServer, name: str, password: str) -> None:
     proto, params = await _connect(server)
-    await auth.signup(proto, params, name, password, public_keys(), kdf=KDF)
+    await auth.signup(proto, params, name, password, public_keys(name), kdf=KDF)
 
 
 @pytest_twisted.ensureDeferred
@@ -119,7 +119,7 @@ async def test_a_standard_srp_client_interoperates(server: RunningServer) -> Non
             salt=base64.b64encode(salt).decode(),
             verifier=base64.b64encode(vkey).decode(),
             kdf=KDF.to_json(),
-            public_keys=public_keys(),
+            public_keys=public_keys("dave"),
         )
         user = srplib.User(b"dave", b"hunter2", **common)
         _, A = user.start_authentication()

@@ -282,3 +282,34 @@ def test_operator_can_turn_the_signup_limit_off(tmp_path: Path) -> None:
     server = make_server(tmp_path, signups_per_hour=0)
     for i in range(limits.SIGNUPS_PER_ADDRESS_PER_HOUR + 3):
         signup(server, f"family{i}", "pw", host="192.0.2.50")
+
+
+def test_public_keys_of_another_account_are_refused(server: ChatServer) -> None:
+    signup(server, "alice", "pw")
+    fields = signup_fields("mallory", "pw") | {
+        "public_keys": signup_fields("alice", "x")["public_keys"]
+    }
+    reply = hello(server).request("signup", **fields)
+    assert reply["error"]["code"] == "bad_keys" and "another account" in reply["error"]["message"]
+    half = dict(signup_fields("mallory", "pw")["public_keys"])
+    half["encryption"] = signup_fields("alice", "x")["public_keys"]["encryption"]
+    reply = hello(server).request(
+        "signup", **signup_fields("mallory", "pw") | {"public_keys": half}
+    )
+    assert reply["error"]["code"] == "bad_keys"  # one of the two keys is enough to refuse
+    assert hello(server).request("signup", **signup_fields("mallory", "pw"))["ok"]
+
+
+def test_rotating_to_another_accounts_keys_is_refused(server: ChatServer) -> None:
+    from pychat.crypto.identity import parse_public_identity, rotation_statement
+    from tests.accounts_helpers import keypair
+
+    signup(server, "alice", "pw")
+    signup(server, "bob", "pw")
+    conn = hello(server)
+    assert login_sync(conn, "bob", "pw")["ok"]
+    stolen = keypair("alice").public().to_json()
+    statement = rotation_statement("bob", 2, parse_public_identity(stolen).fingerprint())
+    signature = b64(keypair("bob").signing.sign(statement))
+    reply = conn.request("rotate_keys", public_keys=stolen, signature=signature)
+    assert reply["error"]["code"] == "bad_keys"

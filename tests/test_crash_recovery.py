@@ -94,7 +94,7 @@ async def test_sigkill_while_sending_loses_no_acknowledged_message(
     port = await first.started()
     for name in ("alice", "bob"):
         proto, params = await _connect(port)
-        await auth.signup(proto, params, name, "pw", public_keys(), kdf=KDF)  # type: ignore[arg-type]
+        await auth.signup(proto, params, name, "pw", public_keys(name), kdf=KDF)  # type: ignore[arg-type]
         proto.close()
 
     senders = []

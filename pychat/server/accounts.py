@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from pychat import limits
-from pychat.crypto.identity import IdentityKeyError, parse_public_identity
+from pychat.crypto.identity import IdentityKeyError, PublicIdentity, parse_public_identity
 from pychat.crypto.kdf import KdfParams, KdfParamsError, default_params
 from pychat.encoding import b64decode, b64encode
 from pychat.log_text import for_log
@@ -91,6 +91,7 @@ class AccountService:
         self.srp_params = srp_params
         self._fake_secret = key.subkey("fake-login")
         self._skeletons: dict[str, str] | None = None
+        self._key_owners: dict[str, str] | None = None
         max_keys = limits.RATE_LIMIT_MAX_KEYS
         self.account_failures = FailureBackoff(
             clock,
@@ -168,6 +169,12 @@ class AccountService:
             b64_bytes("key_backup", key_backup, min_len=1)
         if self.accounts.get(username) is not None:
             raise ProtocolError(ErrorCode.USERNAME_TAKEN, f"the username {username!r} is taken")
+        owner = self.key_owner(identity)
+        if owner is not None:
+            raise ProtocolError(
+                ErrorCode.BAD_KEYS,
+                "these public keys are already another account's; every account makes its own",
+            )
         look_alike = self._look_alikes().get(skeleton(username))
         if look_alike is not None and look_alike != username:
             raise ProtocolError(
@@ -205,10 +212,36 @@ class AccountService:
                 ErrorCode.USERNAME_TAKEN, f"the username {username!r} is taken"
             ) from None
         self._look_alikes()[skeleton(username)] = username
+        self.remember_keys(username, identity)
         log.info("account created: {user}", user=for_log(username))
         return account
 
     # -- login -----------------------------------------------------------------------------
+
+    def _owners(self) -> dict[str, str]:
+        """Each public key (RSA DER and Ed25519 bytes, as b64) -> the account that published it,
+        over every account's whole key history (built on first use, kept up to date)."""
+        if self._key_owners is None:
+            self._key_owners = {}
+            for account in self.accounts:
+                for entry in account.key_history or [{"public_keys": account.public_keys}]:
+                    for key in entry["public_keys"].values():
+                        self._key_owners.setdefault(key, account.username)
+        return self._key_owners
+
+    def key_owner(self, identity: PublicIdentity, *, besides: str | None = None) -> str | None:
+        """The account (other than ``besides``) that has published either key, or None."""
+        owners = self._owners()
+        for key in identity.to_json().values():
+            owner = owners.get(key)
+            if owner is not None and owner != besides:
+                return owner
+        return None
+
+    def remember_keys(self, username: str, identity: PublicIdentity) -> None:
+        """Record that ``username`` published ``identity`` (signup, key rotation)."""
+        for key in identity.to_json().values():
+            self._owners().setdefault(key, username)
 
     def _look_alikes(self) -> dict[str, str]:
         """Skeleton -> username of every account (built on first use, kept up to date)."""

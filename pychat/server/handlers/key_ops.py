@@ -73,6 +73,7 @@ def keys_reply(account: Account) -> dict[str, Any]:
 def register(registry: OpRegistry, server: ChatServer) -> None:
     """Add the key directory ops to ``registry``."""
     accounts = server.store.accounts
+    accounts_service = server.account_service
 
     def lookup(raw: str) -> Account:
         account = accounts.get(normal_form(raw))
@@ -98,6 +99,11 @@ def register(registry: OpRegistry, server: ChatServer) -> None:
             old = parse_public_identity(account.public_keys)
         except IdentityKeyError as exc:
             raise ProtocolError(ErrorCode.BAD_KEYS, str(exc)) from None
+        if accounts_service.key_owner(new, besides=username) is not None:
+            raise ProtocolError(
+                ErrorCode.BAD_KEYS,
+                "these public keys are already another account's; make new ones",
+            )
         version = account.key_version + 1
         fingerprint = new.fingerprint()
         try:
@@ -122,6 +128,7 @@ def register(registry: OpRegistry, server: ChatServer) -> None:
             updated=server.clock.seconds(),
         )
         await accounts.update(updated)
+        accounts_service.remember_keys(username, new)
         log.info("{user} rotated keys to version {v}", user=for_log(username), v=version)
         event = {"user": username, "key_version": version, "fingerprint": fingerprint}
         notified = {c.peer_of(username) for c in server.store.conversations.for_user(username)}
