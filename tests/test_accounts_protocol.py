@@ -313,3 +313,51 @@ def test_rotating_to_another_accounts_keys_is_refused(server: ChatServer) -> Non
     signature = b64(keypair("bob").signing.sign(statement))
     reply = conn.request("rotate_keys", public_keys=stolen, signature=signature)
     assert reply["error"]["code"] == "bad_keys"
+
+
+def _work_of_login_start(
+    server: ChatServer, monkeypatch: pytest.MonkeyPatch, username: str
+) -> tuple[int, int]:
+    """(modular exponentiations, HMACs) one login_start costs the server."""
+    from pychat.server import accounts as accounts_module
+
+    counts = {"powmod": 0, "hmac": 0}
+    real_powmod, real_hmac = srp.powmod, accounts_module.hmac.HMAC
+
+    def counting_powmod(*args: int) -> int:
+        counts["powmod"] += 1
+        return real_powmod(*args)
+
+    def counting_hmac(*args: object, **kw: object) -> object:
+        counts["hmac"] += 1
+        return real_hmac(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(srp, "powmod", counting_powmod)
+    monkeypatch.setattr(accounts_module.hmac, "HMAC", counting_hmac)
+    client = srp.SrpClientSession(srp.DEFAULT_PARAMS, username.encode())
+    A = b64(srp.DEFAULT_PARAMS.pad(client.A))
+    counts.update(powmod=0, hmac=0)
+    reply = hello(server, host="198.51.100.7").request("login_start", username=username, A=A)
+    assert reply["ok"], reply
+    monkeypatch.undo()
+    return counts["powmod"], counts["hmac"]
+
+
+def test_unknown_names_cost_the_server_exactly_what_real_ones_do(
+    server: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signup(server, "alice", "pw")
+    known = _work_of_login_start(server, monkeypatch, "alice")
+    unknown = _work_of_login_start(server, monkeypatch, "nobody-here")
+    assert known == unknown and known[0] >= 1
+
+
+def test_unknown_names_get_the_kdf_settings_real_accounts_use(server: ChatServer) -> None:
+    from pychat.crypto.kdf import KdfParams
+
+    signup(server, "alice", "pw")  # the tests' KDF: the minimum settings, not the defaults
+    client = srp.SrpClientSession(srp.DEFAULT_PARAMS, b"nobody-here")
+    A = b64(srp.DEFAULT_PARAMS.pad(client.A))
+    real = hello(server).request("login_start", username="alice", A=A)
+    fake = hello(server).request("login_start", username="nobody-here", A=A)
+    assert fake["kdf"] == real["kdf"] != KdfParams("argon2id", 3, 65536, 4).to_json()

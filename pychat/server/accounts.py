@@ -12,8 +12,10 @@ same; the failure at ``login_finish`` is the same ``auth_failed`` as a wrong pas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -31,7 +33,6 @@ from pychat.srp import (
     SrpServerSession,
     to_int,
 )
-from pychat.srp import verifier as compute_verifier
 from pychat.store.accounts import Account
 from pychat.store.atrest import AtRestKey
 from pychat.store.errors import UsernameTaken
@@ -92,6 +93,7 @@ class AccountService:
         self._fake_secret = key.subkey("fake-login")
         self._skeletons: dict[str, str] | None = None
         self._key_owners: dict[str, str] | None = None
+        self._latest_kdf: dict[str, Any] | None = None
         max_keys = limits.RATE_LIMIT_MAX_KEYS
         self.account_failures = FailureBackoff(
             clock,
@@ -213,6 +215,7 @@ class AccountService:
             ) from None
         self._look_alikes()[skeleton(username)] = username
         self.remember_keys(username, identity)
+        self._latest_kdf = dict(account.kdf)
         log.info("account created: {user}", user=for_log(username))
         return account
 
@@ -256,6 +259,24 @@ class AccountService:
         if wait:
             raise rate_limited(wait, "failed logins")
 
+    def _fake_verifier(self, username: str) -> int:
+        """A stand-in verifier: HKDF of the fake-login key and the name, reduced below N."""
+        length = self.srp_params.group.length + 16  # extra bytes make the reduction unbiased
+        okm = HKDF(
+            algorithm=hashes.SHA256(), length=length, salt=None, info=b"pychat-fake-verifier"
+        ).derive(self._fake_value("x", username))
+        return to_int(okm) % (self.srp_params.group.N - 1) + 1
+
+    def _newest_kdf(self) -> dict[str, Any]:
+        """The KDF settings of the most recently created account (the defaults when none):
+        what an unknown name is told, so its settings do not stand out."""
+        if self._latest_kdf is None:
+            newest = max(self.accounts, key=lambda a: a.created, default=None)
+            self._latest_kdf = (
+                dict(newest.kdf) if newest is not None else default_params().to_json()
+            )
+        return dict(self._latest_kdf)
+
     def _fake_value(self, label: str, username: str) -> bytes:
         mac = hmac.HMAC(self._fake_secret, hashes.SHA256())
         mac.update(label.encode() + b"\0" + username.encode())
@@ -276,15 +297,18 @@ class AccountService:
             raise rate_limited(wait, "login attempts from your address")
         self._check_not_locked(host, username)
         account = self.accounts.get(username)
+        # The same work whether the account exists or not (timing must not tell): both paths
+        # derive the stand-in values, and neither computes g^x (a stand-in verifier needs no
+        # exponentiation: any number below N that nobody can predict looks alike once B =
+        # kv + g^b hides it).  Unknown names get the KDF settings of the newest real account.
+        fake_salt = self._fake_value("salt", username)[:16]
+        fake_v = self._fake_verifier(username)
         if account is not None:
             salt = b64decode(account.salt)
             v = to_int(b64decode(account.verifier))
             kdf = account.kdf
         else:
-            # Indistinguishable from a real account whose password nobody knows.
-            salt = self._fake_value("salt", username)[:16]
-            v = compute_verifier(self.srp_params, to_int(self._fake_value("x", username)))
-            kdf = default_params().to_json()
+            salt, v, kdf = fake_salt, fake_v, self._newest_kdf()
         session = SrpServerSession(self.srp_params, username.encode(), salt, v)
         try:
             session.accept_client_public(A)
