@@ -98,3 +98,23 @@ HISTORY_DEFAULT = 50
 #: connection is dropped (its messages stay in the store), so one dead reader never makes
 #: the server hold unbounded memory.
 MAX_OUTPUT_QUEUE = 1024 * 1024
+
+#: Seconds a new connection has to finish its TLS handshake: a real client needs well under
+#: one; a socket held open without one only uses a descriptor.
+HANDSHAKE_TIMEOUT = 10.0
+
+#: Seconds a line may stay incomplete.  The idle timer counts only whole requests, so without
+#: this a byte every few minutes would hold a connection for ever (slow drip).
+PARTIAL_LINE_TIMEOUT = 30.0
+
+#: Open connections at once, and from one address.  A household behind one NAT address with
+#: a few devices each stays far below the second; both stay below the descriptors a default
+#: ``ulimit -n`` of 1024 leaves after the store's files (checked at start).
+MAX_CONNECTIONS = 512
+MAX_CONNECTIONS_PER_ADDRESS = 64
+
+#: Requests one connection may make: a burst, refilled at a steady rate per second.  Scripts
+#: that pipeline (``history`` pages, a backlog of sends) fit in the burst; a flood is answered
+#: with ``rate_limited`` instead of taking the server's whole CPU.
+REQUESTS_PER_SECOND = 500
+REQUEST_BURST = 2000

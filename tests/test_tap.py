@@ -126,3 +126,18 @@ def test_signup_limit_option() -> None:
     assert _options("--signups-per-hour", "20").config.signups_per_hour == 20
     with pytest.raises(usage.UsageError):
         _options("--signups-per-hour", "-1")
+
+
+def test_connection_cap_fits_the_open_files_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+
+    from pychat.server.config import ServerConfig
+    from pychat.server.tap import SPARE_DESCRIPTORS, fit_descriptors
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, 1024))
+    monkeypatch.setattr(resource, "setrlimit", lambda *_: None)
+    config = ServerConfig(data_dir=Path("unused"), max_connections=5000)
+    fitted = fit_descriptors(config, open_files=400)
+    assert fitted.max_connections == 1024 - 400 - SPARE_DESCRIPTORS
+    roomy = fit_descriptors(ServerConfig(data_dir=Path("unused")), open_files=10)
+    assert roomy.max_connections == ServerConfig(data_dir=Path("unused")).max_connections

@@ -42,6 +42,7 @@ class ChatServer(Service):
         )
         self.registry = OpRegistry()
         self.connections: set[ChatServerProtocol] = set()
+        self._per_host: dict[str, int] = {}
         self.presence = Presence(self._peers_of, self._shares_presence)
         #: Logged-in connections by username (a user may be logged in on several devices).
         self.users = self.presence.connections
@@ -105,14 +106,33 @@ class ChatServer(Service):
         """A protocol factory whose connections belong to this server."""
         return Factory.forProtocol(lambda: ChatServerProtocol(self))
 
-    def connection_opened(self, conn: ChatServerProtocol) -> None:
-        """Called by a connection once it is up."""
+    def connection_opened(self, conn: ChatServerProtocol) -> str | None:
+        """Called by a connection once it is up; returns why it must be refused (the
+        connection caps, checked before any TLS work), or None when it is admitted."""
+        host = conn.session.host
+        if len(self.connections) >= self.config.max_connections:
+            return f"{len(self.connections)} connections are open (--max-connections)"
+        if self._per_host.get(host, 0) >= self.config.max_connections_per_address:
+            return (
+                f"{self._per_host[host]} connections from {host} are open "
+                "(--max-connections-per-address)"
+            )
         self.connections.add(conn)
+        self._per_host[host] = self._per_host.get(host, 0) + 1
+        return None
 
     def connection_closed(self, conn: ChatServerProtocol) -> None:
         """Called by a connection once it is gone."""
+        if conn not in self.connections:
+            return  # refused at the door
         self.user_logged_out(conn)
         self.connections.discard(conn)
+        host = conn.session.host
+        left = self._per_host.get(host, 1) - 1
+        if left > 0:
+            self._per_host[host] = left
+        else:
+            self._per_host.pop(host, None)
         if not self.connections:
             waiting, self._all_closed = self._all_closed, []
             for d in waiting:

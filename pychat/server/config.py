@@ -31,6 +31,9 @@ class ServerConfig:
     store_key: Path | None = None
     max_line: int = limits.DEFAULT_MAX_LINE
     idle_timeout: float = limits.DEFAULT_IDLE_TIMEOUT
+    max_connections: int = limits.MAX_CONNECTIONS
+    max_connections_per_address: int = limits.MAX_CONNECTIONS_PER_ADDRESS
+    requests_per_second: int = limits.REQUESTS_PER_SECOND
     max_output_queue: int = limits.MAX_OUTPUT_QUEUE
     signups_per_hour: int = limits.SIGNUPS_PER_ADDRESS_PER_HOUR
     server_name: str = field(default="pychat")
@@ -41,6 +44,10 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if self.max_line < limits.MIN_MAX_LINE:
             raise ValueError(f"max-line must be at least {limits.MIN_MAX_LINE} bytes")
+        if self.max_connections < 1 or self.max_connections_per_address < 1:
+            raise ValueError("--max-connections and --max-connections-per-address must be >= 1")
+        if self.requests_per_second < 1:
+            raise ValueError("--requests-per-second must be >= 1")
         if self.idle_timeout <= 0:
             raise ValueError("idle-timeout must be a positive number of seconds")
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -62,6 +62,11 @@ class ServerConnection:
                 out.append(exc)
         return out
 
+    @property
+    def has_partial_line(self) -> bool:
+        """Whether an unfinished line is waiting for more bytes."""
+        return self._lines.has_partial_line
+
     def begin(self, request: Request) -> Started:
         """Check that ``request`` may run now and parse its parameters.
 

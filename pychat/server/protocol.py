@@ -14,16 +14,18 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IAddress, IDelayedCall
+from twisted.internet.interfaces import IAddress, IDelayedCall, IHandshakeListener, ISSLTransport
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from pychat import limits
 from pychat.log_text import for_log
 from pychat.server.connection import Inbound, ServerConnection, Started
 from pychat.server.ops import Later
+from pychat.server.ratelimit import TokenBucket
 from pychat.server.session import Session
 from pychat.server.state import State
 from pychat.store.errors import LogDamaged, StorageFailure, StoreError
@@ -53,6 +55,7 @@ class _StreamTransport(typing.Protocol):
 
     def write(self, data: bytes) -> None: ...
     def loseConnection(self) -> None: ...
+    def abortConnection(self) -> None: ...
     def getPeer(self) -> IAddress: ...
     def pauseProducing(self) -> None: ...
     def resumeProducing(self) -> None: ...
@@ -95,6 +98,7 @@ def storage_refusal(exc: Exception) -> ProtocolError:
     )
 
 
+@implementer(IHandshakeListener)
 class ChatServerProtocol(Protocol, TimeoutMixin):
     """One client connection to the chat server."""
 
@@ -116,6 +120,16 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         self._queued_while_paused = 0
         # TimeoutMixin schedules through self.callLater; use the server's clock (fake in tests).
         self.callLater = server.clock.callLater  # type: ignore[assignment]
+        self._admitted = False
+        self._pumping = False
+        self._handshake_call: IDelayedCall | None = None
+        self._partial_call: IDelayedCall | None = None
+        self._budget = TokenBucket(
+            server.clock,
+            capacity=limits.REQUEST_BURST,
+            period=limits.REQUEST_BURST / server.config.requests_per_second,
+            max_keys=1,
+        )
 
     @property
     def _stream(self) -> _StreamTransport:
@@ -135,28 +149,85 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
 
     def connectionMade(self) -> None:
         self.session.peer, self.session.host = describe_address(self._stream.getPeer())
+        refused = self.server.connection_opened(self)
+        if refused is not None:
+            # Before any TLS work: the caps must bite before descriptors or CPU run out.
+            log.warn("refused a connection from {peer}: {why}", peer=self.session.peer, why=refused)
+            self._closing = True
+            self._stream.abortConnection()
+            return
+        self._admitted = True
         self._stream.registerProducer(self, True)
         self.setTimeout(self.server.config.idle_timeout)
-        self.server.connection_opened(self)
+        if ISSLTransport.providedBy(self.transport):
+            self._handshake_call = self.callLater(limits.HANDSHAKE_TIMEOUT, self._no_handshake)
         log.info("connection opened from {peer}", peer=self.session.peer)
+
+    def handshakeCompleted(self) -> None:
+        """The TLS layer finished its handshake: the handshake timer is over."""
+        if self._handshake_call is not None and self._handshake_call.active():
+            self._handshake_call.cancel()
+
+    def _no_handshake(self) -> None:
+        log.info("no TLS handshake from {peer} in time; closing", peer=self.session.peer)
+        self._closing = True
+        self._stream.abortConnection()
+
+    def _partial_line_too_old(self) -> None:
+        log.info("an unfinished line from {peer} is too old; closing", peer=self.session.peer)
+        self.push(
+            "closing",
+            {
+                "reason": "partial_line_timeout",
+                "message": f"a line stayed unfinished for {limits.PARTIAL_LINE_TIMEOUT:g} s",
+            },
+        )
+        self.close()
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return
-        self.resetTimeout()
-        for item in self.core.receive_data(data):
+        items = self.core.receive_data(data)
+        if items:
+            self.resetTimeout()  # only whole requests count as activity, not dribbled bytes
+        self._watch_partial_line()
+        for item in items:
             if isinstance(item, Oversized):
                 # Queued requests before it still get their replies; then the error; then close.
                 self._queue.append(item)
                 break
+            if isinstance(item, Request) and self._budget.take("requests"):
+                wait = max(1, int(self._budget.retry_after("requests") + 0.999))
+                item = EnvelopeError(
+                    ErrorCode.RATE_LIMITED,
+                    f"more than {self.server.config.requests_per_second} requests a second "
+                    "on this connection; slow down",
+                    item.id,
+                )
+                item.details["retry_after"] = wait
             self._queue.append(item)
         if self._backlog() >= limits.MAX_PENDING_REQUESTS and not self._paused:
             self._paused = True
             self._stream.pauseProducing()
         self._pump()
 
+    def _watch_partial_line(self) -> None:
+        if self.core.has_partial_line:
+            if self._partial_call is None or not self._partial_call.active():
+                self._partial_call = self.callLater(
+                    limits.PARTIAL_LINE_TIMEOUT, self._partial_line_too_old
+                )
+        elif self._partial_call is not None and self._partial_call.active():
+            self._partial_call.cancel()
+
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
         self.setTimeout(None)
+        for call in (self._handshake_call, self._partial_call):
+            if call is not None and call.active():
+                call.cancel()
+        if not self._admitted:
+            self.server.connection_closed(self)
+            return
         self._closing = True
         self._queue.clear()
         if self._abort_call is not None and self._abort_call.active():
@@ -181,7 +252,28 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
     # -- request processing ------------------------------------------------------------------
 
     def _pump(self) -> None:
-        """Run queued requests in order; wait for a handler that has not finished yet."""
+        """Run queued requests in order; wait for a handler that has not finished yet.
+
+        A handler that finishes at once calls back into here; the loop already running then
+        takes the next request, so thousands of pipelined requests in one read never nest
+        calls (they once overflowed the stack).
+        """
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            self._pump_queue()
+        finally:
+            self._pumping = False
+        if (
+            self._paused
+            and self._backlog() < limits.MAX_PENDING_REQUESTS // 2
+            and not self._closing
+        ):
+            self._paused = False
+            self._stream.resumeProducing()
+
+    def _pump_queue(self) -> None:
         while self._queue and not self._busy and not self._closing:
             item = self._queue.popleft()
             if isinstance(item, Oversized):
@@ -202,13 +294,6 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
             self._busy = True
             d = defer.ensureDeferred(self._run(item))
             d.addBoth(self._finished)
-        if (
-            self._paused
-            and self._backlog() < limits.MAX_PENDING_REQUESTS // 2
-            and not self._closing
-        ):
-            self._paused = False
-            self._stream.resumeProducing()
 
     def _backlog(self) -> int:
         """Requests received and not yet answered."""

@@ -7,7 +7,9 @@ then tells every client and closes its connection.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import resource
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +43,38 @@ class StartupError(SystemExit):
     def __init__(self, message: str) -> None:
         super().__init__(f"pychat: cannot start: {message}")
         self.message = message
+
+
+#: Descriptors kept free beside connections and the store's logs (listeners, the thread
+#: pool's files, account writes, logging).
+SPARE_DESCRIPTORS = 64
+
+
+def fit_descriptors(config: ServerConfig, *, open_files: int) -> ServerConfig:
+    """Raise the soft limit on open files to the hard one, and lower ``max_connections`` if
+    the limit still cannot hold that many connections beside the store's ``open_files``, so
+    the connection cap bites before ``accept`` fails for want of a descriptor."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    except (OSError, ValueError) as exc:
+        log.warn("cannot raise the open-files limit: {e}", e=exc)
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    room = soft - open_files - SPARE_DESCRIPTORS
+    if room < config.max_connections:
+        fitted = max(1, room)
+        log.warn(
+            "the open-files limit ({soft}) leaves room for {n} connections beside the store; "
+            "--max-connections lowered from {was} (raise LimitNOFILE= or ulimit -n)",
+            soft=soft,
+            n=fitted,
+            was=config.max_connections,
+        )
+        return dataclasses.replace(config, max_connections=fitted)
+    return config
 
 
 def _hard_exit(code: int) -> None:
@@ -109,8 +143,30 @@ class Options(usage.Options):
             "idle-timeout",
             None,
             limits.DEFAULT_IDLE_TIMEOUT,
-            "Seconds of silence after which a connection is closed.",
+            "Seconds without a complete request after which a connection is closed.",
             float,
+        ],
+        [
+            "max-connections",
+            None,
+            limits.MAX_CONNECTIONS,
+            "Open connections at once; more are refused at once.",
+            int,
+        ],
+        [
+            "max-connections-per-address",
+            None,
+            limits.MAX_CONNECTIONS_PER_ADDRESS,
+            "Open connections from one IP address (a household behind NAT shares one).",
+            int,
+        ],
+        [
+            "requests-per-second",
+            None,
+            limits.REQUESTS_PER_SECOND,
+            "Steady request rate one connection may keep (bursts of "
+            f"{limits.REQUEST_BURST} are fine); beyond it requests get rate_limited.",
+            int,
         ],
     ]
 
@@ -141,6 +197,9 @@ class Options(usage.Options):
                 store_key=Path(self["store-key"]) if self["store-key"] else None,
                 max_line=self["max-line"],
                 idle_timeout=self["idle-timeout"],
+                max_connections=self["max-connections"],
+                max_connections_per_address=self["max-connections-per-address"],
+                requests_per_second=self["requests-per-second"],
                 signups_per_hour=self["signups-per-hour"],
             )
         except ValueError as exc:
@@ -184,6 +243,7 @@ def makeService(options: Options | dict[str, Any], reactor: IReactorTime | None 
     except OSError as exc:
         raise StartupError(f"--data-dir {config.data_dir}: {exc.strerror or exc}") from None
 
+    config = fit_descriptors(config, open_files=2 * len(list(store.conversations)))
     top = MultiService()
     chat = ChatServer(config, reactor, store)
     chat.tls_fingerprint = creds.fingerprint

@@ -60,6 +60,11 @@ class LineBuffer:
             return self._fail(out)
         return out
 
+    @property
+    def has_partial_line(self) -> bool:
+        """Whether bytes of an unfinished line are waiting for their newline."""
+        return bool(self._pending)
+
     def _fail(self, out: list[bytes | Oversized]) -> list[bytes | Oversized]:
         self._failed = True
         self._pending.clear()
