@@ -118,3 +118,12 @@ MAX_CONNECTIONS_PER_ADDRESS = 64
 #: with ``rate_limited`` instead of taking the server's whole CPU.
 REQUESTS_PER_SECOND = 500
 REQUEST_BURST = 2000
+
+#: A device token (given at each successful login) lets its holder's logins skip the account
+#: and address locks, so strangers cannot lock the owner out; failures with a token are
+#: limited per token instead: this many free, then a doubling lock up to the maximum.
+DEVICE_TOKEN_FREE_FAILURES = 5
+DEVICE_TOKEN_LOCK_BASE = 2.0
+DEVICE_TOKEN_LOCK_MAX = 60.0
+DEVICE_TOKEN_FORGET_AFTER = 15 * 60.0
+DEVICE_TOKEN_MAX = 128  # characters of the b64 token a client may send

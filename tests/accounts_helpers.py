@@ -67,11 +67,15 @@ def signup_fields(
     }
 
 
-def login_sync(conn: FakeConn, username: str, password: str) -> dict[str, Any]:
-    """Run login_start and login_finish on a fake connection; return the finish reply."""
+def login_sync(
+    conn: FakeConn, username: str, password: str, device_token: str | None = None
+) -> dict[str, Any]:
+    """Run login_start and login_finish on a fake connection; return the finish reply (or the
+    refused login_start's)."""
     params = srp.DEFAULT_PARAMS
     client = srp.SrpClientSession(params, normal_form(username).encode())
-    start = conn.request("login_start", username=username, A=b64(params.pad(client.A)))
+    extra = {"device_token": device_token} if device_token else {}
+    start = conn.request("login_start", username=username, A=b64(params.pad(client.A)), **extra)
     if not start["ok"]:
         return start
     salt = base64.b64decode(start["salt"])

@@ -361,3 +361,73 @@ def test_unknown_names_get_the_kdf_settings_real_accounts_use(server: ChatServer
     real = hello(server).request("login_start", username="alice", A=A)
     fake = hello(server).request("login_start", username="nobody-here", A=A)
     assert fake["kdf"] == real["kdf"] != KdfParams("argon2id", 3, 65536, 4).to_json()
+
+
+def _owner_token(server: ChatServer) -> str:
+    reply = login_sync(hello(server, host="192.0.2.1"), "alice", "right")
+    assert reply["ok"] and reply["device_token"]
+    return str(reply["device_token"])
+
+
+def _hammer(server: ChatServer, clock: MemoryReactorClock, minutes: int, host: str) -> None:
+    """One wrong proof a minute, each from a fresh address (and some from ``host``)."""
+    for i in range(minutes):
+        clock.advance(60)
+        login_sync(hello(server, host=host), "alice", "guess")
+        login_sync(hello(server, host=f"203.0.113.{i % 250}"), "alice", "guess")
+
+
+def test_strangers_cannot_lock_the_owner_out_of_a_device_they_logged_in_on(
+    server: ChatServer, clock: MemoryReactorClock
+) -> None:
+    signup(server, "alice", "right")
+    token = _owner_token(server)
+    _hammer(server, clock, 30, host="198.51.100.9")  # the attacker shares alice's NAT address
+    locked = login_sync(hello(server, host="198.51.100.9"), "alice", "right")
+    assert locked["error"]["code"] == "rate_limited"  # without the token: locked out
+    with_token = login_sync(hello(server, host="198.51.100.9"), "alice", "right", token)
+    assert with_token["ok"]  # with it: in at once, from the same address
+    assert with_token["device_token"] and with_token["device_token"] != token
+
+
+def test_failures_with_a_token_are_limited_per_token_not_per_account(
+    server: ChatServer, clock: MemoryReactorClock
+) -> None:
+    signup(server, "alice", "right")
+    token = _owner_token(server)
+    for _ in range(limits.DEVICE_TOKEN_FREE_FAILURES + 1):
+        login_sync(hello(server, host="192.0.2.1"), "alice", "wrong", token)
+    reply = login_sync(hello(server, host="192.0.2.1"), "alice", "right", token)
+    assert reply["error"]["code"] == "rate_limited" and "device" in reply["error"]["message"]
+    assert server.account_service.account_failures.retry_after("alice") == 0
+    assert login_sync(hello(server, host="192.0.2.2"), "alice", "right")["ok"]
+
+
+def test_a_forged_or_outdated_token_gives_no_way_around_the_locks(
+    server: ChatServer, clock: MemoryReactorClock
+) -> None:
+    signup(server, "alice", "right")
+    token = _owner_token(server)
+    forged = b64(bytes(48))
+    _hammer(server, clock, 12, host="198.51.100.9")
+    reply = login_sync(hello(server, host="198.51.100.9"), "alice", "right", forged)
+    assert reply["error"]["code"] == "rate_limited"
+    # a password change renews the salt, and the tokens given before it stop working
+    account = server.store.accounts.get("alice")
+    assert account is not None
+    changed = account.with_changes(salt=b64(bytes(range(16))))
+    assert server.account_service._token_id(changed, token) is None
+    assert server.account_service._token_id(account, token) is not None
+
+
+def test_a_longer_than_the_group_is_a_bad_field_and_minimal_a_is_accepted(
+    server: ChatServer,
+) -> None:
+    signup(server, "alice", "pw")
+    params = srp.DEFAULT_PARAMS
+    too_long = b64(b"\x01" + bytes(params.group.length))
+    reply = hello(server).request("login_start", username="alice", A=too_long)
+    assert reply["error"]["code"] == "bad_field"
+    client = srp.SrpClientSession(params, b"alice")
+    minimal = client.A.to_bytes((client.A.bit_length() + 7) // 8, "big")
+    assert hello(server).request("login_start", username="alice", A=b64(minimal))["ok"]

@@ -12,7 +12,7 @@ from twisted.internet import reactor, task
 from pychat.client.keystore import KeystoreError, KeystoreFile
 from pychat.client.session import ChatClient
 from pychat.testing import RunningServer
-from tests.client_helpers import collect, signed_up
+from tests.client_helpers import client_for, collect, signed_up
 
 
 async def until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -201,3 +201,32 @@ def test_message_counters_never_repeat_across_a_crash(tmp_path: Path) -> None:
     restarted = KeystoreData.from_json(saved)
     counter, must_save = restarted.next_counter()
     assert counter == COUNTER_BLOCK + 1 and must_save
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_client_keeps_its_device_token_and_gets_past_a_stranger_lock(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    from pychat.client import auth
+    from pychat.client.device_tokens import DeviceTokens
+    from pychat.client.protocol import RemoteError
+
+    alice = await signed_up(server, tmp_path / "alice", "alice", "right")
+    await alice.close()
+    assert DeviceTokens(tmp_path / "alice").get(f"127.0.0.1:{server.port}", "alice")
+    # a stranger (from the same loopback address) guesses until the account is locked
+    locked = False
+    for _ in range(40):
+        proto = await server.connect(hello=False)
+        params = auth.srp_params_from_hello(await proto.request("hello", version=1))
+        try:
+            await auth.login(proto, params, "alice", "guess")
+        except RemoteError as exc:
+            locked = locked or exc.code == "rate_limited"
+        proto.close()
+        if locked:
+            break
+    assert locked
+    again = client_for(server, tmp_path / "alice")
+    await again.login("alice", "right")  # the token this home got at signup's login
+    await again.close()

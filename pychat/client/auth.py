@@ -44,6 +44,8 @@ class LoginResult:
 
     username: str
     session_key: bytes
+    #: The device token the server gave for the next login (None from an older server).
+    device_token: str | None = None
 
 
 def srp_params_from_hello(hello: dict[str, Any]) -> SrpParams:
@@ -125,7 +127,12 @@ def _check_m2(session: SrpClientSession, reply: dict[str, Any]) -> bytes:
 
 
 async def login(
-    proto: ClientProtocol, params: SrpParams, username: str, password: str
+    proto: ClientProtocol,
+    params: SrpParams,
+    username: str,
+    password: str,
+    *,
+    device_token: str | None = None,
 ) -> LoginResult:
     """Log in; return the verified result.
 
@@ -133,12 +140,16 @@ async def login(
     :raises AuthError: the server's answers failed the client's checks.
     """
     identity = normal_form(username)
-    session, m1, _ = await _prove(
-        proto, params, identity.encode(), password, "login_start", {"username": username}
-    )
+    fields: dict[str, Any] = {"username": username}
+    if device_token:
+        fields["device_token"] = device_token
+    session, m1, _ = await _prove(proto, params, identity.encode(), password, "login_start", fields)
     reply = await proto.request("login_finish", M1=b64encode(m1))
     key = _check_m2(session, reply)
-    return LoginResult(str(reply.get("username", identity)), key)
+    token = reply.get("device_token")
+    return LoginResult(
+        str(reply.get("username", identity)), key, token if isinstance(token, str) else None
+    )
 
 
 async def change_password(

@@ -32,6 +32,7 @@ from twisted.python.failure import Failure
 
 from pychat.client import auth
 from pychat.client.address import ServerAddress
+from pychat.client.device_tokens import DeviceTokens
 from pychat.client.keystore import (
     KeystoreData,
     KeystoreFile,
@@ -516,11 +517,21 @@ class ChatClient:
 
     async def _srp_login(self, username: str, password: str) -> None:
         assert self.srp is not None  # noqa: S101
+        tokens = DeviceTokens(self.home)
+        name = normal_form(username)
         try:
-            result = await auth.login(self._need_proto(), self.srp, username, password)
+            result = await auth.login(
+                self._need_proto(),
+                self.srp,
+                username,
+                password,
+                device_token=tokens.get(self.server, name),
+            )
         except auth.AuthError as exc:
             raise TrustError(str(exc)) from None
         self.username = result.username
+        if result.device_token:
+            tokens.put(self.server, result.username, result.device_token)
 
     async def login(self, username: str, password: str) -> None:
         """Log in and open (or rebuild from the server's key backup) the local keystore.

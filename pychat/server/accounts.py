@@ -11,7 +11,9 @@ same; the failure at ``login_finish`` is the same ``auth_failed`` as a wrong pas
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from hmac import compare_digest as hmac_compare
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, hmac
@@ -74,6 +76,8 @@ class LoginChallenge:
     username: str
     srp: SrpServerSession
     known: bool
+    #: The id of the valid device token this attempt came with, or None.
+    token_id: str | None = None
 
 
 class AccountService:
@@ -91,6 +95,7 @@ class AccountService:
         self.clock = clock
         self.srp_params = srp_params
         self._fake_secret = key.subkey("fake-login")
+        self._token_key = key.subkey("device-token")
         self._skeletons: dict[str, str] | None = None
         self._key_owners: dict[str, str] | None = None
         self._latest_kdf: dict[str, Any] | None = None
@@ -109,6 +114,14 @@ class AccountService:
             base_delay=limits.ADDRESS_LOCK_BASE,
             max_delay=limits.ADDRESS_LOCK_MAX,
             forget_after=limits.ADDRESS_FORGET_AFTER,
+            max_keys=max_keys,
+        )
+        self.token_failures = FailureBackoff(
+            clock,
+            free=limits.DEVICE_TOKEN_FREE_FAILURES,
+            base_delay=limits.DEVICE_TOKEN_LOCK_BASE,
+            max_delay=limits.DEVICE_TOKEN_LOCK_MAX,
+            forget_after=limits.DEVICE_TOKEN_FORGET_AFTER,
             max_keys=max_keys,
         )
         self.login_starts = TokenBucket(
@@ -282,8 +295,37 @@ class AccountService:
         mac.update(label.encode() + b"\0" + username.encode())
         return mac.finalize()
 
+    # -- device tokens (OWASP: lockout that strangers cannot trigger against the owner) --------
+
+    def _token_mac(self, account: Account, nonce: bytes) -> bytes:
+        mac = hmac.HMAC(self._token_key, hashes.SHA256())
+        # Bound to the account's SRP salt, which a password change renews: old tokens end.
+        mac.update(b"\0".join([b"pychat-device-token", account.username.encode(),
+                                account.salt.encode(), nonce]))  # fmt: skip
+        return mac.finalize()
+
+    def issue_device_token(self, username: str) -> str:
+        """A new device token for ``username`` (given with every successful login)."""
+        account = self.accounts.get(username)
+        assert account is not None  # noqa: S101 - just logged in
+        nonce = os.urandom(16)
+        return b64encode(nonce + self._token_mac(account, nonce))
+
+    def _token_id(self, account: Account | None, token: str | None) -> str | None:
+        """The id of ``token`` if it is a valid device token of ``account``, else None."""
+        if account is None or not token:
+            return None
+        try:
+            raw = b64decode(token)
+        except ValueError:
+            return None
+        nonce, tag = raw[:16], raw[16:]
+        if len(nonce) != 16 or not hmac_compare(tag, self._token_mac(account, nonce)):
+            return None
+        return nonce.hex()
+
     def start_login(
-        self, host: str, raw_username: str, a_b64: str
+        self, host: str, raw_username: str, a_b64: str, device_token: str | None = None
     ) -> tuple[LoginChallenge, dict[str, object]]:
         """Begin an SRP login; return the challenge to keep and the reply fields.
 
@@ -292,11 +334,18 @@ class AccountService:
         """
         username = username_or_error(raw_username)
         A = self._client_public(a_b64)
-        wait = self.login_starts.take(host)
-        if wait:
-            raise rate_limited(wait, "login attempts from your address")
-        self._check_not_locked(host, username)
         account = self.accounts.get(username)
+        token_id = self._token_id(account, device_token)
+        if token_id is not None:
+            # A device that logged in before: only its own failures can hold it back.
+            wait = self.token_failures.retry_after(token_id)
+            if wait:
+                raise rate_limited(wait, "failed logins from this device")
+        else:
+            wait = self.login_starts.take(host)
+            if wait:
+                raise rate_limited(wait, "login attempts from your address")
+            self._check_not_locked(host, username)
         # The same work whether the account exists or not (timing must not tell): both paths
         # derive the stand-in values, and neither computes g^x (a stand-in verifier needs no
         # exponentiation: any number below N that nobody can predict looks alike once B =
@@ -321,7 +370,7 @@ class AccountService:
             "B": b64encode(self.srp_params.pad(session.B)),
             **self.srp_params.to_json(),
         }
-        return LoginChallenge(username, session, account is not None), reply
+        return LoginChallenge(username, session, account is not None, token_id), reply
 
     def finish_login(self, host: str, challenge: LoginChallenge, m1_b64: str) -> bytes:
         """Check the client's proof; return M2.
@@ -334,15 +383,21 @@ class AccountService:
         try:
             m2 = challenge.srp.verify_client_proof(m1)
         except SrpAuthenticationError:
-            self.account_failures.record_failure(challenge.username)
-            self.address_failures.record_failure(host)
+            if challenge.token_id is not None:
+                self.token_failures.record_failure(challenge.token_id)
+            else:
+                self.account_failures.record_failure(challenge.username)
+                self.address_failures.record_failure(host)
             log.info(
                 "failed login for {user} from {host}", user=for_log(challenge.username), host=host
             )
             raise auth_failed() from None
         if not challenge.known:  # cannot happen without breaking SRP; refuse all the same
             raise auth_failed()
-        self.account_failures.record_success(challenge.username)
+        if challenge.token_id is not None:
+            self.token_failures.record_success(challenge.token_id)
+        else:
+            self.account_failures.record_success(challenge.username)
         return m2
 
     # -- password change ---------------------------------------------------------------------

@@ -43,6 +43,7 @@ class LoginStartParams:
 
     username: str = bounded(max_len=RAW_USERNAME_MAX)
     A: str = bounded(max_len=SRP_VALUE_MAX)
+    device_token: str | None = bounded(max_len=limits.DEVICE_TOKEN_MAX, default=None)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,9 @@ def register(registry: OpRegistry, server: ChatServer) -> None:
     @registry.op("login_start", LoginStartParams, login_start_rows)
     async def login_start(ctx: OpContext, params: LoginStartParams) -> Mapping[str, Any]:
         ctx.session.scratch.pop(LOGIN_KEY, None)
-        challenge, reply = service.start_login(ctx.session.host, params.username, params.A)
+        challenge, reply = service.start_login(
+            ctx.session.host, params.username, params.A, params.device_token
+        )
         ctx.session.scratch[LOGIN_KEY] = challenge
         return reply
 
@@ -127,7 +130,11 @@ def register(registry: OpRegistry, server: ChatServer) -> None:
         assert isinstance(challenge, LoginChallenge)  # noqa: S101 - the state table guarantees it
         m2 = service.finish_login(ctx.session.host, challenge, params.M1)
         server.user_logged_in(ctx, challenge.username)
-        return {"M2": b64encode(m2), "username": challenge.username}
+        return {
+            "M2": b64encode(m2),
+            "username": challenge.username,
+            "device_token": service.issue_device_token(challenge.username),
+        }
 
     @registry.op("change_password_start", ReauthStartParams, stay_in(State.AUTHENTICATED))
     async def change_password_start(ctx: OpContext, params: ReauthStartParams) -> Mapping[str, Any]:
