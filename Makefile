@@ -9,7 +9,7 @@ SOURCES := setup.cfg pyproject.toml $(shell find pychat twisted -name '*.py' -o 
 
 RUN_ARGS ?= --data-dir ./pychat-data --listen ssl:8765:interface=127.0.0.1
 
-.PHONY: run test lint typecheck unit clean
+.PHONY: run test lint typecheck unit soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ unit: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+# Not part of `make test`: 300 SIGKILLs under load and 20 disk-full cycles (root, for a tmpfs).
+soak: $(VENV)/.installed-test
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -173,3 +173,24 @@ def test_no_reply_and_no_push_leave_before_the_fsync_has_run(
     (reply,) = [m for m in alice.received() if m.get("id") == 91]
     assert reply["ok"] and reply["seq"] == 1
     assert [e["seq"] for e in bob.received() if e.get("event") == "message"] == [1]
+
+
+def test_a_stored_message_is_acknowledged_even_if_the_read_marker_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the soak: the disk filled between the message and the sender's read marker,
+    and a message that was stored got storage_full."""
+    server = server_on(tmp_path)
+    alice, _, conv = pair(server)
+    control = server.store.conversations.get(conv).control  # type: ignore[union-attr]
+
+    def full_for_control(fd: int, data: Any) -> int:
+        if fd == control.fileno():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+    monkeypatch.setattr(sealed_log, "_os_write", full_for_control)
+    reply = send(alice, conv, "stored", "c0")
+    assert reply["ok"] and reply["seq"] == 1
+    monkeypatch.setattr(sealed_log, "_os_write", os.write)
+    assert crash_and_reopen(server, tmp_path) == ["stored"]

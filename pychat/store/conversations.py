@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 from pychat.durable import ensure_private_dir, fsync_dir
 from pychat.store.atrest import AtRestKey, NameHasher, RecordSealer
 from pychat.store.blocking import BlockingRunner
-from pychat.store.errors import StoreError
+from pychat.store.errors import LogDamaged, StorageFailure, StoreError
 from pychat.store.sealed_log import GroupCommitter, SealedLog
 from pychat.wire.ids import conversation_id
 
@@ -213,9 +213,15 @@ class ConversationStore:
         records += [{"t": "read", "user": u, "seq": s} for u, s in sorted(conv.read.items())]
         path = conv.control.path
         tmp = path.with_name(path.name + ".compact")
-        SealedLog.write_fresh(path, self._sealer, "ctl", records, at=tmp)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        try:
+            SealedLog.write_fresh(path, self._sealer, "ctl", records, at=tmp)
+            os.replace(tmp, path)
+            fsync_dir(path.parent)
+        except OSError as exc:
+            # The original is intact until the rename; try again at a later marker.
+            tmp.unlink(missing_ok=True)
+            log.warn("could not compact {p} for now: {e}", p=str(path), e=exc)
+            return
         old = conv.control
         conv.control = SealedLog.open(path, self._sealer, "ctl", on_cut=self._report_cut)
         self.committer.durable(old).addBoth(lambda _: old.close())
@@ -311,9 +317,16 @@ class ConversationStore:
         if seq <= conv.read.get(username, 0):
             return
         conv.read[username] = seq
-        conv.control.append({"t": "read", "user": username, "seq": seq})
+        # Called once a message is durable: nothing here may turn its acknowledgement into an
+        # error.  A marker that cannot be written now is kept in memory and saved with a later
+        # one (a full disk must not fail a send that was stored).
+        try:
+            conv.control.append({"t": "read", "user": username, "seq": seq})
+        except (StorageFailure, LogDamaged) as exc:
+            log.warn("read marker not saved for now: {e}", e=exc)
+            return
         self.committer.durable(conv.control).addErrback(
-            lambda f: log.failure("read marker not saved", failure=f)
+            lambda f: log.warn("read marker not saved for now: {e}", e=f.value)
         )
         self._maybe_compact(conv)
 
