@@ -1,5 +1,5 @@
 """``python -m pychat``: the same as the ``pychat`` command."""
 
-from pychat.client.cli import main
+from pychat.entry import main
 
 main()

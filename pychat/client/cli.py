@@ -570,14 +570,8 @@ async def _run(reactor: Any, args: argparse.Namespace) -> int:
         return code
 
 
-def main(argv: list[str] | None = None) -> NoReturn:
-    """Entry point of the ``pychat`` command."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command in (None, "tui"):
-        from pychat.tui.app import run_tui
-
-        raise SystemExit(run_tui(args))
+def run_command(args: argparse.Namespace) -> NoReturn:
+    """Run one subcommand (not the TUI: :mod:`pychat.entry` chooses) and exit with its code."""
 
     async def run(reactor: Any) -> None:
         code = await _run(reactor, args)

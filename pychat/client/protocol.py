@@ -47,10 +47,6 @@ class ConnectionClosed(Exception):
     """The connection closed before the reply came."""
 
 
-class ProtocolViolation(Exception):
-    """The server sent something that is not valid protocol."""
-
-
 @implementer(IHandshakeListener)
 class ClientProtocol(Protocol):
     """One connection to a pyChat server."""

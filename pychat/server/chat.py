@@ -17,6 +17,7 @@ from pychat.log_text import for_log
 from pychat.server.accounts import AccountService
 from pychat.server.config import ServerConfig
 from pychat.server.handlers import account_ops, conversation_ops, key_ops, session_ops
+from pychat.server.handlers.common import HandlerDeps, register
 from pychat.server.ops import OpContext, OpRegistry
 from pychat.server.presence import Presence
 from pychat.server.protocol import ChatServerProtocol
@@ -49,10 +50,19 @@ class ChatServer(Service):
         self._all_closed: list[defer.Deferred[None]] = []
         #: SHA-256 fingerprint of the served certificate, for logs and the admin tool.
         self.tls_fingerprint: str | None = None
-        session_ops.register(self.registry, self)
-        account_ops.register(self.registry, self)
-        key_ops.register(self.registry, self)
-        conversation_ops.register(self.registry, self)
+        deps = HandlerDeps(
+            config=config,
+            clock=clock,
+            accounts=store.accounts,
+            conversations=store.conversations,
+            account_service=self.account_service,
+            presence=self.presence,
+            logged_in=self.user_logged_in,
+            logged_out=self.user_logged_out,
+            hello_fields=self.hello_fields,
+        )
+        for module in (session_ops, account_ops, key_ops, conversation_ops):
+            register(self.registry, deps, module.OPS)
 
     # -- what hello announces ----------------------------------------------------------------
 
@@ -70,6 +80,19 @@ class ChatServer(Service):
         return {
             "srp": self.account_service.srp_params.to_json(),
             "kdf_minimum": MINIMUM,
+        }
+
+    def hello_fields(self) -> Mapping[str, Any]:
+        """What ``hello`` announces beyond the protocol version."""
+        return {
+            "limits": {
+                "max_line": self.config.max_line,
+                "idle_timeout": self.config.idle_timeout,
+                "max_pending": limits.MAX_PENDING_REQUESTS,
+                **self.extra_limits(),
+            },
+            "ops": self.registry.names(),
+            **self.hello_extras(),
         }
 
     # -- who is logged in ----------------------------------------------------------------------

@@ -7,6 +7,10 @@ A connection moves through these states::
                                    |    +---- login_finish fails --+
                                    |                               | login_finish ok
                                    +----------- logout ----- authenticated <-+
+                                                                 |      ^
+                                            change_password_start|      |change_password
+                                                                 v      |(ok or not)
+                                                            reauth_challenged
 
 Each op contributes rows to one :class:`TransitionTable`: for a state where the op is legal,
 the state after it succeeds and the state after it fails.  A (state, op) pair missing from the
@@ -28,11 +32,16 @@ class State(enum.Enum):
     UNAUTHENTICATED = "unauthenticated"
     SRP_CHALLENGED = "srp_challenged"
     AUTHENTICATED = "authenticated"
+    #: Logged in, and asked to prove the password again (a password change in progress).
+    REAUTH_CHALLENGED = "reauth_challenged"
     CLOSED = "closed"
 
 
+#: States of a logged-in connection: every op of a logged-in user is legal in both.
+LOGGED_IN = (State.AUTHENTICATED, State.REAUTH_CHALLENGED)
+
 #: States in which the connection has said hello and is still open.
-AFTER_HELLO = (State.UNAUTHENTICATED, State.SRP_CHALLENGED, State.AUTHENTICATED)
+AFTER_HELLO = (State.UNAUTHENTICATED, State.SRP_CHALLENGED, *LOGGED_IN)
 
 
 @dataclass(frozen=True)

@@ -330,6 +330,10 @@ class ConversationStore:
         )
         self._maybe_compact(conv)
 
+    def wait_durable(self, conv: Conversation) -> defer.Deferred[None]:
+        """Fires once every message appended to ``conv`` so far is durable."""
+        return self.committer.durable(conv.messages)
+
     def duplicate(self, conv: Conversation, sender: str, client_id: str) -> dict[str, Any] | None:
         """The stored message this (sender, client id) already made, if it is recent."""
         return conv.recent_ids.get((sender, client_id))

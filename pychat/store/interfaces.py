@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
 
 from pychat.store.accounts import Account
+from pychat.store.conversations import Conversation
 
 
 class AccountRepository(Protocol):
@@ -25,3 +28,54 @@ class AccountRepository(Protocol):
 
     async def update(self, account: Account) -> None:
         """Replace an existing account durably."""
+
+
+class ConversationRepository(Protocol):
+    """Conversations of pairs of users, their key epochs, read markers and message logs.
+
+    Every change is durable when its awaitable finishes, except :meth:`append_message`, which
+    returns the record at once with a Deferred that fires when it is durable (nobody may hear
+    of the message before), and :meth:`set_read_nowait`, which rides a later write.
+    """
+
+    def get(self, conversation_id: str) -> Conversation | None:
+        """The conversation with this id, or None."""
+
+    def find(self, a: str, b: str) -> Conversation | None:
+        """The conversation of the pair, or None."""
+
+    def for_user(self, username: str) -> list[Conversation]:
+        """The user's conversations, most recently active first."""
+
+    def __iter__(self) -> Iterator[Conversation]:
+        """Every conversation."""
+
+    async def page(self, conv: Conversation, first_seq: int, stop_seq: int) -> list[dict[str, Any]]:
+        """Messages with ``first_seq <= seq < stop_seq``."""
+
+    async def create(self, a: str, b: str, envelope: dict[str, Any], now: float) -> Conversation:
+        """A new conversation with its first key epoch."""
+
+    async def add_epoch(self, conv: Conversation, envelope: dict[str, Any], now: float) -> None:
+        """Append a key epoch."""
+
+    async def set_read(self, conv: Conversation, username: str, seq: int) -> None:
+        """Move a read marker forward."""
+
+    def set_read_nowait(self, conv: Conversation, username: str, seq: int) -> None:
+        """Move a read marker forward; it is saved with a later write (never raises)."""
+
+    def duplicate(self, conv: Conversation, sender: str, client_id: str) -> dict[str, Any] | None:
+        """The stored message this (sender, client id) already made, if it is recent."""
+
+    def append_message(
+        self, conv: Conversation, sender: str, epoch: int, ciphertext: str, client_id: str,
+        now: float,
+    ) -> tuple[dict[str, Any], Deferred[None]]:  # fmt: skip
+        """Write a message; return its record and a Deferred that fires once it is durable."""
+
+    def wait_durable(self, conv: Conversation) -> Deferred[None]:
+        """Fires once every message appended to ``conv`` so far is durable."""
+
+    async def close(self) -> None:
+        """Flush what is pending and close (at a clean stop)."""

@@ -9,7 +9,7 @@ from pychat.store.accounts import AccountStore
 from pychat.store.atrest import AtRestKey
 from pychat.store.blocking import BlockingRunner
 from pychat.store.conversations import ConversationStore
-from pychat.store.interfaces import AccountRepository
+from pychat.store.interfaces import AccountRepository, ConversationRepository
 
 ACCOUNTS_DIR = "accounts"
 CONVERSATIONS_DIR = "conversations"
@@ -21,7 +21,7 @@ class ServerStore:
 
     key: AtRestKey
     accounts: AccountRepository
-    conversations: ConversationStore
+    conversations: ConversationRepository
 
     async def close(self) -> None:
         """Flush what is pending and close the files (at a clean stop)."""

@@ -161,7 +161,6 @@ BINDINGS: dict[str, str] = {
     "ctrl-l": "redraw",
     "resize": "redraw",
     "ctrl-c": "quit",
-    "escape": "dismiss",
     "f1": "help",
     **{f"alt-{d}": f"select_{d}" for d in "123456789"},
 }

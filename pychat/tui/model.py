@@ -150,11 +150,6 @@ class ChatModel:
         """Interrupt with a warning box."""
         self.modals.append(Modal(title, lines, warning=True))
 
-    def dismiss(self) -> None:
-        """Close the top box."""
-        if self.modals:
-            self.modals.pop()
-
 
 @dataclass
 class LoginForm:

@@ -5,23 +5,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pychat import limits
 from pychat.encoding import b64encode
 from pychat.server.accounts import LoginChallenge, auth_failed
-from pychat.server.ops import OpContext, OpRegistry
-from pychat.server.state import Outcome, State, stay_in
+from pychat.server.handlers.common import (
+    RAW_USERNAME_MAX,
+    SRP_VALUE_MAX,
+    HandlerDeps,
+    NoParams,
+    OpDef,
+    current_user,
+)
+from pychat.server.ops import OpContext
+from pychat.server.state import LOGGED_IN, Outcome, State, stay_in
+from pychat.store.accounts import Account
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.schema import b64_bytes, bounded
 
-if TYPE_CHECKING:
-    from pychat.server.chat import ChatServer
-
-#: Longest username accepted on the wire before normalising (normal forms are at most 32).
-RAW_USERNAME_MAX = 64
-#: Base64 of a 4096-bit value is 684 characters; leave room, refuse anything absurd.
-SRP_VALUE_MAX = 1024
 PUBLIC_KEYS_MAX = 4096
 
 
@@ -78,114 +80,145 @@ class KeyBackupParams:
     key_backup: str = bounded(max_len=limits.KEY_BACKUP_MAX)
 
 
-@dataclass(frozen=True)
-class NoParams:
-    """An op without fields."""
-
-
 LOGIN_KEY = "login"
 REAUTH_KEY = "reauth"
 
 
-def register(registry: OpRegistry, server: ChatServer) -> None:
-    """Add the account ops to ``registry``."""
-    service = server.account_service
+async def signup(deps: HandlerDeps, ctx: OpContext, params: SignupParams) -> Mapping[str, Any]:
+    """Create an account from SRP credentials and public keys."""
+    if len(str(params.public_keys)) > PUBLIC_KEYS_MAX:
+        raise ProtocolError(ErrorCode.BAD_KEYS, "public keys are too large")
+    account = await deps.account_service.signup(
+        ctx.session.host,
+        params.username,
+        params.salt,
+        params.verifier,
+        params.kdf,
+        params.public_keys,
+        params.key_backup,
+    )
+    return {"username": account.username}
 
-    @registry.op("signup", SignupParams, stay_in(State.UNAUTHENTICATED))
-    async def signup(ctx: OpContext, params: SignupParams) -> Mapping[str, Any]:
-        if len(str(params.public_keys)) > PUBLIC_KEYS_MAX:
-            raise ProtocolError(ErrorCode.BAD_KEYS, "public keys are too large")
-        account = await service.signup(
-            ctx.session.host,
-            params.username,
-            params.salt,
-            params.verifier,
-            params.kdf,
-            params.public_keys,
-            params.key_backup,
-        )
-        return {"username": account.username}
 
-    login_start_rows = {
-        State.UNAUTHENTICATED: Outcome(State.SRP_CHALLENGED, State.UNAUTHENTICATED),
-        State.SRP_CHALLENGED: Outcome(State.SRP_CHALLENGED, State.UNAUTHENTICATED),
+async def login_start(
+    deps: HandlerDeps, ctx: OpContext, params: LoginStartParams
+) -> Mapping[str, Any]:
+    """The server's SRP challenge (the same shape whether the account exists or not)."""
+    ctx.session.scratch.pop(LOGIN_KEY, None)
+    challenge, reply = deps.account_service.start_login(
+        ctx.session.host, params.username, params.A, params.device_token
+    )
+    ctx.session.scratch[LOGIN_KEY] = challenge
+    return reply
+
+
+async def login_finish(deps: HandlerDeps, ctx: OpContext, params: ProofParams) -> Mapping[str, Any]:
+    """Check the client's proof; the connection is logged in and gets a device token."""
+    challenge = ctx.session.scratch.pop(LOGIN_KEY)
+    assert isinstance(challenge, LoginChallenge)  # noqa: S101 - the state table guarantees it
+    m2 = deps.account_service.finish_login(ctx.session.host, challenge, params.M1)
+    deps.logged_in(ctx, challenge.username)
+    return {
+        "M2": b64encode(m2),
+        "username": challenge.username,
+        "device_token": deps.account_service.issue_device_token(challenge.username),
     }
 
-    @registry.op("login_start", LoginStartParams, login_start_rows)
-    async def login_start(ctx: OpContext, params: LoginStartParams) -> Mapping[str, Any]:
-        ctx.session.scratch.pop(LOGIN_KEY, None)
-        challenge, reply = service.start_login(
-            ctx.session.host, params.username, params.A, params.device_token
-        )
-        ctx.session.scratch[LOGIN_KEY] = challenge
-        return reply
 
-    @registry.op(
+async def change_password_start(
+    deps: HandlerDeps, ctx: OpContext, params: ReauthStartParams
+) -> Mapping[str, Any]:
+    """A fresh SRP challenge for the logged-in user (the state becomes reauth_challenged)."""
+    username = current_user(ctx)
+    challenge, reply = deps.account_service.start_login(ctx.session.host, username, params.A)
+    ctx.session.scratch[REAUTH_KEY] = challenge
+    return reply
+
+
+async def change_password(
+    deps: HandlerDeps, ctx: OpContext, params: ChangePasswordParams
+) -> Mapping[str, Any]:
+    """Prove the old password (the challenge of change_password_start), set new credentials."""
+    challenge = ctx.session.scratch.pop(REAUTH_KEY)
+    assert isinstance(challenge, LoginChallenge)  # noqa: S101 - the state table guarantees it
+    service = deps.account_service
+    m2 = service.finish_login(ctx.session.host, challenge, params.M1)
+    account = deps.accounts.get(challenge.username)
+    if account is None:  # deleted meanwhile by the operator
+        raise auth_failed()
+    await service.change_password(
+        account, params.salt, params.verifier, params.kdf, params.key_backup
+    )
+    return {"M2": b64encode(m2)}
+
+
+def _own_account(deps: HandlerDeps, ctx: OpContext) -> Account:
+    account = deps.accounts.get(current_user(ctx))
+    if account is None:  # deleted meanwhile by the operator
+        raise auth_failed()
+    return account
+
+
+async def get_key_backup(deps: HandlerDeps, ctx: OpContext, params: NoParams) -> Mapping[str, Any]:
+    """The opaque key backup this account stored."""
+    return {"key_backup": _own_account(deps, ctx).key_backup}
+
+
+async def set_key_backup(
+    deps: HandlerDeps, ctx: OpContext, params: KeyBackupParams
+) -> Mapping[str, Any]:
+    """Replace the opaque key backup."""
+    account = _own_account(deps, ctx)
+    b64_bytes("key_backup", params.key_backup, min_len=1)
+    await deps.accounts.update(
+        account.with_changes(key_backup=params.key_backup, updated=deps.clock.seconds())
+    )
+    return {}
+
+
+async def logout(deps: HandlerDeps, ctx: OpContext, params: NoParams) -> Mapping[str, Any]:
+    """Back to unauthenticated on this connection."""
+    deps.logged_out(ctx)
+    ctx.session.scratch.clear()
+    return {}
+
+
+_LOGGED_IN = stay_in(*LOGGED_IN)
+_CHALLENGE = Outcome(State.SRP_CHALLENGED, State.UNAUTHENTICATED)
+_REAUTH = Outcome(State.REAUTH_CHALLENGED, State.AUTHENTICATED)
+
+OPS = (
+    OpDef("signup", SignupParams, stay_in(State.UNAUTHENTICATED), signup),
+    OpDef(
+        "login_start",
+        LoginStartParams,
+        {State.UNAUTHENTICATED: _CHALLENGE, State.SRP_CHALLENGED: _CHALLENGE},
+        login_start,
+    ),
+    OpDef(
         "login_finish",
         ProofParams,
         {State.SRP_CHALLENGED: Outcome(State.AUTHENTICATED, State.UNAUTHENTICATED)},
-    )
-    async def login_finish(ctx: OpContext, params: ProofParams) -> Mapping[str, Any]:
-        challenge = ctx.session.scratch.pop(LOGIN_KEY)
-        assert isinstance(challenge, LoginChallenge)  # noqa: S101 - the state table guarantees it
-        m2 = service.finish_login(ctx.session.host, challenge, params.M1)
-        server.user_logged_in(ctx, challenge.username)
-        return {
-            "M2": b64encode(m2),
-            "username": challenge.username,
-            "device_token": service.issue_device_token(challenge.username),
-        }
-
-    @registry.op("change_password_start", ReauthStartParams, stay_in(State.AUTHENTICATED))
-    async def change_password_start(ctx: OpContext, params: ReauthStartParams) -> Mapping[str, Any]:
-        username = ctx.session.username
-        assert username is not None  # noqa: S101 - authenticated state
-        challenge, reply = service.start_login(ctx.session.host, username, params.A)
-        ctx.session.scratch[REAUTH_KEY] = challenge
-        return reply
-
-    @registry.op("change_password", ChangePasswordParams, stay_in(State.AUTHENTICATED))
-    async def change_password(ctx: OpContext, params: ChangePasswordParams) -> Mapping[str, Any]:
-        challenge = ctx.session.scratch.pop(REAUTH_KEY, None)
-        if not isinstance(challenge, LoginChallenge):
-            raise ProtocolError(
-                ErrorCode.WRONG_STATE, "send change_password_start first, then change_password"
-            )
-        m2 = service.finish_login(ctx.session.host, challenge, params.M1)
-        account = service.accounts.get(challenge.username)
-        if account is None:  # deleted meanwhile by the operator
-            raise auth_failed()
-        await service.change_password(
-            account, params.salt, params.verifier, params.kdf, params.key_backup
-        )
-        return {"M2": b64encode(m2)}
-
-    @registry.op("get_key_backup", NoParams, stay_in(State.AUTHENTICATED))
-    async def get_key_backup(ctx: OpContext, params: NoParams) -> Mapping[str, Any]:
-        username = ctx.session.username
-        account = service.accounts.get(username) if username else None
-        if account is None:
-            raise auth_failed()
-        return {"key_backup": account.key_backup}
-
-    @registry.op("set_key_backup", KeyBackupParams, stay_in(State.AUTHENTICATED))
-    async def set_key_backup(ctx: OpContext, params: KeyBackupParams) -> Mapping[str, Any]:
-        username = ctx.session.username
-        account = service.accounts.get(username) if username else None
-        if account is None:
-            raise auth_failed()
-        b64_bytes("key_backup", params.key_backup, min_len=1)
-        await service.accounts.update(
-            account.with_changes(key_backup=params.key_backup, updated=server.clock.seconds())
-        )
-        return {}
-
-    @registry.op(
+        login_finish,
+    ),
+    OpDef(
+        "change_password_start",
+        ReauthStartParams,
+        {State.AUTHENTICATED: _REAUTH, State.REAUTH_CHALLENGED: _REAUTH},
+        change_password_start,
+    ),
+    OpDef(
+        "change_password",
+        ChangePasswordParams,
+        {State.REAUTH_CHALLENGED: Outcome(State.AUTHENTICATED, State.AUTHENTICATED)},
+        change_password,
+    ),
+    OpDef("get_key_backup", NoParams, _LOGGED_IN, get_key_backup),
+    OpDef("set_key_backup", KeyBackupParams, _LOGGED_IN, set_key_backup),
+    OpDef(
         "logout",
         NoParams,
-        {State.AUTHENTICATED: Outcome(State.UNAUTHENTICATED, State.AUTHENTICATED)},
-    )
-    async def logout(ctx: OpContext, params: NoParams) -> Mapping[str, Any]:
-        server.user_logged_out(ctx)
-        ctx.session.scratch.clear()
-        return {}
+        {state: Outcome(State.UNAUTHENTICATED, state) for state in LOGGED_IN},
+        logout,
+    ),
+)

@@ -11,21 +11,23 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pychat import limits
-from pychat.server.handlers.key_ops import RAW_USERNAME_MAX, current_user
-from pychat.server.ops import Later, OpContext, OpRegistry
-from pychat.server.state import State, stay_in
+from pychat.server.handlers.common import (
+    CONVERSATION_ID_MAX,
+    RAW_USERNAME_MAX,
+    HandlerDeps,
+    NoParams,
+    OpDef,
+    current_user,
+)
+from pychat.server.ops import Later, OpContext
+from pychat.server.state import LOGGED_IN, stay_in
 from pychat.store.conversations import Conversation
 from pychat.usernames import normal_form
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.schema import bad_field, bounded
-
-if TYPE_CHECKING:
-    from pychat.server.chat import ChatServer
-
-CONVERSATION_ID_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -49,11 +51,6 @@ class ConversationParams:
     """An op about one conversation."""
 
     conversation: str = bounded(max_len=CONVERSATION_ID_MAX)
-
-
-@dataclass(frozen=True)
-class NoParams:
-    """An op without fields."""
 
 
 @dataclass(frozen=True)
@@ -110,156 +107,176 @@ def check_envelope(envelope: Mapping[str, Any], expected_epoch: int) -> dict[str
     return dict(envelope)
 
 
-def register(registry: OpRegistry, server: ChatServer) -> None:
-    """Add the conversation ops to ``registry``."""
-    store = server.store.conversations
-    accounts = server.store.accounts
+def member_conversation(deps: HandlerDeps, username: str, conversation_id: str) -> Conversation:
+    """The conversation if ``username`` is a member; to anyone else it does not exist."""
+    conv = deps.conversations.get(conversation_id)
+    if conv is None or username not in conv.members:
+        raise ProtocolError(ErrorCode.UNKNOWN_CONVERSATION, "no such conversation among yours")
+    return conv
 
-    def member_conversation(username: str, conversation_id: str) -> Conversation:
-        conv = store.get(conversation_id)
-        if conv is None or username not in conv.members:
-            raise ProtocolError(ErrorCode.UNKNOWN_CONVERSATION, "no such conversation among yours")
-        return conv
 
-    def summary(conv: Conversation, username: str) -> dict[str, Any]:
-        peer = conv.peer_of(username)
-        return {
-            "conversation": conv.id,
-            "peer": peer,
-            "last_seq": conv.last_seq,
-            "read": conv.read.get(username, 0),
-            "unread": conv.unread(username),
-            "last_activity": conv.last_activity,
-            "epochs": len(conv.epochs),
-            "peer_online": server.presence.visible_online(peer),
-            "damaged": conv.damaged is not None,
-        }
+def summary(deps: HandlerDeps, conv: Conversation, username: str) -> dict[str, Any]:
+    """A conversation as ``username`` sees it in lists and pushes."""
+    peer = conv.peer_of(username)
+    return {
+        "conversation": conv.id,
+        "peer": peer,
+        "last_seq": conv.last_seq,
+        "read": conv.read.get(username, 0),
+        "unread": conv.unread(username),
+        "last_activity": conv.last_activity,
+        "epochs": len(conv.epochs),
+        "peer_online": deps.presence.visible_online(peer),
+        "damaged": conv.damaged is not None,
+    }
 
-    @registry.op("open_conversation", OpenParams, stay_in(State.AUTHENTICATED))
-    async def open_conversation(ctx: OpContext, params: OpenParams) -> Mapping[str, Any]:
-        me = current_user(ctx)
-        peer = normal_form(params.peer)
-        if peer == me:
-            raise ProtocolError(
-                ErrorCode.SELF_CONVERSATION, "you cannot open a conversation with yourself"
-            )
-        if accounts.get(peer) is None:
-            raise ProtocolError(ErrorCode.UNKNOWN_USER, f"no user called {params.peer!r}")
-        conv = store.find(me, peer)
-        created = False
-        if conv is None:
-            if params.envelope is None:
-                raise bad_field("envelope", "is required to start a new conversation")
-            envelope = check_envelope(params.envelope, 1)
-            conv = await store.create(me, peer, envelope, server.clock.seconds())
-            created = True
-            payload = {"conversation": summary(conv, peer), "envelope": envelope}
-            server.presence.push_to_user(peer, "conversation", payload)
-            server.presence.push_to_user(
-                me, "conversation", {**payload, "conversation": summary(conv, me)}, skip=ctx
-            )
-        return {**summary(conv, me), "created": created, "envelopes": conv.epochs}
 
-    @registry.op("add_epoch", EpochParams, stay_in(State.AUTHENTICATED))
-    async def add_epoch(ctx: OpContext, params: EpochParams) -> Mapping[str, Any]:
-        me = current_user(ctx)
-        conv = member_conversation(me, params.conversation)
-        envelope = check_envelope(params.envelope, len(conv.epochs) + 1)
-        await store.add_epoch(conv, envelope, server.clock.seconds())
-        event = {"conversation": conv.id, "epoch": len(conv.epochs), "envelope": envelope}
-        server.presence.push_to_user(conv.peer_of(me), "epoch", event)
-        server.presence.push_to_user(me, "epoch", event, skip=ctx)
-        return {"conversation": conv.id, "epoch": len(conv.epochs)}
-
-    @registry.op("epochs", ConversationParams, stay_in(State.AUTHENTICATED))
-    async def epochs(ctx: OpContext, params: ConversationParams) -> Mapping[str, Any]:
-        conv = member_conversation(current_user(ctx), params.conversation)
-        return {"conversation": conv.id, "envelopes": conv.epochs}
-
-    @registry.op("conversations", NoParams, stay_in(State.AUTHENTICATED))
-    async def conversations(ctx: OpContext, params: NoParams) -> Mapping[str, Any]:
-        me = current_user(ctx)
-        return {"conversations": [summary(c, me) for c in store.for_user(me)]}
-
-    @registry.op("send", SendParams, stay_in(State.AUTHENTICATED))
-    async def send(ctx: OpContext, params: SendParams) -> Mapping[str, Any] | Later:
-        me = current_user(ctx)
-        if (params.conversation is None) == (params.peer is None):
-            raise bad_field("conversation", "give either 'conversation' or 'peer'")
-        if params.conversation is not None:
-            conv = member_conversation(me, params.conversation)
-        else:
-            assert params.peer is not None  # noqa: S101 - checked just above
-            found = store.find(me, normal_form(params.peer))
-            if found is None:
-                raise ProtocolError(
-                    ErrorCode.UNKNOWN_CONVERSATION,
-                    "no conversation with that user yet: open_conversation first",
-                )
-            conv = found
-        if len(params.ciphertext) > server.config.max_ciphertext:
-            raise ProtocolError(
-                ErrorCode.MESSAGE_TOO_LARGE,
-                f"ciphertext is longer than {server.config.max_ciphertext} characters",
-                details={"max_ciphertext": server.config.max_ciphertext},
-            )
-        if params.epoch > len(conv.epochs):
-            raise ProtocolError(
-                ErrorCode.BAD_EPOCH, f"epoch {params.epoch} does not exist in this conversation"
-            )
-        earlier = store.duplicate(conv, me, params.client_id)
-        if earlier is not None:
-            # Answer a retry with the first copy's number, once that copy is on disk.
-            reply = {"conversation": conv.id, "seq": earlier["seq"], "time": earlier["time"]}
-            durable = store.committer.durable(conv.messages)
-            return Later(durable.addCallback(lambda _: {**reply, "duplicate": True}))
-        record, durable = store.append_message(
-            conv, me, params.epoch, params.ciphertext, params.client_id, server.clock.seconds()
+async def open_conversation(
+    deps: HandlerDeps, ctx: OpContext, params: OpenParams
+) -> Mapping[str, Any]:
+    """The conversation with a peer, created (with its first envelope) if new."""
+    me = current_user(ctx)
+    peer = normal_form(params.peer)
+    if peer == me:
+        raise ProtocolError(
+            ErrorCode.SELF_CONVERSATION, "you cannot open a conversation with yourself"
         )
+    if deps.accounts.get(peer) is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_USER, f"no user called {params.peer!r}")
+    conv = deps.conversations.find(me, peer)
+    created = False
+    if conv is None:
+        if params.envelope is None:
+            raise bad_field("envelope", "is required to start a new conversation")
+        envelope = check_envelope(params.envelope, 1)
+        conv = await deps.conversations.create(me, peer, envelope, deps.clock.seconds())
+        created = True
+        payload = {"conversation": summary(deps, conv, peer), "envelope": envelope}
+        deps.presence.push_to_user(peer, "conversation", payload)
+        mine = {**payload, "conversation": summary(deps, conv, me)}
+        deps.presence.push_to_user(me, "conversation", mine, skip=ctx)
+    return {**summary(deps, conv, me), "created": created, "envelopes": conv.epochs}
 
-        def on_disk(_: None) -> Mapping[str, Any]:
-            # Only now may anyone hear of it: after a crash it will still be there.
-            store.set_read_nowait(conv, me, record["seq"])  # you have read what you answer
-            event = message_json(conv, record)
-            server.presence.push_to_user(conv.peer_of(me), "message", event)
-            server.presence.push_to_user(me, "message", event, skip=ctx)
-            return {
-                "conversation": conv.id,
-                "seq": record["seq"],
-                "time": record["time"],
-                "duplicate": False,
-            }
 
-        return Later(durable.addCallback(on_disk))
+async def add_epoch(deps: HandlerDeps, ctx: OpContext, params: EpochParams) -> Mapping[str, Any]:
+    """A new key epoch, told to both members."""
+    me = current_user(ctx)
+    conv = member_conversation(deps, me, params.conversation)
+    envelope = check_envelope(params.envelope, len(conv.epochs) + 1)
+    await deps.conversations.add_epoch(conv, envelope, deps.clock.seconds())
+    event = {"conversation": conv.id, "epoch": len(conv.epochs), "envelope": envelope}
+    deps.presence.push_to_user(conv.peer_of(me), "epoch", event)
+    deps.presence.push_to_user(me, "epoch", event, skip=ctx)
+    return {"conversation": conv.id, "epoch": len(conv.epochs)}
 
-    @registry.op("history", HistoryParams, stay_in(State.AUTHENTICATED))
-    async def history(ctx: OpContext, params: HistoryParams) -> Mapping[str, Any]:
-        conv = member_conversation(current_user(ctx), params.conversation)
-        last = conv.last_seq
-        if params.before is not None and params.after is not None:
-            raise bad_field("before", "give 'before' or 'after', not both")
-        if params.after is not None:
-            first, stop = params.after + 1, min(last, params.after + params.limit) + 1
-            has_more = stop <= last
-        else:
-            end = last + 1 if params.before is None else min(params.before, last + 1)
-            first, stop = max(1, end - params.limit), end
-            has_more = first > 1
-        records = await store.page(conv, first, stop) if first < stop else []
-        return {
-            "conversation": conv.id,
-            "messages": [message_json(conv, r) for r in records],
-            "last_seq": last,
-            "has_more": has_more,
-        }
 
-    @registry.op("mark_read", MarkReadParams, stay_in(State.AUTHENTICATED))
-    async def mark_read(ctx: OpContext, params: MarkReadParams) -> Mapping[str, Any]:
-        me = current_user(ctx)
-        conv = member_conversation(me, params.conversation)
-        seq = min(params.seq, conv.last_seq)
-        if seq > conv.read.get(me, 0):
-            await store.set_read(conv, me, seq)
-            event = {"conversation": conv.id, "read": seq, "unread": conv.unread(me)}
-            server.presence.push_to_user(me, "read", event, skip=ctx)
-        return {"conversation": conv.id, "read": conv.read.get(me, 0), "unread": conv.unread(me)}
+async def epochs(
+    deps: HandlerDeps, ctx: OpContext, params: ConversationParams
+) -> Mapping[str, Any]:
+    """Every key envelope of a conversation."""
+    conv = member_conversation(deps, current_user(ctx), params.conversation)
+    return {"conversation": conv.id, "envelopes": conv.epochs}
+
+
+async def conversations(deps: HandlerDeps, ctx: OpContext, params: NoParams) -> Mapping[str, Any]:
+    """The caller's conversations, most recent first."""
+    me = current_user(ctx)
+    return {"conversations": [summary(deps, c, me) for c in deps.conversations.for_user(me)]}
+
+
+def _send_target(deps: HandlerDeps, me: str, params: SendParams) -> Conversation:
+    if (params.conversation is None) == (params.peer is None):
+        raise bad_field("conversation", "give either 'conversation' or 'peer'")
+    if params.conversation is not None:
+        return member_conversation(deps, me, params.conversation)
+    assert params.peer is not None  # noqa: S101 - checked just above
+    found = deps.conversations.find(me, normal_form(params.peer))
+    if found is None:
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_CONVERSATION,
+            "no conversation with that user yet: open_conversation first",
+        )
+    return found
+
+
+async def send(deps: HandlerDeps, ctx: OpContext, params: SendParams) -> Mapping[str, Any] | Later:
+    """Store a message; answer (and push it) only once it is durable."""
+    me = current_user(ctx)
+    conv = _send_target(deps, me, params)
+    if len(params.ciphertext) > deps.config.max_ciphertext:
+        raise ProtocolError(
+            ErrorCode.MESSAGE_TOO_LARGE,
+            f"ciphertext is longer than {deps.config.max_ciphertext} characters",
+            details={"max_ciphertext": deps.config.max_ciphertext},
+        )
+    if params.epoch > len(conv.epochs):
+        raise ProtocolError(
+            ErrorCode.BAD_EPOCH, f"epoch {params.epoch} does not exist in this conversation"
+        )
+    store = deps.conversations
+    earlier = store.duplicate(conv, me, params.client_id)
+    if earlier is not None:
+        # Answer a retry with the first copy's number, once that copy is on disk.
+        reply = {"conversation": conv.id, "seq": earlier["seq"], "time": earlier["time"]}
+        return Later(store.wait_durable(conv).addCallback(lambda _: {**reply, "duplicate": True}))
+    record, durable = store.append_message(
+        conv, me, params.epoch, params.ciphertext, params.client_id, deps.clock.seconds()
+    )
+
+    def on_disk(_: None) -> Mapping[str, Any]:
+        # Only now may anyone hear of it: after a crash it will still be there.
+        store.set_read_nowait(conv, me, record["seq"])  # you have read what you answer
+        event = message_json(conv, record)
+        deps.presence.push_to_user(conv.peer_of(me), "message", event)
+        deps.presence.push_to_user(me, "message", event, skip=ctx)
+        return {"conversation": conv.id, "seq": record["seq"], "time": record["time"],
+                "duplicate": False}  # fmt: skip
+
+    return Later(durable.addCallback(on_disk))
+
+
+async def history(deps: HandlerDeps, ctx: OpContext, params: HistoryParams) -> Mapping[str, Any]:
+    """A page of stored messages, after or before a sequence number."""
+    conv = member_conversation(deps, current_user(ctx), params.conversation)
+    last = conv.last_seq
+    if params.before is not None and params.after is not None:
+        raise bad_field("before", "give 'before' or 'after', not both")
+    if params.after is not None:
+        first, stop = params.after + 1, min(last, params.after + params.limit) + 1
+        has_more = stop <= last
+    else:
+        end = last + 1 if params.before is None else min(params.before, last + 1)
+        first, stop = max(1, end - params.limit), end
+        has_more = first > 1
+    records = await deps.conversations.page(conv, first, stop) if first < stop else []
+    return {
+        "conversation": conv.id,
+        "messages": [message_json(conv, r) for r in records],
+        "last_seq": last,
+        "has_more": has_more,
+    }
+
+
+async def mark_read(deps: HandlerDeps, ctx: OpContext, params: MarkReadParams) -> Mapping[str, Any]:
+    """Move the caller's read marker; their other connections hear of it."""
+    me = current_user(ctx)
+    conv = member_conversation(deps, me, params.conversation)
+    seq = min(params.seq, conv.last_seq)
+    if seq > conv.read.get(me, 0):
+        await deps.conversations.set_read(conv, me, seq)
+        event = {"conversation": conv.id, "read": seq, "unread": conv.unread(me)}
+        deps.presence.push_to_user(me, "read", event, skip=ctx)
+    return {"conversation": conv.id, "read": conv.read.get(me, 0), "unread": conv.unread(me)}
+
+
+_LOGGED_IN = stay_in(*LOGGED_IN)
+
+OPS = (
+    OpDef("open_conversation", OpenParams, _LOGGED_IN, open_conversation),
+    OpDef("add_epoch", EpochParams, _LOGGED_IN, add_epoch),
+    OpDef("epochs", ConversationParams, _LOGGED_IN, epochs),
+    OpDef("conversations", NoParams, _LOGGED_IN, conversations),
+    OpDef("send", SendParams, _LOGGED_IN, send),
+    OpDef("history", HistoryParams, _LOGGED_IN, history),
+    OpDef("mark_read", MarkReadParams, _LOGGED_IN, mark_read),
+)

@@ -6,26 +6,28 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from twisted.logger import Logger
 
-from pychat.crypto.identity import IdentityKeyError, parse_public_identity, rotation_statement
+from pychat.crypto.identity import (
+    IdentityKeyError,
+    PublicIdentity,
+    parse_public_identity,
+    rotation_statement,
+)
 from pychat.log_text import for_log
-from pychat.server.ops import OpContext, OpRegistry
-from pychat.server.state import State, stay_in
+from pychat.server.handlers.common import RAW_USERNAME_MAX, HandlerDeps, OpDef, current_user
+from pychat.server.ops import OpContext
+from pychat.server.state import LOGGED_IN, stay_in
 from pychat.store.accounts import Account
 from pychat.usernames import normal_form
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.schema import bounded
 
-if TYPE_CHECKING:
-    from pychat.server.chat import ChatServer
-
 log = Logger(namespace="pychat.keys")
 
-RAW_USERNAME_MAX = 64
 SIGNATURE_MAX = 128
 
 
@@ -51,14 +53,6 @@ class PresenceParams:
     share: bool
 
 
-def current_user(ctx: OpContext) -> str:
-    """The username of an authenticated connection."""
-    username = ctx.session.username
-    if username is None:  # the state table keeps this from happening
-        raise ProtocolError(ErrorCode.WRONG_STATE, "log in first")
-    return username
-
-
 def keys_reply(account: Account) -> dict[str, Any]:
     """The directory entry of ``account``."""
     latest = account.key_history[-1] if account.key_history else {}
@@ -70,81 +64,99 @@ def keys_reply(account: Account) -> dict[str, Any]:
     }
 
 
-def register(registry: OpRegistry, server: ChatServer) -> None:
-    """Add the key directory ops to ``registry``."""
-    accounts = server.store.accounts
-    accounts_service = server.account_service
+def lookup(deps: HandlerDeps, raw: str) -> Account:
+    """The account called ``raw`` (any form of the name), or ``unknown_user``."""
+    account = deps.accounts.get(normal_form(raw))
+    if account is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_USER, f"no user called {raw!r}")
+    return account
 
-    def lookup(raw: str) -> Account:
-        account = accounts.get(normal_form(raw))
-        if account is None:
-            raise ProtocolError(ErrorCode.UNKNOWN_USER, f"no user called {raw!r}")
-        return account
 
-    @registry.op("get_keys", UserParams, stay_in(State.AUTHENTICATED))
-    async def get_keys(ctx: OpContext, params: UserParams) -> Mapping[str, Any]:
-        return keys_reply(lookup(params.username))
+async def get_keys(deps: HandlerDeps, ctx: OpContext, params: UserParams) -> Mapping[str, Any]:
+    """A user's current public keys."""
+    return keys_reply(lookup(deps, params.username))
 
-    @registry.op("key_history", UserParams, stay_in(State.AUTHENTICATED))
-    async def key_history(ctx: OpContext, params: UserParams) -> Mapping[str, Any]:
-        account = lookup(params.username)
-        return {"username": account.username, "history": account.key_history}
 
-    @registry.op("rotate_keys", RotateKeysParams, stay_in(State.AUTHENTICATED))
-    async def rotate_keys(ctx: OpContext, params: RotateKeysParams) -> Mapping[str, Any]:
-        username = current_user(ctx)
-        account = lookup(username)
-        try:
-            new = parse_public_identity(params.public_keys)
-            old = parse_public_identity(account.public_keys)
-        except IdentityKeyError as exc:
-            raise ProtocolError(ErrorCode.BAD_KEYS, str(exc)) from None
-        if accounts_service.key_owner(new, besides=username) is not None:
-            raise ProtocolError(
-                ErrorCode.BAD_KEYS,
-                "these public keys are already another account's; make new ones",
-            )
-        version = account.key_version + 1
-        fingerprint = new.fingerprint()
-        try:
-            signature = base64.b64decode(params.signature, validate=True)
-            old.signing_key.verify(signature, rotation_statement(username, version, fingerprint))
-        except (binascii.Error, ValueError, InvalidSignature):
-            raise ProtocolError(
-                ErrorCode.BAD_SIGNATURE,
-                "the new keys must be signed by your current signing key",
-            ) from None
-        entry = {
-            "key_version": version,
-            "public_keys": new.to_json(),
-            "fingerprint": fingerprint,
-            "signature": params.signature,
-            "time": server.clock.seconds(),
-        }
-        updated = account.with_changes(
-            public_keys=new.to_json(),
-            key_version=version,
-            key_history=[*account.key_history, entry],
-            updated=server.clock.seconds(),
+async def key_history(deps: HandlerDeps, ctx: OpContext, params: UserParams) -> Mapping[str, Any]:
+    """Every public identity a user has had, with the rotation signatures."""
+    account = lookup(deps, params.username)
+    return {"username": account.username, "history": account.key_history}
+
+
+def _checked_rotation(
+    deps: HandlerDeps, username: str, account: Account, params: RotateKeysParams
+) -> PublicIdentity:
+    """The new identity, if it is well formed, nobody else's, and signed by the old key."""
+    try:
+        new = parse_public_identity(params.public_keys)
+        old = parse_public_identity(account.public_keys)
+    except IdentityKeyError as exc:
+        raise ProtocolError(ErrorCode.BAD_KEYS, str(exc)) from None
+    if deps.account_service.key_owner(new, besides=username) is not None:
+        raise ProtocolError(
+            ErrorCode.BAD_KEYS, "these public keys are already another account's; make new ones"
         )
-        await accounts.update(updated)
-        accounts_service.remember_keys(username, new)
-        log.info("{user} rotated keys to version {v}", user=for_log(username), v=version)
-        event = {"user": username, "key_version": version, "fingerprint": fingerprint}
-        notified = {c.peer_of(username) for c in server.store.conversations.for_user(username)}
-        for peer in notified:
-            server.presence.push_to_user(peer, "keys_changed", event)
-        server.presence.push_to_user(username, "keys_changed", event, skip=ctx)
-        return keys_reply(updated)
+    statement = rotation_statement(username, account.key_version + 1, new.fingerprint())
+    try:
+        old.signing_key.verify(base64.b64decode(params.signature, validate=True), statement)
+    except (binascii.Error, ValueError, InvalidSignature):
+        raise ProtocolError(
+            ErrorCode.BAD_SIGNATURE, "the new keys must be signed by your current signing key"
+        ) from None
+    return new
 
-    @registry.op("set_presence", PresenceParams, stay_in(State.AUTHENTICATED))
-    async def set_presence(ctx: OpContext, params: PresenceParams) -> Mapping[str, Any]:
-        username = current_user(ctx)
-        account = lookup(username)
-        if account.share_presence != params.share:
-            if not params.share:
-                server.presence.announce(username, False)  # last word before going quiet
-            await accounts.update(account.with_changes(share_presence=params.share))
-            if params.share:
-                server.presence.announce(username, True)
-        return {"share": params.share}
+
+async def rotate_keys(
+    deps: HandlerDeps, ctx: OpContext, params: RotateKeysParams
+) -> Mapping[str, Any]:
+    """Publish new keys signed by the old ones; everyone who talks with the user is told."""
+    username = current_user(ctx)
+    account = lookup(deps, username)
+    new = _checked_rotation(deps, username, account, params)
+    version, fingerprint = account.key_version + 1, new.fingerprint()
+    entry = {
+        "key_version": version,
+        "public_keys": new.to_json(),
+        "fingerprint": fingerprint,
+        "signature": params.signature,
+        "time": deps.clock.seconds(),
+    }
+    updated = account.with_changes(
+        public_keys=new.to_json(),
+        key_version=version,
+        key_history=[*account.key_history, entry],
+        updated=deps.clock.seconds(),
+    )
+    await deps.accounts.update(updated)
+    deps.account_service.remember_keys(username, new)
+    log.info("{user} rotated keys to version {v}", user=for_log(username), v=version)
+    event = {"user": username, "key_version": version, "fingerprint": fingerprint}
+    for peer in {c.peer_of(username) for c in deps.conversations.for_user(username)}:
+        deps.presence.push_to_user(peer, "keys_changed", event)
+    deps.presence.push_to_user(username, "keys_changed", event, skip=ctx)
+    return keys_reply(updated)
+
+
+async def set_presence(
+    deps: HandlerDeps, ctx: OpContext, params: PresenceParams
+) -> Mapping[str, Any]:
+    """Whether peers may see when this user is online."""
+    username = current_user(ctx)
+    account = lookup(deps, username)
+    if account.share_presence != params.share:
+        if not params.share:
+            deps.presence.announce(username, False)  # last word before going quiet
+        await deps.accounts.update(account.with_changes(share_presence=params.share))
+        if params.share:
+            deps.presence.announce(username, True)
+    return {"share": params.share}
+
+
+_LOGGED_IN = stay_in(*LOGGED_IN)
+
+OPS = (
+    OpDef("get_keys", UserParams, _LOGGED_IN, get_keys),
+    OpDef("key_history", UserParams, _LOGGED_IN, key_history),
+    OpDef("rotate_keys", RotateKeysParams, _LOGGED_IN, rotate_keys),
+    OpDef("set_presence", PresenceParams, _LOGGED_IN, set_presence),
+)
