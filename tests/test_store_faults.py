@@ -36,6 +36,13 @@ class HeldRunner:
         self.jobs.append((f, args, d))
         return d
 
+    def release_one(self) -> None:
+        f, args, d = self.jobs.pop(0)
+        try:
+            d.callback(f(*args))
+        except Exception as exc:
+            d.errback(exc)
+
     def release(self) -> None:
         while self.jobs:
             f, args, d = self.jobs.pop(0)
@@ -194,3 +201,31 @@ def test_a_stored_message_is_acknowledged_even_if_the_read_marker_cannot_be_writ
     assert reply["ok"] and reply["seq"] == 1
     monkeypatch.setattr(sealed_log, "_os_write", os.write)
     assert crash_and_reopen(server, tmp_path) == ["stored"]
+
+
+def test_waiters_that_ask_again_never_start_a_second_batch_beside_the_first(
+    tmp_path: Path,
+) -> None:
+    """Found by the soak: a waiter that appended and asked again started a new batch while
+    the old one was still delivering, and two batches ran at once (one fsynced a log the
+    other had closed)."""
+    runner = HeldRunner()
+    store = ServerStore.open(tmp_path, tmp_path / "store.key", runner)
+    runner.release()
+    conv = defer.ensureDeferred(store.conversations.create("alice", "bob", envelope(), 1.0))
+    runner.release()
+    created = conv.result
+    store.conversations.append_message(created, "alice", 1, "m0", "c0", 2.0)  # batch 0, held
+    waiters = [store.conversations.append_message(created, "alice", 1, f"m{i}", f"c{i}", 2.0)[1]
+               for i in (1, 2)]  # fmt: skip
+    runner.release_one()  # batch 0 done: batch 1 starts with both waiters
+
+    def ask_again(_: object, i: int) -> None:
+        store.conversations.append_message(created, "alice", 1, f"n{i}", f"d{i}", 3.0)
+
+    for i, d in enumerate(waiters):
+        d.addCallback(ask_again, i)
+    runner.release_one()  # batch 1 done: both waiters append and ask again
+    assert len(runner.jobs) == 1  # ... and wait together for one next batch
+    runner.release()
+    assert created.durable_seq == 5

@@ -74,6 +74,7 @@ class SealedLog:
         self.damaged_at: int | None = None
         #: Why appends are refused (a rollback that could not truncate), or None.
         self.broken: str | None = None
+        self.closed = False
         #: Whether :meth:`open` started from a saved index instead of scanning everything.
         self.used_index = False
         self._fd = (
@@ -272,8 +273,10 @@ class SealedLog:
         return self._fd
 
     def close(self) -> None:
-        """Close the descriptor."""
-        os.close(self._fd)
+        """Close the descriptor (once everything appended is durable; see GroupCommitter)."""
+        if not self.closed:
+            self.closed = True
+            os.close(self._fd)
 
 
 _failing: list[str] = []  # the reason writes fail, while they do (one log line per spell)
@@ -388,6 +391,8 @@ class GroupCommitter:
         def sync_all() -> dict[SealedLog, OSError]:
             failed: dict[SealedLog, OSError] = {}
             for log_file in ends:
+                if log_file.closed:
+                    continue  # closed only once all it held was synced (see close())
                 try:
                     _os_fsync(log_file.fileno())
                 except OSError as exc:
@@ -395,7 +400,9 @@ class GroupCommitter:
             return failed
 
         def done(result: dict[SealedLog, OSError] | Failure) -> None:
-            self._busy = False
+            # Still busy while the waiters run: one of them may append and ask again (or
+            # close a log), and that must join the next batch, never start a second batch
+            # beside this one.
             self.batches += 1
             for log_file, waiters in batch.items():
                 problem = result.value if isinstance(result, Failure) else result.get(log_file)
@@ -406,6 +413,7 @@ class GroupCommitter:
                         d.callback(None)
                     continue
                 self._fail(log_file, waiters, problem)
+            self._busy = False
             if self._pending:
                 self._start()
 
