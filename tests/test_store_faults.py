@@ -229,3 +229,36 @@ def test_waiters_that_ask_again_never_start_a_second_batch_beside_the_first(
     assert len(runner.jobs) == 1  # ... and wait together for one next batch
     runner.release()
     assert created.durable_seq == 5
+
+
+def test_control_log_compaction_runs_off_the_reactor_and_keeps_what_comes_meanwhile(
+    tmp_path: Path,
+) -> None:
+    from pychat.store.conversations import CONTROL_COMPACT_AT
+
+    runner = HeldRunner()
+    store = ServerStore.open(tmp_path, tmp_path / "store.key", runner)
+    conv_d = defer.ensureDeferred(store.conversations.create("alice", "bob", envelope(), 1.0))
+    runner.release()
+    conv = conv_d.result
+    for seq in range(1, CONTROL_COMPACT_AT):
+        store.conversations.set_read_nowait(conv, "bob", seq)  # the last one starts compaction
+    runner.release_one() if runner.jobs else None  # the fsync the compaction waits for
+    before = conv.control
+    size_before = before.path.stat().st_size
+    assert conv.compacting is not None  # the rewrite is a job for the runner ...
+    assert before.path.stat().st_size == size_before  # ... not done on this thread
+    store.conversations.set_read_nowait(conv, "alice", 5)  # arrives during the compaction
+    epoch = defer.ensureDeferred(store.conversations.add_epoch(conv, envelope(2), 2.0))
+    runner.release()
+    assert epoch.called and conv.control is not before and conv.compacting is None
+    assert len(conv.control) < 10  # compacted
+    for c in store.conversations:
+        c.messages.close()
+        c.control.close()
+    again = ServerStore.open(tmp_path, tmp_path / "store.key", inline_runner).conversations.get(
+        conv.id
+    )
+    assert again is not None
+    assert again.read == {"bob": CONTROL_COMPACT_AT - 1, "alice": 5}
+    assert len(again.epochs) == 2

@@ -61,6 +61,8 @@ class Conversation:
     recent_ids: OrderedDict[tuple[str, str], dict[str, Any]] = field(default_factory=OrderedDict)
     #: Why the conversation is read-only (a damaged record), or None.
     damaged: str | None = None
+    #: While its control log is being compacted: the records waiting for the new log.
+    compacting: list[tuple[dict[str, Any], defer.Deferred[None]]] | None = None
 
     @property
     def last_seq(self) -> int:
@@ -82,6 +84,20 @@ class Conversation:
         self.recent_ids[key] = record
         while len(self.recent_ids) > RECENT_CLIENT_IDS:
             self.recent_ids.popitem(last=False)
+
+
+async def _shared(d: defer.Deferred[Conversation]) -> Conversation:
+    """Await ``d`` without taking its result from its other waiters."""
+    waiter: defer.Deferred[Conversation] = defer.Deferred()
+
+    def pass_on(result: Conversation | Failure) -> None:
+        if isinstance(result, Failure):
+            waiter.errback(result)
+        else:
+            waiter.callback(result)
+
+    d.addBoth(pass_on)
+    return await waiter
 
 
 def _pair(a: str, b: str) -> tuple[str, str]:
@@ -106,6 +122,7 @@ class ConversationStore:
         self._by_id: dict[str, Conversation] = {}
         self._by_pair: dict[tuple[str, str], Conversation] = {}
         self._by_user: dict[str, set[str]] = {}
+        self._creating: dict[tuple[str, str], defer.Deferred[Conversation]] = {}
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -196,36 +213,89 @@ class ConversationStore:
             msg.write_index()  # a crash before the next clean stop then costs a tail scan only
         self._index(conv)
         if conv.damaged is None:
-            self._maybe_compact(conv)
+            self._compact_at_start(conv)
 
-    def _maybe_compact(self, conv: Conversation) -> None:
-        """Rewrite a long control log as its current state (atomically: temp, fsync, rename).
-
-        Runs in the reactor thread between appends, so nothing can be appended meanwhile; the
-        old descriptor stays open until fsyncs already queued on it are done.
-        """
-        if len(conv.control) < CONTROL_COMPACT_AT:
-            return
+    def _compaction_records(self, conv: Conversation) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = [
             {"t": "open", "id": conv.id, "members": list(conv.members), "time": conv.created}
         ]
         records += [{"t": "epoch", "envelope": e} for e in conv.epochs]
         records += [{"t": "read", "user": u, "seq": s} for u, s in sorted(conv.read.items())]
-        path = conv.control.path
+        return records
+
+    def _rewrite(self, path: Path, records: list[dict[str, Any]]) -> SealedLog:
+        """Write ``records`` as the new log at ``path`` (temp, fsync, rename, fsync of the
+        directory) and open it.  Blocking: runs in a thread, or at start-up."""
         tmp = path.with_name(path.name + ".compact")
         try:
             SealedLog.write_fresh(path, self._sealer, "ctl", records, at=tmp)
             os.replace(tmp, path)
             fsync_dir(path.parent)
-        except OSError as exc:
-            # The original is intact until the rename; try again at a later marker.
-            tmp.unlink(missing_ok=True)
-            log.warn("could not compact {p} for now: {e}", p=str(path), e=exc)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # the original is intact until the rename
+            raise
+        return SealedLog.open(path, self._sealer, "ctl", on_cut=self._report_cut)
+
+    def _compact_at_start(self, conv: Conversation) -> None:
+        """Compaction while loading (nothing else runs yet)."""
+        if len(conv.control) < CONTROL_COMPACT_AT:
             return
+        try:
+            new = self._rewrite(conv.control.path, self._compaction_records(conv))
+        except OSError as exc:
+            log.warn("could not compact {p} for now: {e}", p=str(conv.control.path), e=exc)
+            return
+        conv.control.close()
+        conv.control = new
+
+    def _maybe_compact(self, conv: Conversation) -> None:
+        """Rewrite a long control log as its current state, in a thread.
+
+        Records that come meanwhile wait in memory (:meth:`_control_append`) and go to the new
+        log once it is in place, so nothing is acknowledged in a file that is being replaced.
+        """
+        if len(conv.control) < CONTROL_COMPACT_AT or conv.compacting is not None:
+            return
+        conv.compacting = []
         old = conv.control
-        conv.control = SealedLog.open(path, self._sealer, "ctl", on_cut=self._report_cut)
-        self.committer.durable(old).addBoth(lambda _: old.close())
-        log.info("compacted a conversation control log to {n} records", n=len(records))
+        records = self._compaction_records(conv)
+        # The old log's appends are all on disk before it is replaced.
+        d = defer.ensureDeferred(self._compact(conv, old, records))
+        d.addErrback(lambda f: log.failure("compaction failed", failure=f))
+
+    async def _compact(
+        self, conv: Conversation, old: SealedLog, records: list[dict[str, Any]]
+    ) -> None:
+        await self.committer.durable(old)
+        try:
+            new: SealedLog = await self._run(self._rewrite, old.path, records)
+        except OSError as exc:
+            log.warn("could not compact {p} for now: {e}", p=str(old.path), e=exc)
+            new = old
+        else:
+            conv.control = new
+            old.close()
+            log.info("compacted a conversation control log to {n} records", n=len(records))
+        waiting, conv.compacting = conv.compacting or [], None
+        for record, done in waiting:
+            try:
+                new.append(record)
+            except (StorageFailure, LogDamaged) as exc:
+                done.errback(exc)
+                continue
+            self.committer.durable(new).chainDeferred(done)
+
+    def _control_append(self, conv: Conversation, record: dict[str, Any]) -> defer.Deferred[None]:
+        """Append to the control log (or queue it during a compaction); fires when durable.
+
+        :raises StorageFailure: the write failed (not while compacting: then the Deferred fails).
+        """
+        if conv.compacting is not None:
+            done: defer.Deferred[None] = defer.Deferred()
+            conv.compacting.append((record, done))
+            return done
+        conv.control.append(record)
+        return self.committer.durable(conv.control)
 
     @staticmethod
     def _apply_control(conv: Conversation, record: dict[str, Any]) -> None:
@@ -288,7 +358,22 @@ class ConversationStore:
         members = _pair(a, b)
         if members in self._by_pair:
             raise ValueError("conversation exists")
-        ctl, msg = self._logs(self._names(*members))
+        if members in self._creating:  # the same pair, asked twice at once: one conversation
+            return await _shared(self._creating[members])
+        creating: defer.Deferred[Conversation] = defer.ensureDeferred(
+            self._create(members, envelope, now)
+        )
+        self._creating[members] = creating
+        try:
+            return await _shared(creating)
+        finally:
+            self._creating.pop(members, None)
+
+    async def _create(
+        self, members: tuple[str, str], envelope: dict[str, Any], now: float
+    ) -> Conversation:
+        # Opening (creating) the two files touches the disk: a thread's work.
+        ctl, msg = await self._run(self._logs, self._names(*members))
         conv = Conversation(conversation_id(*members), members, now, msg, ctl, last_activity=now)
         ctl.append({"t": "open", "id": conv.id, "members": list(members), "time": now})
         ctl.append({"t": "epoch", "envelope": envelope, "time": now})
@@ -299,17 +384,19 @@ class ConversationStore:
 
     async def add_epoch(self, conv: Conversation, envelope: dict[str, Any], now: float) -> None:
         """Append a key epoch."""
-        conv.control.append({"t": "epoch", "envelope": envelope, "time": now})
         conv.epochs.append(envelope)
-        await self.committer.durable(conv.control)
+        try:
+            await self._control_append(conv, {"t": "epoch", "envelope": envelope, "time": now})
+        except (StorageFailure, LogDamaged):
+            conv.epochs.pop()  # not stored: not there
+            raise
 
     async def set_read(self, conv: Conversation, username: str, seq: int) -> None:
         """Move ``username``'s read marker forward to ``seq``."""
         if seq <= conv.read.get(username, 0):
             return
         conv.read[username] = seq
-        conv.control.append({"t": "read", "user": username, "seq": seq})
-        await self.committer.durable(conv.control)
+        await self._control_append(conv, {"t": "read", "user": username, "seq": seq})
         self._maybe_compact(conv)
 
     def set_read_nowait(self, conv: Conversation, username: str, seq: int) -> None:
@@ -321,13 +408,11 @@ class ConversationStore:
         # error.  A marker that cannot be written now is kept in memory and saved with a later
         # one (a full disk must not fail a send that was stored).
         try:
-            conv.control.append({"t": "read", "user": username, "seq": seq})
+            saved = self._control_append(conv, {"t": "read", "user": username, "seq": seq})
         except (StorageFailure, LogDamaged) as exc:
             log.warn("read marker not saved for now: {e}", e=exc)
             return
-        self.committer.durable(conv.control).addErrback(
-            lambda f: log.warn("read marker not saved for now: {e}", e=f.value)
-        )
+        saved.addErrback(lambda f: log.warn("read marker not saved for now: {e}", e=f.value))
         self._maybe_compact(conv)
 
     def wait_durable(self, conv: Conversation) -> defer.Deferred[None]:
