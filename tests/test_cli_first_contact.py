@@ -301,7 +301,7 @@ async def test_a_too_long_message_says_the_limit(
 ) -> None:
     alice = await signed_up(server, tmp_path, "alice", PASSWORD)
     await signed_up(server, tmp_path / "bob", "bob", PASSWORD)
-    limit = int(alice.hello["limits"]["max_ciphertext"])
+    limit = int(alice.hello()["limits"]["max_ciphertext"])
     await alice.close()
     code = await pychat(
         monkeypatch, FakeStdin(tty=False), "send", "bob", "x" * limit, *common(server, tmp_path)

@@ -78,7 +78,7 @@ async def test_a_ca_signed_server_is_verified_and_nothing_is_pinned(tmp_path: Pa
         home = tmp_path / "home"
         good = ChatClient(ServerAddress("localhost", server.port), home, ca=ca_path)
         await good.connect()
-        assert good.hello["protocol"] == 1
+        assert good.hello()["protocol"] == 1
         await good.close()
         assert not (home / "known_servers.json").exists()
 

@@ -165,7 +165,7 @@ def test_any_message_body_is_checked_and_shown_safely(body: str, when: Any) -> N
         "epoch": 1,
         "ciphertext": hostile_ciphertext(body, when),
     }
-    shown = run_now(c._decrypt("dave", message))
+    shown = run_now(c.messaging.decrypt("dave", message))
     valid_time = isinstance(when, int | float) and 0 <= when <= 253402300799
     if not any("\ud800" <= ch <= "\udfff" for ch in body) and valid_time:
         assert shown.status == "verified" and shown.text == body

@@ -1,27 +1,24 @@
 """The client library: one logged-in user on one server, with end-to-end encryption.
 
-:class:`ChatClient` connects over TLS (pinning the server's certificate on first use, or
-checking it against a CA), logs in with SRP, keeps the keystore, checks every peer key against
-its pin, encrypts and signs what it sends, and verifies what it receives.  Slow work (KDF,
-RSA key generation) runs in threads, never on the reactor.  If the connection drops, it
-reconnects with backoff, logs in again and fetches what it missed.
-
-Nothing is ever shown as verified unless every check passed: a message that fails one comes
-out with ``status="rejected"`` and the reason.
+:class:`ChatClient` is the facade scripts, the CLI and the TUI use.  It owns the connection
+(TLS with the certificate pinned on first use or checked against a CA, ``hello``, SRP login,
+reconnecting with backoff on the injected reactor's clock) and the keystore, and hands the
+rest to collaborators that see only a small :class:`~pychat.client.context.ClientContext`:
+:class:`~pychat.client.peer_trust.PeerTrust` (peers' keys),
+:class:`~pychat.client.epochs.ConversationKeys` (epoch keys) and
+:class:`~pychat.client.messaging.Messaging` (send and read).  Pushes are dispatched by a table.
+Slow work (KDF, RSA key generation) runs in threads, never on the reactor.
 """
 
 from __future__ import annotations
 
 import inspect
-import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from twisted.internet import defer, task, threads
 from twisted.internet import reactor as default_reactor
@@ -33,6 +30,20 @@ from twisted.python.failure import Failure
 from pychat.client import auth
 from pychat.client.address import ServerAddress
 from pychat.client.device_tokens import DeviceTokens
+from pychat.client.epochs import ConversationKeys
+from pychat.client.errors import (
+    CertificateChanged,
+    ClientError,
+    ConnectError,
+    MessageTooLong,
+    NotPyChatServer,
+    PeerKeyChanged,
+    ReplyTimeout,
+    TrustError,
+    UnsendableText,
+    check_sendable,
+)
+from pychat.client.events import ChatMessage, ClientEvent, SafetyNumbers
 from pychat.client.keystore import (
     KeystoreData,
     KeystoreFile,
@@ -40,18 +51,10 @@ from pychat.client.keystore import (
     make_key_backup,
     open_key_backup,
 )
+from pychat.client.messaging import Messaging
+from pychat.client.peer_trust import PeerTrust
 from pychat.client.pins import ServerPins
 from pychat.client.protocol import ClientProtocol, ConnectionClosed, RemoteError
-from pychat.crypto.e2e import (
-    LATEST_TIME,
-    E2EError,
-    b64d,
-    make_envelope,
-    open_envelope,
-    open_message,
-    safety_number,
-    seal_message,
-)
 from pychat.crypto.identity import (
     IdentityKeyError,
     IdentityKeyPair,
@@ -66,6 +69,12 @@ from pychat.tls import certificate_fingerprint
 from pychat.usernames import normal_form
 from pychat.wire.ids import conversation_id
 
+__all__ = [
+    "CertificateChanged", "ChatClient", "ChatMessage", "ClientError", "ClientEvent",
+    "ConnectError", "MessageTooLong", "NotPyChatServer", "PeerKeyChanged", "ReplyTimeout",
+    "SafetyNumbers", "Timeouts", "TrustError", "UnsendableText", "check_sendable",
+]  # fmt: skip
+
 log = Logger(namespace="pychat.client")
 
 #: Seconds a request may take before the client gives up on it.
@@ -76,44 +85,6 @@ KEY_BACKUP_LIMIT = 16384
 RECONNECT_MAX_DELAY = 30.0
 
 
-class ClientError(Exception):
-    """A client-side failure with a message for the user."""
-
-
-class ConnectError(ClientError):
-    """No usable connection: TCP connect or the TLS handshake failed or timed out."""
-
-
-class NotPyChatServer(ConnectError):
-    """The TLS server did not answer ``hello`` as a pyChat server does."""
-
-
-class MessageTooLong(ClientError):
-    """The message is larger than the server's ``max_ciphertext`` allows (the limit is said)."""
-
-
-class UnsendableText(ClientError):
-    """The text cannot be sent as it is (it is not valid Unicode text); nothing was sent."""
-
-
-def check_sendable(text: str) -> None:
-    """Refuse text that is not valid Unicode (lone surrogates, e.g. from bytes that were not
-    UTF-8): it could not be encoded, and would otherwise fail deep inside the encryption.
-
-    :raises UnsendableText: naming the first bad position.
-    """
-    for index, ch in enumerate(text):
-        if "\ud800" <= ch <= "\udfff":
-            raise UnsendableText(
-                f"the message is not valid text: position {index} holds a lone surrogate "
-                f"<U+{ord(ch):04X}> (was the input valid UTF-8?); nothing was sent"
-            )
-
-
-class ReplyTimeout(ClientError):
-    """The server did not answer a request in time."""
-
-
 @dataclass(frozen=True)
 class Timeouts:
     """Seconds to wait for a TCP connection, the TLS handshake, and each reply."""
@@ -121,111 +92,6 @@ class Timeouts:
     connect: float = 10.0
     handshake: float = 10.0
     request: float = REQUEST_TIMEOUT
-
-
-class TrustError(ClientError):
-    """A certificate or key does not match what was pinned."""
-
-
-class CertificateChanged(TrustError):
-    """The server presented another certificate than the pinned one; nothing was sent."""
-
-    def __init__(self, server: str, pinned: str, presented: str) -> None:
-        super().__init__(
-            f"DANGER: the certificate of {server} has CHANGED.\n"
-            f"  pinned:    {pinned}\n"
-            f"  presented: {presented}\n"
-            "Someone may be impersonating the server, or its operator replaced the certificate.\n"
-            "Nothing was sent. Ask the operator for the new fingerprint (printed when the server\n"
-            "starts) and, only if it matches, accept it with:\n"
-            f"  pychat accept-server {server} {presented}"
-        )
-        self.server, self.pinned, self.presented = server, pinned, presented
-
-
-class PeerKeyChanged(TrustError):
-    """A peer's identity key differs from the pinned one; sending is blocked until accepted."""
-
-    def __init__(self, peer: str, pinned: str, current: str, chain_ok: bool) -> None:
-        how = (
-            "the change is signed by their previous key"
-            if chain_ok
-            else "the change is NOT signed by their previous key"
-        )
-        super().__init__(
-            f"WARNING: {peer}'s identity key has CHANGED ({how}).\n"
-            f"  pinned:  {pinned}\n  current: {current}\n"
-            f"Sending to {peer} is blocked. Compare safety numbers with {peer} "
-            f"(pychat verify {peer}); if they match, accept the new key with: "
-            f"pychat trust {peer}"
-        )
-        self.peer, self.pinned, self.current, self.chain_ok = peer, pinned, current, chain_ok
-
-
-@dataclass(frozen=True)
-class ChatMessage:
-    """A message as the user sees it.  ``text`` is None unless ``status`` is ``verified``."""
-
-    conversation: str
-    peer: str
-    seq: int
-    sender: str
-    time: float
-    status: str  # "verified" or "rejected"
-    text: str | None = None
-    reason: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """For ``pychat read --json``."""
-        return {
-            "conversation": self.conversation,
-            "peer": self.peer,
-            "seq": self.seq,
-            "sender": self.sender,
-            "time": self.time,
-            "status": self.status,
-            "text": self.text,
-            "reason": self.reason,
-        }
-
-
-@dataclass(frozen=True)
-class SafetyNumbers:
-    """What ``/verify`` shows: the number with the peer's current key and, while a key change
-    is pending, the number with the key pinned before it."""
-
-    current: str
-    pinned: str | None
-    verified: bool
-    pending: bool
-
-
-@dataclass
-class ClientEvent:
-    """Something that happened: ``kind`` is ``message``, ``presence``, ``read``,
-    ``keys_changed`` (an unsigned change: ``user``, ``warning``, ``old_safety``,
-    ``new_safety``), ``keys_rotated`` (a signed rotation: ``user``, ``verified``), ``notice``
-    (``text``), ``connection`` (state changes) or ``conversation``."""
-
-    kind: str
-    data: dict[str, Any] = field(default_factory=dict)
-    message: ChatMessage | None = None
-
-
-def _message_fields(message: Any) -> tuple[str, str, int, float]:
-    """(conversation, sender, seq, time) of a message object from the server, with harmless
-    stand-ins for whatever is missing or of the wrong type (it is then shown as rejected)."""
-    if not isinstance(message, dict):
-        message = {}
-    conv, sender, seq, sent = (message.get(k) for k in ("conversation", "sender", "seq", "time"))
-    return (
-        conv if isinstance(conv, str) else "?",
-        sender if isinstance(sender, str) else "?",
-        seq if isinstance(seq, int) and not isinstance(seq, bool) else 0,
-        float(sent)
-        if isinstance(sent, int | float) and not isinstance(sent, bool) and 0 <= sent <= LATEST_TIME
-        else 0.0,
-    )
 
 
 class ChatClient:
@@ -256,24 +122,22 @@ class ChatClient:
         self.reactor = reactor or default_reactor
         self.pins = ServerPins(home)
         self.proto: ClientProtocol | None = None
-        self.hello: dict[str, Any] = {}
+        self.hello_reply: dict[str, Any] = {}
         self.srp: SrpParams | None = None
         self.username: str | None = None
         self.keystore: KeystoreFile | None = None
         self.data: KeystoreData | None = None
         self.server_fingerprint: str | None = None
         self.listeners: list[Callable[[ClientEvent], None]] = []
-        self.last_seen: dict[str, int] = {}
         self._password: str | None = None
         self._closing = False
         self._reconnecting = False
         self.state = "disconnected"
         self.timeouts = timeouts or Timeouts(request=request_timeout)
         self._server_name: str | None = None
-        #: Highest epoch seen on the server per conversation, and epochs whose envelope is
-        #: wrapped only for identity keys this device does not have.
-        self._epochs_on_server: dict[str, int] = {}
-        self._unreadable: set[tuple[str, str]] = set()
+        self.trust_store = PeerTrust(self)
+        self.keys = ConversationKeys(self, self.trust_store)
+        self.messaging = Messaging(self, self.trust_store, self.keys)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -283,7 +147,8 @@ class ChatClient:
         first pinned under (so another address of the same server finds the same keystore)."""
         return self._server_name or str(self.address)
 
-    def _emit(self, event: ClientEvent) -> None:
+    def emit(self, event: ClientEvent) -> None:
+        """Tell every listener (exceptions in one are logged, never raised here)."""
         for listener in list(self.listeners):
             try:
                 listener(event)
@@ -292,7 +157,7 @@ class ChatClient:
 
     def _set_state(self, state: str, **extra: Any) -> None:
         self.state = state
-        self._emit(ClientEvent("connection", {"state": state, **extra}))
+        self.emit(ClientEvent("connection", {"state": state, **extra}))
 
     async def request(self, op: str, **fields: Any) -> dict[str, Any]:
         """One request with a timeout; raises RemoteError, ConnectionClosed or TimeoutError."""
@@ -307,12 +172,17 @@ class ChatClient:
                 f"the server did not answer {op} within {self.timeouts.request:g} s"
             ) from None
 
-    def _require_login(self) -> tuple[str, KeystoreData]:
+    def require_login(self) -> tuple[str, KeystoreData]:
+        """(this user's name, the open keystore).
+
+        :raises ClientError: not logged in.
+        """
         if self.username is None or self.data is None:
             raise ClientError("not logged in")
         return self.username, self.data
 
-    async def _save(self) -> None:
+    async def save(self) -> None:
+        """Write the keystore, in a thread."""
         if self.keystore is not None and self.data is not None:
             await threads.deferToThread(self.keystore.save, self.data)
 
@@ -356,8 +226,8 @@ class ChatClient:
         proto.on_event = self._on_push
         proto.closed_d.addCallback(lambda _: self._lost(proto))
         try:
-            self.hello = await self.request("hello", version=1, client="pychat")
-            self.srp = auth.srp_params_from_hello(self.hello)
+            self.hello_reply = await self.request("hello", version=1, client="pychat")
+            self.srp = auth.srp_params_from_hello(self.hello_reply)
         except (ClientError, ConnectionClosed, RemoteError, auth.AuthError) as exc:
             proto.close()
             self._set_state("disconnected")
@@ -410,7 +280,7 @@ class ChatClient:
             if known_as is not None:
                 self.pins.pin(typed, fingerprint, same_as=known_as)
                 notice = f"{typed} is the same server as {known_as}"
-                self._emit(ClientEvent("notice", {"text": notice}))
+                self.emit(ClientEvent("notice", {"text": notice}))
             else:
                 decision = self.on_new_server(typed, fingerprint)
                 if inspect.isawaitable(decision):
@@ -475,11 +345,11 @@ class ChatClient:
     async def catch_up(self) -> None:
         """Fetch what arrived while disconnected and emit it as message events."""
         for conv in await self.conversations():
-            since = self.last_seen.get(conv["conversation"])
+            since = self.messaging.last_seen.get(conv["conversation"])
             if since is None or conv["last_seq"] <= since:
                 continue
             for message in await self.read(conv["peer"], since=since):
-                self._emit(ClientEvent("message", message=message))
+                self.emit(ClientEvent("message", message=message))
 
     # -- accounts ------------------------------------------------------------------------------
 
@@ -552,7 +422,7 @@ class ChatClient:
             except WrongPassword:
                 # The password changed on another device: rebuild from the server's backup
                 # and keep the old file aside (it opens with the old password).
-                aside = keystore.path.with_suffix(f".old-{int(time.time())}")
+                aside = keystore.path.with_suffix(f".old-{int(self.now())}")
                 keystore.path.rename(aside)
                 log.warn("keystore locked with an older password moved to {p}", p=str(aside))
                 self.data = await self._recover(keystore, password)
@@ -561,7 +431,7 @@ class ChatClient:
         self.keystore = keystore
         self._password = password
         self._set_state("online")
-        await self.check_peer_keys()
+        await self.trust_store.check_peer_keys()
 
     async def _recover(self, keystore: KeystoreFile, password: str) -> KeystoreData:
         """A new keystore from the server's key backup (a new machine)."""
@@ -588,7 +458,7 @@ class ChatClient:
 
     async def change_password(self, old: str, new: str, *, kdf: KdfParams | None = None) -> None:
         """Change the password on the server, the key backup and the local keystore."""
-        me, data = self._require_login()
+        me, data = self.require_login()
         assert self.srp is not None and self.keystore is not None  # noqa: S101
         backup = await threads.deferToThread(make_key_backup, data.identities, me, new, kdf)
         try:
@@ -598,7 +468,7 @@ class ChatClient:
         except auth.AuthError as exc:
             raise TrustError(str(exc)) from None
         await threads.deferToThread(self.keystore.set_password, new, kdf)
-        await self._save()
+        await self.save()
         self._password = new
 
     async def rotate_identity(self) -> str:
@@ -607,7 +477,7 @@ class ChatClient:
         beside the old ones (old messages stay readable), then a new conversation key in
         every conversation.  Returns the new fingerprint.
         """
-        me, data = self._require_login()
+        me, data = self.require_login()
         assert self._password is not None  # noqa: S101 - set by login
         new = await threads.deferToThread(IdentityKeyPair.generate)
         entry = await self.request("get_keys", username=me)
@@ -620,7 +490,7 @@ class ChatClient:
             "rotate_keys", public_keys=new.public().to_json(), signature=b64encode(signature)
         )
         data.identities = identities
-        await self._save()
+        await self.save()
         await self.request("set_key_backup", key_backup=backup)
         for conv in await self.conversations():
             peer = conv.get("peer")
@@ -636,7 +506,7 @@ class ChatClient:
         self, identities: list[IdentityKeyPair], me: str, password: str
     ) -> str:
         """The key backup of as many identities (newest first) as the server's limit takes."""
-        limit = int(self.hello.get("limits", {}).get("max_key_backup", 0) or KEY_BACKUP_LIMIT)
+        limit = int(self.hello_reply.get("limits", {}).get("max_key_backup", 0) or KEY_BACKUP_LIMIT)
         keep = list(identities)
         while True:
             backup = await threads.deferToThread(make_key_backup, keep, me, password, None)
@@ -646,474 +516,85 @@ class ChatClient:
                 return backup
             keep.pop()
 
-    # -- peers and trust -----------------------------------------------------------------------
+    # -- ClientContext --------------------------------------------------------------------------
 
-    def _accepted(self, data: KeystoreData, peer: str) -> list[PublicIdentity]:
-        pin = data.pins.get(peer)
-        if not pin:
-            return []
-        return [parse_public_identity(k) for k in pin["accepted"].values()]
+    def hello(self) -> dict[str, Any]:
+        """The server's ``hello`` reply."""
+        return self.hello_reply
+
+    def now(self) -> float:
+        """Seconds since the epoch, from the reactor's clock (a fake one in tests)."""
+        return float(self.reactor.seconds())
+
+    # -- peers and trust (PeerTrust) -----------------------------------------------------------
 
     async def peer_identity(self, peer: str) -> PublicIdentity:
-        """The peer's current identity, checked against its pin (pinned on first use).
-
-        A change signed by the pinned key (a valid ``key_history`` chain) is accepted at once,
-        keeps the verified mark, and emits ``keys_rotated``.  Any other change becomes a
-        pending change (``keys_changed`` with both safety numbers is emitted the first time
-        it is seen) and raises.
-
-        :raises PeerKeyChanged: the directory shows another key, not signed by the pinned one;
-            sending stays blocked until :meth:`trust` accepts it.
-        """
-        _, data = self._require_login()
-        peer = normal_form(peer)
-        entry = await self.request("get_keys", username=peer)
-        try:
-            current = parse_public_identity(entry["public_keys"])
-        except (IdentityKeyError, KeyError, TypeError) as exc:
-            raise TrustError(f"the server lists malformed keys for {peer}: {exc}") from None
-        fingerprint = current.fingerprint()
-        pin = data.pins.get(peer)
-        if pin is None:
-            data.pins[peer] = {
-                "fingerprint": fingerprint,
-                "key_version": entry.get("key_version", 1),
-                "verified": False,
-                "accepted": {fingerprint: current.to_json()},
-                "pending": None,
-            }
-            await self._save()
-            return current
-        if pin["fingerprint"] == fingerprint:
-            return current
-        pinned = pin["fingerprint"]
-        if await self._chain_ok(peer, pinned, fingerprint):
-            pin["accepted"][fingerprint] = current.to_json()
-            pin["fingerprint"], pin["pending"] = fingerprint, None
-            pin["key_version"] = entry.get("key_version", pin.get("key_version", 1))
-            await self._save()
-            self._emit(
-                ClientEvent("keys_rotated", {"user": peer, "verified": bool(pin.get("verified"))})
-            )
-            return current
-        first_sight = (pin.get("pending") or {}).get("fingerprint") != fingerprint
-        if first_sight:
-            pin["pending"] = {
-                "fingerprint": fingerprint,
-                "public_keys": current.to_json(),
-                "chain_ok": False,
-            }
-            await self._save()
-        change = PeerKeyChanged(peer, pinned, fingerprint, False)
-        if first_sight:
-            mine = self.my_fingerprint()
-            self._emit(
-                ClientEvent(
-                    "keys_changed",
-                    {
-                        "user": peer,
-                        "warning": str(change),
-                        "old_safety": safety_number(mine, pinned),
-                        "new_safety": safety_number(mine, fingerprint),
-                    },
-                )
-            )
-        raise change
-
-    async def check_peer_keys(self) -> None:
-        """Look up every pinned peer's key now (at login), so a change shows before anyone
-        types; each change found is emitted as an event."""
-        _, data = self._require_login()
-        for peer in list(data.pins):
-            try:
-                await self.peer_identity(peer)
-            except PeerKeyChanged:
-                pass
-            except (RemoteError, TrustError) as exc:
-                log.info("checking {p}'s key: {e}", p=peer, e=exc)
-
-    async def _chain_ok(self, peer: str, pinned: str, current: str) -> bool:
-        """Whether key_history links ``pinned`` to ``current`` by signatures of each old key."""
-        history = (await self.request("key_history", username=peer)).get("history", [])
-        try:
-            start = next(i for i, h in enumerate(history) if h["fingerprint"] == pinned)
-        except (StopIteration, KeyError, TypeError):
-            return False
-        previous = parse_public_identity(history[start]["public_keys"])
-        for entry in history[start + 1 :]:
-            try:
-                identity = parse_public_identity(entry["public_keys"])
-                statement = rotation_statement(peer, entry["key_version"], identity.fingerprint())
-                previous.signing_key.verify(
-                    b64d(entry["signature"], "rotation signature"), statement
-                )
-            except (IdentityKeyError, E2EError, InvalidSignature, KeyError, TypeError):
-                return False
-            previous = identity
-        return previous.fingerprint() == current
-
-    async def _pin_if_new(self, peer: str) -> None:
-        """Pin a peer seen for the first time (receiving never blocks on a changed key)."""
-        _, data = self._require_login()
-        if peer not in data.pins:
-            try:
-                await self.peer_identity(peer)
-            except PeerKeyChanged:
-                pass
+        """The peer's current identity, checked against its pin (see :class:`PeerTrust`)."""
+        return await self.trust_store.peer_identity(peer)
 
     async def trust(self, peer: str) -> str:
-        """Accept the peer's current key after a change, *without* marking it verified (compare
-        safety numbers, then :meth:`mark_verified`), and start a new conversation key wrapped
-        for the new key so both sides can read at once.  Returns the accepted fingerprint.
-        """
-        _, data = self._require_login()
-        peer = normal_form(peer)
-        try:
-            current = await self.peer_identity(peer)
-        except PeerKeyChanged as exc:
-            pin = data.pins[peer]
-            pending = pin["pending"]
-            pin["accepted"][pending["fingerprint"]] = pending["public_keys"]
-            pin["fingerprint"] = exc.current
-            pin["pending"] = None
-            pin["verified"] = False
-            await self._save()
-            current = parse_public_identity(pending["public_keys"])
-            if conversation_id(self._require_login()[0], peer) in data.conversation_keys:
-                await self.rotate(peer)
-        return current.fingerprint()
+        """Accept the peer's current key after a change, *without* marking it verified, and
+        start a new conversation key wrapped for it so both sides can read at once.  Returns
+        the accepted fingerprint."""
+        fingerprint, changed = await self.trust_store.accept(peer)
+        me, data = self.require_login()
+        if changed and conversation_id(me, normal_form(peer)) in data.conversation_keys:
+            await self.keys.rotate(normal_form(peer))
+        return fingerprint
 
     async def mark_verified(self, peer: str) -> None:
-        """Mark the peer verified (after the user compared safety numbers).
-
-        :raises PeerKeyChanged: a key change is pending: accept it with :meth:`trust` first.
-        """
-        _, data = self._require_login()
-        peer = normal_form(peer)
-        await self.peer_identity(peer)
-        data.pins[peer]["verified"] = True
-        await self._save()
+        """Mark the peer verified (after comparing safety numbers)."""
+        await self.trust_store.mark_verified(peer)
 
     def peer_trust(self, peer: str) -> tuple[bool, bool]:
-        """(marked verified, key changed and not yet accepted) for ``peer``, from the pins."""
-        _, data = self._require_login()
-        pin = data.pins.get(normal_form(peer)) or {}
-        return bool(pin.get("verified")), bool(pin.get("pending"))
+        """(marked verified, key change pending) for ``peer``."""
+        return self.trust_store.peer_trust(peer)
 
     def my_fingerprint(self) -> str:
         """This user's identity fingerprint."""
-        _, data = self._require_login()
-        return data.identity.public().fingerprint()
+        return self.trust_store.my_fingerprint()
 
     async def safety_number(self, peer: str) -> tuple[str, bool]:
-        """The pair's safety number and whether the peer is marked verified.
-
-        :raises PeerKeyChanged: while a change is pending (use :meth:`safety_numbers`).
-        """
-        info = await self.safety_numbers(peer)
-        if info.pending:
-            await self.peer_identity(peer)  # raises PeerKeyChanged
-        return info.current, info.verified
+        """The pair's safety number and whether the peer is marked verified."""
+        return await self.trust_store.safety_number(peer)
 
     async def safety_numbers(self, peer: str) -> SafetyNumbers:
-        """The safety number with the peer's current key, and while a change is pending, the
-        one with the key pinned before it; never raises for a pending change."""
-        _, data = self._require_login()
-        peer = normal_form(peer)
-        try:
-            await self.peer_identity(peer)
-        except PeerKeyChanged:
-            pass
-        pin = data.pins[peer]
-        mine = self.my_fingerprint()
-        pending = pin.get("pending")
-        current = pending["fingerprint"] if pending else pin["fingerprint"]
-        return SafetyNumbers(
-            current=safety_number(mine, current),
-            pinned=safety_number(mine, pin["fingerprint"]) if pending else None,
-            verified=bool(pin.get("verified")),
-            pending=bool(pending),
-        )
+        """Both safety numbers while a change is pending (see :class:`PeerTrust`)."""
+        return await self.trust_store.safety_numbers(peer)
 
-    # -- conversations -------------------------------------------------------------------------
-
-    def _members(self, peer: str) -> tuple[str, str]:
-        me, _ = self._require_login()
-        low, high = sorted((me, peer))
-        return (low, high)
-
-    async def _open_envelopes(self, conv: str, peer: str, envelopes: list[Any]) -> None:
-        me, data = self._require_login()
-        keys = data.conversation_keys.setdefault(conv, {})
-        changed = False
-        for envelope in envelopes:
-            epoch = str(envelope.get("epoch")) if isinstance(envelope, dict) else "?"
-            if epoch.isdigit():
-                self._epochs_on_server[conv] = max(self._epochs_on_server.get(conv, 0), int(epoch))
-            if epoch in keys:
-                continue
-            creator = envelope.get("creator") if isinstance(envelope, dict) else None
-            if creator == me:
-                candidates = [k.public() for k in data.identities]
-            else:
-                candidates = self._accepted(data, peer)
-            last_error: E2EError | None = None
-            for identity in candidates:
-                try:
-                    opened = open_envelope(
-                        envelope,
-                        conversation=conv,
-                        me=me,
-                        my_keys=data.identities,
-                        members=self._members(peer),
-                        creator_identity=identity,
-                    )
-                except E2EError as exc:
-                    last_error = exc
-                    continue
-                keys[str(opened.epoch)] = opened.key.decode()
-                changed = True
-                break
-            else:
-                if last_error is not None and "not wrapped for any of my keys" in str(last_error):
-                    self._unreadable.add((conv, epoch))
-                log.warn("refused key envelope {e} of {c}: {r}", e=epoch, c=conv, r=last_error)
-        if changed:
-            await self._save()
+    # -- conversations (ConversationKeys, Messaging) -------------------------------------------
 
     async def open_conversation(self, peer: str) -> str:
-        """The conversation with ``peer`` (created, with epoch 1, if new); its keys loaded.
-
-        If no key envelope of the conversation can be opened here (this device's keys are
-        newer than every epoch, after a re-registration), a new epoch is started for both
-        sides' current keys, so the conversation goes on.
-        """
-        me, data = self._require_login()
-        peer = normal_form(peer)
-        identity = await self.peer_identity(peer)
-        conv = conversation_id(me, peer)
-        if data.conversation_keys.get(conv):
-            return conv
-        key = Fernet.generate_key()
-        envelope = make_envelope(
-            conv, 1, me, data.identity, {me: data.identity.public(), peer: identity}, key
-        )
-        reply = await self.request("open_conversation", peer=peer, envelope=envelope)
-        await self._open_envelopes(conv, peer, reply["envelopes"])
-        if not data.conversation_keys.get(conv):
-            await self._start_epoch(conv, peer, identity)
-            self._emit(
-                ClientEvent(
-                    "notice",
-                    {
-                        "user": peer,
-                        "text": f"started a new key with {peer}: the earlier ones are not "
-                        "readable on this device",
-                    },
-                )
-            )
-        return conv
-
-    async def _refresh_epochs(self, conv: str, peer: str) -> None:
-        await self._pin_if_new(peer)
-        reply = await self.request("epochs", conversation=conv)
-        await self._open_envelopes(conv, peer, reply["envelopes"])
-
-    async def _start_epoch(self, conv: str, peer: str, identity: PublicIdentity) -> int:
-        """Add the next epoch, wrapped for both current keys; retry once if the peer added
-        one at the same moment."""
-        me, data = self._require_login()
-        for attempt in (1, 2):
-            epoch = self._epochs_on_server.get(conv, 0) + 1
-            key = Fernet.generate_key()
-            envelope = make_envelope(
-                conv, epoch, me, data.identity, {me: data.identity.public(), peer: identity}, key
-            )
-            try:
-                await self.request("add_epoch", conversation=conv, envelope=envelope)
-            except RemoteError as exc:
-                if exc.code != "bad_epoch" or attempt == 2:
-                    raise
-                await self._refresh_epochs(conv, peer)
-                continue
-            self._epochs_on_server[conv] = epoch
-            data.conversation_keys.setdefault(conv, {})[str(epoch)] = key.decode()
-            await self._save()
-            return epoch
-        raise AssertionError("not reached")  # pragma: no cover
+        """The conversation with ``peer`` (created if new); its keys loaded."""
+        return await self.keys.open_conversation(peer)
 
     async def rotate(self, peer: str) -> int:
-        """Start a new key epoch in the conversation with ``peer``; return its number."""
-        peer = normal_form(peer)
-        conv = await self.open_conversation(peer)
-        identity = await self.peer_identity(peer)
-        await self._refresh_epochs(conv, peer)
-        return await self._start_epoch(conv, peer, identity)
+        """Start a new key epoch with ``peer``; return its number."""
+        return await self.keys.rotate(peer)
 
     async def send(self, peer: str, text: str) -> int:
-        """Encrypt, sign and send ``text`` to ``peer``; return its sequence number.
-
-        :raises PeerKeyChanged: the peer's key changed and was not accepted yet.
-        """
-        me, data = self._require_login()
-        check_sendable(text)
-        peer = normal_form(peer)
-        conv = await self.open_conversation(peer)
-        await self.peer_identity(peer)
-        keys = data.conversation_keys[conv]
-        epoch = max(int(e) for e in keys)
-        counter, reserved = data.next_counter()
-        if reserved:
-            await self._save()  # the block is on disk before any counter of it is used
-        inner = {
-            "v": 1,
-            "sender": me,
-            "device": data.device_id,
-            "recipient": peer,
-            "conversation": conv,
-            "epoch": epoch,
-            "counter": counter,
-            "time": time.time(),
-            "body": text,
-        }
-        ciphertext = seal_message(keys[str(epoch)].encode(), data.identity, inner)
-        max_len = int(self.hello.get("limits", {}).get("max_ciphertext", 0) or 0)
-        if max_len and len(ciphertext) > max_len:
-            about = len(text) * max_len // len(ciphertext)
-            raise MessageTooLong(
-                f"message too long: {len(text)} characters make {len(ciphertext)} bytes of "
-                f"ciphertext; this server takes at most {max_len} bytes of ciphertext, "
-                f"about {about} characters like these"
-            )
-        reply = await self.request(
-            "send",
-            conversation=conv,
-            epoch=epoch,
-            ciphertext=ciphertext,
-            client_id=f"{data.device_id}-{counter}",
-        )
-        seq = int(reply["seq"])
-        self.last_seen[conv] = max(self.last_seen.get(conv, 0), seq)
-        return seq
-
-    async def _decrypt(self, peer: str, message: Any) -> ChatMessage:
-        me, data = self._require_login()
-        fields = _message_fields(message)
-        conv, sender, seq, sent = fields
-
-        def rejected(reason: str) -> ChatMessage:
-            return ChatMessage(conv, peer, seq, sender, sent, "rejected", None, reason)
-
-        if not isinstance(message, dict) or not isinstance(message.get("ciphertext"), str):
-            return rejected("the server sent a malformed message")
-        if not isinstance(message.get("epoch"), int) or isinstance(message.get("epoch"), bool):
-            return rejected("the server sent a message without a valid epoch")
-        if sender not in (me, peer):
-            return rejected(f"sender {sender!r} is not a member of this conversation")
-        epoch = message.get("epoch")
-        keys = data.conversation_keys.get(conv, {})
-        if (conv, str(epoch)) in self._unreadable:
-            return rejected(f"sent before {me}'s key change (unreadable on this device)")
-        if str(epoch) not in keys:
-            await self._refresh_epochs(conv, peer)
-            keys = data.conversation_keys.get(conv, {})
-            if str(epoch) not in keys:
-                if (conv, str(epoch)) in self._unreadable:
-                    return rejected(f"sent before {me}'s key change (unreadable on this device)")
-                return rejected(f"no trusted key for epoch {epoch}")
-        if sender == me:
-            identities = [k.public() for k in data.identities]
-        else:
-            identities = self._accepted(data, peer)
-        recipient = peer if sender == me else me
-        opened = None
-        reason = "no trusted key of the sender"
-        for identity in identities:
-            try:
-                opened = open_message(
-                    message["ciphertext"],
-                    keys[str(epoch)].encode(),
-                    sender=sender,
-                    sender_identity=identity,
-                    recipient=recipient,
-                    conversation=conv,
-                    epoch=int(epoch),  # type: ignore[arg-type]
-                )
-                break
-            except E2EError as exc:
-                reason = str(exc)
-        if opened is None:
-            pending = (data.pins.get(peer) or {}).get("pending") if sender == peer else None
-            if pending:
-                reason += (
-                    f" ({peer}'s key changed: compare safety numbers, then pychat trust {peer})"
-                )
-            return rejected(reason)
-        problem = data.check_counter(conv, sender, opened.device, seq, opened.counter)
-        if problem:
-            return rejected(problem)
-        return ChatMessage(conv, peer, seq, sender, opened.time, "verified", opened.body, None)
-
-    async def _decrypt_all(self, peer: str, messages: list[dict[str, Any]]) -> list[ChatMessage]:
-        out = [await self._decrypt(peer, m) for m in messages]
-        if out:
-            conv = out[0].conversation
-            self.last_seen[conv] = max(self.last_seen.get(conv, 0), max(m.seq for m in out))
-            await self._save()
-        return out
+        """Encrypt, sign and send ``text`` to ``peer``; return its sequence number."""
+        return await self.messaging.send(peer, text)
 
     async def read(
         self, peer: str, *, since: int = 0, limit: int | None = None
     ) -> list[ChatMessage]:
-        """Messages with seq > ``since`` (all of them, or the first ``limit``), checked."""
-        me, _ = self._require_login()
-        peer = normal_form(peer)
-        conv = conversation_id(me, peer)
-        try:
-            await self._refresh_epochs(conv, peer)
-        except RemoteError as exc:
-            if exc.code == "unknown_conversation":
-                return []
-            raise
-        collected: list[dict[str, Any]] = []
-        after = since
-        while limit is None or len(collected) < limit:
-            page_size = 100 if limit is None else min(100, limit - len(collected))
-            page = await self.request("history", conversation=conv, after=after, limit=page_size)
-            collected += page["messages"]
-            if not page["has_more"] or not page["messages"]:
-                break
-            after = page["messages"][-1]["seq"]
-        return await self._decrypt_all(peer, collected)
+        """Messages with seq > ``since``, checked."""
+        return await self.messaging.read(peer, since=since, limit=limit)
 
     async def older(
         self, peer: str, before: int, limit: int = 50
     ) -> tuple[list[ChatMessage], bool]:
-        """Messages older than ``before`` (the newest if 0), and whether older ones exist."""
-        me, _ = self._require_login()
-        peer = normal_form(peer)
-        conv = conversation_id(me, peer)
-        fields: dict[str, Any] = {"conversation": conv, "limit": limit}
-        if before:
-            fields["before"] = before
-        try:
-            page = await self.request("history", **fields)
-        except RemoteError as exc:
-            if exc.code == "unknown_conversation":
-                return [], False
-            raise
-        return await self._decrypt_all(peer, page["messages"]), bool(page["has_more"])
+        """Messages older than ``before``, and whether older ones exist."""
+        return await self.messaging.older(peer, before, limit)
 
     async def mark_read(self, peer: str, seq: int) -> None:
         """Everything up to ``seq`` with ``peer`` has been read (on every device)."""
-        me, _ = self._require_login()
-        await self.request(
-            "mark_read", conversation=conversation_id(me, normal_form(peer)), seq=seq
-        )
+        await self.messaging.mark_read(peer, seq)
 
     async def conversations(self) -> list[dict[str, Any]]:
         """Summaries of this user's conversations, most recent first."""
-        return list((await self.request("conversations"))["conversations"])
+        return await self.messaging.conversations()
 
     # -- pushes --------------------------------------------------------------------------------
 
@@ -1127,26 +608,37 @@ class ChatClient:
 
     async def _handle_push(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
-        if kind == "message" and self.username is not None:
-            sender = event.get("sender")
-            conv = event.get("conversation")
-            peer = sender if sender != self.username else None
-            if peer is None:
-                peer = next(
-                    (c["peer"] for c in await self.conversations() if c["conversation"] == conv),
-                    None,
-                )
-            if peer is None:
-                return
-            (message,) = await self._decrypt_all(str(peer), [event])
-            self._emit(ClientEvent("message", dict(event), message))
-        elif kind == "keys_changed":
-            peer = event.get("user")
-            if not isinstance(peer, str) or peer == self.username:
-                return
-            with suppress(PeerKeyChanged):  # peer_identity emitted what the user must see
-                await self.peer_identity(peer)
-        elif kind == "closing":
-            self._emit(ClientEvent("connection", {"state": "closing", **event}))
+        handler = self._PUSHES.get(kind) if isinstance(kind, str) else None
+        if handler is not None:
+            await handler(self, event)
         elif isinstance(kind, str):
-            self._emit(ClientEvent(kind, dict(event)))
+            self.emit(ClientEvent(kind, dict(event)))
+
+    async def _push_message(self, event: dict[str, Any]) -> None:
+        if self.username is None:
+            return
+        sender, conv = event.get("sender"), event.get("conversation")
+        peer = sender if sender != self.username else None
+        if peer is None:
+            summaries = await self.conversations()
+            peer = next((c["peer"] for c in summaries if c["conversation"] == conv), None)
+        if peer is None:
+            return
+        (message,) = await self.messaging.decrypt_all(str(peer), [event])
+        self.emit(ClientEvent("message", dict(event), message))
+
+    async def _push_keys_changed(self, event: dict[str, Any]) -> None:
+        peer = event.get("user")
+        if not isinstance(peer, str) or peer == self.username:
+            return
+        with suppress(PeerKeyChanged):  # peer_identity emitted what the user must see
+            await self.trust_store.peer_identity(peer)
+
+    async def _push_closing(self, event: dict[str, Any]) -> None:
+        self.emit(ClientEvent("connection", {"state": "closing", **event}))
+
+    _PUSHES: ClassVar[dict[str, Callable[[ChatClient, dict[str, Any]], Awaitable[None]]]] = {
+        "message": _push_message,
+        "keys_changed": _push_keys_changed,
+        "closing": _push_closing,
+    }

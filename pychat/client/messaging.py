@@ -1,0 +1,197 @@
+"""Sending and reading messages: seal, sign and send; fetch, open, check and show.
+
+Nothing is ever shown as verified unless every check passed: a message that fails one comes
+out with ``status="rejected"`` and the reason, and one bad message never stops the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pychat.client.context import ClientContext
+from pychat.client.epochs import ConversationKeys
+from pychat.client.errors import MessageTooLong, check_sendable
+from pychat.client.events import ChatMessage, message_fields
+from pychat.client.peer_trust import PeerTrust
+from pychat.client.protocol import RemoteError
+from pychat.crypto.e2e import E2EError, open_message, seal_message
+from pychat.usernames import normal_form
+from pychat.wire.ids import conversation_id
+
+
+class Messaging:
+    """One logged-in user's messages."""
+
+    def __init__(self, ctx: ClientContext, trust: PeerTrust, keys: ConversationKeys) -> None:
+        self._ctx = ctx
+        self._trust = trust
+        self._keys = keys
+        #: The highest sequence number seen per conversation (for catching up).
+        self.last_seen: dict[str, int] = {}
+
+    async def send(self, peer: str, text: str) -> int:
+        """Encrypt, sign and send ``text`` to ``peer``; return its sequence number.
+
+        :raises PeerKeyChanged: the peer's key changed and was not accepted yet.
+        """
+        me, data = self._ctx.require_login()
+        check_sendable(text)
+        peer = normal_form(peer)
+        conv = await self._keys.open_conversation(peer)
+        await self._trust.peer_identity(peer)
+        keys = data.conversation_keys[conv]
+        epoch = max(int(e) for e in keys)
+        counter, reserved = data.next_counter()
+        if reserved:
+            await self._ctx.save()  # the block is on disk before any counter of it is used
+        inner = {
+            "v": 1,
+            "sender": me,
+            "device": data.device_id,
+            "recipient": peer,
+            "conversation": conv,
+            "epoch": epoch,
+            "counter": counter,
+            "time": self._ctx.now(),
+            "body": text,
+        }
+        ciphertext = seal_message(keys[str(epoch)].encode(), data.identity, inner)
+        max_len = int(self._ctx.hello().get("limits", {}).get("max_ciphertext", 0) or 0)
+        if max_len and len(ciphertext) > max_len:
+            about = len(text) * max_len // len(ciphertext)
+            raise MessageTooLong(
+                f"message too long: {len(text)} characters make {len(ciphertext)} bytes of "
+                f"ciphertext; this server takes at most {max_len} bytes of ciphertext, "
+                f"about {about} characters like these"
+            )
+        reply = await self._ctx.request(
+            "send",
+            conversation=conv,
+            epoch=epoch,
+            ciphertext=ciphertext,
+            client_id=f"{data.device_id}-{counter}",
+        )
+        seq = int(reply["seq"])
+        self.last_seen[conv] = max(self.last_seen.get(conv, 0), seq)
+        return seq
+
+    async def decrypt(self, peer: str, message: Any) -> ChatMessage:
+        me, data = self._ctx.require_login()
+        fields = message_fields(message)
+        conv, sender, seq, sent = fields
+
+        def rejected(reason: str) -> ChatMessage:
+            return ChatMessage(conv, peer, seq, sender, sent, "rejected", None, reason)
+
+        if not isinstance(message, dict) or not isinstance(message.get("ciphertext"), str):
+            return rejected("the server sent a malformed message")
+        if not isinstance(message.get("epoch"), int) or isinstance(message.get("epoch"), bool):
+            return rejected("the server sent a message without a valid epoch")
+        if sender not in (me, peer):
+            return rejected(f"sender {sender!r} is not a member of this conversation")
+        epoch = message.get("epoch")
+        keys = data.conversation_keys.get(conv, {})
+        if (conv, str(epoch)) in self._keys.unreadable:
+            return rejected(f"sent before {me}'s key change (unreadable on this device)")
+        if str(epoch) not in keys:
+            await self._keys.refresh_epochs(conv, peer)
+            keys = data.conversation_keys.get(conv, {})
+            if str(epoch) not in keys:
+                if (conv, str(epoch)) in self._keys.unreadable:
+                    return rejected(f"sent before {me}'s key change (unreadable on this device)")
+                return rejected(f"no trusted key for epoch {epoch}")
+        if sender == me:
+            identities = [k.public() for k in data.identities]
+        else:
+            identities = self._trust.accepted(data, peer)
+        recipient = peer if sender == me else me
+        opened = None
+        reason = "no trusted key of the sender"
+        for identity in identities:
+            try:
+                opened = open_message(
+                    message["ciphertext"],
+                    keys[str(epoch)].encode(),
+                    sender=sender,
+                    sender_identity=identity,
+                    recipient=recipient,
+                    conversation=conv,
+                    epoch=int(epoch),  # type: ignore[arg-type]
+                )
+                break
+            except E2EError as exc:
+                reason = str(exc)
+        if opened is None:
+            pending = (data.pins.get(peer) or {}).get("pending") if sender == peer else None
+            if pending:
+                reason += (
+                    f" ({peer}'s key changed: compare safety numbers, then pychat trust {peer})"
+                )
+            return rejected(reason)
+        problem = data.check_counter(conv, sender, opened.device, seq, opened.counter)
+        if problem:
+            return rejected(problem)
+        return ChatMessage(conv, peer, seq, sender, opened.time, "verified", opened.body, None)
+
+    async def decrypt_all(self, peer: str, messages: list[dict[str, Any]]) -> list[ChatMessage]:
+        out = [await self.decrypt(peer, m) for m in messages]
+        if out:
+            conv = out[0].conversation
+            self.last_seen[conv] = max(self.last_seen.get(conv, 0), max(m.seq for m in out))
+            await self._ctx.save()
+        return out
+
+    async def read(
+        self, peer: str, *, since: int = 0, limit: int | None = None
+    ) -> list[ChatMessage]:
+        """Messages with seq > ``since`` (all of them, or the first ``limit``), checked."""
+        me, _ = self._ctx.require_login()
+        peer = normal_form(peer)
+        conv = conversation_id(me, peer)
+        try:
+            await self._keys.refresh_epochs(conv, peer)
+        except RemoteError as exc:
+            if exc.code == "unknown_conversation":
+                return []
+            raise
+        collected: list[dict[str, Any]] = []
+        after = since
+        while limit is None or len(collected) < limit:
+            page_size = 100 if limit is None else min(100, limit - len(collected))
+            page = await self._ctx.request(
+                "history", conversation=conv, after=after, limit=page_size
+            )
+            collected += page["messages"]
+            if not page["has_more"] or not page["messages"]:
+                break
+            after = page["messages"][-1]["seq"]
+        return await self.decrypt_all(peer, collected)
+
+    async def older(
+        self, peer: str, before: int, limit: int = 50
+    ) -> tuple[list[ChatMessage], bool]:
+        """Messages older than ``before`` (the newest if 0), and whether older ones exist."""
+        me, _ = self._ctx.require_login()
+        peer = normal_form(peer)
+        conv = conversation_id(me, peer)
+        fields: dict[str, Any] = {"conversation": conv, "limit": limit}
+        if before:
+            fields["before"] = before
+        try:
+            page = await self._ctx.request("history", **fields)
+        except RemoteError as exc:
+            if exc.code == "unknown_conversation":
+                return [], False
+            raise
+        return await self.decrypt_all(peer, page["messages"]), bool(page["has_more"])
+
+    async def mark_read(self, peer: str, seq: int) -> None:
+        """Everything up to ``seq`` with ``peer`` has been read (on every device)."""
+        me, _ = self._ctx.require_login()
+        await self._ctx.request(
+            "mark_read", conversation=conversation_id(me, normal_form(peer)), seq=seq
+        )
+
+    async def conversations(self) -> list[dict[str, Any]]:
+        """Summaries of this user's conversations, most recent first."""
+        return list((await self._ctx.request("conversations"))["conversations"])
