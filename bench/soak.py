@@ -177,14 +177,14 @@ async def read_back(port: int, conv: str) -> list[dict[str, Any]]:
 
 
 def fill(path: Path) -> None:
-    """Write a filler file until the filesystem is full."""
-    with open(path, "wb") as f:
-        try:
+    """Write a filler file until the filesystem is full (it may be full already)."""
+    try:
+        with open(path, "wb") as f:
             while True:
                 f.write(b"\0" * 65536)
                 f.flush()
-        except OSError:
-            pass
+    except OSError:
+        pass
 
 
 async def soak(kills: int, cycles: int, work: Path) -> int:
@@ -197,7 +197,7 @@ async def soak(kills: int, cycles: int, work: Path) -> int:
     mounted = False
     if cycles:
         result = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(small)],
+            ["mount", "-t", "tmpfs", "-o", "size=512m", "tmpfs", str(small)],
             capture_output=True,
             text=True,
             check=False,

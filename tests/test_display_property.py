@@ -202,7 +202,7 @@ def test_any_push_event_is_handled_without_an_escaping_exception(event: dict[str
     seen: list[Any] = []
     c.listeners.append(seen.append)
     try:
-        run_now(c._handle_push(event))
+        run_now(c.pushes.handle(event))
     except ConnectionClosed:
         pass  # it needed the server (a key lookup); with no connection that is the answer
     for e in seen:

@@ -1,0 +1,75 @@
+"""What the client does with each server push, by a table from the push's ``event`` name.
+
+``message`` is opened and checked, then emitted with the :class:`ChatMessage`;
+``keys_changed`` looks the peer's key up again (a signed rotation is accepted, an unsigned
+change becomes pending: see :mod:`pychat.client.peer_trust`); ``closing`` becomes a
+connection event; anything else is passed on to the listeners as it came.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from typing import Any, ClassVar, Protocol
+
+from pychat.client.errors import PeerKeyChanged
+from pychat.client.events import ClientEvent
+from pychat.client.messaging import Messaging
+from pychat.client.peer_trust import PeerTrust
+
+
+class PushTarget(Protocol):
+    """What push handling needs of the client."""
+
+    username: str | None
+    messaging: Messaging
+    trust_store: PeerTrust
+
+    def emit(self, event: ClientEvent) -> None: ...
+    async def conversations(self) -> list[dict[str, Any]]: ...
+
+
+class PushDispatcher:
+    """Handles a client's pushes."""
+
+    def __init__(self, client: PushTarget) -> None:
+        self._client = client
+
+    async def handle(self, event: dict[str, Any]) -> None:
+        """Handle one push (every field of it is hostile data until checked)."""
+        kind = event.get("event")
+        handler = self._HANDLERS.get(kind) if isinstance(kind, str) else None
+        if handler is not None:
+            await handler(self, event)
+        elif isinstance(kind, str):
+            self._client.emit(ClientEvent(kind, dict(event)))
+
+    async def _message(self, event: dict[str, Any]) -> None:
+        client = self._client
+        if client.username is None:
+            return
+        sender, conv = event.get("sender"), event.get("conversation")
+        peer = sender if sender != client.username else None
+        if peer is None:
+            summaries = await client.conversations()
+            peer = next((c["peer"] for c in summaries if c["conversation"] == conv), None)
+        if peer is None:
+            return
+        (message,) = await client.messaging.decrypt_all(str(peer), [event])
+        client.emit(ClientEvent("message", dict(event), message))
+
+    async def _keys_changed(self, event: dict[str, Any]) -> None:
+        peer = event.get("user")
+        if not isinstance(peer, str) or peer == self._client.username:
+            return
+        with suppress(PeerKeyChanged):  # peer_identity emitted what the user must see
+            await self._client.trust_store.peer_identity(peer)
+
+    async def _closing(self, event: dict[str, Any]) -> None:
+        self._client.emit(ClientEvent("connection", {"state": "closing", **event}))
+
+    _HANDLERS: ClassVar[dict[str, Callable[[PushDispatcher, dict[str, Any]], Awaitable[None]]]] = {
+        "message": _message,
+        "keys_changed": _keys_changed,
+        "closing": _closing,
+    }

@@ -1,0 +1,62 @@
+"""Reconnecting after a dropped connection: backoff on the injected clock, log in again with
+the last credentials, then catch up on what arrived meanwhile."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from pychat.client.errors import TrustError
+
+log = Logger(namespace="pychat.client")
+
+#: Reconnect delays: 1 s, doubling, at most this.
+RECONNECT_MAX_DELAY = 30.0
+
+
+class Reconnectable(Protocol):
+    """What reconnecting needs of the client."""
+
+    @property
+    def closing(self) -> bool: ...
+    def set_state(self, state: str, **extra: Any) -> None: ...
+    async def relogin(self) -> None: ...
+    async def catch_up(self) -> None: ...
+
+
+class Reconnector:
+    """Runs one reconnect loop at a time for a client."""
+
+    def __init__(self, client: Reconnectable, clock: Any) -> None:
+        self._client = client
+        self._clock = clock
+        self.running = False
+
+    def start(self) -> None:
+        """Begin reconnecting (no-op if a loop is already running)."""
+        if not self.running:
+            defer.ensureDeferred(self._loop())
+
+    async def _loop(self) -> None:
+        self.running = True
+        delay = 1.0
+        try:
+            while not self._client.closing:
+                self._client.set_state("reconnecting", delay=delay)
+                await task.deferLater(self._clock, delay, lambda: None)
+                if self._client.closing:
+                    return
+                try:
+                    await self._client.relogin()
+                    await self._client.catch_up()
+                    return
+                except TrustError as exc:
+                    self._client.set_state("refused", reason=str(exc))
+                    return
+                except Exception as exc:  # try again later
+                    log.info("reconnect failed: {e}", e=exc)
+                    delay = min(RECONNECT_MAX_DELAY, delay * 2)
+        finally:
+            self.running = False
