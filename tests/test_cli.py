@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest_twisted
 from twisted.internet import defer, protocol, reactor, task
 
+from pychat.client.cli import _run, build_parser
 from pychat.testing import RunningServer, start_server
 from pychat.tls import CERT_FILE, KEY_FILE
 
@@ -91,11 +95,54 @@ class Cli:
         ]
 
     async def run(self, *args: str, stdin: bytes | None = None, **env: str) -> Result:
+        """The command, run in this process (as ``pychat`` runs it, minus the interpreter
+        start); ``listen`` and ``tui`` need their own process: :meth:`run_process`."""
+        if args and args[0] in ("listen", "tui"):
+            return await self.run_process(*args, stdin=stdin, **env)
+        out, err = io.StringIO(), io.StringIO()
+        saved = dict(os.environ)
+        fake_stdin = _Stdin(stdin or b"")
+        try:
+            os.environ.clear()
+            os.environ.update(self.env(**env))
+            with redirect_stdout(out), redirect_stderr(err), _replaced_stdin(fake_stdin):
+                try:
+                    parsed = build_parser().parse_args(self.argv(*args)[len(command()) :])
+                except SystemExit as exc:  # argparse's usage errors
+                    return Result(int(exc.code or 0), out.getvalue(), err.getvalue())
+                code = await _run(reactor, parsed)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        return Result(code, out.getvalue(), err.getvalue())
+
+    async def run_process(self, *args: str, stdin: bytes | None = None, **env: str) -> Result:
+        """The installed ``pychat`` command in a subprocess."""
         proc = _Collect(stdin)
         argv = self.argv(*args)
         reactor.spawnProcess(proc, argv[0], argv, env=self.env(**env), path=str(ROOT))  # type: ignore[attr-defined]
         code = await proc.done
         return Result(code, proc.out.decode(), proc.err.decode())
+
+
+class _Stdin(io.TextIOWrapper):
+    """Standard input for an in-process run: not a terminal, holding ``data``."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data), encoding="utf-8")
+
+    def isatty(self) -> bool:
+        return False
+
+
+@contextmanager
+def _replaced_stdin(replacement: io.TextIOBase) -> Iterator[None]:
+    saved = sys.stdin
+    sys.stdin = replacement
+    try:
+        yield
+    finally:
+        sys.stdin = saved
 
 
 @pytest_twisted.ensureDeferred

@@ -26,6 +26,7 @@ class PushTarget(Protocol):
     trust_store: PeerTrust
 
     def emit(self, event: ClientEvent) -> None: ...
+    def drop_connection(self) -> None: ...
     async def conversations(self) -> list[dict[str, Any]]: ...
 
 
@@ -66,7 +67,10 @@ class PushDispatcher:
             await self._client.trust_store.peer_identity(peer)
 
     async def _closing(self, event: dict[str, Any]) -> None:
+        # The server is closing this connection: close our side at once, so it need not wait
+        # out its grace period (reconnecting, if it applies, starts from the close).
         self._client.emit(ClientEvent("connection", {"state": "closing", **event}))
+        self._client.drop_connection()
 
     _HANDLERS: ClassVar[dict[str, Callable[[PushDispatcher, dict[str, Any]], Awaitable[None]]]] = {
         "message": _message,

@@ -208,6 +208,11 @@ class ChatClient:
             ) from None
         self.set_state("connected")
 
+    def drop_connection(self) -> None:
+        """Close the current connection (reconnecting follows if logged in)."""
+        if self.proto is not None and not self.proto.is_closed:
+            self.proto.close()
+
     def stop_reconnecting(self) -> None:
         """Do not reconnect when the connection drops (the program is ending)."""
         self._closing = True
