@@ -416,8 +416,8 @@ def test_a_forged_or_outdated_token_gives_no_way_around_the_locks(
     account = server.store.accounts.get("alice")
     assert account is not None
     changed = account.with_changes(salt=b64(bytes(range(16))))
-    assert server.account_service._token_id(changed, token) is None
-    assert server.account_service._token_id(account, token) is not None
+    assert server.account_service.tokens.token_id(changed, token) is None
+    assert server.account_service.tokens.token_id(account, token) is not None
 
 
 def test_a_longer_than_the_group_is_a_bad_field_and_minimal_a_is_accepted(

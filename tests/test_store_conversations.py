@@ -127,7 +127,7 @@ async def test_a_damaged_complete_record_is_kept_reported_and_the_rest_is_served
 
 @pytest_twisted.ensureDeferred
 async def test_control_log_is_compacted_and_keeps_its_state(tmp_path: Path) -> None:
-    from pychat.store.conversations import CONTROL_COMPACT_AT
+    from pychat.store.control import CONTROL_COMPACT_AT
 
     conv_id = await _conversation_with(tmp_path, 0)
     store = _open(tmp_path)

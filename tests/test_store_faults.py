@@ -234,7 +234,7 @@ def test_waiters_that_ask_again_never_start_a_second_batch_beside_the_first(
 def test_control_log_compaction_runs_off_the_reactor_and_keeps_what_comes_meanwhile(
     tmp_path: Path,
 ) -> None:
-    from pychat.store.conversations import CONTROL_COMPACT_AT
+    from pychat.store.control import CONTROL_COMPACT_AT
 
     runner = HeldRunner()
     store = ServerStore.open(tmp_path, tmp_path / "store.key", runner)

@@ -30,6 +30,7 @@ import getpass
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -80,48 +81,50 @@ class CliError(Exception):
         self.code = code
 
 
+def _common_options(default: Any) -> argparse.ArgumentParser:
+    """The options accepted before and after the command (after it, with ``default``
+    SUPPRESS so they do not reset what was given before it)."""
+    # The same options are accepted before and after the command; after it they must not
+    # reset what was given before it, hence SUPPRESS as the sub-parsers' default.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--server", default=default, help="server as host[:port] (default port 8765)"
+    )
+    common.add_argument("--user", default=default, help="your username")
+    common.add_argument(
+        "--home",
+        type=Path,
+        default=default,
+        help="client data dir (default $XDG_DATA_HOME/pychat)",
+    )
+    common.add_argument("--config", type=Path, default=default, help="settings file")
+    common.add_argument(
+        "--password-file", type=Path, default=default, help="read the password from this file"
+    )
+    common.add_argument(
+        "--ca", type=Path, default=default,
+        help="verify the server with this CA certificate (PEM) instead of pinning",
+    )  # fmt: skip
+    common.add_argument(
+        "--accept-server", metavar="FINGERPRINT", default=default,
+        help="on first contact, pin the server's certificate if it has this SHA-256 "
+        "fingerprint (as the server prints it); refuse it otherwise",
+    )  # fmt: skip
+    common.add_argument(
+        "--connect-timeout", type=float, metavar="SECONDS", default=default,
+        help="give up connecting (TCP and TLS handshake) after this long (default 10)",
+    )  # fmt: skip
+    common.add_argument(
+        "--timeout", type=float, metavar="SECONDS", default=default,
+        help="give up on a reply from the server after this long (default 30)",
+    )  # fmt: skip
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (public so docs and tests can render it)."""
-
-    def common_options(default: Any) -> argparse.ArgumentParser:
-        # The same options are accepted before and after the command; after it they must not
-        # reset what was given before it, hence SUPPRESS as the sub-parsers' default.
-        common = argparse.ArgumentParser(add_help=False)
-        common.add_argument(
-            "--server", default=default, help="server as host[:port] (default port 8765)"
-        )
-        common.add_argument("--user", default=default, help="your username")
-        common.add_argument(
-            "--home",
-            type=Path,
-            default=default,
-            help="client data dir (default $XDG_DATA_HOME/pychat)",
-        )
-        common.add_argument("--config", type=Path, default=default, help="settings file")
-        common.add_argument(
-            "--password-file", type=Path, default=default, help="read the password from this file"
-        )
-        common.add_argument(
-            "--ca", type=Path, default=default,
-            help="verify the server with this CA certificate (PEM) instead of pinning",
-        )  # fmt: skip
-        common.add_argument(
-            "--accept-server", metavar="FINGERPRINT", default=default,
-            help="on first contact, pin the server's certificate if it has this SHA-256 "
-            "fingerprint (as the server prints it); refuse it otherwise",
-        )  # fmt: skip
-        common.add_argument(
-            "--connect-timeout", type=float, metavar="SECONDS", default=default,
-            help="give up connecting (TCP and TLS handshake) after this long (default 10)",
-        )  # fmt: skip
-        common.add_argument(
-            "--timeout", type=float, metavar="SECONDS", default=default,
-            help="give up on a reply from the server after this long (default 30)",
-        )  # fmt: skip
-        return common
-
-    common = common_options(None)
-    sub_common = common_options(argparse.SUPPRESS)
+    common = _common_options(None)
+    sub_common = _common_options(argparse.SUPPRESS)
 
     parser = argparse.ArgumentParser(
         prog="pychat",
@@ -137,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text, parents=[sub_common])
 
+    _add_commands(add)
+    return parser
+
+
+def _add_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """Every subcommand with its own arguments."""
     add("tui", "open the full-screen client")
     p = add("signup", "create an account (new identity keys, keystore, key backup on the server)")
     p.add_argument(
@@ -178,7 +187,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("accept-server", "pin a server certificate (after checking it with the operator)")
     p.add_argument("address", help="host[:port]")
     p.add_argument("fingerprint", help="SHA-256 fingerprint as the server prints it")
-    return parser
 
 
 def _password_from(file: Path | None, env_var: str, prompt: str, *, confirm: bool) -> str:

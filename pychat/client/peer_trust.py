@@ -9,6 +9,8 @@ which never marks the peer verified by itself (:meth:`PeerTrust.mark_verified` d
 
 from __future__ import annotations
 
+from typing import Any
+
 from cryptography.exceptions import InvalidSignature
 from twisted.logger import Logger
 
@@ -36,6 +38,7 @@ class PeerTrust:
         self._ctx = ctx
 
     def accepted(self, data: KeystoreData, peer: str) -> list[PublicIdentity]:
+        """Every identity of ``peer`` this user accepted (old ones open old messages)."""
         pin = data.pins.get(peer)
         if not pin:
             return []
@@ -73,39 +76,48 @@ class PeerTrust:
             return current
         if pin["fingerprint"] == fingerprint:
             return current
-        pinned = pin["fingerprint"]
-        if await self.chain_ok(peer, pinned, fingerprint):
-            pin["accepted"][fingerprint] = current.to_json()
-            pin["fingerprint"], pin["pending"] = fingerprint, None
-            pin["key_version"] = entry.get("key_version", pin.get("key_version", 1))
-            await self._ctx.save()
-            self._ctx.emit(
-                ClientEvent("keys_rotated", {"user": peer, "verified": bool(pin.get("verified"))})
-            )
-            return current
+        if await self.chain_ok(peer, pin["fingerprint"], fingerprint):
+            return await self._rotated(peer, pin, current, entry)
+        await self._changed(peer, pin, current)
+        raise AssertionError("not reached")  # pragma: no cover - _changed raises
+
+    async def _rotated(
+        self, peer: str, pin: dict[str, Any], current: PublicIdentity, entry: dict[str, Any]
+    ) -> PublicIdentity:
+        """A change the pinned key signed: accepted, the verified mark kept, a notice."""
+        fingerprint = current.fingerprint()
+        pin["accepted"][fingerprint] = current.to_json()
+        pin["fingerprint"], pin["pending"] = fingerprint, None
+        pin["key_version"] = entry.get("key_version", pin.get("key_version", 1))
+        await self._ctx.save()
+        verified = bool(pin.get("verified"))
+        self._ctx.emit(ClientEvent("keys_rotated", {"user": peer, "verified": verified}))
+        return current
+
+    async def _changed(self, peer: str, pin: dict[str, Any], current: PublicIdentity) -> None:
+        """A change the pinned key did not sign: pending, announced once, and refused.
+
+        :raises PeerKeyChanged: always.
+        """
+        pinned, fingerprint = pin["fingerprint"], current.fingerprint()
         first_sight = (pin.get("pending") or {}).get("fingerprint") != fingerprint
         if first_sight:
-            pin["pending"] = {
-                "fingerprint": fingerprint,
-                "public_keys": current.to_json(),
-                "chain_ok": False,
-            }
+            pending = {"fingerprint": fingerprint, "public_keys": current.to_json()}
+            pin["pending"] = {**pending, "chain_ok": False}
             await self._ctx.save()
-        change = PeerKeyChanged(peer, pinned, fingerprint, False)
-        if first_sight:
             mine = self.my_fingerprint()
             self._ctx.emit(
                 ClientEvent(
                     "keys_changed",
                     {
                         "user": peer,
-                        "warning": str(change),
+                        "warning": str(PeerKeyChanged(peer, pinned, fingerprint, False)),
                         "old_safety": safety_number(mine, pinned),
                         "new_safety": safety_number(mine, fingerprint),
                     },
                 )
             )
-        raise change
+        raise PeerKeyChanged(peer, pinned, fingerprint, False)
 
     async def check_peer_keys(self) -> None:
         """Look up every pinned peer's key now (at login), so a change shows before anyone

@@ -105,7 +105,8 @@ class ChatClient:
         self.server_fingerprint: str | None = None
         self.listeners: list[Callable[[ClientEvent], None]] = []
         self.password: str | None = None
-        self._closing = False
+        #: Whether the program asked for no more reconnecting.
+        self.closing = False
         self.state = "disconnected"
         self.timeouts = timeouts or Timeouts(request=request_timeout)
         self._server_name: str | None = None
@@ -215,11 +216,11 @@ class ChatClient:
 
     def stop_reconnecting(self) -> None:
         """Do not reconnect when the connection drops (the program is ending)."""
-        self._closing = True
+        self.closing = True
 
     async def close(self) -> None:
         """Close the connection; no reconnecting after this."""
-        self._closing = True
+        self.closing = True
         if self.proto is not None and not self.proto.is_closed:
             self.proto.close()
             await self.proto.closed_d
@@ -228,7 +229,7 @@ class ChatClient:
     def _lost(self, proto: ClientProtocol) -> None:
         if proto is not self.proto:
             return
-        if self._closing or self.password is None:
+        if self.closing or self.password is None:
             self.set_state("disconnected")
             return
         self.reconnector.start()
@@ -239,11 +240,6 @@ class ChatClient:
         assert self.username is not None and self.password is not None  # noqa: S101
         await self.account.srp_login(self.username, self.password)
         self.set_state("online")
-
-    @property
-    def closing(self) -> bool:
-        """Whether the program asked for no more reconnecting."""
-        return self._closing
 
     async def catch_up(self) -> None:
         """Fetch what arrived while disconnected and emit it as message events."""

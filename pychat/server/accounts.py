@@ -11,10 +11,7 @@ same; the failure at ``login_finish`` is the same ``auth_failed`` as a wrong pas
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from hmac import compare_digest as hmac_compare
-from typing import Any
 
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -23,9 +20,10 @@ from twisted.logger import Logger
 
 from pychat import limits
 from pychat.crypto.identity import IdentityKeyError, PublicIdentity, parse_public_identity
-from pychat.crypto.kdf import KdfParams, KdfParamsError, default_params
+from pychat.crypto.kdf import KdfParams, KdfParamsError
 from pychat.encoding import b64decode, b64encode
 from pychat.log_text import for_log
+from pychat.server.account_guards import AccountIndexes, DeviceTokens
 from pychat.server.ratelimit import FailureBackoff, TokenBucket
 from pychat.srp import (
     DEFAULT_PARAMS,
@@ -95,10 +93,8 @@ class AccountService:
         self.clock = clock
         self.srp_params = srp_params
         self._fake_secret = key.subkey("fake-login")
-        self._token_key = key.subkey("device-token")
-        self._skeletons: dict[str, str] | None = None
-        self._key_owners: dict[str, str] | None = None
-        self._latest_kdf: dict[str, Any] | None = None
+        self.indexes = AccountIndexes(accounts)
+        self.tokens = DeviceTokens(key.subkey("device-token"), accounts)
         max_keys = limits.RATE_LIMIT_MAX_KEYS
         self.account_failures = FailureBackoff(
             clock,
@@ -176,30 +172,7 @@ class AccountService:
         """
         username = username_or_error(raw_username)
         salt, verifier, kdf_params = self._srp_credentials(salt, verifier, kdf)
-        try:
-            identity = parse_public_identity(public_keys)
-        except IdentityKeyError as exc:
-            raise ProtocolError(ErrorCode.BAD_KEYS, str(exc)) from None
-        if key_backup is not None:
-            b64_bytes("key_backup", key_backup, min_len=1)
-        if self.accounts.get(username) is not None:
-            raise ProtocolError(ErrorCode.USERNAME_TAKEN, f"the username {username!r} is taken")
-        owner = self.key_owner(identity)
-        if owner is not None:
-            raise ProtocolError(
-                ErrorCode.BAD_KEYS,
-                "these public keys are already another account's; every account makes its own",
-            )
-        look_alike = self._look_alikes().get(skeleton(username))
-        if look_alike is not None and look_alike != username:
-            raise ProtocolError(
-                ErrorCode.BAD_USERNAME,
-                f"the username {username!r} looks like the existing account {look_alike!r}; "
-                "choose a name that cannot be mistaken for another",
-            )
-        wait = self.signups.take(host) if self.signups is not None else 0.0
-        if wait:
-            raise rate_limited(wait, "new accounts from your address")
+        identity = self._new_account_checks(host, username, public_keys, key_backup)
         now = self.clock.seconds()
         account = Account(
             username=username,
@@ -226,44 +199,41 @@ class AccountService:
             raise ProtocolError(
                 ErrorCode.USERNAME_TAKEN, f"the username {username!r} is taken"
             ) from None
-        self._look_alikes()[skeleton(username)] = username
-        self.remember_keys(username, identity)
-        self._latest_kdf = dict(account.kdf)
+        self.indexes.account_created(account, identity)
         log.info("account created: {user}", user=for_log(username))
         return account
 
+    def _new_account_checks(
+        self, host: str, username: str, public_keys: object, key_backup: str | None
+    ) -> PublicIdentity:
+        """The parsed public keys, if the name is free and unlike others', the keys nobody
+        else's, and the address within its signup limit."""
+        try:
+            identity = parse_public_identity(public_keys)
+        except IdentityKeyError as exc:
+            raise ProtocolError(ErrorCode.BAD_KEYS, str(exc)) from None
+        if key_backup is not None:
+            b64_bytes("key_backup", key_backup, min_len=1)
+        if self.accounts.get(username) is not None:
+            raise ProtocolError(ErrorCode.USERNAME_TAKEN, f"the username {username!r} is taken")
+        if self.indexes.key_owner(identity) is not None:
+            raise ProtocolError(
+                ErrorCode.BAD_KEYS,
+                "these public keys are already another account's; every account makes its own",
+            )
+        look_alike = self.indexes.look_alikes().get(skeleton(username))
+        if look_alike is not None and look_alike != username:
+            raise ProtocolError(
+                ErrorCode.BAD_USERNAME,
+                f"the username {username!r} looks like the existing account {look_alike!r}; "
+                "choose a name that cannot be mistaken for another",
+            )
+        wait = self.signups.take(host) if self.signups is not None else 0.0
+        if wait:
+            raise rate_limited(wait, "new accounts from your address")
+        return identity
+
     # -- login -----------------------------------------------------------------------------
-
-    def _owners(self) -> dict[str, str]:
-        """Each public key (RSA DER and Ed25519 bytes, as b64) -> the account that published it,
-        over every account's whole key history (built on first use, kept up to date)."""
-        if self._key_owners is None:
-            self._key_owners = {}
-            for account in self.accounts:
-                for entry in account.key_history or [{"public_keys": account.public_keys}]:
-                    for key in entry["public_keys"].values():
-                        self._key_owners.setdefault(key, account.username)
-        return self._key_owners
-
-    def key_owner(self, identity: PublicIdentity, *, besides: str | None = None) -> str | None:
-        """The account (other than ``besides``) that has published either key, or None."""
-        owners = self._owners()
-        for key in identity.to_json().values():
-            owner = owners.get(key)
-            if owner is not None and owner != besides:
-                return owner
-        return None
-
-    def remember_keys(self, username: str, identity: PublicIdentity) -> None:
-        """Record that ``username`` published ``identity`` (signup, key rotation)."""
-        for key in identity.to_json().values():
-            self._owners().setdefault(key, username)
-
-    def _look_alikes(self) -> dict[str, str]:
-        """Skeleton -> username of every account (built on first use, kept up to date)."""
-        if self._skeletons is None:
-            self._skeletons = {skeleton(a.username): a.username for a in self.accounts}
-        return self._skeletons
 
     def _check_not_locked(self, host: str, username: str) -> None:
         wait = max(
@@ -280,49 +250,12 @@ class AccountService:
         ).derive(self._fake_value("x", username))
         return to_int(okm) % (self.srp_params.group.N - 1) + 1
 
-    def _newest_kdf(self) -> dict[str, Any]:
-        """The KDF settings of the most recently created account (the defaults when none):
-        what an unknown name is told, so its settings do not stand out."""
-        if self._latest_kdf is None:
-            newest = max(self.accounts, key=lambda a: a.created, default=None)
-            self._latest_kdf = (
-                dict(newest.kdf) if newest is not None else default_params().to_json()
-            )
-        return dict(self._latest_kdf)
-
     def _fake_value(self, label: str, username: str) -> bytes:
         mac = hmac.HMAC(self._fake_secret, hashes.SHA256())
         mac.update(label.encode() + b"\0" + username.encode())
         return mac.finalize()
 
     # -- device tokens (OWASP: lockout that strangers cannot trigger against the owner) --------
-
-    def _token_mac(self, account: Account, nonce: bytes) -> bytes:
-        mac = hmac.HMAC(self._token_key, hashes.SHA256())
-        # Bound to the account's SRP salt, which a password change renews: old tokens end.
-        mac.update(b"\0".join([b"pychat-device-token", account.username.encode(),
-                                account.salt.encode(), nonce]))  # fmt: skip
-        return mac.finalize()
-
-    def issue_device_token(self, username: str) -> str:
-        """A new device token for ``username`` (given with every successful login)."""
-        account = self.accounts.get(username)
-        assert account is not None  # noqa: S101 - just logged in
-        nonce = os.urandom(16)
-        return b64encode(nonce + self._token_mac(account, nonce))
-
-    def _token_id(self, account: Account | None, token: str | None) -> str | None:
-        """The id of ``token`` if it is a valid device token of ``account``, else None."""
-        if account is None or not token:
-            return None
-        try:
-            raw = b64decode(token)
-        except ValueError:
-            return None
-        nonce, tag = raw[:16], raw[16:]
-        if len(nonce) != 16 or not hmac_compare(tag, self._token_mac(account, nonce)):
-            return None
-        return nonce.hex()
 
     def start_login(
         self, host: str, raw_username: str, a_b64: str, device_token: str | None = None
@@ -335,7 +268,7 @@ class AccountService:
         username = username_or_error(raw_username)
         A = self._client_public(a_b64)
         account = self.accounts.get(username)
-        token_id = self._token_id(account, device_token)
+        token_id = self.tokens.token_id(account, device_token)
         if token_id is not None:
             # A device that logged in before: only its own failures can hold it back.
             wait = self.token_failures.retry_after(token_id)
@@ -357,7 +290,7 @@ class AccountService:
             v = to_int(b64decode(account.verifier))
             kdf = account.kdf
         else:
-            salt, v, kdf = fake_salt, fake_v, self._newest_kdf()
+            salt, v, kdf = fake_salt, fake_v, self.indexes.newest_kdf()
         session = SrpServerSession(self.srp_params, username.encode(), salt, v)
         try:
             session.accept_client_public(A)

@@ -25,9 +25,11 @@ from pychat import limits
 from pychat.log_text import for_log
 from pychat.server.connection import Inbound, ServerConnection, Started
 from pychat.server.ops import Later
+from pychat.server.output import OutputGate
 from pychat.server.ratelimit import TokenBucket
 from pychat.server.session import Session
 from pychat.server.state import State
+from pychat.server.timers import SlownessTimers
 from pychat.store.errors import LogDamaged, StorageFailure, StoreError
 from pychat.wire.envelope import EnvelopeError, Request, encode_error, encode_event, encode_ok
 from pychat.wire.errors import ErrorCode, ProtocolError
@@ -98,6 +100,22 @@ def storage_refusal(exc: Exception) -> ProtocolError:
     )
 
 
+#: Failures that are answered with a documented error (not a bug of ours).
+_REFUSALS = (ProtocolError, StorageFailure, LogDamaged, StoreError)
+
+
+def _over_budget(request: Request, budget: TokenBucket, rate: int) -> EnvelopeError:
+    """The refusal of a request past the connection's request budget (it is not run)."""
+    wait = max(1, int(budget.retry_after("requests") + 0.999))
+    refusal = EnvelopeError(
+        ErrorCode.RATE_LIMITED,
+        f"more than {rate} requests a second on this connection; slow down",
+        request.id,
+    )
+    refusal.details["retry_after"] = wait
+    return refusal
+
+
 @implementer(IHandshakeListener)
 class ChatServerProtocol(Protocol, TimeoutMixin):
     """One client connection to the chat server."""
@@ -114,16 +132,14 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         self._closing = False
         self._close_after_reply = False
         self._abort_call: IDelayedCall | None = None
-        # Output back-pressure: the transport pauses us when its send buffer is full; what we
-        # write while paused is counted, and past the cap the reader is cut off.
-        self._output_paused = False
-        self._queued_while_paused = 0
+        self._output = OutputGate(server.config.max_output_queue)
         # TimeoutMixin schedules through self.callLater; use the server's clock (fake in tests).
         self.callLater = server.clock.callLater  # type: ignore[assignment]
         self._admitted = False
         self._pumping = False
-        self._handshake_call: IDelayedCall | None = None
-        self._partial_call: IDelayedCall | None = None
+        self._timers = SlownessTimers(
+            self.callLater, no_handshake=self._no_handshake, line_too_old=self._partial_line_too_old
+        )
         self._budget = TokenBucket(
             server.clock,
             capacity=limits.REQUEST_BURST,
@@ -160,13 +176,12 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         self._stream.registerProducer(self, True)
         self.setTimeout(self.server.config.idle_timeout)
         if ISSLTransport.providedBy(self.transport):
-            self._handshake_call = self.callLater(limits.HANDSHAKE_TIMEOUT, self._no_handshake)
+            self._timers.expect_handshake()
         log.info("connection opened from {peer}", peer=self.session.peer)
 
     def handshakeCompleted(self) -> None:
         """The TLS layer finished its handshake: the handshake timer is over."""
-        if self._handshake_call is not None and self._handshake_call.active():
-            self._handshake_call.cancel()
+        self._timers.handshake_done()
 
     def _no_handshake(self) -> None:
         log.info("no TLS handshake from {peer} in time; closing", peer=self.session.peer)
@@ -175,13 +190,8 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
 
     def _partial_line_too_old(self) -> None:
         log.info("an unfinished line from {peer} is too old; closing", peer=self.session.peer)
-        self.push(
-            "closing",
-            {
-                "reason": "partial_line_timeout",
-                "message": f"a line stayed unfinished for {limits.PARTIAL_LINE_TIMEOUT:g} s",
-            },
-        )
+        why = f"a line stayed unfinished for {limits.PARTIAL_LINE_TIMEOUT:g} s"
+        self.push("closing", {"reason": "partial_line_timeout", "message": why})
         self.close()
 
     def dataReceived(self, data: bytes) -> None:
@@ -190,41 +200,23 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         items = self.core.receive_data(data)
         if items:
             self.resetTimeout()  # only whole requests count as activity, not dribbled bytes
-        self._watch_partial_line()
+        self._timers.partial_line(self.core.has_partial_line)
         for item in items:
             if isinstance(item, Oversized):
                 # Queued requests before it still get their replies; then the error; then close.
                 self._queue.append(item)
                 break
             if isinstance(item, Request) and self._budget.take("requests"):
-                wait = max(1, int(self._budget.retry_after("requests") + 0.999))
-                item = EnvelopeError(
-                    ErrorCode.RATE_LIMITED,
-                    f"more than {self.server.config.requests_per_second} requests a second "
-                    "on this connection; slow down",
-                    item.id,
-                )
-                item.details["retry_after"] = wait
+                item = _over_budget(item, self._budget, self.server.config.requests_per_second)
             self._queue.append(item)
         if self._backlog() >= limits.MAX_PENDING_REQUESTS and not self._paused:
             self._paused = True
             self._stream.pauseProducing()
         self._pump()
 
-    def _watch_partial_line(self) -> None:
-        if self.core.has_partial_line:
-            if self._partial_call is None or not self._partial_call.active():
-                self._partial_call = self.callLater(
-                    limits.PARTIAL_LINE_TIMEOUT, self._partial_line_too_old
-                )
-        elif self._partial_call is not None and self._partial_call.active():
-            self._partial_call.cancel()
-
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
         self.setTimeout(None)
-        for call in (self._handshake_call, self._partial_call):
-            if call is not None and call.active():
-                call.cancel()
+        self._timers.stop()
         if not self._admitted:
             self.server.connection_closed(self)
             return
@@ -331,19 +323,21 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         if self._close_after_reply and not self._slots:
             self.close()
 
-    def _refused(self, request: Request, exc: ProtocolError) -> bytes:
-        log.debug(
-            "{op} from {peer} refused: {code}",
-            op=for_log(request.op),
-            peer=self.session.peer,
-            code=exc.code,
-        )
-        if exc.close:
-            self._close_after_reply = True
-        return encode_error(request.id, exc)
-
-    def _crashed(self, request: Request, failure: Failure | None = None) -> bytes:
-        # Our bug, not the peer's: log it, tell the peer, and drop only this connection.
+    def _error_reply(self, request: Request, failure: Failure) -> bytes:
+        """The error reply for a failed request: the peer's fault or the store's is a
+        documented error; our bug is logged and closes this connection only."""
+        exc = failure.value
+        if isinstance(exc, StorageFailure | LogDamaged | StoreError):
+            exc = storage_refusal(exc)
+        if isinstance(exc, ProtocolError):
+            log.debug(
+                "{op} from {peer} refused: {code}",
+                op=for_log(request.op),
+                peer=self.session.peer,
+                code=exc.code,
+            )
+            self._close_after_reply = self._close_after_reply or exc.close
+            return encode_error(request.id, exc)
         log.failure(
             "internal error handling {op} from {peer}",
             failure=failure,
@@ -361,67 +355,47 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         try:
             started = self.core.begin(request)
             result = await started.spec.handler(self, started.params)
-        except ProtocolError as exc:
-            if started is not None:
+        except Exception as exc:
+            if started is not None and isinstance(exc, _REFUSALS):
                 self.core.complete(started, ok=False)
-            self._fill(slot, self._refused(request, exc))
-            return
-        except (StorageFailure, LogDamaged, StoreError) as exc:
-            if started is not None:
-                self.core.complete(started, ok=False)
-            self._fill(slot, self._refused(request, storage_refusal(exc)))
-            return
-        except Exception:
-            self._fill(slot, self._crashed(request))
+            self._fill(slot, self._error_reply(request, Failure()))
             return
         self.core.complete(started, ok=True)
         if isinstance(result, Later):
-
-            def succeeded(fields: Mapping[str, Any]) -> None:
-                self._fill(slot, encode_ok(request.id, fields))
-
-            def failed(failure: Failure) -> None:
-                if isinstance(failure.value, ProtocolError):
-                    self._fill(slot, self._refused(request, failure.value))
-                elif isinstance(failure.value, StorageFailure | LogDamaged | StoreError):
-                    self._fill(slot, self._refused(request, storage_refusal(failure.value)))
-                else:
-                    self._fill(slot, self._crashed(request, failure))
-
-            result.result.addCallbacks(succeeded, failed)
+            result.result.addCallbacks(
+                lambda fields: self._fill(slot, encode_ok(request.id, fields)),
+                lambda failure: self._fill(slot, self._error_reply(request, failure)),
+            )
             return
         self._fill(slot, encode_ok(request.id, result))
 
     def _write(self, data: bytes) -> None:
         if self._closing or self.transport is None:
             return
-        if self._output_paused:
-            self._queued_while_paused += len(data)
-            if self._queued_while_paused > self.server.config.max_output_queue:
-                log.warn(
-                    "dropping {peer}: it stopped reading and {n} bytes are queued",
-                    peer=self.session.peer,
-                    n=self._queued_while_paused,
-                )
-                self._closing = True
-                self._abort()
-                return
+        if not self._output.admit(len(data)):
+            log.warn(
+                "dropping {peer}: it stopped reading and {n} bytes are queued",
+                peer=self.session.peer,
+                n=self._output.queued,
+            )
+            self._closing = True
+            self._abort()
+            return
         self.transport.write(data)
 
     # -- IPushProducer: the transport tells us when its send buffer is full ------------------
 
     def pauseProducing(self) -> None:
         """The peer is not keeping up with what we send."""
-        self._output_paused = True
+        self._output.pause()
 
     def resumeProducing(self) -> None:
         """The peer caught up."""
-        self._output_paused = False
-        self._queued_while_paused = 0
+        self._output.resume()
 
     def stopProducing(self) -> None:
         """The transport is going away."""
-        self._output_paused = False
+        self._output.resume()
 
     # -- closing -----------------------------------------------------------------------------
 

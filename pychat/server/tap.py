@@ -206,6 +206,29 @@ class Options(usage.Options):
             raise usage.UsageError(str(exc)) from None
 
 
+def _prepare_data_dir(config: ServerConfig) -> None:
+    try:
+        narrowed = ensure_private_dir(config.data_dir)
+    except OSError as exc:
+        raise StartupError(
+            f"--data-dir {config.data_dir}: {exc.strerror or exc} "
+            "(it must be a directory the server's user can create and write)"
+        ) from None
+    if narrowed:
+        log.warn("narrowed permissions of {dir} to 0700", dir=str(config.data_dir))
+
+
+def _open_store(config: ServerConfig, reactor: Any) -> ServerStore:
+    runner = thread_runner(reactor) if IReactorThreads.providedBy(reactor) else inline_runner
+    try:
+        return ServerStore.open(config.data_dir, config.store_key_path, runner)
+    except StoreError as exc:
+        log.critical("cannot open the data dir: {error}", error=str(exc))
+        raise StartupError(str(exc)) from None
+    except OSError as exc:
+        raise StartupError(f"--data-dir {config.data_dir}: {exc.strerror or exc}") from None
+
+
 def makeService(options: Options | dict[str, Any], reactor: IReactorTime | None = None) -> IService:
     """Assemble the service tree for ``options``.
 
@@ -219,30 +242,13 @@ def makeService(options: Options | dict[str, Any], reactor: IReactorTime | None 
         reactor = global_reactor
     config: ServerConfig = options.config if isinstance(options, Options) else options["config"]
 
-    try:
-        narrowed = ensure_private_dir(config.data_dir)
-    except OSError as exc:
-        raise StartupError(
-            f"--data-dir {config.data_dir}: {exc.strerror or exc} "
-            "(it must be a directory the server's user can create and write)"
-        ) from None
-    if narrowed:
-        log.warn("narrowed permissions of {dir} to 0700", dir=str(config.data_dir))
+    _prepare_data_dir(config)
     try:
         creds = load_or_create_credentials(config.data_dir, config.tls_cert, config.tls_key)
         tls = server_options(creds)
     except TLSConfigError as exc:
         raise StartupError(f"--tls-cert/--tls-key: {exc}") from None
-
-    runner = thread_runner(reactor) if IReactorThreads.providedBy(reactor) else inline_runner
-    try:
-        store = ServerStore.open(config.data_dir, config.store_key_path, runner)
-    except StoreError as exc:
-        log.critical("cannot open the data dir: {error}", error=str(exc))
-        raise StartupError(str(exc)) from None
-    except OSError as exc:
-        raise StartupError(f"--data-dir {config.data_dir}: {exc.strerror or exc}") from None
-
+    store = _open_store(config, reactor)
     config = fit_descriptors(config, open_files=2 * len(list(store.conversations)))
     top = MultiService()
     chat = ChatServer(config, reactor, store)

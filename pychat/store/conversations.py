@@ -12,7 +12,6 @@ and paging cost the same at a hundred messages as at a million.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections import OrderedDict
@@ -25,19 +24,16 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from pychat.durable import ensure_private_dir, fsync_dir
+from pychat.durable import ensure_private_dir
 from pychat.store.atrest import AtRestKey, NameHasher, RecordSealer
 from pychat.store.blocking import BlockingRunner
+from pychat.store.control import ControlLogs
 from pychat.store.errors import LogDamaged, StorageFailure, StoreError
 from pychat.store.sealed_log import GroupCommitter, SealedLog
 from pychat.wire.ids import conversation_id
 
 log = Logger(namespace="pychat.store")
 
-#: A control log (key epochs and read markers) with more records than this is rewritten with
-#: just the current state, so neither it nor the time to read it at start grows with the
-#: number of messages.
-CONTROL_COMPACT_AT = 1000
 
 #: Client message ids remembered per conversation for idempotent retries.  A retry is
 #: recognised when it comes back within this many messages of the original.
@@ -119,6 +115,7 @@ class ConversationStore:
         self._names = names
         self._run = run_blocking
         self.committer = GroupCommitter(run_blocking)
+        self.control = ControlLogs(sealer, run_blocking, self.committer, self._report_cut)
         self._by_id: dict[str, Conversation] = {}
         self._by_pair: dict[tuple[str, str], Conversation] = {}
         self._by_user: dict[str, set[str]] = {}
@@ -213,89 +210,7 @@ class ConversationStore:
             msg.write_index()  # a crash before the next clean stop then costs a tail scan only
         self._index(conv)
         if conv.damaged is None:
-            self._compact_at_start(conv)
-
-    def _compaction_records(self, conv: Conversation) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = [
-            {"t": "open", "id": conv.id, "members": list(conv.members), "time": conv.created}
-        ]
-        records += [{"t": "epoch", "envelope": e} for e in conv.epochs]
-        records += [{"t": "read", "user": u, "seq": s} for u, s in sorted(conv.read.items())]
-        return records
-
-    def _rewrite(self, path: Path, records: list[dict[str, Any]]) -> SealedLog:
-        """Write ``records`` as the new log at ``path`` (temp, fsync, rename, fsync of the
-        directory) and open it.  Blocking: runs in a thread, or at start-up."""
-        tmp = path.with_name(path.name + ".compact")
-        try:
-            SealedLog.write_fresh(path, self._sealer, "ctl", records, at=tmp)
-            os.replace(tmp, path)
-            fsync_dir(path.parent)
-        except OSError:
-            tmp.unlink(missing_ok=True)  # the original is intact until the rename
-            raise
-        return SealedLog.open(path, self._sealer, "ctl", on_cut=self._report_cut)
-
-    def _compact_at_start(self, conv: Conversation) -> None:
-        """Compaction while loading (nothing else runs yet)."""
-        if len(conv.control) < CONTROL_COMPACT_AT:
-            return
-        try:
-            new = self._rewrite(conv.control.path, self._compaction_records(conv))
-        except OSError as exc:
-            log.warn("could not compact {p} for now: {e}", p=str(conv.control.path), e=exc)
-            return
-        conv.control.close()
-        conv.control = new
-
-    def _maybe_compact(self, conv: Conversation) -> None:
-        """Rewrite a long control log as its current state, in a thread.
-
-        Records that come meanwhile wait in memory (:meth:`_control_append`) and go to the new
-        log once it is in place, so nothing is acknowledged in a file that is being replaced.
-        """
-        if len(conv.control) < CONTROL_COMPACT_AT or conv.compacting is not None:
-            return
-        conv.compacting = []
-        old = conv.control
-        records = self._compaction_records(conv)
-        # The old log's appends are all on disk before it is replaced.
-        d = defer.ensureDeferred(self._compact(conv, old, records))
-        d.addErrback(lambda f: log.failure("compaction failed", failure=f))
-
-    async def _compact(
-        self, conv: Conversation, old: SealedLog, records: list[dict[str, Any]]
-    ) -> None:
-        await self.committer.durable(old)
-        try:
-            new: SealedLog = await self._run(self._rewrite, old.path, records)
-        except OSError as exc:
-            log.warn("could not compact {p} for now: {e}", p=str(old.path), e=exc)
-            new = old
-        else:
-            conv.control = new
-            old.close()
-            log.info("compacted a conversation control log to {n} records", n=len(records))
-        waiting, conv.compacting = conv.compacting or [], None
-        for record, done in waiting:
-            try:
-                new.append(record)
-            except (StorageFailure, LogDamaged) as exc:
-                done.errback(exc)
-                continue
-            self.committer.durable(new).chainDeferred(done)
-
-    def _control_append(self, conv: Conversation, record: dict[str, Any]) -> defer.Deferred[None]:
-        """Append to the control log (or queue it during a compaction); fires when durable.
-
-        :raises StorageFailure: the write failed (not while compacting: then the Deferred fails).
-        """
-        if conv.compacting is not None:
-            done: defer.Deferred[None] = defer.Deferred()
-            conv.compacting.append((record, done))
-            return done
-        conv.control.append(record)
-        return self.committer.durable(conv.control)
+            self.control.compact_at_start(conv)
 
     @staticmethod
     def _apply_control(conv: Conversation, record: dict[str, Any]) -> None:
@@ -386,7 +301,7 @@ class ConversationStore:
         """Append a key epoch."""
         conv.epochs.append(envelope)
         try:
-            await self._control_append(conv, {"t": "epoch", "envelope": envelope, "time": now})
+            await self.control.append(conv, {"t": "epoch", "envelope": envelope, "time": now})
         except (StorageFailure, LogDamaged):
             conv.epochs.pop()  # not stored: not there
             raise
@@ -396,8 +311,8 @@ class ConversationStore:
         if seq <= conv.read.get(username, 0):
             return
         conv.read[username] = seq
-        await self._control_append(conv, {"t": "read", "user": username, "seq": seq})
-        self._maybe_compact(conv)
+        await self.control.append(conv, {"t": "read", "user": username, "seq": seq})
+        self.control.maybe_compact(conv)
 
     def set_read_nowait(self, conv: Conversation, username: str, seq: int) -> None:
         """Move a read marker forward without waiting for disk (it rides the next fsync)."""
@@ -408,12 +323,12 @@ class ConversationStore:
         # error.  A marker that cannot be written now is kept in memory and saved with a later
         # one (a full disk must not fail a send that was stored).
         try:
-            saved = self._control_append(conv, {"t": "read", "user": username, "seq": seq})
+            saved = self.control.append(conv, {"t": "read", "user": username, "seq": seq})
         except (StorageFailure, LogDamaged) as exc:
             log.warn("read marker not saved for now: {e}", e=exc)
             return
         saved.addErrback(lambda f: log.warn("read marker not saved for now: {e}", e=f.value))
-        self._maybe_compact(conv)
+        self.control.maybe_compact(conv)
 
     def wait_durable(self, conv: Conversation) -> defer.Deferred[None]:
         """Fires once every message appended to ``conv`` so far is durable."""

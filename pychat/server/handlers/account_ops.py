@@ -121,7 +121,7 @@ async def login_finish(deps: HandlerDeps, ctx: OpContext, params: ProofParams) -
     return {
         "M2": b64encode(m2),
         "username": challenge.username,
-        "device_token": deps.account_service.issue_device_token(challenge.username),
+        "device_token": deps.account_service.tokens.issue(challenge.username),
     }
 
 

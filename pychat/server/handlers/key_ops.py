@@ -92,7 +92,7 @@ def _checked_rotation(
         old = parse_public_identity(account.public_keys)
     except IdentityKeyError as exc:
         raise ProtocolError(ErrorCode.BAD_KEYS, str(exc)) from None
-    if deps.account_service.key_owner(new, besides=username) is not None:
+    if deps.account_service.indexes.key_owner(new, besides=username) is not None:
         raise ProtocolError(
             ErrorCode.BAD_KEYS, "these public keys are already another account's; make new ones"
         )
@@ -128,7 +128,7 @@ async def rotate_keys(
         updated=deps.clock.seconds(),
     )
     await deps.accounts.update(updated)
-    deps.account_service.remember_keys(username, new)
+    deps.account_service.indexes.remember_keys(username, new)
     log.info("{user} rotated keys to version {v}", user=for_log(username), v=version)
     event = {"user": username, "key_version": version, "fingerprint": fingerprint}
     for peer in {c.peer_of(username) for c in deps.conversations.for_user(username)}:
