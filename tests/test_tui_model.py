@@ -255,12 +255,13 @@ def test_a_long_status_line_is_cut_with_an_ellipsis() -> None:
 def test_reconnecting_clears_an_error_from_while_it_was_offline() -> None:
     from pychat.client.session import ClientEvent
     from pychat.tui.app import TuiApp
+    from pychat.tui.client_events import handle_event
 
     model = ChatModel()
     model.tell("not connected", error=True)
     app = TuiApp.__new__(TuiApp)
     app.model, app.client = model, None
-    app._client_event(ClientEvent("connection", {"state": "online"}))
+    handle_event(app, ClientEvent("connection", {"state": "online"}))
     assert model.notice == "" and model.connection == "online"
 
 

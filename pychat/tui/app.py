@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReadDescriptor
@@ -26,20 +26,23 @@ from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from pychat.client.address import AddressError, ServerAddress
+from pychat.client.address import AddressError
 from pychat.client.config import ClientConfig, ConfigError, default_home
 from pychat.client.keystore import KeystoreError
-from pychat.client.password_strength import WeakPassword, check_password
 from pychat.client.protocol import ConnectionClosed, RemoteError
 from pychat.client.session import (
     CertificateChanged,
     ChatClient,
-    ChatMessage,
     ClientError,
     ClientEvent,
     PeerKeyChanged,
 )
+from pychat.tui import loading
+from pychat.tui.actions import run_action
+from pychat.tui.client_events import handle_event
+from pychat.tui.commands import run_command
 from pychat.tui.keys import BINDINGS, Key, KeyDecoder
+from pychat.tui.login import login_key
 from pychat.tui.model import ChatModel, LoginForm, MessageItem, Modal
 from pychat.tui.render import (
     FULL_HEIGHT,
@@ -50,34 +53,8 @@ from pychat.tui.render import (
     visible_message_lines,
 )
 from pychat.tui.view import CursesView, colours_wanted
-from pychat.usernames import UsernameError, normal_form, normalize
-from pychat.wire.ids import conversation_id
 
 log = Logger(namespace="pychat.tui")
-
-PAGE = 50
-HELP = [
-    "Commands:",
-    "  /new NAME      open a conversation with NAME",
-    "  /verify        show the safety number (y marks the peer verified)",
-    "  /trust         accept the peer's new key after a change (not verified)",
-    "  /rotate        start a new conversation key",
-    "  /rekey         new identity keys for you, signed by the old ones",
-    "  /search TEXT   search the loaded history of this conversation",
-    "  /help          this help      /quit   leave",
-    "Keys:",
-    "  Tab / Shift-Tab, Alt-1..9   switch conversation",
-    "  PgUp / PgDn                 scroll (older messages load on demand)",
-    "  Enter send · Alt-Enter new line · Up/Down history",
-    "  Ctrl-A/E home/end · Ctrl-W delete word · Ctrl-U delete to start",
-    "  Ctrl-L redraw · Ctrl-C quit",
-]
-
-
-def _item(message: ChatMessage) -> MessageItem:
-    return MessageItem(
-        message.seq, message.sender, message.time, message.status, message.text, message.reason
-    )
 
 
 @implementer(IReadDescriptor)
@@ -109,7 +86,7 @@ class TuiApp:
         self.args = args
         self.config = config
         self.reactor = reactor
-        self.screen = screen
+        self.screen: Any = screen
         self.view = CursesView(screen, colours_wanted(config.colours))
         self.home: Path = args.home or default_home()
         self.decoder = KeyDecoder()
@@ -119,11 +96,12 @@ class TuiApp:
         )
         self.form.username.insert(args.user or os.environ.get("PYCHAT_USER") or config.user or "")
         self.form.focus = 1 if not self.form.username.text else 2
-        self.model = ChatModel()
+        self.model: ChatModel = ChatModel()
         self.client: ChatClient | None = None
         self.exit_code = 0
         self._redraw_call: Any = None
-        self._mark_read_pending = False
+        #: A mark_read is on its way (one at a time).
+        self.mark_read_pending = False
         self._choice: defer.Deferred[bool] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -170,7 +148,7 @@ class TuiApp:
                 self.model, width, height, now=time.time(), time_format=self.config.time_format
             )
         self.view.draw(frame)
-        self._maybe_mark_read(width, height)
+        loading.maybe_mark_read(self)
 
     def notify(self, peer: str) -> None:
         """Bell plus an OSC 9 / 777 desktop notification (passed through tmux when inside it).
@@ -206,7 +184,7 @@ class TuiApp:
     def _failed(self, failure: Failure) -> None:
         exc = failure.value
         if isinstance(exc, CertificateChanged):
-            self._show_modal(
+            self.show_modal(
                 Modal("SERVER CERTIFICATE CHANGED", str(exc).splitlines(), warning=True)
             )
         elif isinstance(exc, PeerKeyChanged):
@@ -226,9 +204,10 @@ class TuiApp:
         assert self.client is not None  # noqa: S101
         info = await self.client.safety_numbers(peer)
         if info.pending and info.pinned:
-            self._show_key_change(peer, info.pinned, info.current)
+            self.show_key_change(peer, info.pinned, info.current)
 
-    def _show_key_change(self, peer: str, old: str, new: str) -> None:
+    def show_key_change(self, peer: str, old: str, new: str) -> None:
+        """The box shown when a peer's key changed unsigned, in the TUI's own terms."""
         groups_old, groups_new = old.split(), new.split()
         lines = [
             f"{peer}'s identity key has CHANGED, and the change is NOT signed by the key",
@@ -244,7 +223,13 @@ class TuiApp:
             f"Compare the new number with {peer} in person or on a call.",
             "/trust accepts the new key · /verify shows the numbers again",
         ]
-        self._show_modal(Modal(f"{peer.upper()}'S KEY CHANGED", lines, warning=True))
+        self.show_modal(Modal(f"{peer.upper()}'S KEY CHANGED", lines, warning=True))
+
+    def ask(self, modal: Modal) -> defer.Deferred[bool]:
+        """Show ``modal`` and wait for y or n."""
+        self._choice = defer.Deferred()
+        self.show_modal(modal)
+        return self._choice
 
     def _tell_error(self, text: str) -> None:
         if self.client is None:
@@ -252,7 +237,8 @@ class TuiApp:
         else:
             self.model.tell(text, error=True)
 
-    def _show_modal(self, modal: Modal) -> None:
+    def show_modal(self, modal: Modal) -> None:
+        """Put a box over the screen (any key closes it)."""
         (self.form.modals if self.client is None else self.model.modals).append(modal)
         self.redraw()
 
@@ -290,84 +276,17 @@ class TuiApp:
             modals.pop()
             return
         if self.client is None:
-            self._login_key(key)
+            login_key(self, key)
         else:
             self._main_key(key)
-
-    def _login_key(self, key: Key) -> None:
-        form = self.form
-        if form.busy:
-            if key.name == "ctrl-c":
-                self.quit()
-            return
-        field = form.focused()
-        name = key.name
-        if name == "ctrl-c":
-            self.quit()
-        elif name in ("tab", "down"):
-            form.move(1)
-        elif name in ("btab", "up"):
-            form.move(-1)
-        elif name in ("f2", "ctrl-n"):
-            form.toggle_mode()
-        elif name == "enter":
-            if form.focus < len(form.fields()) - 1:
-                form.move(1)
-            else:
-                self.guard(self._submit_login)
-        elif name == "char" or name == "paste":
-            field.insert(key.text.replace("\n", ""))
-        else:
-            action = BINDINGS.get(name)
-            if action in self._EDITS:
-                getattr(field, self._EDITS[action])()
-
-    _EDITS: ClassVar[dict[str, str]] = {
-        "cursor_left": "left",
-        "cursor_right": "right",
-        "cursor_home": "home",
-        "cursor_end": "end",
-        "delete_back": "backspace",
-        "delete_forward": "delete",
-        "delete_word": "kill_word",
-        "delete_to_start": "kill_to_start",
-        "history_prev": "history_prev",
-        "history_next": "history_next",
-    }
 
     def _main_key(self, key: Key) -> None:
         if key.name in ("char", "paste"):
             self.model.input.insert(key.text)
             return
         action = BINDINGS.get(key.name)
-        if action is None:
-            return
-        if action in self._EDITS:
-            getattr(self.model.input, self._EDITS[action])()
-        elif action == "newline":
-            self.model.input.insert("\n")
-        elif action == "submit":
-            text = self.model.input.take()
-            if text.strip():
-                self.guard(self.submit(text))
-        elif action in ("next_conversation", "prev_conversation"):
-            conv = self.model.cycle(1 if action == "next_conversation" else -1)
-            if conv is not None:
-                self.guard(self.show(conv.peer))
-        elif action.startswith("select_"):
-            conv = self.model.select_index(int(action[-1]) - 1)
-            if conv is not None:
-                self.guard(self.show(conv.peer))
-        elif action == "scroll_up":
-            self.scroll(+1)
-        elif action == "scroll_down":
-            self.scroll(-1)
-        elif action == "redraw":
-            self.screen.clear()
-        elif action == "quit":
-            self.quit()
-        elif action == "help":
-            self._show_modal(Modal("Help", HELP))
+        if action is not None:
+            run_action(self, action)
 
     def scroll(self, direction: int) -> None:
         conv = self.model.current_conversation
@@ -381,7 +300,7 @@ class TuiApp:
                 conv, self.model.me, self._pane_width(width), height - 3, self.config.time_format
             )
             if at_top and conv.has_older:
-                self.guard(self.load_older(conv.peer))
+                self.guard(loading.load_older(self, conv.peer))
 
     def _pane_width(self, width: int) -> int:
         height, _ = self.view.size()
@@ -389,41 +308,8 @@ class TuiApp:
 
     # -- login -----------------------------------------------------------------------------------
 
-    async def _submit_login(self) -> None:
-        form = self.form
-        username, password = form.username.text.strip(), form.password.text
-        if not username or not password:
-            form.message = "enter a username and a password"
-            return
-        if form.signup and password != form.confirm.text:
-            form.message = "the passwords do not match"
-            return
-        if form.signup:
-            try:
-                normalize(username)
-                check_password(password, username=username)
-            except (UsernameError, WeakPassword) as exc:
-                form.message = str(exc)
-                return
-        try:
-            address = ServerAddress.parse(form.server.text)
-        except AddressError as exc:
-            form.message = str(exc)
-            return
-        form.busy, form.message = True, ""
-        self.redraw()
-        client = ChatClient(address, self.home, ca=self.args.ca, on_new_server=self._ask_new_server)
-        try:
-            if form.signup:
-                await client.signup(username, password)
-            await client.login(username, password)
-        except Exception:
-            await client.close()
-            raise
-        finally:
-            form.busy = False
-        form.password.take()
-        form.confirm.take()
+    async def logged_in(self, client: ChatClient, username: str) -> None:
+        """The login screen succeeded: show the conversations."""
         self.client = client
         self.model.me = client.username or username
         self.model.server = client.server
@@ -431,89 +317,21 @@ class TuiApp:
         client.listeners.append(self.on_client_event)
         await self.load_conversations()
 
-    def _ask_new_server(self, server: str, fingerprint: str) -> defer.Deferred[bool]:
-        self._choice = defer.Deferred()
-        lines = [
-            f"First contact with {server}. Its certificate fingerprint (SHA-256) is:",
-            fingerprint,
-            "Compare it with the one the server printed when it started.",
-            "Accept and pin it? (y/n)",
-        ]
-        self._show_modal(
-            Modal("New server", lines, warning=False, prompt="(y: accept · n: refuse)")
-        )
-        return self._choice
-
-    # -- conversations ---------------------------------------------------------------------------
+    # -- conversations (pychat.tui.loading) -----------------------------------------------------
 
     async def load_conversations(self) -> None:
-        assert self.client is not None  # noqa: S101
-        for summary in await self.client.conversations():
-            conv = self.model.conversation(summary["peer"])
-            conv.unread = summary["unread"]
-            conv.last_seq = summary["last_seq"]
-            conv.last_activity = summary["last_activity"]
-            conv.online = summary["peer_online"]
-            conv.verified, conv.key_changed = self.client.peer_trust(conv.peer)
-        order = self.model.ordered()
-        if order and self.model.current is None:
-            await self.show(order[0].peer)
+        """Refresh the list from the server's summaries; show the first if none is."""
+        await loading.load_conversations(self)
 
     async def show(self, peer: str) -> None:
         """Put ``peer``'s conversation on screen, loading its newest page the first time."""
-        assert self.client is not None  # noqa: S101
-        conv = self.model.select(peer)
-        conv.verified, conv.key_changed = self.client.peer_trust(peer)
-        if not conv.loaded:
-            conv.loaded = True
-            messages, more = await self.client.older(peer, 0, PAGE)
-            for m in messages:
-                self.model.add_message(peer, _item(m), on_screen=True)
-            conv.has_older = more
-        self.redraw()
-
-    async def load_older(self, peer: str) -> None:
-        assert self.client is not None  # noqa: S101
-        conv = self.model.conversation(peer)
-        if not conv.has_older or not conv.messages:
-            return
-        conv.has_older = False  # one load at a time
-        messages, more = await self.client.older(peer, conv.oldest_loaded, PAGE)
-        for m in messages:
-            self.model.add_message(peer, _item(m), on_screen=True)
-        conv.has_older = more
-        self.model.tell(f"loaded {len(messages)} older messages")
-
-    def _maybe_mark_read(self, width: int, height: int) -> None:
-        conv = self.model.current_conversation
-        if (
-            self.client is None
-            or conv is None
-            or conv.scroll
-            or not conv.unread
-            or self.model.modals
-        ):
-            return
-        if self._mark_read_pending:
-            return
-        self._mark_read_pending = True
-        last = conv.last_seq
-
-        async def mark() -> None:
-            assert self.client is not None  # noqa: S101
-            try:
-                await self.client.mark_read(conv.peer, last)
-                conv.unread = 0
-            finally:
-                self._mark_read_pending = False
-
-        self.guard(mark)
+        await loading.show(self, peer)
 
     # -- what the user types -----------------------------------------------------------------
 
     async def submit(self, text: str) -> None:
         if text.startswith("/") and not text.startswith("//"):
-            await self.command(text)
+            await run_command(self, text)
             return
         if text.startswith("//"):
             text = text[1:]
@@ -530,153 +348,15 @@ class TuiApp:
         conv.scroll = 0
         self.model.tell("")
 
-    async def command(self, text: str) -> None:
-        assert self.client is not None  # noqa: S101
-        name, _, rest = text[1:].partition(" ")
-        rest = rest.strip()
-        conv = self.model.current_conversation
-        if name == "quit":
-            self.quit()
-        elif name == "help":
-            self._show_modal(Modal("Help", HELP))
-        elif name == "new":
-            if not rest:
-                self.model.tell("usage: /new NAME", error=True)
-                return
-            await self.client.open_conversation(rest)
-            peer = normal_form(rest)
-            self.model.conversation(peer).last_activity = time.time()
-            await self.load_conversations()  # the new one's summary: presence, counts
-            await self.show(peer)
-            self.model.tell(f"conversation with {peer} open")
-        elif conv is None:
-            self.model.tell(f"/{name} needs an open conversation", error=True)
-        elif name == "verify":
-            await self._verify(conv.peer)
-        elif name == "trust":
-            was_pending = conv.key_changed
-            await self.client.trust(conv.peer)
-            conv.verified, conv.key_changed = self.client.peer_trust(conv.peer)
-            self.model.tell(
-                f"accepted {conv.peer}'s new key; not verified: /verify to compare"
-                if was_pending
-                else f"{conv.peer}'s key is accepted; /verify compares safety numbers"
-            )
-        elif name == "rekey":
-            self.model.tell("making new identity keys…")
-            self.redraw()
-            fingerprint = await self.client.rotate_identity()
-            self.model.tell(f"new identity keys {fingerprint[:16]}…, signed by the old ones")
-        elif name == "rotate":
-            epoch = await self.client.rotate(conv.peer)
-            self.model.tell(f"new conversation key: epoch {epoch}")
-        elif name == "search":
-            needle = rest.casefold()
-            hits = [
-                m
-                for m in conv.sorted_messages()
-                if m.text and needle and needle in m.text.casefold()
-            ]
-            lines = [f"#{m.seq} {m.sender}: {m.text}" for m in hits[-20:]] or [
-                "no match in the loaded history"
-            ]
-            self._show_modal(Modal(f"Search {rest!r}: {len(hits)} found", lines))
-        else:
-            self.model.tell(f"unknown command /{name}; /help lists them", error=True)
-
-    async def _verify(self, peer: str) -> None:
-        """Show the safety number; y marks the peer verified.  While a change is pending it
-        shows both numbers and how to accept the new key instead."""
-        assert self.client is not None  # noqa: S101
-        info = await self.client.safety_numbers(peer)
-        conv = self.model.conversation(peer)
-        if info.pending and info.pinned:
-            self._show_key_change(peer, info.pinned, info.current)
-            return
-        groups = info.current.split()
-        lines = [" ".join(groups[:6]), " ".join(groups[6:]), ""]
-        if info.verified:
-            self._show_modal(Modal(f"Safety number with {peer}", [*lines, "marked verified ✓"]))
-            return
-        lines.append(f"Compare it with {peer} in person or on a call.")
-        self._choice = defer.Deferred()
-        self._show_modal(
-            Modal(
-                f"Safety number with {peer}",
-                lines,
-                prompt="(y: it matches, mark verified · n: not now)",
-            )
-        )
-        if await self._choice:
-            await self.client.mark_verified(peer)
-            conv.verified, conv.key_changed = self.client.peer_trust(peer)
-            self.model.tell(f"{peer} is marked verified ✓")
-
     # -- events from the client ------------------------------------------------------------------
 
     def on_client_event(self, event: ClientEvent) -> None:
         try:
-            self._client_event(event)
+            handle_event(self, event)
         except Exception:
             log.failure("event handler failed")
             self.model.tell("internal error handling an event (see tui.log)", error=True)
         self.redraw()
-
-    def _client_event(self, event: ClientEvent) -> None:
-        model = self.model
-        if event.kind == "message" and event.message is not None:
-            m = event.message
-            current = model.current_conversation
-            on_screen = current is not None and current.peer == m.peer
-            following = on_screen and current is not None and current.scroll == 0
-            is_new = model.add_message(m.peer, _item(m), on_screen=following)
-            conv = model.conversation(m.peer)
-            conv.last_activity = max(
-                conv.last_activity, m.time, time.time() if m.sender != model.me else 0
-            )
-            if is_new and m.sender != model.me and not on_screen:
-                self.notify(m.peer)
-        elif event.kind == "presence":
-            user = str(event.data.get("user"))
-            if user in model.conversations:
-                model.conversations[user].online = bool(event.data.get("online"))
-        elif event.kind == "read":
-            for conv in model.conversations.values():
-                if self.client is not None and event.data.get("conversation") and conv.last_seq:
-                    if conversation_id(model.me, conv.peer) == event.data["conversation"]:
-                        conv.unread = int(event.data.get("unread", 0))
-        elif event.kind == "conversation":
-            summary = event.data.get("conversation") or {}
-            peer = summary.get("peer")
-            if isinstance(peer, str):
-                conv = model.conversation(peer)
-                conv.last_activity = max(conv.last_activity, float(summary.get("last_activity", 0)))
-        elif event.kind == "keys_changed":
-            user = str(event.data.get("user"))
-            model.conversation(user).key_changed = True
-            self._show_key_change(
-                user, str(event.data.get("old_safety")), str(event.data.get("new_safety"))
-            )
-        elif event.kind == "keys_rotated":
-            user = str(event.data.get("user"))
-            still = "still verified" if event.data.get("verified") else "not verified"
-            model.note(user, f"{user} rotated keys (signed by the old ones); {still}")
-        elif event.kind == "notice":
-            about = event.data.get("user")
-            text = str(event.data.get("text", ""))
-            if isinstance(about, str):
-                model.note(about, text)
-            else:
-                model.tell(text)
-        elif event.kind == "connection":
-            state = str(event.data.get("state"))
-            model.connection = state
-            if state == "reconnecting":
-                model.reconnect_at = time.time() + float(event.data.get("delay", 0))
-            elif state == "online" and model.notice_is_error:
-                model.tell("")  # an error from while it was offline is stale now
-            elif state == "refused":
-                model.warn("CONNECTION REFUSED", str(event.data.get("reason", "")).splitlines())
 
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:

@@ -1,5 +1,5 @@
-"""The dependency rules of docs/architecture.md, checked on every import in the package
-(module level and inside functions alike)."""
+"""The architecture rules of docs/architecture.md: dependencies point one way (checked on
+every import, module level and inside functions alike), and nothing outgrows one job."""
 
 from __future__ import annotations
 
@@ -50,3 +50,23 @@ def test_dependencies_point_one_way() -> None:
 def test_the_rule_is_checked_at_all() -> None:
     assert any(m.startswith("pychat.client") for m in _imports(PACKAGE / "entry.py"))
     assert "pychat.client.cli" in _imports(PACKAGE / "entry.py")
+
+
+#: The size limits of docs/architecture.md: a function that does one thing fits on a screen,
+#: and a class past this many lines is doing several jobs.
+MAX_FUNCTION_LINES = 60
+MAX_CLASS_LINES = 300
+
+
+def test_no_function_or_class_outgrows_one_job() -> None:
+    too_big = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        where = path.relative_to(PACKAGE.parent)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue
+            lines = (node.end_lineno or node.lineno) - node.lineno + 1
+            limit = MAX_CLASS_LINES if isinstance(node, ast.ClassDef) else MAX_FUNCTION_LINES
+            if lines > limit:
+                too_big.append(f"{where}:{node.lineno} {node.name}: {lines} lines")
+    assert not too_big, "\n".join(too_big)

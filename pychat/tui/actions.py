@@ -1,0 +1,67 @@
+"""Main-screen key actions: :data:`pychat.tui.keys.BINDINGS` maps a key to an action name,
+and :data:`ACTIONS` maps the name to what it does (line edits go to the input line)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pychat.tui.help import HELP
+from pychat.tui.model import Modal
+
+if TYPE_CHECKING:
+    from pychat.tui.app import TuiApp
+
+#: Action name -> the InputLine method it calls (also used on the login form's fields).
+EDITS: dict[str, str] = {
+    "cursor_left": "left",
+    "cursor_right": "right",
+    "cursor_home": "home",
+    "cursor_end": "end",
+    "delete_back": "backspace",
+    "delete_forward": "delete",
+    "delete_word": "kill_word",
+    "delete_to_start": "kill_to_start",
+    "history_prev": "history_prev",
+    "history_next": "history_next",
+}
+
+
+def run_action(app: TuiApp, action: str) -> None:
+    """Do what ``action`` names on the main screen."""
+    if action in EDITS:
+        getattr(app.model.input, EDITS[action])()
+    elif action.startswith("select_"):
+        conv = app.model.select_index(int(action[-1]) - 1)
+        if conv is not None:
+            app.guard(app.show(conv.peer))
+    elif action in ACTIONS:
+        ACTIONS[action](app)
+
+
+def _submit(app: TuiApp) -> None:
+    text = app.model.input.take()
+    if text.strip():
+        app.guard(app.submit(text))
+
+
+def _cycle(direction: int) -> Callable[[TuiApp], None]:
+    def cycle(app: TuiApp) -> None:
+        conv = app.model.cycle(direction)
+        if conv is not None:
+            app.guard(app.show(conv.peer))
+
+    return cycle
+
+
+ACTIONS: dict[str, Callable[[TuiApp], None]] = {
+    "newline": lambda app: app.model.input.insert("\n"),
+    "submit": _submit,
+    "next_conversation": _cycle(1),
+    "prev_conversation": _cycle(-1),
+    "scroll_up": lambda app: app.scroll(+1),
+    "scroll_down": lambda app: app.scroll(-1),
+    "redraw": lambda app: app.screen.clear(),
+    "quit": lambda app: app.quit(),
+    "help": lambda app: app.show_modal(Modal("Help", HELP)),
+}

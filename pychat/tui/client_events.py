@@ -1,0 +1,110 @@
+"""What the TUI does with each event from the client library, by a table from event kind to
+handler; every field of an event that came from the server is checked before it is used."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pychat.client.events import ChatMessage, ClientEvent
+from pychat.tui.model import MessageItem
+from pychat.wire.ids import conversation_id
+
+if TYPE_CHECKING:
+    from pychat.tui.app import TuiApp
+
+
+def message_item(message: ChatMessage) -> MessageItem:
+    """A checked message as the model holds it."""
+    return MessageItem(
+        message.seq, message.sender, message.time, message.status, message.text, message.reason
+    )
+
+
+def handle_event(app: TuiApp, event: ClientEvent) -> None:
+    """Update the model for ``event`` (unknown kinds are ignored)."""
+    handler = EVENTS.get(event.kind)
+    if handler is not None:
+        handler(app, event)
+
+
+def _message(app: TuiApp, event: ClientEvent) -> None:
+    model, m = app.model, event.message
+    if m is None:
+        return
+    current = model.current_conversation
+    on_screen = current is not None and current.peer == m.peer
+    following = on_screen and current is not None and current.scroll == 0
+    is_new = model.add_message(m.peer, message_item(m), on_screen=following)
+    conv = model.conversation(m.peer)
+    conv.last_activity = max(conv.last_activity, m.time, time.time() if m.sender != model.me else 0)
+    if is_new and m.sender != model.me and not on_screen:
+        app.notify(m.peer)
+
+
+def _presence(app: TuiApp, event: ClientEvent) -> None:
+    user = str(event.data.get("user"))
+    if user in app.model.conversations:
+        app.model.conversations[user].online = bool(event.data.get("online"))
+
+
+def _read(app: TuiApp, event: ClientEvent) -> None:
+    model = app.model
+    for conv in model.conversations.values():
+        if app.client is not None and event.data.get("conversation") and conv.last_seq:
+            if conversation_id(model.me, conv.peer) == event.data["conversation"]:
+                conv.unread = int(event.data.get("unread", 0))
+
+
+def _conversation(app: TuiApp, event: ClientEvent) -> None:
+    summary = event.data.get("conversation") or {}
+    peer = summary.get("peer")
+    if isinstance(peer, str):
+        conv = app.model.conversation(peer)
+        conv.last_activity = max(conv.last_activity, float(summary.get("last_activity", 0)))
+
+
+def _keys_changed(app: TuiApp, event: ClientEvent) -> None:
+    user = str(event.data.get("user"))
+    app.model.conversation(user).key_changed = True
+    app.show_key_change(user, str(event.data.get("old_safety")), str(event.data.get("new_safety")))
+
+
+def _keys_rotated(app: TuiApp, event: ClientEvent) -> None:
+    user = str(event.data.get("user"))
+    still = "still verified" if event.data.get("verified") else "not verified"
+    app.model.note(user, f"{user} rotated keys (signed by the old ones); {still}")
+
+
+def _notice(app: TuiApp, event: ClientEvent) -> None:
+    about = event.data.get("user")
+    text = str(event.data.get("text", ""))
+    if isinstance(about, str):
+        app.model.note(about, text)
+    else:
+        app.model.tell(text)
+
+
+def _connection(app: TuiApp, event: ClientEvent) -> None:
+    model = app.model
+    state = str(event.data.get("state"))
+    model.connection = state
+    if state == "reconnecting":
+        model.reconnect_at = time.time() + float(event.data.get("delay", 0))
+    elif state == "online" and model.notice_is_error:
+        model.tell("")  # an error from while it was offline is stale now
+    elif state == "refused":
+        model.warn("CONNECTION REFUSED", str(event.data.get("reason", "")).splitlines())
+
+
+EVENTS: dict[str, Callable[[TuiApp, ClientEvent], None]] = {
+    "message": _message,
+    "presence": _presence,
+    "read": _read,
+    "conversation": _conversation,
+    "keys_changed": _keys_changed,
+    "keys_rotated": _keys_rotated,
+    "notice": _notice,
+    "connection": _connection,
+}

@@ -1,0 +1,143 @@
+"""The TUI's slash commands, by a table from name to handler.
+
+Each handler is ``async def (app, conv, rest)``: the running app, the conversation on screen
+(None when there is none; commands that need one say so in the table), and the text after the
+command name.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from twisted.internet import defer
+
+from pychat.tui.help import HELP
+from pychat.tui.model import ConversationState, Modal
+from pychat.usernames import normal_form
+
+if TYPE_CHECKING:
+    from pychat.tui.app import TuiApp
+
+
+Handler = Callable[["TuiApp", ConversationState | None, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One slash command."""
+
+    handler: Handler
+    needs_conversation: bool = False
+
+
+async def run_command(app: TuiApp, text: str) -> None:
+    """Run ``/name rest`` (an unknown name, or a missing conversation, is said so)."""
+    name, _, rest = text[1:].partition(" ")
+    command = COMMANDS.get(name)
+    conv = app.model.current_conversation
+    if command is None:
+        app.model.tell(f"unknown command /{name}; /help lists them", error=True)
+    elif command.needs_conversation and conv is None:
+        app.model.tell(f"/{name} needs an open conversation", error=True)
+    else:
+        await command.handler(app, conv, rest.strip())
+
+
+async def _quit(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    app.quit()
+
+
+async def _help(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    app.show_modal(Modal("Help", HELP))
+
+
+async def _new(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    assert app.client is not None  # noqa: S101 - the main screen has a client
+    if not rest:
+        app.model.tell("usage: /new NAME", error=True)
+        return
+    await app.client.open_conversation(rest)
+    peer = normal_form(rest)
+    app.model.conversation(peer).last_activity = time.time()
+    await app.load_conversations()  # the new one's summary: presence, counts
+    await app.show(peer)
+    app.model.tell(f"conversation with {peer} open")
+
+
+async def _verify(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    """Show the safety number; y marks the peer verified.  While a change is pending it shows
+    both numbers and how to accept the new key instead."""
+    assert app.client is not None and conv is not None  # noqa: S101 - see the table
+    peer = conv.peer
+    info = await app.client.safety_numbers(peer)
+    if info.pending and info.pinned:
+        app.show_key_change(peer, info.pinned, info.current)
+        return
+    groups = info.current.split()
+    lines = [" ".join(groups[:6]), " ".join(groups[6:]), ""]
+    if info.verified:
+        app.show_modal(Modal(f"Safety number with {peer}", [*lines, "marked verified ✓"]))
+        return
+    lines.append(f"Compare it with {peer} in person or on a call.")
+    choice: defer.Deferred[bool] = app.ask(
+        Modal(
+            f"Safety number with {peer}",
+            lines,
+            prompt="(y: it matches, mark verified · n: not now)",
+        )
+    )
+    if await choice:
+        await app.client.mark_verified(peer)
+        conv.verified, conv.key_changed = app.client.peer_trust(peer)
+        app.model.tell(f"{peer} is marked verified ✓")
+
+
+async def _trust(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    assert app.client is not None and conv is not None  # noqa: S101 - see the table
+    was_pending = conv.key_changed
+    await app.client.trust(conv.peer)
+    conv.verified, conv.key_changed = app.client.peer_trust(conv.peer)
+    app.model.tell(
+        f"accepted {conv.peer}'s new key; not verified: /verify to compare"
+        if was_pending
+        else f"{conv.peer}'s key is accepted; /verify compares safety numbers"
+    )
+
+
+async def _rekey(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    assert app.client is not None  # noqa: S101
+    app.model.tell("making new identity keys…")
+    app.redraw()
+    fingerprint = await app.client.rotate_identity()
+    app.model.tell(f"new identity keys {fingerprint[:16]}…, signed by the old ones")
+
+
+async def _rotate(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    assert app.client is not None and conv is not None  # noqa: S101 - see the table
+    epoch = await app.client.rotate(conv.peer)
+    app.model.tell(f"new conversation key: epoch {epoch}")
+
+
+async def _search(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    assert conv is not None  # noqa: S101 - see the table
+    needle = rest.casefold()
+    hits = [m for m in conv.sorted_messages() if m.text and needle and needle in m.text.casefold()]
+    lines = [f"#{m.seq} {m.sender}: {m.text}" for m in hits[-20:]] or [
+        "no match in the loaded history"
+    ]
+    app.show_modal(Modal(f"Search {rest!r}: {len(hits)} found", lines))
+
+
+COMMANDS: dict[str, Command] = {
+    "quit": Command(_quit),
+    "help": Command(_help),
+    "new": Command(_new),
+    "rekey": Command(_rekey),
+    "verify": Command(_verify, needs_conversation=True),
+    "trust": Command(_trust, needs_conversation=True),
+    "rotate": Command(_rotate, needs_conversation=True),
+    "search": Command(_search, needs_conversation=True),
+}

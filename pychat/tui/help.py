@@ -1,0 +1,20 @@
+"""The text of the TUI's help box (/help, F1): its commands and keys."""
+
+from __future__ import annotations
+
+HELP = [
+    "Commands:",
+    "  /new NAME      open a conversation with NAME",
+    "  /verify        show the safety number (y marks the peer verified)",
+    "  /trust         accept the peer's new key after a change (not verified)",
+    "  /rotate        start a new conversation key",
+    "  /rekey         new identity keys for you, signed by the old ones",
+    "  /search TEXT   search the loaded history of this conversation",
+    "  /help          this help      /quit   leave",
+    "Keys:",
+    "  Tab / Shift-Tab, Alt-1..9   switch conversation",
+    "  PgUp / PgDn                 scroll (older messages load on demand)",
+    "  Enter send · Alt-Enter new line · Up/Down history",
+    "  Ctrl-A/E home/end · Ctrl-W delete word · Ctrl-U delete to start",
+    "  Ctrl-L redraw · Ctrl-C quit",
+]

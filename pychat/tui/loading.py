@@ -1,0 +1,78 @@
+"""Loading conversations into the TUI's model: the list, the newest page of one, older pages
+on demand, and marking what is on screen as read."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pychat.tui.client_events import message_item
+
+if TYPE_CHECKING:
+    from pychat.tui.app import TuiApp
+
+#: Messages fetched per page (the first page of a conversation, and each older one).
+PAGE = 50
+
+
+async def load_conversations(app: TuiApp) -> None:
+    """Refresh the list from the server's summaries; show the first if none is."""
+    assert app.client is not None  # noqa: S101
+    for summary in await app.client.conversations():
+        conv = app.model.conversation(summary["peer"])
+        conv.unread = summary["unread"]
+        conv.last_seq = summary["last_seq"]
+        conv.last_activity = summary["last_activity"]
+        conv.online = summary["peer_online"]
+        conv.verified, conv.key_changed = app.client.peer_trust(conv.peer)
+    order = app.model.ordered()
+    if order and app.model.current is None:
+        await show(app, order[0].peer)
+
+
+async def show(app: TuiApp, peer: str) -> None:
+    """Put ``peer``'s conversation on screen, loading its newest page the first time."""
+    assert app.client is not None  # noqa: S101
+    conv = app.model.select(peer)
+    conv.verified, conv.key_changed = app.client.peer_trust(peer)
+    if not conv.loaded:
+        conv.loaded = True
+        messages, more = await app.client.older(peer, 0, PAGE)
+        for m in messages:
+            app.model.add_message(peer, message_item(m), on_screen=True)
+        conv.has_older = more
+    app.redraw()
+
+
+async def load_older(app: TuiApp, peer: str) -> None:
+    """The page before the oldest loaded message (one load at a time)."""
+    assert app.client is not None  # noqa: S101
+    conv = app.model.conversation(peer)
+    if not conv.has_older or not conv.messages:
+        return
+    conv.has_older = False  # one load at a time
+    messages, more = await app.client.older(peer, conv.oldest_loaded, PAGE)
+    for m in messages:
+        app.model.add_message(peer, message_item(m), on_screen=True)
+    conv.has_older = more
+    app.model.tell(f"loaded {len(messages)} older messages")
+
+
+def maybe_mark_read(app: TuiApp) -> None:
+    """Mark the conversation on screen read when its newest message is in view."""
+    conv = app.model.current_conversation
+    if app.client is None or conv is None or conv.scroll or not conv.unread or app.model.modals:
+        return
+    if app.mark_read_pending:
+        return
+    app.mark_read_pending = True
+    last = conv.last_seq
+
+    async def mark() -> None:
+        assert app.client is not None  # noqa: S101
+        try:
+            await app.client.mark_read(conv.peer, last)
+            conv.unread = 0
+        finally:
+            app.mark_read_pending = False
+
+    app.guard(mark)
