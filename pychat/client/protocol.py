@@ -18,8 +18,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from pychat.wire.envelope import parse_json_line
-from pychat.wire.framing import LineBuffer, Oversized, encode_line
+from pychat.client.connection import ClientConnection, NotOpen, Push, Reply, Unmatched
 
 log = Logger(namespace="pychat.client")
 
@@ -49,12 +48,12 @@ class ConnectionClosed(Exception):
 
 @implementer(IHandshakeListener)
 class ClientProtocol(Protocol):
-    """One connection to a pyChat server."""
+    """One connection to a pyChat server: the Twisted adapter over :class:`ClientConnection`
+    (bytes to and from the transport, replies to Deferreds, pushes to ``on_event``)."""
 
     def __init__(self, max_line: int = CLIENT_MAX_LINE) -> None:
-        self._lines = LineBuffer(max_line)
-        self._next_id = 1
-        self._pending: dict[int, defer.Deferred[dict[str, Any]]] = {}
+        self.core = ClientConnection(max_line)
+        self._waiting: dict[int, defer.Deferred[dict[str, Any]]] = {}
         self.on_event: Callable[[dict[str, Any]], None] = lambda event: None
         self.on_unmatched: Callable[[dict[str, Any]], None] = lambda obj: None
         self.connected_d: defer.Deferred[ClientProtocol] = defer.Deferred()
@@ -76,11 +75,13 @@ class ClientProtocol(Protocol):
         """Send one request; the Deferred fires with the reply (without ``id``/``ok``)."""
         if self.is_closed:
             return defer.fail(ConnectionClosed("connection is closed"))
-        request_id = self._next_id
-        self._next_id += 1
+        try:
+            request_id, line = self.core.send_request(op, **fields)
+        except NotOpen:
+            return defer.fail(ConnectionClosed("connection is closed"))
         d: defer.Deferred[dict[str, Any]] = defer.Deferred()
-        self._pending[request_id] = d
-        self.send_line(encode_line({"id": request_id, "op": op, **fields}))
+        self._waiting[request_id] = d
+        self.send_line(line)
         return d
 
     def send_line(self, data: bytes) -> None:
@@ -90,36 +91,20 @@ class ClientProtocol(Protocol):
         self.transport.write(data)
 
     def dataReceived(self, data: bytes) -> None:
-        for line in self._lines.feed(data):
-            if isinstance(line, Oversized):
-                log.error("server sent a line over {n} bytes; closing", n=line.limit)
+        for event in self.core.receive_data(data):
+            if isinstance(event, Reply):
+                d = self._waiting.pop(event.request_id)
+                if event.ok:
+                    d.callback(event.fields)
+                else:
+                    d.errback(RemoteError(event.error))
+            elif isinstance(event, Push):
+                self.on_event(event.payload)
+            elif isinstance(event, Unmatched):
+                self.on_unmatched(event.payload)
+            else:
+                log.error("{why}; closing", why=event.reason)
                 self.close()
-                return
-            try:
-                obj = parse_json_line(line)
-            except Exception:
-                log.error("server sent a line that is not JSON; closing")
-                self.close()
-                return
-            self._dispatch(obj)
-
-    def _dispatch(self, obj: Any) -> None:
-        if not isinstance(obj, dict):
-            log.error("server sent a non-object line; ignored")
-            return
-        if "event" in obj:
-            self.on_event(obj)
-            return
-        request_id = obj.get("id")
-        d = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
-        if d is None:
-            self.on_unmatched(obj)
-            return
-        if obj.get("ok") is True:
-            d.callback({k: v for k, v in obj.items() if k not in ("id", "ok")})
-        else:
-            error = obj.get("error")
-            d.errback(RemoteError(error if isinstance(error, dict) else {}))
 
     def close(self) -> None:
         """Close the connection; pending requests fail with :class:`ConnectionClosed`."""
@@ -128,8 +113,9 @@ class ClientProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = Failure(ConnectionClosed())) -> None:  # noqa: B008
         self.is_closed = True
-        pending, self._pending = self._pending, {}
-        for d in pending.values():
+        self.core.connection_lost()
+        waiting, self._waiting = self._waiting, {}
+        for d in waiting.values():
             d.errback(ConnectionClosed(str(reason.value)))
         self.close_reason = reason
         if not self.handshake_d.called:
