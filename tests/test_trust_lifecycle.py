@@ -12,17 +12,18 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, task
 
 from pychat.client.keystore import make_key_backup
 from pychat.client.session import ChatClient, PeerKeyChanged
 from pychat.crypto.identity import IdentityKeyPair
 from pychat.crypto.kdf import minimum_params
-from pychat.testing import RunningServer
-from tests.client_helpers import client_for, collect, signed_up
+from pychat.testing import MemoryServer, RunningServer
+from tests.client_helpers import client_for, collect
 
 
-async def reregister(server: RunningServer, name: str, password: str) -> IdentityKeyPair:
+async def reregister(
+    server: RunningServer | MemoryServer, name: str, password: str
+) -> IdentityKeyPair:
     """What an operator's reset plus a new signup leaves: new keys that the old ones did not
     sign, and a key backup holding only the new keys; peers are told as after any change."""
     new = IdentityKeyPair.generate()
@@ -51,37 +52,33 @@ async def reregister(server: RunningServer, name: str, password: str) -> Identit
     return new
 
 
-async def bob_reset_after(server: RunningServer, tmp_path: Path, first: str) -> ChatClient:
+async def bob_reset_after(server: MemoryServer, tmp_path: Path, first: str) -> ChatClient:
     """alice and bob chat (alice writes ``first``), then bob's account is reset and he signs
     up again with new keys; returns alice's client."""
-    alice = await signed_up(server, tmp_path / "alice", "alice")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
+    alice = await server.signed_up(tmp_path / "alice", "alice")
+    bob = await server.signed_up(tmp_path / "bob", "bob")
     await alice.send("bob", first)
     await bob.close()
     await reregister(server, "bob", "pw")
     return alice
 
 
-async def new_machine(server: RunningServer, home: Path, name: str) -> ChatClient:
-    client = client_for(server, home)
+async def new_machine(server: RunningServer | MemoryServer, home: Path, name: str) -> ChatClient:
+    client = server.client(home) if isinstance(server, MemoryServer) else client_for(server, home)
     await client.login(name, "pw")
     return client
 
 
 @pytest_twisted.ensureDeferred
 async def test_unsigned_change_blocks_then_trust_lets_both_sides_talk(
-    server: RunningServer, tmp_path: Path
+    server: MemoryServer, tmp_path: Path
 ) -> None:
-    alice = await signed_up(server, tmp_path / "alice", "alice")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
+    alice = await server.signed_up(tmp_path / "alice", "alice")
+    bob = await server.signed_up(tmp_path / "bob", "bob")
     await alice.send("bob", "before the change")
     await bob.close()
     events = collect(alice)
     await reregister(server, "bob", "pw")
-    for _ in range(200):  # the push arrives over loopback
-        if any(e.kind == "keys_changed" for e in events):
-            break
-        await task.deferLater(reactor, 0.01, lambda: None)
     (changed,) = [e for e in events if e.kind == "keys_changed"]
     assert changed.data["old_safety"] != changed.data["new_safety"]
     assert alice.peer_trust("bob") == (False, True)
@@ -116,7 +113,7 @@ async def test_unsigned_change_blocks_then_trust_lets_both_sides_talk(
 
 @pytest_twisted.ensureDeferred
 async def test_trust_after_a_change_alone_lets_the_peer_read(
-    server: RunningServer, tmp_path: Path
+    server: MemoryServer, tmp_path: Path
 ) -> None:
     alice = await bob_reset_after(server, tmp_path, "before")
     await alice.trust("bob")  # alice accepts first; her new epoch is wrapped for bob's new key
@@ -132,10 +129,10 @@ async def test_trust_after_a_change_alone_lets_the_peer_read(
 
 @pytest_twisted.ensureDeferred
 async def test_signed_identity_rotation_is_a_notice_not_a_block(
-    server: RunningServer, tmp_path: Path
+    server: MemoryServer, tmp_path: Path
 ) -> None:
-    alice = await signed_up(server, tmp_path / "alice", "alice")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
+    alice = await server.signed_up(tmp_path / "alice", "alice")
+    bob = await server.signed_up(tmp_path / "bob", "bob")
     await alice.send("bob", "before the rotation")
     await alice.mark_verified("bob")
     events = collect(alice)
@@ -159,10 +156,16 @@ async def test_signed_identity_rotation_is_a_notice_not_a_block(
 
 @pytest_twisted.ensureDeferred
 async def test_mark_verified_is_refused_while_a_change_is_pending(
-    server: RunningServer, tmp_path: Path
+    server: MemoryServer, tmp_path: Path
 ) -> None:
     alice = await bob_reset_after(server, tmp_path, "hi")
     with pytest.raises(PeerKeyChanged):
         await alice.mark_verified("bob")
     assert alice.peer_trust("bob") == (False, True)
     await alice.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> MemoryServer:
+    """These stories run on the in-memory server (no sockets, no polling)."""
+    return MemoryServer(tmp_path / "data")

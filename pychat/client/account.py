@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from twisted.internet import threads
 from twisted.logger import Logger
 
 from pychat.client import auth
+from pychat.client.blocking import BlockingRunner
 from pychat.client.device_tokens import DeviceTokens
 from pychat.client.errors import ClientError, PeerKeyChanged, TrustError
 from pychat.client.keystore import (
@@ -55,6 +55,7 @@ class ConnectedClient(Protocol):
     password: str | None
     hello_reply: dict[str, Any]
     trust_store: PeerTrust
+    run_blocking: BlockingRunner
 
     @property
     def server(self) -> str: ...
@@ -86,8 +87,8 @@ class AccountActions:
             raise ClientError(
                 f"a keystore for {name} on {self._client.server} already exists: {keystore.path}"
             )
-        identity = await threads.deferToThread(IdentityKeyPair.generate)
-        backup = await threads.deferToThread(make_key_backup, [identity], name, password, kdf)
+        identity = await self._client.run_blocking(IdentityKeyPair.generate)
+        backup = await self._client.run_blocking(make_key_backup, [identity], name, password, kdf)
         name = await auth.signup(
             self._client.need_proto(),
             self._client.srp,
@@ -96,10 +97,11 @@ class AccountActions:
             identity.public().to_json(),
             kdf=kdf,
             key_backup=backup,
+            run_blocking=self._client.run_blocking,
         )
         data = KeystoreData(server=self._client.server, username=name, identities=[identity])
-        await threads.deferToThread(keystore.set_password, password, kdf)
-        await threads.deferToThread(keystore.save, data)
+        await self._client.run_blocking(keystore.set_password, password, kdf)
+        await self._client.run_blocking(keystore.save, data)
         return name
 
     async def srp_login(self, username: str, password: str) -> None:
@@ -113,6 +115,7 @@ class AccountActions:
                 username,
                 password,
                 device_token=tokens.get(self._client.server, name),
+                run_blocking=self._client.run_blocking,
             )
         except auth.AuthError as exc:
             raise TrustError(str(exc)) from None
@@ -135,7 +138,7 @@ class AccountActions:
         keystore = KeystoreFile(self._client.home, self._client.server, self._client.username)
         if keystore.exists():
             try:
-                self._client.data = await threads.deferToThread(keystore.unlock, password)
+                self._client.data = await self._client.run_blocking(keystore.unlock, password)
             except WrongPassword:
                 # The password changed on another device: rebuild from the server's backup
                 # and keep the old file aside (it opens with the old password).
@@ -158,7 +161,7 @@ class AccountActions:
             raise ClientError(
                 "this account has no key backup on the server; use the machine you signed up on"
             )
-        identities = await threads.deferToThread(
+        identities = await self._client.run_blocking(
             open_key_backup, blob, self._client.username, password
         )
         mine = await self._client.request("get_keys", username=self._client.username)
@@ -173,15 +176,15 @@ class AccountActions:
         data = KeystoreData(
             server=self._client.server, username=self._client.username, identities=identities
         )
-        await threads.deferToThread(keystore.set_password, password, None)
-        await threads.deferToThread(keystore.save, data)
+        await self._client.run_blocking(keystore.set_password, password, None)
+        await self._client.run_blocking(keystore.save, data)
         return data
 
     async def change_password(self, old: str, new: str, *, kdf: KdfParams | None = None) -> None:
         """Change the password on the server, the key backup and the local keystore."""
         me, data = self._client.require_login()
         assert self._client.srp is not None and self._client.keystore is not None  # noqa: S101
-        backup = await threads.deferToThread(make_key_backup, data.identities, me, new, kdf)
+        backup = await self._client.run_blocking(make_key_backup, data.identities, me, new, kdf)
         try:
             await auth.change_password(
                 self._client.need_proto(),
@@ -190,11 +193,12 @@ class AccountActions:
                 old,
                 new,
                 kdf=kdf,
+                run_blocking=self._client.run_blocking,
                 key_backup=backup,
             )
         except auth.AuthError as exc:
             raise TrustError(str(exc)) from None
-        await threads.deferToThread(self._client.keystore.set_password, new, kdf)
+        await self._client.run_blocking(self._client.keystore.set_password, new, kdf)
         await self._client.save()
         self._client.password = new
 
@@ -206,7 +210,7 @@ class AccountActions:
         """
         me, data = self._client.require_login()
         assert self._client.password is not None  # noqa: S101 - set by login
-        new = await threads.deferToThread(IdentityKeyPair.generate)
+        new = await self._client.run_blocking(IdentityKeyPair.generate)
         entry = await self._client.request("get_keys", username=me)
         version = int(entry.get("key_version", 1)) + 1
         fingerprint = new.public().fingerprint()
@@ -238,7 +242,7 @@ class AccountActions:
         )
         keep = list(identities)
         while True:
-            backup = await threads.deferToThread(make_key_backup, keep, me, password, None)
+            backup = await self._client.run_blocking(make_key_backup, keep, me, password, None)
             if len(backup) <= limit or len(keep) == 1:
                 if len(keep) < len(identities):
                     log.warn("the key backup keeps the {n} newest identities", n=len(keep))

@@ -12,8 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet import threads
-
+from pychat.client.blocking import BlockingRunner, in_thread
 from pychat.client.protocol import ClientProtocol
 from pychat.crypto.kdf import KdfParams, KdfParamsError, default_params
 from pychat.encoding import b64decode, b64encode
@@ -63,13 +62,17 @@ def srp_params_from_hello(hello: dict[str, Any]) -> SrpParams:
 
 
 async def make_credentials(
-    params: SrpParams, username: str, password: str, kdf: KdfParams | None = None
+    params: SrpParams,
+    username: str,
+    password: str,
+    kdf: KdfParams | None = None,
+    run_blocking: BlockingRunner = in_thread,
 ) -> dict[str, Any]:
     """Salt, verifier and KDF parameters for ``username`` and ``password`` (signup fields)."""
     identity = normal_form(username).encode()
     kdf = kdf or default_params()
     salt = os.urandom(SALT_BYTES)
-    x = await threads.deferToThread(password_x, kdf, salt, identity, password.encode())
+    x = await run_blocking(password_x, kdf, salt, identity, password.encode())
     v = verifier(params, x)
     return {"salt": b64encode(salt), "verifier": b64encode(params.pad(v)), "kdf": kdf.to_json()}
 
@@ -83,9 +86,10 @@ async def signup(
     *,
     kdf: KdfParams | None = None,
     key_backup: str | None = None,
+    run_blocking: BlockingRunner = in_thread,
 ) -> str:
     """Create an account; return its normal-form name.  Raises RemoteError on refusal."""
-    fields = await make_credentials(params, username, password, kdf)
+    fields = await make_credentials(params, username, password, kdf, run_blocking)
     if key_backup is not None:
         fields["key_backup"] = key_backup
     reply = await proto.request("signup", username=username, public_keys=public_keys, **fields)
@@ -99,6 +103,7 @@ async def _prove(
     password: str,
     start_op: str,
     start_fields: dict[str, Any],
+    run_blocking: BlockingRunner,
 ) -> tuple[SrpClientSession, bytes, dict[str, Any]]:
     session = SrpClientSession(params, identity)
     challenge = await proto.request(start_op, A=b64encode(params.pad(session.A)), **start_fields)
@@ -108,7 +113,7 @@ async def _prove(
         B = to_int(b64decode(challenge["B"]))
     except (KdfParamsError, KeyError, ValueError, TypeError) as exc:
         raise AuthError(f"the server's login challenge is not acceptable: {exc}") from None
-    x = await threads.deferToThread(password_x, kdf, salt, identity, password.encode())
+    x = await run_blocking(password_x, kdf, salt, identity, password.encode())
     try:
         m1 = session.process_challenge(salt, B, x)
     except SrpError as exc:
@@ -133,6 +138,7 @@ async def login(
     password: str,
     *,
     device_token: str | None = None,
+    run_blocking: BlockingRunner = in_thread,
 ) -> LoginResult:
     """Log in; return the verified result.
 
@@ -143,7 +149,9 @@ async def login(
     fields: dict[str, Any] = {"username": username}
     if device_token:
         fields["device_token"] = device_token
-    session, m1, _ = await _prove(proto, params, identity.encode(), password, "login_start", fields)
+    session, m1, _ = await _prove(
+        proto, params, identity.encode(), password, "login_start", fields, run_blocking
+    )
     reply = await proto.request("login_finish", M1=b64encode(m1))
     key = _check_m2(session, reply)
     token = reply.get("device_token")
@@ -161,13 +169,14 @@ async def change_password(
     *,
     kdf: KdfParams | None = None,
     key_backup: str | None = None,
+    run_blocking: BlockingRunner = in_thread,
 ) -> None:
     """Prove the old password and set a new one (on an authenticated connection)."""
     identity = normal_form(username).encode()
     session, m1, _ = await _prove(
-        proto, params, identity, old_password, "change_password_start", {}
+        proto, params, identity, old_password, "change_password_start", {}, run_blocking
     )
-    fields = await make_credentials(params, username, new_password, kdf)
+    fields = await make_credentials(params, username, new_password, kdf, run_blocking)
     if key_backup is not None:
         fields["key_backup"] = key_backup
     reply = await proto.request("change_password", M1=b64encode(m1), **fields)

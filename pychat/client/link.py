@@ -26,6 +26,9 @@ from pychat.client.pins import ServerPins
 from pychat.client.protocol import ClientProtocol
 from pychat.tls import certificate_fingerprint
 
+#: The certificate fingerprint an in-memory connection presents (no TLS there).
+MEMORY_FINGERPRINT = ":".join(["00"] * 32)
+
 #: Seconds a request may take before the client gives up on it.
 REQUEST_TIMEOUT = 30.0
 
@@ -62,6 +65,7 @@ class ServerLink:
         timeouts: Timeouts,
         reactor: Any,
         emit: Callable[[ClientEvent], None],
+        connector: Callable[[], Awaitable[ClientProtocol]] | None = None,
     ) -> None:
         self.address = address
         self.pins = pins
@@ -70,6 +74,9 @@ class ServerLink:
         self.timeouts = timeouts
         self.reactor = reactor
         self.emit = emit
+        #: Opens the connection instead of TCP and TLS (the in-memory harness); its
+        #: certificate is then taken as :data:`MEMORY_FINGERPRINT`.
+        self.connector = connector
 
     async def open(self) -> CheckedConnection:
         """A TLS connection whose certificate is checked; nothing was sent on it yet.
@@ -78,9 +85,14 @@ class ServerLink:
         :raises TrustError: the user (or ``on_new_server``) refused a new server.
         :raises ConnectError: no TCP connection or TLS handshake within the timeouts.
         """
-        proto = await self._open_tls()
+        if self.connector is not None:
+            proto = await self.connector()
+        else:
+            proto = await self._open_tls()
         try:
-            fingerprint = self._peer_fingerprint(proto)
+            fingerprint = (
+                MEMORY_FINGERPRINT if self.connector is not None else self._peer_fingerprint(proto)
+            )
             name = str(self.address) if self.ca is not None else await self._check_pin(fingerprint)
         except Exception:
             proto.close()

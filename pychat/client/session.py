@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from twisted.internet import reactor as default_reactor
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from pychat.client import auth
 from pychat.client.account import AccountActions
 from pychat.client.address import ServerAddress
+from pychat.client.blocking import BlockingRunner, in_thread
 from pychat.client.epochs import ConversationKeys
 from pychat.client.errors import (
     CertificateChanged,
@@ -89,12 +90,16 @@ class ChatClient:
         request_timeout: float = REQUEST_TIMEOUT,
         timeouts: Timeouts | None = None,
         reactor: Any = None,
+        run_blocking: BlockingRunner = in_thread,
+        connector: Callable[[], Awaitable[ClientProtocol]] | None = None,
     ) -> None:
         self.address = address
         self.home = home
         self.ca = ca
         self.on_new_server = on_new_server or (lambda server, fp: True)
         self.reactor = reactor or default_reactor
+        #: Where slow work runs (threads; :func:`~pychat.client.blocking.inline` in memory).
+        self.run_blocking = run_blocking
         self.pins = ServerPins(home)
         self.proto: ClientProtocol | None = None
         self.hello_reply: dict[str, Any] = {}
@@ -121,6 +126,7 @@ class ChatClient:
             timeouts=self.timeouts,
             reactor=self.reactor,
             emit=self.emit,
+            connector=connector,
         )
         self.trust_store = PeerTrust(self)
         self.keys = ConversationKeys(self, self.trust_store)
@@ -172,7 +178,7 @@ class ChatClient:
     async def save(self) -> None:
         """Write the keystore, in a thread."""
         if self.keystore is not None and self.data is not None:
-            await threads.deferToThread(self.keystore.save, self.data)
+            await self.run_blocking(self.keystore.save, self.data)
 
     # -- connecting ----------------------------------------------------------------------------
 
@@ -253,10 +259,7 @@ class ChatClient:
     # -- accounts (AccountActions) -------------------------------------------------------------
 
     def need_proto(self) -> ClientProtocol:
-        """The open connection.
-
-        :raises ClientError: not connected.
-        """
+        """The open connection (:class:`ClientError` when there is none)."""
         if self.proto is None:
             raise ClientError("not connected")
         return self.proto

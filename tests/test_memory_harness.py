@@ -1,0 +1,84 @@
+"""pychat.testing.MemoryServer: the real server and real clients in memory, on a fake clock.
+
+These are the library's end-to-end behaviours again, without sockets, threads or sleeping:
+every push has arrived when the request that caused it returns, and time moves only when the
+test says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+
+from pychat.client.session import PeerKeyChanged
+from pychat.testing import MemoryServer
+from tests.client_helpers import collect
+from tests.test_trust_lifecycle import reregister
+
+
+@pytest.fixture
+def memory(tmp_path: Path) -> MemoryServer:
+    return MemoryServer(tmp_path / "data")
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_users_chat_and_the_push_is_there_when_send_returns(
+    memory: MemoryServer, tmp_path: Path
+) -> None:
+    alice = await memory.signed_up(tmp_path / "alice", "alice")
+    bob = await memory.signed_up(tmp_path / "bob", "bob")
+    heard = collect(bob)
+    await alice.send("bob", "hello bob")
+    (pushed,) = [e.message for e in heard if e.kind == "message"]
+    assert pushed is not None and (pushed.text, pushed.status) == ("hello bob", "verified")
+    await bob.send("alice", "hi alice")
+    assert [(m.sender, m.text) for m in await alice.read("bob")] == [
+        ("alice", "hello bob"),
+        ("bob", "hi alice"),
+    ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_dropped_connection_reconnects_on_the_fake_clock_and_catches_up(
+    memory: MemoryServer, tmp_path: Path
+) -> None:
+    alice = await memory.signed_up(tmp_path / "alice", "alice")
+    bob = await memory.signed_up(tmp_path / "bob", "bob")
+    await bob.read("alice")  # bob has seen the (empty) conversation
+    await alice.send("bob", "before")
+    states = collect(bob)
+    memory.drop_connections()
+    await alice.relogin()
+    await alice.send("bob", "while bob was away")
+    assert bob.state == "reconnecting"
+    memory.advance(1.0)  # the first backoff: bob logs in again and catches up
+    assert bob.state == "online"
+    assert any(e.message and e.message.text == "while bob was away" for e in states)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_unsigned_key_change_is_heard_at_once(
+    memory: MemoryServer, tmp_path: Path
+) -> None:
+    alice = await memory.signed_up(tmp_path / "alice", "alice")
+    bob = await memory.signed_up(tmp_path / "bob", "bob")
+    await alice.send("bob", "before")
+    await bob.close()
+    events = collect(alice)
+    await reregister(memory, "bob", "pw")
+    assert [e.kind for e in events if e.kind == "keys_changed"] == ["keys_changed"]
+    with pytest.raises(PeerKeyChanged):
+        await alice.send("bob", "blocked")
+
+
+@pytest_twisted.ensureDeferred
+async def test_idle_clients_are_closed_when_the_clock_says_so(
+    memory: MemoryServer, tmp_path: Path
+) -> None:
+    alice = await memory.signed_up(tmp_path / "alice", "alice")
+    alice.stop_reconnecting()
+    assert len(memory.chat.connections) == 1
+    memory.advance(memory.config.idle_timeout + 1)
+    assert len(memory.chat.connections) == 0 and alice.state == "disconnected"
