@@ -52,31 +52,24 @@ class CheckedConnection:
     server_name: str
 
 
+@dataclass(frozen=True)
 class ServerLink:
-    """Opens checked connections to one server (each reconnect opens a new one)."""
+    """Opens checked connections to one server (each reconnect opens a new one).
 
-    def __init__(
-        self,
-        address: ServerAddress,
-        pins: ServerPins,
-        *,
-        ca: Path | None,
-        on_new_server: Callable[[str, str], bool | Awaitable[bool]],
-        timeouts: Timeouts,
-        reactor: Any,
-        emit: Callable[[ClientEvent], None],
-        connector: Callable[[], Awaitable[ClientProtocol]] | None = None,
-    ) -> None:
-        self.address = address
-        self.pins = pins
-        self.ca = ca
-        self.on_new_server = on_new_server
-        self.timeouts = timeouts
-        self.reactor = reactor
-        self.emit = emit
-        #: Opens the connection instead of TCP and TLS (the in-memory harness); its
-        #: certificate is then taken as :data:`MEMORY_FINGERPRINT`.
-        self.connector = connector
+    ``on_new_server`` decides on first contact; ``emit`` tells the client's listeners (the
+    "same server" notice); ``connector``, when given, opens the connection instead of TCP and
+    TLS (the in-memory harness), whose certificate is then taken as
+    :data:`MEMORY_FINGERPRINT`.
+    """
+
+    address: ServerAddress
+    pins: ServerPins
+    ca: Path | None
+    on_new_server: Callable[[str, str], bool | Awaitable[bool]]
+    timeouts: Timeouts
+    reactor: Any
+    emit: Callable[[ClientEvent], None]
+    connector: Callable[[], Awaitable[ClientProtocol]] | None = None
 
     async def open(self) -> CheckedConnection:
         """A TLS connection whose certificate is checked; nothing was sent on it yet.

@@ -24,7 +24,7 @@ from pychat.crypto.kdf import KdfParams, KdfParamsError
 from pychat.encoding import b64decode, b64encode
 from pychat.log_text import for_log
 from pychat.server.account_guards import AccountIndexes, DeviceTokens
-from pychat.server.ratelimit import FailureBackoff, TokenBucket
+from pychat.server.ratelimit import BackoffPolicy, TokenBucket
 from pychat.srp import (
     DEFAULT_PARAMS,
     SrpAuthenticationError,
@@ -78,6 +78,21 @@ class LoginChallenge:
     token_id: str | None = None
 
 
+#: The lockout policies (numbers and reasons in pychat.limits).
+ACCOUNT_LOCK = BackoffPolicy(
+    limits.ACCOUNT_FREE_FAILURES, limits.ACCOUNT_LOCK_BASE, limits.ACCOUNT_LOCK_MAX,
+    limits.ACCOUNT_FORGET_AFTER,
+)  # fmt: skip
+ADDRESS_LOCK = BackoffPolicy(
+    limits.ADDRESS_FREE_FAILURES, limits.ADDRESS_LOCK_BASE, limits.ADDRESS_LOCK_MAX,
+    limits.ADDRESS_FORGET_AFTER,
+)  # fmt: skip
+DEVICE_TOKEN_LOCK = BackoffPolicy(
+    limits.DEVICE_TOKEN_FREE_FAILURES, limits.DEVICE_TOKEN_LOCK_BASE,
+    limits.DEVICE_TOKEN_LOCK_MAX, limits.DEVICE_TOKEN_FORGET_AFTER,
+)  # fmt: skip
+
+
 class AccountService:
     """Accounts and authentication for the chat server."""
 
@@ -96,30 +111,9 @@ class AccountService:
         self.indexes = AccountIndexes(accounts)
         self.tokens = DeviceTokens(key.subkey("device-token"), accounts)
         max_keys = limits.RATE_LIMIT_MAX_KEYS
-        self.account_failures = FailureBackoff(
-            clock,
-            free=limits.ACCOUNT_FREE_FAILURES,
-            base_delay=limits.ACCOUNT_LOCK_BASE,
-            max_delay=limits.ACCOUNT_LOCK_MAX,
-            forget_after=limits.ACCOUNT_FORGET_AFTER,
-            max_keys=max_keys,
-        )
-        self.address_failures = FailureBackoff(
-            clock,
-            free=limits.ADDRESS_FREE_FAILURES,
-            base_delay=limits.ADDRESS_LOCK_BASE,
-            max_delay=limits.ADDRESS_LOCK_MAX,
-            forget_after=limits.ADDRESS_FORGET_AFTER,
-            max_keys=max_keys,
-        )
-        self.token_failures = FailureBackoff(
-            clock,
-            free=limits.DEVICE_TOKEN_FREE_FAILURES,
-            base_delay=limits.DEVICE_TOKEN_LOCK_BASE,
-            max_delay=limits.DEVICE_TOKEN_LOCK_MAX,
-            forget_after=limits.DEVICE_TOKEN_FORGET_AFTER,
-            max_keys=max_keys,
-        )
+        self.account_failures = ACCOUNT_LOCK.limiter(clock, max_keys)
+        self.address_failures = ADDRESS_LOCK.limiter(clock, max_keys)
+        self.token_failures = DEVICE_TOKEN_LOCK.limiter(clock, max_keys)
         self.login_starts = TokenBucket(
             clock,
             capacity=limits.LOGIN_STARTS_PER_ADDRESS,

@@ -27,6 +27,28 @@ class _Backoff:
     last_failure: float = 0.0
 
 
+@dataclass(frozen=True)
+class BackoffPolicy:
+    """How failures lock a key: ``free`` failures, then ``base_delay`` seconds doubling up to
+    ``max_delay``; a key with no failure for ``forget_after`` seconds starts afresh."""
+
+    free: int
+    base_delay: float
+    max_delay: float
+    forget_after: float
+
+    def limiter(self, clock: IReactorTime, max_keys: int) -> FailureBackoff:
+        """A :class:`FailureBackoff` with this policy."""
+        return FailureBackoff(
+            clock,
+            free=self.free,
+            base_delay=self.base_delay,
+            max_delay=self.max_delay,
+            forget_after=self.forget_after,
+            max_keys=max_keys,
+        )
+
+
 class FailureBackoff:
     """Exponential lockout after repeated failures.
 

@@ -22,7 +22,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 
 from pychat.durable import ensure_private_dir, write_atomic
-from pychat.store.atrest import AtRestKey, NameHasher, RecordSealer
+from pychat.store.atrest import AtRestKey, SealedDirectory
 from pychat.store.blocking import BlockingRunner
 from pychat.store.errors import StoreError, UsernameTaken
 
@@ -68,17 +68,11 @@ class Account:
 class AccountStore:
     """The accounts of one data dir, in memory, written through to disk."""
 
-    def __init__(
-        self,
-        directory: Path,
-        sealer: RecordSealer,
-        names: NameHasher,
-        run_blocking: BlockingRunner,
-    ) -> None:
-        self.directory = directory
-        self._sealer = sealer
-        self._names = names
-        self._run = run_blocking
+    def __init__(self, place: SealedDirectory) -> None:
+        self.directory = place.directory
+        self._sealer = place.sealer
+        self._names = place.names
+        self._run = place.run_blocking
         self._accounts: dict[str, Account] = {}
         self._reserved: set[str] = set()
 
@@ -89,7 +83,7 @@ class AccountStore:
         :raises StoreError: a file that cannot be read, decrypted or parsed.
         """
         ensure_private_dir(directory)
-        store = cls(directory, key.sealer("account"), key.name_hasher("account"), run_blocking)
+        store = cls(SealedDirectory.of(directory, key, "account", run_blocking))
         for path in sorted(directory.glob("*.json")):
             account = store._load(path)
             store._accounts[account.username] = account

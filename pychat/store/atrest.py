@@ -18,6 +18,7 @@ import binascii
 import json
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from pychat.durable import write_atomic
+from pychat.store.blocking import BlockingRunner
 from pychat.store.errors import StoreError
 
 KEY_FORMAT = "pychat-store-key"
@@ -131,3 +133,21 @@ class NameHasher:
             data = part.encode("utf-8")
             mac.update(len(data).to_bytes(4, "big") + data)  # length-prefixed: no ambiguity
         return mac.finalize().hex()[:40]
+
+
+@dataclass(frozen=True)
+class SealedDirectory:
+    """A directory of files sealed at rest: where it is, how its records are sealed, how its
+    file names are made (keyed hashes), and where its blocking work runs."""
+
+    directory: Path
+    sealer: RecordSealer
+    names: NameHasher
+    run_blocking: BlockingRunner
+
+    @classmethod
+    def of(
+        cls, directory: Path, key: AtRestKey, purpose: str, run_blocking: BlockingRunner
+    ) -> SealedDirectory:
+        """``directory`` with the sealer and name hasher ``key`` derives for ``purpose``."""
+        return cls(directory, key.sealer(purpose), key.name_hasher(purpose), run_blocking)

@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from pychat.durable import ensure_private_dir
-from pychat.store.atrest import AtRestKey, NameHasher, RecordSealer
+from pychat.store.atrest import AtRestKey, SealedDirectory
 from pychat.store.blocking import BlockingRunner
 from pychat.store.control import ControlLogs
 from pychat.store.errors import LogDamaged, StorageFailure, StoreError
@@ -103,19 +103,13 @@ def _pair(a: str, b: str) -> tuple[str, str]:
 class ConversationStore:
     """All conversations of the data dir."""
 
-    def __init__(
-        self,
-        directory: Path,
-        sealer: RecordSealer,
-        names: NameHasher,
-        run_blocking: BlockingRunner,
-    ) -> None:
-        self.directory = directory
-        self._sealer = sealer
-        self._names = names
-        self._run = run_blocking
-        self.committer = GroupCommitter(run_blocking)
-        self.control = ControlLogs(sealer, run_blocking, self.committer, self._report_cut)
+    def __init__(self, place: SealedDirectory) -> None:
+        self.directory = place.directory
+        self._sealer = place.sealer
+        self._names = place.names
+        self._run = place.run_blocking
+        self.committer = GroupCommitter(self._run)
+        self.control = ControlLogs(self._sealer, self._run, self.committer, self._report_cut)
         self._by_id: dict[str, Conversation] = {}
         self._by_pair: dict[tuple[str, str], Conversation] = {}
         self._by_user: dict[str, set[str]] = {}
@@ -132,9 +126,7 @@ class ConversationStore:
         :raises StoreError: a control log that does not open, or messages without control.
         """
         ensure_private_dir(directory)
-        store = cls(
-            directory, key.sealer("conversation"), key.name_hasher("conversation"), run_blocking
-        )
+        store = cls(SealedDirectory.of(directory, key, "conversation", run_blocking))
         for stale in directory.glob("*.compact"):
             stale.unlink()  # a compaction that did not finish; the original is intact
         for ctl_path in sorted(directory.glob("*.ctl")):

@@ -27,16 +27,22 @@ from pychat.wire.schema import b64_bytes, bounded
 PUBLIC_KEYS_MAX = 4096
 
 
-@dataclass(frozen=True)
-class SignupParams:
-    """``signup``: a new account's SRP credentials and public keys."""
+@dataclass(frozen=True, kw_only=True)
+class NewCredentials:
+    """The SRP credentials of an account, at signup and at a password change."""
 
-    username: str = bounded(max_len=RAW_USERNAME_MAX)
     salt: str = bounded(max_len=SRP_VALUE_MAX)
     verifier: str = bounded(max_len=SRP_VALUE_MAX)
     kdf: dict[str, Any] = bounded()
-    public_keys: dict[str, Any] = bounded()
     key_backup: str | None = bounded(default=None, max_len=limits.KEY_BACKUP_MAX)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignupParams(NewCredentials):
+    """``signup``: a new account's name, SRP credentials and public keys."""
+
+    username: str = bounded(max_len=RAW_USERNAME_MAX)
+    public_keys: dict[str, Any] = bounded()
 
 
 @dataclass(frozen=True)
@@ -62,15 +68,11 @@ class ReauthStartParams:
     A: str = bounded(max_len=SRP_VALUE_MAX)
 
 
-@dataclass(frozen=True)
-class ChangePasswordParams:
-    """``change_password``: proof of the old password and the new credentials."""
+@dataclass(frozen=True, kw_only=True)
+class ChangePasswordParams(NewCredentials):
+    """``change_password``: proof of the old password, and the new credentials."""
 
     M1: str = bounded(max_len=SRP_VALUE_MAX)
-    salt: str = bounded(max_len=SRP_VALUE_MAX)
-    verifier: str = bounded(max_len=SRP_VALUE_MAX)
-    kdf: dict[str, Any] = bounded()
-    key_backup: str | None = bounded(default=None, max_len=limits.KEY_BACKUP_MAX)
 
 
 @dataclass(frozen=True)
@@ -183,42 +185,24 @@ async def logout(deps: HandlerDeps, ctx: OpContext, params: NoParams) -> Mapping
     return {}
 
 
+# Where each op is legal, and the state after it succeeds / fails (see pychat.server.state).
 _LOGGED_IN = stay_in(*LOGGED_IN)
 _CHALLENGE = Outcome(State.SRP_CHALLENGED, State.UNAUTHENTICATED)
 _REAUTH = Outcome(State.REAUTH_CHALLENGED, State.AUTHENTICATED)
+_SIGNUP = stay_in(State.UNAUTHENTICATED)
+_LOGIN_START = {State.UNAUTHENTICATED: _CHALLENGE, State.SRP_CHALLENGED: _CHALLENGE}
+_LOGIN_FINISH = {State.SRP_CHALLENGED: Outcome(State.AUTHENTICATED, State.UNAUTHENTICATED)}
+_REAUTH_START = {State.AUTHENTICATED: _REAUTH, State.REAUTH_CHALLENGED: _REAUTH}
+_REAUTH_FINISH = {State.REAUTH_CHALLENGED: Outcome(State.AUTHENTICATED, State.AUTHENTICATED)}
+_LOGOUT = {state: Outcome(State.UNAUTHENTICATED, state) for state in LOGGED_IN}
 
 OPS = (
-    OpDef("signup", SignupParams, stay_in(State.UNAUTHENTICATED), signup),
-    OpDef(
-        "login_start",
-        LoginStartParams,
-        {State.UNAUTHENTICATED: _CHALLENGE, State.SRP_CHALLENGED: _CHALLENGE},
-        login_start,
-    ),
-    OpDef(
-        "login_finish",
-        ProofParams,
-        {State.SRP_CHALLENGED: Outcome(State.AUTHENTICATED, State.UNAUTHENTICATED)},
-        login_finish,
-    ),
-    OpDef(
-        "change_password_start",
-        ReauthStartParams,
-        {State.AUTHENTICATED: _REAUTH, State.REAUTH_CHALLENGED: _REAUTH},
-        change_password_start,
-    ),
-    OpDef(
-        "change_password",
-        ChangePasswordParams,
-        {State.REAUTH_CHALLENGED: Outcome(State.AUTHENTICATED, State.AUTHENTICATED)},
-        change_password,
-    ),
+    OpDef("signup", SignupParams, _SIGNUP, signup),
+    OpDef("login_start", LoginStartParams, _LOGIN_START, login_start),
+    OpDef("login_finish", ProofParams, _LOGIN_FINISH, login_finish),
+    OpDef("change_password_start", ReauthStartParams, _REAUTH_START, change_password_start),
+    OpDef("change_password", ChangePasswordParams, _REAUTH_FINISH, change_password),
     OpDef("get_key_backup", NoParams, _LOGGED_IN, get_key_backup),
     OpDef("set_key_backup", KeyBackupParams, _LOGGED_IN, set_key_backup),
-    OpDef(
-        "logout",
-        NoParams,
-        {state: Outcome(State.UNAUTHENTICATED, state) for state in LOGGED_IN},
-        logout,
-    ),
+    OpDef("logout", NoParams, _LOGOUT, logout),
 )
