@@ -178,7 +178,14 @@ class MemoryServer:
         self.chat = ChatServer(self.config, self.clock, store)
         self._ports = 40000
 
-    def connect(self) -> ClientProtocol:
+    async def connect(self, *, hello: bool = True) -> ClientProtocol:
+        """A new raw protocol connection (as :meth:`RunningServer.connect`, in memory)."""
+        proto = self.connect_now()
+        if hello:
+            await proto.request("hello", version=1)
+        return proto
+
+    def connect_now(self) -> ClientProtocol:
         """A new client protocol connected to the server (say ``hello`` first)."""
         self._ports += 1
         server_address = IPv4Address("TCP", "127.0.0.1", 8765)
@@ -201,7 +208,7 @@ class MemoryServer:
         from pychat.client.blocking import inline
 
         async def connector() -> ClientProtocol:
-            return self.connect()
+            return self.connect_now()
 
         return ChatClient(
             ServerAddress("memory", 1),
@@ -224,6 +231,11 @@ class MemoryServer:
         await client.signup(name, password, kdf=minimum_params())
         await client.login(name, password)
         return client
+
+    @property
+    def data_dir(self) -> Path:
+        """The server's data directory."""
+        return self.config.data_dir
 
     def advance(self, seconds: float) -> None:
         """Move the clock: timers of the server and of every client fire as they fall due."""

@@ -9,7 +9,7 @@ from twisted.internet import defer, reactor, task
 
 from pychat.client import auth
 from pychat.client.protocol import ClientProtocol
-from pychat.testing import RunningServer
+from pychat.testing import MemoryServer, RunningServer
 from tests.accounts_helpers import KDF, public_keys
 
 PASSWORD = "pw-for-tests"
@@ -42,14 +42,16 @@ class TestUser:
         )
 
 
-async def signup(server: RunningServer, name: str, password: str = PASSWORD) -> None:
+async def signup(server: RunningServer | MemoryServer, name: str, password: str = PASSWORD) -> None:
     proto = await server.connect(hello=False)
     params = auth.srp_params_from_hello(await proto.request("hello", version=1))
     await auth.signup(proto, params, name, password, public_keys(name), kdf=KDF)
     proto.close()
 
 
-async def login(server: RunningServer, name: str, password: str = PASSWORD) -> TestUser:
+async def login(
+    server: RunningServer | MemoryServer, name: str, password: str = PASSWORD
+) -> TestUser:
     proto = await server.connect(hello=False)
     params = auth.srp_params_from_hello(await proto.request("hello", version=1))
     user = TestUser(name, proto)

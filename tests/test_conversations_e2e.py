@@ -1,4 +1,5 @@
-"""Conversations end to end over loopback TLS: several users, several connections each."""
+"""Conversations end to end: several users, several connections each, on the in-memory server
+(every push has arrived when the request that caused it returns: no polling, no sleeping)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest_twisted
 from twisted.internet import defer
 
 from pychat.client.protocol import RemoteError
-from pychat.testing import RunningServer
+from pychat.testing import MemoryServer
 from tests.chat_helpers import envelope, login, signup
 
 
@@ -21,13 +22,13 @@ def ciphertext(text: str) -> str:
     return base64.b64encode(os.urandom(len(text) + 16)).decode()
 
 
-async def three_users(server: RunningServer) -> None:
+async def three_users(server: MemoryServer) -> None:
     for name in ("alice", "bob", "mallory"):
         await signup(server, name)
 
 
 @pytest_twisted.ensureDeferred
-async def test_open_send_and_live_push_to_every_connection(server: RunningServer) -> None:
+async def test_open_send_and_live_push_to_every_connection(server: MemoryServer) -> None:
     await three_users(server)
     alice, alice2 = await login(server, "alice"), await login(server, "alice")
     bob1, bob2 = await login(server, "bob"), await login(server, "bob")
@@ -52,7 +53,7 @@ async def test_open_send_and_live_push_to_every_connection(server: RunningServer
 
 
 @pytest_twisted.ensureDeferred
-async def test_offline_delivery_unread_counts_and_mark_read(server: RunningServer) -> None:
+async def test_offline_delivery_unread_counts_and_mark_read(server: MemoryServer) -> None:
     await three_users(server)
     alice = await login(server, "alice")
     conv = (await alice.request("open_conversation", peer="bob", envelope=envelope()))[
@@ -83,7 +84,7 @@ async def test_offline_delivery_unread_counts_and_mark_read(server: RunningServe
 
 
 @pytest_twisted.ensureDeferred
-async def test_paging_both_ways_across_a_thousand_messages(server: RunningServer) -> None:
+async def test_paging_both_ways_across_a_thousand_messages(server: MemoryServer) -> None:
     await signup(server, "alice")
     await signup(server, "bob")
     alice = await login(server, "alice")
@@ -132,7 +133,7 @@ async def test_paging_both_ways_across_a_thousand_messages(server: RunningServer
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_retried_send_is_stored_once(server: RunningServer) -> None:
+async def test_a_retried_send_is_stored_once(server: MemoryServer) -> None:
     await signup(server, "alice")
     await signup(server, "bob")
     alice = await login(server, "alice")
@@ -154,7 +155,7 @@ async def test_a_retried_send_is_stored_once(server: RunningServer) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_third_user_can_neither_read_page_send_nor_list(server: RunningServer) -> None:
+async def test_third_user_can_neither_read_page_send_nor_list(server: MemoryServer) -> None:
     await three_users(server)
     alice = await login(server, "alice")
     conv = (await alice.request("open_conversation", peer="bob", envelope=envelope()))[
@@ -182,7 +183,7 @@ async def test_third_user_can_neither_read_page_send_nor_list(server: RunningSer
 
 
 @pytest_twisted.ensureDeferred
-async def test_bad_conversation_requests(server: RunningServer) -> None:
+async def test_bad_conversation_requests(server: MemoryServer) -> None:
     await signup(server, "alice")
     await signup(server, "bob")
     alice = await login(server, "alice")
@@ -227,7 +228,7 @@ async def test_bad_conversation_requests(server: RunningServer) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_data_dir_holds_no_plaintext_and_no_usernames_in_names(server: RunningServer) -> None:
+async def test_data_dir_holds_no_plaintext_and_no_usernames_in_names(server: MemoryServer) -> None:
     canary = "CANARY-the-eagle-lands-at-dawn-7f3a"
     await signup(server, "alice")
     await signup(server, "bob")
@@ -259,7 +260,7 @@ def _without_base64_payloads(raw: bytes) -> bytes:
 
 
 @pytest_twisted.ensureDeferred
-async def test_presence_and_key_change_pushes(server: RunningServer) -> None:
+async def test_presence_and_key_change_pushes(server: MemoryServer) -> None:
     from pychat.crypto.identity import IdentityKeyPair, rotation_statement
     from tests.accounts_helpers import keypair
 
@@ -293,3 +294,8 @@ async def test_presence_and_key_change_pushes(server: RunningServer) -> None:
     await bob.request("set_presence", share=False)
     (entry,) = (await alice.request("conversations"))["conversations"]
     assert entry["peer_online"] is None
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> MemoryServer:
+    return MemoryServer(tmp_path / "data")
