@@ -35,7 +35,8 @@ async def main(reactor: object, pairs: int, messages: int, window: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # Every benchmark user signs up from 127.0.0.1: no per-address signup limit.
         server = await start_server(Path(tmp) / "data", signups_per_hour=0)
-        keys = IdentityKeyPair.generate().public().to_json()
+        # Every account publishes keys of its own (the server refuses another's): Ed25519
+        # keys differ per user, the RSA key is made fresh for each (a few seconds in all).
         senders, receivers = [], []
         try:
             for i in range(pairs):
@@ -43,6 +44,7 @@ async def main(reactor: object, pairs: int, messages: int, window: int) -> None:
                 for name in (f"send{i}", f"recv{i}"):
                     proto = await server.connect(hello=False)
                     params = auth.srp_params_from_hello(await proto.request("hello", version=1))
+                    keys = IdentityKeyPair.generate().public().to_json()
                     await auth.signup(proto, params, name, "pw", keys, kdf=minimum_params())
                     await auth.login(proto, params, name, "pw")
                     users.append(proto)
