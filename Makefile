@@ -9,7 +9,7 @@ SOURCES := setup.cfg pyproject.toml $(shell find pychat twisted -name '*.py' -o 
 
 RUN_ARGS ?= --data-dir ./pychat-data --listen ssl:8765:interface=127.0.0.1
 
-.PHONY: run test lint typecheck unit soak clean
+.PHONY: run test lint typecheck unit soak bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ unit: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+# Not part of `make test`: pyChat beside the bare TLS relay (ratios), and the store at sizes.
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m bench.relay --pairs 50 --window 64 --messages 100
+	$(BIN)/python -m bench.relay --pairs 50 --window 1 --messages 40
+	$(BIN)/python bench/bench_store.py --sizes 100,10000,100000
 
 # Not part of `make test`: 300 SIGKILLs under load and 20 disk-full cycles (root, for a tmpfs).
 soak: $(VENV)/.installed-test

@@ -21,13 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
         ("bench/bench_send.py", ["--pairs", "1", "--messages", "20", "--window", "5"],
          ["messages/fsync", "delivered"]),
         ("bench/bench_store.py", ["--sizes", "100"], ["append", "page"]),
+        ("-m", ["bench.relay", "--pairs", "1", "--window", "2", "--messages", "5"],
+         ["baseline", "pyChat", "ratio pyChat/baseline"]),
     ],
 )  # fmt: skip
 def test_a_benchmark_runs_and_prints_its_figures(
     script: str, args: list[str], figures: list[str]
 ) -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / script), *args],
+        [sys.executable, *(["-m"] if script == "-m" else [str(ROOT / script)]), *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -10,6 +10,7 @@ import pytest
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 
+from pychat.server.chat import ChatServer
 from pychat.server.tap import Options, StartupError, makeService
 from pychat.tls import CERT_FILE, KEY_FILE, certificate_fingerprint, make_self_signed
 
@@ -141,3 +142,13 @@ def test_connection_cap_fits_the_open_files_limit(monkeypatch: pytest.MonkeyPatc
     assert fitted.max_connections == 1024 - 400 - SPARE_DESCRIPTORS
     roomy = fit_descriptors(ServerConfig(data_dir=Path("unused")), open_files=10)
     assert roomy.max_connections == ServerConfig(data_dir=Path("unused")).max_connections
+
+
+def test_login_starts_per_minute_option_reaches_the_limiter(tmp_path: Path) -> None:
+    opts = _options("--data-dir", str(tmp_path / "d"), "--login-starts-per-minute", "200")
+    assert opts.config.login_starts_per_minute == 200
+    service = makeService(opts, reactor=MemoryReactorClock())
+    chat = next(s for s in service if isinstance(s, ChatServer))  # type: ignore[attr-defined]
+    assert chat.account_service.login_starts.capacity == 200
+    with pytest.raises(usage.UsageError):
+        _options("--login-starts-per-minute", "0")

@@ -103,6 +103,7 @@ class AccountService:
         clock: IReactorTime,
         srp_params: SrpParams = DEFAULT_PARAMS,
         signups_per_hour: int = limits.SIGNUPS_PER_ADDRESS_PER_HOUR,
+        login_starts_per_minute: int = limits.LOGIN_STARTS_PER_ADDRESS,
     ) -> None:
         self.accounts = accounts
         self.clock = clock
@@ -116,7 +117,7 @@ class AccountService:
         self.token_failures = DEVICE_TOKEN_LOCK.limiter(clock, max_keys)
         self.login_starts = TokenBucket(
             clock,
-            capacity=limits.LOGIN_STARTS_PER_ADDRESS,
+            capacity=login_starts_per_minute,
             period=limits.LOGIN_STARTS_PERIOD,
             max_keys=max_keys,
         )

@@ -39,7 +39,11 @@ class ChatServer(Service):
         self.clock = clock
         self.store = store
         self.account_service = AccountService(
-            store.accounts, store.key, clock, signups_per_hour=config.signups_per_hour
+            store.accounts,
+            store.key,
+            clock,
+            signups_per_hour=config.signups_per_hour,
+            login_starts_per_minute=config.login_starts_per_minute,
         )
         self.registry = OpRegistry()
         self.connections: set[ChatServerProtocol] = set()

@@ -34,6 +34,7 @@ class ServerConfig:
     max_connections: int = limits.MAX_CONNECTIONS
     max_connections_per_address: int = limits.MAX_CONNECTIONS_PER_ADDRESS
     requests_per_second: int = limits.REQUESTS_PER_SECOND
+    login_starts_per_minute: int = limits.LOGIN_STARTS_PER_ADDRESS
     max_output_queue: int = limits.MAX_OUTPUT_QUEUE
     signups_per_hour: int = limits.SIGNUPS_PER_ADDRESS_PER_HOUR
     server_name: str = field(default="pychat")
@@ -46,6 +47,8 @@ class ServerConfig:
             raise ValueError(f"max-line must be at least {limits.MIN_MAX_LINE} bytes")
         if self.max_connections < 1 or self.max_connections_per_address < 1:
             raise ValueError("--max-connections and --max-connections-per-address must be >= 1")
+        if self.login_starts_per_minute < 1:
+            raise ValueError("--login-starts-per-minute must be >= 1")
         if self.requests_per_second < 1:
             raise ValueError("--requests-per-second must be >= 1")
         if self.idle_timeout <= 0:

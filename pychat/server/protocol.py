@@ -104,6 +104,13 @@ def storage_refusal(exc: Exception) -> ProtocolError:
 _REFUSALS = (ProtocolError, StorageFailure, LogDamaged, StoreError)
 
 
+def _no_delay(transport: object) -> None:
+    """Replies are small lines: send each at once, never wait to fill a TCP segment."""
+    setter = getattr(transport, "setTcpNoDelay", None)
+    if setter is not None:
+        setter(True)
+
+
 def _over_budget(request: Request, budget: TokenBucket, rate: int) -> EnvelopeError:
     """The refusal of a request past the connection's request budget (it is not run)."""
     wait = max(1, int(budget.retry_after("requests") + 0.999))
@@ -173,6 +180,7 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
             self._stream.abortConnection()
             return
         self._admitted = True
+        _no_delay(self.transport)
         self._stream.registerProducer(self, True)
         self.setTimeout(self.server.config.idle_timeout)
         if ISSLTransport.providedBy(self.transport):

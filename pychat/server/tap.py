@@ -161,6 +161,14 @@ class Options(usage.Options):
             int,
         ],
         [
+            "login-starts-per-minute",
+            None,
+            limits.LOGIN_STARTS_PER_ADDRESS,
+            "Logins one IP address may start per minute without a device token (devices "
+            "that logged in before present one and are not counted).",
+            int,
+        ],
+        [
             "requests-per-second",
             None,
             limits.REQUESTS_PER_SECOND,
@@ -200,6 +208,7 @@ class Options(usage.Options):
                 max_connections=self["max-connections"],
                 max_connections_per_address=self["max-connections-per-address"],
                 requests_per_second=self["requests-per-second"],
+                login_starts_per_minute=self["login-starts-per-minute"],
                 signups_per_hour=self["signups-per-hour"],
             )
         except ValueError as exc:

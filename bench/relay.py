@@ -1,0 +1,286 @@
+"""Relay benchmark: pyChat beside the bare TLS line relay, in the same run, on one machine.
+
+    python -m bench.relay [--pairs 50] [--window 64] [--messages 200]
+
+Each server runs in its own process pinned to core 0 (when there are two); this process is the
+load generator, pinned to core 1.  ``--pairs`` pairs of clients: each sender pipelines
+``--messages`` messages of 300 bytes with at most ``--window`` unacknowledged, and its receiver
+records when each arrives.  pyChat stores and fsyncs every message before it acknowledges or
+pushes it; the bare relay (bench/baseline_relay.py) just forwards lines.  Printed per server:
+messages delivered per second, delivery latency p50/p99, and the generator's own CPU use (a
+generator near 100 % means the figure is the generator's, not the server's); then the ratio
+pyChat / baseline, the headline.  Traffic stays on 127.0.0.1; every loop is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from twisted.internet import defer, reactor, task
+from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
+from twisted.internet.ssl import CertificateOptions
+from twisted.protocols.basic import LineReceiver
+
+from pychat.client import auth
+from pychat.client.protocol import ClientProtocol
+from pychat.crypto.identity import IdentityKeyPair
+from pychat.crypto.kdf import minimum_params
+from pychat.tls import make_self_signed
+
+ROOT = Path(__file__).resolve().parent.parent
+PAYLOAD = "x" * 300
+ENVELOPE = {"epoch": 1, "wrapped": {"a": "AAAA", "b": "BBBB"}, "signature": "c2ln"}
+
+
+@dataclass
+class Tally:
+    """Send times and arrival latencies of one run."""
+
+    sent_at: dict[str, float] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+
+    def arrived(self, key: str) -> None:
+        start = self.sent_at.pop(key, None)
+        if start is not None:
+            self.latencies.append(time.perf_counter() - start)
+
+
+def pin(core: int) -> None:
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {core})
+
+
+def start(argv: list[str], log: Path, found: str) -> tuple[subprocess.Popen[bytes], int]:
+    """A server process on core 0; returns it and its port (read from ``found`` in its log)."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)), preexec_fn=lambda: pin(0),
+        )  # fmt: skip
+    for _ in range(1500):
+        match = re.search(found, log.read_text(errors="replace"))
+        if match:
+            return proc, int(match.group(1))
+        if proc.poll() is not None:
+            raise SystemExit(f"server did not start:\n{log.read_text()}")
+        time.sleep(0.02)
+    proc.kill()
+    raise SystemExit("server did not start in 30 s")
+
+
+# -- the bare relay ----------------------------------------------------------------------------
+
+
+class RelayClient(LineReceiver):
+    delimiter = b"\n"
+
+    def __init__(self, name: str, tally: Tally) -> None:
+        self.name, self.tally = name, tally
+        self.acks: defer.Deferred[None] | None = None
+        self.unacked = 0
+
+    def connectionMade(self) -> None:
+        self.sendLine(self.name.encode())
+
+    def lineReceived(self, line: bytes) -> None:
+        if line.startswith(b"ack "):
+            self.unacked -= 1
+            if self.acks is not None and not self.acks.called:
+                self.acks.callback(None)
+        else:
+            self.tally.arrived(line.split(b" ", 1)[0].decode())
+
+
+async def relay_pair(port: int, i: int, tally: Tally) -> Run:
+    options = CertificateOptions()
+    receiver = RelayClient(f"r{i}", tally)
+    await connectProtocol(SSL4ClientEndpoint(reactor, "127.0.0.1", port, options), receiver)
+    sender = RelayClient(f"s{i}", tally)
+    await connectProtocol(SSL4ClientEndpoint(reactor, "127.0.0.1", port, options), sender)
+    await task.deferLater(reactor, 0.2, lambda: None)  # both names registered
+    return lambda messages, window: _relay_send(sender, i, messages, window, tally)
+
+
+async def _relay_send(
+    sender: RelayClient, i: int, messages: int, window: int, tally: Tally
+) -> None:
+    for n in range(messages):
+        while sender.unacked >= window:
+            sender.acks = defer.Deferred()
+            await sender.acks
+        key = f"{i}-{n}"
+        tally.sent_at[key] = time.perf_counter()
+        sender.unacked += 1
+        sender.sendLine(f"r{i} {key} {PAYLOAD}".encode())
+    while sender.unacked:
+        sender.acks = defer.Deferred()
+        await sender.acks
+
+
+# -- pyChat ------------------------------------------------------------------------------------
+
+
+def identity(index: int) -> dict[str, str]:
+    """Distinct public keys per account (the server refuses shared ones): RSA keys from the
+    tests' pool, then made once and kept in the temp dir for later runs."""
+    pool = sorted((ROOT / "tests" / "keys").glob("rsa-*.pem"))
+    if index < len(pool):
+        path = pool[index]
+    else:
+        path = Path(tempfile.gettempdir()) / "pychat-bench-keys" / f"rsa-{index}.pem"
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+            path.write_bytes(key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ))  # fmt: skip
+    enc = serialization.load_pem_private_key(path.read_bytes(), None)
+    assert isinstance(enc, rsa.RSAPrivateKey)
+    signing = ed25519.Ed25519PrivateKey.from_private_bytes(index.to_bytes(32, "big"))
+    return IdentityKeyPair(enc, signing).public().to_json()
+
+
+async def pychat_user(port: int, name: str, index: int) -> ClientProtocol:
+    options = CertificateOptions()
+    proto = await connectProtocol(
+        SSL4ClientEndpoint(reactor, "127.0.0.1", port, options), ClientProtocol()
+    )
+    params = auth.srp_params_from_hello(await proto.request("hello", version=1))
+    await auth.signup(proto, params, name, "pw", identity(index), kdf=minimum_params())
+    await auth.login(proto, params, name, "pw")
+    return proto
+
+
+async def pychat_pair(port: int, i: int, tally: Tally) -> Run:
+    sender = await pychat_user(port, f"send{i}", 2 * i)
+    receiver = await pychat_user(port, f"recv{i}", 2 * i + 1)
+
+    def pushed(event: dict[str, Any]) -> None:
+        if event.get("event") == "message":
+            tally.arrived(str(event.get("client_id")))
+
+    receiver.on_event = pushed
+    conv = await sender.request("open_conversation", peer=f"recv{i}", envelope=ENVELOPE)
+    cid = conv["conversation"]
+    return lambda messages, window: _pychat_send(sender, cid, i, messages, window, tally)
+
+
+async def _pychat_send(
+    sender: ClientProtocol, cid: str, i: int, messages: int, window: int, tally: Tally
+) -> None:
+    wave: list[defer.Deferred[Any]] = []
+    for n in range(messages):
+        if len(wave) >= window:
+            await wave.pop(0)
+        key = f"{i}-{n}"
+        tally.sent_at[key] = time.perf_counter()
+        wave.append(sender.request(
+            "send", conversation=cid, epoch=1, ciphertext=PAYLOAD, client_id=key
+        ))  # fmt: skip
+    for d in wave:
+        await d
+
+
+# -- running both ------------------------------------------------------------------------------
+
+
+#: A prepared pair's sending phase: (messages, window) -> awaitable.
+Run = Callable[[int, int], Any]
+#: Connects (and logs in) one pair: (port, pair index, tally) -> its Run.
+PairSetup = Callable[[int, int, Tally], Any]
+
+
+async def measure(
+    port: int, setup: PairSetup, pairs: int, messages: int, window: int
+) -> dict[str, float]:
+    """Set every pair up, then time only the sending phase."""
+    tally = Tally()
+    runs = [await setup(port, i, tally) for i in range(pairs)]
+    cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    await defer.gatherResults([defer.ensureDeferred(run(messages, window)) for run in runs])
+    for _ in range(500):  # the last pushes may trail the last acks
+        if len(tally.latencies) >= pairs * messages:
+            break
+        await task.deferLater(reactor, 0.01, lambda: None)
+    wall = time.perf_counter() - wall0
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    lat = sorted(tally.latencies) or [0.0]
+    return {
+        "delivered": len(tally.latencies),
+        "rate": len(tally.latencies) / wall,
+        "p50_ms": 1000 * statistics.median(lat),
+        "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+        "generator_cpu": 100 * cpu / wall,
+    }
+
+
+def show(name: str, figures: dict[str, float]) -> None:
+    print(
+        f"{name:<9} {figures['rate']:9.0f} msg/s  delivered {figures['delivered']:6.0f}  "
+        f"p50 {figures['p50_ms']:7.2f} ms  p99 {figures['p99_ms']:7.2f} ms  "
+        f"generator CPU {figures['generator_cpu']:3.0f} %"
+    )
+
+
+async def main(pairs: int, messages: int, window: int) -> None:
+    pin(1)
+    work = Path(tempfile.mkdtemp(prefix="pychat-relay-"))
+    cert, key = make_self_signed()
+    (work / "cert.pem").write_bytes(cert)
+    (work / "key.pem").write_bytes(key)
+    print(f"# {os.cpu_count()} cores; pairs {pairs}, window {window}, {messages} msgs/pair")
+    base_port = 0
+    base = subprocess.Popen(
+        [sys.executable, "-m", "bench.baseline_relay", str(work / "cert.pem"),
+         str(work / "key.pem"), str(work / "port")],
+        cwd=ROOT, preexec_fn=lambda: pin(0),
+    )  # fmt: skip
+    for _ in range(1500):
+        if (work / "port").exists() and (work / "port").read_text():
+            base_port = int((work / "port").read_text())
+            break
+        time.sleep(0.02)
+    try:
+        baseline = await measure(base_port, relay_pair, pairs, messages, window)
+    finally:
+        base.kill()
+    show("baseline", baseline)
+    server, port = start(
+        [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "--nodaemon",
+         "--pidfile=", "pychat", "--data-dir", str(work / "data"), "--listen",
+         "ssl:0:interface=127.0.0.1", "--signups-per-hour", "0",
+         "--requests-per-second", "100000", "--login-starts-per-minute", "100000",
+         "--max-connections-per-address", "100000"],
+        work / "pychat.log", r"listening on IPv4Address\(.*port=(\d+)\)",
+    )  # fmt: skip
+    try:
+        ours = await measure(port, pychat_pair, pairs, messages, window)
+    finally:
+        server.kill()
+    show("pyChat", ours)
+    print(f"ratio pyChat/baseline {ours['rate'] / max(baseline['rate'], 1e-9):.3f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=50)
+    parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--messages", type=int, default=200)
+    args = parser.parse_args()
+    task.react(lambda _: defer.ensureDeferred(main(args.pairs, args.messages, args.window)))
