@@ -74,11 +74,21 @@ async def test_an_unsigned_key_change_is_heard_at_once(
 
 
 @pytest_twisted.ensureDeferred
-async def test_idle_clients_are_closed_when_the_clock_says_so(
+async def test_a_silent_connection_is_closed_when_the_clock_says_so(memory: MemoryServer) -> None:
+    await memory.connect()
+    assert len(memory.chat.connections) == 1
+    memory.advance(memory.config.idle_timeout + 1)
+    assert len(memory.chat.connections) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_logged_in_client_pings_and_is_never_idle(
     memory: MemoryServer, tmp_path: Path
 ) -> None:
     alice = await memory.signed_up(tmp_path / "alice", "alice")
-    alice.stop_reconnecting()
-    assert len(memory.chat.connections) == 1
-    memory.advance(memory.config.idle_timeout + 1)
-    assert len(memory.chat.connections) == 0 and alice.state == "disconnected"
+    first = alice.proto
+    states = collect(alice)
+    for _ in range(12):  # four idle timeouts, in steps
+        memory.advance(memory.config.idle_timeout / 3)
+    assert alice.proto is first and not first.is_closed  # the same connection, never dropped
+    assert not [e for e in states if e.kind == "connection"]

@@ -159,7 +159,10 @@ def test_tab_cycles_and_alt_digit_selects() -> None:
     assert model.cycle(1).peer == "carol"  # type: ignore[union-attr]
     assert model.cycle(1).peer == "dave"  # type: ignore[union-attr]
     assert model.cycle(-1).peer == "carol"  # type: ignore[union-attr]
-    assert model.select_index(2).peer == "bob"  # type: ignore[union-attr]
+    # Alt-digit goes by the conversation's number (the order it first appeared), not by
+    # where activity has put it in the list.
+    assert model.select_index(2).peer == "dave"  # type: ignore[union-attr]
+    assert model.select_index(0).peer == "bob"  # type: ignore[union-attr]
     assert model.select_index(7) is None
 
 
@@ -296,3 +299,16 @@ def test_a_cut_input_line_shows_an_ellipsis_where_text_is_hidden() -> None:
     line.insert("世界" * 10)
     visible, x = line.view(11)
     assert visible.startswith("…") and text_width(visible) <= 11 and x == text_width(visible)
+
+
+def test_conversation_numbers_stay_put_while_the_list_reorders() -> None:
+    model = ChatModel()
+    model.me = "me"
+    for peer in ("ann", "bob", "cat"):
+        model.conversation(peer)
+    assert [model.number(p) for p in ("ann", "bob", "cat")] == [1, 2, 3]
+    model.add_message("cat", MessageItem(1, "cat", 999.0, "verified", "hi"), on_screen=False)
+    assert model.ordered()[0].peer == "cat"  # the list shows activity first ...
+    assert model.select_index(1) is not None and model.current == "bob"  # ... Alt-2 is bob
+    text = render_main(model, 80, 24, now=0.0).text()
+    assert any(line.startswith("3") and "cat" in line[:22] for line in text.splitlines())

@@ -316,3 +316,41 @@ async def test_tui_rekey_is_a_signed_rotation_the_peer_accepts_without_a_block(
     finally:
         await term.quit()
         await bob.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_escape_then_a_command_within_50_ms_runs_the_command(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    try:
+        await _signup_in_tui(term, "alice-password")
+        term.press("escape")
+        await task.deferLater(reactor, 0.05, lambda: None)
+        term.type("/new bob")
+        term.press("enter")
+        await term.wait_for("conversation with bob open")  # the "/" was not swallowed
+    finally:
+        await term.quit()
+        await bob.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_wrong_then_right_password_logs_in(server: RunningServer, tmp_path: Path) -> None:
+    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    await alice.close()
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    try:
+        await term.wait_for("Log in")
+        term.type("not-it")
+        screen = await term.wait_for("••••••")  # typing shows, masked
+        assert "not-it" not in screen
+        term.press("enter")
+        screen = await term.wait_for("wrong username or password")
+        assert "•" not in screen  # the failed password was cleared
+        term.type("alice-pw")
+        term.press("enter")
+        await term.wait_for("No conversation open")
+    finally:
+        await term.quit()

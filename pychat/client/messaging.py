@@ -11,7 +11,7 @@ from typing import Any
 from pychat.client.context import ClientContext
 from pychat.client.epochs import ConversationKeys
 from pychat.client.errors import MessageTooLong, check_sendable
-from pychat.client.events import ChatMessage, message_fields
+from pychat.client.events import ChatMessage, ClientEvent, message_fields
 from pychat.client.peer_trust import PeerTrust
 from pychat.client.protocol import RemoteError
 from pychat.crypto.e2e import E2EError, open_message, seal_message
@@ -195,3 +195,12 @@ class Messaging:
     async def conversations(self) -> list[dict[str, Any]]:
         """Summaries of this user's conversations, most recent first."""
         return list((await self._ctx.request("conversations"))["conversations"])
+
+    async def catch_up(self) -> None:
+        """Fetch what arrived in each conversation since it was last seen; emit it."""
+        for conv in await self.conversations():
+            since = self.last_seen.get(conv["conversation"])
+            if since is None or conv["last_seq"] <= since:
+                continue
+            for message in await self.read(conv["peer"], since=since):
+                self._ctx.emit(ClientEvent("message", message=message))

@@ -39,11 +39,12 @@ from pychat.client.errors import (
     check_sendable,
 )
 from pychat.client.events import ChatMessage, ClientEvent, SafetyNumbers
+from pychat.client.keepalive import Keepalive, keepalive_interval
 from pychat.client.keystore import (
     KeystoreData,
     KeystoreFile,
 )
-from pychat.client.link import REQUEST_TIMEOUT, ServerLink, Timeouts
+from pychat.client.link import ServerLink, Timeouts
 from pychat.client.messaging import Messaging
 from pychat.client.peer_trust import PeerTrust
 from pychat.client.pins import ServerPins
@@ -76,8 +77,8 @@ class ChatClient:
     :param address: the server.
     :param home: the client's data dir (keystores, known servers).
     :param ca: a CA certificate (PEM) to verify the server with instead of pinning.
-    :param on_new_server: asked with ``(server, fingerprint)`` on first contact; return
-        False to refuse (the TUI asks the user; the CLI accepts and reports it).
+    :param on_new_server: asked with ``(server, fingerprint)`` on first contact; False
+        refuses.  ``run_blocking`` and ``connector`` replace threads and TLS in memory.
     """
 
     def __init__(
@@ -87,7 +88,6 @@ class ChatClient:
         *,
         ca: Path | None = None,
         on_new_server: Callable[[str, str], bool | Awaitable[bool]] | None = None,
-        request_timeout: float = REQUEST_TIMEOUT,
         timeouts: Timeouts | None = None,
         reactor: Any = None,
         run_blocking: BlockingRunner = in_thread,
@@ -113,11 +113,12 @@ class ChatClient:
         #: Whether the program asked for no more reconnecting.
         self.closing = False
         self.state = "disconnected"
-        self.timeouts = timeouts or Timeouts(request=request_timeout)
+        self.timeouts = timeouts or Timeouts()
         self._server_name: str | None = None
         self.account = AccountActions(self)
         self.reconnector = Reconnector(self, self.reactor)
         self.pushes = PushDispatcher(self)
+        self.keepalive = Keepalive(self.reactor, lambda: self.request("ping"))
         self.link = ServerLink(
             address,
             self.pins,
@@ -149,8 +150,12 @@ class ChatClient:
                 log.failure("event listener failed")
 
     def set_state(self, state: str, **extra: Any) -> None:
-        """Record the connection state and tell the listeners."""
+        """Record the connection state and tell the listeners (and ping while online)."""
         self.state = state
+        if state == "online":
+            self.keepalive.start(keepalive_interval(self.hello_reply))
+        else:
+            self.keepalive.stop()
         self.emit(ClientEvent("connection", {"state": state, **extra}))
 
     async def request(self, op: str, **fields: Any) -> dict[str, Any]:
@@ -249,12 +254,7 @@ class ChatClient:
 
     async def catch_up(self) -> None:
         """Fetch what arrived while disconnected and emit it as message events."""
-        for conv in await self.conversations():
-            since = self.messaging.last_seen.get(conv["conversation"])
-            if since is None or conv["last_seq"] <= since:
-                continue
-            for message in await self.read(conv["peer"], since=since):
-                self.emit(ClientEvent("message", message=message))
+        await self.messaging.catch_up()
 
     # -- accounts (AccountActions) -------------------------------------------------------------
 

@@ -56,6 +56,9 @@ from pychat.tui.view import CursesView, colours_wanted
 
 log = Logger(namespace="pychat.tui")
 
+#: Milliseconds curses waits after Escape for the rest of a key sequence.
+ESCAPE_DELAY_MS = 25
+
 
 @implementer(IReadDescriptor)
 class _StdinReader:
@@ -384,6 +387,10 @@ def run_tui(args: argparse.Namespace) -> int:
     from twisted.internet import reactor
 
     screen = curses.initscr()
+    # Escape alone must be Escape at once: curses waits this long for the rest of a sequence
+    # (1 s by default, which swallowed the next key as Alt-key).  ESCDELAY still wins.
+    escdelay = os.environ.get("ESCDELAY", "")
+    curses.set_escdelay(int(escdelay) if escdelay.isdigit() else ESCAPE_DELAY_MS)
     app: TuiApp | None = None
     try:
         curses.noecho()

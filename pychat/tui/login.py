@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from pychat.tui.app import TuiApp
 
 
+#: The password's place in the form's fields (server, username, password, confirm).
+PASSWORD_FIELD = 2
+
+
 def login_key(app: TuiApp, key: Key) -> None:
     """A key on the login screen."""
     form = app.form
@@ -89,6 +93,10 @@ async def submit_login(app: TuiApp) -> None:
         await client.login(username, password)
     except Exception:
         await client.close()
+        # A failed try must not leave the old password to be typed after (and sent again).
+        form.password.take()
+        form.confirm.take()
+        form.focus = PASSWORD_FIELD
         raise
     finally:
         form.busy = False

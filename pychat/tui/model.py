@@ -114,10 +114,16 @@ class ChatModel:
         i = peers.index(self.current) if self.current in peers else -1
         return self.select(peers[(i + step) % len(peers)])
 
+    def number(self, peer: str) -> int:
+        """The conversation's number for this session (1, 2, ...): given in the order
+        conversations first appear and never changed, so Alt-2 stays the same person while
+        the list is ordered by activity."""
+        return list(self.conversations).index(peer) + 1
+
     def select_index(self, index: int) -> ConversationState | None:
-        """Alt-digit: the conversation at list position ``index`` (0-based)."""
-        order = self.ordered()
-        return self.select(order[index].peer) if 0 <= index < len(order) else None
+        """Alt-digit: the conversation numbered ``index + 1``."""
+        numbered = list(self.conversations.values())
+        return self.select(numbered[index].peer) if 0 <= index < len(numbered) else None
 
     def add_message(self, peer: str, item: MessageItem, *, on_screen: bool) -> bool:
         """Add a message; return True if it is new.  Unread counts grow for what is not seen."""

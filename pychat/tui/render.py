@@ -16,6 +16,9 @@ from pychat.tui.width import clip, pad, text_width, wrap
 
 Segment = tuple[str, str]  # (text, style)
 
+#: What a password field shows for each character typed.
+MASK = "•"
+
 #: Marks the continuation lines of a multi-line message, so a line a peer wrote cannot pass
 #: for a new message from someone else.
 GUTTER = "│ "
@@ -161,7 +164,8 @@ def _message(
 
 def _list_pane(model: ChatModel, height: int) -> list[list[Segment]]:
     rows = [_row(LIST_WIDTH, (" Conversations", "dim"))]
-    for i, conv in enumerate(model.ordered()):
+    for conv in model.ordered():
+        i = model.number(conv.peer) - 1
         online = {True: "●", False: "○", None: " "}[conv.online]
         check = "!" if conv.key_changed else ("✓" if conv.verified else " ")
         unread = f" {conv.unread}" if conv.unread else ""
@@ -330,11 +334,16 @@ def render_login(form: LoginForm, width: int, height: int) -> Frame:
     cursor = None
     for i, (label, line, secret) in enumerate(form.fields()):
         label_text = f"  {label:>9}: "
-        value, cursor_x = ("", 0) if secret else line.view(width - text_width(label_text) - 2)
+        room = width - text_width(label_text) - 2
+        if secret:  # one mark per character typed, the cursor after the last
+            masked = MASK * min(len(line.text), room)
+            value, cursor_x = masked, text_width(masked)
+        else:
+            value, cursor_x = line.view(room)
         style = "selected" if i == form.focus else "normal"
         if i == form.focus:
             cursor = (len(lines), text_width(label_text) + cursor_x)
-        shown = "(typing hidden)" if secret and line.text and i != form.focus else value
+        shown = value
         lines.append(_row(width, (label_text, "dim"), (shown, style if not secret else "dim")))
     lines.append(_row(width))
     other = "log in instead" if form.signup else "sign up instead"
