@@ -92,3 +92,26 @@ async def test_a_logged_in_client_pings_and_is_never_idle(
         memory.advance(memory.config.idle_timeout / 3)
     assert alice.proto is first and not first.is_closed  # the same connection, never dropped
     assert not [e for e in states if e.kind == "connection"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_side_that_did_not_open_the_conversation_learns_the_peers_presence(
+    memory: MemoryServer, tmp_path: Path
+) -> None:
+    from pychat.tui.app import TuiApp
+    from pychat.tui.client_events import handle_event
+    from pychat.tui.model import ChatModel
+
+    alice = await memory.signed_up(tmp_path / "alice", "alice")
+    bob = await memory.signed_up(tmp_path / "bob", "bob")
+    heard = collect(bob)
+    await alice.open_conversation("bob")
+    app = TuiApp.__new__(TuiApp)
+    app.model, app.client = ChatModel(me="bob"), bob
+    for event in heard:
+        handle_event(app, event)
+    assert app.model.conversations["alice"].online is True  # bob never opened it
+    await alice.close()
+    for event in heard[len(heard) - 1 :]:
+        handle_event(app, event)
+    assert app.model.conversations["alice"].online is False

@@ -58,11 +58,19 @@ def _read(app: TuiApp, event: ClientEvent) -> None:
 
 
 def _conversation(app: TuiApp, event: ClientEvent) -> None:
-    summary = event.data.get("conversation") or {}
-    peer = summary.get("peer")
-    if isinstance(peer, str):
-        conv = app.model.conversation(peer)
-        conv.last_activity = max(conv.last_activity, float(summary.get("last_activity", 0)))
+    """A conversation someone opened with us: in the list at once, with the peer's presence
+    (the side that did not open it learns it here)."""
+    summary = event.data.get("conversation")
+    peer = summary.get("peer") if isinstance(summary, dict) else None
+    if not isinstance(peer, str) or not isinstance(summary, dict):
+        return
+    conv = app.model.conversation(peer)
+    active = summary.get("last_activity")
+    if isinstance(active, int | float) and not isinstance(active, bool):
+        conv.last_activity = max(conv.last_activity, float(active))
+    online = summary.get("peer_online")
+    if online is None or isinstance(online, bool):
+        conv.online = online
 
 
 def _keys_changed(app: TuiApp, event: ClientEvent) -> None:
