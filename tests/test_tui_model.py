@@ -312,3 +312,21 @@ def test_conversation_numbers_stay_put_while_the_list_reorders() -> None:
     assert model.select_index(1) is not None and model.current == "bob"  # ... Alt-2 is bob
     text = render_main(model, 80, 24, now=0.0).text()
     assert any(line.startswith("3") and "cat" in line[:22] for line in text.splitlines())
+
+
+def test_editing_goes_by_what_a_person_sees_as_one_character() -> None:
+    line = InputLine()
+    line.insert("a🇯🇵👍🏽e\u0301")  # a, a flag, a thumbs-up with skin tone, e + combining accent
+    line.backspace()
+    assert line.text == "a🇯🇵👍🏽"  # the accented e went whole
+    line.backspace()
+    assert line.text == "a🇯🇵"  # the skin tone did not stay behind
+    line.left()
+    assert line.cursor == 1  # Left stepped over the whole flag
+    line.delete()
+    assert line.text == "a"
+    line.insert("👨\u200d👩\u200d👧x")
+    line.home()
+    line.right()
+    line.right()
+    assert line.text[: line.cursor] == "a👨\u200d👩\u200d👧"

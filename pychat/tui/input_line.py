@@ -1,14 +1,23 @@
-"""The input line: text and cursor, history, and the editing operations the keys call.
+r"""The input line: text and cursor, history, and the editing operations the keys call.
 
-Pure: no curses.  The cursor is an index into ``text`` (code points); what is shown is
-computed by :meth:`InputLine.view` from display widths, so CJK and emoji stay aligned.
+Pure: no curses.  The cursor is an index into ``text`` (code points) that always sits on a
+grapheme-cluster boundary: Left, Right, Backspace and Delete move over or remove what a person
+sees as one character (🇯🇵, 👍🏽, é written as e + accent), never half of one.  The clusters
+come from the ``regex`` module's ``\X`` (Unicode's segmentation rules, kept up to date there,
+not in a table of ours).  What is shown is computed by :meth:`InputLine.view` from display
+widths, so CJK and emoji stay aligned.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import regex
+
 from pychat.tui.width import char_width, text_width
+
+#: One extended grapheme cluster (Unicode TR29), from the regex module.
+_CLUSTER = regex.compile(r"\X", regex.DOTALL)
 
 #: How a newline in a multi-line message is shown on the one-line input.
 NEWLINE_MARK = "↵"
@@ -33,11 +42,23 @@ class InputLine:
         self.text = self.text[: self.cursor] + s + self.text[self.cursor :]
         self.cursor += len(s)
 
+    def _boundaries(self) -> list[int]:
+        """Every grapheme-cluster boundary of the text, 0 and ``len(text)`` included."""
+        return [0, *(m.end() for m in _CLUSTER.finditer(self.text))]
+
+    def _previous(self) -> int:
+        return max((b for b in self._boundaries() if b < self.cursor), default=0)
+
+    def _next(self) -> int:
+        return min((b for b in self._boundaries() if b > self.cursor), default=len(self.text))
+
     def left(self) -> None:
-        self.cursor = max(0, self.cursor - 1)
+        """One character (grapheme cluster) to the left."""
+        self.cursor = self._previous()
 
     def right(self) -> None:
-        self.cursor = min(len(self.text), self.cursor + 1)
+        """One character (grapheme cluster) to the right."""
+        self.cursor = self._next()
 
     def home(self) -> None:
         self.cursor = 0
@@ -46,12 +67,14 @@ class InputLine:
         self.cursor = len(self.text)
 
     def backspace(self) -> None:
-        if self.cursor:
-            self.text = self.text[: self.cursor - 1] + self.text[self.cursor :]
-            self.cursor -= 1
+        """Remove the character (grapheme cluster) before the cursor, whole."""
+        start = self._previous()
+        self.text = self.text[:start] + self.text[self.cursor :]
+        self.cursor = start
 
     def delete(self) -> None:
-        self.text = self.text[: self.cursor] + self.text[self.cursor + 1 :]
+        """Remove the character (grapheme cluster) at the cursor, whole."""
+        self.text = self.text[: self.cursor] + self.text[self._next() :]
 
     def kill_word(self) -> None:
         """Ctrl-W: delete the word before the cursor (and the spaces after it)."""
