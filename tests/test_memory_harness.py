@@ -115,3 +115,14 @@ async def test_the_side_that_did_not_open_the_conversation_learns_the_peers_pres
     for event in heard[len(heard) - 1 :]:
         handle_event(app, event)
     assert app.model.conversations["alice"].online is False
+
+
+@pytest_twisted.ensureDeferred
+async def test_retry_now_reconnects_without_waiting_out_the_backoff(
+    memory: MemoryServer, tmp_path: Path
+) -> None:
+    alice = await memory.signed_up(tmp_path / "alice", "alice")
+    memory.drop_connections()
+    assert alice.state == "reconnecting"
+    alice.reconnector.retry_now()  # Ctrl-R in the TUI
+    assert alice.state == "online"  # with no time passing at all

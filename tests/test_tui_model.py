@@ -166,6 +166,33 @@ def test_tab_cycles_and_alt_digit_selects() -> None:
     assert model.select_index(7) is None
 
 
+def test_alt_a_goes_to_the_next_conversation_with_unread_messages() -> None:
+    model = _model()
+    model.select("carol")
+    assert model.next_unread() is None  # nothing unread: stay
+    assert model.current == "carol"
+    model.conversation("bob").unread = 2
+    model.conversation("dave").unread = 1
+    # list order is carol, dave, bob: after carol comes dave, then bob, then round again
+    assert model.next_unread().peer == "dave"  # type: ignore[union-attr]
+    model.conversation("dave").unread = 0  # read on screen
+    assert model.next_unread().peer == "bob"  # type: ignore[union-attr]
+
+
+def test_close_hides_a_conversation_until_a_message_or_a_choice_brings_it_back() -> None:
+    model = _model()
+    model.select("carol")
+    model.close("carol")
+    assert [c.peer for c in model.ordered()] == ["dave", "bob"]
+    assert model.current == "dave"  # the next one is on screen
+    assert model.number("carol") == 2  # its number is kept for when it comes back
+    model.add_message("carol", MessageItem(1, "carol", T0 + 900, "verified", "hi"), on_screen=False)
+    assert model.ordered()[0].peer == "carol"
+    model.close("bob")
+    model.select("bob")  # /new bob or Alt-1
+    assert "bob" in [c.peer for c in model.ordered()]
+
+
 def test_selecting_a_conversation_places_the_new_messages_marker() -> None:
     model = _model()
     conv = model.conversation("bob")

@@ -33,6 +33,18 @@ class Reconnector:
         self._client = client
         self._clock = clock
         self.running = False
+        self._waiting: defer.Deferred[None] | None = None
+        self._fresh = False
+
+    def retry_now(self) -> None:
+        """Try at once (Ctrl-R), and start the backoff afresh: the network may be back.
+        (Starts reconnecting if it was not: after a refusal or a stop.)"""
+        if not self.running:
+            self.start()
+        self._fresh = True
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and not waiting.called:
+            waiting.cancel()
 
     def start(self) -> None:
         """Begin reconnecting (no-op if a loop is already running)."""
@@ -45,7 +57,15 @@ class Reconnector:
         try:
             while not self._client.closing:
                 self._client.set_state("reconnecting", delay=delay)
-                await task.deferLater(self._clock, delay, lambda: None)
+                self._fresh = False
+                self._waiting = task.deferLater(self._clock, delay, lambda: None)
+                try:
+                    await self._waiting
+                except defer.CancelledError:
+                    pass  # retry_now: go at once
+                self._waiting = None
+                if self._fresh:
+                    delay = 1.0
                 if self._client.closing:
                     return
                 try:
@@ -57,6 +77,6 @@ class Reconnector:
                     return
                 except Exception as exc:  # try again later
                     log.info("reconnect failed: {e}", e=exc)
-                    delay = min(RECONNECT_MAX_DELAY, delay * 2)
+                    delay = 1.0 if self._fresh else min(RECONNECT_MAX_DELAY, delay * 2)
         finally:
             self.running = False

@@ -45,6 +45,22 @@ def _submit(app: TuiApp) -> None:
         app.guard(app.submit(text))
 
 
+def _reconnect_now(app: TuiApp) -> None:
+    """Ctrl-R: while disconnected, try again now instead of waiting out the backoff."""
+    if app.client is not None and app.client.state != "online":
+        app.client.reconnector.retry_now()
+        app.model.tell("reconnecting now…")
+
+
+def _next_unread(app: TuiApp) -> None:
+    """Alt-A: the next conversation with unread messages."""
+    conv = app.model.next_unread()
+    if conv is None:
+        app.model.tell("no unread messages")
+    else:
+        app.guard(app.show(conv.peer))
+
+
 def _cycle(direction: int) -> Callable[[TuiApp], None]:
     def cycle(app: TuiApp) -> None:
         conv = app.model.cycle(direction)
@@ -62,6 +78,8 @@ ACTIONS: dict[str, Callable[[TuiApp], None]] = {
     "scroll_up": lambda app: app.scroll(+1),
     "scroll_down": lambda app: app.scroll(-1),
     "redraw": lambda app: app.screen.clear(),
+    "reconnect_now": lambda app: _reconnect_now(app),
+    "next_unread": lambda app: _next_unread(app),
     "quit": lambda app: app.quit(),
     "help": lambda app: app.show_modal(Modal("Help", HELP)),
 }

@@ -131,10 +131,50 @@ async def _search(app: TuiApp, conv: ConversationState | None, rest: str) -> Non
     app.show_modal(Modal(f"Search {rest!r}: {len(hits)} found", lines))
 
 
+async def _close(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    assert conv is not None  # noqa: S101 - see the table
+    app.model.close(conv.peer)
+    app.model.tell(f"closed {conv.peer} (a new message brings it back; /new {conv.peer} too)")
+
+
+async def _clear(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    """Empty the screen's copy of the conversation (nothing is deleted; PgUp reloads)."""
+    assert conv is not None  # noqa: S101 - see the table
+    conv.messages.clear()
+    conv.notices.clear()
+    conv.has_older, conv.scroll = True, 0
+    app.model.tell("cleared (PgUp loads the history again)")
+
+
+async def _info(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    """What this device knows of the peer's keys and the trust in them."""
+    assert app.client is not None and conv is not None  # noqa: S101 - see the table
+    _, data = app.client.require_login()
+    pin = data.pins.get(conv.peer) or {}
+    fingerprint = str(pin.get("fingerprint", "not looked up yet"))
+    grouped = " ".join(fingerprint[i : i + 4] for i in range(0, len(fingerprint), 4))
+    verified = "verified ✓" if pin.get("verified") else "not verified (/verify)"
+    lines = [
+        f"peer: {conv.peer}",
+        f"fingerprint: {grouped}",
+        f"key version: {pin.get('key_version', '?')}",
+        f"keys accepted: {len(pin.get('accepted') or {})}",
+        f"trust: {verified}",
+    ]
+    if pin.get("pending"):
+        lines.append("KEY CHANGED and not accepted: /verify, then /trust")
+    lines.append(f"your fingerprint: {app.client.my_fingerprint()}")
+    app.show_modal(Modal(f"About {conv.peer}", lines))
+
+
 COMMANDS: dict[str, Command] = {
     "quit": Command(_quit),
     "help": Command(_help),
     "new": Command(_new),
+    "query": Command(_new),
+    "close": Command(_close, needs_conversation=True),
+    "clear": Command(_clear, needs_conversation=True),
+    "info": Command(_info, needs_conversation=True),
     "rekey": Command(_rekey),
     "verify": Command(_verify, needs_conversation=True),
     "trust": Command(_trust, needs_conversation=True),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 HELP = [
     "Commands:",
-    "  /new NAME      open a conversation with NAME",
+    "  /new NAME      open a conversation with NAME (also /query NAME)",
+    "  /close         leave this conversation out of the list",
+    "  /clear         empty the screen (PgUp loads the history again)",
+    "  /info          the peer's fingerprint, key version and trust",
     "  /verify        show the safety number (y marks the peer verified)",
     "  /trust         accept the peer's new key after a change (not verified)",
     "  /rotate        start a new conversation key",
@@ -12,9 +15,9 @@ HELP = [
     "  /search TEXT   search the loaded history of this conversation",
     "  /help          this help      /quit   leave",
     "Keys:",
-    "  Tab / Shift-Tab, Alt-1..9   switch conversation",
+    "  Tab / Shift-Tab, Alt-1..9   switch conversation · Alt-A next unread",
     "  PgUp / PgDn                 scroll (older messages load on demand)",
     "  Enter send · Alt-Enter new line · Up/Down history",
     "  Ctrl-A/E home/end · Ctrl-W delete word · Ctrl-U delete to start",
-    "  Ctrl-L redraw · Ctrl-C quit",
+    "  Ctrl-L redraw · Ctrl-R reconnect now · Ctrl-C quit",
 ]

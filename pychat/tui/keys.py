@@ -159,6 +159,8 @@ BINDINGS: dict[str, str] = {
     "pgup": "scroll_up",
     "pgdn": "scroll_down",
     "ctrl-l": "redraw",
+    "ctrl-r": "reconnect_now",
+    "alt-a": "next_unread",
     "resize": "redraw",
     "ctrl-c": "quit",
     "f1": "help",

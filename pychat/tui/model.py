@@ -40,6 +40,8 @@ class ConversationState:
     loaded: bool = False
     #: Lines scrolled up from the bottom of the message pane (0: following new messages).
     scroll: int = 0
+    #: Closed with /close: left out of the list until a new message comes.
+    closed: bool = False
     #: Notices shown in the conversation (key rotations, new keys): (after seq, text).
     notices: list[tuple[int, str]] = field(default_factory=list)
 
@@ -82,7 +84,8 @@ class ChatModel:
 
     def ordered(self) -> list[ConversationState]:
         """Conversations, most recently active first (then by name)."""
-        return sorted(self.conversations.values(), key=lambda c: (-c.last_activity, c.peer))
+        open_ = [c for c in self.conversations.values() if not c.closed]
+        return sorted(open_, key=lambda c: (-c.last_activity, c.peer))
 
     def conversation(self, peer: str) -> ConversationState:
         """The state of the conversation with ``peer`` (created empty if new)."""
@@ -98,6 +101,7 @@ class ChatModel:
     def select(self, peer: str) -> ConversationState:
         """Put ``peer``'s conversation on screen; remember where reading stopped."""
         conv = self.conversation(peer)
+        conv.closed = False  # choosing a closed conversation opens it again
         if self.current != peer:
             self.current = peer
             conv.scroll = 0
@@ -113,6 +117,28 @@ class ChatModel:
         peers = [c.peer for c in order]
         i = peers.index(self.current) if self.current in peers else -1
         return self.select(peers[(i + step) % len(peers)])
+
+    def next_unread(self) -> ConversationState | None:
+        """Alt-A: the next conversation (in list order, after the current) with unread
+        messages, or None when there is none."""
+        order = self.ordered()
+        peers = [c.peer for c in order]
+        start = peers.index(self.current) + 1 if self.current in peers else 0
+        for conv in order[start:] + order[:start]:
+            if conv.unread and conv.peer != self.current:
+                return self.select(conv.peer)
+        return None
+
+    def close(self, peer: str) -> None:
+        """/close: leave ``peer``'s conversation out of the list (its number is kept) and show
+        the next one."""
+        conv = self.conversation(peer)
+        conv.closed = True
+        if self.current == peer:
+            self.current = None
+            order = self.ordered()
+            if order:
+                self.select(order[0].peer)
 
     def number(self, peer: str) -> int:
         """The conversation's number for this session (1, 2, ...): given in the order
@@ -132,6 +158,7 @@ class ChatModel:
             conv.messages[item.seq] = item
             return False
         conv.messages[item.seq] = item
+        conv.closed = False  # a new message brings a closed conversation back
         conv.last_activity = max(conv.last_activity, item.time)
         if item.seq > conv.last_seq:
             conv.last_seq = item.seq
