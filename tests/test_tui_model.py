@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import curses
+from types import SimpleNamespace
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pychat.tui.actions import run_action
 from pychat.tui.input_line import InputLine
-from pychat.tui.keys import Key, KeyDecoder
+from pychat.tui.keys import BINDINGS, Key, KeyDecoder
 from pychat.tui.model import ChatModel, LoginForm, MessageItem, Modal
 from pychat.tui.render import render_login, render_main, visible_message_lines
 from pychat.tui.width import clip, text_width, wrap
@@ -216,6 +218,32 @@ def test_scrolling_stops_at_the_top_and_reports_it() -> None:
     assert "PgUp loads older" in "".join(t for t, _ in view[0])
 
 
+def _texts(view: list[list[tuple[str, str]]]) -> list[str]:
+    return ["".join(t for t, _ in row) for row in view]
+
+
+def test_scrolled_up_the_view_holds_still_and_says_what_is_below() -> None:
+    model = _model()
+    conv = model.select("bob")
+    for seq in range(1, 41):
+        model.add_message(
+            "bob", MessageItem(seq, "bob", T0 + seq, "verified", f"m{seq}"), on_screen=True
+        )
+    visible_message_lines(conv, "alice", 60, 10, "%H:%M")  # drawn at the bottom
+    conv.scroll = 15
+    before, _ = visible_message_lines(conv, "alice", 60, 10, "%H:%M")
+    assert _texts(before)[-1].strip("─").strip() == "more below · End"
+    for seq in (41, 42):  # arrivals while scrolled up are not on screen: unread
+        model.add_message(
+            "bob", MessageItem(seq, "bob", T0 + seq, "verified", f"m{seq}"), on_screen=False
+        )
+    after, _ = visible_message_lines(conv, "alice", 60, 10, "%H:%M")
+    assert _texts(after)[:-1] == _texts(before)[:-1]  # the same messages, in the same rows
+    assert "more below (2 new) · End" in _texts(after)[-1]
+    keys = KeyDecoder().feed(["\x1b[1;5F"])  # Ctrl-End as xterm sends it
+    assert [k.name for k in keys] == ["ctrl-end"]
+
+
 # -- rendering ---------------------------------------------------------------------------------
 
 
@@ -357,3 +385,19 @@ def test_editing_goes_by_what_a_person_sees_as_one_character() -> None:
     line.right()
     line.right()
     assert line.text[: line.cursor] == "a👨\u200d👩\u200d👧"
+
+
+def test_end_goes_to_the_end_of_the_line_then_to_the_newest_message() -> None:
+    model = _model()
+    conv = model.select("bob")
+    conv.scroll = 12
+    model.input.insert("draft")
+    model.input.home()
+    app = SimpleNamespace(model=model)
+    run_action(app, BINDINGS["end"])  # type: ignore[arg-type]
+    assert model.input.cursor == 5 and conv.scroll == 12
+    run_action(app, BINDINGS["end"])  # type: ignore[arg-type]
+    assert conv.scroll == 0
+    conv.scroll = 3
+    run_action(app, BINDINGS["ctrl-end"])  # type: ignore[arg-type]
+    assert conv.scroll == 0

@@ -18,6 +18,7 @@ EDITS: dict[str, str] = {
     "cursor_right": "right",
     "cursor_home": "home",
     "cursor_end": "end",
+    "end_or_bottom": "end",  # on the main screen ACTIONS has it first (see run_action)
     "delete_back": "backspace",
     "delete_forward": "delete",
     "delete_word": "kill_word",
@@ -29,14 +30,14 @@ EDITS: dict[str, str] = {
 
 def run_action(app: TuiApp, action: str) -> None:
     """Do what ``action`` names on the main screen."""
-    if action in EDITS:
+    if action in ACTIONS:
+        ACTIONS[action](app)
+    elif action in EDITS:
         getattr(app.model.input, EDITS[action])()
     elif action.startswith("select_"):
         conv = app.model.select_index(int(action[-1]) - 1)
         if conv is not None:
             app.guard(app.show(conv.peer))
-    elif action in ACTIONS:
-        ACTIONS[action](app)
 
 
 def _submit(app: TuiApp) -> None:
@@ -61,6 +62,22 @@ def _next_unread(app: TuiApp) -> None:
         app.guard(app.show(conv.peer))
 
 
+def _bottom(app: TuiApp) -> None:
+    """Ctrl-End: back to the newest message, following new ones again."""
+    conv = app.model.current_conversation
+    if conv is not None:
+        conv.scroll = 0
+
+
+def _end_or_bottom(app: TuiApp) -> None:
+    """End: the end of the input line; pressed there while scrolled up, the newest message."""
+    line, conv = app.model.input, app.model.current_conversation
+    if line.cursor >= len(line.text) and conv is not None and conv.scroll:
+        conv.scroll = 0
+    else:
+        line.end()
+
+
 def _cycle(direction: int) -> Callable[[TuiApp], None]:
     def cycle(app: TuiApp) -> None:
         conv = app.model.cycle(direction)
@@ -79,6 +96,8 @@ ACTIONS: dict[str, Callable[[TuiApp], None]] = {
     "scroll_down": lambda app: app.scroll(-1),
     "redraw": lambda app: app.screen.clear(),
     "reconnect_now": lambda app: _reconnect_now(app),
+    "bottom": _bottom,
+    "end_or_bottom": _end_or_bottom,
     "next_unread": lambda app: _next_unread(app),
     "quit": lambda app: app.quit(),
     "help": lambda app: app.show_modal(Modal("Help", HELP)),

@@ -17,6 +17,7 @@ HELP = [
     "Keys:",
     "  Tab / Shift-Tab, Alt-1..9   switch conversation · Alt-A next unread",
     "  PgUp / PgDn                 scroll (older messages load on demand)",
+    "  End (again) / Ctrl-End      back to the newest message",
     "  Enter send · Alt-Enter new line · Up/Down history",
     "  Ctrl-A/E home/end · Ctrl-W delete word · Ctrl-U delete to start",
     "  Ctrl-L redraw · Ctrl-R reconnect now · Ctrl-C quit",

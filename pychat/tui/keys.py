@@ -55,8 +55,22 @@ _CONTROL_NAMES = {
 _CSI_NAMES = {
     "A": "up", "B": "down", "C": "right", "D": "left", "H": "home", "F": "end", "Z": "btab",
     "1~": "home", "4~": "end", "7~": "home", "8~": "end", "3~": "delete",
-    "5~": "pgup", "6~": "pgdn",
+    "5~": "pgup", "6~": "pgdn", "1;5F": "ctrl-end", "1;3F": "alt-end", "4;5~": "ctrl-end",
 }  # fmt: skip
+
+
+# Modified keys curses decodes by the terminal's terminfo (xterm's names: 5 is Ctrl, 3 Alt).
+_TERMINFO_NAMES = {"kEND5": "ctrl-end", "kEND3": "alt-end"}
+
+
+def _curses_name(code: int) -> str:
+    if code in _CURSES_NAMES:
+        return _CURSES_NAMES[code]
+    try:
+        terminfo = curses.keyname(code).decode("ascii", "replace")
+    except (curses.error, ValueError):
+        terminfo = ""
+    return _TERMINFO_NAMES.get(terminfo, f"key-{code}")
 
 
 def _control(ch: str) -> Key:
@@ -82,7 +96,7 @@ class KeyDecoder:
             if isinstance(item, int):
                 if self._paste is not None:
                     continue
-                keys.append(Key(_CURSES_NAMES.get(item, f"key-{item}")))
+                keys.append(Key(_curses_name(item)))
                 continue
             for ch in item:
                 keys += self._char(ch)
@@ -143,7 +157,9 @@ BINDINGS: dict[str, str] = {
     "right": "cursor_right",
     "home": "cursor_home",
     "ctrl-a": "cursor_home",
-    "end": "cursor_end",
+    "end": "end_or_bottom",
+    "ctrl-end": "bottom",
+    "alt-end": "bottom",
     "ctrl-e": "cursor_end",
     "backspace": "delete_back",
     "delete": "delete_forward",

@@ -40,6 +40,9 @@ class ConversationState:
     loaded: bool = False
     #: Lines scrolled up from the bottom of the message pane (0: following new messages).
     scroll: int = 0
+    #: The newest message when the pane was last drawn: what arrived since is below the view
+    #: (kept still while scrolled up).
+    drawn_seq: int = 0
     #: Closed with /close: left out of the list until a new message comes.
     closed: bool = False
     #: Notices shown in the conversation (key rotations, new keys): (after seq, text).

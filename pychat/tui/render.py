@@ -8,7 +8,7 @@ view maps to colours or plain attributes.
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pychat.safe_text import visible, visible_lines
 from pychat.tui.model import ChatModel, ConversationState, LoginForm, MessageItem, Modal
@@ -191,17 +191,35 @@ def visible_message_lines(
     """The message lines in view for ``conv``'s scroll position, and whether the view is at
     the top of what is loaded (time to fetch older messages)."""
     lines = message_lines(conv, me, width, time_format)
+    if conv.scroll and conv.last_seq > conv.drawn_seq:
+        conv.scroll += len(lines) - _lines_up_to(conv, conv.drawn_seq, me, width, time_format)
+    conv.drawn_seq = conv.last_seq
     if conv.has_older and conv.messages:
         lines.insert(0, _row(width, ("… PgUp loads older messages", "dim")))
-    max_scroll = max(0, len(lines) - height)
-    conv.scroll = max(0, min(conv.scroll, max_scroll))
+    # While scrolled up the bottom row says so (and how many new messages are below).
+    conv.scroll = max(0, min(conv.scroll, len(lines) - height + 1))
+    room = height - 1 if conv.scroll else height
     end = len(lines) - conv.scroll
-    start = max(0, end - height)
+    start = max(0, end - room)
     view = lines[start:end]
     at_top = start == 0
+    if conv.scroll:
+        new = f" more below ({conv.unread} new) · End " if conv.unread else " more below · End "
+        view.append(_row(width, (_centered(new, width, "─"), "marker")))
     while len(view) < height:
         view.insert(0, _row(width))
     return view, at_top
+
+
+def _lines_up_to(conv: ConversationState, seq: int, me: str, width: int, time_format: str) -> int:
+    """How many display lines the messages (and notices) up to ``seq`` make: the view holds
+    still by moving up by what arrived after them."""
+    earlier = replace(
+        conv,
+        messages={s: m for s, m in conv.messages.items() if s <= seq},
+        notices=[n for n in conv.notices if n[0] <= seq],
+    )
+    return len(message_lines(earlier, me, width, time_format))
 
 
 def status_text(model: ChatModel, now: float) -> list[Segment]:
