@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pychat.tui.commands import COMMANDS
 from pychat.tui.help import HELP
 from pychat.tui.model import Modal
 
@@ -78,6 +79,17 @@ def _end_or_bottom(app: TuiApp) -> None:
         line.end()
 
 
+def _complete_or_next(app: TuiApp) -> None:
+    """Tab: complete a command or a user name; on an empty line, the next conversation."""
+    line = app.model.input
+    if not line.text.strip():
+        _cycle(1)(app)
+        return
+    names = [*app.model.conversations, app.model.me]
+    if not app.model.completer.complete(line, COMMANDS, names):
+        app.model.tell("nothing to complete")
+
+
 def _cycle(direction: int) -> Callable[[TuiApp], None]:
     def cycle(app: TuiApp) -> None:
         conv = app.model.cycle(direction)
@@ -91,6 +103,7 @@ ACTIONS: dict[str, Callable[[TuiApp], None]] = {
     "newline": lambda app: app.model.input.insert("\n"),
     "submit": _submit,
     "next_conversation": _cycle(1),
+    "complete_or_next": _complete_or_next,
     "prev_conversation": _cycle(-1),
     "scroll_up": lambda app: app.scroll(+1),
     "scroll_down": lambda app: app.scroll(-1),

@@ -170,7 +170,7 @@ BINDINGS: dict[str, str] = {
     "down": "history_next",
     "alt-enter": "newline",
     "enter": "submit",
-    "tab": "next_conversation",
+    "tab": "complete_or_next",
     "btab": "prev_conversation",
     "pgup": "scroll_up",
     "pgdn": "scroll_down",

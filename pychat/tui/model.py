@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pychat.tui.completion import Completer
 from pychat.tui.input_line import InputLine
 
 
@@ -82,6 +83,8 @@ class ChatModel:
     notice_is_error: bool = False
     modals: list[Modal] = field(default_factory=list)
     input: InputLine = field(default_factory=InputLine)
+    #: Tab completion of the input line (commands, user names).
+    completer: Completer = field(default_factory=Completer)
 
     # -- conversations -------------------------------------------------------------------------
 
