@@ -363,3 +363,30 @@ async def test_a_wrong_then_right_password_logs_in(server: RunningServer, tmp_pa
         await term.wait_for("No conversation open")
     finally:
         await term.quit()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_input_history_survives_a_restart(server: RunningServer, tmp_path: Path) -> None:
+    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    await bob.send("alice", "a line from bob, never kept in alice's history")
+    await alice.close()
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    try:
+        await _login_in_tui(term, "alice-pw", "never kept")
+        term.type("something alice typed")
+        term.press("enter")
+        await term.wait_for("alice: something alice typed")
+    finally:
+        await term.quit()
+    (saved,) = (tmp_path / "alice" / "keystores").glob("*/alice.history.json")
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert "bob" not in saved.read_text()
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    try:
+        await _login_in_tui(term, "alice-pw", "something alice typed")
+        term.press("up")
+        await term.wait_for("bob> something alice typed")
+    finally:
+        await term.quit()
+        await bob.close()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from pychat.tui.commands import COMMANDS
 from pychat.tui.help import HELP
+from pychat.tui.input_history import save_history
 from pychat.tui.model import Modal
 
 if TYPE_CHECKING:
@@ -45,6 +46,11 @@ def _submit(app: TuiApp) -> None:
     text = app.model.input.take()
     if text.strip():
         app.guard(app.submit(text))
+        if app.history_file is not None:
+            try:
+                save_history(app.history_file, app.model.input.history)
+            except OSError as exc:
+                app.model.tell(f"input history not saved: {exc.strerror}", error=True)
 
 
 def _reconnect_now(app: TuiApp) -> None:

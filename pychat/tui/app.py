@@ -41,6 +41,7 @@ from pychat.tui import loading
 from pychat.tui.actions import run_action
 from pychat.tui.client_events import handle_event
 from pychat.tui.commands import run_command
+from pychat.tui.input_history import history_path, load_history
 from pychat.tui.keys import BINDINGS, Key, KeyDecoder
 from pychat.tui.login import login_key
 from pychat.tui.model import ChatModel, LoginForm, MessageItem, Modal
@@ -92,6 +93,8 @@ class TuiApp:
         self.screen: Any = screen
         self.view = CursesView(screen, colours_wanted(config.colours))
         self.home: Path = args.home or default_home()
+        #: Where the input line's history is kept (set at login).
+        self.history_file: Path | None = None
         self.decoder = KeyDecoder()
         self.form = LoginForm()
         self.form.server.insert(
@@ -318,6 +321,9 @@ class TuiApp:
         self.model.server = client.server
         self.model.connection = "online"
         client.listeners.append(self.on_client_event)
+        if client.keystore is not None:
+            self.history_file = history_path(client.keystore.path)
+            self.model.input.history = load_history(self.history_file)
         await self.load_conversations()
 
     # -- conversations (pychat.tui.loading) -----------------------------------------------------
