@@ -401,3 +401,18 @@ def test_end_goes_to_the_end_of_the_line_then_to_the_newest_message() -> None:
     conv.scroll = 3
     run_action(app, BINDINGS["ctrl-end"])  # type: ignore[arg-type]
     assert conv.scroll == 0
+
+
+def test_the_new_messages_line_sits_above_the_first_message_not_seen() -> None:
+    model = _model()
+    conv = model.select("carol")
+    model.add_message("bob", MessageItem(5, "bob", T0 + 5, "verified", "unseen"), on_screen=False)
+    model.add_message("bob", MessageItem(6, "alice", T0 + 6, "verified", "mine"), on_screen=False)
+    model.select("bob")
+    assert model.conversations["bob"].marker_seq == 5  # not above alice's own message
+    # scrolled up in the conversation on screen: the line goes above the first arrival
+    conv = model.select("bob")
+    conv.scroll, conv.unread = 4, 0
+    model.add_message("bob", MessageItem(7, "bob", T0 + 7, "verified", "while up"), on_screen=False)
+    model.add_message("bob", MessageItem(8, "bob", T0 + 8, "verified", "more"), on_screen=False)
+    assert conv.marker_seq == 7 and conv.unread == 2

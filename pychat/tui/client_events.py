@@ -54,7 +54,7 @@ def _read(app: TuiApp, event: ClientEvent) -> None:
     for conv in model.conversations.values():
         if app.client is not None and event.data.get("conversation") and conv.last_seq:
             if conversation_id(model.me, conv.peer) == event.data["conversation"]:
-                conv.unread = int(event.data.get("unread", 0))
+                conv.set_unread(int(event.data.get("unread", 0)))
 
 
 def _conversation(app: TuiApp, event: ClientEvent) -> None:

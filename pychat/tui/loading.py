@@ -19,7 +19,7 @@ async def load_conversations(app: TuiApp) -> None:
     assert app.client is not None  # noqa: S101
     for summary in await app.client.conversations():
         conv = app.model.conversation(summary["peer"])
-        conv.unread = summary["unread"]
+        conv.set_unread(summary["unread"])
         conv.last_seq = summary["last_seq"]
         conv.last_activity = summary["last_activity"]
         conv.online = summary["peer_online"]

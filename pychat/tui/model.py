@@ -37,6 +37,9 @@ class ConversationState:
     messages: dict[int, MessageItem] = field(default_factory=dict)
     #: The first message that was unread when the conversation was opened (the marker line).
     marker_seq: int | None = None
+    #: The first message that arrived unseen since the conversation was last read (None when
+    #: the unread count came from the server's summary).
+    first_unread: int | None = None
     has_older: bool = True
     loaded: bool = False
     #: Lines scrolled up from the bottom of the message pane (0: following new messages).
@@ -48,6 +51,13 @@ class ConversationState:
     closed: bool = False
     #: Notices shown in the conversation (key rotations, new keys): (after seq, text).
     notices: list[tuple[int, str]] = field(default_factory=list)
+
+    def set_unread(self, count: int) -> None:
+        """The server's unread count (when it differs from ours, which message was the first
+        unseen is no longer known here)."""
+        if count != self.unread:
+            self.first_unread = None
+        self.unread = count
 
     def sorted_messages(self) -> list[MessageItem]:
         """Loaded messages, oldest first."""
@@ -111,7 +121,9 @@ class ChatModel:
         if self.current != peer:
             self.current = peer
             conv.scroll = 0
-            if conv.unread and conv.last_seq:
+            if conv.unread and conv.first_unread is not None:
+                conv.marker_seq = conv.first_unread
+            elif conv.unread and conv.last_seq:
                 conv.marker_seq = conv.last_seq - conv.unread + 1
         return conv
 
@@ -169,6 +181,10 @@ class ChatModel:
         if item.seq > conv.last_seq:
             conv.last_seq = item.seq
             if item.sender != self.me and not on_screen:
+                if not conv.unread:  # the first unseen one: the marker goes above it
+                    conv.first_unread = item.seq
+                    if peer == self.current:  # on screen but scrolled up
+                        conv.marker_seq = item.seq
                 conv.unread += 1
         return True
 
