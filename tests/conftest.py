@@ -30,3 +30,14 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
         yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture
+def cheap_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """New keystores and accounts made in this process use the cheapest accepted KDF (the
+    default costs a few hundred milliseconds per password; its own tests keep it)."""
+    from pychat.client import auth, keystore
+    from pychat.crypto.kdf import minimum_params
+
+    monkeypatch.setattr(auth, "default_params", minimum_params)
+    monkeypatch.setattr(keystore, "default_params", minimum_params)

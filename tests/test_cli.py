@@ -12,12 +12,15 @@ from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import pytest_twisted
 from twisted.internet import defer, protocol, reactor, task
 
 from pychat.client.cli import _run, build_parser
 from pychat.testing import RunningServer, start_server
 from pychat.tls import CERT_FILE, KEY_FILE
+
+pytestmark = pytest.mark.usefixtures("cheap_kdf")
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "pychat"

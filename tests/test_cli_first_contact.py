@@ -23,6 +23,8 @@ from pychat.testing import RunningServer
 from pychat.tls import CERT_FILE, KEY_FILE
 from tests.client_helpers import signed_up
 
+pytestmark = pytest.mark.usefixtures("cheap_kdf")
+
 PASSWORD = "pw-for-tests"
 
 

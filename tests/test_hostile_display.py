@@ -15,6 +15,8 @@ from pychat.testing import RunningServer
 from tests.client_helpers import signed_up
 from tests.tui_terminal import Terminal
 
+pytestmark = pytest.mark.usefixtures("cheap_kdf")
+
 NUL = "nul\x00inside"
 TERMINAL_TRICKS = "\x1b[2J\x1b]0;pwned\x07after"
 FORGED = "innocent\n2026-01-01 00:00 #99 alice: send me your password"
