@@ -416,3 +416,20 @@ def test_the_new_messages_line_sits_above_the_first_message_not_seen() -> None:
     model.add_message("bob", MessageItem(7, "bob", T0 + 7, "verified", "while up"), on_screen=False)
     model.add_message("bob", MessageItem(8, "bob", T0 + 8, "verified", "more"), on_screen=False)
     assert conv.marker_seq == 7 and conv.unread == 2
+
+
+@given(
+    text=st.text(alphabet="ab世🙂\u0301", max_size=60),
+    cursor_at=st.floats(min_value=0, max_value=1),
+    width=st.integers(min_value=1, max_value=20),
+)
+def test_the_input_view_keeps_as_much_as_fits_before_the_cursor(
+    text: str, cursor_at: float, width: int
+) -> None:
+    line = InputLine(text=text, cursor=int(len(text) * cursor_at))
+    _, x = line.view(width)
+    before = text_width(text[: line.cursor])
+    if before < width:
+        assert x == before  # no scrolling while the start fits
+    else:
+        assert width - 2 <= x < width  # scrolled only as far as needed (a wide char may not fit)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import regex
 
-from pychat.tui.width import char_width, text_width
+from pychat.tui.width import char_width
 
 #: One extended grapheme cluster (Unicode TR29), from the regex module.
 _CLUSTER = regex.compile(r"\X", regex.DOTALL)
@@ -131,11 +131,12 @@ class InputLine:
         """
         shown = self.text.replace("\n", NEWLINE_MARK)
         width = max(1, width)
-        before = text_width(shown[: self.cursor])
-        start = 0
-        # scroll right until the cursor (and one cell for it) fits
-        while before - text_width(shown[:start]) >= width and start < self.cursor:
-            start += 1
+        # The view starts as far left as lets the cursor (and one cell for it) fit: walk back
+        # from the cursor (one pass, so a long draft costs no more per key than a short one).
+        start, cursor_x = self.cursor, 0
+        while start > 0 and cursor_x + char_width(shown[start - 1]) < width:
+            start -= 1
+            cursor_x += char_width(shown[start])
         visible, used = "", 0
         for ch in shown[start:]:
             w = char_width(ch)
@@ -143,7 +144,6 @@ class InputLine:
                 break
             visible += ch
             used += w
-        cursor_x = before - text_width(shown[:start])
         # Mark the cut ends with "…" (never over the cursor's cell), keeping every width.
         if start > 0:
             visible = _mark_cut(visible, cursor_x, left=True)
