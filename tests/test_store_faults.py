@@ -17,7 +17,7 @@ from twisted.internet.testing import MemoryReactorClock
 
 from pychat.server.chat import ChatServer
 from pychat.server.config import ServerConfig
-from pychat.store import sealed_log
+from pychat.store import journal, sealed_log
 from pychat.store.blocking import inline_runner
 from pychat.store.server_store import ServerStore
 from tests.accounts_helpers import login_sync, signup_fields
@@ -134,11 +134,11 @@ def test_an_fsync_error_is_never_taken_for_success(
     def eio(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(sealed_log, "_os_fsync", eio)
+    monkeypatch.setattr(journal, "_os_fdatasync", eio)
     reply = send(alice, conv, "lost", "c1")
     assert reply["error"]["code"] == "storage_error"
     assert not [e for e in bob.received() if e.get("event") == "message"]  # nobody was told
-    monkeypatch.setattr(sealed_log, "_os_fsync", os.fsync)
+    monkeypatch.setattr(journal, "_os_fdatasync", os.fdatasync)
     again = send(alice, conv, "m1", "c1")
     assert again["ok"] and again["seq"] == 2 and not again["duplicate"]
     assert crash_and_reopen(server, tmp_path) == ["m0", "m1"]
@@ -157,9 +157,9 @@ def test_no_reply_and_no_push_leave_before_the_fsync_has_run(
 
     def spy(fd: int) -> None:
         fsynced.append(fd)
-        os.fsync(fd)
+        os.fdatasync(fd)
 
-    monkeypatch.setattr(sealed_log, "_os_fsync", spy)
+    monkeypatch.setattr(journal, "_os_fdatasync", spy)
     server = server_on(tmp_path, runner)
     alice, bob = connect(server, port=40001), connect(server, port=40002)
     for conn, name in ((alice, "alice"), (bob, "bob")):
@@ -174,9 +174,9 @@ def test_no_reply_and_no_push_leave_before_the_fsync_has_run(
     )
     assert not [m for m in alice.received() if m.get("id") == 91]  # held: no ack yet
     assert not [e for e in bob.received() if e.get("event") == "message"]  # and no push
-    msg_fd = server.store.conversations.get(conv).messages.fileno()  # type: ignore[union-attr]
+    journal_fd = server.store.conversations.journal._fd
     runner.release()
-    assert msg_fd in fsynced  # the ack waited for a real fsync of the message log
+    assert journal_fd in fsynced  # the ack waited for a real sync of the journal
     (reply,) = [m for m in alice.received() if m.get("id") == 91]
     assert reply["ok"] and reply["seq"] == 1
     assert [e["seq"] for e in bob.received() if e.get("event") == "message"] == [1]

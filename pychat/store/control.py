@@ -2,7 +2,10 @@
 compacting a long one into its current state without blocking the reactor.
 
 While a compaction runs in the blocking runner, records that come wait in memory and go to
-the new log once it is in place, so nothing is acknowledged in a file being replaced.
+the new log once it is in place, so nothing is acknowledged in a file being replaced.  The
+steps are journaled (store/journal.py) so that a crash at any point leaves one whole log:
+the fresh file and the old one are synced, a ``compacted`` marker is made durable, then the
+fresh file is renamed over the old; a rename that fails is journaled as ``kept``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from pychat.durable import fsync_dir
 from pychat.store.atrest import RecordSealer
 from pychat.store.blocking import BlockingRunner
 from pychat.store.errors import LogDamaged, StorageFailure
-from pychat.store.sealed_log import GroupCommitter, SealedLog
+from pychat.store.group_commit import GroupCommitter
+from pychat.store.sealed_log import SealedLog
 
 if TYPE_CHECKING:
     from pychat.store.conversations import Conversation
@@ -54,25 +58,39 @@ class ControlLogs:
         records += [{"t": "read", "user": u, "seq": s} for u, s in sorted(conv.read.items())]
         return records
 
-    def _rewrite(self, path: Path, records: list[dict[str, Any]]) -> SealedLog:
-        """Write ``records`` as the new log at ``path`` (temp, fsync, rename, fsync of the
-        directory) and open it.  Blocking: runs in a thread, or at start-up."""
-        tmp = path.with_name(path.name + ".compact")
+    def _write_compaction(self, old: SealedLog, records: list[dict[str, Any]]) -> Path:
+        """Write ``records`` as the fresh log beside ``old`` and sync both (blocking: a
+        thread, or at start-up); return the fresh file's path."""
+        tmp = old.path.with_name(old.path.name + ".compact")
         try:
-            SealedLog.write_fresh(path, self._sealer, "ctl", records, at=tmp)
-            os.replace(tmp, path)
-            fsync_dir(path.parent)
+            SealedLog.write_fresh(old.path, self._sealer, "ctl", records, at=tmp)
+            if not old.closed:
+                os.fsync(old.fileno())  # the journal will stop replaying it
         except OSError:
             tmp.unlink(missing_ok=True)  # the original is intact until the rename
             raise
-        return SealedLog.open(path, self._sealer, "ctl", on_cut=self._report_cut)
+        return tmp
+
+    def _install(self, path: Path, tmp: Path) -> SealedLog:
+        """Rename the fresh log over the old one, sync the directory, open it (blocking)."""
+        try:
+            os.replace(tmp, path)
+            fsync_dir(path.parent)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
+        return SealedLog.open(
+            path, self._sealer, "ctl", on_cut=self._report_cut, journal=self._committer.journal
+        )
 
     def compact_at_start(self, conv: Conversation) -> None:
-        """Compaction while loading (nothing else runs yet)."""
+        """Compaction while loading: nothing else runs yet and the journal is empty (replayed
+        just before), so the rename needs no marker."""
         if len(conv.control) < CONTROL_COMPACT_AT:
             return
         try:
-            new = self._rewrite(conv.control.path, self._compaction_records(conv))
+            tmp = self._write_compaction(conv.control, self._compaction_records(conv))
+            new = self._install(conv.control.path, tmp)
         except OSError as exc:
             log.warn("could not compact {p} for now: {e}", p=str(conv.control.path), e=exc)
             return
@@ -98,12 +116,14 @@ class ControlLogs:
         self, conv: Conversation, old: SealedLog, records: list[dict[str, Any]]
     ) -> None:
         await self._committer.durable(old)
+        new = old
         try:
-            new: SealedLog = await self._run(self._rewrite, old.path, records)
+            tmp: Path = await self._run(self._write_compaction, old, records)
         except OSError as exc:
             log.warn("could not compact {p} for now: {e}", p=str(old.path), e=exc)
-            new = old
         else:
+            new = await self._replace(old, tmp)
+        if new is not old:
             conv.control = new
             old.close()
             log.info("compacted a conversation control log to {n} records", n=len(records))
@@ -115,6 +135,30 @@ class ControlLogs:
                 done.errback(exc)
                 continue
             self._committer.durable(new).chainDeferred(done)
+
+    async def _replace(self, old: SealedLog, tmp: Path) -> SealedLog:
+        """Journal the compaction, then rename; return the log to use from now on."""
+        try:
+            await self._committer.marker(old.path.name, "compacted")
+        except StorageFailure as exc:
+            log.warn("could not compact {p} for now: {e}", p=str(old.path), e=exc)
+            await self._run(tmp.unlink, True)
+            return old
+        try:
+            new: SealedLog = await self._run(self._install, old.path, tmp)
+        except OSError as exc:
+            log.warn("could not compact {p} for now: {e}", p=str(old.path), e=exc)
+            try:
+                await self._committer.marker(old.path.name, "kept")
+            except StorageFailure as again:
+                log.critical(
+                    "could not journal that the compaction of {p} was abandoned ({e}); if "
+                    "{p}.compact is still there at the next start, remove it first",
+                    p=str(old.path),
+                    e=again,
+                )
+            return old
+        return new
 
     def append(self, conv: Conversation, record: dict[str, Any]) -> defer.Deferred[None]:
         """Append to the control log (or queue it during a compaction); fires when durable.

@@ -29,7 +29,9 @@ from pychat.store.atrest import AtRestKey, SealedDirectory
 from pychat.store.blocking import BlockingRunner
 from pychat.store.control import ControlLogs
 from pychat.store.errors import LogDamaged, StorageFailure, StoreError
-from pychat.store.sealed_log import GroupCommitter, SealedLog
+from pychat.store.group_commit import GroupCommitter
+from pychat.store.journal import Journal, recover
+from pychat.store.sealed_log import SealedLog
 from pychat.wire.ids import conversation_id
 
 log = Logger(namespace="pychat.store")
@@ -103,12 +105,13 @@ def _pair(a: str, b: str) -> tuple[str, str]:
 class ConversationStore:
     """All conversations of the data dir."""
 
-    def __init__(self, place: SealedDirectory) -> None:
+    def __init__(self, place: SealedDirectory, journal: Journal) -> None:
         self.directory = place.directory
         self._sealer = place.sealer
         self._names = place.names
         self._run = place.run_blocking
-        self.committer = GroupCommitter(self._run)
+        self.journal = journal
+        self.committer = GroupCommitter(self._run, journal)
         self.control = ControlLogs(self._sealer, self._run, self.committer, self._report_cut)
         self._by_id: dict[str, Conversation] = {}
         self._by_pair: dict[tuple[str, str], Conversation] = {}
@@ -121,12 +124,15 @@ class ConversationStore:
     def open(
         cls, directory: Path, key: AtRestKey, run_blocking: BlockingRunner
     ) -> ConversationStore:
-        """Load every conversation under ``directory``, cutting torn tails.
+        """Replay the journal, then load every conversation under ``directory``, cutting
+        torn tails.
 
-        :raises StoreError: a control log that does not open, or messages without control.
+        :raises StoreError: a damaged journal, a control log that does not open, or messages
+            without control.
         """
         ensure_private_dir(directory)
-        store = cls(SealedDirectory.of(directory, key, "conversation", run_blocking))
+        journal = recover(directory, on_cut=cls._report_cut)
+        store = cls(SealedDirectory.of(directory, key, "conversation", run_blocking), journal)
         for stale in directory.glob("*.compact"):
             stale.unlink()  # a compaction that did not finish; the original is intact
         for ctl_path in sorted(directory.glob("*.ctl")):
@@ -138,13 +144,17 @@ class ConversationStore:
         log.warn("cut a torn record of {n} bytes off the end of {path}", n=cut, path=str(path))
 
     def _logs(self, stem: str) -> tuple[SealedLog, SealedLog]:
-        ctl = SealedLog.open(
-            self.directory / f"{stem}.ctl", self._sealer, "ctl", on_cut=self._report_cut
-        )
-        msg = SealedLog.open(
-            self.directory / f"{stem}.msg", self._sealer, "msg", on_cut=self._report_cut
-        )
-        return ctl, msg
+        opened = [
+            SealedLog.open(
+                self.directory / f"{stem}.{label}",
+                self._sealer,
+                label,
+                on_cut=self._report_cut,
+                journal=self.journal,
+            )
+            for label in ("ctl", "msg")
+        ]
+        return opened[0], opened[1]
 
     def _readable(self, log_file: SealedLog, first: int) -> list[dict[str, Any]]:
         """Records from ``first`` on, or up to the first damaged one (then kept aside)."""
@@ -219,10 +229,11 @@ class ConversationStore:
             self._by_user.setdefault(member, set()).add(conv.id)
 
     async def close(self) -> None:
-        """Save each message log's index (once everything is on disk) and close the files."""
-        for conv in list(self._by_id.values()):
-            await self.committer.durable(conv.messages)
-            await self.committer.durable(conv.control)
+        """Sync every log and empty the journal (once everything is on disk), save each
+        message log's index, and close the files."""
+        convs = list(self._by_id.values())
+        await self.committer.close([f for c in convs for f in (c.messages, c.control)])
+        for conv in convs:
             try:
                 conv.messages.write_index()
             except OSError as exc:

@@ -11,11 +11,12 @@ such a tail is cut off and reported.  A *complete* line that does not authentica
 from a crash (lines are written whole, in one append): it is damage, and it is never cut; the
 caller decides what to do (:attr:`SealedLog.damaged_at`).
 
-Durability is the caller's business: :meth:`SealedLog.append` writes; :class:`GroupCommitter`
-fsyncs many logs' appends together and says when they are on disk.  A failed write is rolled
-back at once (the file truncated to its last complete line); a failed fsync rolls the log back
-to the end of its last successful fsync, failing every append after it, because after an fsync
-error the kernel may have dropped those pages: they are never reported as durable.
+Durability is the caller's business: :meth:`SealedLog.append` writes and notes the record in
+the server's journal (store/journal.py); the group committer (store/group_commit.py) syncs the
+journal and says when appends are on disk.  A failed write is rolled back at once (the file
+truncated to its last complete line); a failed sync rolls the log back to the end of its last
+durable batch, failing every append after it, because after an fsync error the kernel may
+have dropped those pages: they are never reported as durable.
 """
 
 from __future__ import annotations
@@ -25,26 +26,25 @@ import binascii
 import json
 import os
 from array import array
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
-from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from pychat.durable import write_atomic
 from pychat.encoding import b64decode, b64encode
 from pychat.store.atrest import RecordSealer
-from pychat.store.blocking import BlockingRunner
 from pychat.store.errors import LogDamaged, StorageFailure, StoreError
+
+if TYPE_CHECKING:
+    from pychat.store.journal import Journal
 
 log = Logger(namespace="pychat.store")
 
 # The system calls that can fail with a full or failing disk, named so tests can inject faults.
 _os_write = os.write
-_os_fsync = os.fsync
 _os_ftruncate = os.ftruncate
 
 _READ_CHUNK = 1 << 20
@@ -62,8 +62,10 @@ class SealedLog:
         end: int,
         *,
         fd: int | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.path = path
+        self._journal = journal
         self.label = label
         self._sealer = sealer
         self._offsets = offsets  # start of each line; the line ends where the next starts
@@ -85,7 +87,13 @@ class SealedLog:
 
     @classmethod
     def open(
-        cls, path: Path, sealer: RecordSealer, label: str, *, on_cut: Callable[[Path, int], None]
+        cls,
+        path: Path,
+        sealer: RecordSealer,
+        label: str,
+        *,
+        on_cut: Callable[[Path, int], None],
+        journal: Journal | None = None,
     ) -> SealedLog:
         """Open (or create) the log at ``path``, cutting a torn last line.
 
@@ -95,7 +103,7 @@ class SealedLog:
         """
         known = _read_index(path, sealer, label)
         offsets, size, complete_end = _scan_lines(path, known)
-        opened = cls(path, sealer, label, offsets, complete_end)
+        opened = cls(path, sealer, label, offsets, complete_end, journal=journal)
         opened.used_index = known is not None
         cut_to = complete_end
         if offsets:
@@ -106,7 +114,7 @@ class SealedLog:
                     # Never trust an index over the file: it may be stale.  Scan it all again.
                     opened.close()
                     index_path(path).unlink(missing_ok=True)
-                    return cls.open(path, sealer, label, on_cut=on_cut)
+                    return cls.open(path, sealer, label, on_cut=on_cut, journal=journal)
                 opened.damaged_at = len(offsets) - 1
         if cut_to < size:
             with open(path, "r+b") as f:
@@ -230,8 +238,8 @@ class SealedLog:
             raise StorageFailure(None, self.broken)
         index = len(self._offsets)
         plain = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
-        sealed = self._sealer.seal(plain, self._aad(index))
-        line = b'{"s":"' + base64.b64encode(sealed) + b'"}\n'
+        sealed = base64.b64encode(self._sealer.seal(plain, self._aad(index)))
+        line = b'{"s":"' + sealed + b'"}\n'
         view = memoryview(line)
         try:
             while view:
@@ -241,6 +249,8 @@ class SealedLog:
             failure = StorageFailure(exc.errno, f"writing {self.path.name}: {exc.strerror}")
             _report_write_failure(failure)
             raise failure from None
+        if self._journal is not None:
+            self._journal.note(self.path.name, index, self._end, sealed)
         self._offsets.append(self._end)
         self._end += len(line)
         _report_write_success()
@@ -269,11 +279,11 @@ class SealedLog:
         return dropped
 
     def fileno(self) -> int:
-        """The descriptor to fsync."""
+        """The descriptor (to sync at a clean stop)."""
         return self._fd
 
     def close(self) -> None:
-        """Close the descriptor (once everything appended is durable; see GroupCommitter)."""
+        """Close the descriptor (once everything appended is durable)."""
         if not self.closed:
             self.closed = True
             os.close(self._fd)
@@ -355,86 +365,3 @@ def _scan_lines(
             carry = data[start:]
             position += len(chunk)
     return offsets, size, size - len(carry)
-
-
-class GroupCommitter:
-    """Makes appends durable in batches: one fsync per dirty log per batch.
-
-    While a batch is being synced, new appends gather for the next one, so under load many
-    messages share one fsync and none is acknowledged before its own fsync finished.  A log
-    whose fsync fails is rolled back to its last durable end, and every waiter on what was cut
-    (in this batch and the next) fails with :class:`StorageFailure`; an fsync error is never
-    retried as if it had worked.
-    """
-
-    def __init__(self, run_blocking: BlockingRunner) -> None:
-        self._run = run_blocking
-        self._pending: dict[SealedLog, list[defer.Deferred[None]]] = {}
-        self._busy = False
-        self.batches = 0
-        self.synced = 0
-
-    def durable(self, log_file: SealedLog) -> defer.Deferred[None]:
-        """Fires once everything appended to ``log_file`` so far is on disk (or fails with
-        :class:`StorageFailure`, and then it never will be)."""
-        d: defer.Deferred[None] = defer.Deferred()
-        self._pending.setdefault(log_file, []).append(d)
-        if not self._busy:
-            self._start()
-        return d
-
-    def _start(self) -> None:
-        batch, self._pending = self._pending, {}
-        self._busy = True
-        ends = {log_file: log_file._end for log_file in batch}
-
-        def sync_all() -> dict[SealedLog, OSError]:
-            failed: dict[SealedLog, OSError] = {}
-            for log_file in ends:
-                if log_file.closed:
-                    continue  # closed only once all it held was synced (see close())
-                try:
-                    _os_fsync(log_file.fileno())
-                except OSError as exc:
-                    failed[log_file] = exc
-            return failed
-
-        def done(result: dict[SealedLog, OSError] | Failure) -> None:
-            # Still busy while the waiters run: one of them may append and ask again (or
-            # close a log), and that must join the next batch, never start a second batch
-            # beside this one.
-            self.batches += 1
-            for log_file, waiters in batch.items():
-                problem = result.value if isinstance(result, Failure) else result.get(log_file)
-                if problem is None:
-                    log_file.durable_end = max(log_file.durable_end, ends[log_file])
-                    self.synced += len(waiters)
-                    for d in waiters:
-                        d.callback(None)
-                    continue
-                self._fail(log_file, waiters, problem)
-            self._busy = False
-            if self._pending:
-                self._start()
-
-        defer.ensureDeferred(_await(self._run(sync_all))).addBoth(done)
-
-    def _fail(
-        self, log_file: SealedLog, waiters: list[defer.Deferred[None]], problem: BaseException
-    ) -> None:
-        dropped = log_file.rollback()
-        code = problem.errno if isinstance(problem, OSError) else None
-        reason = getattr(problem, "strerror", None) or str(problem)
-        log.error(
-            "fsync of {name} failed ({why}); rolled back {n} unacknowledged records",
-            name=log_file.path.name,
-            why=reason,
-            n=dropped,
-        )
-        later = self._pending.pop(log_file, [])  # their records were cut too
-        for d in [*waiters, *later]:
-            d.errback(StorageFailure(code, f"syncing {log_file.path.name}: {reason}"))
-
-
-async def _await(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable

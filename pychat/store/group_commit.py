@@ -1,0 +1,169 @@
+"""Group commit: appends become durable in batches, one journal sync per batch.
+
+While a batch is being synced, new appends gather for the next one, so under load many
+messages share one sync, and none is acknowledged before the sync of its own batch finished.
+The batch's cost does not depend on how many conversations it touched: only the journal
+(store/journal.py) is synced; the conversation logs are synced at checkpoints.
+
+A failed write or sync of the journal fails the whole batch and everything noted after it:
+every log written since its last durable batch is rolled back and every waiter fails with
+:class:`StorageFailure`.  An error is never retried as if it had worked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from pychat.store.blocking import BlockingRunner
+from pychat.store.errors import StorageFailure
+from pychat.store.journal import Journal
+from pychat.store.sealed_log import SealedLog
+
+log = Logger(namespace="pychat.store")
+
+_Waiters = dict[SealedLog | None, list[defer.Deferred[None]]]
+
+
+class GroupCommitter:
+    """Batches journal syncs and runs checkpoints beside them."""
+
+    def __init__(self, run_blocking: BlockingRunner, journal: Journal) -> None:
+        self._run = run_blocking
+        self.journal = journal
+        self._pending: _Waiters = {}
+        self._busy = False
+        self._idle: list[defer.Deferred[None]] = []
+        self._checkpoint: defer.Deferred[None] | None = None
+        self.batches = 0
+        self.synced = 0
+
+    def durable(self, log_file: SealedLog | None) -> defer.Deferred[None]:
+        """Fires once everything appended to ``log_file`` so far (and every marker noted in
+        the journal) is on disk, or fails with :class:`StorageFailure` (then it never will)."""
+        d: defer.Deferred[None] = defer.Deferred()
+        self._pending.setdefault(log_file, []).append(d)
+        if not self._busy:
+            self._start()
+        return d
+
+    def marker(self, log_name: str, kind: str) -> defer.Deferred[None]:
+        """Journal a control log's compaction marker (``compacted`` or ``kept``); fires once
+        it is durable."""
+        self.journal.note_marker(log_name, kind)
+        return self.durable(None)
+
+    def _start(self) -> None:
+        if self.journal.wants_checkpoint():
+            self._begin_checkpoint()  # no batch is in flight: the segment can change now
+        waiters, self._pending = self._pending, {}
+        self._busy = True
+        ends = {f: f._end for f in waiters if f is not None}
+        batch = self.journal.take()
+
+        def done(result: Failure | None) -> None:
+            # Still busy while the waiters run: one of them may append and ask again, and that
+            # must join the next batch, never start a second batch beside this one.
+            self.batches += 1
+            if isinstance(result, Failure):
+                self._fail(waiters, result.value or RuntimeError("batch failed"))
+            else:
+                self.journal.committed(batch)
+                for log_file, ds in waiters.items():
+                    if log_file is not None:
+                        log_file.durable_end = max(log_file.durable_end, ends[log_file])
+                    self.synced += len(ds)
+                    for d in ds:
+                        d.callback(None)
+            self._busy = False
+            if self._pending:
+                self._start()
+            elif self._idle:
+                idle, self._idle = self._idle, []
+                for d in idle:
+                    d.callback(None)
+
+        defer.ensureDeferred(_await(self._run(Journal.run_batch, batch))).addBoth(done)
+
+    def _fail(self, waiters: _Waiters, problem: BaseException) -> None:
+        later, self._pending = self._pending, {}  # noted after this batch: cut too
+        self.journal.forget_noted()
+        code = problem.errno if isinstance(problem, OSError) else None
+        reason = getattr(problem, "strerror", None) or str(problem)
+        dropped = 0
+        for log_file in {*waiters, *later}:
+            if log_file is not None and not log_file.closed:
+                dropped += log_file.rollback()
+        log.error(
+            "the journal could not be written or synced ({why}); rolled back {n} "
+            "unacknowledged records",
+            why=reason,
+            n=dropped,
+        )
+        for ds in [*waiters.values(), *later.values()]:
+            for d in ds:
+                d.errback(StorageFailure(code, f"syncing the journal: {reason}"))
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def _begin_checkpoint(self) -> None:
+        journal = self.journal
+        journal.switch()
+        retired = list(journal.retired)
+
+        def finished(result: int | Failure) -> None:
+            self._checkpoint = None
+            journal.checkpointing = False
+            if isinstance(result, Failure):
+                log.warn(
+                    "a journal checkpoint failed ({e}); the old segments stay until the next",
+                    e=result.value,
+                )
+                return
+            journal.retired = [r for r in journal.retired if r not in retired]
+            journal.spare = result
+            journal.checkpoints += 1
+
+        journal.checkpointing = True
+        running: defer.Deferred[int] = defer.ensureDeferred(
+            _await(self._run(journal.run_checkpoint, retired))
+        )
+        self._checkpoint = running.addBoth(finished)
+
+    async def close(self, open_logs: list[SealedLog]) -> None:
+        """Wait for every batch and checkpoint, sync the open logs and delete the journal's
+        segments (at a clean stop, once nothing appends any more)."""
+        if self._busy:
+            idle: defer.Deferred[None] = defer.Deferred()
+            self._idle.append(idle)
+            await idle
+        if self._checkpoint is not None:
+            await _shared(self._checkpoint)
+
+        def sync_logs() -> None:
+            for log_file in open_logs:
+                if not log_file.closed:
+                    os.fsync(log_file.fileno())
+
+        await self._run(self.journal.close, sync_logs)
+
+
+async def _shared(d: defer.Deferred[None]) -> None:
+    """Wait for ``d`` to fire, leaving its result to its own callbacks."""
+    waiter: defer.Deferred[None] = defer.Deferred()
+
+    def pass_on(result: object) -> object:
+        waiter.callback(None)
+        return result
+
+    d.addBoth(pass_on)
+    await waiter
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
