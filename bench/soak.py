@@ -218,6 +218,8 @@ async def soak(kills: int, cycles: int, work: Path) -> int:
         for i in range(rounds):
             if not await server.start():
                 tally.start_failures += 1
+                if not (work / "data-at-failure").exists():
+                    shutil.copytree(data, work / "data-at-failure")  # for a post-mortem
                 continue
             disk_cycle = i >= kills
             pumps = await run_senders(server.port, conv, tally, random.uniform(0.05, 0.3))
@@ -232,7 +234,10 @@ async def soak(kills: int, cycles: int, work: Path) -> int:
             await defer.DeferredList(pumps, consumeErrors=True)
         if not await server.start():
             tally.start_failures += 1
+            if not (work / "data-at-failure").exists():
+                shutil.copytree(data, work / "data-at-failure")  # the tmpfs goes at the umount
             print("the server does not start after the last kill; see", server.log)
+            print("its data dir is copied to", work / "data-at-failure")
             return 1
         stored = await read_back(server.port, conv)
         server.kill()

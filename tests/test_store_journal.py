@@ -217,3 +217,61 @@ def test_after_a_compaction_the_journal_never_replays_the_old_log_into_the_new(
     again = _open(tmp_path).find("alice", "bob")
     assert again is not None
     assert again.read == {"bob": CONTROL_COMPACT_AT} and again.epochs == [envelope(), envelope(2)]
+
+
+def test_a_stale_compaction_file_never_replaces_a_log_that_was_written_after_a_marker(
+    tmp_path: Path,
+) -> None:
+    """Found by the soak: a compaction finished (its marker in the journal), a later one
+    failed on a full disk and left its fresh file behind, the server was killed, and the
+    replay renamed that empty file over the control log."""
+    from pychat.store.control import CONTROL_COMPACT_AT
+
+    store = _open(tmp_path)
+    conv = _create(store, "alice", "bob")
+    for seq in range(1, CONTROL_COMPACT_AT + 20):
+        store.set_read_nowait(conv, "bob", seq)  # compacted once, then 20 more records
+    assert len(conv.control) < 30
+    ctl = conv.control.path
+    ctl.with_name(ctl.name + ".compact").write_bytes(b"")  # what the failed attempt left
+    _crash(store)
+    again = _open(tmp_path).find("alice", "bob")
+    assert again is not None and again.read == {"bob": CONTROL_COMPACT_AT + 19}
+    assert not ctl.with_name(ctl.name + ".compact").exists()
+
+
+def test_a_full_disk_during_a_compaction_abandons_it_and_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from pychat.store import sealed_log
+    from pychat.store.control import CONTROL_COMPACT_AT
+
+    store = _open(tmp_path)
+    conv = _create(store, "alice", "bob")
+    real_open = os.open
+
+    def full_for_compaction(path: Any, *args: Any) -> int:
+        fd = real_open(path, *args)
+        if str(path).endswith(".compact"):
+            monkeypatch.setattr(sealed_log, "_os_write", no_space)
+        return fd
+
+    def no_space(fd: int, data: Any) -> int:
+        monkeypatch.setattr(sealed_log, "_os_write", os.write)  # one failed write, then space
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "open", full_for_compaction)
+    for seq in range(1, CONTROL_COMPACT_AT + 1):
+        store.set_read_nowait(conv, "bob", seq)
+    monkeypatch.setattr(os, "open", real_open)
+    assert conv.compacting is None  # abandoned, not stuck: appends go on
+    ctl = conv.control.path
+    assert not ctl.with_name(ctl.name + ".compact").exists()
+    d = defer.ensureDeferred(store.add_epoch(conv, envelope(2), 5.0))
+    assert d.called and d.result is None
+    _crash(store)
+    again = _open(tmp_path).find("alice", "bob")
+    assert again is not None and again.epochs == [envelope(), envelope(2)]
+    assert again.read == {"bob": CONTROL_COMPACT_AT}

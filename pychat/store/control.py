@@ -66,8 +66,10 @@ class ControlLogs:
             SealedLog.write_fresh(old.path, self._sealer, "ctl", records, at=tmp)
             if not old.closed:
                 os.fsync(old.fileno())  # the journal will stop replaying it
-        except OSError:
+        except (OSError, StorageFailure) as exc:
             tmp.unlink(missing_ok=True)  # the original is intact until the rename
+            if isinstance(exc, StorageFailure):  # a full disk while writing the fresh file
+                raise OSError(exc.errno, str(exc)) from None
             raise
         return tmp
 
@@ -115,11 +117,11 @@ class ControlLogs:
     async def _compact(
         self, conv: Conversation, old: SealedLog, records: list[dict[str, Any]]
     ) -> None:
-        await self._committer.durable(old)
         new = old
         try:
+            await self._committer.durable(old)
             tmp: Path = await self._run(self._write_compaction, old, records)
-        except OSError as exc:
+        except (OSError, StorageFailure) as exc:
             log.warn("could not compact {p} for now: {e}", p=str(old.path), e=exc)
         else:
             new = await self._replace(old, tmp)
@@ -142,7 +144,10 @@ class ControlLogs:
             await self._committer.marker(old.path.name, "compacted")
         except StorageFailure as exc:
             log.warn("could not compact {p} for now: {e}", p=str(old.path), e=exc)
-            await self._run(tmp.unlink, True)
+            try:
+                await self._run(tmp.unlink, True)
+            except OSError as again:
+                log.warn("could not remove {p}: {e}", p=str(tmp), e=again)
             return old
         try:
             new: SealedLog = await self._run(self._install, old.path, tmp)

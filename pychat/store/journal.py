@@ -296,10 +296,12 @@ def _read_segment(
 def _replay_log(path: Path, replay: _Replay, on_cut: Callable[[Path, int], None]) -> None:
     compacted = path.with_name(path.name + ".compact")
     if compacted.exists():
-        if replay.compacted:
+        if replay.compacted and not replay.records:
             os.replace(compacted, path)  # the compaction was synced; its rename was cut short
         else:
-            compacted.unlink()  # not journaled as done, or abandoned: the old log stands
+            # Not journaled as done, abandoned, or left by a later attempt that failed (records
+            # after the marker mean its rename was done): the log as it is stands.
+            compacted.unlink()
     if not replay.records:
         return
     first_index, start, _ = replay.records[0]
