@@ -275,3 +275,23 @@ def test_a_full_disk_during_a_compaction_abandons_it_and_loses_nothing(
     again = _open(tmp_path).find("alice", "bob")
     assert again is not None and again.epochs == [envelope(), envelope(2)]
     assert again.read == {"bob": CONTROL_COMPACT_AT}
+
+
+def test_a_read_marker_that_moves_many_times_between_batches_is_written_once(
+    tmp_path: Path,
+) -> None:
+    runner = HeldRunner()
+    store = _open(tmp_path, runner)
+    created = defer.ensureDeferred(store.create("alice", "bob", envelope(), 1.0))
+    runner.release()
+    conv = created.result
+    _send(store, conv, "holds a batch")  # in flight while the marker moves
+    records_before = len(conv.control)
+    for seq in range(1, 51):
+        store.set_read_nowait(conv, "bob", seq)
+        store.set_read_nowait(conv, "alice", seq)
+    runner.release()
+    assert len(conv.control) == records_before + 2  # one record per user, not 100
+    _crash(store)
+    again = _open(tmp_path).find("alice", "bob")
+    assert again is not None and again.read == {"alice": 50, "bob": 50}  # and it is durable

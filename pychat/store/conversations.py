@@ -117,6 +117,9 @@ class ConversationStore:
         self._by_pair: dict[tuple[str, str], Conversation] = {}
         self._by_user: dict[str, set[str]] = {}
         self._creating: dict[tuple[str, str], defer.Deferred[Conversation]] = {}
+        #: Read markers moved in memory and not yet appended: (conversation id, user).
+        self._unsaved_reads: set[tuple[str, str]] = set()
+        self.committer.before_batch.append(self._save_reads)
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -232,6 +235,8 @@ class ConversationStore:
         """Sync every log and empty the journal (once everything is on disk), save each
         message log's index, and close the files."""
         convs = list(self._by_id.values())
+        if self._unsaved_reads:
+            self.committer.request()
         await self.committer.close([f for c in convs for f in (c.messages, c.control)])
         for conv in convs:
             try:
@@ -318,20 +323,39 @@ class ConversationStore:
         self.control.maybe_compact(conv)
 
     def set_read_nowait(self, conv: Conversation, username: str, seq: int) -> None:
-        """Move a read marker forward without waiting for disk (it rides the next fsync)."""
+        """Move a read marker forward without waiting for disk: it is appended at the start
+        of the next group commit, once however often it moved meanwhile."""
         if seq <= conv.read.get(username, 0):
             return
         conv.read[username] = seq
+        self._unsaved_reads.add((conv.id, username))
+        self.committer.request()
+
+    def _save_reads(self) -> None:
         # Called once a message is durable: nothing here may turn its acknowledgement into an
-        # error.  A marker that cannot be written now is kept in memory and saved with a later
-        # one (a full disk must not fail a send that was stored).
-        try:
-            saved = self.control.append(conv, {"t": "read", "user": username, "seq": seq})
-        except (StorageFailure, LogDamaged) as exc:
-            log.warn("read marker not saved for now: {e}", e=exc)
-            return
-        saved.addErrback(lambda f: log.warn("read marker not saved for now: {e}", e=f.value))
-        self.control.maybe_compact(conv)
+        # error.  A marker that cannot be written now stays in memory and is tried again with
+        # the next batch (a full disk must not fail a send that was stored).
+        unsaved, self._unsaved_reads = self._unsaved_reads, set()
+        touched = []
+        for conv_id, username in sorted(unsaved):
+            conv = self._by_id.get(conv_id)
+            if conv is None:
+                continue
+            record = {"t": "read", "user": username, "seq": conv.read[username]}
+            try:
+                saved = self.control.append(conv, record)
+            except (StorageFailure, LogDamaged) as exc:
+                log.warn("read marker not saved for now: {e}", e=exc)
+                self._unsaved_reads.add((conv_id, username))
+                continue
+            saved.addErrback(self._read_not_saved, conv_id, username)
+            touched.append(conv)
+        for conv in touched:
+            self.control.maybe_compact(conv)
+
+    def _read_not_saved(self, failure: Failure, conv_id: str, username: str) -> None:
+        log.warn("read marker not saved for now: {e}", e=failure.value)
+        self._unsaved_reads.add((conv_id, username))
 
     def wait_durable(self, conv: Conversation) -> defer.Deferred[None]:
         """Fires once every message appended to ``conv`` so far is durable."""

@@ -13,7 +13,7 @@ every log written since its last durable batch is rolled back and every waiter f
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from twisted.internet import defer
@@ -38,6 +38,9 @@ class GroupCommitter:
         self.journal = journal
         self._pending: _Waiters = {}
         self._busy = False
+        self._again = False
+        #: Called at the start of every batch, to append what rides it (read markers).
+        self.before_batch: list[Callable[[], None]] = []
         self._idle: list[defer.Deferred[None]] = []
         self._checkpoint: defer.Deferred[None] | None = None
         self.batches = 0
@@ -52,6 +55,14 @@ class GroupCommitter:
             self._start()
         return d
 
+    def request(self) -> None:
+        """Run a batch soon even if nobody waits for one (for what :attr:`before_batch`
+        appends)."""
+        if self._busy:
+            self._again = True
+        else:
+            self._start()
+
     def marker(self, log_name: str, kind: str) -> defer.Deferred[None]:
         """Journal a control log's compaction marker (``compacted`` or ``kept``); fires once
         it is durable."""
@@ -59,10 +70,16 @@ class GroupCommitter:
         return self.durable(None)
 
     def _start(self) -> None:
+        self._busy, self._again = True, False
+        for hook in self.before_batch:
+            hook()  # its appends join this batch (busy: durable() starts nothing)
         if self.journal.wants_checkpoint():
             self._begin_checkpoint()  # no batch is in flight: the segment can change now
         waiters, self._pending = self._pending, {}
-        self._busy = True
+        if not waiters:
+            self._busy = False
+            self._fire_idle()
+            return
         ends = {f: f._end for f in waiters if f is not None}
         batch = self.journal.take()
 
@@ -81,14 +98,17 @@ class GroupCommitter:
                     for d in ds:
                         d.callback(None)
             self._busy = False
-            if self._pending:
+            if self._pending or self._again:
                 self._start()
-            elif self._idle:
-                idle, self._idle = self._idle, []
-                for d in idle:
-                    d.callback(None)
+            else:
+                self._fire_idle()
 
         defer.ensureDeferred(_await(self._run(Journal.run_batch, batch))).addBoth(done)
+
+    def _fire_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for d in idle:
+            d.callback(None)
 
     def _fail(self, waiters: _Waiters, problem: BaseException) -> None:
         later, self._pending = self._pending, {}  # noted after this batch: cut too
