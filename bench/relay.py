@@ -238,14 +238,11 @@ def show(name: str, figures: dict[str, float]) -> None:
     )
 
 
-async def main(pairs: int, messages: int, window: int) -> None:
-    pin(1)
-    work = Path(tempfile.mkdtemp(prefix="pychat-relay-"))
+def start_baseline(work: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """The bare relay on core 0, with a fresh self-signed certificate; returns it and its port."""
     cert, key = make_self_signed()
     (work / "cert.pem").write_bytes(cert)
     (work / "key.pem").write_bytes(key)
-    print(f"# {os.cpu_count()} cores; pairs {pairs}, window {window}, {messages} msgs/pair")
-    base_port = 0
     base = subprocess.Popen(
         [sys.executable, "-m", "bench.baseline_relay", str(work / "cert.pem"),
          str(work / "key.pem"), str(work / "port")],
@@ -253,22 +250,35 @@ async def main(pairs: int, messages: int, window: int) -> None:
     )  # fmt: skip
     for _ in range(1500):
         if (work / "port").exists() and (work / "port").read_text():
-            base_port = int((work / "port").read_text())
-            break
+            return base, int((work / "port").read_text())
         time.sleep(0.02)
+    base.kill()
+    raise SystemExit("the baseline relay did not start in 30 s")
+
+
+def start_pychat(work: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
+    """``twistd pychat`` on core 0 with its limits opened wide; returns it and its port."""
+    return start(
+        [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "--nodaemon",
+         "--pidfile=", "pychat", "--data-dir", str(work / "data"), "--listen",
+         "ssl:0:interface=127.0.0.1", "--signups-per-hour", "0",
+         "--requests-per-second", "100000", "--login-starts-per-minute", "100000",
+         "--max-connections-per-address", "100000", *extra],
+        work / "pychat.log", r"listening on IPv4Address\(.*port=(\d+)\)",
+    )  # fmt: skip
+
+
+async def main(pairs: int, messages: int, window: int) -> None:
+    pin(1)
+    work = Path(tempfile.mkdtemp(prefix="pychat-relay-"))
+    print(f"# {os.cpu_count()} cores; pairs {pairs}, window {window}, {messages} msgs/pair")
+    base, base_port = start_baseline(work)
     try:
         baseline = await measure(base_port, relay_pair, pairs, messages, window)
     finally:
         base.kill()
     show("baseline", baseline)
-    server, port = start(
-        [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "--nodaemon",
-         "--pidfile=", "pychat", "--data-dir", str(work / "data"), "--listen",
-         "ssl:0:interface=127.0.0.1", "--signups-per-hour", "0",
-         "--requests-per-second", "100000", "--login-starts-per-minute", "100000",
-         "--max-connections-per-address", "100000"],
-        work / "pychat.log", r"listening on IPv4Address\(.*port=(\d+)\)",
-    )  # fmt: skip
+    server, port = start_pychat(work)
     try:
         ours = await measure(port, pychat_pair, pairs, messages, window)
     finally:

@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
         ("bench/bench_store.py", ["--sizes", "100"], ["append", "page"]),
         ("-m", ["bench.relay", "--pairs", "1", "--window", "2", "--messages", "5"],
          ["baseline", "pyChat", "ratio pyChat/baseline"]),
+        ("-m", ["bench.sessions", "login", "--loops", "2", "--seconds", "0.5"],
+         ["baseline", "logins/s", "logins per server core", "ratio pyChat/baseline"]),
+        ("-m", ["bench.sessions", "idle", "--sessions", "10"],
+         ["KiB per idle connection", "KiB per idle logged-in session", "ratio pyChat/baseline"]),
     ],
 )  # fmt: skip
 def test_a_benchmark_runs_and_prints_its_figures(

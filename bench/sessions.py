@@ -1,0 +1,206 @@
+"""Session benchmarks: SRP logins per second, and memory per idle logged-in session, each
+beside the bare TLS line relay (bench/baseline_relay.py) in the same run.
+
+    python -m bench.sessions login [--loops 20] [--seconds 5]
+    python -m bench.sessions idle [--sessions 2000]
+
+``login``: ``--loops`` parallel loops, each connecting over TLS, saying hello, logging in
+with SRP-6a (3072-bit group) and closing, again and again for ``--seconds``.  The baseline's
+loop connects over TLS, sends its name and one line and waits for the ack.  Printed: logins
+(or baseline sessions) per second, the server's CPU per login from /proc, and the generator's
+CPU; the headline is pyChat's logins/s per server core and the ratio to the baseline.
+
+``idle``: ``--sessions`` connections logged in and left idle; printed: the server's resident
+memory per session (growth over the run divided by the sessions) for both servers, and the
+ratio.  Servers run on core 0, this generator on core 1; traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer, reactor, task
+from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
+from twisted.internet.ssl import CertificateOptions
+
+from bench.relay import RelayClient, Tally, pin, pychat_user, start_baseline, start_pychat
+from pychat.client import auth
+from pychat.client.protocol import ClientProtocol
+
+OPTIONS = CertificateOptions()
+
+
+def server_cpu(proc: subprocess.Popen[bytes]) -> float:
+    """Seconds of CPU the server process has used (user + system), from /proc."""
+    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_rss(proc: subprocess.Popen[bytes]) -> int:
+    """The server's resident memory in bytes, from /proc."""
+    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def loops(
+    proc: subprocess.Popen[bytes], count: int, seconds: float, one: Callable[[int], Awaitable[Any]]
+) -> dict[str, float]:
+    """Run ``count`` loops of ``one`` for ``seconds``; count completions and CPU."""
+    done = [0]
+    deadline = time.perf_counter() + seconds
+
+    async def loop(i: int) -> None:
+        while time.perf_counter() < deadline:
+            await one(i)
+            done[0] += 1
+
+    cpu0, mine0, wall0 = server_cpu(proc), own_cpu(), time.perf_counter()
+    await defer.gatherResults([defer.ensureDeferred(loop(i)) for i in range(count)])
+    wall = time.perf_counter() - wall0
+    cpu, mine = server_cpu(proc) - cpu0, own_cpu() - mine0
+    return {
+        "rate": done[0] / wall,
+        "server_cpu_ms": 1000 * cpu / max(done[0], 1),
+        "server_cpu": 100 * cpu / wall,
+        "generator_cpu": 100 * mine / wall,
+    }
+
+
+async def baseline_session(port: int, i: int) -> None:
+    client = RelayClient(f"login{i}", Tally())
+    await connectProtocol(SSL4ClientEndpoint(reactor, "127.0.0.1", port, OPTIONS), client)
+    client.acks = defer.Deferred()
+    client.sendLine(b"nobody 1 hello")
+    await client.acks
+    client.transport.loseConnection()  # type: ignore[union-attr]
+
+
+async def pychat_login(port: int, name: str) -> None:
+    proto = await connectProtocol(
+        SSL4ClientEndpoint(reactor, "127.0.0.1", port, OPTIONS), ClientProtocol()
+    )
+    params = auth.srp_params_from_hello(await proto.request("hello", version=1))
+    await auth.login(proto, params, name, "pw")
+    proto.close()
+
+
+def show(name: str, figures: dict[str, float], unit: str) -> None:
+    print(
+        f"{name:<9} {figures['rate']:8.1f} {unit}/s  server CPU {figures['server_cpu_ms']:6.2f} "
+        f"ms each ({figures['server_cpu']:3.0f} %)  generator CPU {figures['generator_cpu']:3.0f} %"
+    )
+
+
+async def login(loop_count: int, seconds: float) -> None:
+    work = Path(tempfile.mkdtemp(prefix="pychat-sessions-"))
+    print(f"# {os.cpu_count()} cores; login: {loop_count} parallel loops for {seconds} s")
+    base, base_port = start_baseline(work)
+    try:
+        baseline = await loops(base, loop_count, seconds, lambda i: baseline_session(base_port, i))
+    finally:
+        base.kill()
+    show("baseline", baseline, "sessions")
+    server, port = start_pychat(work)
+    try:
+        for i in range(loop_count):
+            (await pychat_user(port, f"login{i}", i)).close()
+        ours = await loops(server, loop_count, seconds, lambda i: pychat_login(port, f"login{i}"))
+    finally:
+        server.kill()
+    show("pyChat", ours, "logins")
+    per_core = 1000 / max(ours["server_cpu_ms"], 1e-9)
+    print(f"pyChat logins per server core {per_core:.0f}/s (target 250)")
+    print(f"ratio pyChat/baseline {ours['rate'] / max(baseline['rate'], 1e-9):.3f}")
+
+
+async def hold(count: int, connect: Callable[[int], Awaitable[Any]]) -> list[Any]:
+    """Open ``count`` sessions, 50 at a time."""
+    held: list[Any] = []
+    for start in range(0, count, 50):
+        batch = [defer.ensureDeferred(connect(i)) for i in range(start, min(count, start + 50))]
+        held += await defer.gatherResults(batch)
+    return held
+
+
+async def idle(sessions: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="pychat-sessions-"))
+    users = max(1, sessions // 50)
+    print(f"# {os.cpu_count()} cores; idle: {sessions} logged-in sessions of {users} users")
+    base, base_port = start_baseline(work)
+
+    async def baseline_conn(i: int) -> RelayClient:
+        client = RelayClient(f"idle{i}", Tally())
+        await connectProtocol(SSL4ClientEndpoint(reactor, "127.0.0.1", base_port, OPTIONS), client)
+        return client
+
+    try:
+        before = server_rss(base)
+        held = await hold(sessions, baseline_conn)
+        await task.deferLater(reactor, 0.5, lambda: None)
+        base_each = (server_rss(base) - before) / sessions
+        for client in held:
+            client.transport.loseConnection()
+    finally:
+        base.kill()
+    print(f"baseline  {base_each / 1024:7.1f} KiB per idle connection")
+    limit = str(sessions + 100)
+    server, port = start_pychat(work, "--max-connections", limit)
+    try:
+        for u in range(users):
+            (await pychat_user(port, f"idle{u}", u)).close()
+
+        async def pychat_session(i: int) -> ClientProtocol:
+            proto = await connectProtocol(
+                SSL4ClientEndpoint(reactor, "127.0.0.1", port, OPTIONS), ClientProtocol()
+            )
+            params = auth.srp_params_from_hello(await proto.request("hello", version=1))
+            await auth.login(proto, params, f"idle{i % users}", "pw")
+            return proto
+
+        await task.deferLater(reactor, 0.5, lambda: None)
+        before = server_rss(server)
+        held = await hold(sessions, pychat_session)
+        await task.deferLater(reactor, 0.5, lambda: None)
+        ours_each = (server_rss(server) - before) / sessions
+        for proto in held:
+            proto.close()
+    finally:
+        server.kill()
+    print(f"pyChat    {ours_each / 1024:7.1f} KiB per idle logged-in session")
+    print(f"ratio pyChat/baseline {ours_each / max(base_each, 1e-9):.3f} (target <= 1.5)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="scenario", required=True)
+    login_args = sub.add_parser("login")
+    login_args.add_argument("--loops", type=int, default=20)
+    login_args.add_argument("--seconds", type=float, default=5.0)
+    idle_args = sub.add_parser("idle")
+    idle_args.add_argument("--sessions", type=int, default=2000)
+    args = parser.parse_args()
+    pin(1)
+    if args.scenario == "login":
+        run = login(args.loops, args.seconds)
+    else:
+        run = idle(args.sessions)
+    task.react(lambda _: defer.ensureDeferred(run))
+
+
+if __name__ == "__main__":
+    main()
