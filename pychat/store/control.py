@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from pychat.durable import fsync_dir
 from pychat.store.atrest import RecordSealer
@@ -49,6 +50,42 @@ class ControlLogs:
         self._run = run_blocking
         self._committer = committer
         self._report_cut = report_cut
+        #: Read markers moved in memory and not yet appended, by conversation id.
+        self._unsaved_reads: dict[str, tuple[Conversation, set[str]]] = {}
+        committer.before_batch.append(self._save_reads)
+
+    # -- read markers --------------------------------------------------------------------------
+
+    def read_moved(self, conv: Conversation, username: str) -> None:
+        """``username``'s marker in ``conv`` moved (in memory): append it at the start of the
+        next group commit, once however often it moves meanwhile."""
+        self._unsaved_reads.setdefault(conv.id, (conv, set()))[1].add(username)
+        self._committer.request()
+
+    def save_reads_soon(self) -> None:
+        """Make sure a batch runs for the markers not yet appended (at a clean stop)."""
+        if self._unsaved_reads:
+            self._committer.request()
+
+    def _save_reads(self) -> None:
+        # Called once a message is durable: nothing here may turn its acknowledgement into an
+        # error.  A marker that cannot be written now stays in memory and is tried again with
+        # the next batch (a full disk must not fail a send that was stored).
+        unsaved, self._unsaved_reads = self._unsaved_reads, {}
+        for conv, users in unsaved.values():
+            for username in sorted(users):
+                record = {"t": "read", "user": username, "seq": conv.read[username]}
+                try:
+                    saved = self.append(conv, record)
+                except (StorageFailure, LogDamaged) as exc:
+                    self._read_not_saved(Failure(exc), conv, username)
+                    continue
+                saved.addErrback(self._read_not_saved, conv, username)
+            self.maybe_compact(conv)
+
+    def _read_not_saved(self, failure: Failure, conv: Conversation, username: str) -> None:
+        log.warn("read marker not saved for now: {e}", e=failure.value)
+        self._unsaved_reads.setdefault(conv.id, (conv, set()))[1].add(username)
 
     def _compaction_records(self, conv: Conversation) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = [

@@ -56,7 +56,9 @@ class Conversation:
     last_activity: float = 0.0
     #: Messages known to be on disk; only these are shown to anyone.
     durable_seq: int = 0
-    recent_ids: OrderedDict[tuple[str, str], dict[str, Any]] = field(default_factory=OrderedDict)
+    #: (sender, client id) -> (seq, time) of recent messages: small, since every open
+    #: conversation holds up to :data:`RECENT_CLIENT_IDS` of them.
+    recent_ids: OrderedDict[tuple[str, str], tuple[int, float]] = field(default_factory=OrderedDict)
     #: Why the conversation is read-only (a damaged record), or None.
     damaged: str | None = None
     #: While its control log is being compacted: the records waiting for the new log.
@@ -79,7 +81,7 @@ class Conversation:
     def remember(self, record: dict[str, Any]) -> None:
         """Keep a message's (sender, client id) for duplicate detection."""
         key = (record["sender"], record["client_id"])
-        self.recent_ids[key] = record
+        self.recent_ids[key] = (record["seq"], record["time"])
         while len(self.recent_ids) > RECENT_CLIENT_IDS:
             self.recent_ids.popitem(last=False)
 
@@ -117,9 +119,6 @@ class ConversationStore:
         self._by_pair: dict[tuple[str, str], Conversation] = {}
         self._by_user: dict[str, set[str]] = {}
         self._creating: dict[tuple[str, str], defer.Deferred[Conversation]] = {}
-        #: Read markers moved in memory and not yet appended: (conversation id, user).
-        self._unsaved_reads: set[tuple[str, str]] = set()
-        self.committer.before_batch.append(self._save_reads)
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -235,8 +234,7 @@ class ConversationStore:
         """Sync every log and empty the journal (once everything is on disk), save each
         message log's index, and close the files."""
         convs = list(self._by_id.values())
-        if self._unsaved_reads:
-            self.committer.request()
+        self.control.save_reads_soon()
         await self.committer.close([f for c in convs for f in (c.messages, c.control)])
         for conv in convs:
             try:
@@ -328,42 +326,17 @@ class ConversationStore:
         if seq <= conv.read.get(username, 0):
             return
         conv.read[username] = seq
-        self._unsaved_reads.add((conv.id, username))
-        self.committer.request()
-
-    def _save_reads(self) -> None:
-        # Called once a message is durable: nothing here may turn its acknowledgement into an
-        # error.  A marker that cannot be written now stays in memory and is tried again with
-        # the next batch (a full disk must not fail a send that was stored).
-        unsaved, self._unsaved_reads = self._unsaved_reads, set()
-        touched = []
-        for conv_id, username in sorted(unsaved):
-            conv = self._by_id.get(conv_id)
-            if conv is None:
-                continue
-            record = {"t": "read", "user": username, "seq": conv.read[username]}
-            try:
-                saved = self.control.append(conv, record)
-            except (StorageFailure, LogDamaged) as exc:
-                log.warn("read marker not saved for now: {e}", e=exc)
-                self._unsaved_reads.add((conv_id, username))
-                continue
-            saved.addErrback(self._read_not_saved, conv_id, username)
-            touched.append(conv)
-        for conv in touched:
-            self.control.maybe_compact(conv)
-
-    def _read_not_saved(self, failure: Failure, conv_id: str, username: str) -> None:
-        log.warn("read marker not saved for now: {e}", e=failure.value)
-        self._unsaved_reads.add((conv_id, username))
+        self.control.read_moved(conv, username)
 
     def wait_durable(self, conv: Conversation) -> defer.Deferred[None]:
         """Fires once every message appended to ``conv`` so far is durable."""
         return self.committer.durable(conv.messages)
 
     def duplicate(self, conv: Conversation, sender: str, client_id: str) -> dict[str, Any] | None:
-        """The stored message this (sender, client id) already made, if it is recent."""
-        return conv.recent_ids.get((sender, client_id))
+        """The ``seq`` and ``time`` of the message this (sender, client id) already made, if
+        it is recent."""
+        found = conv.recent_ids.get((sender, client_id))
+        return None if found is None else {"seq": found[0], "time": found[1]}
 
     def append_message(
         self,
@@ -395,7 +368,7 @@ class ConversationStore:
         def lost(failure: Failure) -> Failure:
             # Rolled back, never acknowledged: a retry with this client id is a new message.
             key = (sender, client_id)
-            if conv.recent_ids.get(key) is record:
+            if conv.recent_ids.get(key, (None, None))[0] == seq:
                 del conv.recent_ids[key]
             return failure
 

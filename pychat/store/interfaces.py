@@ -66,7 +66,8 @@ class ConversationRepository(Protocol):
         """Move a read marker forward; it is saved with a later write (never raises)."""
 
     def duplicate(self, conv: Conversation, sender: str, client_id: str) -> dict[str, Any] | None:
-        """The stored message this (sender, client id) already made, if it is recent."""
+        """The ``seq`` and ``time`` of the message this (sender, client id) already made, if
+        it is recent."""
 
     def append_message(
         self, conv: Conversation, sender: str, epoch: int, ciphertext: str, client_id: str,
