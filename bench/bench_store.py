@@ -8,8 +8,10 @@ clients sending at once would), then measures, at that size:
 - append: mean time per message for a burst of 200 pipelined appends (fsync included), and how
   many fsyncs they needed (group commit);
 - page: mean time to read a page of 50 messages at the start, the middle and the end;
-- open: time to open the store again after a clean stop (from the saved index), and after a
-  crash (no index: every line of the log is scanned).
+- open: time to open the store after a crash (SIGKILL: the journal is replayed, the log's tail
+  after its last saved index scanned), after a clean stop (from the saved index), and with no
+  index at all (every line of the log is scanned);
+- memory: what the store holds per open conversation once each has many messages.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ async def fill(store: ServerStore, conv: object, count: int, batch: int = 500) -
 
 async def main(reactor: object, sizes: list[int]) -> None:
     columns = ["messages", "append µs/msg", "fsyncs/200", "page start ms", "page mid ms"]
-    columns += ["page end ms", "open idx ms", "open scan ms"]
+    columns += ["page end ms", "open crash ms", "open idx ms", "open scan ms"]
     print(" ".join(f"{c:>14}" for c in columns))
     for size in sizes:
         with tempfile.TemporaryDirectory() as tmp:
@@ -77,7 +79,14 @@ async def main(reactor: object, sizes: list[int]) -> None:
                     await store.conversations.page(conv, first, first + 50)
                     runs.append(time.perf_counter() - t)
                 timings[label] = statistics.median(runs) * 1000
-            await store.close()
+            # a crash: the files as a SIGKILL leaves them; the start replays the journal
+            for c in store.conversations:
+                c.messages.close()
+                c.control.close()
+            t = time.perf_counter()
+            crashed = ServerStore.open(Path(tmp), Path(tmp) / "store.key", thread_runner(reactor))  # type: ignore[arg-type]
+            crash_ms = (time.perf_counter() - t) * 1000
+            await crashed.close()
             opened = []
             for drop_index in (False, True):
                 if drop_index:
@@ -89,14 +98,43 @@ async def main(reactor: object, sizes: list[int]) -> None:
                 await again.close()
             figures = [f"{size}", f"{append_us:.1f}", f"{fsyncs}"]
             figures += [f"{timings[k]:.2f}" for k in ("start", "mid", "end")]
-            figures += [f"{ms:.1f}" for ms in opened]
+            figures += [f"{ms:.1f}" for ms in (crash_ms, *opened)]
             print(" ".join(f"{f:>14}" for f in figures))
+
+
+async def memory(reactor: object, conversations: int, messages: int) -> None:
+    """Memory the store holds per open conversation once each has ``messages`` messages."""
+    import tracemalloc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tracemalloc.start()
+        store = ServerStore.open(Path(tmp), Path(tmp) / "store.key", thread_runner(reactor))  # type: ignore[arg-type]
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(conversations):
+            conv = await store.conversations.create(f"a{i}", f"b{i}", {"epoch": 1}, time.time())
+            await fill(store, conv, messages)
+        held = tracemalloc.get_traced_memory()[0] - base
+        tracemalloc.stop()
+        await store.close()
+    print(
+        f"memory per open conversation ({messages} messages each, {conversations} open): "
+        f"{held / conversations / 1024:.1f} KiB"
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,10000,100000", help="comma-separated log sizes")
+    parser.add_argument(
+        "--memory", default="100x1000", help="CONVERSATIONSxMESSAGES for the memory figure"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    convs, msgs = (int(n) for n in args.memory.split("x"))
     print(f"# {os.cpu_count()} cores, data in {tempfile.gettempdir()}")
-    task.react(lambda reactor: defer.ensureDeferred(main(reactor, sizes)))
+
+    async def both(reactor: object) -> None:
+        await main(reactor, sizes)
+        await memory(reactor, convs, msgs)
+
+    task.react(lambda reactor: defer.ensureDeferred(both(reactor)))

@@ -80,7 +80,7 @@ async def test_state_survives_reopen(tmp_path: Path) -> None:
     assert again.read == {"bob": 2} and again.unread("bob") == 1
     assert again.epochs == [{"epoch": 1}, {"epoch": 2}]
     assert again.members == ("alice", "bob")
-    assert again.recent_ids[("alice", "id2")][0] == 3
+    assert again.recent_ids.get("alice", "id2") == (3, 4.0)
 
 
 def _flip_a_byte_of_record(path: Path, index: int) -> bytes:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,15 +30,11 @@ from pychat.store.control import ControlLogs
 from pychat.store.errors import LogDamaged, StorageFailure, StoreError
 from pychat.store.group_commit import GroupCommitter
 from pychat.store.journal import Journal, recover
+from pychat.store.recent_ids import RECENT_CLIENT_IDS, RecentIds
 from pychat.store.sealed_log import SealedLog
 from pychat.wire.ids import conversation_id
 
 log = Logger(namespace="pychat.store")
-
-
-#: Client message ids remembered per conversation for idempotent retries.  A retry is
-#: recognised when it comes back within this many messages of the original.
-RECENT_CLIENT_IDS = 1000
 
 
 @dataclass
@@ -56,9 +51,7 @@ class Conversation:
     last_activity: float = 0.0
     #: Messages known to be on disk; only these are shown to anyone.
     durable_seq: int = 0
-    #: (sender, client id) -> (seq, time) of recent messages: small, since every open
-    #: conversation holds up to :data:`RECENT_CLIENT_IDS` of them.
-    recent_ids: OrderedDict[tuple[str, str], tuple[int, float]] = field(default_factory=OrderedDict)
+    recent_ids: RecentIds = field(default_factory=RecentIds)
     #: Why the conversation is read-only (a damaged record), or None.
     damaged: str | None = None
     #: While its control log is being compacted: the records waiting for the new log.
@@ -80,10 +73,9 @@ class Conversation:
 
     def remember(self, record: dict[str, Any]) -> None:
         """Keep a message's (sender, client id) for duplicate detection."""
-        key = (record["sender"], record["client_id"])
-        self.recent_ids[key] = (record["seq"], record["time"])
-        while len(self.recent_ids) > RECENT_CLIENT_IDS:
-            self.recent_ids.popitem(last=False)
+        self.recent_ids.remember(
+            record["sender"], record["client_id"], record["seq"], record["time"]
+        )
 
 
 async def _shared(d: defer.Deferred[Conversation]) -> Conversation:
@@ -335,7 +327,7 @@ class ConversationStore:
     def duplicate(self, conv: Conversation, sender: str, client_id: str) -> dict[str, Any] | None:
         """The ``seq`` and ``time`` of the message this (sender, client id) already made, if
         it is recent."""
-        found = conv.recent_ids.get((sender, client_id))
+        found = conv.recent_ids.get(sender, client_id)
         return None if found is None else {"seq": found[0], "time": found[1]}
 
     def append_message(
@@ -367,9 +359,7 @@ class ConversationStore:
 
         def lost(failure: Failure) -> Failure:
             # Rolled back, never acknowledged: a retry with this client id is a new message.
-            key = (sender, client_id)
-            if conv.recent_ids.get(key, (None, None))[0] == seq:
-                del conv.recent_ids[key]
+            conv.recent_ids.forget(sender, client_id, seq)
             return failure
 
         durable = self.committer.durable(conv.messages)
