@@ -49,6 +49,9 @@ _os_ftruncate = os.ftruncate
 
 _READ_CHUNK = 1 << 20
 
+#: Built once: ``json.dumps`` with options builds a new encoder on every call.
+_RECORD_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
 
 class SealedLog:
     """One append-only file of sealed records."""
@@ -237,7 +240,7 @@ class SealedLog:
         if self.broken is not None and not self._truncate(self._end):
             raise StorageFailure(None, self.broken)
         index = len(self._offsets)
-        plain = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+        plain = _RECORD_ENCODER.encode(record).encode()
         sealed = base64.b64encode(self._sealer.seal(plain, self._aad(index)))
         line = b'{"s":"' + sealed + b'"}\n'
         view = memoryview(line)

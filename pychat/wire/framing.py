@@ -78,5 +78,8 @@ def encode_line(obj: dict[str, Any]) -> bytes:
     Compact separators, non-ASCII kept as UTF-8 (it is valid JSON and half the size of
     ``\\u`` escapes), and no NaN/Infinity, which are not JSON.
     """
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.encode("utf-8") + b"\n"
+    return _LINE_ENCODER.encode(obj).encode("utf-8") + b"\n"
+
+
+#: Built once: ``json.dumps`` with options builds a new encoder on every call.
+_LINE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)

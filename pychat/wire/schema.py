@@ -71,6 +71,11 @@ def _type_name(tp: Any) -> str:
 
 
 def _check(name: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
+    if tp is str:  # the common case first, before any typing introspection
+        if not isinstance(value, str):
+            raise bad_field(name, "must be a string")
+        _check_len(name, value, meta, "characters")
+        return value
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         options = typing.get_args(tp)
@@ -98,11 +103,6 @@ def _check(name: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise bad_field(name, "must be a number")
         return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad_field(name, "must be a string")
-        _check_len(name, value, meta, "characters")
-        return value
     if origin is list:
         if not isinstance(value, list):
             raise bad_field(name, "must be a list")
@@ -128,20 +128,33 @@ def parse_params(cls: type[T], fields: Mapping[str, Any]) -> T:
 
     Lists arrive as tuples so the result is deeply immutable where it matters.
     """
+    plan = _plan(typing.cast(type, cls))
+    for name in fields:
+        if name not in plan:
+            raise bad_field(name, "is not a field of this op")
+    values: dict[str, Any] = {}
+    for name, (tp, meta, required) in plan.items():
+        if name in fields:
+            values[name] = _check(name, fields[name], tp, meta)
+        elif required:
+            raise bad_field(name, f"is required and must be {_type_name(tp)}")
+    return cls(**values)
+
+
+@cache
+def _plan(cls: type) -> dict[str, tuple[Any, Mapping[str, Any], bool]]:
+    """Each field of the dataclass ``cls``: (type, metadata, required), worked out once."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
     hints = _hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    for name in fields:
-        if name not in known:
-            raise bad_field(name, "is not a field of this op")
-    values: dict[str, Any] = {}
-    for name, spec in known.items():
-        if name in fields:
-            values[name] = _check(name, fields[name], hints[name], spec.metadata)
-        elif spec.default is _MISSING and spec.default_factory is _MISSING:
-            raise bad_field(name, f"is required and must be {_type_name(hints[name])}")
-    return cls(**values)
+    return {
+        f.name: (
+            hints[f.name],
+            f.metadata,
+            f.default is _MISSING and f.default_factory is _MISSING,
+        )
+        for f in dataclasses.fields(cls)
+    }
 
 
 def b64_bytes(name: str, value: str, *, min_len: int = 0, max_len: int | None = None) -> bytes:
