@@ -9,7 +9,7 @@ SOURCES := setup.cfg pyproject.toml $(shell find pychat twisted -name '*.py' -o 
 
 RUN_ARGS ?= --data-dir ./pychat-data --listen ssl:8765:interface=127.0.0.1
 
-.PHONY: run test lint typecheck unit soak bench clean
+.PHONY: run test lint typecheck unit soak bench clean install-systemd
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,3 +56,16 @@ soak: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# As root: a venv in $(PREFIX), the store key in /etc/pychat (kept, never overwritten), the
+# unit in /etc/systemd/system, started now and at boot (docs/operations.md).
+PREFIX ?= /opt/pychat
+install-systemd:
+	$(PYTHON) -m venv $(PREFIX)
+	$(PREFIX)/bin/python -m pip install --quiet --disable-pip-version-check .
+	install -d -m 0700 /etc/pychat
+	test -e /etc/pychat/store.key || $(PREFIX)/bin/pychat-admin make-store-key /etc/pychat/store.key
+	sed 's|/opt/pychat/|$(PREFIX)/|g' contrib/systemd/pychat.service > /etc/systemd/system/pychat.service
+	systemctl daemon-reload
+	systemctl enable --now pychat.service
+	@echo "pyChat runs; its certificate fingerprint: journalctl -u pychat | grep fingerprint"

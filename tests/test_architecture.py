@@ -15,6 +15,7 @@ FORBIDDEN = {
     "store": {"server", "client", "tui"},
     "server": {"client", "tui"},
     "client": {"tui", "server"},
+    "admin": {"client", "tui"},
 }
 
 

@@ -27,14 +27,14 @@ ROOT = Path(__file__).resolve().parent.parent
 class ServerProcess:
     """``twistd -n pychat`` in a subprocess, on an ephemeral loopback port."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *extra: str) -> None:
         self.data_dir = data_dir
         self.log = data_dir.parent / "server.log"
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
              "--nodaemon", "--pidfile=", "pychat", "--data-dir", str(data_dir),
-             "--listen", "ssl:0:interface=127.0.0.1"],
+             "--listen", "ssl:0:interface=127.0.0.1", *extra],
             stdout=open(self.log, "ab"),
             stderr=subprocess.STDOUT,
             env=env,

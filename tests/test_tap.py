@@ -51,7 +51,7 @@ def test_first_start_makes_private_data_dir_and_key(tmp_path: Path) -> None:
     service = makeService(_options("--data-dir", str(data)), reactor=MemoryReactorClock())
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     assert stat.S_IMODE((data / KEY_FILE).stat().st_mode) == 0o600
-    assert len(list(service)) == 2  # the chat server and one listener
+    assert len(list(service)) == 3  # the chat server, one listener, the SIGHUP reloader
 
 
 def test_certificate_is_kept_across_restarts(tmp_path: Path) -> None:
@@ -152,3 +152,22 @@ def test_login_starts_per_minute_option_reaches_the_limiter(tmp_path: Path) -> N
     assert chat.account_service.login_starts.capacity == 200
     with pytest.raises(usage.UsageError):
         _options("--login-starts-per-minute", "0")
+
+
+@pytest.mark.parametrize("outside", [False, True], ids=["key-in-data-dir", "key-elsewhere"])
+def test_a_store_key_inside_the_data_dir_is_warned_about_at_start(
+    tmp_path: Path, outside: bool
+) -> None:
+    from twisted.logger import globalLogPublisher
+
+    argv = ["--data-dir", str(tmp_path / "data")]
+    if outside:
+        argv += ["--store-key", str(tmp_path / "etc" / "store.key")]
+    seen: list[dict[str, object]] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        makeService(_options(*argv), reactor=MemoryReactorClock())
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    warned = [e for e in seen if "is inside the data dir" in str(e.get("log_format", ""))]
+    assert bool(warned) is not outside

@@ -14,7 +14,12 @@ from collections.abc import Callable
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IOpenSSLServerConnectionCreator,
+    IProtocolFactory,
+    IStreamServerEndpoint,
+)
 from twisted.internet.protocol import Factory
 from twisted.internet.ssl import CertificateOptions
 from twisted.logger import Logger
@@ -65,7 +70,7 @@ class TLSListenerService(Service):
         description: str,
         endpoint: IStreamServerEndpoint,
         factory: Factory,
-        tls: CertificateOptions | None,
+        tls: CertificateOptions | IOpenSSLServerConnectionCreator | None,
         reactor: object | None = None,
         on_fatal: Callable[[str], None] | None = None,
     ) -> None:

@@ -25,10 +25,11 @@ from pychat.durable import ensure_private_dir
 from pychat.server.chat import ChatServer
 from pychat.server.config import DEFAULT_DATA_DIR, DEFAULT_LISTEN, ServerConfig
 from pychat.server.listener import ListenError, TLSListenerService, plan_endpoint
+from pychat.server.tls_reload import ReloadableServerTLS, ReloadOnHangup
 from pychat.store.blocking import inline_runner, thread_runner
 from pychat.store.errors import StoreError
 from pychat.store.server_store import ServerStore
-from pychat.tls import TLSConfigError, load_or_create_credentials, server_options
+from pychat.tls import TLSConfigError, load_or_create_credentials
 
 log = Logger(namespace="pychat.tap")
 
@@ -227,6 +228,18 @@ def _prepare_data_dir(config: ServerConfig) -> None:
         log.warn("narrowed permissions of {dir} to 0700", dir=str(config.data_dir))
 
 
+def _warn_if_key_beside_data(config: ServerConfig) -> None:
+    key, data = config.store_key_path.absolute(), config.data_dir.absolute()
+    if key.is_relative_to(data):
+        log.warn(
+            "the at-rest key {key} is inside the data dir: a copy of the data dir (a backup, a "
+            "lost disk) is then a copy of the key, and encryption at rest protects nothing. "
+            "Keep the key elsewhere: --store-key PATH, or the systemd unit's credential "
+            "(docs/operations.md)",
+            key=str(key),
+        )
+
+
 def _open_store(config: ServerConfig, reactor: Any) -> ServerStore:
     runner = thread_runner(reactor) if IReactorThreads.providedBy(reactor) else inline_runner
     try:
@@ -253,16 +266,25 @@ def makeService(options: Options | dict[str, Any], reactor: IReactorTime | None 
 
     _prepare_data_dir(config)
     try:
-        creds = load_or_create_credentials(config.data_dir, config.tls_cert, config.tls_key)
-        tls = server_options(creds)
+        tls = ReloadableServerTLS(
+            lambda: load_or_create_credentials(config.data_dir, config.tls_cert, config.tls_key)
+        )
     except TLSConfigError as exc:
         raise StartupError(f"--tls-cert/--tls-key: {exc}") from None
+    creds = tls.credentials
     store = _open_store(config, reactor)
+    _warn_if_key_beside_data(config)
     config = fit_descriptors(config, open_files=2 * len(list(store.conversations)))
     top = MultiService()
     chat = ChatServer(config, reactor, store)
     chat.tls_fingerprint = creds.fingerprint
     chat.setServiceParent(top)
+
+    def reload_certificate() -> None:
+        if tls.reload():
+            chat.tls_fingerprint = tls.credentials.fingerprint
+
+    ReloadOnHangup(reactor, reload_certificate).setServiceParent(top)
     for description in config.listen:
         try:
             endpoint, wrap = plan_endpoint(reactor, description)

@@ -57,11 +57,7 @@ class AtRestKey:
                     "the at-rest key is missing but the data dir holds encrypted data; "
                     "restore the key file (see docs/operations.md)",
                 )
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            master = os.urandom(32)
-            body = {"format": KEY_FORMAT, "v": 1, "key": base64.b64encode(master).decode()}
-            write_atomic(path, json.dumps(body).encode() + b"\n", mode=0o600)
-            return cls(master)
+            return cls.create(path)
         try:
             mode = path.stat().st_mode
         except OSError as exc:
@@ -81,6 +77,20 @@ class AtRestKey:
             raise StoreError(path, f"cannot read the at-rest key: {exc.strerror}") from None
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
             raise StoreError(path, f"the at-rest key file is malformed: {exc}") from None
+
+    @classmethod
+    def create(cls, path: Path) -> AtRestKey:
+        """Make a new random key and write it to ``path`` (mode 0600, atomically).
+
+        :raises FileExistsError: ``path`` exists (a key is never overwritten).
+        """
+        if path.exists():
+            raise FileExistsError(path)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        master = os.urandom(32)
+        body = {"format": KEY_FORMAT, "v": 1, "key": base64.b64encode(master).decode()}
+        write_atomic(path, json.dumps(body).encode() + b"\n", mode=0o600)
+        return cls(master)
 
     def subkey(self, purpose: str) -> bytes:
         """A 32-byte key for ``purpose`` alone."""
