@@ -46,6 +46,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.relay --pairs 50 --window 64 --messages 100
 	$(BIN)/python -m bench.relay --pairs 50 --window 1 --messages 40
 	$(BIN)/python -m bench.relay --pairs 200 --window 64 --messages 25
+	$(BIN)/python -m bench.relay --pairs 50 --window 64 --messages 60 --rate 1000
 	$(BIN)/python -m bench.sessions login --loops 20 --seconds 5
 	$(BIN)/python -m bench.sessions idle --sessions 2000
 	$(BIN)/python bench/bench_store.py --sizes 100,10000,100000

@@ -1,12 +1,14 @@
 """Relay benchmark: pyChat beside the bare TLS line relay, in the same run, on one machine.
 
-    python -m bench.relay [--pairs 50] [--window 64] [--messages 200]
+    python -m bench.relay [--pairs 50] [--window 64] [--messages 200] [--rate 0]
 
 Each server runs in its own process pinned to core 0 (when there are two); this process is the
 load generator, pinned to core 1.  ``--pairs`` pairs of clients: each sender pipelines
 ``--messages`` messages of 300 bytes with at most ``--window`` unacknowledged, and its receiver
-records when each arrives.  pyChat stores and fsyncs every message before it acknowledges or
-pushes it; the bare relay (bench/baseline_relay.py) just forwards lines.  Printed per server:
+records when each arrives.  With ``--rate R`` the senders are paced to offer R messages per
+second in all (an open loop: latency at a given load rather than the most the server takes).
+pyChat stores and syncs every message before it acknowledges or pushes it; the bare relay
+(bench/baseline_relay.py) just forwards lines.  Printed per server:
 messages delivered per second, delivery latency p50/p99, and the generator's own CPU use (a
 generator near 100 % means the figure is the generator's, not the server's); then the ratio
 pyChat / baseline, the headline.  Traffic stays on 127.0.0.1; every loop is bounded.
@@ -112,13 +114,17 @@ async def relay_pair(port: int, i: int, tally: Tally) -> Run:
     sender = RelayClient(f"s{i}", tally)
     await connectProtocol(SSL4ClientEndpoint(reactor, "127.0.0.1", port, options), sender)
     await task.deferLater(reactor, 0.2, lambda: None)  # both names registered
-    return lambda messages, window: _relay_send(sender, i, messages, window, tally)
+    return lambda messages, window, interval: _relay_send(
+        sender, i, messages, window, interval, tally
+    )
 
 
 async def _relay_send(
-    sender: RelayClient, i: int, messages: int, window: int, tally: Tally
+    sender: RelayClient, i: int, messages: int, window: int, interval: float, tally: Tally
 ) -> None:
+    start = time.perf_counter()
     for n in range(messages):
+        await _until(start + n * interval)
         while sender.unacked >= window:
             sender.acks = defer.Deferred()
             await sender.acks
@@ -177,14 +183,24 @@ async def pychat_pair(port: int, i: int, tally: Tally) -> Run:
     receiver.on_event = pushed
     conv = await sender.request("open_conversation", peer=f"recv{i}", envelope=ENVELOPE)
     cid = conv["conversation"]
-    return lambda messages, window: _pychat_send(sender, cid, i, messages, window, tally)
+    return lambda messages, window, interval: _pychat_send(
+        sender, cid, i, messages, window, interval, tally
+    )
 
 
 async def _pychat_send(
-    sender: ClientProtocol, cid: str, i: int, messages: int, window: int, tally: Tally
+    sender: ClientProtocol,
+    cid: str,
+    i: int,
+    messages: int,
+    window: int,
+    interval: float,
+    tally: Tally,
 ) -> None:
     wave: list[defer.Deferred[Any]] = []
+    start = time.perf_counter()
     for n in range(messages):
+        await _until(start + n * interval)
         if len(wave) >= window:
             await wave.pop(0)
         key = f"{i}-{n}"
@@ -199,20 +215,30 @@ async def _pychat_send(
 # -- running both ------------------------------------------------------------------------------
 
 
-#: A prepared pair's sending phase: (messages, window) -> awaitable.
+async def _until(moment: float) -> None:
+    """Wait until ``moment`` (perf_counter seconds), if it is still ahead."""
+    delay = moment - time.perf_counter()
+    if delay > 0:
+        await task.deferLater(reactor, delay, lambda: None)
+
+
+#: A prepared pair's sending phase: (messages, window, seconds between sends) -> awaitable.
 Run = Callable[[int, int], Any]
 #: Connects (and logs in) one pair: (port, pair index, tally) -> its Run.
 PairSetup = Callable[[int, int, Tally], Any]
 
 
 async def measure(
-    port: int, setup: PairSetup, pairs: int, messages: int, window: int
+    port: int, setup: PairSetup, pairs: int, messages: int, window: int, rate: float = 0.0
 ) -> dict[str, float]:
     """Set every pair up, then time only the sending phase."""
     tally = Tally()
     runs = [await setup(port, i, tally) for i in range(pairs)]
     cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    await defer.gatherResults([defer.ensureDeferred(run(messages, window)) for run in runs])
+    interval = pairs / rate if rate else 0.0  # each pair's share of the offered rate
+    await defer.gatherResults(
+        [defer.ensureDeferred(run(messages, window, interval)) for run in runs]
+    )
     for _ in range(500):  # the last pushes may trail the last acks
         if len(tally.latencies) >= pairs * messages:
             break
@@ -268,19 +294,22 @@ def start_pychat(work: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]
     )  # fmt: skip
 
 
-async def main(pairs: int, messages: int, window: int) -> None:
+async def main(pairs: int, messages: int, window: int, rate: float) -> None:
     pin(1)
     work = Path(tempfile.mkdtemp(prefix="pychat-relay-"))
-    print(f"# {os.cpu_count()} cores; pairs {pairs}, window {window}, {messages} msgs/pair")
+    offered = f", offered {rate:.0f} msg/s" if rate else ""
+    print(
+        f"# {os.cpu_count()} cores; pairs {pairs}, window {window}, {messages} msgs/pair{offered}"
+    )
     base, base_port = start_baseline(work)
     try:
-        baseline = await measure(base_port, relay_pair, pairs, messages, window)
+        baseline = await measure(base_port, relay_pair, pairs, messages, window, rate)
     finally:
         base.kill()
     show("baseline", baseline)
     server, port = start_pychat(work)
     try:
-        ours = await measure(port, pychat_pair, pairs, messages, window)
+        ours = await measure(port, pychat_pair, pairs, messages, window, rate)
     finally:
         server.kill()
     show("pyChat", ours)
@@ -291,6 +320,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--window", type=int, default=64)
+    parser.add_argument(
+        "--rate", type=float, default=0.0,
+        help="offer this many msgs/s in all, paced (0: as fast as the window allows)",
+    )  # fmt: skip
     parser.add_argument("--messages", type=int, default=200)
     args = parser.parse_args()
-    task.react(lambda _: defer.ensureDeferred(main(args.pairs, args.messages, args.window)))
+    task.react(
+        lambda _: defer.ensureDeferred(main(args.pairs, args.messages, args.window, args.rate))
+    )
