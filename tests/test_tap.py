@@ -7,12 +7,24 @@ import stat
 from pathlib import Path
 
 import pytest
+from twisted.application.service import MultiService
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 
 from pychat.server.chat import ChatServer
 from pychat.server.tap import Options, StartupError, makeService
 from pychat.tls import CERT_FILE, KEY_FILE, certificate_fingerprint, make_self_signed
+
+
+def _build(opts: Options) -> MultiService:
+    """makeService, then give the data dir's lock back (these tests never start the tree)."""
+    service = makeService(opts, reactor=MemoryReactorClock())
+    assert isinstance(service, MultiService)
+    for child in service:
+        if isinstance(child, ChatServer):
+            for hook in child.after_close:
+                hook()
+    return service
 
 
 def _options(*argv: str) -> Options:
@@ -48,7 +60,7 @@ def test_bad_options_are_usage_errors(argv: list[str]) -> None:
 
 def test_first_start_makes_private_data_dir_and_key(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    service = makeService(_options("--data-dir", str(data)), reactor=MemoryReactorClock())
+    service = _build(_options("--data-dir", str(data)))
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     assert stat.S_IMODE((data / KEY_FILE).stat().st_mode) == 0o600
     assert len(list(service)) == 3  # the chat server, one listener, the SIGHUP reloader
@@ -56,9 +68,9 @@ def test_first_start_makes_private_data_dir_and_key(tmp_path: Path) -> None:
 
 def test_certificate_is_kept_across_restarts(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    makeService(_options("--data-dir", str(data)), reactor=MemoryReactorClock())
+    _build(_options("--data-dir", str(data)))
     first = certificate_fingerprint((data / CERT_FILE).read_bytes())
-    makeService(_options("--data-dir", str(data)), reactor=MemoryReactorClock())
+    _build(_options("--data-dir", str(data)))
     assert certificate_fingerprint((data / CERT_FILE).read_bytes()) == first
 
 
@@ -66,7 +78,7 @@ def test_loose_data_dir_permissions_are_narrowed(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir(mode=0o755)
     os.chmod(data, 0o755)  # noqa: S103 - the loose mode under test
-    makeService(_options("--data-dir", str(data)), reactor=MemoryReactorClock())
+    _build(_options("--data-dir", str(data)))
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
 
 
@@ -83,7 +95,7 @@ def test_operator_certificate_is_used(tmp_path: Path) -> None:
         "--tls-key",
         str(tmp_path / "k.pem"),
     )
-    makeService(opts, reactor=MemoryReactorClock())
+    _build(opts)
     assert not (data / CERT_FILE).exists()
 
 
@@ -101,7 +113,7 @@ def test_mismatched_key_is_a_clear_usage_error(tmp_path: Path) -> None:
         str(tmp_path / "k.pem"),
     )
     with pytest.raises(StartupError, match="does not match"):
-        makeService(opts, reactor=MemoryReactorClock())
+        _build(opts)
 
 
 def test_missing_certificate_file_names_the_file(tmp_path: Path) -> None:
@@ -114,13 +126,13 @@ def test_missing_certificate_file_names_the_file(tmp_path: Path) -> None:
         str(tmp_path / "nope.key"),
     )
     with pytest.raises(StartupError, match=r"nope\.pem"):
-        makeService(opts, reactor=MemoryReactorClock())
+        _build(opts)
 
 
 def test_bad_endpoint_is_a_usage_error(tmp_path: Path) -> None:
     opts = _options("--data-dir", str(tmp_path / "d"), "--listen", "bogus:1234")
     with pytest.raises(StartupError, match="bogus"):
-        makeService(opts, reactor=MemoryReactorClock())
+        _build(opts)
 
 
 def test_signup_limit_option() -> None:
@@ -147,7 +159,7 @@ def test_connection_cap_fits_the_open_files_limit(monkeypatch: pytest.MonkeyPatc
 def test_login_starts_per_minute_option_reaches_the_limiter(tmp_path: Path) -> None:
     opts = _options("--data-dir", str(tmp_path / "d"), "--login-starts-per-minute", "200")
     assert opts.config.login_starts_per_minute == 200
-    service = makeService(opts, reactor=MemoryReactorClock())
+    service = _build(opts)
     chat = next(s for s in service if isinstance(s, ChatServer))  # type: ignore[attr-defined]
     assert chat.account_service.login_starts.capacity == 200
     with pytest.raises(usage.UsageError):
@@ -166,8 +178,19 @@ def test_a_store_key_inside_the_data_dir_is_warned_about_at_start(
     seen: list[dict[str, object]] = []
     globalLogPublisher.addObserver(seen.append)
     try:
-        makeService(_options(*argv), reactor=MemoryReactorClock())
+        _build(_options(*argv))
     finally:
         globalLogPublisher.removeObserver(seen.append)
     warned = [e for e in seen if "is inside the data dir" in str(e.get("log_format", ""))]
     assert bool(warned) is not outside
+
+
+def test_a_second_server_on_the_same_data_dir_refuses_to_start(tmp_path: Path) -> None:
+    opts = _options("--data-dir", str(tmp_path / "data"))
+    first = makeService(opts, reactor=MemoryReactorClock())  # holds the lock
+    with pytest.raises(StartupError, match="in use by another process"):
+        makeService(_options("--data-dir", str(tmp_path / "data")), reactor=MemoryReactorClock())
+    for child in first:
+        if isinstance(child, ChatServer):
+            for hook in child.after_close:
+                hook()  # give it back

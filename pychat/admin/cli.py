@@ -1,56 +1,230 @@
-"""The ``pychat-admin`` command line.
+"""The ``pychat-admin`` command line: operator tasks on a pyChat data dir.
 
-    pychat-admin make-store-key PATH
+    pychat-admin [--data-dir DIR] [--store-key FILE] COMMAND ...
 
-``make-store-key`` writes a new at-rest key (mode 0600) where the server will read it, e.g.
-``/etc/pychat/store.key`` for the systemd unit, which hands it to the server as a credential
-so that the key never sits inside the data dir.  It refuses to overwrite an existing key: the
-data encrypted under it would be lost.
+``make-store-key PATH``
+    write a new at-rest key (mode 0600), e.g. ``/etc/pychat/store.key`` for the systemd unit;
+    never overwrites one (the data encrypted under it would be lost).
+``stats``
+    accounts, conversations and messages.
+``backup PATH``
+    a consistent copy of the store into the new directory PATH while the server runs and takes
+    messages (or while it is stopped); every message acknowledged before it began is in it.
+    The at-rest key is not: back it up apart.
+``restore PATH``
+    copy a backup into an empty data dir (checked against its manifest first).
+``check``
+    read every account and every record; report what does not decrypt or parse; change
+    nothing.  Only while the server is stopped.
 
-Exit status: 0 done, 1 refused or failed (one line on stderr says why), 2 bad usage.
+While a server runs it holds the data dir's lock, and the commands that need the store
+(``stats``, ``backup``) ask it through its control socket; ``check`` refuses.  While no server
+runs, pychat-admin holds the lock itself, so a server started meanwhile refuses to start.
+
+Exit status: 0 done, 1 refused or failed (one line on stderr says why; ``check``: problems
+found), 2 bad usage.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from twisted.internet import defer
+
+from pychat.server.config import DEFAULT_DATA_DIR
 from pychat.store.atrest import AtRestKey
+from pychat.store.backup import check, plan_snapshot, restore, write_snapshot
+from pychat.store.blocking import inline_runner
+from pychat.store.errors import StoreError
+from pychat.store.lock import DataDirBusy, lock_data_dir, unlock_data_dir
+from pychat.store.server_store import ServerStore
+
+CONTROL_SOCKET = "control.sock"
 
 
-def make_store_key(path: Path) -> int:
+class AdminError(Exception):
+    """A refusal or failure, said in one line."""
+
+
+def make_store_key(path: Path) -> None:
     """Write a new at-rest key to ``path``."""
     try:
         AtRestKey.create(path)
     except FileExistsError:
-        print(
-            f"pychat-admin: {path} exists; a store key is never overwritten (the data "
-            "encrypted under it would be lost)",
-            file=sys.stderr,
-        )
-        return 1
+        raise AdminError(
+            f"{path} exists; a store key is never overwritten (the data encrypted under it "
+            "would be lost)"
+        ) from None
     except OSError as exc:
-        print(f"pychat-admin: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        raise AdminError(f"cannot write {path}: {exc.strerror or exc}") from None
     print(f"wrote a new store key to {path} (mode 0600); back it up apart from the data dir")
-    return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``pychat-admin``; returns the exit status."""
+def ask_server(data_dir: Path, request: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
+    """Send one request to the running server's control socket; return its answer."""
+    path = data_dir / CONTROL_SOCKET
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(path))
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            answer = b""
+            while not answer.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+    except OSError as exc:
+        raise AdminError(
+            f"the server runs but its control socket {path} does not answer: {exc}"
+        ) from None
+    reply: dict[str, Any] = json.loads(answer)
+    if not reply.get("ok"):
+        raise AdminError(str(reply.get("error", "the server refused")))
+    return reply
+
+
+def with_store(data_dir: Path, key: Path, work: Callable[[ServerStore], Any]) -> Any:
+    """Open the stopped server's store (holding its lock) and run ``work`` on it."""
+    if not data_dir.is_dir():
+        raise AdminError(f"{data_dir} is not a data dir")
+    fd = lock_data_dir(data_dir)
+    try:
+        store = ServerStore.open(data_dir, key, inline_runner)
+        try:
+            return work(store)
+        finally:
+            # inline: the close (logs synced, journal emptied, indexes saved) is done here
+            defer.ensureDeferred(store.close())
+    finally:
+        unlock_data_dir(fd)
+
+
+def _server_runs(data_dir: Path) -> bool:
+    try:
+        fd = lock_data_dir(data_dir)
+    except DataDirBusy:
+        return True
+    unlock_data_dir(fd)
+    return False
+
+
+def stats(data_dir: Path, key: Path) -> None:
+    """Print the store's counts."""
+    if _server_runs(data_dir):
+        counts = ask_server(data_dir, {"op": "stats"})
+    else:
+        counts = with_store(
+            data_dir,
+            key,
+            lambda s: {
+                "accounts": len(s.accounts),
+                "conversations": len(list(s.conversations)),
+                "messages": sum(c.last_seq for c in s.conversations),
+            },
+        )
+    for name in ("accounts", "conversations", "messages"):
+        print(f"{name:<14} {counts[name]}")
+
+
+def backup(data_dir: Path, key: Path, dest: Path) -> None:
+    """Write a backup of the store to ``dest``."""
+    dest = dest.absolute()
+    if _server_runs(data_dir):
+        made = ask_server(data_dir, {"op": "backup", "path": str(dest)})
+    else:
+
+        def snapshot(store: ServerStore) -> dict[str, Any]:
+            return write_snapshot(
+                plan_snapshot(data_dir, store.accounts, store.conversations), dest
+            )
+
+        made = with_store(data_dir, key, snapshot)
+    print(
+        f"backup in {dest}: {made['accounts']} accounts, {made['conversations']} "
+        f"conversations, {made['messages']} messages. The store key is not in it: keep {key} "
+        "safe apart from it"
+    )
+
+
+def restore_into(data_dir: Path, source: Path) -> None:
+    """Restore the backup ``source`` into the empty ``data_dir``."""
+    made = restore(source, data_dir)
+    print(
+        f"restored {made['accounts']} accounts, {made['conversations']} conversations and "
+        f"{made['messages']} messages into {data_dir}; start the server with the store key "
+        "the backup was made under"
+    )
+
+
+def check_store(data_dir: Path, key: Path) -> int:
+    """Check every file; print what is wrong; 1 if anything is."""
+    if _server_runs(data_dir):
+        raise AdminError(
+            "the server is running: stop it first (systemctl stop pychat); check reads "
+            "the files the server writes"
+        )
+    fd = lock_data_dir(data_dir)
+    try:
+        counts, problems = check(data_dir, AtRestKey.load_or_create(key, data_exists=True))
+    finally:
+        unlock_data_dir(fd)
+    for name, n in counts.items():
+        print(f"{name:<16} {n}")
+    if counts["journal records"]:
+        print("the journal holds records the next start replays (the server was not stopped)")
+    for problem in problems:
+        print(f"problem: {problem}")
+    print("ok: every file decrypts and parses" if not problems else f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pychat-admin", description="Operator tasks on a pyChat server's data."
+    )
+    parser.add_argument("--data-dir", "-d", type=Path, default=Path(DEFAULT_DATA_DIR))
+    parser.add_argument(
+        "--store-key", type=Path, default=None, help="the at-rest key (default DATA_DIR/store.key)"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     key = sub.add_parser("make-store-key", help="write a new at-rest key (never overwrites)")
     key.add_argument("path", type=Path, help="where to write it, e.g. /etc/pychat/store.key")
-    args = parser.parse_args(argv)
-    if args.command == "make-store-key":
-        return make_store_key(args.path)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    sub.add_parser("stats", help="accounts, conversations, messages")
+    made = sub.add_parser("backup", help="a consistent copy, also while the server runs")
+    made.add_argument("path", type=Path, help="a new (or empty) directory")
+    back = sub.add_parser("restore", help="copy a backup into an empty data dir")
+    back.add_argument("path", type=Path, help="the backup directory")
+    sub.add_parser("check", help="read every file; report, never modify (server stopped)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``pychat-admin``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    data_dir: Path = args.data_dir
+    key: Path = args.store_key or data_dir / "store.key"
+    try:
+        if args.command == "make-store-key":
+            make_store_key(args.path)
+        elif args.command == "stats":
+            stats(data_dir, key)
+        elif args.command == "backup":
+            backup(data_dir, key, args.path)
+        elif args.command == "restore":
+            restore_into(data_dir, args.path)
+        elif args.command == "check":
+            return check_store(data_dir, key)
+    except (AdminError, DataDirBusy, StoreError, FileExistsError, OSError) as exc:
+        print(f"pychat-admin: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application.service import Service
@@ -52,6 +52,8 @@ class ChatServer(Service):
         #: Logged-in connections by username (a user may be logged in on several devices).
         self.users = self.presence.connections
         self._all_closed: list[defer.Deferred[None]] = []
+        #: Called once the store is closed at a stop (the data dir's lock is given back).
+        self.after_close: list[Callable[[], None]] = []
         #: SHA-256 fingerprint of the served certificate, for logs and the admin tool.
         self.tls_fingerprint: str | None = None
         deps = HandlerDeps(
@@ -183,3 +185,5 @@ class ChatServer(Service):
                 conn.close(grace=limits.SHUTDOWN_GRACE)
             await done
         await self.store.close()
+        for hook in self.after_close:
+            hook()

@@ -24,10 +24,12 @@ from pychat import __version__, limits
 from pychat.durable import ensure_private_dir
 from pychat.server.chat import ChatServer
 from pychat.server.config import DEFAULT_DATA_DIR, DEFAULT_LISTEN, ServerConfig
+from pychat.server.control import ControlService
 from pychat.server.listener import ListenError, TLSListenerService, plan_endpoint
 from pychat.server.tls_reload import ReloadableServerTLS, ReloadOnHangup
 from pychat.store.blocking import inline_runner, thread_runner
 from pychat.store.errors import StoreError
+from pychat.store.lock import DataDirBusy, lock_data_dir, unlock_data_dir
 from pychat.store.server_store import ServerStore
 from pychat.tls import TLSConfigError, load_or_create_credentials
 
@@ -216,6 +218,24 @@ class Options(usage.Options):
             raise usage.UsageError(str(exc)) from None
 
 
+class DataDirLock:
+    """Holds the data dir's lock from assembly until the store is closed at a stop
+    (pychat-admin then knows the server runs, and a second server on the same data dir
+    refuses to start).  A killed server's lock goes with its process.
+
+    :raises DataDirBusy: another process holds it.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self._fd: int | None = lock_data_dir(data_dir)
+
+    def release(self) -> None:
+        """Give the lock back (once)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            unlock_data_dir(fd)
+
+
 def _prepare_data_dir(config: ServerConfig) -> None:
     try:
         narrowed = ensure_private_dir(config.data_dir)
@@ -266,6 +286,18 @@ def makeService(options: Options | dict[str, Any], reactor: IReactorTime | None 
 
     _prepare_data_dir(config)
     try:
+        lock = DataDirLock(config.data_dir)
+    except DataDirBusy as exc:
+        raise StartupError(f"--data-dir: {exc}") from None
+    try:
+        return _assemble(config, reactor, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _assemble(config: ServerConfig, reactor: Any, lock: DataDirLock) -> IService:
+    try:
         tls = ReloadableServerTLS(
             lambda: load_or_create_credentials(config.data_dir, config.tls_cert, config.tls_key)
         )
@@ -277,6 +309,7 @@ def makeService(options: Options | dict[str, Any], reactor: IReactorTime | None 
     config = fit_descriptors(config, open_files=2 * len(list(store.conversations)))
     top = MultiService()
     chat = ChatServer(config, reactor, store)
+    chat.after_close.append(lock.release)
     chat.tls_fingerprint = creds.fingerprint
     chat.setServiceParent(top)
 
@@ -285,6 +318,8 @@ def makeService(options: Options | dict[str, Any], reactor: IReactorTime | None 
             chat.tls_fingerprint = tls.credentials.fingerprint
 
     ReloadOnHangup(reactor, reload_certificate).setServiceParent(top)
+    if IReactorThreads.providedBy(reactor):
+        ControlService(reactor, config.data_dir, store).setServiceParent(top)
     for description in config.listen:
         try:
             endpoint, wrap = plan_endpoint(reactor, description)

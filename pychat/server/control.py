@@ -1,0 +1,110 @@
+"""The server's control socket: ``pychat-admin`` asks a running server to do what only the
+process that owns the store may do (a consistent backup, counts).
+
+A Unix socket ``DATA_DIR/control.sock``, mode 0600 in the 0700 data dir, so only the server's
+own user (and root) can connect.  One JSON object per line each way: ``{"op": "stats"}`` or
+``{"op": "backup", "path": "/abs/dir"}``; the answer is ``{"ok": true, ...}`` or
+``{"ok": false, "error": "why"}``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.endpoints import UNIXServerEndpoint
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.protocols.basic import LineOnlyReceiver
+
+from pychat.store.backup import plan_snapshot, write_snapshot
+from pychat.store.server_store import ServerStore
+
+log = Logger(namespace="pychat.control")
+
+SOCKET = "control.sock"
+
+
+class ControlProtocol(LineOnlyReceiver):
+    """One admin connection: a request per line, answered in order."""
+
+    delimiter = b"\n"
+    MAX_LENGTH = 4096
+
+    def __init__(self, control: ControlService) -> None:
+        self.control = control
+
+    def lineReceived(self, line: bytes) -> None:
+        d = defer.ensureDeferred(self.control.answer(line))
+        d.addCallback(lambda reply: self.sendLine(json.dumps(reply).encode()))
+
+
+class ControlService(Service):
+    """Listens on the control socket while the server runs."""
+
+    def __init__(self, reactor: Any, data_dir: Path, store: ServerStore) -> None:
+        self._reactor = reactor
+        self.data_dir = data_dir
+        self.store = store
+        self._port: IListeningPort | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        path = self.data_dir / SOCKET
+        path.unlink(missing_ok=True)  # left by a server that was killed
+        endpoint = UNIXServerEndpoint(self._reactor, str(path), mode=0o600, wantPID=False)
+        d = endpoint.listen(Factory.forProtocol(lambda: ControlProtocol(self)))
+        d.addCallback(self._listening)
+        d.addErrback(lambda f: log.error("no control socket: {e}", e=f.value))
+
+    def _listening(self, port: IListeningPort) -> None:
+        self._port = port
+
+    def stopService(self) -> defer.Deferred[None] | None:
+        super().stopService()
+        if self._port is not None:
+            port, self._port = self._port, None
+            stopped: defer.Deferred[None] | None = port.stopListening()
+            return stopped
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of what the store holds."""
+        convs = list(self.store.conversations)
+        return {
+            "accounts": len(self.store.accounts),
+            "conversations": len(convs),
+            "messages": sum(c.last_seq for c in convs),
+        }
+
+    async def answer(self, line: bytes) -> dict[str, Any]:
+        """The reply to one request line."""
+        try:
+            request = json.loads(line)
+            op = request["op"]
+        except (ValueError, KeyError, TypeError):
+            return {"ok": False, "error": "not a control request"}
+        if op == "stats":
+            return {"ok": True, **self.stats()}
+        if op == "backup":
+            return await self._backup(request.get("path"))
+        return {"ok": False, "error": f"unknown op {op!r}"}
+
+    async def _backup(self, path: object) -> dict[str, Any]:
+        if not isinstance(path, str) or not Path(path).is_absolute():
+            return {"ok": False, "error": "backup needs an absolute path"}
+        from twisted.internet.threads import deferToThreadPool
+
+        plan = plan_snapshot(self.data_dir, self.store.accounts, self.store.conversations)
+        try:
+            manifest = await deferToThreadPool(
+                self._reactor, self._reactor.getThreadPool(), write_snapshot, plan, Path(path)
+            )
+        except (OSError, ValueError) as exc:
+            return {"ok": False, "error": f"backup failed: {exc}"}
+        log.info("backup written to {path}", path=path)
+        return {"ok": True, **{k: v for k, v in manifest.items() if k != "files"}}
