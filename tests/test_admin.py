@@ -190,3 +190,40 @@ def test_restore_refuses_a_non_empty_data_dir_and_an_altered_backup(
     assert admin(["--data-dir", str(short_dir / "fresh"), "restore", str(short_dir / "b")]) == 1
     assert "does not match the manifest" in capsys.readouterr().err
     assert not (short_dir / "fresh").exists()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_disabled_user_is_refused_at_login_and_their_open_session_is_closed(
+    short_dir: Path, servers: list[ServerProcess]
+) -> None:
+    data = short_dir / "data"
+    server = ServerProcess(data)
+    servers.append(server)
+    port = await server.started()
+    alice, _conv = await _two_users(port)
+    pushed: list[dict[str, Any]] = []
+    alice.on_event = pushed.append
+    output, code = await _admin("--data-dir", str(data), "disable", "Alice")
+    assert code == 0 and "alice is disabled" in output, output
+    await alice.closed_d.addTimeout(10, reactor)  # the open session is closed at once ...
+    assert {"event": "closing", "reason": "account_disabled"}.items() <= pushed[-1].items()
+    proto, params = await _connect(port)
+    with pytest.raises(RemoteError) as refused:  # ... and a new login is refused
+        await auth.login(proto, params, "alice", "pw")  # type: ignore[arg-type]
+    assert refused.value.code == "account_disabled"
+    output, code = await _admin("--data-dir", str(data), "users")
+    assert code == 0 and "alice" in output.split("disabled")[0], output
+    output, code = await _admin("--data-dir", str(data), "enable", "alice")
+    assert code == 0, output
+    again, params = await _connect(port)
+    await auth.login(again, params, "alice", "pw")  # type: ignore[arg-type]
+    again.close()
+    proto.close()
+    server.stop()
+    # with the server stopped, pychat-admin changes the account itself
+    output, code = await _admin("--data-dir", str(data), "disable", "bob")
+    assert code == 0, output
+    output, code = await _admin("--data-dir", str(data), "users")
+    lines = {line.split()[0]: line for line in output.splitlines()[1:]}
+    assert "disabled" in lines["bob"] and "active" in lines["alice"], output
+    assert lines["alice"].split()[-1] == "1"  # alice's one conversation

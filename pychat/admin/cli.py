@@ -16,6 +16,11 @@
 ``check``
     read every account and every record; report what does not decrypt or parse; change
     nothing.  Only while the server is stopped.
+``users``
+    every account: created, last login, disabled, conversations.
+``disable USER`` / ``enable USER``
+    a disabled user cannot log in (``account_disabled``, told only after the password
+    proof), and their open sessions are closed at once when the server runs.
 
 While a server runs it holds the data dir's lock, and the commands that need the store
 (``stats``, ``backup``) ask it through its control socket; ``check`` refuses.  While no server
@@ -31,19 +36,24 @@ import argparse
 import json
 import socket
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
+from pychat.safe_text import visible
 from pychat.server.config import DEFAULT_DATA_DIR
+from pychat.server.control import users_table
 from pychat.store.atrest import AtRestKey
 from pychat.store.backup import check, plan_snapshot, restore, write_snapshot
 from pychat.store.blocking import inline_runner
 from pychat.store.errors import StoreError
 from pychat.store.lock import DataDirBusy, lock_data_dir, unlock_data_dir
 from pychat.store.server_store import ServerStore
+from pychat.usernames import normal_form
 
 CONTROL_SOCKET = "control.sock"
 
@@ -163,6 +173,47 @@ def restore_into(data_dir: Path, source: Path) -> None:
     )
 
 
+def _when(moment: float | None) -> str:
+    return "never" if moment is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(moment))
+
+
+def users(data_dir: Path, key: Path) -> None:
+    """Print every account."""
+    if _server_runs(data_dir):
+        rows = ask_server(data_dir, {"op": "users"})["users"]
+    else:
+        rows = with_store(data_dir, key, lambda s: users_table(s.accounts, s.conversations))
+    print(f"{'user':<24} {'created (UTC)':<17} {'last login (UTC)':<17} {'state':<9} conversations")
+    for row in rows:
+        state = "disabled" if row["disabled"] else "active"
+        print(
+            f"{visible(row['user']):<24} {_when(row['created']):<17} "
+            f"{_when(row['last_login']):<17} {state:<9} {row['conversations']}"
+        )
+
+
+def set_disabled(data_dir: Path, key: Path, user: str, disabled: bool) -> None:
+    """Disable or enable ``user`` (closing their sessions when the server runs)."""
+    name = normal_form(user)
+    if _server_runs(data_dir):
+        ask_server(data_dir, {"op": "disable" if disabled else "enable", "user": name})
+    else:
+
+        def change(store: ServerStore) -> None:
+            account = store.accounts.get(name)
+            if account is None:
+                raise AdminError(f"no account {user!r}")
+            failed: list[Failure] = []
+            defer.ensureDeferred(
+                store.accounts.update(account.with_changes(disabled=disabled))
+            ).addErrback(failed.append)  # inline: done by now
+            if failed:
+                failed[0].raiseException()
+
+        with_store(data_dir, key, change)
+    print(f"{visible(name)} is {'disabled' if disabled else 'enabled'}")
+
+
 def check_store(data_dir: Path, key: Path) -> int:
     """Check every file; print what is wrong; 1 if anything is."""
     if _server_runs(data_dir):
@@ -202,6 +253,10 @@ def _parser() -> argparse.ArgumentParser:
     back = sub.add_parser("restore", help="copy a backup into an empty data dir")
     back.add_argument("path", type=Path, help="the backup directory")
     sub.add_parser("check", help="read every file; report, never modify (server stopped)")
+    sub.add_parser("users", help="every account: created, last login, disabled, conversations")
+    for verb in ("disable", "enable"):
+        one = sub.add_parser(verb, help=f"{verb} an account")
+        one.add_argument("user")
     return parser
 
 
@@ -221,6 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             restore_into(data_dir, args.path)
         elif args.command == "check":
             return check_store(data_dir, key)
+        elif args.command == "users":
+            users(data_dir, key)
+        elif args.command in ("disable", "enable"):
+            set_disabled(data_dir, key, args.user, args.command == "disable")
     except (AdminError, DataDirBusy, StoreError, FileExistsError, OSError) as exc:
         print(f"pychat-admin: {exc}", file=sys.stderr)
         return 1

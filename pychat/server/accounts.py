@@ -322,6 +322,14 @@ class AccountService:
             raise auth_failed() from None
         if not challenge.known:  # cannot happen without breaking SRP; refuse all the same
             raise auth_failed()
+        account = self.accounts.get(challenge.username)
+        if account is not None and account.disabled:  # told only to who knows the password
+            log.info(
+                "refused a login to the disabled account {user}", user=for_log(account.username)
+            )
+            raise ProtocolError(
+                ErrorCode.ACCOUNT_DISABLED, "this account is disabled by the server's operator"
+            )
         if challenge.token_id is not None:
             self.token_failures.record_success(challenge.token_id)
         else:

@@ -25,6 +25,9 @@ from pychat.store.server_store import ServerStore
 
 log = Logger(namespace="pychat.server")
 
+#: Seconds between saves of an account's last login time.
+LAST_LOGIN_EVERY = 3600.0
+
 
 class ChatServer(Service):
     """Holds the op table and the open connections; closes them all on stop.
@@ -114,12 +117,48 @@ class ChatServer(Service):
         """Record that ``conn`` is now authenticated as ``username``."""
         conn.session.username = username
         self.presence.logged_in(conn, username)
+        self._note_login(username)
         log.info(
             "{user} logged in from {peer} (client {client})",
             user=for_log(username),
             peer=conn.session.peer,
             client=for_log(conn.session.client) if conn.session.client else "unnamed",
         )
+
+    def _note_login(self, username: str) -> None:
+        """Save the login time, at most once an hour per account (a login costs no write)."""
+        account = self.store.accounts.get(username)
+        now = self.clock.seconds()
+        if account is None or (account.last_login or 0) > now - LAST_LOGIN_EVERY:
+            return
+        saved = defer.ensureDeferred(
+            self.store.accounts.update(account.with_changes(last_login=now))
+        )
+        saved.addErrback(lambda f: log.warn("last login not saved: {e}", e=f.value))
+
+    async def set_disabled(self, username: str, disabled: bool) -> bool:
+        """Disable or enable an account; a disabled user's connections are closed at once.
+
+        :returns: False when there is no such account.
+        """
+        account = self.store.accounts.get(username)
+        if account is None:
+            return False
+        if account.disabled != disabled:
+            await self.store.accounts.update(account.with_changes(disabled=disabled))
+        log.info(
+            "account {user} {what} by the operator",
+            user=for_log(username),
+            what="disabled" if disabled else "enabled",
+        )
+        if disabled:
+            for conn in [c for c in self.connections if c.session.username == username]:
+                conn.push(
+                    "closing",
+                    {"reason": "account_disabled", "message": "the operator disabled this account"},
+                )
+                conn.close(grace=limits.SHUTDOWN_GRACE)
+        return True
 
     def user_logged_out(self, conn: OpContext) -> None:
         """Record that ``conn`` is no longer authenticated (logout or close)."""

@@ -2,7 +2,8 @@
 process that owns the store may do (a consistent backup, counts).
 
 A Unix socket ``DATA_DIR/control.sock``, mode 0600 in the 0700 data dir, so only the server's
-own user (and root) can connect.  One JSON object per line each way: ``{"op": "stats"}`` or
+own user (and root) can connect.  One JSON object per line each way: ``{"op": "stats"}``,
+``{"op": "users"}``, ``{"op": "disable", "user": NAME}`` (``enable`` alike) or
 ``{"op": "backup", "path": "/abs/dir"}``; the answer is ``{"ok": true, ...}`` or
 ``{"ok": false, "error": "why"}``.
 """
@@ -21,8 +22,10 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 
+from pychat.server.chat import ChatServer
 from pychat.store.backup import plan_snapshot, write_snapshot
 from pychat.store.server_store import ServerStore
+from pychat.usernames import normal_form
 
 log = Logger(namespace="pychat.control")
 
@@ -43,13 +46,30 @@ class ControlProtocol(LineOnlyReceiver):
         d.addCallback(lambda reply: self.sendLine(json.dumps(reply).encode()))
 
 
+def users_table(accounts: Any, conversations: Any) -> list[dict[str, Any]]:
+    """One row per account: name, created, last login, disabled, conversation count."""
+    rows = []
+    for account in sorted(accounts, key=lambda a: a.username):
+        rows.append(
+            {
+                "user": account.username,
+                "created": account.created,
+                "last_login": account.last_login,
+                "disabled": account.disabled,
+                "conversations": len(conversations.for_user(account.username)),
+            }
+        )
+    return rows
+
+
 class ControlService(Service):
     """Listens on the control socket while the server runs."""
 
-    def __init__(self, reactor: Any, data_dir: Path, store: ServerStore) -> None:
+    def __init__(self, reactor: Any, data_dir: Path, chat: ChatServer) -> None:
         self._reactor = reactor
         self.data_dir = data_dir
-        self.store = store
+        self.chat = chat
+        self.store: ServerStore = chat.store
         self._port: IListeningPort | None = None
 
     def startService(self) -> None:
@@ -92,7 +112,19 @@ class ControlService(Service):
             return {"ok": True, **self.stats()}
         if op == "backup":
             return await self._backup(request.get("path"))
+        if op == "users":
+            rows = users_table(self.store.accounts, self.store.conversations)
+            return {"ok": True, "users": rows}
+        if op in ("disable", "enable"):
+            return await self._set_disabled(request.get("user"), op == "disable")
         return {"ok": False, "error": f"unknown op {op!r}"}
+
+    async def _set_disabled(self, user: object, disabled: bool) -> dict[str, Any]:
+        if not isinstance(user, str):
+            return {"ok": False, "error": "name the user"}
+        if not await self.chat.set_disabled(normal_form(user), disabled):
+            return {"ok": False, "error": f"no account {user!r}"}
+        return {"ok": True}
 
     async def _backup(self, path: object) -> dict[str, Any]:
         if not isinstance(path, str) or not Path(path).is_absolute():

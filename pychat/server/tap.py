@@ -319,7 +319,7 @@ def _assemble(config: ServerConfig, reactor: Any, lock: DataDirLock) -> IService
 
     ReloadOnHangup(reactor, reload_certificate).setServiceParent(top)
     if IReactorThreads.providedBy(reactor):
-        ControlService(reactor, config.data_dir, store).setServiceParent(top)
+        ControlService(reactor, config.data_dir, chat).setServiceParent(top)
     for description in config.listen:
         try:
             endpoint, wrap = plan_endpoint(reactor, description)

@@ -46,6 +46,9 @@ class Account:
     :ivar key_history: every public identity the user has had, oldest first; entries are
         ``{"key_version", "public_keys", "fingerprint", "signature", "time"}`` (the signature,
         by the previous signing key, is null for the first).  Only ever appended to.
+    :ivar disabled: the operator disabled the account (``pychat-admin disable``): its logins
+        are refused.
+    :ivar last_login: when the user last logged in (saved at most once an hour), or None.
     """
 
     username: str
@@ -59,6 +62,8 @@ class Account:
     key_backup: str | None = None
     share_presence: bool = True
     key_history: list[dict[str, Any]] = field(default_factory=list)
+    disabled: bool = False
+    last_login: float | None = None
 
     def with_changes(self, **changes: Any) -> Account:
         """A copy with ``changes`` applied."""

@@ -31,6 +31,7 @@ class ErrorCode(enum.StrEnum):
     BAD_KEYS = "bad_keys"
     BAD_SRP_VALUE = "bad_srp_value"
     AUTH_FAILED = "auth_failed"
+    ACCOUNT_DISABLED = "account_disabled"
     RATE_LIMITED = "rate_limited"
     # Keys and conversations.
     UNKNOWN_USER = "unknown_user"
