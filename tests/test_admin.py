@@ -227,3 +227,32 @@ async def test_a_disabled_user_is_refused_at_login_and_their_open_session_is_clo
     lines = {line.split()[0]: line for line in output.splitlines()[1:]}
     assert "disabled" in lines["bob"] and "active" in lines["alice"], output
     assert lines["alice"].split()[-1] == "1"  # alice's one conversation
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_reset_account_can_sign_up_again_and_its_peers_see_new_keys(
+    short_dir: Path, servers: list[ServerProcess]
+) -> None:
+    data = short_dir / "data"
+    server = ServerProcess(data)
+    servers.append(server)
+    port = await server.started()
+    alice, conv = await _two_users(port)
+    output, code = await _admin("--data-dir", str(data), "reset", "alice")
+    assert code == 1 and "--yes" in output  # no terminal: it asks for --yes
+    output, code = await _admin("--data-dir", str(data), "reset", "alice", "--yes")
+    assert code == 0, output
+    await alice.closed_d.addTimeout(10, reactor)  # her session is closed
+    proto, params = await _connect(port)
+    fresh = public_keys("alice-again")
+    await auth.signup(proto, params, "alice", "new pw", fresh, kdf=KDF)  # type: ignore[arg-type]
+    proto.close()
+    bob, params = await _connect(port)
+    await auth.login(bob, params, "bob", "pw")  # type: ignore[arg-type]
+    keys = await bob.request("get_keys", username="alice")
+    assert keys["public_keys"] == fresh  # bob's client sees a different key: a key change
+    assert [c["conversation"] for c in (await bob.request("conversations"))["conversations"]] == [
+        conv
+    ]  # the conversation is still there
+    bob.close()
+    server.stop()

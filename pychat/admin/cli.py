@@ -21,6 +21,10 @@
 ``disable USER`` / ``enable USER``
     a disabled user cannot log in (``account_disabled``, told only after the password
     proof), and their open sessions are closed at once when the server runs.
+``reset USER [--yes]``
+    for a forgotten password: remove the account so its owner can sign up again under the
+    same name.  Old messages stay unreadable to them (end-to-end); peers see an unsigned key
+    change.  Asks for confirmation unless ``--yes``.
 
 While a server runs it holds the data dir's lock, and the commands that need the store
 (``stats``, ``backup``) ask it through its control socket; ``check`` refuses.  While no server
@@ -214,6 +218,34 @@ def set_disabled(data_dir: Path, key: Path, user: str, disabled: bool) -> None:
     print(f"{visible(name)} is {'disabled' if disabled else 'enabled'}")
 
 
+def reset(data_dir: Path, key: Path, user: str, *, confirmed: bool) -> None:
+    """Remove ``user``'s account so that they can sign up again."""
+    name = normal_form(user)
+    if not confirmed:
+        if not sys.stdin.isatty():
+            raise AdminError("reset removes the account: confirm with --yes")
+        answer = input(
+            f"Reset {visible(name)}? They sign up again; their old messages stay unreadable "
+            "to them and their peers see a key change. [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            raise AdminError("not reset")
+    if _server_runs(data_dir):
+        ask_server(data_dir, {"op": "reset", "user": name})
+    else:
+
+        def remove(store: ServerStore) -> None:
+            if store.accounts.get(name) is None:
+                raise AdminError(f"no account {user!r}")
+            failed: list[Failure] = []
+            defer.ensureDeferred(store.accounts.delete(name)).addErrback(failed.append)
+            if failed:
+                failed[0].raiseException()
+
+        with_store(data_dir, key, remove)
+    print(f"{visible(name)} is reset: they can sign up again under the same name")
+
+
 def check_store(data_dir: Path, key: Path) -> int:
     """Check every file; print what is wrong; 1 if anything is."""
     if _server_runs(data_dir):
@@ -257,6 +289,9 @@ def _parser() -> argparse.ArgumentParser:
     for verb in ("disable", "enable"):
         one = sub.add_parser(verb, help=f"{verb} an account")
         one.add_argument("user")
+    again = sub.add_parser("reset", help="remove an account so its owner can sign up again")
+    again.add_argument("user")
+    again.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
 
 
@@ -280,6 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             users(data_dir, key)
         elif args.command in ("disable", "enable"):
             set_disabled(data_dir, key, args.user, args.command == "disable")
+        elif args.command == "reset":
+            reset(data_dir, key, args.user, confirmed=args.yes)
     except (AdminError, DataDirBusy, StoreError, FileExistsError, OSError) as exc:
         print(f"pychat-admin: {exc}", file=sys.stderr)
         return 1

@@ -152,13 +152,27 @@ class ChatServer(Service):
             what="disabled" if disabled else "enabled",
         )
         if disabled:
-            for conn in [c for c in self.connections if c.session.username == username]:
-                conn.push(
-                    "closing",
-                    {"reason": "account_disabled", "message": "the operator disabled this account"},
-                )
-                conn.close(grace=limits.SHUTDOWN_GRACE)
+            self._close_sessions(username, "account_disabled", "the operator disabled this account")
         return True
+
+    async def reset_account(self, username: str) -> bool:
+        """Remove an account so that its owner can sign up again under the same name (a
+        forgotten password); its sessions are closed.  Conversations stay: the new account's
+        keys reach its peers as an unsigned key change.
+
+        :returns: False when there is no such account.
+        """
+        if self.store.accounts.get(username) is None:
+            return False
+        self._close_sessions(username, "account_reset", "the operator reset this account")
+        await self.store.accounts.delete(username)
+        log.info("account {user} reset by the operator", user=for_log(username))
+        return True
+
+    def _close_sessions(self, username: str, reason: str, message: str) -> None:
+        for conn in [c for c in self.connections if c.session.username == username]:
+            conn.push("closing", {"reason": reason, "message": message})
+            conn.close(grace=limits.SHUTDOWN_GRACE)
 
     def user_logged_out(self, conn: OpContext) -> None:
         """Record that ``conn`` is no longer authenticated (logout or close)."""

@@ -3,7 +3,7 @@ process that owns the store may do (a consistent backup, counts).
 
 A Unix socket ``DATA_DIR/control.sock``, mode 0600 in the 0700 data dir, so only the server's
 own user (and root) can connect.  One JSON object per line each way: ``{"op": "stats"}``,
-``{"op": "users"}``, ``{"op": "disable", "user": NAME}`` (``enable`` alike) or
+``{"op": "users"}``, ``{"op": "disable", "user": NAME}`` (``enable`` and ``reset`` alike) or
 ``{"op": "backup", "path": "/abs/dir"}``; the answer is ``{"ok": true, ...}`` or
 ``{"ok": false, "error": "why"}``.
 """
@@ -117,6 +117,13 @@ class ControlService(Service):
             return {"ok": True, "users": rows}
         if op in ("disable", "enable"):
             return await self._set_disabled(request.get("user"), op == "disable")
+        if op == "reset":
+            user = request.get("user")
+            if not isinstance(user, str):
+                return {"ok": False, "error": "name the user"}
+            if not await self.chat.reset_account(normal_form(user)):
+                return {"ok": False, "error": f"no account {user!r}"}
+            return {"ok": True}
         return {"ok": False, "error": f"unknown op {op!r}"}
 
     async def _set_disabled(self, user: object, disabled: bool) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 
-from pychat.durable import ensure_private_dir, write_atomic
+from pychat.durable import ensure_private_dir, fsync_dir, write_atomic
 from pychat.store.atrest import AtRestKey, SealedDirectory
 from pychat.store.blocking import BlockingRunner
 from pychat.store.errors import StoreError, UsernameTaken
@@ -162,6 +162,14 @@ class AccountStore:
         finally:
             self._reserved.discard(name)
 
+    async def delete(self, username: str) -> None:
+        """Remove an account durably (its file, then the directory entry is synced)."""
+        if username not in self._accounts:
+            raise KeyError(username)
+        path = self._path(username)
+        await self._run(_unlink_durably, path)
+        del self._accounts[username]
+
     async def update(self, account: Account) -> None:
         """Replace an existing account durably (the memory copy changes once it is on disk)."""
         if account.username not in self._accounts:
@@ -169,3 +177,8 @@ class AccountStore:
         path = self._path(account.username)
         await self._run(write_atomic, path, self._encode(account, path), 0o600)
         self._accounts[account.username] = account
+
+
+def _unlink_durably(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    fsync_dir(path.parent)

@@ -29,6 +29,9 @@ class AccountRepository(Protocol):
     async def update(self, account: Account) -> None:
         """Replace an existing account durably."""
 
+    async def delete(self, username: str) -> None:
+        """Remove an account durably; raise KeyError if there is none."""
+
 
 class ConversationRepository(Protocol):
     """Conversations of pairs of users, their key epochs, read markers and message logs.
