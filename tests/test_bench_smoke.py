@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
     [
         ("bench/bench_send.py", ["--pairs", "1", "--messages", "20", "--window", "5"],
          ["messages/fsync", "delivered"]),
-        ("bench/bench_store.py", ["--sizes", "100"], ["append", "page"]),
+        ("bench/bench_store.py", ["--sizes", "100", "--memory", "2x50"],
+         ["append", "page", "open crash ms", "memory per open conversation"]),
         ("-m", ["bench.relay", "--pairs", "1", "--window", "2", "--messages", "5"],
          ["baseline", "pyChat", "ratio pyChat/baseline"]),
         ("-m", ["bench.sessions", "login", "--loops", "2", "--seconds", "0.5"],
