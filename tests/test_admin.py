@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task
+from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
+from twisted.internet.ssl import CertificateOptions
 from twisted.internet.utils import getProcessOutputAndValue
 
 from pychat.admin.cli import main as admin
@@ -256,3 +258,52 @@ async def test_a_reset_account_can_sign_up_again_and_its_peers_see_new_keys(
     ]  # the conversation is still there
     bob.close()
     server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_invites_are_single_use_and_a_closed_server_takes_no_signup(
+    short_dir: Path, servers: list[ServerProcess]
+) -> None:
+    data = short_dir / "data"
+    server = ServerProcess(data, "--signup", "invite")
+    servers.append(server)
+    port = await server.started()
+    output, code = await _admin("--data-dir", str(data), "invite", "--hours", "1")
+    assert code == 0, output
+    invite = output.split("invite: ", 1)[1].split()[0]
+    assert invite not in (data / "invites.json").read_text()  # only its hash is kept
+
+    async def signup(name: str, code: str | None) -> str:
+        proto, params = await _connect(port)
+        assert params is not None
+        try:
+            await auth.signup(
+                proto,
+                params,
+                name,
+                "pw",
+                public_keys(name),
+                kdf=KDF,
+                invite=code,  # type: ignore[arg-type]
+            )
+        except RemoteError as exc:
+            return exc.code
+        finally:
+            proto.close()
+        return "ok"
+
+    endpoint = SSL4ClientEndpoint(reactor, "127.0.0.1", port, CertificateOptions())
+    raw: ClientProtocol = await connectProtocol(endpoint, ClientProtocol())
+    assert (await raw.request("hello", version=1))["signup"] == "invite"  # announced
+    raw.close()
+    assert await signup("alice", None) == "invite_required"
+    assert await signup("alice", "not-a-code") == "bad_invite"
+    assert await signup("alice", invite) == "ok"
+    assert await signup("bob", invite) == "bad_invite"  # single use
+    server.stop()
+
+    closed = ServerProcess(data, "--signup", "closed")
+    servers.append(closed)
+    port = await closed.started()
+    assert await signup("carol", None) == "signup_closed"
+    closed.stop()

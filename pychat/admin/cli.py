@@ -21,6 +21,9 @@
 ``disable USER`` / ``enable USER``
     a disabled user cannot log in (``account_disabled``, told only after the password
     proof), and their open sessions are closed at once when the server runs.
+``invite [--hours 72]``
+    a single-use signup code that expires, for a server run with ``--signup invite``; shown
+    once (only its hash is kept).
 ``reset USER [--yes]``
     for a forgotten password: remove the account so its owner can sign up again under the
     same name.  Old messages stay unreadable to them (end-to-end); peers see an unsigned key
@@ -55,6 +58,7 @@ from pychat.store.atrest import AtRestKey
 from pychat.store.backup import check, plan_snapshot, restore, write_snapshot
 from pychat.store.blocking import inline_runner
 from pychat.store.errors import StoreError
+from pychat.store.invites import InviteBook
 from pychat.store.lock import DataDirBusy, lock_data_dir, unlock_data_dir
 from pychat.store.server_store import ServerStore
 from pychat.usernames import normal_form
@@ -218,6 +222,28 @@ def set_disabled(data_dir: Path, key: Path, user: str, disabled: bool) -> None:
     print(f"{visible(name)} is {'disabled' if disabled else 'enabled'}")
 
 
+def invite(data_dir: Path, hours: float) -> None:
+    """Make an invite and print it."""
+    if not 0 < hours <= 24 * 365:
+        raise AdminError("--hours must be more than 0 and at most a year")
+    if _server_runs(data_dir):
+        made = ask_server(data_dir, {"op": "invite", "hours": hours})
+        code, expires, mode = made["code"], made["expires"], made["mode"]
+    else:
+        fd = lock_data_dir(data_dir)
+        try:
+            book = InviteBook.load(data_dir)
+            code, expires = book.create(time.time(), hours)
+            book.save()
+        finally:
+            unlock_data_dir(fd)
+        mode = None
+    print(f"invite: {code}")
+    print(f"single use, valid until {_when(expires)} UTC: pychat signup --invite {code}")
+    if mode is not None and mode != "invite":
+        print(f"note: the server runs with --signup {mode}, so it does not ask for invites")
+
+
 def reset(data_dir: Path, key: Path, user: str, *, confirmed: bool) -> None:
     """Remove ``user``'s account so that they can sign up again."""
     name = normal_form(user)
@@ -289,6 +315,8 @@ def _parser() -> argparse.ArgumentParser:
     for verb in ("disable", "enable"):
         one = sub.add_parser(verb, help=f"{verb} an account")
         one.add_argument("user")
+    code = sub.add_parser("invite", help="a single-use, expiring signup code")
+    code.add_argument("--hours", type=float, default=72.0, help="how long it stays valid")
     again = sub.add_parser("reset", help="remove an account so its owner can sign up again")
     again.add_argument("user")
     again.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -315,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             users(data_dir, key)
         elif args.command in ("disable", "enable"):
             set_disabled(data_dir, key, args.user, args.command == "disable")
+        elif args.command == "invite":
+            invite(data_dir, args.hours)
         elif args.command == "reset":
             reset(data_dir, key, args.user, confirmed=args.yes)
     except (AdminError, DataDirBusy, StoreError, FileExistsError, OSError) as exc:

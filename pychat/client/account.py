@@ -76,7 +76,14 @@ class AccountActions:
     def __init__(self, client: ConnectedClient) -> None:
         self._client = client
 
-    async def signup(self, username: str, password: str, *, kdf: KdfParams | None = None) -> str:
+    async def signup(
+        self,
+        username: str,
+        password: str,
+        *,
+        kdf: KdfParams | None = None,
+        invite: str | None = None,
+    ) -> str:
         """Create an account with new identity keys and a local keystore; return its name."""
         if self._client.proto is None or self._client.srp is None:
             await self._client.connect()
@@ -97,6 +104,7 @@ class AccountActions:
             identity.public().to_json(),
             kdf=kdf,
             key_backup=backup,
+            invite=invite,
             run_blocking=self._client.run_blocking,
         )
         data = KeystoreData(server=self._client.server, username=name, identities=[identity])

@@ -86,12 +86,15 @@ async def signup(
     *,
     kdf: KdfParams | None = None,
     key_backup: str | None = None,
+    invite: str | None = None,
     run_blocking: BlockingRunner = in_thread,
 ) -> str:
     """Create an account; return its normal-form name.  Raises RemoteError on refusal."""
     fields = await make_credentials(params, username, password, kdf, run_blocking)
     if key_backup is not None:
         fields["key_backup"] = key_backup
+    if invite is not None:
+        fields["invite"] = invite
     reply = await proto.request("signup", username=username, public_keys=public_keys, **fields)
     return str(reply["username"])
 

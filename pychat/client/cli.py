@@ -149,6 +149,10 @@ def _add_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     add("tui", "open the full-screen client")
     p = add("signup", "create an account (new identity keys, keystore, key backup on the server)")
     p.add_argument(
+        "--invite", metavar="CODE", default=None,
+        help="the invite the server's operator gave you (servers that take accounts by invite)",
+    )  # fmt: skip
+    p.add_argument(
         "--allow-weak-password", action="store_true", help="accept a password that is easy to guess"
     )
     add("login", "check your credentials and set up this machine's keystore")
@@ -372,7 +376,7 @@ class Command:
                 f"server {self.client.server}: certificate {self.client.server_fingerprint}",
                 file=sys.stderr,
             )
-        name = await self.client.signup(user, password)
+        name = await self.client.signup(user, password, invite=self.args.invite)
         print(f"created account {name} on {self.client.server}")
         await self.client.login(name, password)
         print(f"your fingerprint: {_grouped(self.client.my_fingerprint())}")

@@ -264,9 +264,9 @@ class ChatClient:
             raise ClientError("not connected")
         return self.proto
 
-    async def signup(self, username: str, password: str, *, kdf: KdfParams | None = None) -> str:
-        """Create an account with new identity keys and a local keystore; return its name."""
-        return await self.account.signup(username, password, kdf=kdf)
+    async def signup(self, username: str, password: str, **options: Any) -> str:
+        """Create an account (keys, keystore); ``kdf=``, ``invite=``; return its name."""
+        return await self.account.signup(username, password, **options)
 
     async def login(self, username: str, password: str) -> None:
         """Log in and open (or rebuild from the server's key backup) the local keystore."""

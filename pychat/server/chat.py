@@ -21,6 +21,7 @@ from pychat.server.handlers.common import HandlerDeps, register
 from pychat.server.ops import OpContext, OpRegistry
 from pychat.server.presence import Presence
 from pychat.server.protocol import ChatServerProtocol
+from pychat.server.signup_gate import SignupGate
 from pychat.store.server_store import ServerStore
 
 log = Logger(namespace="pychat.server")
@@ -48,6 +49,7 @@ class ChatServer(Service):
             signups_per_hour=config.signups_per_hour,
             login_starts_per_minute=config.login_starts_per_minute,
         )
+        self.signup_gate = SignupGate(config.signup, store.invites, store.run_blocking)
         self.registry = OpRegistry()
         self.connections: set[ChatServerProtocol] = set()
         self._per_host: dict[str, int] = {}
@@ -69,6 +71,7 @@ class ChatServer(Service):
             logged_in=self.user_logged_in,
             logged_out=self.user_logged_out,
             hello_fields=self.hello_fields,
+            signup_gate=self.signup_gate,
         )
         for module in (session_ops, account_ops, key_ops, conversation_ops):
             register(self.registry, deps, module.OPS)
@@ -89,6 +92,7 @@ class ChatServer(Service):
         return {
             "srp": self.account_service.srp_params.to_json(),
             "kdf_minimum": MINIMUM,
+            "signup": self.signup_gate.mode,
         }
 
     def hello_fields(self) -> Mapping[str, Any]:

@@ -37,6 +37,8 @@ class ServerConfig:
     login_starts_per_minute: int = limits.LOGIN_STARTS_PER_ADDRESS
     max_output_queue: int = limits.MAX_OUTPUT_QUEUE
     signups_per_hour: int = limits.SIGNUPS_PER_ADDRESS_PER_HOUR
+    #: Who may sign up: ``open``, ``invite`` (a code from ``pychat-admin invite``) or ``closed``.
+    signup: str = "open"
     server_name: str = field(default="pychat")
     #: End the process (exit 1) when a listener cannot open its port; in-process test
     #: servers turn it off.
@@ -57,6 +59,8 @@ class ServerConfig:
             raise ValueError("tls-cert and tls-key go together: give both or neither")
         if self.signups_per_hour < 0:
             raise ValueError("signups-per-hour must be 0 (no limit) or more")
+        if self.signup not in ("open", "invite", "closed"):
+            raise ValueError("signup must be open, invite or closed")
         if not self.listen:
             raise ValueError("at least one listen endpoint is needed")
 

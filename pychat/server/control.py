@@ -117,6 +117,19 @@ class ControlService(Service):
             return {"ok": True, "users": rows}
         if op in ("disable", "enable"):
             return await self._set_disabled(request.get("user"), op == "disable")
+        if op == "invite":
+            hours = request.get("hours", 72.0)
+            if not isinstance(hours, int | float) or not 0 < hours <= 24 * 365:
+                return {"ok": False, "error": "hours must be a number from 0 to a year"}
+            code, expires = await self.chat.signup_gate.create(
+                self._reactor.seconds(), float(hours)
+            )
+            return {
+                "ok": True,
+                "code": code,
+                "expires": expires,
+                "mode": self.chat.signup_gate.mode,
+            }
         if op == "reset":
             user = request.get("user")
             if not isinstance(user, str):

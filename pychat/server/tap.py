@@ -135,6 +135,14 @@ class Options(usage.Options):
         ],
         ["max-line", None, limits.DEFAULT_MAX_LINE, "Longest protocol line in bytes.", int],
         [
+            "signup",
+            None,
+            "open",
+            "Who may create accounts: open (anyone who reaches the server), invite (with a "
+            "code from pychat-admin invite) or closed.",
+            str,
+        ],
+        [
             "signups-per-hour",
             None,
             limits.SIGNUPS_PER_ADDRESS_PER_HOUR,
@@ -213,6 +221,7 @@ class Options(usage.Options):
                 requests_per_second=self["requests-per-second"],
                 login_starts_per_minute=self["login-starts-per-minute"],
                 signups_per_hour=self["signups-per-hour"],
+                signup=self["signup"],
             )
         except ValueError as exc:
             raise usage.UsageError(str(exc)) from None

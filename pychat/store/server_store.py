@@ -10,6 +10,7 @@ from pychat.store.atrest import AtRestKey
 from pychat.store.blocking import BlockingRunner
 from pychat.store.conversations import ConversationStore
 from pychat.store.interfaces import AccountRepository, ConversationRepository
+from pychat.store.invites import InviteBook
 
 ACCOUNTS_DIR = "accounts"
 CONVERSATIONS_DIR = "conversations"
@@ -22,6 +23,9 @@ class ServerStore:
     key: AtRestKey
     accounts: AccountRepository
     conversations: ConversationRepository
+    invites: InviteBook
+    #: Where the store's blocking work runs (a thread pool, or inline in tests and tools).
+    run_blocking: BlockingRunner
 
     async def close(self) -> None:
         """Flush what is pending and close the files (at a clean stop)."""
@@ -38,4 +42,5 @@ class ServerStore:
         key = AtRestKey.load_or_create(key_path, data_exists=data_exists)
         accounts = AccountStore.open(dirs[0], key, run_blocking)
         conversations = ConversationStore.open(dirs[1], key, run_blocking)
-        return cls(key=key, accounts=accounts, conversations=conversations)
+        invites = InviteBook.load(data_dir)
+        return cls(key, accounts, conversations, invites, run_blocking)

@@ -40,7 +40,7 @@ def login_key(app: TuiApp, key: Key) -> None:
     elif name in ("f2", "ctrl-n"):
         form.toggle_mode()
     elif name == "enter":
-        if form.focus < len(form.fields()) - 1:
+        if form.focus < form.last_required():
             form.move(1)
         else:
             app.guard(lambda: submit_login(app))
@@ -89,7 +89,7 @@ async def submit_login(app: TuiApp) -> None:
     )
     try:
         if form.signup:
-            await client.signup(username, password)
+            await client.signup(username, password, invite=form.invite.text.strip() or None)
         await client.login(username, password)
     except Exception:
         await client.close()

@@ -214,6 +214,7 @@ class LoginForm:
     username: InputLine = field(default_factory=InputLine)
     password: InputLine = field(default_factory=InputLine)
     confirm: InputLine = field(default_factory=InputLine)
+    invite: InputLine = field(default_factory=InputLine)
     signup: bool = False
     focus: int = 0
     message: str = ""
@@ -229,7 +230,12 @@ class LoginForm:
         ]
         if self.signup:
             out.append(("Confirm", self.confirm, True))
+            out.append(("Invite (if the server asks)", self.invite, False))
         return out
+
+    def last_required(self) -> int:
+        """The index of the last field that must be filled (the invite is optional)."""
+        return len(self.fields()) - (2 if self.signup else 1)
 
     def focused(self) -> InputLine:
         """The field being edited."""

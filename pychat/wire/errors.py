@@ -32,6 +32,9 @@ class ErrorCode(enum.StrEnum):
     BAD_SRP_VALUE = "bad_srp_value"
     AUTH_FAILED = "auth_failed"
     ACCOUNT_DISABLED = "account_disabled"
+    SIGNUP_CLOSED = "signup_closed"
+    INVITE_REQUIRED = "invite_required"
+    BAD_INVITE = "bad_invite"
     RATE_LIMITED = "rate_limited"
     # Keys and conversations.
     UNKNOWN_USER = "unknown_user"

@@ -43,6 +43,7 @@ class SignupParams(NewCredentials):
 
     username: str = bounded(max_len=RAW_USERNAME_MAX)
     public_keys: dict[str, Any] = bounded()
+    invite: str | None = bounded(max_len=64, default=None)
 
 
 @dataclass(frozen=True)
@@ -90,15 +91,21 @@ async def signup(deps: HandlerDeps, ctx: OpContext, params: SignupParams) -> Map
     """Create an account from SRP credentials and public keys."""
     if len(str(params.public_keys)) > PUBLIC_KEYS_MAX:
         raise ProtocolError(ErrorCode.BAD_KEYS, "public keys are too large")
-    account = await deps.account_service.signup(
-        ctx.session.host,
-        params.username,
-        params.salt,
-        params.verifier,
-        params.kdf,
-        params.public_keys,
-        params.key_backup,
-    )
+    invite = deps.signup_gate.admit(params.invite, deps.clock.seconds())
+    try:
+        account = await deps.account_service.signup(
+            ctx.session.host,
+            params.username,
+            params.salt,
+            params.verifier,
+            params.kdf,
+            params.public_keys,
+            params.key_backup,
+        )
+    except BaseException:
+        deps.signup_gate.release(invite)
+        raise
+    await deps.signup_gate.spend(invite)
     return {"username": account.username}
 
 

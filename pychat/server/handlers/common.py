@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pychat.server.accounts import AccountService
     from pychat.server.config import ServerConfig
     from pychat.server.presence import Presence
+    from pychat.server.signup_gate import SignupGate
     from pychat.store.interfaces import AccountRepository, ConversationRepository
 
 #: Longest username a client may send (the normal form is at most 32 characters; this leaves
@@ -55,6 +56,8 @@ class HandlerDeps:
     logged_out: Callable[[OpContext], None]
     #: What ``hello`` announces beyond the protocol version: limits, ops, SRP, KDF floor.
     hello_fields: Callable[[], Mapping[str, Any]]
+    #: Who may sign up (open, by invite, closed).
+    signup_gate: SignupGate
 
 
 Handler = Callable[[HandlerDeps, OpContext, Any], Awaitable[Mapping[str, Any] | Later]]

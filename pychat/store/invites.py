@@ -1,0 +1,107 @@
+"""Single-use, expiring signup codes, for a server run with ``--signup invite``.
+
+``DATA_DIR/invites.json`` (0600, replaced atomically) holds for each open invite only the
+SHA-256 of its code, when it was made and when it expires: the codes themselves are shown once,
+to the operator who made them, and are not on disk.  Using a code removes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pychat.durable import write_atomic
+from pychat.store.errors import StoreError
+
+INVITES_FILE = "invites.json"
+FORMAT = "pychat-invites"
+
+#: Hours an invite stays usable unless the operator says otherwise.
+DEFAULT_HOURS = 72.0
+
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+@dataclass
+class InviteBook:
+    """The open invites of one data dir (in memory; :meth:`save` writes them)."""
+
+    path: Path
+    invites: dict[str, dict[str, float]] = field(default_factory=dict)
+    _reserved: set[str] = field(default_factory=set)
+
+    @classmethod
+    def load(cls, data_dir: Path) -> InviteBook:
+        """The invites of ``data_dir`` (none when the file is absent).
+
+        :raises StoreError: the file is there but unreadable.
+        """
+        path = data_dir / INVITES_FILE
+        book = cls(path)
+        if not path.exists():
+            return book
+        try:
+            body = json.loads(path.read_bytes())
+            if body.get("format") != FORMAT or body.get("v") != 1:
+                raise ValueError("not a pyChat invites file")
+            book.invites = {
+                str(d): {"created": float(i["created"]), "expires": float(i["expires"])}
+                for d, i in body["invites"].items()
+            }
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StoreError(path, f"the invites file is unreadable ({exc})") from None
+        return book
+
+    def save(self) -> None:
+        """Write the open invites (blocking: a thread, or the admin tool)."""
+        body = {"format": FORMAT, "v": 1, "invites": self.invites}
+        write_atomic(self.path, json.dumps(body, indent=1).encode() + b"\n", mode=0o600)
+
+    def create(self, now: float, hours: float = DEFAULT_HOURS) -> tuple[str, float]:
+        """A new code, valid for ``hours``; returns it and its expiry (call :meth:`save`)."""
+        if hours <= 0:
+            raise ValueError("an invite must be valid for some time")
+        code = secrets.token_urlsafe(12)
+        expires = now + hours * 3600
+        self.invites[_digest(code)] = {"created": now, "expires": expires}
+        self.drop_expired(now)
+        return code, expires
+
+    def drop_expired(self, now: float) -> None:
+        """Forget invites past their expiry."""
+        for digest in [d for d, i in self.invites.items() if i["expires"] <= now]:
+            if digest not in self._reserved:
+                del self.invites[digest]
+
+    def reserve(self, code: str, now: float) -> str | None:
+        """Hold ``code`` for one signup; return its handle, or None when it is unknown, used,
+        expired or held by a signup in progress."""
+        digest = _digest(code)
+        invite = self.invites.get(digest)
+        if invite is None or invite["expires"] <= now or digest in self._reserved:
+            return None
+        self._reserved.add(digest)
+        return digest
+
+    def release(self, handle: str) -> None:
+        """The signup failed: the invite is usable again."""
+        self._reserved.discard(handle)
+
+    def consume(self, handle: str) -> None:
+        """The signup succeeded: the invite is gone (call :meth:`save`)."""
+        self._reserved.discard(handle)
+        self.invites.pop(handle, None)
+
+    def summary(self, now: float) -> list[dict[str, Any]]:
+        """Open invites, oldest first (no codes: they are not kept)."""
+        return sorted(
+            ({"created": i["created"], "expires": i["expires"]} for i in self.invites.values()
+             if i["expires"] > now),
+            key=lambda i: i["created"],
+        )  # fmt: skip
