@@ -390,3 +390,35 @@ async def test_tui_input_history_survives_a_restart(server: RunningServer, tmp_p
     finally:
         await term.quit()
         await bob.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_signs_up_on_an_invite_only_server_with_the_code_in_the_form(
+    tmp_path: Path,
+) -> None:
+    from pychat.testing import start_server
+
+    server = await start_server(tmp_path / "data", signup="invite")
+    code, _ = await server.chat.signup_gate.create(0.0, 24 * 365 * 60)
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    try:
+        await term.wait_for("Log in")
+        term.press("f2")
+        await term.wait_for("Invite (if the server asks)")
+        term.type("alice-password")
+        term.press("enter")
+        term.type("alice-password")
+        term.press("enter")  # submits: the invite is optional in the form ...
+        await term.wait_for("First contact with")
+        term.type("y")
+        await term.wait_for("ask its operator for an invite")  # ... and this server wants one
+        term.type("alice-password")  # the failed try cleared the passwords, focus on the first
+        term.press("enter")
+        term.type("alice-password")
+        term.press("tab")  # Confirm -> Invite
+        term.type(code)
+        term.press("enter")
+        await term.wait_for("No conversation open")
+    finally:
+        await term.quit()
+        await server.stop()
