@@ -307,3 +307,35 @@ async def test_invites_are_single_use_and_a_closed_server_takes_no_signup(
     port = await closed.started()
     assert await signup("carol", None) == "signup_closed"
     closed.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_deleted_account_takes_its_conversations_and_stays_gone_after_a_crash(
+    short_dir: Path, servers: list[ServerProcess]
+) -> None:
+    data = short_dir / "data"
+    server = ServerProcess(data)
+    servers.append(server)
+    port = await server.started()
+    alice, conv = await _two_users(port)
+    await alice.request("send", conversation=conv, epoch=1, ciphertext="bye", client_id="c1")
+    output, code = await _admin("--data-dir", str(data), "delete", "alice", "--yes")
+    assert code == 0 and "with 1 conversation" in output, output
+    await alice.closed_d.addTimeout(10, reactor)
+    assert not list((data / "conversations").glob("*.msg"))  # the files are gone
+    bob, params = await _connect(port)
+    await auth.login(bob, params, "bob", "pw")  # type: ignore[arg-type]
+    assert (await bob.request("conversations"))["conversations"] == []  # for bob too
+    with pytest.raises(RemoteError) as gone:
+        await bob.request("get_keys", username="alice")
+    assert gone.value.code == "unknown_user"
+    bob.close()
+    server.kill()  # no clean stop: the journal still names the deleted logs
+    again = ServerProcess(data)
+    servers.append(again)
+    port = await again.started()
+    bob, params = await _connect(port)
+    await auth.login(bob, params, "bob", "pw")  # type: ignore[arg-type]
+    assert (await bob.request("conversations"))["conversations"] == []  # not brought back
+    bob.close()
+    again.stop()

@@ -24,6 +24,9 @@
 ``invite [--hours 72]``
     a single-use signup code that expires, for a server run with ``--signup invite``; shown
     once (only its hash is kept).
+``delete USER [--yes]``
+    delete an account with its key history and every conversation it is in (for both
+    sides); its sessions are closed.  Asks for confirmation unless ``--yes``.
 ``reset USER [--yes]``
     for a forgotten password: remove the account so its owner can sign up again under the
     same name.  Old messages stay unreadable to them (end-to-end); peers see an unsigned key
@@ -211,12 +214,7 @@ def set_disabled(data_dir: Path, key: Path, user: str, disabled: bool) -> None:
             account = store.accounts.get(name)
             if account is None:
                 raise AdminError(f"no account {user!r}")
-            failed: list[Failure] = []
-            defer.ensureDeferred(
-                store.accounts.update(account.with_changes(disabled=disabled))
-            ).addErrback(failed.append)  # inline: done by now
-            if failed:
-                failed[0].raiseException()
+            _run_inline(store.accounts.update(account.with_changes(disabled=disabled)))
 
         with_store(data_dir, key, change)
     print(f"{visible(name)} is {'disabled' if disabled else 'enabled'}")
@@ -244,18 +242,55 @@ def invite(data_dir: Path, hours: float) -> None:
         print(f"note: the server runs with --signup {mode}, so it does not ask for invites")
 
 
+def _confirm(confirmed: bool, question: str, refusal: str) -> None:
+    if confirmed:
+        return
+    if not sys.stdin.isatty():
+        raise AdminError(f"{refusal}: confirm with --yes")
+    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+        raise AdminError("nothing changed")
+
+
+def _run_inline(work: Any) -> Any:
+    """Run a store coroutine that the inline runner finishes at once; raise what it raised."""
+    results: list[Any] = []
+    defer.ensureDeferred(work).addBoth(results.append)
+    if isinstance(results[0], Failure):
+        results[0].raiseException()
+    return results[0]
+
+
+def delete(data_dir: Path, key: Path, user: str, *, confirmed: bool) -> None:
+    """Delete ``user`` with their key history and conversations."""
+    name = normal_form(user)
+    _confirm(
+        confirmed,
+        f"Delete {visible(name)}, their key history and every conversation they are in, for "
+        "both sides? This cannot be undone.",
+        "delete removes the account and its conversations",
+    )
+    if _server_runs(data_dir):
+        gone = ask_server(data_dir, {"op": "delete", "user": name})["conversations"]
+    else:
+
+        def remove(store: ServerStore) -> int:
+            if store.accounts.get(name) is None:
+                raise AdminError(f"no account {user!r}")
+            return int(_run_inline(store.delete_account(name)))
+
+        gone = with_store(data_dir, key, remove)
+    print(f"{visible(name)} is deleted, with {gone} conversation(s)")
+
+
 def reset(data_dir: Path, key: Path, user: str, *, confirmed: bool) -> None:
     """Remove ``user``'s account so that they can sign up again."""
     name = normal_form(user)
-    if not confirmed:
-        if not sys.stdin.isatty():
-            raise AdminError("reset removes the account: confirm with --yes")
-        answer = input(
-            f"Reset {visible(name)}? They sign up again; their old messages stay unreadable "
-            "to them and their peers see a key change. [y/N] "
-        )
-        if answer.strip().lower() not in ("y", "yes"):
-            raise AdminError("not reset")
+    _confirm(
+        confirmed,
+        f"Reset {visible(name)}? They sign up again; their old messages stay unreadable to "
+        "them and their peers see a key change.",
+        "reset removes the account",
+    )
     if _server_runs(data_dir):
         ask_server(data_dir, {"op": "reset", "user": name})
     else:
@@ -263,10 +298,7 @@ def reset(data_dir: Path, key: Path, user: str, *, confirmed: bool) -> None:
         def remove(store: ServerStore) -> None:
             if store.accounts.get(name) is None:
                 raise AdminError(f"no account {user!r}")
-            failed: list[Failure] = []
-            defer.ensureDeferred(store.accounts.delete(name)).addErrback(failed.append)
-            if failed:
-                failed[0].raiseException()
+            _run_inline(store.accounts.delete(name))
 
         with_store(data_dir, key, remove)
     print(f"{visible(name)} is reset: they can sign up again under the same name")
@@ -315,6 +347,9 @@ def _parser() -> argparse.ArgumentParser:
     for verb in ("disable", "enable"):
         one = sub.add_parser(verb, help=f"{verb} an account")
         one.add_argument("user")
+    gone = sub.add_parser("delete", help="delete an account and its conversations")
+    gone.add_argument("user")
+    gone.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     code = sub.add_parser("invite", help="a single-use, expiring signup code")
     code.add_argument("--hours", type=float, default=72.0, help="how long it stays valid")
     again = sub.add_parser("reset", help="remove an account so its owner can sign up again")
@@ -345,6 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             set_disabled(data_dir, key, args.user, args.command == "disable")
         elif args.command == "invite":
             invite(data_dir, args.hours)
+        elif args.command == "delete":
+            delete(data_dir, key, args.user, confirmed=args.yes)
         elif args.command == "reset":
             reset(data_dir, key, args.user, confirmed=args.yes)
     except (AdminError, DataDirBusy, StoreError, FileExistsError, OSError) as exc:

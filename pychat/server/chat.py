@@ -173,6 +173,19 @@ class ChatServer(Service):
         log.info("account {user} reset by the operator", user=for_log(username))
         return True
 
+    async def delete_account(self, username: str) -> int | None:
+        """Delete an account with its key history and every conversation it is in; its
+        sessions are closed.  Its peers find the conversations and the user gone.
+
+        :returns: how many conversations went, or None when there is no such account.
+        """
+        if self.store.accounts.get(username) is None:
+            return None
+        self._close_sessions(username, "account_deleted", "the operator deleted this account")
+        gone = await self.store.delete_account(username)
+        log.info("account {user} deleted by the operator", user=for_log(username))
+        return gone
+
     def _close_sessions(self, username: str, reason: str, message: str) -> None:
         for conn in [c for c in self.connections if c.session.username == username]:
             conn.push("closing", {"reason": reason, "message": message})

@@ -130,6 +130,14 @@ class ControlService(Service):
                 "expires": expires,
                 "mode": self.chat.signup_gate.mode,
             }
+        if op == "delete":
+            user = request.get("user")
+            if not isinstance(user, str):
+                return {"ok": False, "error": "name the user"}
+            gone = await self.chat.delete_account(normal_form(user))
+            if gone is None:
+                return {"ok": False, "error": f"no account {user!r}"}
+            return {"ok": True, "conversations": gone}
         if op == "reset":
             user = request.get("user")
             if not isinstance(user, str):

@@ -62,6 +62,10 @@ class ControlLogs:
         self._unsaved_reads.setdefault(conv.id, (conv, set()))[1].add(username)
         self._committer.request()
 
+    def forget(self, conv: Conversation) -> None:
+        """A deleted conversation's markers are not saved any more."""
+        self._unsaved_reads.pop(conv.id, None)
+
     def save_reads_soon(self) -> None:
         """Make sure a batch runs for the markers not yet appended (at a clean stop)."""
         if self._unsaved_reads:

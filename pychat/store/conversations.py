@@ -23,7 +23,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from pychat.durable import ensure_private_dir
+from pychat.durable import ensure_private_dir, fsync_dir
 from pychat.store.atrest import AtRestKey, SealedDirectory
 from pychat.store.blocking import BlockingRunner
 from pychat.store.control import ControlLogs
@@ -320,6 +320,19 @@ class ConversationStore:
         conv.read[username] = seq
         self.control.read_moved(conv, username)
 
+    async def delete(self, conv: Conversation) -> None:
+        """Remove a conversation and its files for good (an account is being deleted)."""
+        for log_file in (conv.messages, conv.control):
+            await self.committer.durable(log_file)  # what was in flight lands first
+        for log_file in (conv.messages, conv.control):
+            await self.committer.marker(log_file.path.name, "deleted")
+        self.control.forget(conv)
+        self._by_id.pop(conv.id, None)
+        self._by_pair.pop(conv.members, None)
+        for member in conv.members:
+            self._by_user.get(member, set()).discard(conv.id)
+        await self._run(_remove_files, conv)
+
     def wait_durable(self, conv: Conversation) -> defer.Deferred[None]:
         """Fires once every message appended to ``conv`` so far is durable."""
         return self.committer.durable(conv.messages)
@@ -364,3 +377,12 @@ class ConversationStore:
 
         durable = self.committer.durable(conv.messages)
         return record, durable.addCallbacks(on_disk, lost)
+
+
+def _remove_files(conv: Conversation) -> None:
+    """Close and unlink a deleted conversation's logs and index, and sync the directory."""
+    for log_file in (conv.messages, conv.control):
+        log_file.close()
+        log_file.path.unlink(missing_ok=True)
+        log_file.path.with_name(log_file.path.name + ".idx").unlink(missing_ok=True)
+    fsync_dir(conv.messages.path.parent)

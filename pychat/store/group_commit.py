@@ -64,8 +64,8 @@ class GroupCommitter:
             self._start()
 
     def marker(self, log_name: str, kind: str) -> defer.Deferred[None]:
-        """Journal a control log's compaction marker (``compacted`` or ``kept``); fires once
-        it is durable."""
+        """Journal a log's marker (``compacted``, ``kept`` or ``deleted``); fires once it is
+        durable."""
         self.journal.note_marker(log_name, kind)
         return self.durable(None)
 

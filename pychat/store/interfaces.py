@@ -81,5 +81,8 @@ class ConversationRepository(Protocol):
     def wait_durable(self, conv: Conversation) -> Deferred[None]:
         """Fires once every message appended to ``conv`` so far is durable."""
 
+    async def delete(self, conv: Conversation) -> None:
+        """Remove a conversation and its files for good."""
+
     async def close(self) -> None:
         """Flush what is pending and close (at a clean stop)."""

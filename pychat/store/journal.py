@@ -46,7 +46,7 @@ _os_ftruncate = os.ftruncate
 #: after a crash replays at most, plus what came while the checkpoint ran).
 CHECKPOINT_BYTES = 16 << 20
 
-_MARKERS = ("compacted", "kept")
+_MARKERS = ("compacted", "kept", "deleted")
 _SEGMENT = re.compile(r"journal-(\d{8})\.jnl")
 _LOG_NAME = re.compile(r"[0-9a-f]{16,128}\.(msg|ctl)")
 
@@ -118,8 +118,9 @@ class Journal:
         self._noted_logs.add(log_name)
 
     def note_marker(self, log_name: str, kind: str) -> None:
-        """Remember a control log's compaction step: ``compacted`` (its synced compaction
-        replaces it from here on) or ``kept`` (the compaction was abandoned)."""
+        """Remember a log's fate: ``compacted`` (its synced compaction replaces it from here
+        on), ``kept`` (the compaction was abandoned) or ``deleted`` (the conversation is
+        gone: replay removes the file unless a new one was begun after)."""
         if kind not in _MARKERS:
             raise ValueError(f"not a journal marker: {kind}")
         self._noted.append(b'{"f":"%s","t":"%s"}\n' % (log_name.encode(), kind.encode()))
@@ -229,6 +230,7 @@ class _Replay:
 
     records: list[tuple[int, int, bytes]] = field(default_factory=list)
     compacted: bool = False
+    deleted: bool = False
 
 
 def recover(
@@ -284,6 +286,9 @@ def _read_segment(
             if marker == "kept":  # the compaction was abandoned: the old log stays
                 replays.setdefault(name, _Replay()).compacted = False
                 continue
+            if marker == "deleted":  # the conversation was deleted: nothing before counts
+                replays[name] = _Replay(deleted=True)
+                continue
             index, offset, sealed = entry["i"], entry["o"], entry["s"]
             if not (isinstance(index, int) and isinstance(offset, int) and isinstance(sealed, str)):
                 raise ValueError("bad field types")
@@ -294,6 +299,10 @@ def _read_segment(
 
 
 def _replay_log(path: Path, replay: _Replay, on_cut: Callable[[Path, int], None]) -> None:
+    if replay.deleted and not replay.records:
+        for gone in (path, path.with_name(path.name + ".idx")):
+            gone.unlink(missing_ok=True)  # deleted; the crash came before the unlink
+        return
     compacted = path.with_name(path.name + ".compact")
     if compacted.exists():
         if replay.compacted and not replay.records:

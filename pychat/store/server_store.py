@@ -27,6 +27,20 @@ class ServerStore:
     #: Where the store's blocking work runs (a thread pool, or inline in tests and tools).
     run_blocking: BlockingRunner
 
+    async def delete_account(self, username: str) -> int:
+        """Delete an account, its key history and every conversation it is in; return how
+        many conversations went.
+
+        :raises KeyError: there is no such account.
+        """
+        if self.accounts.get(username) is None:
+            raise KeyError(username)
+        convs = self.conversations.for_user(username)
+        for conv in convs:
+            await self.conversations.delete(conv)
+        await self.accounts.delete(username)
+        return len(convs)
+
     async def close(self) -> None:
         """Flush what is pending and close the files (at a clean stop)."""
         await self.conversations.close()
