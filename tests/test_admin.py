@@ -339,3 +339,36 @@ async def test_a_deleted_account_takes_its_conversations_and_stays_gone_after_a_
     assert (await bob.request("conversations"))["conversations"] == []  # not brought back
     bob.close()
     again.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_rotate_store_key_re_encrypts_a_real_servers_store(
+    short_dir: Path, servers: list[ServerProcess]
+) -> None:
+    data = short_dir / "data"
+    server = ServerProcess(data)
+    servers.append(server)
+    port = await server.started()
+    alice, conv = await _two_users(port)
+    for i in range(20):
+        await alice.request(
+            "send", conversation=conv, epoch=1, ciphertext=f"c{i}", client_id=f"{i}"
+        )
+    output, code = await _admin("--data-dir", str(data), "rotate-store-key")
+    assert code == 1 and "stop it first" in output  # never beside a running server
+    alice.close()
+    server.stop()
+    old_key = (data / "store.key").read_bytes()
+    output, code = await _admin("--data-dir", str(data), "rotate-store-key")
+    assert code == 0 and "20 messages under a new key" in output, output
+    assert (data / "store.key").read_bytes() != old_key
+    output, code = await _admin("--data-dir", str(data), "check")
+    assert code == 0, output
+    again = ServerProcess(data)
+    servers.append(again)
+    port = await again.started()
+    bob, params = await _connect(port)
+    await auth.login(bob, params, "bob", "pw")  # type: ignore[arg-type]
+    assert [m["ciphertext"] for m in await _history(bob, conv)] == [f"c{i}" for i in range(20)]
+    bob.close()
+    again.stop()

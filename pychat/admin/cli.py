@@ -27,6 +27,10 @@
 ``delete USER [--yes]``
     delete an account with its key history and every conversation it is in (for both
     sides); its sessions are closed.  Asks for confirmation unless ``--yes``.
+``rotate-store-key``
+    re-encrypt everything under a new at-rest key, written over the old key file (server
+    stopped).  A crash at any point leaves a store that opens with one of the two keys; run it
+    again to finish or undo what was interrupted.
 ``reset USER [--yes]``
     for a forgotten password: remove the account so its owner can sign up again under the
     same name.  Old messages stay unreadable to them (end-to-end); peers see an unsigned key
@@ -52,17 +56,17 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
-from twisted.python.failure import Failure
 
 from pychat.safe_text import visible
 from pychat.server.config import DEFAULT_DATA_DIR
 from pychat.server.control import users_table
 from pychat.store.atrest import AtRestKey
 from pychat.store.backup import check, plan_snapshot, restore, write_snapshot
-from pychat.store.blocking import inline_runner
+from pychat.store.blocking import inline_runner, run_inline
 from pychat.store.errors import StoreError
 from pychat.store.invites import InviteBook
 from pychat.store.lock import DataDirBusy, lock_data_dir, unlock_data_dir
+from pychat.store.rotation import rotate, settle
 from pychat.store.server_store import ServerStore
 from pychat.usernames import normal_form
 
@@ -214,7 +218,7 @@ def set_disabled(data_dir: Path, key: Path, user: str, disabled: bool) -> None:
             account = store.accounts.get(name)
             if account is None:
                 raise AdminError(f"no account {user!r}")
-            _run_inline(store.accounts.update(account.with_changes(disabled=disabled)))
+            run_inline(store.accounts.update(account.with_changes(disabled=disabled)))
 
         with_store(data_dir, key, change)
     print(f"{visible(name)} is {'disabled' if disabled else 'enabled'}")
@@ -251,15 +255,6 @@ def _confirm(confirmed: bool, question: str, refusal: str) -> None:
         raise AdminError("nothing changed")
 
 
-def _run_inline(work: Any) -> Any:
-    """Run a store coroutine that the inline runner finishes at once; raise what it raised."""
-    results: list[Any] = []
-    defer.ensureDeferred(work).addBoth(results.append)
-    if isinstance(results[0], Failure):
-        results[0].raiseException()
-    return results[0]
-
-
 def delete(data_dir: Path, key: Path, user: str, *, confirmed: bool) -> None:
     """Delete ``user`` with their key history and conversations."""
     name = normal_form(user)
@@ -276,7 +271,7 @@ def delete(data_dir: Path, key: Path, user: str, *, confirmed: bool) -> None:
         def remove(store: ServerStore) -> int:
             if store.accounts.get(name) is None:
                 raise AdminError(f"no account {user!r}")
-            return int(_run_inline(store.delete_account(name)))
+            return int(run_inline(store.delete_account(name)))
 
         gone = with_store(data_dir, key, remove)
     print(f"{visible(name)} is deleted, with {gone} conversation(s)")
@@ -298,10 +293,31 @@ def reset(data_dir: Path, key: Path, user: str, *, confirmed: bool) -> None:
         def remove(store: ServerStore) -> None:
             if store.accounts.get(name) is None:
                 raise AdminError(f"no account {user!r}")
-            _run_inline(store.accounts.delete(name))
+            run_inline(store.accounts.delete(name))
 
         with_store(data_dir, key, remove)
     print(f"{visible(name)} is reset: they can sign up again under the same name")
+
+
+def rotate_store_key(data_dir: Path, key: Path) -> None:
+    """Re-encrypt the stopped store under a new key (or settle an interrupted rotation)."""
+    if _server_runs(data_dir):
+        raise AdminError("the server is running: stop it first (systemctl stop pychat)")
+    fd = lock_data_dir(data_dir)
+    try:
+        note = settle(data_dir, key)
+        if note is not None:
+            print(note)
+            if note.startswith("finished"):
+                return
+        counts = rotate(data_dir, key)
+    finally:
+        unlock_data_dir(fd)
+    print(
+        f"re-encrypted {counts['accounts']} accounts, {counts['conversations']} conversations "
+        f"and {counts['messages']} messages under a new key, now in {key}. Back it up; backups "
+        "made before still need the old key"
+    )
 
 
 def check_store(data_dir: Path, key: Path) -> int:
@@ -350,6 +366,7 @@ def _parser() -> argparse.ArgumentParser:
     gone = sub.add_parser("delete", help="delete an account and its conversations")
     gone.add_argument("user")
     gone.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    sub.add_parser("rotate-store-key", help="re-encrypt everything under a new key (stopped)")
     code = sub.add_parser("invite", help="a single-use, expiring signup code")
     code.add_argument("--hours", type=float, default=72.0, help="how long it stays valid")
     again = sub.add_parser("reset", help="remove an account so its owner can sign up again")
@@ -378,6 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             users(data_dir, key)
         elif args.command in ("disable", "enable"):
             set_disabled(data_dir, key, args.user, args.command == "disable")
+        elif args.command == "rotate-store-key":
+            rotate_store_key(data_dir, key)
         elif args.command == "invite":
             invite(data_dir, args.hours)
         elif args.command == "delete":

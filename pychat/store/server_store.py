@@ -11,6 +11,7 @@ from pychat.store.blocking import BlockingRunner
 from pychat.store.conversations import ConversationStore
 from pychat.store.interfaces import AccountRepository, ConversationRepository
 from pychat.store.invites import InviteBook
+from pychat.store.rotation import check_no_rotation
 
 ACCOUNTS_DIR = "accounts"
 CONVERSATIONS_DIR = "conversations"
@@ -51,6 +52,7 @@ class ServerStore:
 
         :raises StoreError: a missing key with existing data, or any file that does not open.
         """
+        check_no_rotation(data_dir)
         dirs = [data_dir / ACCOUNTS_DIR, data_dir / CONVERSATIONS_DIR]
         data_exists = any(d.is_dir() and any(d.iterdir()) for d in dirs)
         key = AtRestKey.load_or_create(key_path, data_exists=data_exists)

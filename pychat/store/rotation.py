@@ -1,0 +1,125 @@
+"""Re-encrypting the whole store under a new at-rest key, safe against a crash at any point.
+
+With the server stopped (the caller holds the data dir's lock):
+
+1. the store is opened with the old key (the journal is replayed) and closed cleanly;
+2. a new key is written beside the old one (``store.key.new``);
+3. every account and every conversation log is written again under the new key into
+   ``DATA_DIR/rotating/`` (new file names too: they are keyed hashes), each file synced;
+4. ``rotation-commit.json`` is written atomically: **the commit point**;
+5. the new directories are renamed into place, the new key over the old one, and what is left
+   of the old store is removed; last, the commit file.
+
+A crash before step 4 leaves the old store and the old key as they were (the leftovers are
+removed by the next run); a crash after it is finished by the next run, from whatever step it
+reached, since every step of 5 can be done again.  A server never starts beside leftovers:
+:func:`check_no_rotation` refuses with what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from pychat.durable import ensure_private_dir, fsync_dir, write_atomic
+from pychat.store.accounts import AccountStore
+from pychat.store.atrest import AtRestKey, SealedDirectory
+from pychat.store.blocking import inline_runner, run_inline
+from pychat.store.errors import StoreError
+from pychat.store.sealed_log import SealedLog
+
+ROTATING = "rotating"
+COMMIT = "rotation-commit.json"
+PARTS = ("accounts", "conversations")
+
+
+def new_key_path(key_path: Path) -> Path:
+    """Where the new key waits until the rotation is finished."""
+    return key_path.with_name(key_path.name + ".new")
+
+
+def check_no_rotation(data_dir: Path) -> None:
+    """Refuse to serve a data dir with an unfinished rotation.
+
+    :raises StoreError: saying what to run.
+    """
+    if (data_dir / COMMIT).exists() or (data_dir / ROTATING).exists():
+        raise StoreError(
+            data_dir,
+            "a store-key rotation did not finish: run `pychat-admin rotate-store-key` again "
+            "(it finishes a committed rotation, or removes an uncommitted one) before starting",
+        )
+
+
+def settle(data_dir: Path, key_path: Path) -> str | None:
+    """Finish a committed rotation, or remove an uncommitted one; say which (None: neither)."""
+    if (data_dir / COMMIT).exists():
+        _finish(data_dir, key_path)
+        return "finished an interrupted rotation (the new key is in place)"
+    leftovers = (data_dir / ROTATING).exists() or new_key_path(key_path).exists()
+    if leftovers:
+        shutil.rmtree(data_dir / ROTATING, ignore_errors=True)
+        new_key_path(key_path).unlink(missing_ok=True)
+        fsync_dir(data_dir)
+        return "removed an interrupted rotation that had not committed (the old key stays)"
+    return None
+
+
+def rotate(data_dir: Path, key_path: Path) -> dict[str, int]:
+    """Re-encrypt the store in ``data_dir`` (its key at ``key_path``) under a new key."""
+    from pychat.store.server_store import ServerStore
+
+    store = ServerStore.open(data_dir, key_path, inline_runner)
+    try:
+        accounts = list(store.accounts)
+        conversations = [
+            (conv.members, conv.control.read_all(), conv.messages.read_range(0, conv.last_seq))
+            for conv in store.conversations
+        ]
+    finally:
+        run_inline(store.close())  # logs synced, journal emptied
+    new_key = AtRestKey.create(new_key_path(key_path))
+    target = data_dir / ROTATING
+    shutil.rmtree(target, ignore_errors=True)
+    for part in PARTS:
+        ensure_private_dir(target / part)
+    fresh = AccountStore(SealedDirectory.of(target / "accounts", new_key, "account", inline_runner))
+    for account in accounts:
+        run_inline(fresh.create(account))
+    place = SealedDirectory.of(target / "conversations", new_key, "conversation", inline_runner)
+    messages = 0
+    for members, control, records in conversations:
+        stem = place.names(*members)
+        for label, content in (("ctl", control), ("msg", records)):
+            path = target / "conversations" / f"{stem}.{label}"
+            SealedLog.write_fresh(path, place.sealer, label, content, at=path)
+        messages += len(records)
+    for part in PARTS:
+        fsync_dir(target / part)
+    fsync_dir(target)
+    body = {"format": "pychat-rotation", "v": 1, "new_key": new_key_path(key_path).name}
+    write_atomic(data_dir / COMMIT, json.dumps(body).encode() + b"\n", mode=0o600)
+    _finish(data_dir, key_path)
+    return {"accounts": len(accounts), "conversations": len(conversations), "messages": messages}
+
+
+def _finish(data_dir: Path, key_path: Path) -> None:
+    """Step 5; every part of it may be done again after a crash."""
+    rotating = data_dir / ROTATING
+    for part in PARTS:
+        if (rotating / part).exists():
+            if (data_dir / part).exists():
+                os.replace(data_dir / part, data_dir / f"old-{part}")
+            os.replace(rotating / part, data_dir / part)
+    fsync_dir(data_dir)
+    if new_key_path(key_path).exists():
+        os.replace(new_key_path(key_path), key_path)
+        fsync_dir(key_path.parent)
+    for part in PARTS:
+        shutil.rmtree(data_dir / f"old-{part}", ignore_errors=True)
+    if rotating.exists():
+        rotating.rmdir()
+    (data_dir / COMMIT).unlink(missing_ok=True)
+    fsync_dir(data_dir)
