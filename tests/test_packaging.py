@@ -66,3 +66,12 @@ def test_pip_install_into_a_new_venv_then_twistd_pychat_help(tmp_path: Path) -> 
         check=True,
     )
     assert "--listen" in out.stdout
+    admin = subprocess.run(
+        [tmp_path / "venv" / "bin" / "pychat-admin", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "rotate-store-key" in admin.stdout and "backup" in admin.stdout
+    assert "--signup" in out.stdout
