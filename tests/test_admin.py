@@ -160,7 +160,8 @@ async def test_check_finds_damage_and_stats_works_on_a_stopped_server(
     server.stop()
 
     assert admin(["--data-dir", str(data), "stats"]) == 0
-    assert "messages       5" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "messages       5" in out and int(out.split("bytes")[1].split()[0]) > 1000
     assert admin(["--data-dir", str(data), "check"]) == 0
     assert "ok: every file decrypts and parses" in capsys.readouterr().out
     (log_file,) = (data / "conversations").glob("*.msg")
@@ -171,6 +172,9 @@ async def test_check_finds_damage_and_stats_works_on_a_stopped_server(
     out = capsys.readouterr().out
     assert "problem:" in out and "record 0 is damaged" in out
     assert log_file.read_bytes() == bytes(raw)  # reported, never modified
+    (data / "invites.json").write_text("{not json")
+    assert admin(["--data-dir", str(data), "check"]) == 1
+    assert "invites file is unreadable" in capsys.readouterr().out
 
 
 def test_restore_refuses_a_non_empty_data_dir_and_an_altered_backup(

@@ -59,7 +59,7 @@ from twisted.internet import defer
 
 from pychat.safe_text import visible
 from pychat.server.config import DEFAULT_DATA_DIR
-from pychat.server.control import users_table
+from pychat.server.control import store_stats, users_table
 from pychat.store.atrest import AtRestKey
 from pychat.store.backup import check, plan_snapshot, restore, write_snapshot
 from pychat.store.blocking import inline_runner, run_inline
@@ -145,16 +145,8 @@ def stats(data_dir: Path, key: Path) -> None:
     if _server_runs(data_dir):
         counts = ask_server(data_dir, {"op": "stats"})
     else:
-        counts = with_store(
-            data_dir,
-            key,
-            lambda s: {
-                "accounts": len(s.accounts),
-                "conversations": len(list(s.conversations)),
-                "messages": sum(c.last_seq for c in s.conversations),
-            },
-        )
-    for name in ("accounts", "conversations", "messages"):
+        counts = with_store(data_dir, key, lambda s: store_stats(data_dir, s))
+    for name in ("accounts", "conversations", "messages", "bytes"):
         print(f"{name:<14} {counts[name]}")
 
 

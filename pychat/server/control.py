@@ -46,6 +46,18 @@ class ControlProtocol(LineOnlyReceiver):
         d.addCallback(lambda reply: self.sendLine(json.dumps(reply).encode()))
 
 
+def store_stats(data_dir: Path, store: ServerStore) -> dict[str, Any]:
+    """Accounts, conversations, messages, and the bytes the store's files take on disk."""
+    convs = list(store.conversations)
+    files = [p for part in ("accounts", "conversations") for p in (data_dir / part).iterdir()]
+    return {
+        "accounts": len(store.accounts),
+        "conversations": len(convs),
+        "messages": sum(c.last_seq for c in convs),
+        "bytes": sum(p.stat().st_size for p in files if p.is_file()),
+    }
+
+
 def users_table(accounts: Any, conversations: Any) -> list[dict[str, Any]]:
     """One row per account: name, created, last login, disabled, conversation count."""
     rows = []
@@ -94,12 +106,7 @@ class ControlService(Service):
 
     def stats(self) -> dict[str, Any]:
         """Counts of what the store holds."""
-        convs = list(self.store.conversations)
-        return {
-            "accounts": len(self.store.accounts),
-            "conversations": len(convs),
-            "messages": sum(c.last_seq for c in convs),
-        }
+        return store_stats(self.data_dir, self.store)
 
     async def answer(self, line: bytes) -> dict[str, Any]:
         """The reply to one request line."""

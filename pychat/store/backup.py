@@ -27,6 +27,7 @@ from typing import Any
 from pychat.durable import ensure_private_dir, fsync_dir, write_atomic
 from pychat.store.atrest import AtRestKey
 from pychat.store.errors import StoreError
+from pychat.store.invites import InviteBook
 
 MANIFEST = "pychat-backup.json"
 FORMAT = "pychat-backup"
@@ -211,6 +212,10 @@ def check(data_dir: Path, key: AtRestKey) -> tuple[dict[str, int], list[str]]:
                     problems.append(str(exc))
             if log_path.suffix == ".msg":
                 counts["messages"] += len(offsets)
+    try:
+        InviteBook.load(data_dir)
+    except StoreError as exc:
+        problems.append(str(exc))
     for journal in sorted((data_dir / "conversations").glob("journal-*.jnl")):
         counts["journal records"] += journal.read_bytes().count(b"\n")
     return counts, problems
