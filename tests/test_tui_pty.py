@@ -422,3 +422,34 @@ async def test_tui_signs_up_on_an_invite_only_server_with_the_code_in_the_form(
     finally:
         await term.quit()
         await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_passwd_changes_the_password_after_a_wrong_current_one(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    from tests.client_helpers import client_for
+
+    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    await alice.close()
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    new = "correct horse battery staple 42"
+    try:
+        await _login_in_tui(term, "alice-pw", "No conversation open")
+        term.type("/passwd")
+        term.press("enter")
+        await term.wait_for("Change your password")
+        for text in ("not-my-password", new, new):
+            term.type(text)
+            term.press("enter")
+        screen = await term.wait_for("the current password is wrong")
+        assert "not-my-password" not in screen and new not in screen  # masked
+        for text in ("alice-pw", new, new):
+            term.type(text)
+            term.press("enter")
+        await term.wait_for("password changed")
+    finally:
+        await term.quit()
+    again = client_for(server, tmp_path / "alice-elsewhere")
+    await again.login("alice", new)  # the server takes the new password
+    await again.close()

@@ -45,6 +45,7 @@ from pychat.tui.input_history import history_path, load_history
 from pychat.tui.keys import BINDINGS, Key, KeyDecoder
 from pychat.tui.login import login_key
 from pychat.tui.model import ChatModel, LoginForm, MessageItem, Modal
+from pychat.tui.password_prompt import PasswordPrompt, prompt_key
 from pychat.tui.render import (
     FULL_HEIGHT,
     FULL_WIDTH,
@@ -272,6 +273,9 @@ class TuiApp:
             self.on_resize()
             return
         modals = self.form.modals if self.client is None else self.model.modals
+        if modals and isinstance(modals[-1], PasswordPrompt):
+            prompt_key(self, modals[-1], key)
+            return
         if modals:
             if self._choice is not None:
                 if key.name == "char" and key.text.lower() in ("y", "n"):

@@ -16,6 +16,7 @@ from twisted.internet import defer
 
 from pychat.tui.help import HELP
 from pychat.tui.model import ConversationState, Modal
+from pychat.tui.password_prompt import open_prompt
 from pychat.usernames import normal_form
 
 if TYPE_CHECKING:
@@ -167,6 +168,10 @@ async def _info(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
     app.show_modal(Modal(f"About {conv.peer}", lines))
 
 
+async def _passwd(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    app.model.modals.append(open_prompt())
+
+
 COMMANDS: dict[str, Command] = {
     "quit": Command(_quit),
     "help": Command(_help),
@@ -180,4 +185,5 @@ COMMANDS: dict[str, Command] = {
     "trust": Command(_trust, needs_conversation=True),
     "rotate": Command(_rotate, needs_conversation=True),
     "search": Command(_search, needs_conversation=True),
+    "passwd": Command(_passwd),
 }
