@@ -5,6 +5,8 @@ the server running or stopped; nothing unsafe runs beside a running server."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor, task, threads
 from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
 from twisted.internet.ssl import CertificateOptions
 from twisted.internet.utils import getProcessOutputAndValue
@@ -48,7 +50,21 @@ def servers() -> Iterator[list[ServerProcess]]:
 
 
 async def _admin(*argv: str) -> tuple[str, int]:
-    """Run pychat-admin as its own process (so the reactor here goes on)."""
+    """Run pychat-admin in a thread (so the reactor here goes on, and no interpreter starts);
+    return what it printed and its exit status."""
+
+    def run() -> tuple[str, int]:
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            code = admin(list(argv))
+        return printed.getvalue(), code
+
+    result: tuple[str, int] = await threads.deferToThread(run)
+    return result
+
+
+async def _admin_process(*argv: str) -> tuple[str, int]:
+    """Run pychat-admin as its own process, as an operator does."""
     out, err, code = await getProcessOutputAndValue(
         sys.executable, ["-m", "pychat.admin.cli", *argv], env=dict(os.environ), path=str(ROOT)
     )
@@ -110,7 +126,7 @@ async def test_a_backup_while_messages_flow_restores_every_acknowledged_message(
             break
         await task.deferLater(reactor, 0.01, lambda: None)
     before = dict(acked)  # acknowledged before the backup began
-    output, code = await _admin("--data-dir", str(data), "backup", str(short_dir / "b"))
+    output, code = await _admin_process("--data-dir", str(data), "backup", str(short_dir / "b"))
     after_backup = len(acked)
     sending[0] = False
     await pumping
