@@ -172,10 +172,14 @@ async def test_signup_send_read_and_reply(server: RunningServer, tmp_path: Path)
     r = await alice.run("read", "bob", "--since", "1")
     assert r.code == 0
     assert "bob: a reply\n    │ over two lines" in r.out
+    r = await alice.run("send", "bob", "--me", "waves")
+    assert r.code == 0, r.err
+    r = await bob.run("read", "alice", "--since", "2")
+    assert r.code == 0 and r.out.rstrip().endswith("#3 * alice waves"), r.out
 
     r = await alice.run("conversations", "--json")
     (conv,) = [json.loads(x) for x in r.out.splitlines()]
-    assert conv["peer"] == "bob" and conv["last_seq"] == 2
+    assert conv["peer"] == "bob" and conv["last_seq"] == 3
 
     va = await alice.run("verify", "bob")
     vb = await bob.run("verify", "alice")
@@ -193,8 +197,9 @@ async def test_signup_send_read_and_reply(server: RunningServer, tmp_path: Path)
     await alice.run("send", "bob", "after rotation")
     r = await bob.run("read", "alice", "--json")
     assert [json.loads(x)["text"] for x in r.out.splitlines()] == [
-        "hello bob, from the command line ✓", "a reply\nover two lines", "after rotation"
+        "hello bob, from the command line ✓", "a reply\nover two lines", "waves", "after rotation"
     ]  # fmt: skip
+    assert [json.loads(x)["action"] for x in r.out.splitlines()] == [False, False, True, False]
 
     r = await alice.run("passwd", PYCHAT_NEW_PASSWORD="alice-new")
     assert r.code == 0, r.err

@@ -250,3 +250,11 @@ def test_an_older_message_with_a_newer_counter_is_refused() -> None:
 def test_signed_message_with_fields_of_the_wrong_type_is_refused(change: dict[str, Any]) -> None:
     with pytest.raises(E2EError, match="malformed"):
         opened(seal_message(KEY, keys("alice"), inner(**change)))
+
+
+def test_an_action_is_signed_as_such_and_an_unknown_kind_reads_as_text() -> None:
+    assert opened(seal_message(KEY, keys("alice"), inner(kind="action"))).action
+    assert not opened(seal_message(KEY, keys("alice"), inner())).action
+    assert not opened(seal_message(KEY, keys("alice"), inner(kind="poll"))).action  # later kinds
+    with pytest.raises(E2EError, match="malformed"):
+        opened(seal_message(KEY, keys("alice"), inner(kind=["action"])))

@@ -259,6 +259,9 @@ def test_main_screen_at_80x24() -> None:
     model.add_message(
         "bob", MessageItem(3, "alice", T0 + 1002, "verified", "reply"), on_screen=True
     )
+    model.add_message(
+        "bob", MessageItem(4, "bob", T0 + 1003, "verified", "waves", action=True), on_screen=True
+    )
     model.input.insert("typing…")
     frame = render_main(model, 80, 24, now=T0)
     text = frame.text()
@@ -269,6 +272,7 @@ def test_main_screen_at_80x24() -> None:
     assert "· bob: hello 世界 🙂" in text  # valid signature, peer not verified yet
     assert "✗ bob: [rejected: cannot decrypt]" in text
     assert "✓ alice: reply" in text
+    assert "· * bob waves" in text  # an action (/me)
     assert rows[22].startswith("[online]") or rows[22].startswith("[connecting]")
     assert rows[23].startswith("bob> typing…")
     assert frame.cursor == (23, len("bob> typing…"))

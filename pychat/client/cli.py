@@ -159,6 +159,7 @@ def _add_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p = add("send", "send a message")
     p.add_argument("peer")
     p.add_argument("text", help="the message, or - to read it from standard input")
+    p.add_argument("--me", action="store_true", help="an action, shown as * you TEXT")
     p = add("read", "print messages")
     p.add_argument("peer")
     p.add_argument("--since", type=int, default=0, help="only messages after this sequence number")
@@ -240,6 +241,8 @@ def format_message(message: ChatMessage) -> str:
     head = f"{_when(message.time)} #{message.seq} {visible(message.sender)}: "
     if message.status != "verified":
         return head + f"[REJECTED: {visible(message.reason or '')}]"
+    if message.action:  # an emote: "* alice waves"
+        head = f"{_when(message.time)} #{message.seq} * {visible(message.sender)} "
     first, *rest = visible_lines(message.text or "")
     return "\n".join([head + first, *(GUTTER + line for line in rest)])
 
@@ -395,7 +398,7 @@ class Command:
         if not text:
             raise CliError("nothing to send", EXIT_USAGE)
         await self._login()
-        seq = await self.client.send(self.args.peer, text)
+        seq = await self.client.send(self.args.peer, text, action=self.args.me)
         print(f"sent #{seq}")
         return EXIT_OK
 

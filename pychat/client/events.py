@@ -20,6 +20,8 @@ class ChatMessage:
     status: str  # "verified" or "rejected"
     text: str | None = None
     reason: str | None = None
+    #: An emote (``/me``): shown as ``* sender text``.
+    action: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """For ``pychat read --json``."""
@@ -32,6 +34,7 @@ class ChatMessage:
             "status": self.status,
             "text": self.text,
             "reason": self.reason,
+            "action": self.action,
         }
 
 

@@ -29,8 +29,9 @@ class Messaging:
         #: The highest sequence number seen per conversation (for catching up).
         self.last_seen: dict[str, int] = {}
 
-    async def send(self, peer: str, text: str) -> int:
-        """Encrypt, sign and send ``text`` to ``peer``; return its sequence number.
+    async def send(self, peer: str, text: str, *, action: bool = False) -> int:
+        """Encrypt, sign and send ``text`` to ``peer`` (an emote when ``action``); return its
+        sequence number.
 
         :raises PeerKeyChanged: the peer's key changed and was not accepted yet.
         """
@@ -55,6 +56,8 @@ class Messaging:
             "time": self._ctx.now(),
             "body": text,
         }
+        if action:
+            inner["kind"] = "action"
         ciphertext = seal_message(keys[str(epoch)].encode(), data.identity, inner)
         max_len = int(self._ctx.hello().get("limits", {}).get("max_ciphertext", 0) or 0)
         if max_len and len(ciphertext) > max_len:
@@ -131,7 +134,9 @@ class Messaging:
         problem = data.check_counter(conv, sender, opened.device, seq, opened.counter)
         if problem:
             return rejected(problem)
-        return ChatMessage(conv, peer, seq, sender, opened.time, "verified", opened.body, None)
+        return ChatMessage(
+            conv, peer, seq, sender, opened.time, "verified", opened.body, None, opened.action
+        )
 
     async def decrypt_all(self, peer: str, messages: list[dict[str, Any]]) -> list[ChatMessage]:
         out = [await self.decrypt(peer, m) for m in messages]

@@ -336,9 +336,9 @@ class ChatClient:
         """Start a new key epoch with ``peer``; return its number."""
         return await self.keys.rotate(peer)
 
-    async def send(self, peer: str, text: str) -> int:
-        """Encrypt, sign and send ``text`` to ``peer``; return its sequence number."""
-        return await self.messaging.send(peer, text)
+    async def send(self, peer: str, text: str, *, action: bool = False) -> int:
+        """Encrypt, sign and send ``text`` (an emote if ``action``); return its seq."""
+        return await self.messaging.send(peer, text, action=action)
 
     async def read(
         self, peer: str, *, since: int = 0, limit: int | None = None

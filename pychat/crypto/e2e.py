@@ -187,6 +187,9 @@ class OpenedMessage:
     counter: int
     time: float
     body: str
+    #: ``kind: "action"`` in the signed message: an emote (``/me waves``), shown as
+    #: ``* alice waves``.
+    action: bool = False
 
 
 def open_message(
@@ -221,7 +224,8 @@ def open_message(
         )
     except (ValueError, KeyError, TypeError):
         raise E2EError("decrypted message is malformed") from None
-    if not all(isinstance(f, str) for f in (*fields, body)) or not isinstance(counter, int):
+    kind = inner.get("kind", "text")
+    if not all(isinstance(f, str) for f in (*fields, body, kind)) or not isinstance(counter, int):
         raise E2EError("decrypted message is malformed")
     try:
         signed = canonical(inner)
@@ -239,7 +243,9 @@ def open_message(
         raise E2EError("belongs to another conversation or epoch")
     if not isinstance(sent, int | float) or not 0 <= sent <= LATEST_TIME:
         raise E2EError("decrypted message has no valid time")
-    return OpenedMessage(sender, inner["device"], inner["recipient"], counter, float(sent), body)
+    return OpenedMessage(
+        sender, inner["device"], inner["recipient"], counter, float(sent), body, kind == "action"
+    )
 
 
 # -- safety numbers --------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from pychat.tui.commands import run_command
 from pychat.tui.input_history import history_path, load_history
 from pychat.tui.keys import BINDINGS, Key, KeyDecoder
 from pychat.tui.login import login_key
-from pychat.tui.model import ChatModel, LoginForm, MessageItem, Modal
+from pychat.tui.model import ChatModel, ConversationState, LoginForm, MessageItem, Modal
 from pychat.tui.password_prompt import PasswordPrompt, prompt_key
 from pychat.tui.render import (
     FULL_HEIGHT,
@@ -352,10 +352,15 @@ class TuiApp:
         if conv is None or self.client is None:
             self.model.tell("no conversation open: /new NAME starts one", error=True)
             return
-        seq = await self.client.send(conv.peer, text)
+        await self.send_text(conv, text)
+
+    async def send_text(self, conv: ConversationState, text: str, action: bool = False) -> None:
+        """Send ``text`` in ``conv`` (an emote when ``action``) and show it."""
+        assert self.client is not None  # noqa: S101 - the main screen has a client
+        seq = await self.client.send(conv.peer, text, action=action)
         self.model.add_message(
             conv.peer,
-            MessageItem(seq, self.model.me, time.time(), "verified", text),
+            MessageItem(seq, self.model.me, time.time(), "verified", text, action=action),
             on_screen=True,
         )
         conv.scroll = 0

@@ -18,7 +18,13 @@ if TYPE_CHECKING:
 def message_item(message: ChatMessage) -> MessageItem:
     """A checked message as the model holds it."""
     return MessageItem(
-        message.seq, message.sender, message.time, message.status, message.text, message.reason
+        message.seq,
+        message.sender,
+        message.time,
+        message.status,
+        message.text,
+        message.reason,
+        message.action,
     )
 
 

@@ -168,6 +168,14 @@ async def _info(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
     app.show_modal(Modal(f"About {conv.peer}", lines))
 
 
+async def _me(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    assert conv is not None  # noqa: S101 - see the table
+    if not rest:
+        app.model.tell("usage: /me TEXT (shown as * you TEXT)", error=True)
+        return
+    await app.send_text(conv, rest, action=True)
+
+
 async def _passwd(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
     app.model.modals.append(open_prompt())
 
@@ -186,4 +194,5 @@ COMMANDS: dict[str, Command] = {
     "rotate": Command(_rotate, needs_conversation=True),
     "search": Command(_search, needs_conversation=True),
     "passwd": Command(_passwd),
+    "me": Command(_me, needs_conversation=True),
 }

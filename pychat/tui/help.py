@@ -13,6 +13,7 @@ HELP = [
     "  /rotate        start a new conversation key",
     "  /rekey         new identity keys for you, signed by the old ones",
     "  /search TEXT   search the loaded history of this conversation",
+    "  /me TEXT       an action: shown as * you TEXT",
     "  /passwd        change your password (here, on the server and in the key backup)",
     "  /help          this help      /quit   leave",
     "Keys:",

@@ -21,6 +21,8 @@ class MessageItem:
     status: str
     text: str | None = None
     reason: str | None = None
+    #: An emote (``/me``): ``* sender text``.
+    action: bool = False
 
 
 @dataclass

@@ -139,7 +139,8 @@ def _message(
         trusted = mine or conv.verified
         mark, style, body = ("✓" if trusted else "·"), ("me" if mine else "peer"), item.text or ""
     sender = visible(item.sender)
-    head = f"{when} {mark} {sender}: "
+    said = f"* {sender} " if item.action and item.status == "verified" else f"{sender}: "
+    head = f"{when} {mark} {said}"
     # Continuation lines are indented and carry the gutter mark, whatever the peer wrote.
     indent = " " * max(0, min(text_width(head), width // 3) - text_width(GUTTER)) + GUTTER
     body_style = "normal" if style != "rejected" else "rejected"
@@ -150,7 +151,7 @@ def _message(
             width,
             (f"{when} ", "dim"),
             (f"{mark} ", style),
-            (f"{sender}: ", style),
+            (said, style),
             (first[0], body_style),
         )
     ]
