@@ -453,3 +453,36 @@ async def test_tui_passwd_changes_the_password_after_a_wrong_current_one(
     again = client_for(server, tmp_path / "alice-elsewhere")
     await again.login("alice", new)  # the server takes the new password
     await again.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_search_steps_to_older_matches_loading_older_pages(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    for i in range(1, 131):
+        marked = " needle" if i in (5, 60, 125) else ""
+        await bob.send("alice", f"history line {i:03d}{marked}")
+    await alice.close()
+    term = Terminal(tmp_path / "alice", _server(server), "alice", cols=100, rows=30)
+    try:
+        await _login_in_tui(term, "alice-pw", "history line 130")
+        term.type("/search needle")
+        term.press("enter")
+        await term.wait_for("'needle': #125, match 1 of 1")  # the only one loaded (last 50)
+        term.type("n")
+        screen = await term.wait_for("'needle': #60")  # an older page loaded to find it
+        assert "history line 060 needle" in screen
+        term.type("n")
+        screen = await term.wait_for("'needle': #5,")
+        assert "history line 005 needle" in screen
+        term.type("n")
+        await term.wait_for("no older message holds 'needle'")
+        term.type("N")
+        await term.wait_for("'needle': #60")
+        term.press("escape")
+        await term.wait_for("search done")
+    finally:
+        await term.quit()
+        await bob.close()

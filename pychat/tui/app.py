@@ -54,6 +54,7 @@ from pychat.tui.render import (
     render_main,
     visible_message_lines,
 )
+from pychat.tui.search import search_key
 from pychat.tui.view import CursesView, colours_wanted
 
 log = Logger(namespace="pychat.tui")
@@ -291,6 +292,8 @@ class TuiApp:
             self._main_key(key)
 
     def _main_key(self, key: Key) -> None:
+        if self.model.search is not None and search_key(self, key):
+            return
         if key.name in ("char", "paste"):
             self.model.input.insert(key.text)
             return

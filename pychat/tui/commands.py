@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from twisted.internet import defer
 
+from pychat.tui import search
 from pychat.tui.help import HELP
 from pychat.tui.model import ConversationState, Modal
 from pychat.tui.password_prompt import open_prompt
@@ -124,12 +125,7 @@ async def _rotate(app: TuiApp, conv: ConversationState | None, rest: str) -> Non
 
 async def _search(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
     assert conv is not None  # noqa: S101 - see the table
-    needle = rest.casefold()
-    hits = [m for m in conv.sorted_messages() if m.text and needle and needle in m.text.casefold()]
-    lines = [f"#{m.seq} {m.sender}: {m.text}" for m in hits[-20:]] or [
-        "no match in the loaded history"
-    ]
-    app.show_modal(Modal(f"Search {rest!r}: {len(hits)} found", lines))
+    await search.start(app, conv, rest)
 
 
 async def _close(app: TuiApp, conv: ConversationState | None, rest: str) -> None:

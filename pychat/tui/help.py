@@ -12,7 +12,7 @@ HELP = [
     "  /trust         accept the peer's new key after a change (not verified)",
     "  /rotate        start a new conversation key",
     "  /rekey         new identity keys for you, signed by the old ones",
-    "  /search TEXT   search the loaded history of this conversation",
+    "  /search TEXT   find messages (n: older match, N: newer, Esc: done)",
     "  /me TEXT       an action: shown as * you TEXT",
     "  /passwd        change your password (here, on the server and in the key backup)",
     "  /help          this help      /quit   leave",

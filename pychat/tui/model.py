@@ -53,6 +53,8 @@ class ConversationState:
     closed: bool = False
     #: Notices shown in the conversation (key rotations, new keys): (after seq, text).
     notices: list[tuple[int, str]] = field(default_factory=list)
+    #: A message to bring into view at the next draw (a /search hit), or None.
+    jump_to: int | None = None
 
     def set_unread(self, count: int) -> None:
         """The server's unread count (when it differs from ours, which message was the first
@@ -69,6 +71,17 @@ class ConversationState:
     def oldest_loaded(self) -> int:
         """The smallest loaded sequence number (0 when none)."""
         return min(self.messages, default=0)
+
+
+@dataclass
+class Search:
+    """A /search in progress: its text, the matching messages found so far (oldest first) and
+    the one on screen."""
+
+    peer: str
+    needle: str
+    hits: list[int]
+    index: int
 
 
 @dataclass
@@ -97,6 +110,8 @@ class ChatModel:
     input: InputLine = field(default_factory=InputLine)
     #: Tab completion of the input line (commands, user names).
     completer: Completer = field(default_factory=Completer)
+    #: The /search being stepped through (n older, N newer), or None.
+    search: Search | None = None
 
     # -- conversations -------------------------------------------------------------------------
 

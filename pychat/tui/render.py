@@ -192,7 +192,10 @@ def visible_message_lines(
     """The message lines in view for ``conv``'s scroll position, and whether the view is at
     the top of what is loaded (time to fetch older messages)."""
     lines = message_lines(conv, me, width, time_format)
-    if conv.scroll and conv.last_seq > conv.drawn_seq:
+    if conv.jump_to is not None:  # a search hit: its last line a little above the middle
+        below = len(lines) - _lines_up_to(conv, conv.jump_to, me, width, time_format)
+        conv.scroll, conv.jump_to = max(0, below - height // 3), None
+    elif conv.scroll and conv.last_seq > conv.drawn_seq:
         conv.scroll += len(lines) - _lines_up_to(conv, conv.drawn_seq, me, width, time_format)
     conv.drawn_seq = conv.last_seq
     if conv.has_older and conv.messages:

@@ -1,0 +1,106 @@
+"""``/search TEXT`` in the TUI: step through the matching messages of the conversation on
+screen, newest first, bringing each into view; ``n`` goes to the next older match (loading
+older pages of history until one turns up or the history ends), ``N`` to the next newer one;
+Esc, or any other key, ends the search (that key then does what it always does).
+
+Only decrypted, verified messages are searched, on this device: the server cannot search.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pychat.tui.keys import Key
+from pychat.tui.loading import load_older
+from pychat.tui.model import ConversationState, Search
+
+if TYPE_CHECKING:
+    from pychat.tui.app import TuiApp
+
+#: Pages of older history one step may load while looking for a match.
+MAX_PAGES_PER_STEP = 40
+
+
+def matches(conv: ConversationState, needle: str) -> list[int]:
+    """Sequence numbers of the loaded messages whose text holds ``needle`` (any case)."""
+    folded = needle.casefold()
+    return [m.seq for m in conv.sorted_messages() if m.text and folded in m.text.casefold()]
+
+
+async def start(app: TuiApp, conv: ConversationState, needle: str) -> None:
+    """Begin a search at the newest match (loading older history if none is loaded)."""
+    if not needle:
+        app.model.tell("usage: /search TEXT", error=True)
+        return
+    hits = matches(conv, needle) or await _older_hits(app, conv, needle, [])
+    if not hits:
+        app.model.search = None
+        app.model.tell(f"no message holds {needle!r}")
+        return
+    app.model.search = Search(conv.peer, needle, hits, len(hits) - 1)
+    _show(app, conv)
+
+
+async def step(app: TuiApp, older: bool) -> None:
+    """To the next older (n) or newer (N) match."""
+    search = app.model.search
+    conv = app.model.current_conversation
+    if search is None or conv is None or conv.peer != search.peer:
+        app.model.search = None
+        return
+    if not older:
+        if search.index + 1 < len(search.hits):
+            search.index += 1
+            _show(app, conv)
+        else:
+            app.model.tell(f"no newer message holds {search.needle!r} · n: older · Esc: done")
+        return
+    if search.index > 0:
+        search.index -= 1
+        _show(app, conv)
+        return
+    found = await _older_hits(app, conv, search.needle, search.hits)
+    if not found:
+        app.model.tell(f"no older message holds {search.needle!r} · N: newer · Esc: done")
+        return
+    search.index = len(found) - len(search.hits) - 1
+    search.hits = found
+    _show(app, conv)
+
+
+async def _older_hits(
+    app: TuiApp, conv: ConversationState, needle: str, known: list[int]
+) -> list[int]:
+    """Load older pages until a match older than ``known`` turns up; all matches, or [] when
+    the history ends first."""
+    for _ in range(MAX_PAGES_PER_STEP):
+        if not conv.has_older:
+            return []
+        await load_older(app, conv.peer)
+        hits = matches(conv, needle)
+        if len(hits) > len(known):
+            return hits
+    return []
+
+
+def _show(app: TuiApp, conv: ConversationState) -> None:
+    search = app.model.search
+    assert search is not None  # noqa: S101 - callers set it
+    seq = search.hits[search.index]
+    conv.jump_to = seq
+    app.model.tell(
+        f"{search.needle!r}: #{seq}, match {len(search.hits) - search.index} of "
+        f"{len(search.hits)} from the newest · n: older · N: newer · Esc: done"
+    )
+
+
+def search_key(app: TuiApp, key: Key) -> bool:
+    """Handle a key while a search is on; False when the key ends it and acts as usual."""
+    if key.name == "char" and key.text in ("n", "N"):
+        app.guard(step(app, older=key.text == "n"))
+        return True
+    app.model.search = None
+    if key.name == "escape":
+        app.model.tell("search done")
+        return True
+    return False
