@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest_twisted
 from twisted.internet import reactor, task
 
+from pychat.client.session import ChatClient
 from pychat.testing import RunningServer
 from tests.client_helpers import collect, signed_up
 from tests.test_trust_lifecycle import new_machine, reregister
@@ -65,15 +66,24 @@ async def test_tui_signup_open_send_and_see_the_reply_live(
         await bob.close()
 
 
+async def _history_for_alice(
+    server: RunningServer, tmp_path: Path, marked: tuple[int, ...]
+) -> ChatClient:
+    """alice (password alice-pw, logged out) with 130 messages from bob, "history line NNN",
+    those numbered in ``marked`` ending in " needle"; returns bob's client."""
+    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    for i in range(1, 131):
+        await bob.send("alice", f"history line {i:03d}" + (" needle" if i in marked else ""))
+    await alice.close()
+    return bob
+
+
 @pytest_twisted.ensureDeferred
 async def test_tui_scrolls_back_into_history_fetched_on_demand(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    for i in range(1, 131):
-        await bob.send("alice", f"history line {i:03d}")
-    await alice.close()
+    bob = await _history_for_alice(server, tmp_path, marked=())
     term = Terminal(tmp_path / "alice", _server(server), "alice", cols=100, rows=30)
     try:
         screen = await _login_in_tui(term, "alice-pw", "history line 130")
@@ -459,12 +469,7 @@ async def test_tui_passwd_changes_the_password_after_a_wrong_current_one(
 async def test_tui_search_steps_to_older_matches_loading_older_pages(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    for i in range(1, 131):
-        marked = " needle" if i in (5, 60, 125) else ""
-        await bob.send("alice", f"history line {i:03d}{marked}")
-    await alice.close()
+    bob = await _history_for_alice(server, tmp_path, marked=(5, 60, 125))
     term = Terminal(tmp_path / "alice", _server(server), "alice", cols=100, rows=30)
     try:
         await _login_in_tui(term, "alice-pw", "history line 130")
