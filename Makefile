@@ -33,9 +33,10 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-# One worker per core (pytest-xdist); PYTEST_ARGS="-n 0" runs in one process.
+# One worker per core (pytest-xdist; idle workers steal queued tests, so a slow test at the
+# end does not leave a core idle); PYTEST_ARGS="-n 0" runs in one process.
 unit: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist worksteal $(PYTEST_ARGS)
 
 test: lint typecheck unit
 
