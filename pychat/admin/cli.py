@@ -60,6 +60,7 @@ from twisted.internet import defer
 from pychat.safe_text import visible
 from pychat.server.config import DEFAULT_DATA_DIR
 from pychat.server.control import store_stats, users_table
+from pychat.store.accounts import Account
 from pychat.store.atrest import AtRestKey
 from pychat.store.backup import check, plan_snapshot, restore, write_snapshot
 from pychat.store.blocking import inline_runner, run_inline
@@ -199,20 +200,43 @@ def users(data_dir: Path, key: Path) -> None:
         )
 
 
+def _account_change(
+    data_dir: Path,
+    key: Path,
+    user: str,
+    op: str,
+    change: Callable[[ServerStore, Account], Any],
+) -> Any:
+    """Ask the running server to do ``op`` to ``user``'s account, or do ``change(store,
+    account)`` on the stopped server's store; the answer or what ``change`` returned.
+
+    :raises AdminError: there is no such account.
+    """
+    name = normal_form(user)
+    if _server_runs(data_dir):
+        return ask_server(data_dir, {"op": op, "user": name})
+
+    def work(store: ServerStore) -> Any:
+        account = store.accounts.get(name)
+        if account is None:
+            raise AdminError(f"no account {user!r}")
+        return change(store, account)
+
+    return with_store(data_dir, key, work)
+
+
 def set_disabled(data_dir: Path, key: Path, user: str, disabled: bool) -> None:
     """Disable or enable ``user`` (closing their sessions when the server runs)."""
     name = normal_form(user)
-    if _server_runs(data_dir):
-        ask_server(data_dir, {"op": "disable" if disabled else "enable", "user": name})
-    else:
-
-        def change(store: ServerStore) -> None:
-            account = store.accounts.get(name)
-            if account is None:
-                raise AdminError(f"no account {user!r}")
-            run_inline(store.accounts.update(account.with_changes(disabled=disabled)))
-
-        with_store(data_dir, key, change)
+    _account_change(
+        data_dir,
+        key,
+        user,
+        "disable" if disabled else "enable",
+        lambda store, account: run_inline(
+            store.accounts.update(account.with_changes(disabled=disabled))
+        ),
+    )
     print(f"{visible(name)} is {'disabled' if disabled else 'enabled'}")
 
 
@@ -256,16 +280,14 @@ def delete(data_dir: Path, key: Path, user: str, *, confirmed: bool) -> None:
         "both sides? This cannot be undone.",
         "delete removes the account and its conversations",
     )
-    if _server_runs(data_dir):
-        gone = ask_server(data_dir, {"op": "delete", "user": name})["conversations"]
-    else:
-
-        def remove(store: ServerStore) -> int:
-            if store.accounts.get(name) is None:
-                raise AdminError(f"no account {user!r}")
-            return int(run_inline(store.delete_account(name)))
-
-        gone = with_store(data_dir, key, remove)
+    made = _account_change(
+        data_dir,
+        key,
+        user,
+        "delete",
+        lambda store, account: {"conversations": run_inline(store.delete_account(name))},
+    )
+    gone = made["conversations"]
     print(f"{visible(name)} is deleted, with {gone} conversation(s)")
 
 
@@ -278,16 +300,9 @@ def reset(data_dir: Path, key: Path, user: str, *, confirmed: bool) -> None:
         "them and their peers see a key change.",
         "reset removes the account",
     )
-    if _server_runs(data_dir):
-        ask_server(data_dir, {"op": "reset", "user": name})
-    else:
-
-        def remove(store: ServerStore) -> None:
-            if store.accounts.get(name) is None:
-                raise AdminError(f"no account {user!r}")
-            run_inline(store.accounts.delete(name))
-
-        with_store(data_dir, key, remove)
+    _account_change(
+        data_dir, key, user, "reset", lambda store, account: run_inline(store.accounts.delete(name))
+    )
     print(f"{visible(name)} is reset: they can sign up again under the same name")
 
 
