@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from pychat.client import auth
 from pychat.client.protocol import ClientProtocol, ConnectionClosed, RemoteError
 from tests.accounts_helpers import KDF, public_keys
 from tests.chat_helpers import envelope
-from tests.test_crash_recovery import ROOT, ServerProcess, _connect
+from tests.test_crash_recovery import ROOT, ServerProcess, _connect, processes  # noqa: F401
 
 
 @pytest.fixture
@@ -39,14 +39,25 @@ def short_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+Serve = Callable[..., Awaitable[tuple[ServerProcess, int]]]
+
+
 @pytest.fixture
-def servers() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for server in started:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait(10)
+def serve(processes: list[ServerProcess]) -> Serve:  # noqa: F811 - the imported fixture
+    """Start ``twistd pychat`` on a data dir (killed after the test); its process and port."""
+
+    async def start(data: Path, *extra: str) -> tuple[ServerProcess, int]:
+        server = ServerProcess(data, *extra)
+        processes.append(server)
+        return server, await server.started()
+
+    return start
+
+
+async def _logged_in(port: int, name: str) -> ClientProtocol:
+    proto, params = await _connect(port)
+    await auth.login(proto, params, name, "pw")  # type: ignore[arg-type]
+    return proto
 
 
 async def _admin(*argv: str) -> tuple[str, int]:
@@ -87,20 +98,17 @@ async def _two_users(port: int) -> tuple[ClientProtocol, str]:
         proto, params = await _connect(port)
         await auth.signup(proto, params, name, "pw", public_keys(name), kdf=KDF)  # type: ignore[arg-type]
         proto.close()
-    proto, params = await _connect(port)
-    await auth.login(proto, params, "alice", "pw")  # type: ignore[arg-type]
+    proto = await _logged_in(port, "alice")
     reply = await proto.request("open_conversation", peer="bob", envelope=envelope())
     return proto, reply["conversation"]
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_backup_while_messages_flow_restores_every_acknowledged_message(
-    short_dir: Path, servers: list[ServerProcess]
+    short_dir: Path, serve: Serve
 ) -> None:
     data = short_dir / "data"
-    server = ServerProcess(data)
-    servers.append(server)
-    port = await server.started()
+    server, port = await serve(data)
     alice, conv = await _two_users(port)
     acked: dict[str, int] = {}
     sending = [True]
@@ -147,11 +155,8 @@ async def test_a_backup_while_messages_flow_restores_every_acknowledged_message(
 
     alice.close()
     server.stop()
-    again = ServerProcess(restored)
-    servers.append(again)
-    port = await again.started()
-    bob, params = await _connect(port)
-    await auth.login(bob, params, "bob", "pw")  # type: ignore[arg-type]
+    again, port = await serve(restored)
+    bob = await _logged_in(port, "bob")
     by_id = {m["client_id"]: m["seq"] for m in await _history(bob, conv)}
     missing = [cid for cid, seq in before.items() if by_id.get(cid) != seq]
     assert not missing, f"{len(missing)} acknowledged messages are not in the backup"
@@ -161,12 +166,10 @@ async def test_a_backup_while_messages_flow_restores_every_acknowledged_message(
 
 @pytest_twisted.ensureDeferred
 async def test_check_finds_damage_and_stats_works_on_a_stopped_server(
-    short_dir: Path, servers: list[ServerProcess], capsys: pytest.CaptureFixture[str]
+    short_dir: Path, serve: Serve, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = short_dir / "data"
-    server = ServerProcess(data)
-    servers.append(server)
-    port = await server.started()
+    server, port = await serve(data)
     alice, conv = await _two_users(port)
     for i in range(5):
         await alice.request(
@@ -216,12 +219,10 @@ def test_restore_refuses_a_non_empty_data_dir_and_an_altered_backup(
 
 @pytest_twisted.ensureDeferred
 async def test_a_disabled_user_is_refused_at_login_and_their_open_session_is_closed(
-    short_dir: Path, servers: list[ServerProcess]
+    short_dir: Path, serve: Serve
 ) -> None:
     data = short_dir / "data"
-    server = ServerProcess(data)
-    servers.append(server)
-    port = await server.started()
+    server, port = await serve(data)
     alice, _conv = await _two_users(port)
     pushed: list[dict[str, Any]] = []
     alice.on_event = pushed.append
@@ -237,8 +238,7 @@ async def test_a_disabled_user_is_refused_at_login_and_their_open_session_is_clo
     assert code == 0 and "alice" in output.split("disabled")[0], output
     output, code = await _admin("--data-dir", str(data), "enable", "alice")
     assert code == 0, output
-    again, params = await _connect(port)
-    await auth.login(again, params, "alice", "pw")  # type: ignore[arg-type]
+    again = await _logged_in(port, "alice")
     again.close()
     proto.close()
     server.stop()
@@ -253,12 +253,10 @@ async def test_a_disabled_user_is_refused_at_login_and_their_open_session_is_clo
 
 @pytest_twisted.ensureDeferred
 async def test_a_reset_account_can_sign_up_again_and_its_peers_see_new_keys(
-    short_dir: Path, servers: list[ServerProcess]
+    short_dir: Path, serve: Serve
 ) -> None:
     data = short_dir / "data"
-    server = ServerProcess(data)
-    servers.append(server)
-    port = await server.started()
+    server, port = await serve(data)
     alice, conv = await _two_users(port)
     output, code = await _admin("--data-dir", str(data), "reset", "alice")
     assert code == 1 and "--yes" in output  # no terminal: it asks for --yes
@@ -269,8 +267,7 @@ async def test_a_reset_account_can_sign_up_again_and_its_peers_see_new_keys(
     fresh = public_keys("alice-again")
     await auth.signup(proto, params, "alice", "new pw", fresh, kdf=KDF)  # type: ignore[arg-type]
     proto.close()
-    bob, params = await _connect(port)
-    await auth.login(bob, params, "bob", "pw")  # type: ignore[arg-type]
+    bob = await _logged_in(port, "bob")
     keys = await bob.request("get_keys", username="alice")
     assert keys["public_keys"] == fresh  # bob's client sees a different key: a key change
     assert [c["conversation"] for c in (await bob.request("conversations"))["conversations"]] == [
@@ -282,12 +279,10 @@ async def test_a_reset_account_can_sign_up_again_and_its_peers_see_new_keys(
 
 @pytest_twisted.ensureDeferred
 async def test_invites_are_single_use_and_a_closed_server_takes_no_signup(
-    short_dir: Path, servers: list[ServerProcess]
+    short_dir: Path, serve: Serve
 ) -> None:
     data = short_dir / "data"
-    server = ServerProcess(data, "--signup", "invite")
-    servers.append(server)
-    port = await server.started()
+    server, port = await serve(data, "--signup", "invite")
     output, code = await _admin("--data-dir", str(data), "invite", "--hours", "1")
     assert code == 0, output
     invite = output.split("invite: ", 1)[1].split()[0]
@@ -322,40 +317,32 @@ async def test_invites_are_single_use_and_a_closed_server_takes_no_signup(
     assert await signup("bob", invite) == "bad_invite"  # single use
     server.stop()
 
-    closed = ServerProcess(data, "--signup", "closed")
-    servers.append(closed)
-    port = await closed.started()
+    closed, port = await serve(data, "--signup", "closed")
     assert await signup("carol", None) == "signup_closed"
     closed.stop()
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_deleted_account_takes_its_conversations_and_stays_gone_after_a_crash(
-    short_dir: Path, servers: list[ServerProcess]
+    short_dir: Path, serve: Serve
 ) -> None:
     data = short_dir / "data"
-    server = ServerProcess(data)
-    servers.append(server)
-    port = await server.started()
+    server, port = await serve(data)
     alice, conv = await _two_users(port)
     await alice.request("send", conversation=conv, epoch=1, ciphertext="bye", client_id="c1")
     output, code = await _admin("--data-dir", str(data), "delete", "alice", "--yes")
     assert code == 0 and "with 1 conversation" in output, output
     await alice.closed_d.addTimeout(10, reactor)
     assert not list((data / "conversations").glob("*.msg"))  # the files are gone
-    bob, params = await _connect(port)
-    await auth.login(bob, params, "bob", "pw")  # type: ignore[arg-type]
+    bob = await _logged_in(port, "bob")
     assert (await bob.request("conversations"))["conversations"] == []  # for bob too
     with pytest.raises(RemoteError) as gone:
         await bob.request("get_keys", username="alice")
     assert gone.value.code == "unknown_user"
     bob.close()
     server.kill()  # no clean stop: the journal still names the deleted logs
-    again = ServerProcess(data)
-    servers.append(again)
-    port = await again.started()
-    bob, params = await _connect(port)
-    await auth.login(bob, params, "bob", "pw")  # type: ignore[arg-type]
+    again, port = await serve(data)
+    bob = await _logged_in(port, "bob")
     assert (await bob.request("conversations"))["conversations"] == []  # not brought back
     bob.close()
     again.stop()
@@ -363,12 +350,10 @@ async def test_a_deleted_account_takes_its_conversations_and_stays_gone_after_a_
 
 @pytest_twisted.ensureDeferred
 async def test_rotate_store_key_re_encrypts_a_real_servers_store(
-    short_dir: Path, servers: list[ServerProcess]
+    short_dir: Path, serve: Serve
 ) -> None:
     data = short_dir / "data"
-    server = ServerProcess(data)
-    servers.append(server)
-    port = await server.started()
+    server, port = await serve(data)
     alice, conv = await _two_users(port)
     for i in range(20):
         await alice.request(
@@ -384,11 +369,8 @@ async def test_rotate_store_key_re_encrypts_a_real_servers_store(
     assert (data / "store.key").read_bytes() != old_key
     output, code = await _admin("--data-dir", str(data), "check")
     assert code == 0, output
-    again = ServerProcess(data)
-    servers.append(again)
-    port = await again.started()
-    bob, params = await _connect(port)
-    await auth.login(bob, params, "bob", "pw")  # type: ignore[arg-type]
+    again, port = await serve(data)
+    bob = await _logged_in(port, "bob")
     assert [m["ciphertext"] for m in await _history(bob, conv)] == [f"c{i}" for i in range(20)]
     bob.close()
     again.stop()
