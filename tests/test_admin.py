@@ -28,7 +28,7 @@ from pychat.client import auth
 from pychat.client.protocol import ClientProtocol, ConnectionClosed, RemoteError
 from tests.accounts_helpers import KDF, public_keys
 from tests.chat_helpers import envelope
-from tests.test_crash_recovery import ROOT, ServerProcess, _connect, processes  # noqa: F401
+from tests.test_crash_recovery import ROOT, ServerProcess, _connect, history_of, processes  # noqa: F401
 
 
 @pytest.fixture
@@ -80,17 +80,6 @@ async def _admin_process(*argv: str) -> tuple[str, int]:
         sys.executable, ["-m", "pychat.admin.cli", *argv], env=dict(os.environ), path=str(ROOT)
     )
     return (out + err).decode(), code
-
-
-async def _history(proto: ClientProtocol, conv: str) -> list[dict[str, Any]]:
-    stored: list[dict[str, Any]] = []
-    after = 0
-    while True:
-        page = await proto.request("history", conversation=conv, after=after, limit=100)
-        stored += page["messages"]
-        if not page["has_more"]:
-            return stored
-        after = page["messages"][-1]["seq"]
 
 
 async def _two_users(port: int) -> tuple[ClientProtocol, str]:
@@ -157,7 +146,7 @@ async def test_a_backup_while_messages_flow_restores_every_acknowledged_message(
     server.stop()
     again, port = await serve(restored)
     bob = await _logged_in(port, "bob")
-    by_id = {m["client_id"]: m["seq"] for m in await _history(bob, conv)}
+    by_id = {m["client_id"]: m["seq"] for m in await history_of(bob, conv)}
     missing = [cid for cid, seq in before.items() if by_id.get(cid) != seq]
     assert not missing, f"{len(missing)} acknowledged messages are not in the backup"
     bob.close()
@@ -371,6 +360,6 @@ async def test_rotate_store_key_re_encrypts_a_real_servers_store(
     assert code == 0, output
     again, port = await serve(data)
     bob = await _logged_in(port, "bob")
-    assert [m["ciphertext"] for m in await _history(bob, conv)] == [f"c{i}" for i in range(20)]
+    assert [m["ciphertext"] for m in await history_of(bob, conv)] == [f"c{i}" for i in range(20)]
     bob.close()
     again.stop()

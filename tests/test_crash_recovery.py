@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
@@ -84,6 +85,18 @@ async def _connect(port: int) -> tuple[ClientProtocol, object]:
     return proto, params
 
 
+async def history_of(proto: ClientProtocol, conv: str) -> list[dict[str, Any]]:
+    """Every stored message of ``conv``, page by page."""
+    stored: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        page = await proto.request("history", conversation=conv, after=after, limit=100)
+        stored += page["messages"]
+        if not page["has_more"]:
+            return stored
+        after = page["messages"][-1]["seq"]
+
+
 @pytest_twisted.ensureDeferred
 async def test_sigkill_while_sending_loses_no_acknowledged_message(
     tmp_path: Path, processes: list[ServerProcess]
@@ -137,14 +150,7 @@ async def test_sigkill_while_sending_loses_no_acknowledged_message(
     port = await second.started()
     proto, params = await _connect(port)
     await auth.login(proto, params, "bob", "pw")  # type: ignore[arg-type]
-    stored: list[dict[str, object]] = []
-    after = 0
-    while True:
-        page = await proto.request("history", conversation=conv, after=after, limit=100)
-        stored += page["messages"]
-        if not page["has_more"]:
-            break
-        after = page["messages"][-1]["seq"]
+    stored = await history_of(proto, conv)
     assert [m["seq"] for m in stored] == list(range(1, len(stored) + 1))
     ids = [m["client_id"] for m in stored]
     assert len(ids) == len(set(ids)), "a message is stored twice"
