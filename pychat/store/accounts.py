@@ -90,7 +90,7 @@ class AccountStore:
         ensure_private_dir(directory)
         store = cls(SealedDirectory.of(directory, key, "account", run_blocking))
         for path in sorted(directory.glob("*.json")):
-            account = store._load(path)
+            account = store.read_file(path)
             store._accounts[account.username] = account
         return store
 
@@ -100,7 +100,11 @@ class AccountStore:
     def _aad(self, path: Path) -> bytes:
         return f"{FORMAT}/{VERSION}/{path.name}".encode()
 
-    def _load(self, path: Path) -> Account:
+    def read_file(self, path: Path) -> Account:
+        """The account in ``path`` (read, decrypted and checked; nothing is changed).
+
+        :raises StoreError: the file cannot be read, decrypted or parsed.
+        """
         try:
             raw = path.read_bytes()
         except OSError as exc:

@@ -184,16 +184,15 @@ def check(data_dir: Path, key: AtRestKey) -> tuple[dict[str, int], list[str]]:
     from pychat.store.accounts import AccountStore
     from pychat.store.atrest import SealedDirectory
     from pychat.store.blocking import inline_runner
-    from pychat.store.sealed_log import SealedLog, _scan_lines
+    from pychat.store.sealed_log import check_log
 
     problems: list[str] = []
     counts = {"accounts": 0, "conversations": 0, "messages": 0, "journal records": 0}
-    accounts = AccountStore(
-        SealedDirectory.of(data_dir / "accounts", key, "account", inline_runner)
-    )
+    place = SealedDirectory.of(data_dir / "accounts", key, "account", inline_runner)
+    accounts = AccountStore(place)
     for path in sorted((data_dir / "accounts").glob("*.json")):
         try:
-            accounts._load(path)
+            accounts.read_file(path)
             counts["accounts"] += 1
         except StoreError as exc:
             problems.append(str(exc))
@@ -201,17 +200,10 @@ def check(data_dir: Path, key: AtRestKey) -> tuple[dict[str, int], list[str]]:
     for path in sorted((data_dir / "conversations").glob("*.ctl")):
         counts["conversations"] += 1
         for log_path in (path, path.with_suffix(".msg")):
-            offsets, size, end = _scan_lines(log_path)
-            if end < size:
-                problems.append(f"{log_path}: a torn last record of {size - end} bytes")
-            reader = SealedLog(log_path, place.sealer, log_path.suffix[1:], offsets, end, fd=-1)
-            for index in range(len(offsets)):
-                try:
-                    reader._read_at(index)
-                except StoreError as exc:
-                    problems.append(str(exc))
+            records, found = check_log(log_path, place.sealer, log_path.suffix[1:])
+            problems += found
             if log_path.suffix == ".msg":
-                counts["messages"] += len(offsets)
+                counts["messages"] += records
     try:
         InviteBook.load(data_dir)
     except StoreError as exc:

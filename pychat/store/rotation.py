@@ -2,10 +2,11 @@
 
 With the server stopped (the caller holds the data dir's lock):
 
-1. the store is opened with the old key (the journal is replayed) and closed cleanly;
+1. the store is opened with the old key (the journal is replayed);
 2. a new key is written beside the old one (``store.key.new``);
 3. every account and every conversation log is written again under the new key into
-   ``DATA_DIR/rotating/`` (new file names too: they are keyed hashes), each file synced;
+   ``DATA_DIR/rotating/`` (new file names too: they are keyed hashes), one conversation at a
+   time and its records streamed, each file synced; the old store is closed cleanly;
 4. ``rotation-commit.json`` is written atomically: **the commit point**;
 5. the new directories are renamed into place, the new key over the old one, and what is left
    of the old store is removed; last, the commit file.
@@ -73,36 +74,40 @@ def rotate(data_dir: Path, key_path: Path) -> dict[str, int]:
 
     store = ServerStore.open(data_dir, key_path, inline_runner)
     try:
+        new_key = AtRestKey.create(new_key_path(key_path))
+        target = data_dir / ROTATING
+        shutil.rmtree(target, ignore_errors=True)
+        for part in PARTS:
+            ensure_private_dir(target / part)
+        fresh = AccountStore(
+            SealedDirectory.of(target / "accounts", new_key, "account", inline_runner)
+        )
         accounts = list(store.accounts)
-        conversations = [
-            (conv.members, conv.control.read_all(), conv.messages.read_range(0, conv.last_seq))
-            for conv in store.conversations
-        ]
+        for account in accounts:
+            run_inline(fresh.create(account))
+        place = SealedDirectory.of(target / "conversations", new_key, "conversation", inline_runner)
+        conversations = messages = 0
+        for conv in store.conversations:  # one at a time, its records streamed
+            stem = place.names(*conv.members)
+            for label, log_file, stop in (
+                ("ctl", conv.control, len(conv.control)),
+                ("msg", conv.messages, conv.last_seq),
+            ):
+                path = target / "conversations" / f"{stem}.{label}"
+                SealedLog.write_fresh(
+                    path, place.sealer, label, log_file.iter_records(stop), at=path
+                )
+            conversations += 1
+            messages += conv.last_seq
     finally:
         run_inline(store.close())  # logs synced, journal emptied
-    new_key = AtRestKey.create(new_key_path(key_path))
-    target = data_dir / ROTATING
-    shutil.rmtree(target, ignore_errors=True)
-    for part in PARTS:
-        ensure_private_dir(target / part)
-    fresh = AccountStore(SealedDirectory.of(target / "accounts", new_key, "account", inline_runner))
-    for account in accounts:
-        run_inline(fresh.create(account))
-    place = SealedDirectory.of(target / "conversations", new_key, "conversation", inline_runner)
-    messages = 0
-    for members, control, records in conversations:
-        stem = place.names(*members)
-        for label, content in (("ctl", control), ("msg", records)):
-            path = target / "conversations" / f"{stem}.{label}"
-            SealedLog.write_fresh(path, place.sealer, label, content, at=path)
-        messages += len(records)
     for part in PARTS:
         fsync_dir(target / part)
     fsync_dir(target)
     body = {"format": "pychat-rotation", "v": 1, "new_key": new_key_path(key_path).name}
     write_atomic(data_dir / COMMIT, json.dumps(body).encode() + b"\n", mode=0o600)
     _finish(data_dir, key_path)
-    return {"accounts": len(accounts), "conversations": len(conversations), "messages": messages}
+    return {"accounts": len(accounts), "conversations": conversations, "messages": messages}
 
 
 def _finish(data_dir: Path, key_path: Path) -> None:

@@ -26,7 +26,7 @@ import binascii
 import json
 import os
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -145,7 +145,7 @@ class SealedLog:
         path: Path,
         sealer: RecordSealer,
         label: str,
-        records: list[dict[str, Any]],
+        records: Iterable[dict[str, Any]],
         *,
         at: Path,
     ) -> None:
@@ -214,6 +214,12 @@ class SealedLog:
     def read_all(self) -> list[dict[str, Any]]:
         """Every record (for the small control logs read at start)."""
         return self.read_range(0, len(self._offsets))
+
+    def iter_records(self, stop: int, chunk: int = 10_000) -> Iterator[dict[str, Any]]:
+        """Records 0 up to ``stop``, read ``chunk`` at a time (a long log never whole in
+        memory; blocking)."""
+        for first in range(0, stop, chunk):
+            yield from self.read_range(first, min(stop, first + chunk))
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -368,3 +374,18 @@ def _scan_lines(
             carry = data[start:]
             position += len(chunk)
     return offsets, size, size - len(carry)
+
+
+def check_log(path: Path, sealer: RecordSealer, label: str) -> tuple[int, list[str]]:
+    """Read every record of the log at ``path`` without changing anything (``pychat-admin
+    check``): how many complete records it holds, and what is wrong (a torn tail, records that
+    do not authenticate)."""
+    offsets, size, end = _scan_lines(path)
+    problems = [f"{path}: a torn last record of {size - end} bytes"] if end < size else []
+    reader = SealedLog(path, sealer, label, offsets, end, fd=-1)  # never written: no descriptor
+    for index in range(len(offsets)):
+        try:
+            reader._read_at(index)
+        except StoreError as exc:
+            problems.append(str(exc))
+    return len(offsets), problems
