@@ -363,3 +363,24 @@ async def test_rotate_store_key_re_encrypts_a_real_servers_store(
     assert [m["ciphertext"] for m in await history_of(bob, conv)] == [f"c{i}" for i in range(20)]
     bob.close()
     again.stop()
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        (b"not json", "not a control request"),
+        (b'{"no": "op"}', "not a control request"),
+        (b'{"op": "format-disk"}', "unknown op 'format-disk'"),
+        (b'{"op": "backup", "path": "relative/dir"}', "backup needs an absolute path"),
+        (b'{"op": "disable"}', "name the user"),
+        (b'{"op": "invite", "hours": -1}', "hours must be a number"),
+    ],
+)
+def test_the_control_socket_answers_bad_requests_with_a_reason(line: bytes, error: str) -> None:
+    from types import SimpleNamespace
+
+    from pychat.server.control import ControlService
+
+    control = ControlService(None, Path("/nonexistent"), SimpleNamespace(store=None))  # type: ignore[arg-type]
+    answer = defer.ensureDeferred(control.answer(line)).result
+    assert answer["ok"] is False and error in answer["error"]

@@ -19,11 +19,14 @@ from twisted.internet import defer
 from twisted.internet.endpoints import UNIXServerEndpoint
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
+from twisted.python.failure import Failure
 
 from pychat.server.chat import ChatServer
 from pychat.store.backup import plan_snapshot, write_snapshot
+from pychat.store.errors import StoreError
 from pychat.store.server_store import ServerStore
 from pychat.usernames import normal_form
 
@@ -43,7 +46,13 @@ class ControlProtocol(LineOnlyReceiver):
 
     def lineReceived(self, line: bytes) -> None:
         d = defer.ensureDeferred(self.control.answer(line))
+        d.addErrback(self._failed)
         d.addCallback(lambda reply: self.sendLine(json.dumps(reply).encode()))
+
+    @staticmethod
+    def _failed(failure: Failure) -> dict[str, Any]:
+        log.failure("control request failed", failure=failure)
+        return {"ok": False, "error": f"the server could not do it: {failure.value}"}
 
 
 def store_stats(data_dir: Path, store: ServerStore) -> dict[str, Any]:
@@ -164,14 +173,12 @@ class ControlService(Service):
     async def _backup(self, path: object) -> dict[str, Any]:
         if not isinstance(path, str) or not Path(path).is_absolute():
             return {"ok": False, "error": "backup needs an absolute path"}
-        from twisted.internet.threads import deferToThreadPool
-
         plan = plan_snapshot(self.data_dir, self.store.accounts, self.store.conversations)
         try:
             manifest = await deferToThreadPool(
                 self._reactor, self._reactor.getThreadPool(), write_snapshot, plan, Path(path)
             )
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, StoreError) as exc:
             return {"ok": False, "error": f"backup failed: {exc}"}
         log.info("backup written to {path}", path=path)
         return {"ok": True, **{k: v for k, v in manifest.items() if k != "files"}}
