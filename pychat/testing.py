@@ -66,7 +66,10 @@ class RunningServer:
         return proto
 
     async def stop(self) -> None:
-        """Close every test client, then stop the server's service tree."""
+        """Close every test client, then stop the server's service tree (once: stopping a
+        stopped server does nothing)."""
+        if not self.service.running:
+            return
         for proto in self.clients:
             if not proto.is_closed:
                 proto.close()

@@ -249,6 +249,38 @@ async def test_changed_certificate_exits_4_until_accepted(tmp_path: Path) -> Non
 
 
 @pytest_twisted.ensureDeferred
+async def test_send_queue_keeps_the_message_while_the_server_is_away(tmp_path: Path) -> None:
+    first = await start_server(tmp_path / "data")
+    port = first.port
+    alice = Cli(first, tmp_path / "alice", "alice", "alice-pw")
+    bob = Cli(first, tmp_path / "bob", "bob", "bob-pw")
+    for who in (alice, bob):
+        assert (await who.run("signup")).code == 0
+    assert (await alice.run("send", "bob", "before")).code == 0
+    await first.stop()
+    r = await alice.run("send", "bob", "no queue, no server")
+    assert r.code == 5, r.err
+    r = await alice.run("send", "bob", "--queue", "written while the server was away")
+    assert r.code == 0 and r.out.startswith("queued:"), r.err
+    assert "working offline" in r.err
+    r = await alice.run("outbox")
+    assert r.code == 0 and "to bob … written while the server was away" in r.out, r.err
+    wrong = Cli(None, tmp_path / "alice", "alice", "not-the-pw", port=port)
+    r = await wrong.run("outbox")
+    assert r.code == 1 and "wrong password" in r.err
+    second = await start_server(tmp_path / "data", listen=(f"ssl:{port}:interface=127.0.0.1",))
+    try:
+        r = await alice.run("outbox", "--json")  # logging in sends it first
+        assert r.code == 0 and r.out == "", r.out
+        assert "queued message to bob sent (#2)" in r.err
+        r = await bob.run("read", "alice", "--json")
+        texts = [json.loads(x)["text"] for x in r.out.splitlines()]
+        assert texts == ["before", "written while the server was away"]
+    finally:
+        await second.stop()
+
+
+@pytest_twisted.ensureDeferred
 async def test_listen_streams_messages_until_interrupted(
     server: RunningServer, tmp_path: Path
 ) -> None:

@@ -10,7 +10,7 @@ from twisted.internet import reactor, task
 
 from pychat.client.session import ChatClient
 from pychat.testing import RunningServer
-from tests.client_helpers import collect, signed_up
+from tests.client_helpers import client_for, collect, signed_up
 from tests.test_trust_lifecycle import new_machine, reregister
 from tests.tui_terminal import Terminal
 
@@ -491,3 +491,37 @@ async def test_tui_search_steps_to_older_matches_loading_older_pages(
     finally:
         await term.quit()
         await bob.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_a_message_typed_while_the_server_is_down_arrives_once_after_it_is_back(
+    tmp_path: Path,
+) -> None:
+    from pychat.testing import start_server
+
+    server = await start_server(tmp_path / "data")
+    port = server.port
+    await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    await bob.send("alice", "hello before the outage")
+    await bob.close()
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    try:
+        await _login_in_tui(term, "alice-pw", "hello before the outage")
+        await server.stop()
+        await term.wait_for("[reconnecting")
+        term.type("typed while the server was down")
+        term.press("enter")
+        await term.wait_for("… alice: typed while the server was down")
+        await term.wait_for("waits in the outbox")
+        server = await start_server(tmp_path / "data", listen=(f"ssl:{port}:interface=127.0.0.1",))
+        term.press("ctrl-r")  # retry now rather than wait out the backoff
+        await term.wait_for("✓ alice: typed while the server was down")
+        bob = client_for(server, tmp_path / "bob")
+        await bob.login("bob", "pw")
+        texts = [m.text for m in await bob.read("alice")]
+        assert texts == ["hello before the outage", "typed while the server was down"]
+    finally:
+        await term.quit()
+        await bob.close()
+        await server.stop()

@@ -31,7 +31,7 @@ KEYS = {
     "f2": "\x1bOQ",
     "alt-enter": "\x1b\r",
     "escape": "\x1b",
-    **{f"ctrl-{c}": chr(ord(c) - 96) for c in "acdeluwn"},
+    **{f"ctrl-{c}": chr(ord(c) - 96) for c in "acdeluwnr"},
 }
 
 

@@ -25,6 +25,7 @@ from pychat.client.keystore import (
     open_key_backup,
 )
 from pychat.client.peer_trust import PeerTrust
+from pychat.client.pins import ServerPins
 from pychat.client.protocol import ClientProtocol, RemoteError
 from pychat.crypto.identity import (
     IdentityKeyError,
@@ -56,6 +57,7 @@ class ConnectedClient(Protocol):
     hello_reply: dict[str, Any]
     trust_store: PeerTrust
     run_blocking: BlockingRunner
+    pins: ServerPins
 
     @property
     def server(self) -> str: ...
@@ -160,6 +162,20 @@ class AccountActions:
         self._client.password = password
         self._client.set_state("online")
         await self._client.trust_store.check_peer_keys()
+
+    async def open_offline(self, username: str, password: str) -> None:
+        """Open this machine's keystore without the server (it is away), so messages can be
+        queued in the outbox; the next login sends them.  Nothing reaches the network.
+
+        :raises KeystoreError: no keystore here for this user, or it does not open with
+            ``password`` (:class:`WrongPassword`).
+        """
+        name = normal_form(username)
+        server = self._client.pins.canonical(self._client.server)
+        keystore = KeystoreFile(self._client.home, server, name)
+        self._client.data = await self._client.run_blocking(keystore.unlock, password)
+        self._client.keystore = keystore
+        self._client.username = name
 
     async def recover(self, keystore: KeystoreFile, password: str) -> KeystoreData:
         """A new keystore from the server's key backup (a new machine)."""

@@ -40,6 +40,7 @@ from pychat import __version__
 from pychat.client.address import AddressError, ServerAddress
 from pychat.client.config import ClientConfig, ConfigError, default_home
 from pychat.client.keystore import KeystoreError
+from pychat.client.outbox import OutboxEntry
 from pychat.client.password_strength import WeakPassword, check_password
 from pychat.client.pins import PinFileError, ServerPins
 from pychat.client.protocol import ConnectionClosed, RemoteError
@@ -160,6 +161,13 @@ def _add_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("peer")
     p.add_argument("text", help="the message, or - to read it from standard input")
     p.add_argument("--me", action="store_true", help="an action, shown as * you TEXT")
+    p.add_argument(
+        "--queue", action="store_true",
+        help="if the server is away (or asks to retry), keep the message in the outbox and "
+        "send it at the next login instead of failing",
+    )  # fmt: skip
+    p = add("outbox", "list your messages that wait to be sent (a login sends them first)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
     p = add("read", "print messages")
     p.add_argument("peer")
     p.add_argument("--since", type=int, default=0, help="only messages after this sequence number")
@@ -313,6 +321,13 @@ class Command:
     def _notice(event: ClientEvent) -> None:
         if event.kind == "notice":
             print(f"pychat: {visible(str(event.data.get('text', '')))}", file=sys.stderr)
+        entry = event.data.get("entry") if event.kind == "outbox" else None
+        if isinstance(entry, OutboxEntry) and event.data.get("state") == "sent":
+            print(f"pychat: queued message to {entry.peer} sent (#{event.data.get('seq')})",
+                  file=sys.stderr)  # fmt: skip
+        elif isinstance(entry, OutboxEntry) and event.data.get("state") == "failed":
+            reason = visible(str(event.data.get("reason", "")))
+            print(f"pychat: queued message to {entry.peer} was refused: {reason}", file=sys.stderr)
 
     def _new_server(self, server: str, fingerprint: str) -> bool:
         """First contact: pin only what the user accepted; nothing was sent to the server yet."""
@@ -397,9 +412,37 @@ class Command:
             text = text[:-1]
         if not text:
             raise CliError("nothing to send", EXIT_USAGE)
-        await self._login()
-        seq = await self.client.send(self.args.peer, text, action=self.args.me)
-        print(f"sent #{seq}")
+        if self.args.queue:
+            await self._login_or_open_offline()
+        else:
+            await self._login()
+        seq = await self.client.send(
+            self.args.peer, text, action=self.args.me, queue=self.args.queue
+        )
+        if seq is None:
+            print("queued: it waits in the outbox and is sent at your next login")
+        else:
+            print(f"sent #{seq}")
+        return EXIT_OK
+
+    async def _login_or_open_offline(self) -> None:
+        """Log in; if the server is away, open the keystore here alone (for the outbox)."""
+        user, password = self._need_user(), _read_password(self.args)
+        try:
+            await self.client.login(user, password)
+        except (ConnectError, ConnectionClosed, ReplyTimeout) as exc:
+            print(f"pychat: {visible(str(exc))}; working offline", file=sys.stderr)
+            await self.client.close()
+            await self.client.account.open_offline(user, password)
+
+    async def cmd_outbox(self) -> int:
+        await self._login_or_open_offline()
+        for entry in await self.client.sender.pending():
+            if self.args.json:
+                print(json_line(entry.to_json()))
+            else:
+                said = f"* {entry.text}" if entry.action else entry.text
+                print(f"[{_when(entry.time)}] to {entry.peer} … {_safe_block(said)}")
         return EXIT_OK
 
     async def cmd_read(self) -> int:

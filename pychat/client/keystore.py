@@ -87,6 +87,9 @@ class KeystoreData:
     conversation_keys: dict[str, dict[str, str]] = field(default_factory=dict)
     pins: dict[str, dict[str, Any]] = field(default_factory=dict)
     seen: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: A random key for this device's local files (the outbox), base64; empty in a keystore
+    #: written before it existed, until :meth:`local_files_key` makes one.
+    local_key: str = field(default_factory=lambda: b64encode(os.urandom(32)))
 
     @property
     def identity(self) -> IdentityKeyPair:
@@ -105,6 +108,7 @@ class KeystoreData:
             "conversation_keys": self.conversation_keys,
             "pins": self.pins,
             "seen": self.seen,
+            "local_key": self.local_key,
         }
 
     @classmethod
@@ -121,7 +125,16 @@ class KeystoreData:
             conversation_keys=obj["conversation_keys"],
             pins=obj["pins"],
             seen=obj["seen"],
+            local_key=obj.get("local_key", ""),
         )
+
+    def local_files_key(self) -> tuple[bytes, bool]:
+        """The key of this device's local files, and whether it was made just now (then save
+        the keystore before anything is sealed with it)."""
+        if self.local_key:
+            return b64decode(self.local_key), False
+        self.local_key = b64encode(os.urandom(32))
+        return b64decode(self.local_key), True
 
     def next_counter(self) -> tuple[int, bool]:
         """The next message counter, and whether a new block was reserved (save the keystore

@@ -12,6 +12,7 @@ from pychat.client.context import ClientContext
 from pychat.client.epochs import ConversationKeys
 from pychat.client.errors import MessageTooLong, check_sendable
 from pychat.client.events import ChatMessage, ClientEvent, message_fields
+from pychat.client.outbox import OutboxEntry
 from pychat.client.peer_trust import PeerTrust
 from pychat.client.protocol import RemoteError
 from pychat.crypto.e2e import E2EError, open_message, seal_message
@@ -29,22 +30,35 @@ class Messaging:
         #: The highest sequence number seen per conversation (for catching up).
         self.last_seen: dict[str, int] = {}
 
-    async def send(self, peer: str, text: str, *, action: bool = False) -> int:
-        """Encrypt, sign and send ``text`` to ``peer`` (an emote when ``action``); return its
-        sequence number.
+    async def new_entry(self, peer: str, text: str, *, action: bool = False) -> OutboxEntry:
+        """A message to ``peer`` with its own counter and ``client_id``, not sent yet (the
+        counter's block is on disk before it is used).
 
-        :raises PeerKeyChanged: the peer's key changed and was not accepted yet.
+        :raises UnsendableText: the text cannot be sent (empty, control characters).
         """
-        me, data = self._ctx.require_login()
+        _, data = self._ctx.require_login()
         check_sendable(text)
         peer = normal_form(peer)
+        counter, reserved = data.next_counter()
+        if reserved:
+            await self._ctx.save()  # the block is on disk before any counter of it is used
+        return OutboxEntry(
+            f"{data.device_id}-{counter}", peer, counter, self._ctx.now(), text, action
+        )
+
+    async def deliver(self, entry: OutboxEntry) -> int:
+        """Encrypt, sign and send ``entry``; return its sequence number.  Sending the same
+        entry again is safe: the server keeps one copy per ``client_id``.
+
+        :raises PeerKeyChanged: the peer's key changed and was not accepted yet.
+        :raises MessageTooLong: the ciphertext is longer than the server takes.
+        """
+        me, data = self._ctx.require_login()
+        peer = entry.peer
         conv = await self._keys.open_conversation(peer)
         await self._trust.peer_identity(peer)
         keys = data.conversation_keys[conv]
         epoch = max(int(e) for e in keys)
-        counter, reserved = data.next_counter()
-        if reserved:
-            await self._ctx.save()  # the block is on disk before any counter of it is used
         inner = {
             "v": 1,
             "sender": me,
@@ -52,13 +66,22 @@ class Messaging:
             "recipient": peer,
             "conversation": conv,
             "epoch": epoch,
-            "counter": counter,
-            "time": self._ctx.now(),
-            "body": text,
+            "counter": entry.counter,
+            "time": entry.time,
+            "body": entry.text,
         }
-        if action:
+        if entry.action:
             inner["kind"] = "action"
         ciphertext = seal_message(keys[str(epoch)].encode(), data.identity, inner)
+        self._check_length(entry.text, ciphertext)
+        reply = await self._ctx.request(
+            "send", conversation=conv, epoch=epoch, ciphertext=ciphertext, client_id=entry.client_id
+        )
+        seq = int(reply["seq"])
+        self.last_seen[conv] = max(self.last_seen.get(conv, 0), seq)
+        return seq
+
+    def _check_length(self, text: str, ciphertext: str) -> None:
         max_len = int(self._ctx.hello().get("limits", {}).get("max_ciphertext", 0) or 0)
         if max_len and len(ciphertext) > max_len:
             about = len(text) * max_len // len(ciphertext)
@@ -67,16 +90,6 @@ class Messaging:
                 f"ciphertext; this server takes at most {max_len} bytes of ciphertext, "
                 f"about {about} characters like these"
             )
-        reply = await self._ctx.request(
-            "send",
-            conversation=conv,
-            epoch=epoch,
-            ciphertext=ciphertext,
-            client_id=f"{data.device_id}-{counter}",
-        )
-        seq = int(reply["seq"])
-        self.last_seen[conv] = max(self.last_seen.get(conv, 0), seq)
-        return seq
 
     async def decrypt(self, peer: str, message: Any) -> ChatMessage:
         me, data = self._ctx.require_login()

@@ -12,10 +12,17 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any, ClassVar, Protocol
 
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
 from pychat.client.errors import PeerKeyChanged
 from pychat.client.events import ClientEvent
 from pychat.client.messaging import Messaging
 from pychat.client.peer_trust import PeerTrust
+from pychat.client.protocol import ConnectionClosed
+
+log = Logger(namespace="pychat.client")
 
 
 class PushTarget(Protocol):
@@ -35,6 +42,16 @@ class PushDispatcher:
 
     def __init__(self, client: PushTarget) -> None:
         self._client = client
+
+    def on_push(self, event: dict[str, Any]) -> None:
+        """The connection's push callback: handle ``event`` (failures are logged; one that
+        fails because the connection went is redone by the catch-up after reconnecting)."""
+
+        def failed(failure: Failure) -> None:
+            if not failure.check(ConnectionClosed):
+                log.failure("handling a push failed", failure=failure)
+
+        defer.ensureDeferred(self.handle(event)).addErrback(failed)
 
     async def handle(self, event: dict[str, Any]) -> None:
         """Handle one push (every field of it is hostile data until checked)."""

@@ -19,7 +19,6 @@ from typing import Any
 from twisted.internet import defer
 from twisted.internet import reactor as default_reactor
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from pychat.client import auth
 from pychat.client.account import AccountActions
@@ -51,6 +50,7 @@ from pychat.client.pins import ServerPins
 from pychat.client.protocol import ClientProtocol, ConnectionClosed, RemoteError
 from pychat.client.pushes import PushDispatcher
 from pychat.client.reconnect import Reconnector
+from pychat.client.sending import Sender
 from pychat.crypto.identity import (
     PublicIdentity,
 )
@@ -132,6 +132,7 @@ class ChatClient:
         self.trust_store = PeerTrust(self)
         self.keys = ConversationKeys(self, self.trust_store)
         self.messaging = Messaging(self, self.trust_store, self.keys)
+        self.sender = Sender(self, self.messaging, lambda: self.keystore)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -206,7 +207,7 @@ class ChatClient:
         proto = checked.proto
         self.server_fingerprint, self._server_name = checked.fingerprint, checked.server_name
         self.proto = proto
-        proto.on_event = self._on_push
+        proto.on_event = self.pushes.on_push
         proto.closed_d.addCallback(lambda _: self._lost(proto))
         try:
             self.hello_reply = await self.request("hello", version=1, client="pychat")
@@ -253,8 +254,9 @@ class ChatClient:
         self.set_state("online")
 
     async def catch_up(self) -> None:
-        """Fetch what arrived while disconnected and emit it as message events."""
+        """Fetch what arrived while disconnected (as message events); send the outbox."""
         await self.messaging.catch_up()
+        await self.sender.flush()
 
     # -- accounts (AccountActions) -------------------------------------------------------------
 
@@ -269,8 +271,10 @@ class ChatClient:
         return await self.account.signup(username, password, **options)
 
     async def login(self, username: str, password: str) -> None:
-        """Log in and open (or rebuild from the server's key backup) the local keystore."""
+        """Log in, open (or rebuild from the server's key backup) the local keystore, and send
+        what waits in the outbox."""
         await self.account.login(username, password)
+        await self.sender.flush()
 
     async def change_password(self, old: str, new: str, *, kdf: KdfParams | None = None) -> None:
         """Change the password on the server, the key backup and the local keystore."""
@@ -336,9 +340,12 @@ class ChatClient:
         """Start a new key epoch with ``peer``; return its number."""
         return await self.keys.rotate(peer)
 
-    async def send(self, peer: str, text: str, *, action: bool = False) -> int:
-        """Encrypt, sign and send ``text`` (an emote if ``action``); return its seq."""
-        return await self.messaging.send(peer, text, action=action)
+    async def send(
+        self, peer: str, text: str, *, action: bool = False, queue: bool = False
+    ) -> int | None:
+        """Encrypt, sign and send ``text`` (an emote if ``action``); return its seq (None if
+        ``queue`` and it waits in the outbox: see :class:`Sender`)."""
+        return await self.sender.send(peer, text, action=action, queue=queue)
 
     async def read(
         self, peer: str, *, since: int = 0, limit: int | None = None
@@ -359,13 +366,3 @@ class ChatClient:
     async def conversations(self) -> list[dict[str, Any]]:
         """Summaries of this user's conversations, most recent first."""
         return await self.messaging.conversations()
-
-    # -- pushes --------------------------------------------------------------------------------
-
-    def _on_push(self, event: dict[str, Any]) -> None:
-        def failed(failure: Failure) -> None:
-            if failure.check(ConnectionClosed):
-                return  # the connection went while we were handling it; catch-up will redo it
-            log.failure("handling a push failed", failure=failure)
-
-        defer.ensureDeferred(self.pushes.handle(event)).addErrback(failed)

@@ -39,12 +39,12 @@ from pychat.client.session import (
 )
 from pychat.tui import loading
 from pychat.tui.actions import run_action
-from pychat.tui.client_events import handle_event
+from pychat.tui.client_events import handle_event, outbox_item
 from pychat.tui.commands import run_command
 from pychat.tui.input_history import history_path, load_history
 from pychat.tui.keys import BINDINGS, Key, KeyDecoder
 from pychat.tui.login import login_key
-from pychat.tui.model import ChatModel, ConversationState, LoginForm, MessageItem, Modal
+from pychat.tui.model import ChatModel, ConversationState, LoginForm, Modal
 from pychat.tui.password_prompt import PasswordPrompt, prompt_key
 from pychat.tui.render import (
     FULL_HEIGHT,
@@ -332,6 +332,8 @@ class TuiApp:
             self.history_file = history_path(client.keystore.path)
             self.model.input.history = load_history(self.history_file)
         await self.load_conversations()
+        for entry in await client.sender.pending():  # what the login could not send yet
+            outbox_item(self, entry, "pending")
 
     # -- conversations (pychat.tui.loading) -----------------------------------------------------
 
@@ -358,16 +360,17 @@ class TuiApp:
         await self.send_text(conv, text)
 
     async def send_text(self, conv: ConversationState, text: str, action: bool = False) -> None:
-        """Send ``text`` in ``conv`` (an emote when ``action``) and show it."""
+        """Send ``text`` in ``conv`` (an emote when ``action``) through the outbox: it shows
+        at once, pending until the server acknowledges it (after a reconnect if need be)."""
         assert self.client is not None  # noqa: S101 - the main screen has a client
-        seq = await self.client.send(conv.peer, text, action=action)
-        self.model.add_message(
-            conv.peer,
-            MessageItem(seq, self.model.me, time.time(), "verified", text, action=action),
-            on_screen=True,
-        )
         conv.scroll = 0
         self.model.tell("")
+        seq = await self.client.send(conv.peer, text, action=action, queue=True)
+        if seq is None:
+            self.model.tell(
+                "not connected: the message waits in the outbox (…) and goes when "
+                "the server is back (Ctrl-R retries now)"
+            )
 
     # -- events from the client ------------------------------------------------------------------
 

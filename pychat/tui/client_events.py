@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pychat.client.events import ChatMessage, ClientEvent
+from pychat.client.outbox import OutboxEntry
 from pychat.tui.model import MessageItem
 from pychat.wire.ids import conversation_id
 
@@ -79,6 +80,32 @@ def _conversation(app: TuiApp, event: ClientEvent) -> None:
         conv.online = online
 
 
+def outbox_item(app: TuiApp, entry: OutboxEntry, state: str, reason: str | None = None) -> None:
+    """Show one of our messages the server has not acknowledged (``pending``/``failed``)."""
+    conv = app.model.conversation(entry.peer)
+    conv.pending[entry.client_id] = MessageItem(
+        0, app.model.me, entry.time, state, entry.text, reason, entry.action
+    )
+
+
+def _outbox(app: TuiApp, event: ClientEvent) -> None:
+    """Our message queued, acknowledged (it becomes a message with its seq) or refused."""
+    entry, state = event.data.get("entry"), event.data.get("state")
+    if not isinstance(entry, OutboxEntry):
+        return
+    model = app.model
+    if state == "queued":
+        outbox_item(app, entry, "pending")
+    elif state == "failed":
+        outbox_item(app, entry, "failed", str(event.data.get("reason", "")))
+        model.tell(f"not sent to {entry.peer}: {event.data.get('reason', '')}", error=True)
+    elif state == "sent":
+        model.conversation(entry.peer).pending.pop(entry.client_id, None)
+        seq = int(str(event.data.get("seq")))
+        item = MessageItem(seq, model.me, entry.time, "verified", entry.text, action=entry.action)
+        model.add_message(entry.peer, item, on_screen=True)
+
+
 def _keys_changed(app: TuiApp, event: ClientEvent) -> None:
     user = str(event.data.get("user"))
     app.model.conversation(user).key_changed = True
@@ -121,4 +148,5 @@ EVENTS: dict[str, Callable[[TuiApp, ClientEvent], None]] = {
     "keys_rotated": _keys_rotated,
     "notice": _notice,
     "connection": _connection,
+    "outbox": _outbox,
 }

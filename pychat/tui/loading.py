@@ -58,9 +58,12 @@ async def load_older(app: TuiApp, peer: str) -> None:
 
 
 def maybe_mark_read(app: TuiApp) -> None:
-    """Mark the conversation on screen read when its newest message is in view."""
+    """Mark the conversation on screen read when its newest message is in view (while online:
+    the next draw after a reconnect does it)."""
     conv = app.model.current_conversation
     if app.client is None or conv is None or conv.scroll or not conv.unread or app.model.modals:
+        return
+    if app.model.connection != "online":
         return
     if app.mark_read_pending:
         return

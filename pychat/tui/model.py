@@ -13,7 +13,9 @@ from pychat.tui.input_line import InputLine
 
 @dataclass(frozen=True)
 class MessageItem:
-    """One message as shown: ``status`` is ``verified`` or ``rejected`` (then ``text`` is None)."""
+    """One message as shown: ``status`` is ``verified``, ``rejected`` (then ``text`` is None),
+    or for one of ours not acknowledged yet, ``pending`` (in the outbox) or ``failed`` (refused
+    for good, ``reason`` says why; ``seq`` is 0 for both)."""
 
     seq: int
     sender: str
@@ -55,6 +57,9 @@ class ConversationState:
     notices: list[tuple[int, str]] = field(default_factory=list)
     #: A message to bring into view at the next draw (a /search hit), or None.
     jump_to: int | None = None
+    #: Our messages the server has not acknowledged, by ``client_id``, in the order written:
+    #: shown after the others with ``…`` (or ``✗`` when refused).
+    pending: dict[str, MessageItem] = field(default_factory=dict)
 
     def set_unread(self, count: int) -> None:
         """The server's unread count (when it differs from ours, which message was the first

@@ -118,6 +118,8 @@ def message_lines(
             lines.append(_row(width, (_centered(" new messages ", width, "─"), "marker")))
         lines += _message(item, me, conv, width, time_format)
     notices_up_to(float("inf"))
+    for item in conv.pending.values():
+        lines += _message(item, me, conv, width, time_format)
     return lines
 
 
@@ -132,14 +134,18 @@ def _message(
     when = (
         datetime.datetime.fromtimestamp(item.time).strftime(time_format) if item.time else "--:--"
     )
-    if item.status != "verified":
+    if item.status == "pending":
+        mark, style, body = "…", "me", item.text or ""
+    elif item.status == "failed":
+        mark, style, body = "✗", "rejected", f"{item.text} [not sent: {item.reason}]"
+    elif item.status != "verified":
         mark, style, body = "✗", "rejected", f"[rejected: {item.reason}]"
     else:
         mine = item.sender == me
         trusted = mine or conv.verified
         mark, style, body = ("✓" if trusted else "·"), ("me" if mine else "peer"), item.text or ""
     sender = visible(item.sender)
-    said = f"* {sender} " if item.action and item.status == "verified" else f"{sender}: "
+    said = f"* {sender} " if item.action and item.status != "rejected" else f"{sender}: "
     head = f"{when} {mark} {said}"
     # Continuation lines are indented and carry the gutter mark, whatever the peer wrote.
     indent = " " * max(0, min(text_width(head), width // 3) - text_width(GUTTER)) + GUTTER
