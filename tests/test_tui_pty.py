@@ -513,7 +513,9 @@ async def test_tui_a_message_typed_while_the_server_is_down_arrives_once_after_i
         term.type("typed while the server was down")
         term.press("enter")
         await term.wait_for("… alice: typed while the server was down")
-        await term.wait_for("waits in the outbox")
+        screen = await term.wait_for("waits in the outbox")
+        if os.environ.get("PYCHAT_TUI_SCREENSHOT_OUTBOX"):  # docs/tui.md, "the outbox"
+            Path(os.environ["PYCHAT_TUI_SCREENSHOT_OUTBOX"]).write_text(screen.rstrip() + "\n")
         server = await start_server(tmp_path / "data", listen=(f"ssl:{port}:interface=127.0.0.1",))
         term.press("ctrl-r")  # retry now rather than wait out the backoff
         await term.wait_for("✓ alice: typed while the server was down")
@@ -525,3 +527,35 @@ async def test_tui_a_message_typed_while_the_server_is_down_arrives_once_after_i
         await term.quit()
         await bob.close()
         await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_numbers_stay_put_and_presence_shows_for_conversations_others_opened(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """alice opens nothing: bob, then carol, open conversations with her while she watches.
+    Each shows its peer's presence at once; bob keeps number 1 when carol's activity puts
+    carol on top, Alt-2 is still carol after bob writes again, and bob leaving shows ○."""
+    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    carol = await signed_up(server, tmp_path / "carol", "carol")
+    await alice.close()
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    try:
+        await _login_in_tui(term, "alice-pw", "No conversation open")
+        await bob.send("alice", "bob opens it")
+        await term.wait_until(lambda t: t.line(2).startswith("1● bob"))
+        await carol.send("alice", "carol opens hers")
+        await term.wait_until(lambda t: t.line(2).startswith("2● carol"))
+        assert term.line(3).startswith("1● bob")  # carol is on top, and bob is still 1
+        await bob.send("alice", "bob again")
+        await term.wait_until(lambda t: t.line(2).startswith("1● bob"))
+        term.press("alt-2")
+        await term.wait_for("carol opens hers")
+        term.press("alt-1")
+        await term.wait_for("bob again")
+        await bob.close()
+        await term.wait_until(lambda t: "1○ bob" in t.text())
+    finally:
+        await term.quit()
+        await carol.close()

@@ -32,6 +32,7 @@ KEYS = {
     "alt-enter": "\x1b\r",
     "escape": "\x1b",
     **{f"ctrl-{c}": chr(ord(c) - 96) for c in "acdeluwnr"},
+    **{f"alt-{d}": f"\x1b{d}" for d in "123456789a"},
 }
 
 
