@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from twisted.internet.ssl import Certificate, CertificateOptions, optionsForClie
 from pychat.client.address import ServerAddress
 from pychat.client.errors import CertificateChanged, ClientError, ConnectError, TrustError
 from pychat.client.events import ClientEvent
+from pychat.client.network_watch import RouteWatch
 from pychat.client.pins import ServerPins
 from pychat.client.protocol import ClientProtocol
 from pychat.tls import certificate_fingerprint
@@ -70,6 +71,8 @@ class ServerLink:
     reactor: Any
     emit: Callable[[ClientEvent], None]
     connector: Callable[[], Awaitable[ClientProtocol]] | None = None
+    #: The route to the server last reached (a change means the network changed).
+    watch: RouteWatch = field(default_factory=RouteWatch)
 
     async def open(self) -> CheckedConnection:
         """A TLS connection whose certificate is checked; nothing was sent on it yet.
@@ -82,6 +85,7 @@ class ServerLink:
             proto = await self.connector()
         else:
             proto = await self._open_tls()
+            self.watch.remember(proto.transport)
         try:
             fingerprint = (
                 MEMORY_FINGERPRINT if self.connector is not None else self._peer_fingerprint(proto)

@@ -116,7 +116,6 @@ class ChatClient:
         self.timeouts = timeouts or Timeouts()
         self._server_name: str | None = None
         self.account = AccountActions(self)
-        self.reconnector = Reconnector(self, self.reactor)
         self.pushes = PushDispatcher(self)
         self.keepalive = Keepalive(self.reactor, lambda: self.request("ping"))
         self.link = ServerLink(
@@ -129,6 +128,7 @@ class ChatClient:
             emit=self.emit,
             connector=connector,
         )
+        self.reconnector = Reconnector(self, self.reactor, lambda: self.link.watch.route())
         self.trust_store = PeerTrust(self)
         self.keys = ConversationKeys(self, self.trust_store)
         self.messaging = Messaging(self, self.trust_store, self.keys)
