@@ -249,6 +249,28 @@ async def test_changed_certificate_exits_4_until_accepted(tmp_path: Path) -> Non
 
 
 @pytest_twisted.ensureDeferred
+async def test_react_and_reply_from_the_command_line(server: RunningServer, tmp_path: Path) -> None:
+    alice = Cli(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = Cli(server, tmp_path / "bob", "bob", "bob-pw")
+    for who in (alice, bob):
+        assert (await who.run("signup")).code == 0
+    assert (await alice.run("send", "bob", "lunch at one?")).code == 0
+    r = await bob.run("react", "alice", "1", "👍")
+    assert r.code == 0 and r.out.strip() == "sent #2", r.err
+    r = await bob.run("send", "alice", "sure", "--reply-to", "1")
+    assert r.code == 0, r.err
+    r = await bob.run("react", "alice", "1", "yes")
+    assert r.code == 1 and "one emoji" in r.err
+    r = await alice.run("read", "bob")
+    lines = r.out.splitlines()
+    assert lines[1].endswith("#2 bob reacted 👍 to #1"), r.out
+    assert lines[2].endswith('#3 bob: (re #1 "lunch at one?") sure'), r.out
+    r = await alice.run("read", "bob", "--json")
+    reply = json.loads(r.out.splitlines()[2])
+    assert reply["kind"] == "reply" and reply["reference"]["seq"] == 1
+
+
+@pytest_twisted.ensureDeferred
 async def test_send_queue_keeps_the_message_while_the_server_is_away(tmp_path: Path) -> None:
     first = await start_server(tmp_path / "data")
     port = first.port

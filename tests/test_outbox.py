@@ -245,8 +245,11 @@ def test_any_damage_to_the_outbox_file_is_reported_never_raised_raw(
 
 
 def test_entries_with_malformed_fields_are_refused() -> None:
-    good = OutboxEntry("d-1", "bob", 1, 1.0, "hello", True).to_json()
+    good = OutboxEntry("d-1", "bob", 1, 1.0, "hello", "action").to_json()
     assert OutboxEntry.from_json(json.loads(json.dumps(good))).action is True
-    for field, bad in [("counter", True), ("time", float("nan")), ("text", 3), ("peer", None)]:
+    for field, bad in [
+        ("counter", True), ("time", float("nan")), ("text", 3), ("peer", None), ("data", [1]),
+        ("kind", None),
+    ]:  # fmt: skip
         with pytest.raises(ValueError):
             OutboxEntry.from_json({**good, field: bad})

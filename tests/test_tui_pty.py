@@ -15,6 +15,13 @@ from tests.test_trust_lifecycle import new_machine, reregister
 from tests.tui_terminal import Terminal
 
 
+def _screenshot(name: str, screen: str) -> None:
+    """Keep ``screen`` as ``$PYCHAT_TUI_SCREENSHOTS/name.txt`` (docs/features.md's come from
+    here)."""
+    if os.environ.get("PYCHAT_TUI_SCREENSHOTS"):
+        (Path(os.environ["PYCHAT_TUI_SCREENSHOTS"]) / f"{name}.txt").write_text(screen.rstrip())
+
+
 def _server(server: RunningServer) -> str:
     return f"127.0.0.1:{server.port}"
 
@@ -548,14 +555,49 @@ async def test_tui_numbers_stay_put_and_presence_shows_for_conversations_others_
         await carol.send("alice", "carol opens hers")
         await term.wait_until(lambda t: t.line(2).startswith("2● carol"))
         assert term.line(3).startswith("1● bob")  # carol is on top, and bob is still 1
+        term.press("alt-2")
+        await term.wait_for("carol opens hers")  # (her message is in: it cannot reorder later)
         await bob.send("alice", "bob again")
         await term.wait_until(lambda t: t.line(2).startswith("1● bob"))
-        term.press("alt-2")
-        await term.wait_for("carol opens hers")
+        assert term.line(3).startswith("2● carol")
         term.press("alt-1")
         await term.wait_for("bob again")
+        term.press("alt-2")
+        await term.wait_for("carol opens hers")
         await bob.close()
         await term.wait_until(lambda t: "1○ bob" in t.text())
     finally:
         await term.quit()
         await carol.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_reacts_and_replies_and_shows_reactions_under_their_message(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    await alice.send("bob", "the first thing alice said")
+    await bob.send("alice", "dinner at eight?")
+    await alice.close()
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    try:
+        await _login_in_tui(term, "alice-pw", "dinner at eight?")
+        term.type("/react 👍")
+        term.press("enter")
+        await term.wait_for("↳ 👍 alice")
+        term.type("/reply yes, eight is fine")
+        term.press("enter")
+        screen = await term.wait_for("alice: yes, eight is fine")
+        assert "↪ re #2: dinner at eight?" in screen
+        await bob.react("alice", 1, "🎉")  # (pyte drops what follows U+FE0F: no ❤️ here)
+        _screenshot("reactions", await term.wait_for("↳ 🎉 bob"))
+        received = await bob.read("alice", since=2)
+        assert [(m.kind, m.text, m.reference.seq if m.reference else None) for m in received] == [
+            ("reaction", "👍", 2),
+            ("reply", "yes, eight is fine", 2),
+            ("reaction", "🎉", 1),
+        ]
+    finally:
+        await term.quit()
+        await bob.close()

@@ -157,17 +157,7 @@ def _add_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
         "--allow-weak-password", action="store_true", help="accept a password that is easy to guess"
     )
     add("login", "check your credentials and set up this machine's keystore")
-    p = add("send", "send a message")
-    p.add_argument("peer")
-    p.add_argument("text", help="the message, or - to read it from standard input")
-    p.add_argument("--me", action="store_true", help="an action, shown as * you TEXT")
-    p.add_argument(
-        "--queue", action="store_true",
-        help="if the server is away (or asks to retry), keep the message in the outbox and "
-        "send it at the next login instead of failing",
-    )  # fmt: skip
-    p = add("outbox", "list your messages that wait to be sent (a login sends them first)")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    _add_message_commands(add)
     p = add("read", "print messages")
     p.add_argument("peer")
     p.add_argument("--since", type=int, default=0, help="only messages after this sequence number")
@@ -200,6 +190,28 @@ def _add_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p = add("accept-server", "pin a server certificate (after checking it with the operator)")
     p.add_argument("address", help="host[:port]")
     p.add_argument("fingerprint", help="SHA-256 fingerprint as the server prints it")
+
+
+def _add_message_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """send, react and outbox."""
+    p = add("send", "send a message")
+    p.add_argument("peer")
+    p.add_argument("text", help="the message, or - to read it from standard input")
+    p.add_argument("--me", action="store_true", help="an action, shown as * you TEXT")
+    p.add_argument(
+        "--reply-to", type=int, metavar="SEQ", help="a reply to message SEQ (quoting its start)"
+    )
+    p.add_argument(
+        "--queue", action="store_true",
+        help="if the server is away (or asks to retry), keep the message in the outbox and "
+        "send it at the next login instead of failing",
+    )  # fmt: skip
+    p = add("react", "react to a message with an emoji (an empty one takes it back)")
+    p.add_argument("peer")
+    p.add_argument("seq", type=int, help="the message's number, as read prints it (#SEQ)")
+    p.add_argument("emoji")
+    p = add("outbox", "list your messages that wait to be sent (a login sends them first)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
 def _password_from(file: Path | None, env_var: str, prompt: str, *, confirm: bool) -> str:
@@ -251,6 +263,16 @@ def format_message(message: ChatMessage) -> str:
         return head + f"[REJECTED: {visible(message.reason or '')}]"
     if message.action:  # an emote: "* alice waves"
         head = f"{_when(message.time)} #{message.seq} * {visible(message.sender)} "
+    ref = message.reference
+    if message.kind == "reaction" and ref is not None:
+        said = (
+            f"reacted {visible(message.text or '')} to"
+            if message.text
+            else "took back a reaction to"
+        )
+        return f"{_when(message.time)} #{message.seq} {visible(message.sender)} {said} #{ref.seq}"
+    if message.kind == "reply" and ref is not None:
+        head += f'(re #{ref.seq} "{visible(ref.quote or "")}") '
     first, *rest = visible_lines(message.text or "")
     return "\n".join([head + first, *(GUTTER + line for line in rest)])
 
@@ -315,19 +337,7 @@ class Command:
             on_new_server=self._new_server,
             timeouts=Timeouts(connect=connect, handshake=connect, request=reply),
         )
-        self.client.listeners.append(self._notice)
-
-    @staticmethod
-    def _notice(event: ClientEvent) -> None:
-        if event.kind == "notice":
-            print(f"pychat: {visible(str(event.data.get('text', '')))}", file=sys.stderr)
-        entry = event.data.get("entry") if event.kind == "outbox" else None
-        if isinstance(entry, OutboxEntry) and event.data.get("state") == "sent":
-            print(f"pychat: queued message to {entry.peer} sent (#{event.data.get('seq')})",
-                  file=sys.stderr)  # fmt: skip
-        elif isinstance(entry, OutboxEntry) and event.data.get("state") == "failed":
-            reason = visible(str(event.data.get("reason", "")))
-            print(f"pychat: queued message to {entry.peer} was refused: {reason}", file=sys.stderr)
+        self.client.listeners.append(print_event)
 
     def _new_server(self, server: str, fingerprint: str) -> bool:
         """First contact: pin only what the user accepted; nothing was sent to the server yet."""
@@ -417,8 +427,9 @@ class Command:
         else:
             await self._login()
         seq = await self.client.send(
-            self.args.peer, text, action=self.args.me, queue=self.args.queue
-        )
+            self.args.peer, text, action=self.args.me, queue=self.args.queue,
+            reply_to=self.args.reply_to,
+        )  # fmt: skip
         if seq is None:
             print("queued: it waits in the outbox and is sent at your next login")
         else:
@@ -434,6 +445,12 @@ class Command:
             print(f"pychat: {visible(str(exc))}; working offline", file=sys.stderr)
             await self.client.close()
             await self.client.account.open_offline(user, password)
+
+    async def cmd_react(self) -> int:
+        await self._login()
+        seq = await self.client.react(self.args.peer, self.args.seq, self.args.emoji)
+        print(f"sent #{seq}")
+        return EXIT_OK
 
     async def cmd_outbox(self) -> int:
         await self._login_or_open_offline()
@@ -585,6 +602,19 @@ class Command:
         ServerPins(self.home).pin(str(address), normal)
         print(f"pinned {address}: {normal}")
         return EXIT_OK
+
+
+def print_event(event: ClientEvent) -> None:
+    """Tell the user on standard error of notices and of what happened to queued messages."""
+    if event.kind == "notice":
+        print(f"pychat: {visible(str(event.data.get('text', '')))}", file=sys.stderr)
+    entry = event.data.get("entry") if event.kind == "outbox" else None
+    if isinstance(entry, OutboxEntry) and event.data.get("state") == "sent":
+        print(f"pychat: queued message to {entry.peer} sent (#{event.data.get('seq')})",
+              file=sys.stderr)  # fmt: skip
+    elif isinstance(entry, OutboxEntry) and event.data.get("state") == "failed":
+        reason = visible(str(event.data.get("reason", "")))
+        print(f"pychat: queued message to {entry.peer} was refused: {reason}", file=sys.stderr)
 
 
 def _safe_block(text: object) -> str:

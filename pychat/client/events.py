@@ -20,12 +20,24 @@ class ChatMessage:
     status: str  # "verified" or "rejected"
     text: str | None = None
     reason: str | None = None
-    #: An emote (``/me``): shown as ``* sender text``.
-    action: bool = False
+    #: The signed kind: ``text``, ``action`` (an emote, ``* sender text``), ``reaction`` (``text``
+    #: is the emoji, ``reference`` the message reacted to) or ``reply`` (``reference`` is the
+    #: message replied to, with its quote).
+    kind: str = "text"
+    #: The message a reaction or reply is about, checked against the server's copy.
+    reference: Reference | None = None
+    #: :func:`~pychat.client.references.message_digest` of the ciphertext (what reactions and
+    #: replies name).
+    digest: str = ""
+
+    @property
+    def action(self) -> bool:
+        """An emote (``/me``): shown as ``* sender text``."""
+        return self.kind == "action"
 
     def to_json(self) -> dict[str, Any]:
         """For ``pychat read --json``."""
-        return {
+        out = {
             "conversation": self.conversation,
             "peer": self.peer,
             "seq": self.seq,
@@ -35,7 +47,28 @@ class ChatMessage:
             "text": self.text,
             "reason": self.reason,
             "action": self.action,
+            "kind": self.kind,
         }
+        if self.reference is not None:
+            out["reference"] = self.reference.to_json()
+        return out
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The message a reaction or reply names: its seq and digest, and for a reply the start of
+    its text as the sender quoted it."""
+
+    seq: int
+    digest: str
+    quote: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """As the signed ``data`` of the message (and ``read --json``)."""
+        out: dict[str, Any] = {"seq": self.seq, "hash": self.digest}
+        if self.quote is not None:
+            out["quote"] = self.quote
+        return out
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,18 @@ from typing import Any
 
 from pychat.client.context import ClientContext
 from pychat.client.epochs import ConversationKeys
-from pychat.client.errors import MessageTooLong, check_sendable
-from pychat.client.events import ChatMessage, ClientEvent, message_fields
+from pychat.client.errors import ClientError, MessageTooLong, check_sendable
+from pychat.client.events import ChatMessage, ClientEvent, Reference, message_fields
 from pychat.client.outbox import OutboxEntry
 from pychat.client.peer_trust import PeerTrust
 from pychat.client.protocol import RemoteError
-from pychat.crypto.e2e import E2EError, open_message, seal_message
+from pychat.client.references import (
+    REFERENCE_KINDS,
+    Digests,
+    message_digest,
+    parse_reference,
+)
+from pychat.crypto.e2e import E2EError, OpenedMessage, open_message, seal_message
 from pychat.usernames import normal_form
 from pychat.wire.ids import conversation_id
 
@@ -29,21 +35,25 @@ class Messaging:
         self._keys = keys
         #: The highest sequence number seen per conversation (for catching up).
         self.last_seen: dict[str, int] = {}
+        #: Digests of messages, for checking what reactions and replies name.
+        self.digests = Digests(ctx)
 
-    async def new_entry(self, peer: str, text: str, *, action: bool = False) -> OutboxEntry:
+    async def new_entry(
+        self, peer: str, text: str, *, kind: str = "text", data: dict[str, Any] | None = None
+    ) -> OutboxEntry:
         """A message to ``peer`` with its own counter and ``client_id``, not sent yet (the
         counter's block is on disk before it is used).
 
         :raises UnsendableText: the text cannot be sent (empty, control characters).
         """
-        _, data = self._ctx.require_login()
+        _, keystore = self._ctx.require_login()
         check_sendable(text)
-        peer = normal_form(peer)
-        counter, reserved = data.next_counter()
+        peer, extra = normal_form(peer), data
+        counter, reserved = keystore.next_counter()
         if reserved:
             await self._ctx.save()  # the block is on disk before any counter of it is used
         return OutboxEntry(
-            f"{data.device_id}-{counter}", peer, counter, self._ctx.now(), text, action
+            f"{keystore.device_id}-{counter}", peer, counter, self._ctx.now(), text, kind, extra
         )
 
     async def deliver(self, entry: OutboxEntry) -> int:
@@ -70,8 +80,10 @@ class Messaging:
             "time": entry.time,
             "body": entry.text,
         }
-        if entry.action:
-            inner["kind"] = "action"
+        if entry.kind != "text":
+            inner["kind"] = entry.kind
+        if entry.data is not None:
+            inner["data"] = entry.data
         ciphertext = seal_message(keys[str(epoch)].encode(), data.identity, inner)
         self._check_length(entry.text, ciphertext)
         reply = await self._ctx.request(
@@ -92,30 +104,51 @@ class Messaging:
             )
 
     async def decrypt(self, peer: str, message: Any) -> ChatMessage:
+        """A message from the server, opened and checked (or rejected, with the reason)."""
+        conv, sender, seq, sent = message_fields(message)
+        opened = await self._open(peer, message, conv, sender, seq)
+        if isinstance(opened, str):
+            return ChatMessage(conv, peer, seq, sender, sent, "rejected", None, opened)
+        digest = message_digest(message["ciphertext"])
+        quotable = opened.kind in ("text", "action", "reply")
+        self.digests.remember(conv, seq, digest, opened.body if quotable else None)
+        reference = None
+        if opened.kind in REFERENCE_KINDS:
+            reference = parse_reference(opened.kind, opened.body, opened.data, seq)
+            problem = (
+                reference
+                if isinstance(reference, str)
+                else await self.digests.check(conv, reference)
+            )
+            if problem is not None:
+                return ChatMessage(conv, peer, seq, sender, sent, "rejected", None, problem)
+        return ChatMessage(
+            conv, peer, seq, sender, opened.time, "verified", opened.body, None, opened.kind,
+            reference if isinstance(reference, Reference) else None, digest,
+        )  # fmt: skip
+
+    async def _open(
+        self, peer: str, message: Any, conv: str, sender: str, seq: int
+    ) -> OpenedMessage | str:
+        """The opened message, or why it is rejected."""
         me, data = self._ctx.require_login()
-        fields = message_fields(message)
-        conv, sender, seq, sent = fields
-
-        def rejected(reason: str) -> ChatMessage:
-            return ChatMessage(conv, peer, seq, sender, sent, "rejected", None, reason)
-
         if not isinstance(message, dict) or not isinstance(message.get("ciphertext"), str):
-            return rejected("the server sent a malformed message")
+            return "the server sent a malformed message"
         if not isinstance(message.get("epoch"), int) or isinstance(message.get("epoch"), bool):
-            return rejected("the server sent a message without a valid epoch")
+            return "the server sent a message without a valid epoch"
         if sender not in (me, peer):
-            return rejected(f"sender {sender!r} is not a member of this conversation")
+            return f"sender {sender!r} is not a member of this conversation"
         epoch = message.get("epoch")
         keys = data.conversation_keys.get(conv, {})
         if (conv, str(epoch)) in self._keys.unreadable:
-            return rejected(f"sent before {me}'s key change (unreadable on this device)")
+            return f"sent before {me}'s key change (unreadable on this device)"
         if str(epoch) not in keys:
             await self._keys.refresh_epochs(conv, peer)
             keys = data.conversation_keys.get(conv, {})
             if str(epoch) not in keys:
                 if (conv, str(epoch)) in self._keys.unreadable:
-                    return rejected(f"sent before {me}'s key change (unreadable on this device)")
-                return rejected(f"no trusted key for epoch {epoch}")
+                    return f"sent before {me}'s key change (unreadable on this device)"
+                return f"no trusted key for epoch {epoch}"
         if sender == me:
             identities = [k.public() for k in data.identities]
         else:
@@ -143,13 +176,30 @@ class Messaging:
                 reason += (
                     f" ({peer}'s key changed: compare safety numbers, then pychat trust {peer})"
                 )
-            return rejected(reason)
+            return reason
         problem = data.check_counter(conv, sender, opened.device, seq, opened.counter)
-        if problem:
-            return rejected(problem)
-        return ChatMessage(
-            conv, peer, seq, sender, opened.time, "verified", opened.body, None, opened.action
-        )
+        return problem if problem else opened
+
+    async def reference_to(self, peer: str, seq: int, *, quote: bool) -> Reference:
+        """What a reaction (or, with ``quote``, a reply) to message ``seq`` with ``peer`` names:
+        from what this client has seen, else from the server's copy, checked like any message.
+
+        :raises ClientError: there is no such message, or it failed a check.
+        """
+        me, _ = self._ctx.require_login()
+        conv = conversation_id(me, normal_form(peer))
+        digest = self.digests.known(conv, seq)
+        if digest is None or (quote and (conv, seq) not in self.digests.quotes):
+            found = await self.digests.message(conv, seq)
+            if found is None:
+                raise ClientError(f"there is no message #{seq} with {peer}")
+            checked = await self.decrypt(normal_form(peer), found)
+            if checked.status != "verified":
+                raise ClientError(f"message #{seq} failed a check: {checked.reason}")
+            digest = checked.digest
+        if quote and (conv, seq) not in self.digests.quotes:
+            raise ClientError(f"message #{seq} is not a text to reply to")
+        return Reference(seq, digest, self.digests.quotes[(conv, seq)] if quote else None)
 
     async def decrypt_all(self, peer: str, messages: list[dict[str, Any]]) -> list[ChatMessage]:
         out = [await self.decrypt(peer, m) for m in messages]

@@ -47,7 +47,14 @@ class OutboxEntry:
     counter: int
     time: float
     text: str
-    action: bool = False
+    #: The signed kind (``text``, ``action``, ``reaction``, ``reply``) and its ``data``.
+    kind: str = "text"
+    data: dict[str, Any] | None = None
+
+    @property
+    def action(self) -> bool:
+        """An emote (``/me``)."""
+        return self.kind == "action"
 
     def to_json(self) -> dict[str, Any]:
         """The entry as a JSON object."""
@@ -57,7 +64,8 @@ class OutboxEntry:
             "counter": self.counter,
             "time": self.time,
             "text": self.text,
-            "action": self.action,
+            "kind": self.kind,
+            "data": self.data,
         }
 
     @classmethod
@@ -74,9 +82,10 @@ class OutboxEntry:
             obj.get("counter"),
             obj.get("time"),
             obj.get("text"),
-            obj.get("action", False),
+            obj.get("kind", "text"),
+            obj.get("data"),
         )
-        client_id, peer, counter, when, text, action = fields
+        client_id, peer, counter, when, text, kind, data = fields
         if not (
             isinstance(client_id, str)
             and isinstance(peer, str)
@@ -86,10 +95,11 @@ class OutboxEntry:
             and not isinstance(when, bool)
             and math.isfinite(when)
             and isinstance(text, str)
-            and isinstance(action, bool)
+            and isinstance(kind, str)
+            and (data is None or isinstance(data, dict))
         ):
             raise ValueError("an outbox entry has a missing or malformed field")
-        return cls(client_id, peer, counter, float(when), text, action)
+        return cls(client_id, peer, counter, float(when), text, kind, data)
 
 
 class OutboxFile:

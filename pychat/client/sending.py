@@ -18,6 +18,7 @@ not acknowledged yet), ``sent`` (with ``seq``) and ``failed`` (refused for good,
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -29,6 +30,7 @@ from pychat.client.keystore import KeystoreFile
 from pychat.client.messaging import Messaging
 from pychat.client.outbox import OutboxEntry, OutboxFile, OutboxUnreadable
 from pychat.client.protocol import ConnectionClosed, RemoteError
+from pychat.client.references import check_reaction
 
 log = Logger(namespace="pychat.client")
 
@@ -64,9 +66,16 @@ class Sender:
         self._lock = defer.DeferredLock()
 
     async def send(
-        self, peer: str, text: str, *, action: bool = False, queue: bool = False
+        self,
+        peer: str,
+        text: str,
+        *,
+        action: bool = False,
+        queue: bool = False,
+        reply_to: int | None = None,
     ) -> int | None:
-        """Send ``text`` to ``peer`` after what is waiting in the outbox; return its seq.
+        """Send ``text`` to ``peer`` (an emote with ``action``, a reply to message
+        ``reply_to``) after what is waiting in the outbox; return its seq.
 
         With ``queue``, the message is in the outbox before it is first sent, and None is
         returned when the server did not acknowledge it (it stays queued).
@@ -74,12 +83,26 @@ class Sender:
         :raises ClientError: the message was refused for good (for a queued one: it left the
             outbox).  Without ``queue`` also when it could not be sent now.
         """
+        if reply_to is None:
+            return await self._send(peer, text, "action" if action else "text", None, queue)
+        reference = await self._messaging.reference_to(peer, reply_to, quote=True)
+        return await self._send(peer, text, "reply", reference.to_json(), queue)
+
+    async def react(self, peer: str, seq: int, emoji: str, *, queue: bool = False) -> int | None:
+        """React to message ``seq`` with ``emoji`` (empty: take the reaction back)."""
+        check_reaction(emoji)
+        reference = await self._messaging.reference_to(peer, seq, quote=False)
+        return await self._send(peer, emoji, "reaction", reference.to_json(), queue)
+
+    async def _send(
+        self, peer: str, text: str, kind: str, data: dict[str, Any] | None, queue: bool
+    ) -> int | None:
         async with self._lock:
             if not queue:
                 await self._drain(raise_transient=True)
-                entry = await self._messaging.new_entry(peer, text, action=action)
+                entry = await self._messaging.new_entry(peer, text, kind=kind, data=data)
                 return await self._messaging.deliver(entry)
-            entry = await self._messaging.new_entry(peer, text, action=action)
+            entry = await self._messaging.new_entry(peer, text, kind=kind, data=data)
             outbox = await self._file()
             entries = self._load(outbox)
             entries.append(entry)

@@ -341,11 +341,15 @@ class ChatClient:
         return await self.keys.rotate(peer)
 
     async def send(
-        self, peer: str, text: str, *, action: bool = False, queue: bool = False
+        self, peer: str, text: str, *, action: bool = False, queue: bool = False, **more: Any
     ) -> int | None:
-        """Encrypt, sign and send ``text`` (an emote if ``action``); return its seq (None if
-        ``queue`` and it waits in the outbox: see :class:`Sender`)."""
-        return await self.sender.send(peer, text, action=action, queue=queue)
+        """Encrypt, sign and send ``text`` (an emote if ``action``, a reply with
+        ``reply_to=SEQ``); return its seq (None if ``queue`` and it waits: :class:`Sender`)."""
+        return await self.sender.send(peer, text, action=action, queue=queue, **more)
+
+    async def react(self, peer: str, seq: int, emoji: str, *, queue: bool = False) -> int | None:
+        """React to ``peer``'s message ``seq`` with ``emoji`` (empty takes it back)."""
+        return await self.sender.react(peer, seq, emoji, queue=queue)
 
     async def read(
         self, peer: str, *, since: int = 0, limit: int | None = None

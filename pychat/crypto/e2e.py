@@ -187,9 +187,16 @@ class OpenedMessage:
     counter: int
     time: float
     body: str
-    #: ``kind: "action"`` in the signed message: an emote (``/me waves``), shown as
-    #: ``* alice waves``.
-    action: bool = False
+    #: The signed ``kind`` (``text`` when absent): ``action`` is an emote (``/me waves``);
+    #: others (``reaction``, ``reply``, ...) carry ``data``, checked by the client.
+    kind: str = "text"
+    #: The signed ``data`` object of a structured kind (None when absent).
+    data: dict[str, Any] | None = None
+
+    @property
+    def action(self) -> bool:
+        """An emote: shown as ``* alice waves``."""
+        return self.kind == "action"
 
 
 def open_message(
@@ -224,9 +231,11 @@ def open_message(
         )
     except (ValueError, KeyError, TypeError):
         raise E2EError("decrypted message is malformed") from None
-    kind = inner.get("kind", "text")
+    kind, data = inner.get("kind", "text"), inner.get("data")
     if not all(isinstance(f, str) for f in (*fields, body, kind)) or not isinstance(counter, int):
         raise E2EError("decrypted message is malformed")
+    if data is not None and not isinstance(data, dict):
+        raise E2EError("decrypted message is malformed (data is not an object)")
     try:
         signed = canonical(inner)
     except UnicodeEncodeError:  # a lone surrogate: JSON allows "\ud800", UTF-8 does not
@@ -244,7 +253,7 @@ def open_message(
     if not isinstance(sent, int | float) or not 0 <= sent <= LATEST_TIME:
         raise E2EError("decrypted message has no valid time")
     return OpenedMessage(
-        sender, inner["device"], inner["recipient"], counter, float(sent), body, kind == "action"
+        sender, inner["device"], inner["recipient"], counter, float(sent), body, kind, data
     )
 
 

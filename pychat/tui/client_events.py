@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 def message_item(message: ChatMessage) -> MessageItem:
     """A checked message as the model holds it."""
+    ref = message.reference
     return MessageItem(
         message.seq,
         message.sender,
@@ -26,6 +27,9 @@ def message_item(message: ChatMessage) -> MessageItem:
         message.text,
         message.reason,
         message.action,
+        message.kind,
+        ref.seq if ref is not None else None,
+        ref.quote if ref is not None else None,
     )
 
 
@@ -45,7 +49,9 @@ def _message(app: TuiApp, event: ClientEvent) -> None:
     following = on_screen and current is not None and current.scroll == 0
     is_new = model.add_message(m.peer, message_item(m), on_screen=following)
     conv = model.conversation(m.peer)
-    conv.last_activity = max(conv.last_activity, m.time, time.time() if m.sender != model.me else 0)
+    if is_new:  # a message already shown (from a history page) is no new activity
+        received = time.time() if m.sender != model.me else 0
+        conv.last_activity = max(conv.last_activity, m.time, received)
     if is_new and m.sender != model.me and not on_screen:
         app.notify(m.peer)
 
@@ -83,9 +89,18 @@ def _conversation(app: TuiApp, event: ClientEvent) -> None:
 def outbox_item(app: TuiApp, entry: OutboxEntry, state: str, reason: str | None = None) -> None:
     """Show one of our messages the server has not acknowledged (``pending``/``failed``)."""
     conv = app.model.conversation(entry.peer)
-    conv.pending[entry.client_id] = MessageItem(
-        0, app.model.me, entry.time, state, entry.text, reason, entry.action
-    )
+    conv.pending[entry.client_id] = _entry_item(app, entry, 0, state, reason)
+
+
+def _entry_item(
+    app: TuiApp, entry: OutboxEntry, seq: int, status: str, reason: str | None = None
+) -> MessageItem:
+    data = entry.data or {}
+    ref, quote = data.get("seq"), data.get("quote")
+    return MessageItem(
+        seq, app.model.me, entry.time, status, entry.text, reason, entry.action, entry.kind,
+        ref if isinstance(ref, int) else None, quote if isinstance(quote, str) else None,
+    )  # fmt: skip
 
 
 def _outbox(app: TuiApp, event: ClientEvent) -> None:
@@ -102,8 +117,7 @@ def _outbox(app: TuiApp, event: ClientEvent) -> None:
     elif state == "sent":
         model.conversation(entry.peer).pending.pop(entry.client_id, None)
         seq = int(str(event.data.get("seq")))
-        item = MessageItem(seq, model.me, entry.time, "verified", entry.text, action=entry.action)
-        model.add_message(entry.peer, item, on_screen=True)
+        model.add_message(entry.peer, _entry_item(app, entry, seq, "verified"), on_screen=True)
 
 
 def _keys_changed(app: TuiApp, event: ClientEvent) -> None:

@@ -172,6 +172,44 @@ async def _me(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
     await app.send_text(conv, rest, action=True)
 
 
+def _target(conv: ConversationState, rest: str) -> tuple[int | None, str]:
+    """The message /react or /reply goes to (``#SEQ`` first in ``rest``, else the one /search
+    selected, else the peer's newest), and the rest of the text."""
+    first, _, after = rest.partition(" ")
+    if first.startswith("#") and first[1:].isdigit():
+        return int(first[1:]), after.strip()
+    if conv.selected is not None:
+        return conv.selected, rest
+    theirs = [
+        m.seq for m in conv.sorted_messages() if m.sender == conv.peer and m.kind != "reaction"
+    ]
+    return (theirs[-1] if theirs else None), rest
+
+
+async def _react(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    assert app.client is not None and conv is not None  # noqa: S101 - see the table
+    emoji, _, more = rest.partition(" ")
+    seq, _ = _target(conv, more.strip())
+    if seq is None or not emoji:
+        app.model.tell("usage: /react EMOJI [#SEQ] (- takes yours back)", error=True)
+        return
+    await app.client.react(conv.peer, seq, "" if emoji == "-" else emoji, queue=True)
+    conv.selected = None
+
+
+async def _reply(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    assert app.client is not None and conv is not None  # noqa: S101 - see the table
+    seq, text = _target(conv, rest)
+    if seq is None or not text:
+        app.model.tell(
+            "usage: /reply [#SEQ] TEXT (to the /search hit, or their newest)", error=True
+        )
+        return
+    conv.scroll = 0
+    await app.client.send(conv.peer, text, queue=True, reply_to=seq)
+    conv.selected = None
+
+
 async def _passwd(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
     app.model.modals.append(open_prompt())
 
@@ -191,4 +229,6 @@ COMMANDS: dict[str, Command] = {
     "search": Command(_search, needs_conversation=True),
     "passwd": Command(_passwd),
     "me": Command(_me, needs_conversation=True),
+    "react": Command(_react, needs_conversation=True),
+    "reply": Command(_reply, needs_conversation=True),
 }

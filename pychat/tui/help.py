@@ -14,6 +14,8 @@ HELP = [
     "  /rekey         new identity keys for you, signed by the old ones",
     "  /search TEXT   find messages (n: older match, N: newer, Esc: done)",
     "  /me TEXT       an action: shown as * you TEXT",
+    "  /react EMOJI   react to their newest message, the /search hit, or #SEQ (- undoes)",
+    "  /reply TEXT    reply, quoting their newest message, the /search hit or #SEQ",
     "  /passwd        change your password (here, on the server and in the key backup)",
     "  /help          this help      /quit   leave",
     "Keys:",

@@ -25,6 +25,12 @@ class MessageItem:
     reason: str | None = None
     #: An emote (``/me``): ``* sender text``.
     action: bool = False
+    #: ``text``, ``action``, ``reaction`` (shown under the message it names, not as a line)
+    #: or ``reply`` (shown with the quote of the message it names).
+    kind: str = "text"
+    #: The message a reaction or reply names, and a reply's quote of it.
+    ref_seq: int | None = None
+    quote: str | None = None
 
 
 @dataclass
@@ -60,6 +66,25 @@ class ConversationState:
     #: Our messages the server has not acknowledged, by ``client_id``, in the order written:
     #: shown after the others with ``…`` (or ``✗`` when refused).
     pending: dict[str, MessageItem] = field(default_factory=dict)
+    #: Reactions by the message they name: sender -> (seq of the reaction, emoji); the newest
+    #: reaction of each sender counts, and an empty one took it back.
+    reactions: dict[int, dict[str, tuple[int, str]]] = field(default_factory=dict)
+    #: The message /react and /reply go to (the last /search hit shown), or None.
+    selected: int | None = None
+
+    def react(self, item: MessageItem) -> None:
+        """Count a reaction under the message it names (a newer one of its sender wins)."""
+        if item.ref_seq is None or item.status != "verified":
+            return
+        by_sender = self.reactions.setdefault(item.ref_seq, {})
+        earlier = by_sender.get(item.sender)
+        if earlier is None or earlier[0] < item.seq:
+            by_sender[item.sender] = (item.seq, item.text or "")
+
+    def reactions_to(self, seq: int) -> list[tuple[str, str]]:
+        """(emoji, sender) of the reactions standing under message ``seq``."""
+        standing = self.reactions.get(seq, {})
+        return sorted((emoji, who) for who, (_, emoji) in standing.items() if emoji)
 
     def set_unread(self, count: int) -> None:
         """The server's unread count (when it differs from ours, which message was the first
@@ -194,6 +219,8 @@ class ChatModel:
     def add_message(self, peer: str, item: MessageItem, *, on_screen: bool) -> bool:
         """Add a message; return True if it is new.  Unread counts grow for what is not seen."""
         conv = self.conversation(peer)
+        if item.kind == "reaction":
+            conv.react(item)
         if item.seq in conv.messages:
             conv.messages[item.seq] = item
             return False

@@ -99,6 +99,8 @@ def message_lines(
     previous_reason: str | None = None
     repeated = 0
     for item in conv.sorted_messages():
+        if item.kind == "reaction" and item.status == "verified":
+            continue  # shown under the message it names
         notices_up_to(item.seq - 0.5)
         # A run of messages unreadable for the same reason (sent before a key change) is
         # shown once, with a count, not as a wall of errors.
@@ -117,10 +119,20 @@ def message_lines(
         if conv.marker_seq is not None and item.seq == conv.marker_seq:
             lines.append(_row(width, (_centered(" new messages ", width, "─"), "marker")))
         lines += _message(item, me, conv, width, time_format)
+        lines += _reactions(conv, item.seq, width)
     notices_up_to(float("inf"))
     for item in conv.pending.values():
         lines += _message(item, me, conv, width, time_format)
     return lines
+
+
+def _reactions(conv: ConversationState, seq: int, width: int) -> list[list[Segment]]:
+    """The line of reactions under message ``seq`` (none when it has none)."""
+    standing = conv.reactions_to(seq)
+    if not standing:
+        return []
+    shown = " · ".join(f"{visible(emoji)} {visible(who)}" for emoji, who in standing)
+    return [_row(width, (f"      ↳ {shown}", "dim"), ellipsis=True)]
 
 
 def _centered(text: str, width: int, fill: str) -> str:
@@ -146,6 +158,14 @@ def _message(
         mark, style, body = ("✓" if trusted else "·"), ("me" if mine else "peer"), item.text or ""
     sender = visible(item.sender)
     said = f"* {sender} " if item.action and item.status != "rejected" else f"{sender}: "
+    if item.kind == "reaction":  # a pending or refused one of ours
+        said, body = f"{sender} reacts ", f"{body} to #{item.ref_seq}"
+    quoted = []
+    if item.kind == "reply" and item.status == "verified":
+        quote = f"      ↪ re #{item.ref_seq}: {visible(item.quote or '')}"
+        quoted = [_row(width, (quote, "dim"), ellipsis=True)]
+    if item.seq and item.seq == conv.selected:
+        when = "▶" + when[1:]
     head = f"{when} {mark} {said}"
     # Continuation lines are indented and carry the gutter mark, whatever the peer wrote.
     indent = " " * max(0, min(text_width(head), width // 3) - text_width(GUTTER)) + GUTTER
@@ -166,7 +186,7 @@ def _message(
     ]
     for piece in rest:
         out.append(_row(width, (indent, "dim"), (piece, body_style)))
-    return out
+    return quoted + out
 
 
 def _list_pane(model: ChatModel, height: int) -> list[list[Segment]]:

@@ -87,10 +87,11 @@ def _show(app: TuiApp, conv: ConversationState) -> None:
     search = app.model.search
     assert search is not None  # noqa: S101 - callers set it
     seq = search.hits[search.index]
-    conv.jump_to = seq
+    conv.jump_to = conv.selected = seq
     app.model.tell(
         f"{search.needle!r}: #{seq}, match {len(search.hits) - search.index} of "
-        f"{len(search.hits)} from the newest · n: older · N: newer · Esc: done"
+        f"{len(search.hits)} from the newest · n: older · N: newer · Esc: done · "
+        "/react, /reply: to this one"
     )
 
 
