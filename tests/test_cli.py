@@ -268,6 +268,10 @@ async def test_react_and_reply_from_the_command_line(server: RunningServer, tmp_
     r = await alice.run("read", "bob", "--json")
     reply = json.loads(r.out.splitlines()[2])
     assert reply["kind"] == "reply" and reply["reference"]["seq"] == 1
+    r = await alice.run("whatdoyouknow")
+    assert r.code == 0 and "knows about alice" in r.out and "bob: 3 messages" in r.out, r.err
+    r = await alice.run("whatdoyouknow", "--json")
+    assert json.loads(r.out)["account"]["username"] == "alice"
 
 
 @pytest_twisted.ensureDeferred

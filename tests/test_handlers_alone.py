@@ -55,7 +55,7 @@ def deps(**parts: Any) -> HandlerDeps:
     defaults: dict[str, Any] = {
         "config": None, "clock": Clock(), "accounts": {}, "conversations": FakeConversations([]),
         "account_service": None, "presence": FakePresence(), "logged_in": None,
-        "logged_out": None, "hello_fields": dict, "signup_gate": None,
+        "logged_out": None, "hello_fields": dict, "signup_gate": None, "recent_log": None,
     }  # fmt: skip
     return HandlerDeps(**(defaults | parts))
 

@@ -44,6 +44,7 @@ from pychat.client.outbox import OutboxEntry
 from pychat.client.password_strength import WeakPassword, check_password
 from pychat.client.pins import PinFileError, ServerPins
 from pychat.client.protocol import ConnectionClosed, RemoteError
+from pychat.client.report import report_lines
 from pychat.client.session import (
     ChatClient,
     ChatMessage,
@@ -210,6 +211,8 @@ def _add_message_commands(add: Callable[[str, str], argparse.ArgumentParser]) ->
     p.add_argument("peer")
     p.add_argument("seq", type=int, help="the message's number, as read prints it (#SEQ)")
     p.add_argument("emoji")
+    p = add("whatdoyouknow", "everything the server holds about you, as it reports it")
+    p.add_argument("--json", action="store_true", help="the server's report as it came")
     p = add("outbox", "list your messages that wait to be sent (a login sends them first)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
@@ -450,6 +453,15 @@ class Command:
         await self._login()
         seq = await self.client.react(self.args.peer, self.args.seq, self.args.emoji)
         print(f"sent #{seq}")
+        return EXIT_OK
+
+    async def cmd_whatdoyouknow(self) -> int:
+        await self._login()
+        report = await self.client.request("whatdoyouknow")
+        if self.args.json:
+            print(json_line(report))
+        else:
+            print("\n".join(report_lines(report, self.client.server)))
         return EXIT_OK
 
     async def cmd_outbox(self) -> int:

@@ -9,18 +9,25 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger
+from twisted.logger import Logger, globalLogPublisher
 
 from pychat import limits
 from pychat.crypto.kdf import MINIMUM
 from pychat.log_text import for_log
 from pychat.server.accounts import AccountService
 from pychat.server.config import ServerConfig
-from pychat.server.handlers import account_ops, conversation_ops, key_ops, session_ops
+from pychat.server.handlers import (
+    account_ops,
+    conversation_ops,
+    key_ops,
+    report_ops,
+    session_ops,
+)
 from pychat.server.handlers.common import HandlerDeps, register
 from pychat.server.ops import OpContext, OpRegistry
 from pychat.server.presence import Presence
 from pychat.server.protocol import ChatServerProtocol
+from pychat.server.recent_log import RecentLog
 from pychat.server.signup_gate import SignupGate
 from pychat.store.server_store import ServerStore
 
@@ -50,6 +57,8 @@ class ChatServer(Service):
             login_starts_per_minute=config.login_starts_per_minute,
         )
         self.signup_gate = SignupGate(config.signup, store.invites, store.run_blocking)
+        #: The newest log lines, while the service runs (``whatdoyouknow``).
+        self.recent_log = RecentLog()
         self.registry = OpRegistry()
         self.connections: set[ChatServerProtocol] = set()
         self._per_host: dict[str, int] = {}
@@ -72,8 +81,9 @@ class ChatServer(Service):
             logged_out=self.user_logged_out,
             hello_fields=self.hello_fields,
             signup_gate=self.signup_gate,
+            recent_log=self.recent_log,
         )
-        for module in (session_ops, account_ops, key_ops, conversation_ops):
+        for module in (session_ops, account_ops, key_ops, conversation_ops, report_ops):
             register(self.registry, deps, module.OPS)
 
     # -- what hello announces ----------------------------------------------------------------
@@ -239,10 +249,16 @@ class ChatServer(Service):
 
     # -- service -----------------------------------------------------------------------------
 
+    def startService(self) -> None:
+        """Start keeping the newest log lines."""
+        super().startService()
+        globalLogPublisher.addObserver(self.recent_log)
+
     def stopService(self) -> defer.Deferred[None]:
         """Tell every client the server is going away, close, wait until all are gone, then
         close the store (saving the log indexes)."""
         super().stopService()
+        globalLogPublisher.removeObserver(self.recent_log)
         return defer.ensureDeferred(self._shut_down())
 
     async def _shut_down(self) -> None:

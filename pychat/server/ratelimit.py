@@ -90,6 +90,11 @@ class FailureBackoff:
             return 0.0
         return max(0.0, state.locked_until - self._clock.seconds())
 
+    def failures(self, key: str) -> tuple[int, float | None]:
+        """(failures counted for ``key``, when the last one was), for ``whatdoyouknow``."""
+        state = self._state(key)
+        return (state.failures, state.last_failure) if state is not None else (0, None)
+
     def record_failure(self, key: str) -> None:
         """Count a failure; lock the key once it is past its free failures."""
         now = self._clock.seconds()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from twisted.internet import defer
 
+from pychat.client.report import report_lines
 from pychat.tui import search
 from pychat.tui.help import HELP
 from pychat.tui.model import ConversationState, Modal
@@ -210,6 +211,18 @@ async def _reply(app: TuiApp, conv: ConversationState | None, rest: str) -> None
     conv.selected = None
 
 
+async def _whatdoyouknow(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    assert app.client is not None  # noqa: S101
+    report = await app.client.request("whatdoyouknow")
+    lines = report_lines(report, app.client.server)
+    height, _ = app.view.size()
+    room = max(3, height - 6)
+    if len(lines) > room:
+        cut = len(lines) - room + 1
+        lines = [*lines[: room - 1], f"… {cut} more lines: pychat whatdoyouknow prints them all"]
+    app.show_modal(Modal("What the server knows about you", lines))
+
+
 async def _passwd(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
     app.model.modals.append(open_prompt())
 
@@ -231,4 +244,5 @@ COMMANDS: dict[str, Command] = {
     "me": Command(_me, needs_conversation=True),
     "react": Command(_react, needs_conversation=True),
     "reply": Command(_reply, needs_conversation=True),
+    "whatdoyouknow": Command(_whatdoyouknow),
 }

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pychat.server.accounts import AccountService
     from pychat.server.config import ServerConfig
     from pychat.server.presence import Presence
+    from pychat.server.recent_log import RecentLog
     from pychat.server.signup_gate import SignupGate
     from pychat.store.interfaces import AccountRepository, ConversationRepository
 
@@ -58,6 +59,8 @@ class HandlerDeps:
     hello_fields: Callable[[], Mapping[str, Any]]
     #: Who may sign up (open, by invite, closed).
     signup_gate: SignupGate
+    #: The newest log lines (what ``whatdoyouknow`` shows a user of those naming them).
+    recent_log: RecentLog
 
 
 Handler = Callable[[HandlerDeps, OpContext, Any], Awaitable[Mapping[str, Any] | Later]]
