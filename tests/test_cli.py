@@ -19,6 +19,7 @@ from twisted.internet import defer, protocol, reactor, task
 from pychat.client.cli import _run, build_parser
 from pychat.testing import RunningServer, start_server
 from pychat.tls import CERT_FILE, KEY_FILE
+from tests.client_helpers import client_for
 
 pytestmark = pytest.mark.usefixtures("cheap_kdf")
 
@@ -268,8 +269,17 @@ async def test_react_and_reply_from_the_command_line(server: RunningServer, tmp_
     r = await alice.run("read", "bob", "--json")
     reply = json.loads(r.out.splitlines()[2])
     assert reply["kind"] == "reply" and reply["reference"]["seq"] == 1
+    live_bob = client_for(server, tmp_path / "bob")
+    await live_bob.login("bob", "bob-pw")  # bob's client is up: it answers by itself
+    r = await alice.run("roll", "bob", "3d6", "--wait", "20")
+    assert r.code == 0 and r.out.startswith("🎲 ") and "— fair" in r.out, r.err
+    await live_bob.close()
+    r = await alice.run("flip", "bob", "--wait", "0.5")  # nobody answers now
+    assert r.code == 5 and "did not answer" in r.err
+    r = await alice.run("roll", "bob", "7d1")
+    assert r.code == 1 and "NdM" in r.err
     r = await alice.run("whatdoyouknow")
-    assert r.code == 0 and "knows about alice" in r.out and "bob: 3 messages" in r.out, r.err
+    assert r.code == 0 and "knows about alice" in r.out and "  bob: " in r.out, r.err
     r = await alice.run("whatdoyouknow", "--json")
     assert json.loads(r.out)["account"]["username"] == "alice"
 

@@ -38,13 +38,23 @@ from twisted.internet import defer, task
 
 from pychat import __version__
 from pychat.client.address import AddressError, ServerAddress
+from pychat.client.cli_errors import (
+    EXIT_AUTH,
+    EXIT_CONNECT,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_TRUST,
+    EXIT_USAGE,
+    CliError,
+)
+from pychat.client.cli_features import FeatureCommands
 from pychat.client.config import ClientConfig, ConfigError, default_home
 from pychat.client.keystore import KeystoreError
 from pychat.client.outbox import OutboxEntry
 from pychat.client.password_strength import WeakPassword, check_password
 from pychat.client.pins import PinFileError, ServerPins
 from pychat.client.protocol import ConnectionClosed, RemoteError
-from pychat.client.report import report_lines
 from pychat.client.session import (
     ChatClient,
     ChatMessage,
@@ -60,8 +70,6 @@ from pychat.client.session import (
 from pychat.safe_text import json_line, visible, visible_lines
 from pychat.usernames import UsernameError, normalize
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_TRUST, EXIT_CONNECT, EXIT_REJECTED = range(7)
-
 EPILOG = """\
 passwords: from --password-file, else $PYCHAT_PASSWORD, else a prompt (no echo).
   passwd takes the new one from --new-password-file, $PYCHAT_NEW_PASSWORD or a prompt.
@@ -73,14 +81,6 @@ exit codes: 0 ok, 1 error, 2 bad usage or bad input, 3 authentication failed, 4 
   or not a pyChat server), 6 some messages failed verification.
 settings: --config (default $XDG_CONFIG_HOME/pychat/config.toml) may set server and user.
 docs: docs/client.md"""
-
-
-class CliError(Exception):
-    """Ends the command with ``code`` after printing ``message`` to stderr."""
-
-    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def _common_options(default: Any) -> argparse.ArgumentParser:
@@ -211,6 +211,15 @@ def _add_message_commands(add: Callable[[str, str], argparse.ArgumentParser]) ->
     p.add_argument("peer")
     p.add_argument("seq", type=int, help="the message's number, as read prints it (#SEQ)")
     p.add_argument("emoji")
+    for name, what in (("flip", "a coin"), ("roll", "dice")):
+        p = add(name, f"throw {what} with a peer, fairly (commit-reveal: neither side can bias it)")
+        p.add_argument("peer")
+        if name == "roll":
+            p.add_argument("dice", help="NdM: N dice (1-10) of M sides (2-100), e.g. 2d6")
+        p.add_argument(
+            "--wait", type=float, default=60.0, metavar="SECONDS",
+            help="how long to wait for the peer's client to answer (default 60)",
+        )  # fmt: skip
     p = add("whatdoyouknow", "everything the server holds about you, as it reports it")
     p.add_argument("--json", action="store_true", help="the server's report as it came")
     p = add("outbox", "list your messages that wait to be sent (a login sends them first)")
@@ -314,7 +323,7 @@ def _grouped(fingerprint: str) -> str:
     return " ".join(fingerprint[i : i + 4] for i in range(0, len(fingerprint), 4))
 
 
-class Command:
+class Command(FeatureCommands):
     """One run of ``pychat COMMAND``."""
 
     def __init__(self, args: argparse.Namespace, config: ClientConfig) -> None:
@@ -384,8 +393,11 @@ class Command:
         if not getattr(self.args, "allow_weak_password", False):
             check_password(password, username=user)
 
+    def _password(self) -> str:
+        return _read_password(self.args)
+
     async def _login(self) -> None:
-        await self.client.login(self._need_user(), _read_password(self.args))
+        await self.client.login(self._need_user(), self._password())
 
     async def run(self) -> int:
         name = self.args.command
@@ -437,41 +449,6 @@ class Command:
             print("queued: it waits in the outbox and is sent at your next login")
         else:
             print(f"sent #{seq}")
-        return EXIT_OK
-
-    async def _login_or_open_offline(self) -> None:
-        """Log in; if the server is away, open the keystore here alone (for the outbox)."""
-        user, password = self._need_user(), _read_password(self.args)
-        try:
-            await self.client.login(user, password)
-        except (ConnectError, ConnectionClosed, ReplyTimeout) as exc:
-            print(f"pychat: {visible(str(exc))}; working offline", file=sys.stderr)
-            await self.client.close()
-            await self.client.account.open_offline(user, password)
-
-    async def cmd_react(self) -> int:
-        await self._login()
-        seq = await self.client.react(self.args.peer, self.args.seq, self.args.emoji)
-        print(f"sent #{seq}")
-        return EXIT_OK
-
-    async def cmd_whatdoyouknow(self) -> int:
-        await self._login()
-        report = await self.client.request("whatdoyouknow")
-        if self.args.json:
-            print(json_line(report))
-        else:
-            print("\n".join(report_lines(report, self.client.server)))
-        return EXIT_OK
-
-    async def cmd_outbox(self) -> int:
-        await self._login_or_open_offline()
-        for entry in await self.client.sender.pending():
-            if self.args.json:
-                print(json_line(entry.to_json()))
-            else:
-                said = f"* {entry.text}" if entry.action else entry.text
-                print(f"[{_when(entry.time)}] to {entry.peer} … {_safe_block(said)}")
         return EXIT_OK
 
     async def cmd_read(self) -> int:

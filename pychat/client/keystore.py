@@ -90,6 +90,9 @@ class KeystoreData:
     #: A random key for this device's local files (the outbox), base64; empty in a keystore
     #: written before it existed, until :meth:`local_files_key` makes one.
     local_key: str = field(default_factory=lambda: b64encode(os.urandom(32)))
+    #: This device's part in fair games (flips, rolls): by game id, the secret nonce it
+    #: committed to and what it has sent (pychat.client.games).
+    games: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def identity(self) -> IdentityKeyPair:
@@ -109,6 +112,7 @@ class KeystoreData:
             "pins": self.pins,
             "seen": self.seen,
             "local_key": self.local_key,
+            "games": self.games,
         }
 
     @classmethod
@@ -126,6 +130,7 @@ class KeystoreData:
             pins=obj["pins"],
             seen=obj["seen"],
             local_key=obj.get("local_key", ""),
+            games=obj.get("games", {}),
         )
 
     def local_files_key(self) -> tuple[bytes, bool]:

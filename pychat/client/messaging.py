@@ -6,6 +6,7 @@ out with ``status="rejected"`` and the reason, and one bad message never stops t
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pychat.client.context import ClientContext
@@ -25,6 +26,9 @@ from pychat.crypto.e2e import E2EError, OpenedMessage, open_message, seal_messag
 from pychat.usernames import normal_form
 from pychat.wire.ids import conversation_id
 
+#: What a message of a structured kind means: ``(conversation, peer, seq, opened) -> text``.
+KindHandler = Callable[[str, str, int, OpenedMessage], Awaitable[str]]
+
 
 class Messaging:
     """One logged-in user's messages."""
@@ -37,6 +41,9 @@ class Messaging:
         self.last_seen: dict[str, int] = {}
         #: Digests of messages, for checking what reactions and replies name.
         self.digests = Digests(ctx)
+        #: What a verified message of a structured kind means, by kind: ``(conversation,
+        #: peer, seq, opened) -> text`` (raising ``ValueError`` to reject it).
+        self.kind_handlers: dict[str, KindHandler] = {}
 
     async def new_entry(
         self, peer: str, text: str, *, kind: str = "text", data: dict[str, Any] | None = None
@@ -122,8 +129,15 @@ class Messaging:
             )
             if problem is not None:
                 return ChatMessage(conv, peer, seq, sender, sent, "rejected", None, problem)
+        text = opened.body
+        handler = self.kind_handlers.get(opened.kind)
+        if handler is not None:
+            try:
+                text = await handler(conv, peer, seq, opened)
+            except ValueError as exc:
+                return ChatMessage(conv, peer, seq, sender, sent, "rejected", None, str(exc))
         return ChatMessage(
-            conv, peer, seq, sender, opened.time, "verified", opened.body, None, opened.kind,
+            conv, peer, seq, sender, opened.time, "verified", text, None, opened.kind,
             reference if isinstance(reference, Reference) else None, digest,
         )  # fmt: skip
 

@@ -84,19 +84,20 @@ class Sender:
             outbox).  Without ``queue`` also when it could not be sent now.
         """
         if reply_to is None:
-            return await self._send(peer, text, "action" if action else "text", None, queue)
+            return await self.send_kind(peer, text, "action" if action else "text", None, queue)
         reference = await self._messaging.reference_to(peer, reply_to, quote=True)
-        return await self._send(peer, text, "reply", reference.to_json(), queue)
+        return await self.send_kind(peer, text, "reply", reference.to_json(), queue)
 
     async def react(self, peer: str, seq: int, emoji: str, *, queue: bool = False) -> int | None:
         """React to message ``seq`` with ``emoji`` (empty: take the reaction back)."""
         check_reaction(emoji)
         reference = await self._messaging.reference_to(peer, seq, quote=False)
-        return await self._send(peer, emoji, "reaction", reference.to_json(), queue)
+        return await self.send_kind(peer, emoji, "reaction", reference.to_json(), queue)
 
-    async def _send(
-        self, peer: str, text: str, kind: str, data: dict[str, Any] | None, queue: bool
+    async def send_kind(
+        self, peer: str, text: str, kind: str, data: dict[str, Any] | None, queue: bool = False
     ) -> int | None:
+        """Send a message of a structured ``kind`` with its signed ``data`` (as :meth:`send`)."""
         async with self._lock:
             if not queue:
                 await self._drain(raise_transient=True)

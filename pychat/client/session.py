@@ -38,6 +38,7 @@ from pychat.client.errors import (
     check_sendable,
 )
 from pychat.client.events import ChatMessage, ClientEvent, SafetyNumbers
+from pychat.client.games import Games
 from pychat.client.keepalive import Keepalive, keepalive_interval
 from pychat.client.keystore import (
     KeystoreData,
@@ -119,20 +120,16 @@ class ChatClient:
         self.pushes = PushDispatcher(self)
         self.keepalive = Keepalive(self.reactor, lambda: self.request("ping"))
         self.link = ServerLink(
-            address,
-            self.pins,
-            ca=ca,
-            on_new_server=self.on_new_server,
-            timeouts=self.timeouts,
-            reactor=self.reactor,
-            emit=self.emit,
-            connector=connector,
-        )
+            address, self.pins, ca=ca, on_new_server=self.on_new_server, timeouts=self.timeouts,
+            reactor=self.reactor, emit=self.emit, connector=connector,
+        )  # fmt: skip
         self.reconnector = Reconnector(self, self.reactor, lambda: self.link.watch.route())
         self.trust_store = PeerTrust(self)
         self.keys = ConversationKeys(self, self.trust_store)
         self.messaging = Messaging(self, self.trust_store, self.keys)
         self.sender = Sender(self, self.messaging, lambda: self.keystore)
+        #: Fair coin flips and dice rolls (:mod:`pychat.client.games`).
+        self.games = Games(self)
 
     # -- plumbing ------------------------------------------------------------------------------
 

@@ -120,6 +120,13 @@ def _outbox(app: TuiApp, event: ClientEvent) -> None:
         model.add_message(entry.peer, _entry_item(app, entry, seq, "verified"), on_screen=True)
 
 
+def _game(app: TuiApp, event: ClientEvent) -> None:
+    """A flip or roll came out (or was spoiled): say so in the status line."""
+    app.model.tell(
+        str(event.data.get("text", "")), error=str(event.data.get("text")).startswith("✗")
+    )
+
+
 def _keys_changed(app: TuiApp, event: ClientEvent) -> None:
     user = str(event.data.get("user"))
     app.model.conversation(user).key_changed = True
@@ -163,4 +170,5 @@ EVENTS: dict[str, Callable[[TuiApp, ClientEvent], None]] = {
     "notice": _notice,
     "connection": _connection,
     "outbox": _outbox,
+    "game": _game,
 }

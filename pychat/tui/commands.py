@@ -211,6 +211,20 @@ async def _reply(app: TuiApp, conv: ConversationState | None, rest: str) -> None
     conv.selected = None
 
 
+async def _flip(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    assert app.client is not None and conv is not None  # noqa: S101 - see the table
+    await app.client.games.start(conv.peer, "flip")
+    app.model.tell(f"🪙 flipping with {conv.peer}: their client answers, then yours reveals")
+
+
+async def _roll(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    assert app.client is not None and conv is not None  # noqa: S101 - see the table
+    await app.client.games.start(conv.peer, "roll", rest or "1d6")
+    app.model.tell(
+        f"🎲 rolling {rest or '1d6'} with {conv.peer}: their client answers, then yours reveals"
+    )
+
+
 async def _whatdoyouknow(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
     assert app.client is not None  # noqa: S101
     report = await app.client.request("whatdoyouknow")
@@ -245,4 +259,6 @@ COMMANDS: dict[str, Command] = {
     "react": Command(_react, needs_conversation=True),
     "reply": Command(_reply, needs_conversation=True),
     "whatdoyouknow": Command(_whatdoyouknow),
+    "flip": Command(_flip, needs_conversation=True),
+    "roll": Command(_roll, needs_conversation=True),
 }

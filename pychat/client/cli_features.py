@@ -1,0 +1,98 @@
+"""The ``pychat`` commands for what comes on top of messages: the outbox, reactions, fair
+flips and rolls, and ``whatdoyouknow`` (a mixin of :class:`pychat.client.cli.Command`)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+
+from twisted.internet import defer
+
+from pychat.client.cli_errors import EXIT_CONNECT, EXIT_OK, CliError
+from pychat.client.errors import ConnectError, ReplyTimeout
+from pychat.client.events import ClientEvent
+from pychat.client.protocol import ConnectionClosed
+from pychat.client.report import report_lines
+from pychat.client.session import ChatClient
+from pychat.safe_text import json_line, visible, visible_lines
+
+
+def _safe_block(text: object) -> str:
+    return "\n".join(visible_lines(str(text)))
+
+
+class FeatureCommands:
+    """``react``, ``flip``/``roll``, ``whatdoyouknow``, ``outbox`` and offline queueing."""
+
+    args: argparse.Namespace
+    client: ChatClient
+
+    def _need_user(self) -> str:
+        raise NotImplementedError
+
+    async def _login(self) -> None:
+        raise NotImplementedError
+
+    def _password(self) -> str:
+        raise NotImplementedError
+
+    async def _login_or_open_offline(self) -> None:
+        """Log in; if the server is away, open the keystore here alone (for the outbox)."""
+        user, password = self._need_user(), self._password()
+        try:
+            await self.client.login(user, password)
+        except (ConnectError, ConnectionClosed, ReplyTimeout) as exc:
+            print(f"pychat: {visible(str(exc))}; working offline", file=sys.stderr)
+            await self.client.close()
+            await self.client.account.open_offline(user, password)
+
+    async def cmd_react(self) -> int:
+        await self._login()
+        seq = await self.client.react(self.args.peer, self.args.seq, self.args.emoji)
+        print(f"sent #{seq}")
+        return EXIT_OK
+
+    async def cmd_flip(self) -> int:
+        await self._login()
+        outcome: defer.Deferred[str] = defer.Deferred()
+
+        def on_event(event: ClientEvent) -> None:
+            if event.kind == "game" and event.data.get("game") == game and not outcome.called:
+                outcome.callback(str(event.data.get("text", "")))
+
+        self.client.listeners.append(on_event)
+        dice = getattr(self.args, "dice", None)
+        game = await self.client.games.start(self.args.peer, self.args.command, dice)
+        outcome.addTimeout(self.args.wait, self.client.reactor)
+        try:
+            print(visible(await outcome))
+        except defer.TimeoutError:
+            raise CliError(
+                f"{self.args.peer}'s client did not answer within {self.args.wait:g} s; the "
+                "game stays open: the next pychat command that sees the answer reveals it",
+                EXIT_CONNECT,
+            ) from None
+        return EXIT_OK
+
+    async def cmd_whatdoyouknow(self) -> int:
+        await self._login()
+        report = await self.client.request("whatdoyouknow")
+        if self.args.json:
+            print(json_line(report))
+        else:
+            print("\n".join(report_lines(report, self.client.server)))
+        return EXIT_OK
+
+    async def cmd_outbox(self) -> int:
+        await self._login_or_open_offline()
+        for entry in await self.client.sender.pending():
+            if self.args.json:
+                print(json_line(entry.to_json()))
+            else:
+                said = f"* {entry.text}" if entry.action else entry.text
+                when = datetime.datetime.fromtimestamp(entry.time)
+                print(f"[{when:%Y-%m-%d %H:%M}] to {entry.peer} … {_safe_block(said)}")
+        return EXIT_OK
+
+    cmd_roll = cmd_flip
