@@ -273,6 +273,9 @@ class TuiApp:
         if key.name == "resize":
             self.on_resize()
             return
+        if key.name == "ctrl-c":  # quits from anywhere, a box open or not
+            self.quit()
+            return
         modals = self.form.modals if self.client is None else self.model.modals
         if modals and isinstance(modals[-1], PasswordPrompt):
             prompt_key(self, modals[-1], key)
