@@ -644,3 +644,34 @@ async def test_tui_flips_a_coin_with_a_peer_and_both_see_the_fair_result(
     finally:
         await term.quit()
         await bob.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_typing_and_read_signals_when_both_sides_turn_them_on(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    await bob.send("alice", "are you there?")
+    await alice.close()
+    bob.signals.enabled = True
+    heard = collect(bob)
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    try:
+        await _login_in_tui(term, "alice-pw", "are you there?")
+        term.type("/signals on")
+        term.press("enter")
+        await term.wait_for("typing and read signals on")
+        await bob.signals.send("alice", "typing")
+        await term.wait_for("bob is typing…")
+        term.type("yes")
+        term.press("enter")
+        await term.wait_for("✓ alice: yes")
+        (mine,) = [m for m in await bob.read("alice", since=1)]
+        await bob.signals.send("alice", "read", mine.seq)
+        _screenshot("signals", await term.wait_for("✓✓ read by bob"))
+        kinds = [e.data["kind"] for e in heard if e.kind == "signal"]
+        assert "typing" in kinds  # alice's typing reached bob
+    finally:
+        await term.quit()
+        await bob.close()

@@ -7,6 +7,7 @@ Example::
     colours = true          # the TUI uses colours when the terminal has them (NO_COLOR wins)
     notifications = true    # bell and OSC 9/777 notification for messages not on screen
     time_format = "%H:%M"   # strftime format of message times in the TUI
+    signals = false         # share (and see) typing and read signals; both sides need it on
     server_fingerprint = "AB:CD:..."  # accept this certificate on first contact (CLI)
     connect_timeout = 10.0  # seconds for the TCP connection and the TLS handshake
     timeout = 30.0          # seconds to wait for each reply
@@ -52,6 +53,7 @@ class ClientConfig:
     colours: bool = True
     notifications: bool = True
     time_format: str = "%H:%M"
+    signals: bool = False
     server_fingerprint: str | None = None
     connect_timeout: float | None = None
     timeout: float | None = None
@@ -78,6 +80,7 @@ class ClientConfig:
             "colours": bool,
             "notifications": bool,
             "time_format": str,
+            "signals": bool,
             "server_fingerprint": str,
             "connect_timeout": (int, float),
             "timeout": (int, float),

@@ -21,6 +21,7 @@ from pychat.client.events import ClientEvent
 from pychat.client.messaging import Messaging
 from pychat.client.peer_trust import PeerTrust
 from pychat.client.protocol import ConnectionClosed
+from pychat.client.signals import Signals
 
 log = Logger(namespace="pychat.client")
 
@@ -31,6 +32,7 @@ class PushTarget(Protocol):
     username: str | None
     messaging: Messaging
     trust_store: PeerTrust
+    signals: Signals
 
     def emit(self, event: ClientEvent) -> None: ...
     def drop_connection(self) -> None: ...
@@ -83,6 +85,9 @@ class PushDispatcher:
         with suppress(PeerKeyChanged):  # peer_identity emitted what the user must see
             await self._client.trust_store.peer_identity(peer)
 
+    async def _signal(self, event: dict[str, Any]) -> None:
+        await self._client.signals.handle(event)
+
     async def _closing(self, event: dict[str, Any]) -> None:
         # The server is closing this connection: close our side at once, so it need not wait
         # out its grace period (reconnecting, if it applies, starts from the close).
@@ -93,4 +98,5 @@ class PushDispatcher:
         "message": _message,
         "keys_changed": _keys_changed,
         "closing": _closing,
+        "signal": _signal,
     }

@@ -52,6 +52,7 @@ from pychat.client.protocol import ClientProtocol, ConnectionClosed, RemoteError
 from pychat.client.pushes import PushDispatcher
 from pychat.client.reconnect import Reconnector
 from pychat.client.sending import Sender
+from pychat.client.signals import Signals
 from pychat.crypto.identity import (
     PublicIdentity,
 )
@@ -128,8 +129,8 @@ class ChatClient:
         self.keys = ConversationKeys(self, self.trust_store)
         self.messaging = Messaging(self, self.trust_store, self.keys)
         self.sender = Sender(self, self.messaging, lambda: self.keystore)
-        #: Fair coin flips and dice rolls (:mod:`pychat.client.games`).
-        self.games = Games(self)
+        #: Fair coin flips and dice rolls (:mod:`pychat.client.games`); typing and read signals.
+        self.games, self.signals = Games(self), Signals(self, self.trust_store)
 
     # -- plumbing ------------------------------------------------------------------------------
 

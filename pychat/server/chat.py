@@ -22,11 +22,14 @@ from pychat.server.handlers import (
     key_ops,
     report_ops,
     session_ops,
+    signal_ops,
 )
 from pychat.server.handlers.common import HandlerDeps, register
+from pychat.server.handlers.signal_ops import SIGNAL_BURST, SIGNAL_PERIOD
 from pychat.server.ops import OpContext, OpRegistry
 from pychat.server.presence import Presence
 from pychat.server.protocol import ChatServerProtocol
+from pychat.server.ratelimit import TokenBucket
 from pychat.server.recent_log import RecentLog
 from pychat.server.signup_gate import SignupGate
 from pychat.store.server_store import ServerStore
@@ -82,8 +85,11 @@ class ChatServer(Service):
             hello_fields=self.hello_fields,
             signup_gate=self.signup_gate,
             recent_log=self.recent_log,
+            signal_limits=TokenBucket(
+                clock, capacity=SIGNAL_BURST, period=SIGNAL_PERIOD, max_keys=100_000
+            ),
         )
-        for module in (session_ops, account_ops, key_ops, conversation_ops, report_ops):
+        for module in (session_ops, account_ops, key_ops, conversation_ops, report_ops, signal_ops):
             register(self.registry, deps, module.OPS)
 
     # -- what hello announces ----------------------------------------------------------------

@@ -45,6 +45,7 @@ from pychat.tui.input_history import history_path, load_history
 from pychat.tui.keys import BINDINGS, Key, KeyDecoder
 from pychat.tui.login import login_key
 from pychat.tui.model import ChatModel, ConversationState, LoginForm, Modal
+from pychat.tui.notifications import notify
 from pychat.tui.password_prompt import PasswordPrompt, prompt_key
 from pychat.tui.render import (
     FULL_HEIGHT,
@@ -110,6 +111,7 @@ class TuiApp:
         self._redraw_call: Any = None
         #: A mark_read is on its way (one at a time).
         self.mark_read_pending = False
+        self._typing_sent: dict[str, float] = {}
         self._choice: defer.Deferred[bool] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -159,26 +161,9 @@ class TuiApp:
         loading.maybe_mark_read(self)
 
     def notify(self, peer: str) -> None:
-        """Bell plus an OSC 9 / 777 desktop notification (passed through tmux when inside it).
-
-        It names the sender only: the message text stays off the notification, which other
-        programs and the lock screen may show.
-        """
-        if not self.config.notifications:
-            return
-        body = f"message from {peer}"
-        sequences = [f"\x1b]9;pyChat: {body}\x07", f"\x1b]777;notify;pyChat;{body}\x07"]
-        if os.environ.get("TMUX"):
-            # tmux passes a sequence to the outer terminal when wrapped in its DCS, with every
-            # ESC inside doubled.
-            sequences = [
-                f"\x1bPtmux;{seq.replace(chr(27), chr(27) * 2)}\x1b\\" for seq in sequences
-            ]
-        osc = "".join(sequences)
-        try:
-            os.write(sys.stdout.fileno(), b"\a" + osc.encode())
-        except OSError:
-            pass
+        """Bell and desktop notification for a message from ``peer`` not on screen."""
+        if self.config.notifications:
+            notify(peer)
 
     # -- guarding handlers ---------------------------------------------------------------------
 
@@ -299,6 +284,7 @@ class TuiApp:
             return
         if key.name in ("char", "paste"):
             self.model.input.insert(key.text)
+            self._typing()
             return
         action = BINDINGS.get(key.name)
         if action is not None:
@@ -318,6 +304,18 @@ class TuiApp:
             if at_top and conv.has_older:
                 self.guard(loading.load_older(self, conv.peer))
 
+    def _typing(self) -> None:
+        """Tell the peer on screen that this user is typing (signals on; every 3 s at most)."""
+        conv = self.model.current_conversation
+        if self.client is None or conv is None or not self.client.signals.enabled:
+            return
+        if self.model.connection != "online" or self.model.input.text.startswith("/"):
+            return
+        now = time.time()
+        if now - self._typing_sent.get(conv.peer, 0.0) >= TYPING_EVERY:
+            self._typing_sent[conv.peer] = now
+            loading.quietly(self.client.signals.send(conv.peer, "typing"))
+
     def _pane_width(self, width: int) -> int:
         height, _ = self.view.size()
         return width - (LIST_WIDTH + 1) if width >= FULL_WIDTH and height >= FULL_HEIGHT else width
@@ -331,6 +329,7 @@ class TuiApp:
         self.model.server = client.server
         self.model.connection = "online"
         client.listeners.append(self.on_client_event)
+        client.signals.enabled = self.config.signals
         if client.keystore is not None:
             self.history_file = history_path(client.keystore.path)
             self.model.input.history = load_history(self.history_file)
@@ -384,6 +383,10 @@ class TuiApp:
             log.failure("event handler failed")
             self.model.tell("internal error handling an event (see tui.log)", error=True)
         self.redraw()
+
+
+#: Typing signals go at most this often per conversation (seconds).
+TYPING_EVERY = 3.0
 
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:

@@ -12,6 +12,9 @@ from pychat.client.outbox import OutboxEntry
 from pychat.tui.model import MessageItem
 from pychat.wire.ids import conversation_id
 
+#: How long "bob is typing…" stays after bob's last typing signal (seconds).
+TYPING_SHOWN = 6.0
+
 if TYPE_CHECKING:
     from pychat.tui.app import TuiApp
 
@@ -127,6 +130,19 @@ def _game(app: TuiApp, event: ClientEvent) -> None:
     )
 
 
+def _signal(app: TuiApp, event: ClientEvent) -> None:
+    """The peer is typing (shown for a few seconds), or read up to a message."""
+    peer = event.data.get("peer")
+    if not isinstance(peer, str) or peer not in app.model.conversations:
+        return
+    conv = app.model.conversations[peer]
+    if event.data.get("kind") == "typing":
+        conv.typing_until = time.time() + TYPING_SHOWN
+        app.reactor.callLater(TYPING_SHOWN + 0.1, app.redraw)
+    elif event.data.get("kind") == "read" and isinstance(event.data.get("seq"), int):
+        conv.peer_read = max(conv.peer_read, int(event.data["seq"]))
+
+
 def _keys_changed(app: TuiApp, event: ClientEvent) -> None:
     user = str(event.data.get("user"))
     app.model.conversation(user).key_changed = True
@@ -171,4 +187,5 @@ EVENTS: dict[str, Callable[[TuiApp, ClientEvent], None]] = {
     "connection": _connection,
     "outbox": _outbox,
     "game": _game,
+    "signal": _signal,
 }

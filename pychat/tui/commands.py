@@ -225,6 +225,22 @@ async def _roll(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
     )
 
 
+async def _signals(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    assert app.client is not None  # noqa: S101
+    if rest not in ("on", "off"):
+        state = "on" if app.client.signals.enabled else "off"
+        app.model.tell(
+            f"typing and read signals are {state}; /signals on|off", error=not rest == ""
+        )
+        return
+    app.client.signals.enabled = rest == "on"
+    app.model.tell(
+        "typing and read signals on: your peers see them if theirs are on too"
+        if rest == "on"
+        else "typing and read signals off: none sent, none shown"
+    )
+
+
 async def _whatdoyouknow(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
     assert app.client is not None  # noqa: S101
     report = await app.client.request("whatdoyouknow")
@@ -259,6 +275,7 @@ COMMANDS: dict[str, Command] = {
     "react": Command(_react, needs_conversation=True),
     "reply": Command(_reply, needs_conversation=True),
     "whatdoyouknow": Command(_whatdoyouknow),
+    "signals": Command(_signals),
     "flip": Command(_flip, needs_conversation=True),
     "roll": Command(_roll, needs_conversation=True),
 }

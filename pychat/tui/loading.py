@@ -3,12 +3,18 @@ on demand, and marking what is on screen as read."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
 
 from pychat.tui.client_events import message_item
 
 if TYPE_CHECKING:
     from pychat.tui.app import TuiApp
+
+log = Logger(namespace="pychat.tui")
 
 #: Messages fetched per page (the first page of a conversation, and each older one).
 PAGE = 50
@@ -75,7 +81,14 @@ def maybe_mark_read(app: TuiApp) -> None:
         try:
             await app.client.mark_read(conv.peer, last)
             conv.unread = 0
+            quietly(app.client.signals.send(conv.peer, "read", last))
         finally:
             app.mark_read_pending = False
 
     app.guard(mark)
+
+
+def quietly(work: Coroutine[Any, Any, Any]) -> None:
+    """Best-effort work (a signal): run for its side effect; a failure is only logged."""
+    d: defer.Deferred[Any] = defer.ensureDeferred(work)
+    d.addErrback(lambda f: log.info("a signal was not sent: {e}", e=f.value))

@@ -71,6 +71,9 @@ class ConversationState:
     reactions: dict[int, dict[str, tuple[int, str]]] = field(default_factory=dict)
     #: The message /react and /reply go to (the last /search hit shown), or None.
     selected: int | None = None
+    #: Signals from the peer (when both share them): typing until this time; read up to.
+    typing_until: float = 0.0
+    peer_read: int = 0
 
     def react(self, item: MessageItem) -> None:
         """Count a reaction under the message it names (a newer one of its sender wins)."""

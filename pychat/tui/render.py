@@ -121,9 +121,18 @@ def message_lines(
         lines += _message(item, me, conv, width, time_format)
         lines += _reactions(conv, item.seq, width)
     notices_up_to(float("inf"))
+    lines += _read_mark(conv, me, width)
     for item in conv.pending.values():
         lines += _message(item, me, conv, width, time_format)
     return lines
+
+
+def _read_mark(conv: ConversationState, me: str, width: int) -> list[list[Segment]]:
+    """``read`` under the newest message: the peer's read signal reached it (or beyond)."""
+    mine = [s for s, m in conv.messages.items() if m.sender == me and m.kind != "reaction"]
+    if not mine or not conv.peer_read or conv.peer_read < max(mine) or conv.last_seq > max(mine):
+        return []
+    return [_row(width, (f"      ✓✓ read by {visible(conv.peer)}", "dim"))]
 
 
 def _reactions(conv: ConversationState, seq: int, width: int) -> list[list[Segment]]:
@@ -163,7 +172,7 @@ def _message(
     if item.kind == "reaction":  # a pending or refused one of ours
         said, body = f"{sender} reacts ", f"{body} to #{item.ref_seq}"
     quoted = []
-    if item.kind == "reply" and item.status == "verified":
+    if item.kind == "reply" and item.status != "rejected":
         quote = f"      ↪ re #{item.ref_seq}: {visible(item.quote or '')}"
         quoted = [_row(width, (quote, "dim"), ellipsis=True)]
     if item.seq and item.seq == conv.selected:
@@ -269,6 +278,8 @@ def status_text(model: ChatModel, now: float) -> list[Segment]:
         else:
             trust = "not verified (/verify)"
         segments.append((f"{conv.peer} · {trust} │ ", "status"))
+        if conv.typing_until > now:
+            segments.append((f"{conv.peer} is typing… │ ", "status"))
     if model.notice:
         segments.append((model.notice, "status-error" if model.notice_is_error else "status"))
     else:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pychat.server.accounts import AccountService
     from pychat.server.config import ServerConfig
     from pychat.server.presence import Presence
+    from pychat.server.ratelimit import TokenBucket
     from pychat.server.recent_log import RecentLog
     from pychat.server.signup_gate import SignupGate
     from pychat.store.interfaces import AccountRepository, ConversationRepository
@@ -61,6 +62,8 @@ class HandlerDeps:
     signup_gate: SignupGate
     #: The newest log lines (what ``whatdoyouknow`` shows a user of those naming them).
     recent_log: RecentLog
+    #: Signals (typing, read marks) each user may send: a token bucket by username.
+    signal_limits: TokenBucket
 
 
 Handler = Callable[[HandlerDeps, OpContext, Any], Awaitable[Mapping[str, Any] | Later]]

@@ -1,0 +1,26 @@
+"""Telling the user of a message that is not on screen: the terminal bell and a desktop
+notification (OSC 9 and OSC 777, passed through tmux when inside it)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def notify(peer: str) -> None:
+    """Bell plus an OSC 9 / 777 notification naming ``peer``.
+
+    It names the sender only: the message text stays off the notification, which other
+    programs and the lock screen may show.
+    """
+    body = f"message from {peer}"
+    sequences = [f"\x1b]9;pyChat: {body}\x07", f"\x1b]777;notify;pyChat;{body}\x07"]
+    if os.environ.get("TMUX"):
+        # tmux passes a sequence to the outer terminal when wrapped in its DCS, with every
+        # ESC inside doubled.
+        sequences = [f"\x1bPtmux;{seq.replace(chr(27), chr(27) * 2)}\x1b\\" for seq in sequences]
+    osc = "".join(sequences)
+    try:
+        os.write(sys.stdout.fileno(), b"\a" + osc.encode())
+    except OSError:
+        pass
