@@ -2,14 +2,47 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from pychat.crypto import identity as identity_module
 from pychat.testing import RunningServer, start_server
+
+KEYS = Path(__file__).parent / "keys"
+
+
+@functools.cache
+def _client_rsa_pool() -> tuple[Any, ...]:
+    return tuple(
+        serialization.load_pem_private_key(path.read_bytes(), None)
+        for path in sorted(KEYS.glob("client-rsa-*.pem"))
+    )
+
+
+@pytest.fixture(autouse=True)
+def pooled_client_rsa_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Identity keys made by clients in this process (signup, rotation) take their RSA half
+    from ``tests/keys/client-rsa-*.pem`` (test material, made once) in order, a fresh order
+    per test, instead of generating 3072-bit keys for seconds each; past the pool they are
+    generated.  Processes the tests start (the TUI, twistd) generate their own."""
+    pool = iter(_client_rsa_pool())
+    generate = rsa.generate_private_key
+
+    def pooled(public_exponent: int, key_size: int, backend: Any = None) -> Any:
+        key = next(pool, None)
+        if key is None or key.key_size != key_size:
+            return generate(public_exponent=public_exponent, key_size=key_size)
+        return key
+
+    monkeypatch.setattr(identity_module.rsa, "generate_private_key", pooled)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
