@@ -278,6 +278,15 @@ async def test_react_and_reply_from_the_command_line(server: RunningServer, tmp_
     assert r.code == 5 and "did not answer" in r.err
     r = await alice.run("roll", "bob", "7d1")
     assert r.code == 1 and "NdM" in r.err
+    doc = tmp_path / "menu.txt"
+    doc.write_text("soup, then fish\n")
+    r = await alice.run("send-file", "bob", str(doc))
+    assert r.code == 0 and r.out.startswith("sent #"), r.err
+    file_seq = r.out.split("#")[1].strip()
+    r = await bob.run("get-file", "alice", file_seq, "--dir", str(tmp_path / "got"))
+    assert r.code == 0 and (tmp_path / "got" / "menu.txt").read_text() == "soup, then fish\n"
+    r = await alice.run("send-file", "bob", str(tmp_path / "missing"))
+    assert r.code == 2 and "no file" in r.err
     r = await alice.run("whatdoyouknow")
     assert r.code == 0 and "knows about alice" in r.out and "  bob: " in r.out, r.err
     r = await alice.run("whatdoyouknow", "--json")

@@ -27,20 +27,24 @@ def _made(data: Path) -> None:
     for i in range(30):
         store.conversations.append_message(conv, "alice", 1, f"m{i}", f"c{i}", 2.0 + i)
     store.conversations.set_read_nowait(conv, "bob", 12)
+    record = defer.ensureDeferred(store.files.start("alice", conv.id, 20, 1, 1.0, 1e9)).result
+    defer.ensureDeferred(store.files.put(record, 0, b"f" * 20))
     defer.ensureDeferred(store.close())
 
 
-def _contents(data: Path, key: Path) -> tuple[list[str], list[str], dict[str, int]]:
+def _contents(data: Path, key: Path) -> tuple[list[str], list[str], dict[str, int], bytes]:
     store = ServerStore.open(data, key, inline_runner)
     (conv,) = list(store.conversations)
     texts = [r["ciphertext"] for r in conv.messages.read_range(0, conv.last_seq)]
     names = sorted(a.username for a in store.accounts)
     read = dict(conv.read)
+    (record,) = store.files.files.values()
+    chunk = defer.ensureDeferred(store.files.get(record, 0)).result
     defer.ensureDeferred(store.close())
-    return names, texts, read
+    return names, texts, read, chunk
 
 
-WANT = (["alice", "bob"], [f"m{i}" for i in range(30)], {"bob": 12})
+WANT = (["alice", "bob"], [f"m{i}" for i in range(30)], {"bob": 12}, b"f" * 20)
 
 
 def test_after_a_rotation_only_the_new_key_opens_the_store(tmp_path: Path) -> None:
@@ -55,7 +59,7 @@ def test_after_a_rotation_only_the_new_key_opens_the_store(tmp_path: Path) -> No
     with pytest.raises(StoreError):
         ServerStore.open(data, key, inline_runner)  # the old key opens nothing now
     assert sorted(p.name for p in data.iterdir()) == [
-        "accounts", "conversations", "store.key"
+        "accounts", "conversations", "files", "store.key"
     ]  # fmt: skip
 
 

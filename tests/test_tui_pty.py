@@ -675,3 +675,34 @@ async def test_tui_typing_and_read_signals_when_both_sides_turn_them_on(
     finally:
         await term.quit()
         await bob.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_sends_and_fetches_files(server: RunningServer, tmp_path: Path) -> None:
+    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    await bob.send("alice", "send me the plan")
+    await alice.close()
+    plan = tmp_path / "plan.txt"
+    plan.write_bytes(b"step one, step two\n" * 3000)
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    try:
+        await _login_in_tui(term, "alice-pw", "send me the plan")
+        term.type(f"/send-file {plan}")
+        term.press("enter")
+        await term.wait_for("sent plan.txt to bob")
+        (offer,) = [m for m in await bob.read("alice") if m.kind == "file"]
+        got = await bob.files.fetch("alice", offer.seq, tmp_path / "bob-downloads")
+        assert got.read_bytes() == plan.read_bytes()
+        reply = tmp_path / "answer.bin"
+        reply.write_bytes(os.urandom(70_000))
+        await bob.files.send("alice", reply)
+        await term.wait_for("📎 bob sent answer.bin (70.0 KB)")
+        term.type("/get-file")
+        term.press("enter")
+        _screenshot("files", await term.wait_for("saved "))
+        saved = tmp_path / "alice" / "downloads" / "answer.bin"
+        assert saved.read_bytes() == reply.read_bytes()
+    finally:
+        await term.quit()
+        await bob.close()

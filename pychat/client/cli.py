@@ -220,6 +220,13 @@ def _add_message_commands(add: Callable[[str, str], argparse.ArgumentParser]) ->
             "--wait", type=float, default=60.0, metavar="SECONDS",
             help="how long to wait for the peer's client to answer (default 60)",
         )  # fmt: skip
+    p = add("send-file", "send a file, encrypted end to end (size limits: the server's)")
+    p.add_argument("peer")
+    p.add_argument("path")
+    p = add("get-file", "fetch the file of a message, check it and save it (never overwriting)")
+    p.add_argument("peer")
+    p.add_argument("seq", type=int, help="the file message's number (#SEQ in read)")
+    p.add_argument("--dir", default=".", help="where to save it (default: here)")
     p = add("whatdoyouknow", "everything the server holds about you, as it reports it")
     p.add_argument("--json", action="store_true", help="the server's report as it came")
     p = add("outbox", "list your messages that wait to be sent (a login sends them first)")

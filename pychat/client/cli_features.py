@@ -6,16 +6,39 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
+from tqdm import tqdm
 from twisted.internet import defer
 
-from pychat.client.cli_errors import EXIT_CONNECT, EXIT_OK, CliError
+from pychat.client.cli_errors import EXIT_CONNECT, EXIT_OK, EXIT_USAGE, CliError
 from pychat.client.errors import ConnectError, ReplyTimeout
 from pychat.client.events import ClientEvent
 from pychat.client.protocol import ConnectionClosed
 from pychat.client.report import report_lines
 from pychat.client.session import ChatClient
 from pychat.safe_text import json_line, visible, visible_lines
+
+
+def _bar(total: int | None, label: str) -> tqdm:
+    """A progress bar on standard error (none when it is not a terminal)."""
+    return tqdm(
+        total=total,
+        desc=label,
+        unit="B",
+        unit_scale=True,
+        disable=not sys.stderr.isatty(),
+        file=sys.stderr,
+    )
+
+
+def _advance(bar: tqdm) -> Callable[[int, int], None]:
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return update
 
 
 def _safe_block(text: object) -> str:
@@ -96,3 +119,22 @@ class FeatureCommands:
         return EXIT_OK
 
     cmd_roll = cmd_flip
+
+    async def cmd_send_file(self) -> int:
+        path = Path(self.args.path)
+        if not path.is_file():
+            raise CliError(f"no file at {visible(str(path))}", EXIT_USAGE)
+        await self._login()
+        with _bar(path.stat().st_size, f"sending {path.name}") as bar:
+            seq = await self.client.files.send(self.args.peer, path, progress=_advance(bar))
+        print(f"sent #{seq}" if seq is not None else "uploaded; its message waits in the outbox")
+        return EXIT_OK
+
+    async def cmd_get_file(self) -> int:
+        await self._login()
+        with _bar(None, f"fetching #{self.args.seq}") as bar:
+            saved = await self.client.files.fetch(
+                self.args.peer, self.args.seq, Path(self.args.dir), progress=_advance(bar)
+            )
+        print(f"saved {visible(str(saved))}")
+        return EXIT_OK

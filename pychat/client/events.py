@@ -29,6 +29,8 @@ class ChatMessage:
     #: :func:`~pychat.client.references.message_digest` of the ciphertext (what reactions and
     #: replies name).
     digest: str = ""
+    #: The signed ``data`` of a structured kind (a ``file`` message's key and name ...).
+    data: dict[str, Any] | None = None
 
     @property
     def action(self) -> bool:

@@ -138,7 +138,7 @@ class Messaging:
                 return ChatMessage(conv, peer, seq, sender, sent, "rejected", None, str(exc))
         return ChatMessage(
             conv, peer, seq, sender, opened.time, "verified", text, None, opened.kind,
-            reference if isinstance(reference, Reference) else None, digest,
+            reference if isinstance(reference, Reference) else None, digest, opened.data,
         )  # fmt: skip
 
     async def _open(

@@ -38,6 +38,7 @@ from pychat.client.errors import (
     check_sendable,
 )
 from pychat.client.events import ChatMessage, ClientEvent, SafetyNumbers
+from pychat.client.files import Files
 from pychat.client.games import Games
 from pychat.client.keepalive import Keepalive, keepalive_interval
 from pychat.client.keystore import (
@@ -129,8 +130,9 @@ class ChatClient:
         self.keys = ConversationKeys(self, self.trust_store)
         self.messaging = Messaging(self, self.trust_store, self.keys)
         self.sender = Sender(self, self.messaging, lambda: self.keystore)
-        #: Fair coin flips and dice rolls (:mod:`pychat.client.games`); typing and read signals.
+        #: Fair flips and rolls (:mod:`~pychat.client.games`), typing and read signals, files.
         self.games, self.signals = Games(self), Signals(self, self.trust_store)
+        self.files = Files(self, self.messaging, self.sender)
 
     # -- plumbing ------------------------------------------------------------------------------
 

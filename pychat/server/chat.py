@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger, globalLogPublisher
@@ -19,6 +19,7 @@ from pychat.server.config import ServerConfig
 from pychat.server.handlers import (
     account_ops,
     conversation_ops,
+    file_ops,
     key_ops,
     report_ops,
     session_ops,
@@ -33,6 +34,9 @@ from pychat.server.ratelimit import TokenBucket
 from pychat.server.recent_log import RecentLog
 from pychat.server.signup_gate import SignupGate
 from pychat.store.server_store import ServerStore
+
+#: Expired files are looked for this often (seconds).
+FILE_SWEEP_INTERVAL = 60.0
 
 log = Logger(namespace="pychat.server")
 
@@ -62,6 +66,7 @@ class ChatServer(Service):
         self.signup_gate = SignupGate(config.signup, store.invites, store.run_blocking)
         #: The newest log lines, while the service runs (``whatdoyouknow``).
         self.recent_log = RecentLog()
+        self._sweeper: task.LoopingCall | None = None
         self.registry = OpRegistry()
         self.connections: set[ChatServerProtocol] = set()
         self._per_host: dict[str, int] = {}
@@ -88,8 +93,17 @@ class ChatServer(Service):
             signal_limits=TokenBucket(
                 clock, capacity=SIGNAL_BURST, period=SIGNAL_PERIOD, max_keys=100_000
             ),
+            files=store.files,
         )
-        for module in (session_ops, account_ops, key_ops, conversation_ops, report_ops, signal_ops):
+        for module in (
+            session_ops,
+            account_ops,
+            key_ops,
+            conversation_ops,
+            report_ops,
+            signal_ops,
+            file_ops,
+        ):
             register(self.registry, deps, module.OPS)
 
     # -- what hello announces ----------------------------------------------------------------
@@ -256,15 +270,30 @@ class ChatServer(Service):
     # -- service -----------------------------------------------------------------------------
 
     def startService(self) -> None:
-        """Start keeping the newest log lines."""
+        """Start keeping the newest log lines, and deleting expired files every minute."""
         super().startService()
         globalLogPublisher.addObserver(self.recent_log)
+        self._sweeper = task.LoopingCall(self._sweep_files)
+        self._sweeper.clock = self.clock
+        self._sweeper.start(FILE_SWEEP_INTERVAL, now=True)
+
+    def _sweep_files(self) -> defer.Deferred[None]:
+        async def sweep() -> None:
+            gone = await self.store.files.sweep(self.clock.seconds())
+            if gone:
+                log.info("deleted {n} expired file(s)", n=gone)
+
+        d = defer.ensureDeferred(sweep())
+        d.addErrback(lambda f: log.failure("deleting expired files failed", failure=f))
+        return d
 
     def stopService(self) -> defer.Deferred[None]:
         """Tell every client the server is going away, close, wait until all are gone, then
         close the store (saving the log indexes)."""
         super().stopService()
         globalLogPublisher.removeObserver(self.recent_log)
+        if self._sweeper is not None and self._sweeper.running:
+            self._sweeper.stop()
         return defer.ensureDeferred(self._shut_down())
 
     async def _shut_down(self) -> None:

@@ -39,6 +39,11 @@ class ServerConfig:
     signups_per_hour: int = limits.SIGNUPS_PER_ADDRESS_PER_HOUR
     #: Who may sign up: ``open``, ``invite`` (a code from ``pychat-admin invite``) or ``closed``.
     signup: str = "open"
+    #: Files: the largest one (bytes of ciphertext), each user's total, and how long one is
+    #: kept (seconds) before it is deleted.
+    file_max_size: int = 100 * 1024 * 1024
+    file_quota: int = 1024 * 1024 * 1024
+    file_max_age: float = 7 * 24 * 3600.0
     server_name: str = field(default="pychat")
     #: End the process (exit 1) when a listener cannot open its port; in-process test
     #: servers turn it off.
@@ -61,6 +66,8 @@ class ServerConfig:
             raise ValueError("signups-per-hour must be 0 (no limit) or more")
         if self.signup not in ("open", "invite", "closed"):
             raise ValueError("signup must be open, invite or closed")
+        if self.file_max_size < 0 or self.file_quota < 0 or self.file_max_age <= 0:
+            raise ValueError("file limits are sizes of 0 (no files) or more, and an age above 0")
         if not self.listen:
             raise ValueError("at least one listen endpoint is needed")
 

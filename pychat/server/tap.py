@@ -151,6 +151,27 @@ class Options(usage.Options):
             int,
         ],
         [
+            "file-max-mb",
+            None,
+            100,
+            "The largest file users may send, in MiB (0: no files).",
+            int,
+        ],
+        [
+            "file-quota-mb",
+            None,
+            1024,
+            "How much file space each user may hold at once, in MiB.",
+            int,
+        ],
+        [
+            "file-days",
+            None,
+            7.0,
+            "Days a file is kept before it is deleted (whether fetched or not).",
+            float,
+        ],
+        [
             "idle-timeout",
             None,
             limits.DEFAULT_IDLE_TIMEOUT,
@@ -222,6 +243,9 @@ class Options(usage.Options):
                 login_starts_per_minute=self["login-starts-per-minute"],
                 signups_per_hour=self["signups-per-hour"],
                 signup=self["signup"],
+                file_max_size=self["file-max-mb"] * 1024 * 1024,
+                file_quota=self["file-quota-mb"] * 1024 * 1024,
+                file_max_age=self["file-days"] * 86400.0,
             )
         except ValueError as exc:
             raise usage.UsageError(str(exc)) from None

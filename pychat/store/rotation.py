@@ -23,17 +23,19 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from pychat.durable import ensure_private_dir, fsync_dir, write_atomic
 from pychat.store.accounts import AccountStore
 from pychat.store.atrest import AtRestKey, SealedDirectory
 from pychat.store.blocking import inline_runner, run_inline
 from pychat.store.errors import StoreError
+from pychat.store.files import FileStore
 from pychat.store.sealed_log import SealedLog
 
 ROTATING = "rotating"
 COMMIT = "rotation-commit.json"
-PARTS = ("accounts", "conversations")
+PARTS = ("accounts", "conversations", "files")
 
 
 def new_key_path(key_path: Path) -> Path:
@@ -99,6 +101,7 @@ def rotate(data_dir: Path, key_path: Path) -> dict[str, int]:
                 )
             conversations += 1
             messages += conv.last_seq
+        _rotate_files(store, target / "files", new_key)
     finally:
         run_inline(store.close())  # logs synced, journal emptied
     for part in PARTS:
@@ -108,6 +111,15 @@ def rotate(data_dir: Path, key_path: Path) -> dict[str, int]:
     write_atomic(data_dir / COMMIT, json.dumps(body).encode() + b"\n", mode=0o600)
     _finish(data_dir, key_path)
     return {"accounts": len(accounts), "conversations": conversations, "messages": messages}
+
+
+def _rotate_files(store: Any, target: Path, new_key: AtRestKey) -> None:
+    """File records sealed again under the new key; the data (the clients' ciphertext, not
+    sealed by the store key) is hard-linked, not copied."""
+    fresh = FileStore(target, new_key.sealer("files"), inline_runner)
+    for record in store.files.files.values():
+        os.link(store.files.directory / f"{record.id}.data", target / f"{record.id}.data")
+        fresh.write_record(record)
 
 
 def _finish(data_dir: Path, key_path: Path) -> None:

@@ -9,6 +9,7 @@ from pychat.store.accounts import AccountStore
 from pychat.store.atrest import AtRestKey
 from pychat.store.blocking import BlockingRunner
 from pychat.store.conversations import ConversationStore
+from pychat.store.files import FILES_DIR, FileStore
 from pychat.store.interfaces import AccountRepository, ConversationRepository
 from pychat.store.invites import InviteBook
 from pychat.store.rotation import check_no_rotation
@@ -25,6 +26,8 @@ class ServerStore:
     accounts: AccountRepository
     conversations: ConversationRepository
     invites: InviteBook
+    #: Encrypted files users send each other.
+    files: FileStore
     #: Where the store's blocking work runs (a thread pool, or inline in tests and tools).
     run_blocking: BlockingRunner
 
@@ -39,6 +42,10 @@ class ServerStore:
         convs = self.conversations.for_user(username)
         for conv in convs:
             await self.conversations.delete(conv)
+        for record in [
+            f for f in self.files.files.values() if f.conversation in {c.id for c in convs}
+        ]:
+            await self.files.delete(record)
         await self.accounts.delete(username)
         return len(convs)
 
@@ -59,4 +66,5 @@ class ServerStore:
         accounts = AccountStore.open(dirs[0], key, run_blocking)
         conversations = ConversationStore.open(dirs[1], key, run_blocking)
         invites = InviteBook.load(data_dir)
-        return cls(key, accounts, conversations, invites, run_blocking)
+        files = FileStore.open(data_dir / FILES_DIR, key.sealer("files"), run_blocking)
+        return cls(key, accounts, conversations, invites, files, run_blocking)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from twisted.internet import defer
 
+from pychat.client.files import human_size
 from pychat.client.report import report_lines
 from pychat.tui import search
 from pychat.tui.help import HELP
@@ -241,6 +243,43 @@ async def _signals(app: TuiApp, conv: ConversationState | None, rest: str) -> No
     )
 
 
+def _progress(app: TuiApp, what: str) -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        app.model.tell(f"{what}: {done * 100 // max(1, total)}% of {human_size(total)}")
+        app.redraw()
+
+    return show
+
+
+async def _send_file(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    assert app.client is not None and conv is not None  # noqa: S101 - see the table
+    path = Path(rest).expanduser()
+    if not rest or not path.is_file():
+        app.model.tell("usage: /send-file PATH (a file)", error=True)
+        return
+    await app.client.files.send(conv.peer, path, _progress(app, f"sending {path.name}"))
+    app.model.tell(f"sent {path.name} to {conv.peer}")
+
+
+async def _get_file(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    assert app.client is not None and conv is not None  # noqa: S101 - see the table
+    seq, where = _target_file(conv, rest)
+    if seq is None:
+        app.model.tell("usage: /get-file [#SEQ] [DIR] (their newest file otherwise)", error=True)
+        return
+    directory = Path(where).expanduser() if where else app.home / "downloads"
+    saved = await app.client.files.fetch(conv.peer, seq, directory, _progress(app, f"#{seq}"))
+    app.model.tell(f"saved {saved}")
+
+
+def _target_file(conv: ConversationState, rest: str) -> tuple[int | None, str]:
+    first, _, after = rest.partition(" ")
+    if first.startswith("#") and first[1:].isdigit():
+        return int(first[1:]), after.strip()
+    files = [m.seq for m in conv.sorted_messages() if m.kind == "file" and m.sender == conv.peer]
+    return (files[-1] if files else None), rest
+
+
 async def _whatdoyouknow(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
     assert app.client is not None  # noqa: S101
     report = await app.client.request("whatdoyouknow")
@@ -276,6 +315,8 @@ COMMANDS: dict[str, Command] = {
     "reply": Command(_reply, needs_conversation=True),
     "whatdoyouknow": Command(_whatdoyouknow),
     "signals": Command(_signals),
+    "send-file": Command(_send_file, needs_conversation=True),
+    "get-file": Command(_get_file, needs_conversation=True),
     "flip": Command(_flip, needs_conversation=True),
     "roll": Command(_roll, needs_conversation=True),
 }

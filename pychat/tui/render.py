@@ -167,7 +167,7 @@ def _message(
         mark, style, body = ("✓" if trusted else "·"), ("me" if mine else "peer"), item.text or ""
     sender = visible(item.sender)
     said = f"* {sender} " if item.action and item.status != "rejected" else f"{sender}: "
-    if item.kind == "game":  # the text names who did what
+    if item.kind in ("game", "file"):  # the text names who did what
         said = ""
     if item.kind == "reaction":  # a pending or refused one of ours
         said, body = f"{sender} reacts ", f"{body} to #{item.ref_seq}"

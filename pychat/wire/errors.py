@@ -44,6 +44,11 @@ class ErrorCode(enum.StrEnum):
     BAD_SIGNATURE = "bad_signature"
     MESSAGE_TOO_LARGE = "message_too_large"
     CONVERSATION_DAMAGED = "conversation_damaged"
+    # Files.
+    FILE_TOO_LARGE = "file_too_large"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    UNKNOWN_FILE = "unknown_file"
+    BAD_CHUNK = "bad_chunk"
     # Our side.
     STORAGE_FULL = "storage_full"
     STORAGE_ERROR = "storage_error"

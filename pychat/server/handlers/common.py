@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pychat.server.ratelimit import TokenBucket
     from pychat.server.recent_log import RecentLog
     from pychat.server.signup_gate import SignupGate
+    from pychat.store.files import FileStore
     from pychat.store.interfaces import AccountRepository, ConversationRepository
 
 #: Longest username a client may send (the normal form is at most 32 characters; this leaves
@@ -64,6 +65,8 @@ class HandlerDeps:
     recent_log: RecentLog
     #: Signals (typing, read marks) each user may send: a token bucket by username.
     signal_limits: TokenBucket
+    #: Encrypted files.
+    files: FileStore
 
 
 Handler = Callable[[HandlerDeps, OpContext, Any], Awaitable[Mapping[str, Any] | Later]]

@@ -101,7 +101,16 @@ async def whatdoyouknow(deps: HandlerDeps, ctx: OpContext, params: NoParams) -> 
             "last": last_failure,
             "locked_for": deps.account_service.account_failures.retry_after(me),
         },
-        "files": [],
+        "files": [
+            {
+                "file": f.id,
+                "conversation": f.conversation,
+                "bytes": f.size,
+                "complete": f.complete,
+                "expires": f.expires,
+            }
+            for f in deps.files.of_user(me)
+        ],
         "log": deps.recent_log.about(me),
         "not_kept": NOT_KEPT,
     }
