@@ -19,12 +19,13 @@ from pychat.testing import RunningServer, start_server
 KEYS = Path(__file__).parent / "keys"
 
 
+_CLIENT_KEYS = sorted(KEYS.glob("client-rsa-*.pem"))
+
+
 @functools.cache
-def _client_rsa_pool() -> tuple[Any, ...]:
-    return tuple(
-        serialization.load_pem_private_key(path.read_bytes(), None)
-        for path in sorted(KEYS.glob("client-rsa-*.pem"))
-    )
+def _client_rsa_key(index: int) -> Any:
+    """Pool key ``index``, loaded when first needed (loading one takes about 0.1 s)."""
+    return serialization.load_pem_private_key(_CLIENT_KEYS[index].read_bytes(), None)
 
 
 @pytest.fixture(autouse=True)
@@ -33,11 +34,12 @@ def pooled_client_rsa_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     from ``tests/keys/client-rsa-*.pem`` (test material, made once) in order, a fresh order
     per test, instead of generating 3072-bit keys for seconds each; past the pool they are
     generated.  Processes the tests start (the TUI, twistd) generate their own."""
-    pool = iter(_client_rsa_pool())
+    taken = iter(range(len(_CLIENT_KEYS)))
     generate = rsa.generate_private_key
 
     def pooled(public_exponent: int, key_size: int, backend: Any = None) -> Any:
-        key = next(pool, None)
+        index = next(taken, None)
+        key = _client_rsa_key(index) if index is not None else None
         if key is None or key.key_size != key_size:
             return generate(public_exponent=public_exponent, key_size=key_size)
         return key
