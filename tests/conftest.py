@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pychat.crypto import identity as identity_module
-from pychat.testing import RunningServer, start_server
+from pychat.testing import MemoryServer, RunningServer, start_server
 
 KEYS = Path(__file__).parent / "keys"
 
@@ -76,3 +76,9 @@ def cheap_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(auth, "default_params", minimum_params)
     monkeypatch.setattr(keystore, "default_params", minimum_params)
+
+
+@pytest.fixture
+def memory(tmp_path: Path) -> MemoryServer:
+    """The whole server in memory on a fake clock, its data dir under tmp_path."""
+    return MemoryServer(tmp_path / "data")

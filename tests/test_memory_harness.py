@@ -18,11 +18,6 @@ from tests.client_helpers import collect
 from tests.test_trust_lifecycle import reregister
 
 
-@pytest.fixture
-def memory(tmp_path: Path) -> MemoryServer:
-    return MemoryServer(tmp_path / "data")
-
-
 @pytest_twisted.ensureDeferred
 async def test_two_users_chat_and_the_push_is_there_when_send_returns(
     memory: MemoryServer, tmp_path: Path

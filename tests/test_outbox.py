@@ -47,11 +47,6 @@ class Outage:
         self.server.drop_connections()
 
 
-@pytest.fixture
-def memory(tmp_path: Path) -> MemoryServer:
-    return MemoryServer(tmp_path / "data")
-
-
 async def _alice_and_bob(
     memory: MemoryServer, tmp_path: Path
 ) -> tuple[ChatClient, ChatClient, Outage]:

@@ -14,11 +14,6 @@ from pychat.testing import MemoryServer
 from pychat.wire.ids import conversation_id
 
 
-@pytest.fixture
-def memory(tmp_path: Path) -> MemoryServer:
-    return MemoryServer(tmp_path / "data")
-
-
 @pytest_twisted.ensureDeferred
 async def test_a_reaction_and_a_reply_arrive_bound_to_their_message(
     memory: MemoryServer, tmp_path: Path

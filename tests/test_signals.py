@@ -13,11 +13,6 @@ from pychat.wire.ids import conversation_id
 from tests.client_helpers import collect
 
 
-@pytest.fixture
-def memory(tmp_path: Path) -> MemoryServer:
-    return MemoryServer(tmp_path / "data")
-
-
 def _signals(events: list) -> list[tuple[str, str, int | None]]:
     return [(e.data["peer"], e.data["kind"], e.data["seq"]) for e in events if e.kind == "signal"]
 

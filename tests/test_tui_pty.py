@@ -33,6 +33,25 @@ async def _login_in_tui(term: Terminal, password: str, expect: str) -> str:
     return await term.wait_for(expect)
 
 
+async def _alice_in_tui(
+    server: RunningServer, tmp_path: Path, from_bob: str
+) -> tuple[ChatClient, Terminal]:
+    """alice (password alice-pw) logged in in the TUI, with ``from_bob`` from bob on screen;
+    bob's client stays logged in."""
+    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = await signed_up(server, tmp_path / "bob", "bob")
+    await bob.send("alice", from_bob)
+    await alice.close()
+    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    try:
+        await _login_in_tui(term, "alice-pw", from_bob)
+    except BaseException:
+        await term.quit()
+        await bob.close()
+        raise
+    return bob, term
+
+
 async def _signup_in_tui(term: Terminal, password: str) -> None:
     await term.wait_for("Log in")
     term.press("f2")
@@ -612,15 +631,10 @@ async def test_tui_reacts_and_replies_and_shows_reactions_under_their_message(
 async def test_tui_flips_a_coin_with_a_peer_and_both_see_the_fair_result(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    await bob.send("alice", "heads I win")
-    await alice.close()
+    bob, term = await _alice_in_tui(server, tmp_path, "heads I win")
     results = []
     bob.listeners.append(lambda e: results.append(e.data["text"]) if e.kind == "game" else None)
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
     try:
-        await _login_in_tui(term, "alice-pw", "heads I win")
         term.type("/flip")
         term.press("enter")
         await term.wait_for("— fair (alice and bob both chose)")
@@ -650,15 +664,10 @@ async def test_tui_flips_a_coin_with_a_peer_and_both_see_the_fair_result(
 async def test_tui_typing_and_read_signals_when_both_sides_turn_them_on(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    await bob.send("alice", "are you there?")
-    await alice.close()
+    bob, term = await _alice_in_tui(server, tmp_path, "are you there?")
     bob.signals.enabled = True
     heard = collect(bob)
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
     try:
-        await _login_in_tui(term, "alice-pw", "are you there?")
         term.type("/signals on")
         term.press("enter")
         await term.wait_for("typing and read signals on")
@@ -679,15 +688,10 @@ async def test_tui_typing_and_read_signals_when_both_sides_turn_them_on(
 
 @pytest_twisted.ensureDeferred
 async def test_tui_sends_and_fetches_files(server: RunningServer, tmp_path: Path) -> None:
-    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    await bob.send("alice", "send me the plan")
-    await alice.close()
+    bob, term = await _alice_in_tui(server, tmp_path, "send me the plan")
     plan = tmp_path / "plan.txt"
     plan.write_bytes(b"step one, step two\n" * 3000)
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
     try:
-        await _login_in_tui(term, "alice-pw", "send me the plan")
         term.type(f"/send-file {plan}")
         term.press("enter")
         await term.wait_for("sent plan.txt to bob")
