@@ -341,11 +341,12 @@ class ChatClient:
         return await self.keys.rotate(peer)
 
     async def send(
-        self, peer: str, text: str, *, action: bool = False, queue: bool = False, **more: Any
-    ) -> int | None:
-        """Encrypt, sign and send ``text`` (an emote if ``action``, a reply with
-        ``reply_to=SEQ``); return its seq (None if ``queue`` and it waits: :class:`Sender`)."""
-        return await self.sender.send(peer, text, action=action, queue=queue, **more)
+        self, peer: str, text: str, *, action: bool = False, queue: bool = False,
+        reply_to: int | None = None,
+    ) -> int | None:  # fmt: skip
+        """Encrypt, sign and send ``text`` (an emote if ``action``, a reply to ``reply_to``);
+        return its seq (None if ``queue`` and it waits: :class:`Sender`)."""
+        return await self.sender.send(peer, text, action=action, queue=queue, reply_to=reply_to)
 
     async def react(self, peer: str, seq: int, emoji: str, *, queue: bool = False) -> int | None:
         """React to ``peer``'s message ``seq`` with ``emoji`` (empty takes it back)."""
