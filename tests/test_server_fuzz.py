@@ -19,7 +19,7 @@ from tests.helpers import connect, make_server
 FIELD_NAMES = [
     "username", "peer", "conversation", "envelope", "epoch", "ciphertext", "client_id", "before",
     "after", "limit", "seq", "A", "M1", "salt", "verifier", "kdf", "public_keys", "share",
-    "signature", "version", "key_backup", "client",
+    "signature", "version", "key_backup", "client", "file", "index", "data", "size",
 ]  # fmt: skip
 
 json_values = st.recursive(
