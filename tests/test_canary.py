@@ -1,7 +1,7 @@
 """The canary: after every feature is used (messages, a reply and a reaction, a fair flip, a
-file, typing and read signals, whatdoyouknow), nothing a user wrote or sent, nor a file's
-name, is in the server's data dir or log; no username is in the data dir; and an expired file
-is gone from disk."""
+file, typing and read signals, whatdoyouknow, a disappearing message), nothing a user wrote
+or sent, nor a file's name, is in the server's data dir or log; no username is in the data
+dir; and an expired file and an expired message are gone from disk."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from twisted.internet import reactor, task
 from twisted.logger import formatEvent, globalLogPublisher
 
 from pychat.testing import start_server
+from pychat.wire.ids import conversation_id
 from tests.client_helpers import signed_up
 
 TEXT = "canary-text-7c1e"
@@ -20,6 +21,7 @@ REPLY = "canary-reply-93fd"
 FILE_NAME = "canary-name-51aa.txt"
 FILE_CONTENT = b"canary-file-content-e0b2 " * 4000
 USERS = ("canaryalice", "canarybob")
+VANISH = "canary-vanish-4d2c"
 
 
 def _everything_in(directory: Path) -> bytes:
@@ -61,18 +63,24 @@ async def test_nothing_users_wrote_reaches_the_servers_disk_or_log(tmp_path: Pat
             await task.deferLater(reactor, 0.05, lambda: None)
         assert results, "the flip did not finish"
         await alice.request("whatdoyouknow")
+        await alice.disappearing.set(USERS[1], "5m")
+        _, keystore = alice.require_login()
+        keystore.timers[conversation_id(*USERS)][1] = 1  # a second, not five minutes
+        await alice.send(USERS[1], VANISH)
 
         data = tmp_path / "data"
         stored = _everything_in(data)
-        for secret in (TEXT, REPLY, FILE_NAME, "canary-file-content", *USERS):
+        for secret in (TEXT, REPLY, VANISH, FILE_NAME, "canary-file-content", *USERS):
             assert secret.encode() not in stored, f"{secret} is on the server's disk"
         log = "\n".join(lines)
-        for secret in (TEXT, REPLY, FILE_NAME, "canary-file-content", "👍"):
+        for secret in (TEXT, REPLY, VANISH, FILE_NAME, "canary-file-content", "👍"):
             assert secret not in log, f"{secret} is in the server's log"
 
-        await task.deferLater(reactor, 1.1, lambda: None)  # the file's age is up
+        assert len(list((data / "ephemeral").iterdir())) == 1  # the vanishing message
+        await task.deferLater(reactor, 2.1, lambda: None)  # the file's and message's time is up
         await server.chat._sweep_files()
         assert list((data / "files").iterdir()) == []  # gone from disk, data and record
+        assert list((data / "ephemeral").iterdir()) == []
         for c in (alice, bob):
             await c.close()
     finally:

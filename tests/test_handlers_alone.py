@@ -56,7 +56,7 @@ def deps(**parts: Any) -> HandlerDeps:
         "config": None, "clock": Clock(), "accounts": {}, "conversations": FakeConversations([]),
         "account_service": None, "presence": FakePresence(), "logged_in": None,
         "logged_out": None, "hello_fields": dict, "signup_gate": None, "recent_log": None,
-        "files": None, "signal_limits": None,
+        "files": None, "signal_limits": None, "ephemeral": None,
     }  # fmt: skip
     return HandlerDeps(**(defaults | parts))
 

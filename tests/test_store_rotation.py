@@ -27,6 +27,10 @@ def _made(data: Path) -> None:
     for i in range(30):
         store.conversations.append_message(conv, "alice", 1, f"m{i}", f"c{i}", 2.0 + i)
     store.conversations.set_read_nowait(conv, "bob", 12)
+    blob = defer.ensureDeferred(store.ephemeral.put(conv.id, "vanishing", 9e9)).result
+    store.conversations.append_message(
+        conv, "alice", 1, "", "c-blob", 40.0, {"blob": blob, "expires": 9e9}
+    )
     record = defer.ensureDeferred(store.files.start("alice", conv.id, 20, 1, 1.0, 1e9)).result
     defer.ensureDeferred(store.files.put(record, 0, b"f" * 20))
     defer.ensureDeferred(store.close())
@@ -35,7 +39,10 @@ def _made(data: Path) -> None:
 def _contents(data: Path, key: Path) -> tuple[list[str], list[str], dict[str, int], bytes]:
     store = ServerStore.open(data, key, inline_runner)
     (conv,) = list(store.conversations)
-    texts = [r["ciphertext"] for r in conv.messages.read_range(0, conv.last_seq)]
+    records = conv.messages.read_range(0, conv.last_seq)
+    texts = [r["ciphertext"] for r in records if "blob" not in r]
+    (timed,) = [r for r in records if "blob" in r]
+    texts.append(defer.ensureDeferred(store.ephemeral.get(conv.id, timed["blob"])).result)
     names = sorted(a.username for a in store.accounts)
     read = dict(conv.read)
     (record,) = store.files.files.values()
@@ -44,7 +51,7 @@ def _contents(data: Path, key: Path) -> tuple[list[str], list[str], dict[str, in
     return names, texts, read, chunk
 
 
-WANT = (["alice", "bob"], [f"m{i}" for i in range(30)], {"bob": 12}, b"f" * 20)
+WANT = (["alice", "bob"], [*(f"m{i}" for i in range(30)), "vanishing"], {"bob": 12}, b"f" * 20)
 
 
 def test_after_a_rotation_only_the_new_key_opens_the_store(tmp_path: Path) -> None:
@@ -52,14 +59,14 @@ def test_after_a_rotation_only_the_new_key_opens_the_store(tmp_path: Path) -> No
     _made(data)
     old = key.read_bytes()
     counts = rotate(data, key)
-    assert counts == {"accounts": 2, "conversations": 1, "messages": 30}
+    assert counts == {"accounts": 2, "conversations": 1, "messages": 31}
     assert key.read_bytes() != old
     assert _contents(data, key) == WANT
     key.write_bytes(old)
     with pytest.raises(StoreError):
         ServerStore.open(data, key, inline_runner)  # the old key opens nothing now
     assert sorted(p.name for p in data.iterdir()) == [
-        "accounts", "conversations", "files", "store.key"
+        "accounts", "conversations", "ephemeral", "files", "store.key"
     ]  # fmt: skip
 
 

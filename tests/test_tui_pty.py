@@ -10,6 +10,7 @@ from twisted.internet import reactor, task
 
 from pychat.client.session import ChatClient
 from pychat.testing import RunningServer
+from pychat.wire.ids import conversation_id
 from tests.client_helpers import client_for, collect, signed_up
 from tests.test_trust_lifecycle import new_machine, reregister
 from tests.tui_terminal import Terminal
@@ -707,6 +708,29 @@ async def test_tui_sends_and_fetches_files(server: RunningServer, tmp_path: Path
         _screenshot("files", await term.wait_for("saved "))
         saved = tmp_path / "alice" / "downloads" / "answer.bin"
         assert saved.read_bytes() == reply.read_bytes()
+    finally:
+        await term.quit()
+        await bob.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_disappearing_messages_show_the_timer_and_leave_the_screen(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    bob, term = await _alice_in_tui(server, tmp_path, "shall we whisper?")
+    try:
+        term.type("/disappear 5m")
+        term.press("enter")
+        await term.wait_for("⏱ alice set disappearing messages to 5m")
+        screen = await term.wait_for("⏱ 5m │")
+        assert "now disappear after 5m" in screen
+        await bob.read("alice")
+        assert bob.disappearing.timer("alice") == 300
+        _, data = bob.require_login()
+        data.timers[conversation_id("alice", "bob")][1] = 3  # 3 s instead of 5 min, for the test
+        await bob.send("alice", "gone in three seconds")
+        _screenshot("disappearing", await term.wait_for("gone in three seconds"))
+        await term.wait_gone("gone in three seconds", timeout=10)
     finally:
         await term.quit()
         await bob.close()

@@ -227,6 +227,9 @@ def _add_message_commands(add: Callable[[str, str], argparse.ArgumentParser]) ->
     p.add_argument("peer")
     p.add_argument("seq", type=int, help="the file message's number (#SEQ in read)")
     p.add_argument("--dir", default=".", help="where to save it (default: here)")
+    p = add("disappear", "set how long messages with a peer last, for both of you")
+    p.add_argument("peer")
+    p.add_argument("timer", choices=["off", "5m", "1h", "1d", "1w"])
     p = add("whatdoyouknow", "everything the server holds about you, as it reports it")
     p.add_argument("--json", action="store_true", help="the server's report as it came")
     p = add("outbox", "list your messages that wait to be sent (a login sends them first)")
@@ -461,6 +464,8 @@ class Command(FeatureCommands):
     async def cmd_read(self) -> int:
         await self._login()
         messages = await self.client.read(self.args.peer, since=self.args.since)
+        now = self.client.now()
+        messages = [m for m in messages if m.expires is None or m.expires > now]
         for m in messages:
             print(json_line(m.to_json()) if self.args.json else format_message(m))
         if self.args.mark_read and messages:

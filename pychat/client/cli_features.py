@@ -98,6 +98,12 @@ class FeatureCommands:
             ) from None
         return EXIT_OK
 
+    async def cmd_disappear(self) -> int:
+        await self._login()
+        await self.client.disappearing.set(self.args.peer, self.args.timer)
+        print(f"disappearing messages with {self.args.peer}: {self.args.timer}")
+        return EXIT_OK
+
     async def cmd_whatdoyouknow(self) -> int:
         await self._login()
         report = await self.client.request("whatdoyouknow")

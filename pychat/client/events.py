@@ -31,6 +31,8 @@ class ChatMessage:
     digest: str = ""
     #: The signed ``data`` of a structured kind (a ``file`` message's key and name ...).
     data: dict[str, Any] | None = None
+    #: A disappearing message: when it goes (from everyone's screen, and the server).
+    expires: float | None = None
 
     @property
     def action(self) -> bool:
@@ -53,6 +55,8 @@ class ChatMessage:
         }
         if self.reference is not None:
             out["reference"] = self.reference.to_json()
+        if self.expires is not None:
+            out["expires"] = self.expires
         return out
 
 

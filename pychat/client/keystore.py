@@ -93,6 +93,8 @@ class KeystoreData:
     #: This device's part in fair games (flips, rolls): by game id, the secret nonce it
     #: committed to and what it has sent (pychat.client.games).
     games: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Disappearing-message timers by conversation: [seq of the setting, seconds (0: off)].
+    timers: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def identity(self) -> IdentityKeyPair:
@@ -113,6 +115,7 @@ class KeystoreData:
             "seen": self.seen,
             "local_key": self.local_key,
             "games": self.games,
+            "timers": self.timers,
         }
 
     @classmethod
@@ -131,6 +134,7 @@ class KeystoreData:
             seen=obj["seen"],
             local_key=obj.get("local_key", ""),
             games=obj.get("games", {}),
+            timers=obj.get("timers", {}),
         )
 
     def local_files_key(self) -> tuple[bytes, bool]:

@@ -91,11 +91,16 @@ class Messaging:
             inner["kind"] = entry.kind
         if entry.data is not None:
             inner["data"] = entry.data
+        fields: dict[str, Any] = {}
+        ttl = (data.timers.get(conv) or [0, 0])[1]
+        if ttl and entry.kind != "disappear":
+            inner["expires"] = fields["expires"] = int(self._ctx.now() + ttl)
         ciphertext = seal_message(keys[str(epoch)].encode(), data.identity, inner)
         self._check_length(entry.text, ciphertext)
         reply = await self._ctx.request(
-            "send", conversation=conv, epoch=epoch, ciphertext=ciphertext, client_id=entry.client_id
-        )
+            "send", conversation=conv, epoch=epoch, ciphertext=ciphertext,
+            client_id=entry.client_id, **fields,
+        )  # fmt: skip
         seq = int(reply["seq"])
         self.last_seen[conv] = max(self.last_seen.get(conv, 0), seq)
         return seq
@@ -139,6 +144,7 @@ class Messaging:
         return ChatMessage(
             conv, peer, seq, sender, opened.time, "verified", text, None, opened.kind,
             reference if isinstance(reference, Reference) else None, digest, opened.data,
+            opened.expires,
         )  # fmt: skip
 
     async def _open(

@@ -24,6 +24,7 @@ from pychat.client import auth
 from pychat.client.account import AccountActions
 from pychat.client.address import ServerAddress
 from pychat.client.blocking import BlockingRunner, in_thread
+from pychat.client.disappearing import Disappearing
 from pychat.client.epochs import ConversationKeys
 from pychat.client.errors import (
     CertificateChanged,
@@ -132,7 +133,7 @@ class ChatClient:
         self.sender = Sender(self, self.messaging, lambda: self.keystore)
         #: Fair flips and rolls (:mod:`~pychat.client.games`), typing and read signals, files.
         self.games, self.signals = Games(self), Signals(self, self.trust_store)
-        self.files = Files(self, self.messaging, self.sender)
+        self.files, self.disappearing = Files(self, self.messaging, self.sender), Disappearing(self)
 
     # -- plumbing ------------------------------------------------------------------------------
 

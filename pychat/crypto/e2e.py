@@ -192,11 +192,26 @@ class OpenedMessage:
     kind: str = "text"
     #: The signed ``data`` object of a structured kind (None when absent).
     data: dict[str, Any] | None = None
+    #: A disappearing message: when it is to be deleted everywhere (None: it stays).
+    expires: float | None = None
 
     @property
     def action(self) -> bool:
         """An emote: shown as ``* alice waves``."""
         return self.kind == "action"
+
+
+def _optional_fields(inner: dict[str, Any]) -> tuple[str, dict[str, Any] | None, Any]:
+    """``kind``, ``data`` and ``expires`` of an inner message, checked for their types."""
+    kind, data, expires = inner.get("kind", "text"), inner.get("data"), inner.get("expires")
+    if not isinstance(kind, str) or (data is not None and not isinstance(data, dict)):
+        raise E2EError("decrypted message is malformed")
+    if expires is not None and (
+        not isinstance(expires, int | float) or isinstance(expires, bool)
+        or not 0 <= expires <= LATEST_TIME
+    ):  # fmt: skip
+        raise E2EError("decrypted message has no valid expiry")
+    return kind, data, expires
 
 
 def open_message(
@@ -231,11 +246,9 @@ def open_message(
         )
     except (ValueError, KeyError, TypeError):
         raise E2EError("decrypted message is malformed") from None
-    kind, data = inner.get("kind", "text"), inner.get("data")
-    if not all(isinstance(f, str) for f in (*fields, body, kind)) or not isinstance(counter, int):
+    kind, data, expires = _optional_fields(inner)
+    if not all(isinstance(f, str) for f in (*fields, body)) or not isinstance(counter, int):
         raise E2EError("decrypted message is malformed")
-    if data is not None and not isinstance(data, dict):
-        raise E2EError("decrypted message is malformed (data is not an object)")
     try:
         signed = canonical(inner)
     except UnicodeEncodeError:  # a lone surrogate: JSON allows "\ud800", UTF-8 does not
@@ -253,8 +266,9 @@ def open_message(
     if not isinstance(sent, int | float) or not 0 <= sent <= LATEST_TIME:
         raise E2EError("decrypted message has no valid time")
     return OpenedMessage(
-        sender, inner["device"], inner["recipient"], counter, float(sent), body, kind, data
-    )
+        sender, inner["device"], inner["recipient"], counter, float(sent), body, kind, data,
+        float(expires) if expires is not None else None,
+    )  # fmt: skip
 
 
 # -- safety numbers --------------------------------------------------------------------------

@@ -94,6 +94,7 @@ class ChatServer(Service):
                 clock, capacity=SIGNAL_BURST, period=SIGNAL_PERIOD, max_keys=100_000
             ),
             files=store.files,
+            ephemeral=store.ephemeral,
         )
         for module in (
             session_ops,
@@ -270,7 +271,8 @@ class ChatServer(Service):
     # -- service -----------------------------------------------------------------------------
 
     def startService(self) -> None:
-        """Start keeping the newest log lines, and deleting expired files every minute."""
+        """Start keeping the newest log lines, and deleting expired files and disappearing
+        messages every minute."""
         super().startService()
         globalLogPublisher.addObserver(self.recent_log)
         self._sweeper = task.LoopingCall(self._sweep_files)
@@ -279,9 +281,13 @@ class ChatServer(Service):
 
     def _sweep_files(self) -> defer.Deferred[None]:
         async def sweep() -> None:
-            gone = await self.store.files.sweep(self.clock.seconds())
+            now = self.clock.seconds()
+            gone = await self.store.files.sweep(now)
             if gone:
                 log.info("deleted {n} expired file(s)", n=gone)
+            gone = await self.store.ephemeral.sweep(now)
+            if gone:
+                log.info("deleted {n} expired message(s)", n=gone)
 
         d = defer.ensureDeferred(sweep())
         d.addErrback(lambda f: log.failure("deleting expired files failed", failure=f))

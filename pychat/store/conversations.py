@@ -351,9 +351,11 @@ class ConversationStore:
         ciphertext: str,
         client_id: str,
         now: float,
+        extra: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], defer.Deferred[None]]:
         """Write a message; return its record (with ``seq`` and ``time``) and a Deferred that
-        fires once it is durable.  Nobody may be told of the message before that."""
+        fires once it is durable.  Nobody may be told of the message before that.  ``extra``
+        fields (a disappearing message's ``blob`` and ``expires``) go into the record."""
         seq = len(conv.messages) + 1
         record: dict[str, Any] = {
             "seq": seq,
@@ -362,6 +364,7 @@ class ConversationStore:
             "ciphertext": ciphertext,
             "client_id": client_id,
             "time": now,
+            **(extra or {}),
         }
         conv.messages.append(record)
         conv.remember(record)

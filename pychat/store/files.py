@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+
 from pychat.durable import ensure_private_dir, fsync_dir, write_atomic
 from pychat.store.atrest import RecordSealer
 from pychat.store.blocking import BlockingRunner
@@ -85,7 +87,7 @@ class FileStore:
         try:
             plain = self._sealer.open(meta.read_bytes(), self._aad(meta.stem))
             return StoredFile(**json.loads(plain))
-        except (OSError, ValueError, TypeError, StoreError) as exc:
+        except (OSError, ValueError, TypeError, InvalidTag) as exc:
             raise StoreError(meta, f"file record does not open: {exc}") from None
 
     def _resume(self, record: StoredFile) -> None:

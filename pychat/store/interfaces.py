@@ -74,7 +74,7 @@ class ConversationRepository(Protocol):
 
     def append_message(
         self, conv: Conversation, sender: str, epoch: int, ciphertext: str, client_id: str,
-        now: float,
+        now: float, extra: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], Deferred[None]]:  # fmt: skip
         """Write a message; return its record and a Deferred that fires once it is durable."""
 

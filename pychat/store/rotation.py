@@ -35,7 +35,7 @@ from pychat.store.sealed_log import SealedLog
 
 ROTATING = "rotating"
 COMMIT = "rotation-commit.json"
-PARTS = ("accounts", "conversations", "files")
+PARTS = ("accounts", "conversations", "files", "ephemeral")
 
 
 def new_key_path(key_path: Path) -> Path:
@@ -102,6 +102,7 @@ def rotate(data_dir: Path, key_path: Path) -> dict[str, int]:
             conversations += 1
             messages += conv.last_seq
         _rotate_files(store, target / "files", new_key)
+        _rotate_ephemeral(store, target / "ephemeral", new_key)
     finally:
         run_inline(store.close())  # logs synced, journal emptied
     for part in PARTS:
@@ -120,6 +121,21 @@ def _rotate_files(store: Any, target: Path, new_key: AtRestKey) -> None:
     for record in store.files.files.values():
         os.link(store.files.directory / f"{record.id}.data", target / f"{record.id}.data")
         fresh.write_record(record)
+
+
+def _rotate_ephemeral(store: Any, target: Path, new_key: AtRestKey) -> None:
+    """Disappearing messages' blobs sealed again under the new key (the conversation each
+    belongs to is in its record, so the records are read to find it)."""
+    sealer = new_key.sealer("ephemeral")
+    for conv in store.conversations:
+        for record in conv.messages.iter_records(conv.last_seq):
+            name = record.get("blob")
+            if not name:
+                continue
+            text = run_inline(store.ephemeral.get(conv.id, name))
+            if text is not None:
+                aad = f"pychat-ephemeral\0{conv.id}\0{name}".encode()
+                write_atomic(target / f"{name}.blob", sealer.seal(text.encode(), aad), mode=0o600)
 
 
 def _finish(data_dir: Path, key_path: Path) -> None:

@@ -9,6 +9,7 @@ from pychat.store.accounts import AccountStore
 from pychat.store.atrest import AtRestKey
 from pychat.store.blocking import BlockingRunner
 from pychat.store.conversations import ConversationStore
+from pychat.store.ephemeral import EPHEMERAL_DIR, EphemeralStore
 from pychat.store.files import FILES_DIR, FileStore
 from pychat.store.interfaces import AccountRepository, ConversationRepository
 from pychat.store.invites import InviteBook
@@ -28,6 +29,8 @@ class ServerStore:
     invites: InviteBook
     #: Encrypted files users send each other.
     files: FileStore
+    #: The ciphertext of disappearing messages (deleted when they expire).
+    ephemeral: EphemeralStore
     #: Where the store's blocking work runs (a thread pool, or inline in tests and tools).
     run_blocking: BlockingRunner
 
@@ -67,4 +70,7 @@ class ServerStore:
         conversations = ConversationStore.open(dirs[1], key, run_blocking)
         invites = InviteBook.load(data_dir)
         files = FileStore.open(data_dir / FILES_DIR, key.sealer("files"), run_blocking)
-        return cls(key, accounts, conversations, invites, files, run_blocking)
+        ephemeral = EphemeralStore.open(
+            data_dir / EPHEMERAL_DIR, key.sealer("ephemeral"), run_blocking
+        )
+        return cls(key, accounts, conversations, invites, files, ephemeral, run_blocking)

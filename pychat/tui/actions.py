@@ -44,6 +44,11 @@ def run_action(app: TuiApp, action: str) -> None:
 
 def _submit(app: TuiApp) -> None:
     text = app.model.input.take()
+    conv = app.model.current_conversation
+    if conv is not None and conv.timer and not text.startswith("/"):
+        # A disappearing conversation's lines are not kept in the input history either.
+        if app.model.input.history and app.model.input.history[-1] == text:
+            app.model.input.history.pop()
     if text.strip():
         app.guard(app.submit(text))
         if app.history_file is not None:

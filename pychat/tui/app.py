@@ -123,7 +123,8 @@ class TuiApp:
         self.redraw()
 
     def _tick(self) -> None:
-        if self.model.connection == "reconnecting":
+        expired = [c.drop_expired(time.time()) for c in self.model.conversations.values()]
+        if self.model.connection == "reconnecting" or any(expired):
             self.redraw()
         self.reactor.callLater(1.0, self._tick)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pychat.client.events import ChatMessage, ClientEvent
@@ -33,6 +34,7 @@ def message_item(message: ChatMessage) -> MessageItem:
         message.kind,
         ref.seq if ref is not None else None,
         ref.quote if ref is not None else None,
+        message.expires,
     )
 
 
@@ -45,8 +47,10 @@ def handle_event(app: TuiApp, event: ClientEvent) -> None:
 
 def _message(app: TuiApp, event: ClientEvent) -> None:
     model, m = app.model, event.message
-    if m is None:
+    if m is None or (m.expires is not None and m.expires <= time.time()):
         return
+    if m.kind == "disappear" and app.client is not None:
+        model.conversation(m.peer).timer = app.client.disappearing.timer(m.peer)
     current = model.current_conversation
     on_screen = current is not None and current.peer == m.peer
     following = on_screen and current is not None and current.scroll == 0
@@ -120,7 +124,11 @@ def _outbox(app: TuiApp, event: ClientEvent) -> None:
     elif state == "sent":
         model.conversation(entry.peer).pending.pop(entry.client_id, None)
         seq = int(str(event.data.get("seq")))
-        model.add_message(entry.peer, _entry_item(app, entry, seq, "verified"), on_screen=True)
+        item = _entry_item(app, entry, seq, "verified")
+        timer = model.conversation(entry.peer).timer
+        if timer and entry.kind != "disappear":  # ours go when theirs do
+            item = replace(item, expires=time.time() + timer)
+        model.add_message(entry.peer, item, on_screen=True)
 
 
 def _game(app: TuiApp, event: ClientEvent) -> None:

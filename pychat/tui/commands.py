@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from twisted.internet import defer
 
+from pychat.client.disappearing import CHOICES
 from pychat.client.files import human_size
 from pychat.client.report import report_lines
 from pychat.tui import search
@@ -280,6 +281,21 @@ def _target_file(conv: ConversationState, rest: str) -> tuple[int | None, str]:
     return (files[-1] if files else None), rest
 
 
+async def _disappear(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+    assert app.client is not None and conv is not None  # noqa: S101 - see the table
+    if rest not in CHOICES:
+        app.model.tell(f"usage: /disappear {'|'.join(CHOICES)}", error=True)
+        return
+    await app.client.disappearing.set(conv.peer, rest)
+    conv.timer = app.client.disappearing.timer(conv.peer)
+    app.model.tell(
+        f"messages with {conv.peer} now disappear after {rest}; a screenshot or a modified "
+        "client can still keep them"
+        if conv.timer
+        else "messages stay again"
+    )
+
+
 async def _whatdoyouknow(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
     assert app.client is not None  # noqa: S101
     report = await app.client.request("whatdoyouknow")
@@ -315,6 +331,7 @@ COMMANDS: dict[str, Command] = {
     "reply": Command(_reply, needs_conversation=True),
     "whatdoyouknow": Command(_whatdoyouknow),
     "signals": Command(_signals),
+    "disappear": Command(_disappear, needs_conversation=True),
     "send-file": Command(_send_file, needs_conversation=True),
     "get-file": Command(_get_file, needs_conversation=True),
     "flip": Command(_flip, needs_conversation=True),

@@ -17,6 +17,7 @@ HELP = [
     "  /react EMOJI   react to their newest message, the /search hit, or #SEQ (- undoes)",
     "  /reply TEXT    reply, quoting their newest message, the /search hit or #SEQ",
     "  /send-file PATH  send a file · /get-file [#SEQ] [DIR] fetch their newest (or #SEQ)",
+    "  /disappear 5m|1h|1d|1w|off  messages here vanish after that (for both of you)",
     "  /signals on|off  share typing and read marks (both sides need them on)",
     "  /flip, /roll 2d6  a coin or dice neither of you can bias (commit-reveal)",
     "  /whatdoyouknow what the server holds about you (pychat whatdoyouknow: all of it)",

@@ -30,6 +30,7 @@ async def load_conversations(app: TuiApp) -> None:
         conv.last_activity = summary["last_activity"]
         conv.online = summary["peer_online"]
         conv.verified, conv.key_changed = app.client.peer_trust(conv.peer)
+        conv.timer = app.client.disappearing.timer(conv.peer)
     order = app.model.ordered()
     if order and app.model.current is None:
         await show(app, order[0].peer)
@@ -46,6 +47,7 @@ async def show(app: TuiApp, peer: str) -> None:
         for m in messages:
             app.model.add_message(peer, message_item(m), on_screen=True)
         conv.has_older = more
+    conv.timer = app.client.disappearing.timer(peer)
     app.redraw()
 
 

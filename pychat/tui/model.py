@@ -31,6 +31,8 @@ class MessageItem:
     #: The message a reaction or reply names, and a reply's quote of it.
     ref_seq: int | None = None
     quote: str | None = None
+    #: A disappearing message: when it leaves the screen.
+    expires: float | None = None
 
 
 @dataclass
@@ -74,6 +76,15 @@ class ConversationState:
     #: Signals from the peer (when both share them): typing until this time; read up to.
     typing_until: float = 0.0
     peer_read: int = 0
+    #: The disappearing-message timer (seconds; 0: messages stay).
+    timer: int = 0
+
+    def drop_expired(self, now: float) -> bool:
+        """Forget the disappearing messages whose time is up; whether any went."""
+        gone = [s for s, m in self.messages.items() if m.expires is not None and m.expires <= now]
+        for seq in gone:
+            del self.messages[seq]
+        return bool(gone)
 
     def react(self, item: MessageItem) -> None:
         """Count a reaction under the message it names (a newer one of its sender wins)."""

@@ -167,7 +167,7 @@ def _message(
         mark, style, body = ("✓" if trusted else "·"), ("me" if mine else "peer"), item.text or ""
     sender = visible(item.sender)
     said = f"* {sender} " if item.action and item.status != "rejected" else f"{sender}: "
-    if item.kind in ("game", "file"):  # the text names who did what
+    if item.kind in ("game", "file", "disappear"):  # the text names who did what
         said = ""
     if item.kind == "reaction":  # a pending or refused one of ours
         said, body = f"{sender} reacts ", f"{body} to #{item.ref_seq}"
@@ -263,6 +263,14 @@ def _lines_up_to(conv: ConversationState, seq: int, me: str, width: int, time_fo
     return len(message_lines(earlier, me, width, time_format))
 
 
+def timer_name(seconds: int) -> str:
+    """``1h`` and the like."""
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def status_text(model: ChatModel, now: float) -> list[Segment]:
     """The status line: connection, current peer and its trust, then a notice or hints."""
     state = model.connection
@@ -278,6 +286,8 @@ def status_text(model: ChatModel, now: float) -> list[Segment]:
         else:
             trust = "not verified (/verify)"
         segments.append((f"{conv.peer} · {trust} │ ", "status"))
+        if conv.timer:
+            segments.append((f"⏱ {timer_name(conv.timer)} │ ", "status"))
         if conv.typing_until > now:
             segments.append((f"{conv.peer} is typing… │ ", "status"))
     if model.notice:

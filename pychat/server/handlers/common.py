@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pychat.server.ratelimit import TokenBucket
     from pychat.server.recent_log import RecentLog
     from pychat.server.signup_gate import SignupGate
+    from pychat.store.ephemeral import EphemeralStore
     from pychat.store.files import FileStore
     from pychat.store.interfaces import AccountRepository, ConversationRepository
 
@@ -67,6 +68,8 @@ class HandlerDeps:
     signal_limits: TokenBucket
     #: Encrypted files.
     files: FileStore
+    #: The ciphertext of disappearing messages.
+    ephemeral: EphemeralStore
 
 
 Handler = Callable[[HandlerDeps, OpContext, Any], Awaitable[Mapping[str, Any] | Later]]

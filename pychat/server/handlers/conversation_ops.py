@@ -62,6 +62,8 @@ class SendParams:
     client_id: str = bounded(max_len=limits.MAX_CLIENT_ID, min_len=1)
     conversation: str | None = bounded(default=None, max_len=CONVERSATION_ID_MAX)
     peer: str | None = bounded(default=None, max_len=RAW_USERNAME_MAX)
+    #: A disappearing message: when the server deletes it (seconds since the epoch).
+    expires: int | None = bounded(default=None, min=0)
 
 
 @dataclass(frozen=True)
@@ -82,17 +84,41 @@ class MarkReadParams:
     seq: int = bounded(min=0)
 
 
-def message_json(conv: Conversation, record: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored message as clients see it."""
-    return {
+#: The longest a message may be set to last (a week, and a day for clocks that differ).
+MAX_EXPIRY = 8 * 24 * 3600
+
+
+def message_json(
+    conv: Conversation, record: Mapping[str, Any], ciphertext: str | None = None
+) -> dict[str, Any]:
+    """A stored message as clients see it (a disappearing one's ciphertext from its blob)."""
+    out = {
         "conversation": conv.id,
         "seq": record["seq"],
         "sender": record["sender"],
         "epoch": record["epoch"],
-        "ciphertext": record["ciphertext"],
+        "ciphertext": record["ciphertext"] if ciphertext is None else ciphertext,
         "client_id": record["client_id"],
         "time": record["time"],
     }
+    if "expires" in record:
+        out["expires"] = record["expires"]
+    return out
+
+
+async def _served(
+    deps: HandlerDeps, conv: Conversation, records: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The records of a page as clients see them; expired ones are left out."""
+    now, out = deps.clock.seconds(), []
+    for record in records:
+        if "expires" not in record:
+            out.append(message_json(conv, record))
+        elif record["expires"] > now:
+            text = await deps.ephemeral.get(conv.id, record["blob"])
+            if text is not None:
+                out.append(message_json(conv, record, text))
+    return out
 
 
 def check_envelope(envelope: Mapping[str, Any], expected_epoch: int) -> dict[str, Any]:
@@ -219,14 +245,21 @@ async def send(deps: HandlerDeps, ctx: OpContext, params: SendParams) -> Mapping
         # Answer a retry with the first copy's number, once that copy is on disk.
         reply = {"conversation": conv.id, "seq": earlier["seq"], "time": earlier["time"]}
         return Later(store.wait_durable(conv).addCallback(lambda _: {**reply, "duplicate": True}))
+    now = deps.clock.seconds()
+    ciphertext, extra = params.ciphertext, None
+    if params.expires is not None:
+        if not now < params.expires <= now + MAX_EXPIRY:
+            raise bad_field("expires", "must be a time in the next 8 days")
+        blob = await deps.ephemeral.put(conv.id, ciphertext, params.expires)
+        ciphertext, extra = "", {"blob": blob, "expires": params.expires}
     record, durable = store.append_message(
-        conv, me, params.epoch, params.ciphertext, params.client_id, deps.clock.seconds()
+        conv, me, params.epoch, ciphertext, params.client_id, now, extra
     )
 
     def on_disk(_: None) -> Mapping[str, Any]:
         # Only now may anyone hear of it: after a crash it will still be there.
         store.set_read_nowait(conv, me, record["seq"])  # you have read what you answer
-        event = message_json(conv, record)
+        event = message_json(conv, record, params.ciphertext)
         deps.presence.push_to_user(conv.peer_of(me), "message", event)
         deps.presence.push_to_user(me, "message", event, skip=ctx)
         return {"conversation": conv.id, "seq": record["seq"], "time": record["time"],
@@ -251,7 +284,7 @@ async def history(deps: HandlerDeps, ctx: OpContext, params: HistoryParams) -> M
     records = await deps.conversations.page(conv, first, stop) if first < stop else []
     return {
         "conversation": conv.id,
-        "messages": [message_json(conv, r) for r in records],
+        "messages": await _served(deps, conv, records),
         "last_seq": last,
         "has_more": has_more,
     }
