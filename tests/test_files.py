@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
+from twisted.internet import defer
 
 from pychat.client.files import PLAIN_CHUNK, FileError, safe_name
 from pychat.client.protocol import RemoteError
@@ -128,3 +129,40 @@ def test_names_from_a_peer_are_made_safe() -> None:
     assert safe_name("a\x1b[2Jb\u202ec.txt") == "a[2Jbc.txt"
     assert safe_name("") == "file" and safe_name("/") == "file"
     assert len(safe_name("x" * 500)) == 120
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_upload_goes_on_after_a_dropped_connection(
+    memory: MemoryServer, tmp_path: Path
+) -> None:
+    alice, bob = await _pair(memory, tmp_path)
+    content = os.urandom(5 * PLAIN_CHUNK)
+    source = tmp_path / "big.bin"
+    source.write_bytes(content)
+    dropped = []
+
+    def drop_once(done: int, total: int) -> None:
+        if done >= 2 * PLAIN_CHUNK and not dropped:
+            dropped.append(done)
+            memory.drop_connections()  # the Wi-Fi goes after two chunks
+
+    sending = defer.ensureDeferred(alice.files.send("bob", source, progress=drop_once))
+    for _ in range(5):
+        memory.advance(1.0)  # alice reconnects; the upload goes on from chunk 2
+    seq = await sending
+    assert dropped and seq is not None
+    got = await bob.files.fetch("alice", seq, tmp_path / "got")
+    assert got.read_bytes() == content
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_file_in_a_disappearing_conversation_goes_with_its_messages(
+    memory: MemoryServer, tmp_path: Path
+) -> None:
+    alice, _ = await _pair(memory, tmp_path)
+    await alice.disappearing.set("bob", "1h")
+    source = tmp_path / "short-lived.txt"
+    source.write_text("gone within the hour\n")
+    await alice.files.send("bob", source)
+    (record,) = memory.chat.store.files.files.values()
+    assert record.expires - memory.clock.seconds() <= 3600  # not the operator's week

@@ -26,9 +26,11 @@ from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from twisted.internet import task
 
-from pychat.client.errors import ClientError
+from pychat.client.errors import ClientError, ReplyTimeout
 from pychat.client.messaging import Messaging
+from pychat.client.protocol import ConnectionClosed
 from pychat.client.sending import Sender
 from pychat.encoding import b64decode, b64encode
 from pychat.usernames import normal_form
@@ -119,6 +121,23 @@ def human_size(size: int) -> str:
     return f"{size} bytes"
 
 
+#: After a dropped connection, an upload tries again every RESUME_WAIT seconds, this often.
+RESUME_TRIES = 60
+RESUME_WAIT = 1.0
+
+
+@dataclass(frozen=True)
+class _Upload:
+    """An upload in progress: what its chunks are sealed with."""
+
+    file_id: str
+    aead: AESGCM
+    prefix: bytes
+    chunks: int
+    size: int
+    progress: Progress | None
+
+
 class Files:
     """One client's file sending and fetching."""
 
@@ -135,33 +154,62 @@ class Files:
             raise ValueError(str(exc)) from None
 
     async def send(self, peer: str, path: Path, progress: Progress | None = None) -> int | None:
-        """Encrypt and upload ``path``, then tell ``peer`` (a ``file`` message); its seq."""
-        me, _ = self._ctx.require_login()
+        """Encrypt and upload ``path``, then tell ``peer`` (a ``file`` message); its seq.
+
+        A dropped connection does not start it over: once the client is back online the
+        upload goes on from the server's count of whole chunks (``file_status``).
+        """
+        me, data = self._ctx.require_login()
         peer = normal_form(peer)
         conv = await self._ctx.open_conversation(peer)
         size = path.stat().st_size
         chunks = max(1, -(-size // PLAIN_CHUNK))
-        started = await self._ctx.request("file_start", conversation=conv, size=size + TAG * chunks)
+        fields: dict[str, Any] = {"conversation": conv, "size": size + TAG * chunks}
+        ttl = (data.timers.get(conv) or [0, 0])[1]
+        if ttl:  # a disappearing conversation: the file goes with its messages
+            fields["expires"] = int(self._ctx.now() + ttl)
+        started = await self._ctx.request("file_start", **fields)
         file_id = str(started["file"])
         key, prefix = AESGCM.generate_key(bit_length=256), secrets.token_bytes(4)
         digest = hashlib.sha256()
-        aead = AESGCM(key)
         with open(path, "rb") as source:
-            for index in range(chunks):
-                plain = source.read(PLAIN_CHUNK)
-                digest.update(plain)
-                sealed = aead.encrypt(_nonce(prefix, index), plain, _aad(file_id, index, chunks))
-                await self._ctx.request(
-                    "file_chunk", file=file_id, index=index, data=base64.b64encode(sealed).decode()
-                )
-                if progress is not None:
-                    progress(min(size, (index + 1) * PLAIN_CHUNK), size)
+            for _ in range(chunks):
+                digest.update(source.read(PLAIN_CHUNK))
+        upload = _Upload(file_id, AESGCM(key), prefix, chunks, size, progress)
+        await self._upload(path, upload)
         offer = {
             "file": file_id, "key": b64encode(key), "prefix": b64encode(prefix), "size": size,
             "name": safe_name(path.name), "sha256": digest.hexdigest(),
         }  # fmt: skip
         body = f"📎 {me} sent {offer['name']} ({human_size(size)})"
         return await self._sender.send_kind(peer, body, "file", offer, queue=True)
+
+    async def _upload(self, path: Path, up: _Upload) -> None:
+        """Send the chunks from the server's count on; after a drop, wait and go on."""
+        for attempt in range(RESUME_TRIES):
+            try:
+                status = await self._ctx.request("file_status", file=up.file_id)
+                await self._chunks_from(path, up, int(status["received"]))
+                return
+            except (ConnectionClosed, ReplyTimeout) as exc:
+                if attempt == RESUME_TRIES - 1:
+                    raise FileError(f"the upload stopped: {exc}") from None
+                await task.deferLater(self._ctx.reactor, RESUME_WAIT, lambda: None)
+
+    async def _chunks_from(self, path: Path, up: _Upload, first: int) -> None:
+        with open(path, "rb") as source:
+            source.seek(first * PLAIN_CHUNK)
+            for index in range(first, up.chunks):
+                plain = source.read(PLAIN_CHUNK)
+                sealed = up.aead.encrypt(
+                    _nonce(up.prefix, index), plain, _aad(up.file_id, index, up.chunks)
+                )
+                await self._ctx.request(
+                    "file_chunk", file=up.file_id, index=index,
+                    data=base64.b64encode(sealed).decode(),
+                )  # fmt: skip
+                if up.progress is not None:
+                    up.progress(min(up.size, (index + 1) * PLAIN_CHUNK), up.size)
 
     async def fetch(
         self, peer: str, seq: int, directory: Path, progress: Progress | None = None

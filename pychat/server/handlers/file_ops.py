@@ -16,7 +16,7 @@ from pychat.server.ops import OpContext
 from pychat.server.state import LOGGED_IN, stay_in
 from pychat.store.files import CHUNK_BYTES, StoredFile, describe
 from pychat.wire.errors import ErrorCode, ProtocolError
-from pychat.wire.schema import bounded
+from pychat.wire.schema import bad_field, bounded
 
 FILE_ID_MAX = 64
 #: The longest base64 chunk a request may carry.
@@ -29,6 +29,8 @@ class StartParams:
 
     conversation: str = bounded(max_len=CONVERSATION_ID_MAX)
     size: int = bounded(min=1)
+    #: In a disappearing conversation: the file goes then (if before the operator's limit).
+    expires: int | None = bounded(default=None, min=0)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,12 @@ async def file_start(deps: HandlerDeps, ctx: OpContext, params: StartParams) -> 
         )
     chunks = -(-params.size // CHUNK_BYTES)
     now = deps.clock.seconds()
-    record = await deps.files.start(me, conv.id, params.size, chunks, now, deps.config.file_max_age)
+    age = deps.config.file_max_age
+    if params.expires is not None:
+        if params.expires <= now:
+            raise bad_field("expires", "must be a time to come")
+        age = min(age, params.expires - now)
+    record = await deps.files.start(me, conv.id, params.size, chunks, now, age)
     return {**describe(record), "chunk_bytes": CHUNK_BYTES}
 
 
