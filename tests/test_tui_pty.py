@@ -621,7 +621,7 @@ async def test_tui_reacts_and_replies_and_shows_reactions_under_their_message(
         term.type("/whatdoyouknow")
         term.press("enter")
         screen = await term.wait_for("What the server knows about you")
-        assert "bob: 5 messages" in screen and "Log lines that name you" in screen
+        assert "bob: 5 messages" in screen and "Log lines about you" in screen
         _screenshot("whatdoyouknow", screen)
     finally:
         await term.quit()

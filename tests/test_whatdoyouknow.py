@@ -39,8 +39,12 @@ async def test_the_report_holds_the_account_keys_conversations_sessions_and_log(
     (session,) = report["sessions"]
     assert session["this_one"] is True and session["client"] == "pychat"
     texts = [line["text"] for line in report["log"]]
-    assert any("'alice'" in t and "logged in" in t for t in texts), texts
-    assert not any("'carol'" in t and "'alice'" not in t for t in texts)
+    me = report["log_name"]
+    assert me.startswith("user-") and "alice" not in me
+    assert any(me in t and "logged in" in t for t in texts), texts
+    assert all(me in t for t in texts)  # only lines about alice
+    carol_in_log = server.chat.account_service.log_name("carol")
+    assert not any(carol_in_log in t for t in texts)
 
     lines = report_lines(report, "127.0.0.1")
     assert lines[0].startswith("What 127.0.0.1 knows about alice")

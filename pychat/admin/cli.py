@@ -190,13 +190,16 @@ def users(data_dir: Path, key: Path) -> None:
     if _server_runs(data_dir):
         rows = ask_server(data_dir, {"op": "users"})["users"]
     else:
-        rows = with_store(data_dir, key, lambda s: users_table(s.accounts, s.conversations))
-    print(f"{'user':<24} {'created (UTC)':<17} {'last login (UTC)':<17} {'state':<9} conversations")
+        rows = with_store(data_dir, key, lambda s: users_table(s.accounts, s.conversations, s.key))
+    print(
+        f"{'user':<24} {'created (UTC)':<17} {'last login (UTC)':<17} {'state':<9} "
+        f"{'in the log':<18} conversations"
+    )
     for row in rows:
         state = "disabled" if row["disabled"] else "active"
         print(
             f"{visible(row['user']):<24} {_when(row['created']):<17} "
-            f"{_when(row['last_login']):<17} {state:<9} {row['conversations']}"
+            f"{_when(row['last_login']):<17} {state:<9} {row['in_log']:<18} {row['conversations']}"
         )
 
 

@@ -101,7 +101,10 @@ def report_lines(report: dict[str, Any], server: str) -> list[str]:
             f"until {_when(f.get('expires'))}"
         )
     log = _list(report, "log")
-    lines.append(f"Log lines that name you ({len(log)}, from those kept in memory)")
+    lines.append(
+        f"Log lines about you, where the log calls you {_text(report.get('log_name'))} "
+        f"({len(log)}, from those kept in memory)"
+    )
     lines += [f"  {_when(e.get('time'))} {_text(e.get('text'))}" for e in log]
     kept = report.get("not_kept")
     if isinstance(kept, list):

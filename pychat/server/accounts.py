@@ -22,8 +22,8 @@ from pychat import limits
 from pychat.crypto.identity import IdentityKeyError, PublicIdentity, parse_public_identity
 from pychat.crypto.kdf import KdfParams, KdfParamsError
 from pychat.encoding import b64decode, b64encode
-from pychat.log_text import for_log
 from pychat.server.account_guards import AccountIndexes, DeviceTokens
+from pychat.server.log_names import LogNames
 from pychat.server.ratelimit import BackoffPolicy, TokenBucket
 from pychat.srp import (
     DEFAULT_PARAMS,
@@ -109,6 +109,8 @@ class AccountService:
         self.clock = clock
         self.srp_params = srp_params
         self._fake_secret = key.subkey("fake-login")
+        #: How log lines name accounts (a keyed pseudonym, not the username).
+        self.log_name = LogNames(key)
         self.indexes = AccountIndexes(accounts)
         self.tokens = DeviceTokens(key.subkey("device-token"), accounts)
         max_keys = limits.RATE_LIMIT_MAX_KEYS
@@ -195,7 +197,7 @@ class AccountService:
                 ErrorCode.USERNAME_TAKEN, f"the username {username!r} is taken"
             ) from None
         self.indexes.account_created(account, identity)
-        log.info("account created: {user}", user=for_log(username))
+        log.info("account created: {user}", user=self.log_name(username))
         return account
 
     def _new_account_checks(
@@ -317,7 +319,9 @@ class AccountService:
                 self.account_failures.record_failure(challenge.username)
                 self.address_failures.record_failure(host)
             log.info(
-                "failed login for {user} from {host}", user=for_log(challenge.username), host=host
+                "failed login for {user} from {host}",
+                user=self.log_name(challenge.username),
+                host=host,
             )
             raise auth_failed() from None
         if not challenge.known:  # cannot happen without breaking SRP; refuse all the same
@@ -325,7 +329,8 @@ class AccountService:
         account = self.accounts.get(challenge.username)
         if account is not None and account.disabled:  # told only to who knows the password
             log.info(
-                "refused a login to the disabled account {user}", user=for_log(account.username)
+                "refused a login to the disabled account {user}",
+                user=self.log_name(account.username),
             )
             raise ProtocolError(
                 ErrorCode.ACCOUNT_DISABLED, "this account is disabled by the server's operator"
@@ -362,5 +367,5 @@ class AccountService:
             updated=self.clock.seconds(),
         )
         await self.accounts.update(updated)
-        log.info("password changed: {user}", user=for_log(account.username))
+        log.info("password changed: {user}", user=self.log_name(account.username))
         return updated

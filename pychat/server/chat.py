@@ -148,6 +148,10 @@ class ChatServer(Service):
         account = self.store.accounts.get(username)
         return account is not None and account.share_presence
 
+    def log_name_of(self, username: str | None) -> str:
+        """How the log names the account (a pseudonym), or ``not logged in``."""
+        return self.account_service.log_name(username) if username else "not logged in"
+
     def user_logged_in(self, conn: OpContext, username: str) -> None:
         """Record that ``conn`` is now authenticated as ``username``."""
         conn.session.username = username
@@ -155,7 +159,7 @@ class ChatServer(Service):
         self._note_login(username)
         log.info(
             "{user} logged in from {peer} (client {client})",
-            user=for_log(username),
+            user=self.account_service.log_name(username),
             peer=conn.session.peer,
             client=for_log(conn.session.client) if conn.session.client else "unnamed",
         )
@@ -183,7 +187,7 @@ class ChatServer(Service):
             await self.store.accounts.update(account.with_changes(disabled=disabled))
         log.info(
             "account {user} {what} by the operator",
-            user=for_log(username),
+            user=self.account_service.log_name(username),
             what="disabled" if disabled else "enabled",
         )
         if disabled:
@@ -201,7 +205,9 @@ class ChatServer(Service):
             return False
         self._close_sessions(username, "account_reset", "the operator reset this account")
         await self.store.accounts.delete(username)
-        log.info("account {user} reset by the operator", user=for_log(username))
+        log.info(
+            "account {user} reset by the operator", user=self.account_service.log_name(username)
+        )
         return True
 
     async def delete_account(self, username: str) -> int | None:
@@ -214,7 +220,9 @@ class ChatServer(Service):
             return None
         self._close_sessions(username, "account_deleted", "the operator deleted this account")
         gone = await self.store.delete_account(username)
-        log.info("account {user} deleted by the operator", user=for_log(username))
+        log.info(
+            "account {user} deleted by the operator", user=self.account_service.log_name(username)
+        )
         return gone
 
     def _close_sessions(self, username: str, reason: str, message: str) -> None:

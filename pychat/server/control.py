@@ -25,6 +25,8 @@ from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
 from pychat.server.chat import ChatServer
+from pychat.server.log_names import LogNames
+from pychat.store.atrest import AtRestKey
 from pychat.store.backup import plan_snapshot, write_snapshot
 from pychat.store.errors import StoreError
 from pychat.store.server_store import ServerStore
@@ -67,8 +69,10 @@ def store_stats(data_dir: Path, store: ServerStore) -> dict[str, Any]:
     }
 
 
-def users_table(accounts: Any, conversations: Any) -> list[dict[str, Any]]:
-    """One row per account: name, created, last login, disabled, conversation count."""
+def users_table(accounts: Any, conversations: Any, key: AtRestKey) -> list[dict[str, Any]]:
+    """One row per account: name, created, last login, disabled, conversation count, and the
+    pseudonym the log calls it by."""
+    log_name = LogNames(key)
     rows = []
     for account in sorted(accounts, key=lambda a: a.username):
         rows.append(
@@ -78,6 +82,7 @@ def users_table(accounts: Any, conversations: Any) -> list[dict[str, Any]]:
                 "last_login": account.last_login,
                 "disabled": account.disabled,
                 "conversations": len(conversations.for_user(account.username)),
+                "in_log": log_name(account.username),
             }
         )
     return rows
@@ -129,7 +134,7 @@ class ControlService(Service):
         if op == "backup":
             return await self._backup(request.get("path"))
         if op == "users":
-            rows = users_table(self.store.accounts, self.store.conversations)
+            rows = users_table(self.store.accounts, self.store.conversations, self.store.key)
             return {"ok": True, "users": rows}
         if op in ("disable", "enable"):
             return await self._set_disabled(request.get("user"), op == "disable")

@@ -236,7 +236,7 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         log.info(
             "connection closed from {peer} ({user}, client {client})",
             peer=self.session.peer,
-            user=for_log(self.session.username) if self.session.username else "not logged in",
+            user=self.server.log_name_of(self.session.username),
             client=for_log(self.session.client) if self.session.client else "unnamed",
         )
         self.server.connection_closed(self)

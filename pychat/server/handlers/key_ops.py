@@ -17,7 +17,6 @@ from pychat.crypto.identity import (
     parse_public_identity,
     rotation_statement,
 )
-from pychat.log_text import for_log
 from pychat.server.handlers.common import RAW_USERNAME_MAX, HandlerDeps, OpDef, current_user
 from pychat.server.ops import OpContext
 from pychat.server.state import LOGGED_IN, stay_in
@@ -129,7 +128,11 @@ async def rotate_keys(
     )
     await deps.accounts.update(updated)
     deps.account_service.indexes.remember_keys(username, new)
-    log.info("{user} rotated keys to version {v}", user=for_log(username), v=version)
+    log.info(
+        "{user} rotated keys to version {v}",
+        user=deps.account_service.log_name(username),
+        v=version,
+    )
     event = {"user": username, "key_version": version, "fingerprint": fingerprint}
     for peer in {c.peer_of(username) for c in deps.conversations.for_user(username)}:
         deps.presence.push_to_user(peer, "keys_changed", event)

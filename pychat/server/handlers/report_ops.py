@@ -111,7 +111,8 @@ async def whatdoyouknow(deps: HandlerDeps, ctx: OpContext, params: NoParams) -> 
             }
             for f in deps.files.of_user(me)
         ],
-        "log": deps.recent_log.about(me),
+        "log_name": deps.account_service.log_name(me),
+        "log": deps.recent_log.about(deps.account_service.log_name(me)),
         "not_kept": NOT_KEPT,
     }
 
