@@ -724,6 +724,7 @@ async def test_tui_disappearing_messages_show_the_timer_and_leave_the_screen(
         await term.wait_for("⏱ alice set disappearing messages to 5m")
         screen = await term.wait_for("⏱ 5m │")
         assert "now disappear after 5m" in screen
+        assert "bob: messages disappear after 5m" in term.line(0)  # in the title too
         await bob.read("alice")
         assert bob.disappearing.timer("alice") == 300
         _, data = bob.require_login()

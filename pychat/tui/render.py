@@ -353,6 +353,9 @@ def render_main(
     title = f" pyChat │ {model.me} @ {model.server}"
     if not full and len(model.conversations) > 1:
         title += f" │ {len(model.conversations)} conversations (Tab)"
+    current = model.current_conversation
+    if current is not None and current.timer:
+        title += f" │ {current.peer}: messages disappear after {timer_name(current.timer)}"
     frame.rows.append(_row(width, (title, "title")))
     body_height = height - 3
     pane_left = LIST_WIDTH + 1 if full else 0
