@@ -7,7 +7,7 @@ from pathlib import Path
 from pychat.client.address import ServerAddress
 from pychat.client.session import ChatClient, ClientEvent
 from pychat.crypto.kdf import minimum_params
-from pychat.testing import RunningServer
+from pychat.testing import MemoryServer, RunningServer
 
 KDF = minimum_params()
 
@@ -30,3 +30,10 @@ def collect(client: ChatClient) -> list[ClientEvent]:
     events: list[ClientEvent] = []
     client.listeners.append(events.append)
     return events
+
+
+async def memory_pair(memory: MemoryServer, tmp_path: Path) -> tuple[ChatClient, ChatClient]:
+    """alice and bob, signed up and logged in on an in-memory server."""
+    alice = await memory.signed_up(tmp_path / "alice", "alice")
+    bob = await memory.signed_up(tmp_path / "bob", "bob")
+    return alice, bob

@@ -13,14 +13,14 @@ from pychat.client.protocol import RemoteError
 from pychat.store.ephemeral import EPHEMERAL_DIR
 from pychat.testing import MemoryServer
 from pychat.wire.ids import conversation_id
+from tests.client_helpers import memory_pair
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_timed_message_is_served_until_it_expires_then_gone_from_disk(
     memory: MemoryServer, tmp_path: Path
 ) -> None:
-    alice = await memory.signed_up(tmp_path / "alice", "alice")
-    bob = await memory.signed_up(tmp_path / "bob", "bob")
+    alice, bob = await memory_pair(memory, tmp_path)
     await alice.send("bob", "this one stays")
     await alice.disappearing.set("bob", "1h")
     seq = await alice.send("bob", "this one vanishes")

@@ -21,7 +21,7 @@ from pychat.client.fair_random import (
 )
 from pychat.encoding import b64encode
 from pychat.testing import MemoryServer
-from tests.client_helpers import collect
+from tests.client_helpers import collect, memory_pair
 
 
 def _played(what: str = "flip", dice: str | None = None) -> tuple[GameBook, GameBook, dict, bytes]:
@@ -123,8 +123,7 @@ def test_every_face_of_a_die_comes_up() -> None:
 @pytest_twisted.ensureDeferred
 async def test_two_live_clients_flip_and_see_the_same_result(tmp_path: Path) -> None:
     memory = MemoryServer(tmp_path / "data")
-    alice = await memory.signed_up(tmp_path / "alice", "alice")
-    bob = await memory.signed_up(tmp_path / "bob", "bob")
+    alice, bob = await memory_pair(memory, tmp_path)
     await alice.send("bob", "shall we settle it?")
     alice_events, bob_events = collect(alice), collect(bob)
     game = await alice.games.start("bob", "roll", "2d6")

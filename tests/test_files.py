@@ -16,6 +16,7 @@ from pychat.store.blocking import inline_runner
 from pychat.store.files import CHUNK_BYTES, FILES_DIR, FileStore
 from pychat.testing import MemoryServer
 from pychat.wire.ids import conversation_id
+from tests.client_helpers import memory_pair
 
 
 @pytest.fixture
@@ -24,8 +25,7 @@ def memory(tmp_path: Path) -> MemoryServer:
 
 
 async def _pair(memory: MemoryServer, tmp_path: Path):  # type: ignore[no-untyped-def]
-    alice = await memory.signed_up(tmp_path / "alice", "alice")
-    bob = await memory.signed_up(tmp_path / "bob", "bob")
+    alice, bob = await memory_pair(memory, tmp_path)
     await alice.send("bob", "here comes a file")
     return alice, bob
 

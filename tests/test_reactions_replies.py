@@ -12,14 +12,14 @@ from pychat.client.errors import ClientError
 from pychat.client.references import check_reaction, parse_reference
 from pychat.testing import MemoryServer
 from pychat.wire.ids import conversation_id
+from tests.client_helpers import memory_pair
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_reaction_and_a_reply_arrive_bound_to_their_message(
     memory: MemoryServer, tmp_path: Path
 ) -> None:
-    alice = await memory.signed_up(tmp_path / "alice", "alice")
-    bob = await memory.signed_up(tmp_path / "bob", "bob")
+    alice, bob = await memory_pair(memory, tmp_path)
     first = await alice.send("bob", "shall we meet at the lighthouse at noon tomorrow?")
     assert first is not None
     await bob.react("alice", first, "👍🏽")
@@ -41,8 +41,7 @@ async def test_a_reaction_and_a_reply_arrive_bound_to_their_message(
 async def test_a_reaction_to_a_message_bob_never_saw_is_fetched_and_checked(
     memory: MemoryServer, tmp_path: Path
 ) -> None:
-    alice = await memory.signed_up(tmp_path / "alice", "alice")
-    bob = await memory.signed_up(tmp_path / "bob", "bob")
+    alice, bob = await memory_pair(memory, tmp_path)
     seq = await alice.send("bob", "an old message")
     assert seq is not None
     fresh = memory.client(tmp_path / "bob-elsewhere")  # a device that has seen nothing
@@ -74,8 +73,7 @@ async def test_a_reaction_moved_to_another_message_by_the_server_is_rejected(
     memory: MemoryServer, tmp_path: Path
 ) -> None:
     """The server cannot re-point a reaction: it names the digest of the message it was for."""
-    alice = await memory.signed_up(tmp_path / "alice", "alice")
-    bob = await memory.signed_up(tmp_path / "bob", "bob")
+    alice, bob = await memory_pair(memory, tmp_path)
     good = await alice.send("bob", "please say yes to this")
     bad = await alice.send("bob", "and no to this")
     assert good is not None and bad is not None

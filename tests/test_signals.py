@@ -10,7 +10,7 @@ import pytest_twisted
 from pychat.client.protocol import RemoteError
 from pychat.testing import MemoryServer
 from pychat.wire.ids import conversation_id
-from tests.client_helpers import collect
+from tests.client_helpers import collect, memory_pair
 
 
 def _signals(events: list) -> list[tuple[str, str, int | None]]:
@@ -21,8 +21,7 @@ def _signals(events: list) -> list[tuple[str, str, int | None]]:
 async def test_typing_and_read_reach_the_peer_only_when_both_have_them_on(
     memory: MemoryServer, tmp_path: Path
 ) -> None:
-    alice = await memory.signed_up(tmp_path / "alice", "alice")
-    bob = await memory.signed_up(tmp_path / "bob", "bob")
+    alice, bob = await memory_pair(memory, tmp_path)
     seq = await alice.send("bob", "hello")
     await bob.read("alice")
     heard = collect(alice)
@@ -41,8 +40,7 @@ async def test_typing_and_read_reach_the_peer_only_when_both_have_them_on(
 async def test_a_stale_forged_or_foreign_signal_is_dropped(
     memory: MemoryServer, tmp_path: Path
 ) -> None:
-    alice = await memory.signed_up(tmp_path / "alice", "alice")
-    bob = await memory.signed_up(tmp_path / "bob", "bob")
+    alice, bob = await memory_pair(memory, tmp_path)
     await alice.send("bob", "hello")
     await bob.read("alice")
     alice.signals.enabled = bob.signals.enabled = True
