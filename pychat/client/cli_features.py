@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from tqdm import tqdm
@@ -46,19 +46,17 @@ def _safe_block(text: object) -> str:
 
 
 class FeatureCommands:
-    """``react``, ``flip``/``roll``, ``whatdoyouknow``, ``outbox`` and offline queueing."""
+    """``react``, ``flip``/``roll``, ``whatdoyouknow``, ``outbox`` and offline queueing.
+
+    Mixed into :class:`pychat.client.cli.Command`, which provides what is declared here: the
+    parsed arguments, the client, and the steps that find the user, read the password and
+    log in."""
 
     args: argparse.Namespace
     client: ChatClient
-
-    def _need_user(self) -> str:
-        raise NotImplementedError
-
-    async def _login(self) -> None:
-        raise NotImplementedError
-
-    def _password(self) -> str:
-        raise NotImplementedError
+    _need_user: Callable[[], str]
+    _password: Callable[[], str]
+    _login: Callable[[], Awaitable[None]]
 
     async def _login_or_open_offline(self) -> None:
         """Log in; if the server is away, open the keystore here alone (for the outbox)."""
