@@ -114,15 +114,21 @@ async def relay_pair(port: int, i: int, tally: Tally) -> Run:
     sender = RelayClient(f"s{i}", tally)
     await connectProtocol(SSL4ClientEndpoint(reactor, "127.0.0.1", port, options), sender)
     await task.deferLater(reactor, 0.2, lambda: None)  # both names registered
-    return lambda messages, window, interval: _relay_send(
-        sender, i, messages, window, interval, tally
+    return lambda messages, window, interval, offset: _relay_send(
+        sender, i, messages, window, interval, offset, tally
     )
 
 
 async def _relay_send(
-    sender: RelayClient, i: int, messages: int, window: int, interval: float, tally: Tally
+    sender: RelayClient,
+    i: int,
+    messages: int,
+    window: int,
+    interval: float,
+    offset: float,
+    tally: Tally,
 ) -> None:
-    start = time.perf_counter()
+    start = time.perf_counter() + offset
     for n in range(messages):
         await _until(start + n * interval)
         while sender.unacked >= window:
@@ -183,8 +189,8 @@ async def pychat_pair(port: int, i: int, tally: Tally) -> Run:
     receiver.on_event = pushed
     conv = await sender.request("open_conversation", peer=f"recv{i}", envelope=ENVELOPE)
     cid = conv["conversation"]
-    return lambda messages, window, interval: _pychat_send(
-        sender, cid, i, messages, window, interval, tally
+    return lambda messages, window, interval, offset: _pychat_send(
+        sender, cid, i, messages, window, interval, offset, tally
     )
 
 
@@ -195,10 +201,11 @@ async def _pychat_send(
     messages: int,
     window: int,
     interval: float,
+    offset: float,
     tally: Tally,
 ) -> None:
     wave: list[defer.Deferred[Any]] = []
-    start = time.perf_counter()
+    start = time.perf_counter() + offset
     for n in range(messages):
         await _until(start + n * interval)
         if len(wave) >= window:
@@ -222,28 +229,48 @@ async def _until(moment: float) -> None:
         await task.deferLater(reactor, delay, lambda: None)
 
 
-#: A prepared pair's sending phase: (messages, window, seconds between sends) -> awaitable.
-Run = Callable[[int, int], Any]
+#: A prepared pair's sending phase: (messages, window, seconds between sends, seconds before
+#: the first) -> awaitable.
+Run = Callable[[int, int, float, float], Any]
 #: Connects (and logs in) one pair: (port, pair index, tally) -> its Run.
 PairSetup = Callable[[int, int, Tally], Any]
 
 
+def server_cpu(proc: subprocess.Popen[bytes]) -> float:
+    """Seconds of CPU the server process has used (user + system), from /proc."""
+    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(
-    port: int, setup: PairSetup, pairs: int, messages: int, window: int, rate: float = 0.0
+    server: subprocess.Popen[bytes],
+    port: int,
+    setup: PairSetup,
+    pairs: int,
+    messages: int,
+    window: int,
+    rate: float = 0.0,
 ) -> dict[str, float]:
     """Set every pair up, then time only the sending phase."""
     tally = Tally()
     runs = [await setup(port, i, tally) for i in range(pairs)]
     cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    server0 = server_cpu(server)
     interval = pairs / rate if rate else 0.0  # each pair's share of the offered rate
+    # Paced pairs start a share of the interval apart, so the offered load is steady rather
+    # than every pair sending at the same instant.
     await defer.gatherResults(
-        [defer.ensureDeferred(run(messages, window, interval)) for run in runs]
+        [
+            defer.ensureDeferred(run(messages, window, interval, i * interval / pairs))
+            for i, run in enumerate(runs)
+        ]
     )
     for _ in range(500):  # the last pushes may trail the last acks
         if len(tally.latencies) >= pairs * messages:
             break
         await task.deferLater(reactor, 0.01, lambda: None)
     wall = time.perf_counter() - wall0
+    server_used = server_cpu(server) - server0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
     lat = sorted(tally.latencies) or [0.0]
@@ -253,6 +280,8 @@ async def measure(
         "p50_ms": 1000 * statistics.median(lat),
         "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
         "generator_cpu": 100 * cpu / wall,
+        "server_us": 1e6 * server_used / max(len(tally.latencies), 1),
+        "server_cpu": 100 * server_used / wall,
     }
 
 
@@ -260,7 +289,8 @@ def show(name: str, figures: dict[str, float]) -> None:
     print(
         f"{name:<9} {figures['rate']:9.0f} msg/s  delivered {figures['delivered']:6.0f}  "
         f"p50 {figures['p50_ms']:7.2f} ms  p99 {figures['p99_ms']:7.2f} ms  "
-        f"generator CPU {figures['generator_cpu']:3.0f} %"
+        f"generator CPU {figures['generator_cpu']:3.0f} %  "
+        f"server CPU {figures['server_cpu']:3.0f} %, {figures['server_us']:5.0f} µs/msg"
     )
 
 
@@ -303,13 +333,13 @@ async def main(pairs: int, messages: int, window: int, rate: float) -> None:
     )
     base, base_port = start_baseline(work)
     try:
-        baseline = await measure(base_port, relay_pair, pairs, messages, window, rate)
+        baseline = await measure(base, base_port, relay_pair, pairs, messages, window, rate)
     finally:
         base.kill()
     show("baseline", baseline)
     server, port = start_pychat(work)
     try:
-        ours = await measure(port, pychat_pair, pairs, messages, window, rate)
+        ours = await measure(server, port, pychat_pair, pairs, messages, window, rate)
     finally:
         server.kill()
     show("pyChat", ours)

@@ -31,17 +31,19 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
 from twisted.internet.ssl import CertificateOptions
 
-from bench.relay import RelayClient, Tally, pin, pychat_user, start_baseline, start_pychat
+from bench.relay import (
+    RelayClient,
+    Tally,
+    pin,
+    pychat_user,
+    server_cpu,
+    start_baseline,
+    start_pychat,
+)
 from pychat.client import auth
 from pychat.client.protocol import ClientProtocol
 
 OPTIONS = CertificateOptions()
-
-
-def server_cpu(proc: subprocess.Popen[bytes]) -> float:
-    """Seconds of CPU the server process has used (user + system), from /proc."""
-    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def server_rss(proc: subprocess.Popen[bytes]) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from pychat.server.state import Outcome, State, TransitionTable
 
@@ -32,16 +33,50 @@ class OpContext(Protocol):
         """Close this connection once the current reply is written."""
 
 
-@dataclass(frozen=True)
 class Later:
     """What a handler returns when its in-order work is done but its reply must wait (for an
     fsync).  The connection goes on with its next request meanwhile; replies still go out in
-    request order.  ``result`` fires with the reply fields or fails with a ProtocolError."""
+    request order.
 
-    result: Deferred[Mapping[str, Any]]
+    ``Later(deferred)`` takes its outcome from a Deferred that fires with the reply fields or
+    fails (with a ProtocolError, or a store error).  The busiest path skips the Deferred: it
+    settles the Later itself with :meth:`answer` or :meth:`refuse`, once."""
+
+    __slots__ = ("_args", "_outcome", "_then")
+
+    def __init__(self, result: Deferred[Mapping[str, Any]] | None = None) -> None:
+        self._outcome: Mapping[str, Any] | Failure | None = None
+        self._then: Callable[..., None] | None = None
+        self._args: tuple[Any, ...] = ()
+        if result is not None:
+            result.addCallbacks(self.answer, self.refuse)
+
+    def answer(self, fields: Mapping[str, Any]) -> None:
+        """The reply's fields are ready."""
+        self._settle(fields)
+
+    def refuse(self, failure: Failure) -> None:
+        """The request failed after all (the reply is the error ``failure`` stands for)."""
+        self._settle(failure)
+
+    def then(self, callback: Callable[..., None], *args: Any) -> None:
+        """Call ``callback(outcome, *args)`` once settled: the fields, or a Failure."""
+        self._then, self._args = callback, args
+        if self._outcome is not None:
+            callback(self._outcome, *args)
+
+    def _settle(self, outcome: Mapping[str, Any] | Failure) -> None:
+        if self._outcome is not None:
+            raise RuntimeError("a Later is settled once")
+        self._outcome = outcome
+        if self._then is not None:
+            self._then(outcome, *self._args)
 
 
-Handler = Callable[[OpContext, Any], Awaitable[Mapping[str, Any] | Later]]
+#: A handler answers in a plain call (fields, or a :class:`Later`) or as a coroutine.
+Handler = Callable[
+    [OpContext, Any], Awaitable[Mapping[str, Any] | Later] | Mapping[str, Any] | Later
+]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typing
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
@@ -27,10 +27,11 @@ from pychat.server.connection import Inbound, ServerConnection, Started
 from pychat.server.ops import Later
 from pychat.server.output import OutputGate
 from pychat.server.ratelimit import TokenBucket
+from pychat.server.refusals import REFUSALS, error_reply, over_budget
+from pychat.server.replies import ReplyOrder, ReplySlot
 from pychat.server.session import Session
 from pychat.server.state import State
 from pychat.server.timers import SlownessTimers
-from pychat.store.errors import LogDamaged, StorageFailure, StoreError
 from pychat.wire.envelope import EnvelopeError, Request, encode_error, encode_event, encode_ok
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.framing import Oversized
@@ -39,6 +40,11 @@ if TYPE_CHECKING:
     from pychat.server.chat import ChatServer
 
 log = Logger(namespace="pychat.connection")
+
+#: What a handler answers with: the reply fields, or a promise of them.
+Answer = Mapping[str, Any] | Later
+#: What a request came to: the reply fields, or the failure its error reply stands for.
+Answered = Mapping[str, Any] | Failure
 
 
 def describe_address(address: IAddress) -> tuple[str, str]:
@@ -65,62 +71,11 @@ class _StreamTransport(typing.Protocol):
     def unregisterProducer(self) -> None: ...
 
 
-class _ReplySlot:
-    """Where one request's reply waits until every earlier reply has been written."""
-
-    __slots__ = ("data",)
-
-    def __init__(self) -> None:
-        self.data: bytes | None = None
-
-
-#: Seconds a client is told to wait after a full disk; an operator frees space in minutes.
-STORAGE_RETRY_AFTER = 30
-
-
-def storage_refusal(exc: Exception) -> ProtocolError:
-    """The documented error for a store that could not write or read: nothing was
-    acknowledged, and the client may retry (the same ``client_id`` is safe)."""
-    if isinstance(exc, StorageFailure) and exc.full:
-        return ProtocolError(
-            ErrorCode.STORAGE_FULL,
-            "the server's disk is full; nothing was stored: try again later",
-            details={"retry_after": STORAGE_RETRY_AFTER},
-        )
-    if isinstance(exc, LogDamaged | StoreError):
-        return ProtocolError(
-            ErrorCode.CONVERSATION_DAMAGED,
-            "this conversation's stored data is damaged; it is read-only until the operator "
-            "restores it",
-        )
-    return ProtocolError(
-        ErrorCode.STORAGE_ERROR,
-        "the server could not store this; nothing was stored: try again later",
-        details={"retry_after": STORAGE_RETRY_AFTER},
-    )
-
-
-#: Failures that are answered with a documented error (not a bug of ours).
-_REFUSALS = (ProtocolError, StorageFailure, LogDamaged, StoreError)
-
-
 def _no_delay(transport: object) -> None:
     """Replies are small lines: send each at once, never wait to fill a TCP segment."""
     setter = getattr(transport, "setTcpNoDelay", None)
     if setter is not None:
         setter(True)
-
-
-def _over_budget(request: Request, budget: TokenBucket, rate: int) -> EnvelopeError:
-    """The refusal of a request past the connection's request budget (it is not run)."""
-    wait = max(1, int(budget.retry_after("requests") + 0.999))
-    refusal = EnvelopeError(
-        ErrorCode.RATE_LIMITED,
-        f"more than {rate} requests a second on this connection; slow down",
-        request.id,
-    )
-    refusal.details["retry_after"] = wait
-    return refusal
 
 
 @implementer(IHandshakeListener)
@@ -132,8 +87,7 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         self.core = ServerConnection(server.registry, server.config.max_line)
         self.session = Session(peer="?", host="?")
         self._queue: deque[Inbound] = deque()
-        # One slot per request taken up, in order; a slot holds its reply line once known.
-        self._slots: deque[_ReplySlot] = deque()
+        self._replies = ReplyOrder(self._write)
         self._busy = False
         self._paused = False
         self._closing = False
@@ -215,7 +169,7 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
                 self._queue.append(item)
                 break
             if isinstance(item, Request) and self._budget.take("requests"):
-                item = _over_budget(item, self._budget, self.server.config.requests_per_second)
+                item = over_budget(item, self._budget, self.server.config.requests_per_second)
             self._queue.append(item)
         if self._backlog() >= limits.MAX_PENDING_REQUESTS and not self._paused:
             self._paused = True
@@ -242,7 +196,7 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         self.server.connection_closed(self)
 
     def timeoutConnection(self) -> None:
-        if self._slots:  # still waiting on our own disk: not the peer's idleness
+        if self._replies:  # still waiting on our own disk: not the peer's idleness
             self.resetTimeout()
             return
         log.info("closing idle connection from {peer}", peer=self.session.peer)
@@ -283,21 +237,23 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
                 )
                 self._close_after_reply = True
                 self._queue.clear()
-                self._fill(self._take_slot(), encode_error(None, error))
+                self._fill(self._replies.take(), encode_error(None, error))
                 return
             if isinstance(item, EnvelopeError):
                 log.debug(
                     "bad envelope from {peer}: {code}", peer=self.session.peer, code=item.code
                 )
-                self._fill(self._take_slot(), encode_error(item.request_id, item))
+                self._fill(self._replies.take(), encode_error(item.request_id, item))
                 continue
-            self._busy = True
-            d = defer.ensureDeferred(self._run(item))
-            d.addBoth(self._finished)
+            self._run(item)
+            if self._close_after_reply:
+                self._queue.clear()
+                self._maybe_close()
+                return
 
     def _backlog(self) -> int:
         """Requests received and not yet answered."""
-        return len(self._queue) + len(self._slots)
+        return len(self._queue) + len(self._replies)
 
     def _finished(self, result: object) -> None:
         self._busy = False
@@ -311,71 +267,67 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
             return
         self._pump()
 
-    def _take_slot(self) -> _ReplySlot:
-        slot = _ReplySlot()
-        self._slots.append(slot)
-        return slot
-
-    def _fill(self, slot: _ReplySlot, data: bytes) -> None:
+    def _fill(self, slot: ReplySlot, data: bytes) -> None:
         """Set a reply, then write every reply now at the front, in request order."""
-        slot.data = data
-        while self._slots and self._slots[0].data is not None:
-            ready = self._slots.popleft()
-            assert ready.data is not None  # noqa: S101 - checked by the loop condition
-            self._write(ready.data)
+        self._replies.fill(slot, data)
         self._maybe_close()
         if self._paused and not self._busy:
             self._pump()
 
     def _maybe_close(self) -> None:
-        if self._close_after_reply and not self._slots:
+        if self._close_after_reply and not self._replies:
             self.close()
 
     def _error_reply(self, request: Request, failure: Failure) -> bytes:
-        """The error reply for a failed request: the peer's fault or the store's is a
-        documented error; our bug is logged and closes this connection only."""
-        exc = failure.value
-        if isinstance(exc, StorageFailure | LogDamaged | StoreError):
-            exc = storage_refusal(exc)
-        if isinstance(exc, ProtocolError):
-            log.debug(
-                "{op} from {peer} refused: {code}",
-                op=for_log(request.op),
-                peer=self.session.peer,
-                code=exc.code,
-            )
-            self._close_after_reply = self._close_after_reply or exc.close
-            return encode_error(request.id, exc)
-        log.failure(
-            "internal error handling {op} from {peer}",
-            failure=failure,
-            op=for_log(request.op),
-            peer=self.session.peer,
-        )
-        self._close_after_reply = True
-        return encode_error(
-            request.id, ProtocolError(ErrorCode.INTERNAL_ERROR, "internal server error")
-        )
+        line, close = error_reply(request, failure, self.session.peer)
+        self._close_after_reply = self._close_after_reply or close
+        return line
 
-    async def _run(self, request: Request) -> None:
-        slot = self._take_slot()
+    def _run(self, request: Request) -> None:
+        """Run one request's handler.  Most handlers answer (or hand back a :class:`Later`) in
+        a plain call; one that returns a coroutine holds the queue until it finishes."""
+        slot = self._replies.take()
         started: Started | None = None
         try:
             started = self.core.begin(request)
-            result = await started.spec.handler(self, started.params)
-        except Exception as exc:
-            if started is not None and isinstance(exc, _REFUSALS):
-                self.core.complete(started, ok=False)
-            self._fill(slot, self._error_reply(request, Failure()))
+            result = started.spec.handler(self, started.params)
+        except Exception:
+            self._refused(Failure(), request, started, slot)
             return
+        if not isinstance(result, Later | Mapping):  # a coroutine: the queue waits for it
+            self._busy = True
+            args = (request, started, slot)
+            waiting = defer.ensureDeferred(typing.cast(Coroutine[Any, Any, Any], result))
+            waiting.addCallbacks(self._answered, self._refused, callbackArgs=args, errbackArgs=args)
+            waiting.addBoth(self._finished)
+            return
+        try:
+            self._answered(result, request, started, slot)
+        except Exception:
+            log.failure("request processing failed")  # a bug of ours: this connection only
+            self.close()
+
+    def _answered(
+        self, result: Answer, request: Request, started: Started, slot: ReplySlot
+    ) -> None:
         self.core.complete(started, ok=True)
         if isinstance(result, Later):
-            result.result.addCallbacks(
-                lambda fields: self._fill(slot, encode_ok(request.id, fields)),
-                lambda failure: self._fill(slot, self._error_reply(request, failure)),
-            )
-            return
-        self._fill(slot, encode_ok(request.id, result))
+            result.then(self._settled, request, slot)
+        else:
+            self._settled(result, request, slot)
+
+    def _settled(self, outcome: Answered, request: Request, slot: ReplySlot) -> None:
+        if isinstance(outcome, Failure):
+            self._fill(slot, self._error_reply(request, outcome))
+        else:
+            self._fill(slot, encode_ok(request.id, outcome))
+
+    def _refused(
+        self, failure: Failure, request: Request, started: Started | None, slot: ReplySlot
+    ) -> None:
+        if started is not None and isinstance(failure.value, REFUSALS):
+            self.core.complete(started, ok=False)
+        self._fill(slot, self._error_reply(request, failure))
 
     def _write(self, data: bytes) -> None:
         if self._closing or self.transport is None:

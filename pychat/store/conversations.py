@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from pychat.store.atrest import AtRestKey, SealedDirectory
 from pychat.store.blocking import BlockingRunner
 from pychat.store.control import ControlLogs
 from pychat.store.errors import LogDamaged, StorageFailure, StoreError
-from pychat.store.group_commit import GroupCommitter
+from pychat.store.group_commit import GroupCommitter, fire
 from pychat.store.journal import Journal, recover
 from pychat.store.recent_ids import RECENT_CLIENT_IDS, RecentIds
 from pychat.store.sealed_log import SealedLog
@@ -356,6 +356,27 @@ class ConversationStore:
         """Write a message; return its record (with ``seq`` and ``time``) and a Deferred that
         fires once it is durable.  Nobody may be told of the message before that.  ``extra``
         fields (a disappearing message's ``blob`` and ``expires``) go into the record."""
+        durable: defer.Deferred[None] = defer.Deferred()
+        record = self.append_message_then(
+            conv, sender, epoch, ciphertext, client_id, now, extra,
+            lambda _, error: fire(durable, error),
+        )  # fmt: skip
+        return record, durable
+
+    def append_message_then(
+        self,
+        conv: Conversation,
+        sender: str,
+        epoch: int,
+        ciphertext: str,
+        client_id: str,
+        now: float,
+        extra: dict[str, Any] | None,
+        then: Landed,
+    ) -> dict[str, Any]:
+        """:meth:`append_message` without a Deferred (the busiest path): ``then(record,
+        None)`` once the message is durable, ``then(record, error)`` if it never will be
+        (which may come before this returns)."""
         seq = len(conv.messages) + 1
         record: dict[str, Any] = {
             "seq": seq,
@@ -364,22 +385,36 @@ class ConversationStore:
             "ciphertext": ciphertext,
             "client_id": client_id,
             "time": now,
-            **(extra or {}),
         }
+        if extra:
+            record.update(extra)
         conv.messages.append(record)
-        conv.remember(record)
+        conv.recent_ids.remember(sender, client_id, seq, now)
         conv.last_activity = now
+        self.committer.when_durable(conv.messages, _Landing(conv, record, then))
+        return record
 
-        def on_disk(_: None) -> None:
-            conv.durable_seq = max(conv.durable_seq, seq)
 
-        def lost(failure: Failure) -> Failure:
-            # Rolled back, never acknowledged: a retry with this client id is a new message.
-            conv.recent_ids.forget(sender, client_id, seq)
-            return failure
+#: Told that an appended message is durable: ``(record, None)``, or ``(record, error)``.
+Landed = Callable[[dict[str, Any], BaseException | None], None]
 
-        durable = self.committer.durable(conv.messages)
-        return record, durable.addCallbacks(on_disk, lost)
+
+class _Landing:
+    """What happens when a message's batch is done: the conversation's durable point moves,
+    or (rolled back, never acknowledged) its client id is forgotten so a retry is new."""
+
+    __slots__ = ("conv", "record", "then")
+
+    def __init__(self, conv: Conversation, record: dict[str, Any], then: Landed) -> None:
+        self.conv, self.record, self.then = conv, record, then
+
+    def __call__(self, error: BaseException | None) -> None:
+        conv, record = self.conv, self.record
+        if error is None:
+            conv.durable_seq = max(conv.durable_seq, record["seq"])
+        else:
+            conv.recent_ids.forget(record["sender"], record["client_id"], record["seq"])
+        self.then(record, error)
 
 
 def _remove_files(conv: Conversation) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from twisted.internet import defer
@@ -27,7 +28,9 @@ from pychat.store.sealed_log import SealedLog
 
 log = Logger(namespace="pychat.store")
 
-_Waiters = dict[SealedLog | None, list[defer.Deferred[None]]]
+#: Told once its batch is durable (None) or failed (the error; then it never will be).
+Waiter = Callable[[BaseException | None], None]
+_Waiters = dict[SealedLog | None, list[Waiter]]
 
 
 class GroupCommitter:
@@ -50,10 +53,19 @@ class GroupCommitter:
         """Fires once everything appended to ``log_file`` so far (and every marker noted in
         the journal) is on disk, or fails with :class:`StorageFailure` (then it never will)."""
         d: defer.Deferred[None] = defer.Deferred()
-        self._pending.setdefault(log_file, []).append(d)
+        self.when_durable(log_file, partial(fire, d))
+        return d
+
+    def when_durable(self, log_file: SealedLog | None, waiter: Waiter) -> None:
+        """:meth:`durable` without a Deferred, for the busiest path: ``waiter(None)`` once
+        it is on disk, ``waiter(StorageFailure(...))`` if it never will be."""
+        waiting = self._pending.get(log_file)
+        if waiting is None:
+            self._pending[log_file] = [waiter]
+        else:
+            waiting.append(waiter)
         if not self._busy:
             self._start()
-        return d
 
     def request(self) -> None:
         """Run a batch soon even if nobody waits for one (for what :attr:`before_batch`
@@ -95,8 +107,8 @@ class GroupCommitter:
                     if log_file is not None:
                         log_file.durable_end = max(log_file.durable_end, ends[log_file])
                     self.synced += len(ds)
-                    for d in ds:
-                        d.callback(None)
+                    for waiter in ds:
+                        _tell(waiter, None)
             self._busy = False
             if self._pending or self._again:
                 self._start()
@@ -126,8 +138,8 @@ class GroupCommitter:
             n=dropped,
         )
         for ds in [*waiters.values(), *later.values()]:
-            for d in ds:
-                d.errback(StorageFailure(code, f"syncing the journal: {reason}"))
+            for waiter in ds:
+                _tell(waiter, StorageFailure(code, f"syncing the journal: {reason}"))
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -171,6 +183,22 @@ class GroupCommitter:
                     os.fsync(log_file.fileno())
 
         await self._run(self.journal.close, sync_logs)
+
+
+def fire(d: defer.Deferred[None], error: BaseException | None) -> None:
+    """A :data:`Waiter` that fires ``d`` (bound with ``functools.partial``)."""
+    if error is None:
+        d.callback(None)
+    else:
+        d.errback(error)
+
+
+def _tell(waiter: Waiter, error: BaseException | None) -> None:
+    """Call one waiter; a bug in it is logged and never keeps the others from hearing."""
+    try:
+        waiter(error)
+    except Exception:
+        log.failure("a durability waiter failed")
 
 
 async def _shared(d: defer.Deferred[None]) -> None:

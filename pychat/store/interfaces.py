@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
@@ -38,7 +38,8 @@ class ConversationRepository(Protocol):
 
     Every change is durable when its awaitable finishes, except :meth:`append_message`, which
     returns the record at once with a Deferred that fires when it is durable (nobody may hear
-    of the message before), and :meth:`set_read_nowait`, which rides a later write.
+    of the message before; :meth:`append_message_then` says so with a plain call), and
+    :meth:`set_read_nowait`, which rides a later write.
     """
 
     def get(self, conversation_id: str) -> Conversation | None:
@@ -77,6 +78,14 @@ class ConversationRepository(Protocol):
         now: float, extra: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], Deferred[None]]:  # fmt: skip
         """Write a message; return its record and a Deferred that fires once it is durable."""
+
+    def append_message_then(
+        self, conv: Conversation, sender: str, epoch: int, ciphertext: str, client_id: str,
+        now: float, extra: dict[str, Any] | None,
+        then: Callable[[dict[str, Any], BaseException | None], None],
+    ) -> dict[str, Any]:  # fmt: skip
+        """Write a message; return its record; ``then(record, None)`` once it is durable, or
+        ``then(record, error)`` if it never will be (the busiest path: no Deferred)."""
 
     def wait_durable(self, conv: Conversation) -> Deferred[None]:
         """Fires once every message appended to ``conv`` so far is durable."""

@@ -72,7 +72,10 @@ class HandlerDeps:
     ephemeral: EphemeralStore
 
 
-Handler = Callable[[HandlerDeps, OpContext, Any], Awaitable[Mapping[str, Any] | Later]]
+Handler = Callable[
+    [HandlerDeps, OpContext, Any],
+    Awaitable[Mapping[str, Any] | Later] | Mapping[str, Any] | Later,
+]
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,11 @@ probed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from twisted.python.failure import Failure
 
 from pychat import limits
 from pychat.server.handlers.common import (
@@ -225,15 +227,21 @@ def _send_target(deps: HandlerDeps, me: str, params: SendParams) -> Conversation
     return found
 
 
-async def send(deps: HandlerDeps, ctx: OpContext, params: SendParams) -> Mapping[str, Any] | Later:
-    """Store a message; answer (and push it) only once it is durable."""
+def send(
+    deps: HandlerDeps, ctx: OpContext, params: SendParams
+) -> Mapping[str, Any] | Later | Coroutine[Any, Any, Later]:
+    """Store a message; answer (and push it) only once it is durable.
+
+    A plain call, not a coroutine: the busiest op takes no coroutine and no Deferred of its
+    own; only a disappearing message waits (for its blob) before it is appended."""
     me = current_user(ctx)
     conv = _send_target(deps, me, params)
-    if len(params.ciphertext) > deps.config.max_ciphertext:
+    limit = deps.config.max_ciphertext
+    if len(params.ciphertext) > limit:
         raise ProtocolError(
             ErrorCode.MESSAGE_TOO_LARGE,
-            f"ciphertext is longer than {deps.config.max_ciphertext} characters",
-            details={"max_ciphertext": deps.config.max_ciphertext},
+            f"ciphertext is longer than {limit} characters",
+            details={"max_ciphertext": limit},
         )
     if params.epoch > len(conv.epochs):
         raise ProtocolError(
@@ -246,26 +254,63 @@ async def send(deps: HandlerDeps, ctx: OpContext, params: SendParams) -> Mapping
         reply = {"conversation": conv.id, "seq": earlier["seq"], "time": earlier["time"]}
         return Later(store.wait_durable(conv).addCallback(lambda _: {**reply, "duplicate": True}))
     now = deps.clock.seconds()
-    ciphertext, extra = params.ciphertext, None
     if params.expires is not None:
         if not now < params.expires <= now + MAX_EXPIRY:
             raise bad_field("expires", "must be a time in the next 8 days")
-        blob = await deps.ephemeral.put(conv.id, ciphertext, params.expires)
-        ciphertext, extra = "", {"blob": blob, "expires": params.expires}
-    record, durable = store.append_message(
-        conv, me, params.epoch, ciphertext, params.client_id, now, extra
+        return _send_disappearing(deps, ctx, me, conv, params, now)
+    return _append(deps, ctx, me, conv, params, now, params.ciphertext, None)
+
+
+async def _send_disappearing(
+    deps: HandlerDeps, ctx: OpContext, me: str, conv: Conversation, params: SendParams, now: float
+) -> Later:
+    """A disappearing message: its ciphertext goes to a blob first, the record names it."""
+    assert params.expires is not None  # noqa: S101 - the caller checked
+    blob = await deps.ephemeral.put(conv.id, params.ciphertext, params.expires)
+    return _append(deps, ctx, me, conv, params, now, "", {"blob": blob, "expires": params.expires})
+
+
+def _append(
+    deps: HandlerDeps,
+    ctx: OpContext,
+    me: str,
+    conv: Conversation,
+    params: SendParams,
+    now: float,
+    ciphertext: str,
+    extra: dict[str, Any] | None,
+) -> Later:
+    delivery = _Delivery(deps, ctx, me, conv, params.ciphertext)
+    deps.conversations.append_message_then(
+        conv, me, params.epoch, ciphertext, params.client_id, now, extra, delivery
     )
+    return delivery
 
-    def on_disk(_: None) -> Mapping[str, Any]:
-        # Only now may anyone hear of it: after a crash it will still be there.
-        store.set_read_nowait(conv, me, record["seq"])  # you have read what you answer
-        event = message_json(conv, record, params.ciphertext)
+
+class _Delivery(Later):
+    """A sent message's reply, settled when its batch is durable: only then is the message
+    pushed to its readers and acknowledged (after a crash it will still be there).  One
+    object per message in flight, and no Deferred."""
+
+    __slots__ = ("ciphertext", "conv", "ctx", "deps", "me", "record")
+
+    def __init__(
+        self, deps: HandlerDeps, ctx: OpContext, me: str, conv: Conversation, ciphertext: str
+    ) -> None:
+        super().__init__()
+        self.deps, self.ctx, self.me, self.conv, self.ciphertext = deps, ctx, me, conv, ciphertext
+
+    def __call__(self, record: dict[str, Any], error: BaseException | None) -> None:
+        if error is not None:
+            self.refuse(Failure(error))
+            return
+        deps, conv, me = self.deps, self.conv, self.me
+        deps.conversations.set_read_nowait(conv, me, record["seq"])  # you read what you sent
+        event = message_json(conv, record, self.ciphertext)
         deps.presence.push_to_user(conv.peer_of(me), "message", event)
-        deps.presence.push_to_user(me, "message", event, skip=ctx)
-        return {"conversation": conv.id, "seq": record["seq"], "time": record["time"],
-                "duplicate": False}  # fmt: skip
-
-    return Later(durable.addCallback(on_disk))
+        deps.presence.push_to_user(me, "message", event, skip=self.ctx)
+        self.answer({"conversation": conv.id, "seq": record["seq"], "time": record["time"],
+                     "duplicate": False})  # fmt: skip
 
 
 async def history(deps: HandlerDeps, ctx: OpContext, params: HistoryParams) -> Mapping[str, Any]:
