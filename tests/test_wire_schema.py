@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from pychat.wire import schema
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.schema import bounded, parse_params
 
@@ -45,3 +49,44 @@ def test_bad_fields_name_the_field(fields: dict[str, object], fragment: str) -> 
         parse_params(Sample, fields)
     assert info.value.code is ErrorCode.BAD_FIELD
     assert fragment in info.value.message
+
+
+# The checkers compiled per field must agree with the general check, value for value.
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-10, max_value=100),
+    st.sampled_from([0, 1, 5, 64, 65]),  # the bounds and their neighbours
+    st.sampled_from(["", "a", "abc", "abcd", "abcdefgh", "abcdefghi"]),
+    st.floats(allow_nan=False),
+    st.text(max_size=12),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+)
+_TYPES = [str, int, str | None, int | None, bool, float]
+_BOUNDS = st.fixed_dictionaries(
+    {
+        "min": st.sampled_from([None, 0, 1]),
+        "max": st.sampled_from([None, 5, 64]),
+        "max_len": st.sampled_from([None, 3, 8]),
+        "min_len": st.sampled_from([None, 1]),
+    }
+)
+
+
+def _outcome(fn: Callable[[], object]) -> object:
+    try:
+        return ("ok", fn())
+    except ProtocolError as exc:
+        return ("refused", exc.code, exc.message)
+
+
+@settings(max_examples=400)
+@given(value=_VALUES, tp=st.sampled_from(_TYPES), meta=_BOUNDS)
+def test_compiled_checks_agree_with_the_general_check(
+    value: object, tp: object, meta: dict[str, int | None]
+) -> None:
+    compiled = schema._checker("f", tp, meta)
+    assert _outcome(lambda: compiled(value)) == _outcome(
+        lambda: schema._check("f", value, tp, meta)
+    )

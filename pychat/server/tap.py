@@ -23,6 +23,7 @@ from twisted.python import usage
 from pychat import __version__, limits
 from pychat.durable import ensure_private_dir
 from pychat.server.chat import ChatServer
+from pychat.server.collector import tune_for_server
 from pychat.server.config import DEFAULT_DATA_DIR, DEFAULT_LISTEN, ServerConfig
 from pychat.server.control import ControlService
 from pychat.server.listener import ListenError, TLSListenerService, plan_endpoint
@@ -311,6 +312,7 @@ def makeService(options: Options | dict[str, Any], reactor: IReactorTime | None 
     :raises StartupError: the data dir, the TLS material, the at-rest key or a ``--listen``
         string cannot be used; one line names the option and the cause, and twistd exits 1.
     """
+    in_twistd = reactor is None
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
@@ -323,10 +325,13 @@ def makeService(options: Options | dict[str, Any], reactor: IReactorTime | None 
     except DataDirBusy as exc:
         raise StartupError(f"--data-dir: {exc}") from None
     try:
-        return _assemble(config, reactor, lock)
+        service = _assemble(config, reactor, lock)
     except BaseException:
         lock.release()
         raise
+    if in_twistd:
+        tune_for_server()
+    return service
 
 
 def _assemble(config: ServerConfig, reactor: Any, lock: DataDirLock) -> IService:

@@ -39,12 +39,18 @@ def _reject_constant(name: str) -> Any:
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # Duplicate keys are how two parsers come to disagree about one message; refuse them.
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise ValueError(f"duplicate key {key!r}")
-        obj[key] = value
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
     return obj
+
+
+#: Built once: ``json.loads`` with options builds a new decoder on every call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
 
 
 def parse_json_line(line: bytes) -> Any:
@@ -53,8 +59,7 @@ def parse_json_line(line: bytes) -> Any:
     :raises EnvelopeError: ``malformed_json``.
     """
     try:
-        text = line.decode("utf-8")
-        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+        return _DECODER.decode(line.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise EnvelopeError(
             ErrorCode.MALFORMED_JSON, f"line is not valid UTF-8 JSON: {exc}"

@@ -1,0 +1,80 @@
+"""The busiest path's plumbing without Deferreds: a Later settled directly, the group
+committer's plain waiters, the store's callback append, and the server's collector settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.internet import defer
+from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
+
+from pychat.server.ops import Later
+from pychat.store.errors import StorageFailure
+from tests.test_store_journal import _held
+
+
+def test_a_later_hands_its_outcome_on_whenever_it_is_asked() -> None:
+    early, late = Later(), Later()
+    seen: list[Any] = []
+    early.answer({"seq": 1})
+    early.then(lambda outcome, tag: seen.append((tag, outcome)), "early")
+    late.then(lambda outcome, tag: seen.append((tag, outcome)), "late")
+    assert seen == [("early", {"seq": 1})]
+    late.refuse(Failure(ValueError("no")))
+    assert seen[1][0] == "late" and isinstance(seen[1][1], Failure)
+    with pytest.raises(RuntimeError):
+        late.answer({"seq": 2})  # settled once
+
+
+def test_a_later_from_a_deferred_follows_it() -> None:
+    d: defer.Deferred[dict[str, int]] = defer.Deferred()
+    later, seen = Later(d), []
+    later.then(seen.append)
+    d.errback(ValueError("refused"))
+    assert isinstance(seen[0], Failure) and isinstance(seen[0].value, ValueError)
+
+
+def test_every_waiter_hears_even_when_one_of_them_fails(tmp_path: Path) -> None:
+    store, runner, conv = _held(tmp_path / "data")
+    heard: list[tuple[int, BaseException | None]] = []
+    errors: list[dict[str, Any]] = []
+
+    def broken(record: dict[str, Any], error: BaseException | None) -> None:
+        raise RuntimeError("a bug in a waiter")
+
+    globalLogPublisher.addObserver(errors.append)
+    try:
+        store.append_message_then(conv, "alice", 1, "m0", "c0", 2.0, None, broken)
+        store.append_message_then(
+            conv, "alice", 1, "m1", "c1", 2.0, None, lambda r, e: heard.append((r["seq"], e))
+        )
+        runner.release()
+    finally:
+        globalLogPublisher.removeObserver(errors.append)
+    assert heard == [(2, None)]
+    assert conv.durable_seq == 2
+    assert any("durability waiter failed" in str(e.get("log_format")) for e in errors)
+
+
+def test_a_failed_batch_tells_its_waiters_and_forgets_their_ids(tmp_path: Path) -> None:
+    store, runner, conv = _held(tmp_path / "data")
+    heard: list[BaseException | None] = []
+    store.append_message_then(conv, "alice", 1, "m0", "c0", 2.0, None, lambda r, e: heard.append(e))
+    _, _, batch = runner.jobs.pop(0)
+    batch.errback(OSError(28, "No space left on device"))  # the journal's sync failed
+    assert len(heard) == 1 and isinstance(heard[0], StorageFailure)
+    assert store.duplicate(conv, "alice", "c0") is None  # a retry is a new message
+
+
+def test_the_server_process_keeps_young_objects_longer_and_freezes_start_up() -> None:
+    code = (
+        "import gc; from pychat.server.collector import tune_for_server, YOUNG_GENERATION;"
+        "tune_for_server(); assert gc.get_threshold()[0] == YOUNG_GENERATION;"
+        "assert gc.get_freeze_count() > 0"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
