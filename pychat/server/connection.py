@@ -9,8 +9,7 @@ The Twisted protocol in :mod:`pychat.server.protocol` only moves bytes and runs 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pychat.server.ops import OpRegistry, OpSpec
 from pychat.server.state import State
@@ -23,8 +22,7 @@ from pychat.wire.schema import parse_params
 Inbound = Request | EnvelopeError | Oversized
 
 
-@dataclass(frozen=True)
-class Started:
+class Started(NamedTuple):
     """A request that passed the op table and its schema, ready for its handler."""
 
     request: Request

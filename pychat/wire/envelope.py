@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from pychat import limits
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.framing import encode_line
 
 
-@dataclass(frozen=True)
-class Request:
-    """A well-formed request envelope; ``fields`` is everything but ``id`` and ``op``."""
+class Request(NamedTuple):
+    """A well-formed request envelope; ``fields`` is everything but ``id`` and ``op``.  A
+    named tuple: one is made for every line received."""
 
     id: int
     op: str
-    fields: Mapping[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, Any]
 
 
 class EnvelopeError(ProtocolError):

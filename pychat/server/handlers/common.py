@@ -1,9 +1,10 @@
 """What every handler module shares: the dependencies handlers receive, the op definition
 table, and the small checks and field bounds more than one module uses.
 
-A handler is a module-level ``async def op(deps, ctx, params)``: ``deps`` holds the server's
-parts it may use (passed explicitly, so a handler is tested alone with fakes), ``ctx`` the
-connection it serves, ``params`` its checked parameters.  Each module lists its ops in
+A handler is a module-level ``op(deps, ctx, params)``, mostly ``async def`` (a plain function
+that answers at once or with a :class:`~pychat.server.ops.Later` is fine too): ``deps`` holds
+the server's parts it may use (passed explicitly, so a handler is tested alone with fakes),
+``ctx`` the connection it serves, ``params`` its checked parameters.  Each module lists its ops in
 ``OPS``; :func:`register` puts them in the registry.
 """
 
