@@ -90,8 +90,8 @@ def start(argv: list[str], log: Path, found: str) -> tuple[subprocess.Popen[byte
 class RelayClient(LineReceiver):
     delimiter = b"\n"
 
-    def __init__(self, name: str, tally: Tally) -> None:
-        self.name, self.tally = name, tally
+    def __init__(self, name: str, tally: Tally, to: str = "") -> None:
+        self.name, self.tally, self.to = name, tally, to
         self.acks: defer.Deferred[None] | None = None
         self.unacked = 0
 
@@ -111,17 +111,17 @@ async def relay_pair(port: int, i: int, tally: Tally) -> Run:
     options = CertificateOptions()
     receiver = RelayClient(f"r{i}", tally)
     await connectProtocol(SSL4ClientEndpoint(reactor, "127.0.0.1", port, options), receiver)
-    sender = RelayClient(f"s{i}", tally)
+    sender = RelayClient(f"s{i}", tally, to=f"r{i}")
     await connectProtocol(SSL4ClientEndpoint(reactor, "127.0.0.1", port, options), sender)
     await task.deferLater(reactor, 0.2, lambda: None)  # both names registered
-    return lambda messages, window, interval, offset: _relay_send(
-        sender, i, messages, window, interval, offset, tally
+    return lambda messages, window, interval, offset, run: _relay_send(
+        sender, f"{run}-{i}", messages, window, interval, offset, tally
     )
 
 
 async def _relay_send(
     sender: RelayClient,
-    i: int,
+    i: str,
     messages: int,
     window: int,
     interval: float,
@@ -137,7 +137,7 @@ async def _relay_send(
         key = f"{i}-{n}"
         tally.sent_at[key] = time.perf_counter()
         sender.unacked += 1
-        sender.sendLine(f"r{i} {key} {PAYLOAD}".encode())
+        sender.sendLine(f"{sender.to} {key} {PAYLOAD}".encode())
     while sender.unacked:
         sender.acks = defer.Deferred()
         await sender.acks
@@ -189,15 +189,15 @@ async def pychat_pair(port: int, i: int, tally: Tally) -> Run:
     receiver.on_event = pushed
     conv = await sender.request("open_conversation", peer=f"recv{i}", envelope=ENVELOPE)
     cid = conv["conversation"]
-    return lambda messages, window, interval, offset: _pychat_send(
-        sender, cid, i, messages, window, interval, offset, tally
+    return lambda messages, window, interval, offset, run: _pychat_send(
+        sender, cid, f"{run}-{i}", messages, window, interval, offset, tally
     )
 
 
 async def _pychat_send(
     sender: ClientProtocol,
     cid: str,
-    i: int,
+    i: str,
     messages: int,
     window: int,
     interval: float,
@@ -230,8 +230,8 @@ async def _until(moment: float) -> None:
 
 
 #: A prepared pair's sending phase: (messages, window, seconds between sends, seconds before
-#: the first) -> awaitable.
-Run = Callable[[int, int, float, float], Any]
+#: the first, run number) -> awaitable.
+Run = Callable[[int, int, float, float, int], Any]
 #: Connects (and logs in) one pair: (port, pair index, tally) -> its Run.
 PairSetup = Callable[[int, int, Tally], Any]
 
@@ -242,18 +242,24 @@ def server_cpu(proc: subprocess.Popen[bytes]) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def prepare(port: int, setup: PairSetup, pairs: int) -> tuple[list[Run], Tally]:
+    """Connect (and log in) every pair; nothing of this is timed."""
+    tally = Tally()
+    return [await setup(port, i, tally) for i in range(pairs)], tally
+
+
 async def measure(
     server: subprocess.Popen[bytes],
-    port: int,
-    setup: PairSetup,
-    pairs: int,
+    prepared: tuple[list[Run], Tally],
     messages: int,
     window: int,
     rate: float = 0.0,
+    number: int = 0,
 ) -> dict[str, float]:
-    """Set every pair up, then time only the sending phase."""
-    tally = Tally()
-    runs = [await setup(port, i, tally) for i in range(pairs)]
+    """Time one sending phase of the prepared pairs (run ``number``)."""
+    runs, tally = prepared
+    pairs = len(runs)
+    tally.latencies.clear()
     cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     server0 = server_cpu(server)
     interval = pairs / rate if rate else 0.0  # each pair's share of the offered rate
@@ -261,7 +267,7 @@ async def measure(
     # than every pair sending at the same instant.
     await defer.gatherResults(
         [
-            defer.ensureDeferred(run(messages, window, interval, i * interval / pairs))
+            defer.ensureDeferred(run(messages, window, interval, i * interval / pairs, number))
             for i, run in enumerate(runs)
         ]
     )
@@ -283,6 +289,11 @@ async def measure(
         "server_us": 1e6 * server_used / max(len(tally.latencies), 1),
         "server_cpu": 100 * server_used / wall,
     }
+
+
+def median_run(figures: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median rate (its other figures with it)."""
+    return sorted(figures, key=lambda f: f["rate"])[len(figures) // 2]
 
 
 def show(name: str, figures: dict[str, float]) -> None:
@@ -324,7 +335,7 @@ def start_pychat(work: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]
     )  # fmt: skip
 
 
-async def main(pairs: int, messages: int, window: int, rate: float) -> None:
+async def main(pairs: int, messages: int, window: int, rate: float, runs: int) -> None:
     pin(1)
     work = Path(tempfile.mkdtemp(prefix="pychat-relay-"))
     offered = f", offered {rate:.0f} msg/s" if rate else ""
@@ -332,18 +343,26 @@ async def main(pairs: int, messages: int, window: int, rate: float) -> None:
         f"# {os.cpu_count()} cores; pairs {pairs}, window {window}, {messages} msgs/pair{offered}"
     )
     base, base_port = start_baseline(work)
+    server: subprocess.Popen[bytes] | None = None
     try:
-        baseline = await measure(base, base_port, relay_pair, pairs, messages, window, rate)
+        server, port = start_pychat(work)
+        theirs = await prepare(base_port, relay_pair, pairs)
+        ours = await prepare(port, pychat_pair, pairs)
+        figures: dict[str, list[dict[str, float]]] = {"baseline": [], "pyChat": []}
+        for number in range(runs):  # alternating, so a noisy moment hurts both alike
+            figures["baseline"].append(await measure(base, theirs, messages, window, rate, number))
+            figures["pyChat"].append(await measure(server, ours, messages, window, rate, number))
     finally:
         base.kill()
+        if server is not None:
+            server.kill()
+    for name, runs_of in figures.items():
+        if runs > 1:
+            print(f"{name:<9} msg/s of each run: " + ", ".join(f"{f['rate']:.0f}" for f in runs_of))
+    baseline, mine = median_run(figures["baseline"]), median_run(figures["pyChat"])
     show("baseline", baseline)
-    server, port = start_pychat(work)
-    try:
-        ours = await measure(server, port, pychat_pair, pairs, messages, window, rate)
-    finally:
-        server.kill()
-    show("pyChat", ours)
-    print(f"ratio pyChat/baseline {ours['rate'] / max(baseline['rate'], 1e-9):.3f}")
+    show("pyChat", mine)
+    print(f"ratio pyChat/baseline {mine['rate'] / max(baseline['rate'], 1e-9):.3f}")
 
 
 if __name__ == "__main__":
@@ -355,7 +374,9 @@ if __name__ == "__main__":
         help="offer this many msgs/s in all, paced (0: as fast as the window allows)",
     )  # fmt: skip
     parser.add_argument("--messages", type=int, default=200)
-    args = parser.parse_args()
-    task.react(
-        lambda _: defer.ensureDeferred(main(args.pairs, args.messages, args.window, args.rate))
+    parser.add_argument(
+        "--runs", type=int, default=3, help="timed runs of each server, alternating; medians"
     )
+    args = parser.parse_args()
+    work = main(args.pairs, args.messages, args.window, args.rate, args.runs)
+    task.react(lambda _: defer.ensureDeferred(work))

@@ -127,3 +127,7 @@ DEVICE_TOKEN_LOCK_BASE = 2.0
 DEVICE_TOKEN_LOCK_MAX = 60.0
 DEVICE_TOKEN_FORGET_AFTER = 15 * 60.0
 DEVICE_TOKEN_MAX = 128  # characters of the b64 token a client may send
+
+#: Seconds between saves of the read markers that move when their user sends a message (a
+#: crash loses at most this much of such moves: those messages show as unread again).
+READ_MARKER_SAVE_INTERVAL = 1.0

@@ -78,3 +78,37 @@ def test_the_server_process_keeps_young_objects_longer_and_freezes_start_up() ->
         "assert gc.get_freeze_count() > 0"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _marker_records(conv: Any) -> list[int]:
+    return [r["seq"] for r in conv.control.read_all() if r.get("t") == "read"]
+
+
+def test_paced_read_markers_are_saved_once_per_interval_and_at_a_clean_stop(
+    tmp_path: Path,
+) -> None:
+    from twisted.internet.task import Clock
+
+    store, runner, conv = _held(tmp_path / "data")
+    clock = Clock()
+    store.pace_read_markers(clock, 1.0)
+    for seq in (1, 2, 3):
+        store.append_message_then(conv, "alice", 1, f"m{seq}", f"c{seq}", 2.0, None, _ignore)
+        runner.release()
+        store.set_read_nowait(conv, "alice", seq)
+        runner.release()
+    assert _marker_records(conv) == []  # not at every batch
+    clock.advance(1.0)
+    runner.release()
+    assert _marker_records(conv) == [3]  # once, the latest
+    store.set_read_nowait(conv, "alice", 4)
+    runner.release()
+    assert _marker_records(conv) == [3]
+    closing = defer.ensureDeferred(store.close())
+    runner.release()
+    assert closing.called and _marker_records(conv) == [3, 4]
+    assert not clock.getDelayedCalls()
+
+
+def _ignore(record: dict[str, Any], error: BaseException | None) -> None:
+    assert error is None

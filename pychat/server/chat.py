@@ -56,6 +56,7 @@ class ChatServer(Service):
         self.config = config
         self.clock = clock
         self.store = store
+        store.conversations.pace_read_markers(clock, limits.READ_MARKER_SAVE_INTERVAL)
         self.account_service = AccountService(
             store.accounts,
             store.key,

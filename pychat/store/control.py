@@ -27,6 +27,8 @@ from pychat.store.group_commit import GroupCommitter
 from pychat.store.sealed_log import SealedLog
 
 if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
     from pychat.store.conversations import Conversation
 
 log = Logger(namespace="pychat.store")
@@ -53,14 +55,43 @@ class ControlLogs:
         #: Read markers moved in memory and not yet appended, by conversation id.
         self._unsaved_reads: dict[str, tuple[Conversation, set[str]]] = {}
         committer.before_batch.append(self._save_reads)
+        #: Paced (see :meth:`pace_reads`): markers wait for the timer, not the next batch.
+        self._pace: tuple[IReactorTime, float] | None = None
+        self._reads_due = True
+        self._reads_timer: IDelayedCall | None = None
 
     # -- read markers --------------------------------------------------------------------------
 
+    def pace_reads(self, clock: IReactorTime, interval: float) -> None:
+        """Append moved markers at most once every ``interval`` seconds (the server does).
+
+        A marker that moved because its user sent a message would otherwise cost a sealed
+        record at nearly every group commit under load (one per message with one message in
+        flight per conversation).  A crash loses at most ``interval`` seconds of such moves:
+        those messages show as unread again, and nothing else is lost."""
+        self._pace = (clock, interval)
+        self._reads_due = False
+
     def read_moved(self, conv: Conversation, username: str) -> None:
         """``username``'s marker in ``conv`` moved (in memory): append it at the start of the
-        next group commit, once however often it moves meanwhile."""
+        next group commit (paced: the first one after the timer), once however often it
+        moves meanwhile."""
         self._unsaved_reads.setdefault(conv.id, (conv, set()))[1].add(username)
-        self._committer.request()
+        if self._pace is None:
+            self._committer.request()
+        else:
+            self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        if self._pace is not None and self._reads_timer is None:
+            clock, interval = self._pace
+            self._reads_timer = clock.callLater(interval, self._reads_now)
+
+    def _reads_now(self) -> None:
+        self._reads_timer = None
+        self._reads_due = True
+        if self._unsaved_reads:
+            self._committer.request()
 
     def forget(self, conv: Conversation) -> None:
         """A deleted conversation's markers are not saved any more."""
@@ -68,6 +99,10 @@ class ControlLogs:
 
     def save_reads_soon(self) -> None:
         """Make sure a batch runs for the markers not yet appended (at a clean stop)."""
+        if self._reads_timer is not None and self._reads_timer.active():
+            self._reads_timer.cancel()
+        self._reads_timer = None
+        self._reads_due = True
         if self._unsaved_reads:
             self._committer.request()
 
@@ -75,6 +110,9 @@ class ControlLogs:
         # Called once a message is durable: nothing here may turn its acknowledgement into an
         # error.  A marker that cannot be written now stays in memory and is tried again with
         # the next batch (a full disk must not fail a send that was stored).
+        if not self._reads_due:
+            return
+        self._reads_due = self._pace is None
         unsaved, self._unsaved_reads = self._unsaved_reads, {}
         for conv, users in unsaved.values():
             for username in sorted(users):
@@ -90,6 +128,7 @@ class ControlLogs:
     def _read_not_saved(self, failure: Failure, conv: Conversation, username: str) -> None:
         log.warn("read marker not saved for now: {e}", e=failure.value)
         self._unsaved_reads.setdefault(conv.id, (conv, set()))[1].add(username)
+        self._arm_timer()  # paced: tried again after the interval; else with the next batch
 
     def _compaction_records(self, conv: Conversation) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = [

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -333,6 +334,10 @@ class ConversationStore:
             self._by_user.get(member, set()).discard(conv.id)
         await self._run(_remove_files, conv)
 
+    def pace_read_markers(self, clock: IReactorTime, interval: float) -> None:
+        """See :meth:`ControlLogs.pace_reads`."""
+        self.control.pace_reads(clock, interval)
+
     def wait_durable(self, conv: Conversation) -> defer.Deferred[None]:
         """Fires once every message appended to ``conv`` so far is durable."""
         return self.committer.durable(conv.messages)
@@ -374,9 +379,8 @@ class ConversationStore:
         extra: dict[str, Any] | None,
         then: Landed,
     ) -> dict[str, Any]:
-        """:meth:`append_message` without a Deferred (the busiest path): ``then(record,
-        None)`` once the message is durable, ``then(record, error)`` if it never will be
-        (which may come before this returns)."""
+        """:meth:`append_message` without a Deferred: ``then(record, None)`` once durable,
+        ``then(record, error)`` if it never will be (perhaps before this returns)."""
         seq = len(conv.messages) + 1
         record: dict[str, Any] = {
             "seq": seq,

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 
 from pychat.store.accounts import Account
 from pychat.store.conversations import Conversation
@@ -86,6 +87,9 @@ class ConversationRepository(Protocol):
     ) -> dict[str, Any]:  # fmt: skip
         """Write a message; return its record; ``then(record, None)`` once it is durable, or
         ``then(record, error)`` if it never will be (the busiest path: no Deferred)."""
+
+    def pace_read_markers(self, clock: IReactorTime, interval: float) -> None:
+        """Save markers moved by :meth:`set_read_nowait` at most every ``interval`` seconds."""
 
     def wait_durable(self, conv: Conversation) -> Deferred[None]:
         """Fires once every message appended to ``conv`` so far is durable."""
