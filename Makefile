@@ -42,13 +42,13 @@ test: lint typecheck unit
 
 # Not part of `make test`: pyChat beside the bare TLS relay (ratios), and the store at sizes.
 bench: $(VENV)/.installed-test
-	$(BIN)/python -m bench.relay --pairs 1 --window 64 --messages 10000
+	$(BIN)/python -m bench.relay --pairs 1 --window 64 --messages 20000
 	$(BIN)/python -m bench.relay --pairs 1 --window 1 --messages 2000
-	$(BIN)/python -m bench.relay --pairs 50 --window 64 --messages 600
+	$(BIN)/python -m bench.relay --pairs 50 --window 64 --messages 1000
 	$(BIN)/python -m bench.relay --pairs 50 --window 1 --messages 200
-	$(BIN)/python -m bench.relay --pairs 200 --window 64 --messages 150
+	$(BIN)/python -m bench.relay --pairs 200 --window 64 --messages 250
 	$(BIN)/python -m bench.relay --pairs 50 --window 64 --messages 200 --rate 1000
-	$(BIN)/python -m bench.sessions login --loops 20 --seconds 5
+	$(BIN)/python -m bench.sessions login --loops 60 --seconds 5
 	$(BIN)/python -m bench.sessions idle --sessions 2000
 	$(BIN)/python bench/bench_store.py --sizes 100,10000,100000
 
