@@ -114,24 +114,14 @@ async def relay_pair(port: int, i: int, tally: Tally) -> Run:
     sender = RelayClient(f"s{i}", tally, to=f"r{i}")
     await connectProtocol(SSL4ClientEndpoint(reactor, "127.0.0.1", port, options), sender)
     await task.deferLater(reactor, 0.2, lambda: None)  # both names registered
-    return lambda messages, window, interval, offset, run: _relay_send(
-        sender, f"{run}-{i}", messages, window, interval, offset, tally
-    )
+    return lambda pace, run: _relay_send(sender, f"{run}-{i}", pace, tally)
 
 
-async def _relay_send(
-    sender: RelayClient,
-    i: str,
-    messages: int,
-    window: int,
-    interval: float,
-    offset: float,
-    tally: Tally,
-) -> None:
-    start = time.perf_counter() + offset
-    for n in range(messages):
-        await _until(start + n * interval)
-        while sender.unacked >= window:
+async def _relay_send(sender: RelayClient, i: str, pace: Pace, tally: Tally) -> None:
+    start = time.perf_counter() + pace.offset
+    for n in range(pace.messages):
+        await _until(start + n * pace.interval)
+        while sender.unacked >= pace.window:
             sender.acks = defer.Deferred()
             await sender.acks
         key = f"{i}-{n}"
@@ -189,26 +179,15 @@ async def pychat_pair(port: int, i: int, tally: Tally) -> Run:
     receiver.on_event = pushed
     conv = await sender.request("open_conversation", peer=f"recv{i}", envelope=ENVELOPE)
     cid = conv["conversation"]
-    return lambda messages, window, interval, offset, run: _pychat_send(
-        sender, cid, f"{run}-{i}", messages, window, interval, offset, tally
-    )
+    return lambda pace, run: _pychat_send(sender, cid, f"{run}-{i}", pace, tally)
 
 
-async def _pychat_send(
-    sender: ClientProtocol,
-    cid: str,
-    i: str,
-    messages: int,
-    window: int,
-    interval: float,
-    offset: float,
-    tally: Tally,
-) -> None:
+async def _pychat_send(sender: ClientProtocol, cid: str, i: str, pace: Pace, tally: Tally) -> None:
     wave: list[defer.Deferred[Any]] = []
-    start = time.perf_counter() + offset
-    for n in range(messages):
-        await _until(start + n * interval)
-        if len(wave) >= window:
+    start = time.perf_counter() + pace.offset
+    for n in range(pace.messages):
+        await _until(start + n * pace.interval)
+        if len(wave) >= pace.window:
             await wave.pop(0)
         key = f"{i}-{n}"
         tally.sent_at[key] = time.perf_counter()
@@ -229,9 +208,21 @@ async def _until(moment: float) -> None:
         await task.deferLater(reactor, delay, lambda: None)
 
 
-#: A prepared pair's sending phase: (messages, window, seconds between sends, seconds before
-#: the first, run number) -> awaitable.
-Run = Callable[[int, int, float, float, int], Any]
+@dataclass(frozen=True)
+class Pace:
+    """How one pair sends in a timed run."""
+
+    messages: int
+    #: At most this many unacknowledged.
+    window: int
+    #: Seconds between sends (0: as fast as the window allows).
+    interval: float = 0.0
+    #: Seconds before the first send.
+    offset: float = 0.0
+
+
+#: A prepared pair's sending phase: (its pace, run number) -> awaitable.
+Run = Callable[[Pace, int], Any]
 #: Connects (and logs in) one pair: (port, pair index, tally) -> its Run.
 PairSetup = Callable[[int, int, Tally], Any]
 
@@ -265,11 +256,9 @@ async def measure(
     interval = pairs / rate if rate else 0.0  # each pair's share of the offered rate
     # Paced pairs start a share of the interval apart, so the offered load is steady rather
     # than every pair sending at the same instant.
+    paces = [Pace(messages, window, interval, i * interval / pairs) for i in range(pairs)]
     await defer.gatherResults(
-        [
-            defer.ensureDeferred(run(messages, window, interval, i * interval / pairs, number))
-            for i, run in enumerate(runs)
-        ]
+        [defer.ensureDeferred(run(pace, number)) for run, pace in zip(runs, paces, strict=True)]
     )
     for _ in range(500):  # the last pushes may trail the last acks
         if len(tally.latencies) >= pairs * messages:
