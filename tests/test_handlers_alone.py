@@ -3,6 +3,7 @@ for the parts of the server it uses, no connection and no reactor."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,10 @@ class FakeCtx:
     def push(self, event: str, payload: Any) -> None:
         self.pushed.append((event, payload))
 
+    def push_line(self, line: bytes) -> None:
+        message = json.loads(line)
+        self.pushed.append((message.pop("event"), message))
+
     def close_after_reply(self) -> None: ...
 
 
@@ -35,6 +40,10 @@ class FakePresence:
 
     def push_to_user(self, user: str, event: str, payload: Any, skip: Any = None) -> None:
         self.sent.append((user, event, payload))
+
+    def push_to_users(self, users: Any, event: str, payload: Any, skip: Any = None) -> None:
+        for user in users:
+            self.sent.append((user, event, payload))
 
     def visible_online(self, user: str) -> bool | None:
         return None

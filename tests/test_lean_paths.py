@@ -112,3 +112,34 @@ def test_paced_read_markers_are_saved_once_per_interval_and_at_a_clean_stop(
 
 def _ignore(record: dict[str, Any], error: BaseException | None) -> None:
     assert error is None
+
+
+class _LineConn:
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def push_line(self, line: bytes) -> None:
+        self.lines.append(line)
+
+
+def test_a_push_is_encoded_once_for_every_connection_it_goes_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pychat.server import presence as presence_module
+
+    encoded: list[str] = []
+    real = presence_module.encode_event
+
+    def counting(event: str, payload: Any) -> bytes:
+        encoded.append(event)
+        return real(event, payload)
+
+    monkeypatch.setattr(presence_module, "encode_event", counting)
+    presence = presence_module.Presence(lambda user: [], lambda user: True)
+    phone, laptop, bobs = _LineConn(), _LineConn(), _LineConn()
+    presence.connections = {"alice": {phone, laptop}, "bob": {bobs}}  # type: ignore[dict-item]
+    sent = presence.push_to_users(("bob", "alice"), "message", {"seq": 1}, skip=phone)  # type: ignore[arg-type]
+    assert sent == 2 and encoded == ["message"]
+    assert bobs.lines == laptop.lines == [b'{"event":"message","seq":1}\n'] and not phone.lines
+    assert presence.push_to_users(("carol",), "message", {"seq": 2}) == 0
+    assert encoded == ["message"]  # nobody there: nothing encoded

@@ -29,6 +29,9 @@ class OpContext(Protocol):
     def push(self, event: str, payload: Mapping[str, Any]) -> None:
         """Send a server push on this connection."""
 
+    def push_line(self, line: bytes) -> None:
+        """Send a push already encoded (one encoding for every connection it goes to)."""
+
     def close_after_reply(self) -> None:
         """Close this connection once the current reply is written."""
 

@@ -13,6 +13,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from pychat.server.ops import OpContext
+from pychat.wire.envelope import encode_event
 
 log = Logger(namespace="pychat.presence")
 
@@ -50,11 +51,28 @@ class Presence:
         skip: OpContext | None = None,
     ) -> int:
         """Push to every connection of ``username`` except ``skip``; return how many."""
+        return self.push_to_users((username,), event, payload, skip=skip)
+
+    def push_to_users(
+        self,
+        usernames: Iterable[str],
+        event: str,
+        payload: Mapping[str, Any],
+        *,
+        skip: OpContext | None = None,
+    ) -> int:
+        """Push to every connection of each of ``usernames`` except ``skip``, encoding the
+        push once however many connections it goes to (none if nobody is there); return
+        how many."""
+        line: bytes | None = None
         count = 0
-        for conn in list(self.connections.get(username, ())):
-            if conn is not skip:
-                conn.push(event, payload)
-                count += 1
+        for username in usernames:
+            for conn in list(self.connections.get(username, ())):
+                if conn is not skip:
+                    if line is None:
+                        line = encode_event(event, payload)
+                    conn.push_line(line)
+                    count += 1
         return count
 
     def announce(self, username: str, online: bool) -> None:

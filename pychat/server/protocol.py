@@ -118,6 +118,10 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         """Send a server push (``{"event": ...}``) on this connection."""
         self._write(encode_event(event, payload))
 
+    def push_line(self, line: bytes) -> None:
+        """Send a push line already encoded."""
+        self._write(line)
+
     def close_after_reply(self) -> None:
         """Close the connection once the reply being prepared is written."""
         self._close_after_reply = True

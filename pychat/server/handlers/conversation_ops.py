@@ -307,8 +307,7 @@ class _Delivery(Later):
         deps, conv, me = self.deps, self.conv, self.me
         deps.conversations.set_read_nowait(conv, me, record["seq"])  # you read what you sent
         event = message_json(conv, record, self.ciphertext)
-        deps.presence.push_to_user(conv.peer_of(me), "message", event)
-        deps.presence.push_to_user(me, "message", event, skip=self.ctx)
+        deps.presence.push_to_users((conv.peer_of(me), me), "message", event, skip=self.ctx)
         self.answer({"conversation": conv.id, "seq": record["seq"], "time": record["time"],
                      "duplicate": False})  # fmt: skip
 
