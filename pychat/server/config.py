@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from pychat import limits
@@ -71,7 +72,7 @@ class ServerConfig:
         if not self.listen:
             raise ValueError("at least one listen endpoint is needed")
 
-    @property
+    @cached_property
     def max_ciphertext(self) -> int:
         """The largest message ciphertext this server accepts (it depends on ``max_line``)."""
         return min(limits.MAX_CIPHERTEXT, self.max_line - limits.MESSAGE_OVERHEAD)

@@ -68,6 +68,8 @@ class SealedLog:
         journal: Journal | None = None,
     ) -> None:
         self.path = path
+        self._name = path.name  # asked for at every append: pathlib works it out each time
+        self._aad_prefix = f"{label}/{path.name}/"
         self._journal = journal
         self.label = label
         self._sealer = sealer
@@ -166,7 +168,7 @@ class SealedLog:
         return len(self._offsets)
 
     def _aad(self, index: int) -> bytes:
-        return f"{self.label}/{self.path.name}/{index}".encode()
+        return f"{self._aad_prefix}{index}".encode()
 
     def _line_span(self, index: int) -> tuple[int, int]:
         start = self._offsets[index]
@@ -259,7 +261,7 @@ class SealedLog:
             _report_write_failure(failure)
             raise failure from None
         if self._journal is not None:
-            self._journal.note(self.path.name, index, self._end, sealed)
+            self._journal.note(self._name, index, self._end, sealed)
         self._offsets.append(self._end)
         self._end += len(line)
         _report_write_success()
