@@ -143,3 +143,21 @@ def test_a_push_is_encoded_once_for_every_connection_it_goes_to(
     assert bobs.lines == laptop.lines == [b'{"event":"message","seq":1}\n'] and not phone.lines
     assert presence.push_to_users(("carol",), "message", {"seq": 2}) == 0
     assert encoded == ["message"]  # nobody there: nothing encoded
+
+
+def test_a_bug_after_the_sync_is_an_internal_error_reply_not_one_that_never_comes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pychat.server.handlers import conversation_ops
+    from tests.test_store_faults import pair, send, server_on
+
+    server = server_on(tmp_path / "data")
+    alice, _, conv = pair(server)
+
+    def broken(*args: Any) -> dict[str, Any]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(conversation_ops, "message_json", broken)
+    reply = send(alice, conv, "hi", "c1")
+    assert reply["error"]["code"] == "internal_error"
+    assert alice.closing  # our bug closes this connection only

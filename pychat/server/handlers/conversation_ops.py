@@ -292,7 +292,7 @@ class _Delivery(Later):
     pushed to its readers and acknowledged (after a crash it will still be there).  One
     object per message in flight, and no Deferred."""
 
-    __slots__ = ("ciphertext", "conv", "ctx", "deps", "me", "record")
+    __slots__ = ("ciphertext", "conv", "ctx", "deps", "me")
 
     def __init__(
         self, deps: HandlerDeps, ctx: OpContext, me: str, conv: Conversation, ciphertext: str
@@ -304,12 +304,20 @@ class _Delivery(Later):
         if error is not None:
             self.refuse(Failure(error))
             return
+        try:
+            reply = self._deliver(record)
+        except Exception:  # a bug of ours: an internal_error reply, never a reply that hangs
+            self.refuse(Failure())
+            return
+        self.answer(reply)
+
+    def _deliver(self, record: dict[str, Any]) -> Mapping[str, Any]:
         deps, conv, me = self.deps, self.conv, self.me
         deps.conversations.set_read_nowait(conv, me, record["seq"])  # you read what you sent
         event = message_json(conv, record, self.ciphertext)
         deps.presence.push_to_users((conv.peer_of(me), me), "message", event, skip=self.ctx)
-        self.answer({"conversation": conv.id, "seq": record["seq"], "time": record["time"],
-                     "duplicate": False})  # fmt: skip
+        return {"conversation": conv.id, "seq": record["seq"], "time": record["time"],
+                "duplicate": False}  # fmt: skip
 
 
 async def history(deps: HandlerDeps, ctx: OpContext, params: HistoryParams) -> Mapping[str, Any]:
