@@ -186,7 +186,7 @@ async def idle(sessions: int) -> None:
                 SSL4ClientEndpoint(reactor, "127.0.0.1", port, OPTIONS), ClientProtocol()
             )
             params = auth.srp_params_from_hello(await proto.request("hello", version=1))
-            await auth.login(proto, params, f"idle{i % users}", "pw")
+            await auth.login(proto, params, f"idle{i % users}", "pw", run_blocking=derive_once)
             return proto
 
         await task.deferLater(reactor, 0.5, lambda: None)
