@@ -143,14 +143,14 @@ async def test_a_backup_while_messages_flow_restores_every_acknowledged_message(
     assert code == 0 and "ok: every file decrypts and parses" in output, output
 
     alice.close()
-    server.stop()
+    await server.stop()
     again, port = await serve(restored)
     bob = await _logged_in(port, "bob")
     by_id = {m["client_id"]: m["seq"] for m in await history_of(bob, conv)}
     missing = [cid for cid, seq in before.items() if by_id.get(cid) != seq]
     assert not missing, f"{len(missing)} acknowledged messages are not in the backup"
     bob.close()
-    again.stop()
+    await again.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -165,7 +165,7 @@ async def test_check_finds_damage_and_stats_works_on_a_stopped_server(
             "send", conversation=conv, epoch=1, ciphertext=f"c{i}", client_id=f"{i}"
         )
     alice.close()
-    server.stop()
+    await server.stop()
 
     assert admin(["--data-dir", str(data), "stats"]) == 0
     out = capsys.readouterr().out
@@ -230,7 +230,7 @@ async def test_a_disabled_user_is_refused_at_login_and_their_open_session_is_clo
     again = await _logged_in(port, "alice")
     again.close()
     proto.close()
-    server.stop()
+    await server.stop()
     # with the server stopped, pychat-admin changes the account itself
     output, code = await _admin("--data-dir", str(data), "disable", "bob")
     assert code == 0, output
@@ -263,7 +263,7 @@ async def test_a_reset_account_can_sign_up_again_and_its_peers_see_new_keys(
         conv
     ]  # the conversation is still there
     bob.close()
-    server.stop()
+    await server.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -304,11 +304,11 @@ async def test_invites_are_single_use_and_a_closed_server_takes_no_signup(
     assert await signup("alice", "not-a-code") == "bad_invite"
     assert await signup("alice", invite) == "ok"
     assert await signup("bob", invite) == "bad_invite"  # single use
-    server.stop()
+    await server.stop()
 
     closed, port = await serve(data, "--signup", "closed")
     assert await signup("carol", None) == "signup_closed"
-    closed.stop()
+    await closed.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -334,7 +334,7 @@ async def test_a_deleted_account_takes_its_conversations_and_stays_gone_after_a_
     bob = await _logged_in(port, "bob")
     assert (await bob.request("conversations"))["conversations"] == []  # not brought back
     bob.close()
-    again.stop()
+    await again.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -351,7 +351,7 @@ async def test_rotate_store_key_re_encrypts_a_real_servers_store(
     output, code = await _admin("--data-dir", str(data), "rotate-store-key")
     assert code == 1 and "stop it first" in output  # never beside a running server
     alice.close()
-    server.stop()
+    await server.stop()
     old_key = (data / "store.key").read_bytes()
     output, code = await _admin("--data-dir", str(data), "rotate-store-key")
     assert code == 0 and "20 messages under a new key" in output, output
@@ -362,7 +362,7 @@ async def test_rotate_store_key_re_encrypts_a_real_servers_store(
     bob = await _logged_in(port, "bob")
     assert [m["ciphertext"] for m in await history_of(bob, conv)] == [f"c{i}" for i in range(20)]
     bob.close()
-    again.stop()
+    await again.stop()
 
 
 @pytest.mark.parametrize(

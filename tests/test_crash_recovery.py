@@ -62,9 +62,17 @@ class ServerProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        """SIGTERM, then wait with this process's reactor running, so that its clients can
+        answer the server's goodbye (blocking here would hold the server for its whole
+        shutdown grace)."""
         if self.proc.poll() is None:
             self.proc.terminate()
+            for _ in range(500):
+                if self.proc.poll() is not None:
+                    return
+                await task.deferLater(reactor, 0.02, lambda: None)
+            self.proc.kill()
             self.proc.wait(10)
 
 
@@ -168,5 +176,5 @@ async def test_sigkill_while_sending_loses_no_acknowledged_message(
     assert retry["duplicate"] is True and retry["seq"] == seq
     proto.close()
     proto2.close()
-    second.stop()
+    await second.stop()
     assert "Traceback" not in second.log.read_text()
