@@ -115,7 +115,7 @@ class GroupCommitter:
             else:
                 self._fire_idle()
 
-        defer.ensureDeferred(_await(self._run(Journal.run_batch, batch))).addBoth(done)
+        _as_deferred(self._run(Journal.run_batch, batch)).addBoth(done)
 
     def _fire_idle(self) -> None:
         idle, self._idle = self._idle, []
@@ -211,6 +211,13 @@ async def _shared(d: defer.Deferred[None]) -> None:
 
     d.addBoth(pass_on)
     await waiter
+
+
+def _as_deferred(awaitable: Awaitable[Any]) -> defer.Deferred[Any]:
+    """The runner's result as a Deferred (it usually is one already: no coroutine per batch)."""
+    if isinstance(awaitable, defer.Deferred):
+        return awaitable
+    return defer.ensureDeferred(_await(awaitable))
 
 
 async def _await(awaitable: Awaitable[Any]) -> Any:
