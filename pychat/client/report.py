@@ -8,6 +8,7 @@ field of the wrong type shows as ``?``.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 from pychat.safe_text import visible
@@ -57,6 +58,32 @@ def _account_lines(account: dict[str, Any]) -> list[str]:
     ]
 
 
+def _counted(
+    title: str, items: list[dict[str, Any]], line: Callable[[dict[str, Any]], str]
+) -> list[str]:
+    """A section: its title with the number of items, then one indented line per item."""
+    return [f"{title} ({len(items)})", *(f"  {line(item)}" for item in items)]
+
+
+def _conversation_line(c: dict[str, Any]) -> str:
+    return (
+        f"{_text(c.get('peer'))}: {_text(c.get('messages'))} messages, "
+        f"{_text(c.get('epochs'))} keys, {_text(c.get('stored_bytes'))} bytes stored, "
+        f"created {_when(c.get('created'))}, last {_when(c.get('last_activity'))}, "
+        f"you read up to #{_text(c.get('your_read_marker'))}"
+        + (", DAMAGED" if c.get("damaged") else "")
+    )
+
+
+def _session_line(s: dict[str, Any]) -> str:
+    this = " (this one)" if s.get("this_one") else ""
+    return f"from {_text(s.get('address'))} as {_text(s.get('client'))}{this}"
+
+
+def _file_line(f: dict[str, Any]) -> str:
+    return f"{_text(f.get('file'))}: {_text(f.get('bytes'))} bytes, until {_when(f.get('expires'))}"
+
+
 def report_lines(report: dict[str, Any], server: str) -> list[str]:
     """The report as lines for a person (the CLI prints them, the TUI shows them)."""
     account = _dict(report.get("account"))
@@ -73,33 +100,14 @@ def report_lines(report: dict[str, Any], server: str) -> list[str]:
             f"  v{_text(key.get('key_version'))} {_text(key.get('fingerprint'))[:32]}… "
             f"from {_when(key.get('time'))} ({signed})"
         )
-    conversations = _list(report, "conversations")
-    lines.append(f"Conversations ({len(conversations)})")
-    for c in conversations:
-        lines.append(
-            f"  {_text(c.get('peer'))}: {_text(c.get('messages'))} messages, "
-            f"{_text(c.get('epochs'))} keys, {_text(c.get('stored_bytes'))} bytes stored, "
-            f"created {_when(c.get('created'))}, last {_when(c.get('last_activity'))}, "
-            f"you read up to #{_text(c.get('your_read_marker'))}"
-            + (", DAMAGED" if c.get("damaged") else "")
-        )
-    sessions = _list(report, "sessions")
-    lines.append(f"Sessions now ({len(sessions)})")
-    for s in sessions:
-        this = " (this one)" if s.get("this_one") else ""
-        lines.append(f"  from {_text(s.get('address'))} as {_text(s.get('client'))}{this}")
+    lines += _counted("Conversations", _list(report, "conversations"), _conversation_line)
+    lines += _counted("Sessions now", _list(report, "sessions"), _session_line)
     failures = _dict(report.get("login_failures"))
     lines.append(
         f"Failed logins remembered (in memory): {_text(failures.get('count'))}, last "
         f"{_when(failures.get('last'))}, locked for {_text(failures.get('locked_for'))} s"
     )
-    files = _list(report, "files")
-    lines.append(f"Files stored ({len(files)})")
-    for f in files:
-        lines.append(
-            f"  {_text(f.get('file'))}: {_text(f.get('bytes'))} bytes, "
-            f"until {_when(f.get('expires'))}"
-        )
+    lines += _counted("Files stored", _list(report, "files"), _file_line)
     log = _list(report, "log")
     lines.append(
         f"Log lines about you, where the log calls you {_text(report.get('log_name'))} "
