@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,11 @@ _CLIENT_KEYS = sorted(KEYS.glob("client-rsa-*.pem"))
 
 @functools.cache
 def _client_rsa_key(index: int) -> Any:
-    """Pool key ``index``, loaded when first needed (loading one takes about 0.1 s)."""
-    return serialization.load_pem_private_key(_CLIENT_KEYS[index].read_bytes(), None)
+    """Pool key ``index`` (test material of this repository, so its RSA consistency check,
+    0.15 s a key, is skipped)."""
+    return serialization.load_pem_private_key(
+        _CLIENT_KEYS[index].read_bytes(), None, unsafe_skip_rsa_key_validation=True
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +48,24 @@ def pooled_client_rsa_keys(monkeypatch: pytest.MonkeyPatch) -> None:
         return key
 
     monkeypatch.setattr(identity_module.rsa, "generate_private_key", pooled)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remembered_password_stretching() -> Iterator[None]:
+    """Password stretching in this process is remembered by its exact inputs (parameters,
+    secret, salt, length): the same password over the same salt (a login after the signup, a
+    keystore opened again) is stretched once per test process, not each time.  The output is
+    the real one; a new salt or another password is stretched for real.  Without it, tests
+    spent about 40 s of CPU in Argon2id."""
+    from pychat import srp
+    from pychat.client import keystore
+    from pychat.crypto import kdf
+
+    remembered = functools.lru_cache(maxsize=4096)(kdf.derive)
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (kdf, srp, keystore):
+            patch.setattr(module, "derive", remembered)
+        yield
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
