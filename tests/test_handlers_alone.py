@@ -3,6 +3,7 @@ for the parts of the server it uses, no connection and no reactor."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,9 +71,12 @@ def deps(**parts: Any) -> HandlerDeps:
     return HandlerDeps(**(defaults | parts))
 
 
-def result(coro: Any) -> Any:
+def result(answer: Any) -> Any:
+    """What a handler answered: at once (a plain handler) or from its coroutine."""
+    if not inspect.iscoroutine(answer):
+        return answer
     out: list[Any] = []
-    defer.ensureDeferred(coro).addBoth(out.append)
+    defer.ensureDeferred(answer).addBoth(out.append)
     if isinstance(out[0], Failure):
         out[0].raiseException()
     return out[0]

@@ -109,7 +109,7 @@ async def signup(deps: HandlerDeps, ctx: OpContext, params: SignupParams) -> Map
     return {"username": account.username}
 
 
-async def login_start(
+def login_start(
     deps: HandlerDeps, ctx: OpContext, params: LoginStartParams
 ) -> Mapping[str, Any]:
     """The server's SRP challenge (the same shape whether the account exists or not)."""
@@ -121,7 +121,7 @@ async def login_start(
     return reply
 
 
-async def login_finish(deps: HandlerDeps, ctx: OpContext, params: ProofParams) -> Mapping[str, Any]:
+def login_finish(deps: HandlerDeps, ctx: OpContext, params: ProofParams) -> Mapping[str, Any]:
     """Check the client's proof; the connection is logged in and gets a device token."""
     challenge = ctx.session.scratch.pop(LOGIN_KEY)
     assert isinstance(challenge, LoginChallenge)  # noqa: S101 - the state table guarantees it

@@ -31,8 +31,9 @@ class PingParams:
     """``ping`` takes nothing."""
 
 
-async def hello(deps: HandlerDeps, ctx: OpContext, params: HelloParams) -> Mapping[str, Any]:
-    """The protocol version, limits, ops and SRP parameters of this server."""
+def hello(deps: HandlerDeps, ctx: OpContext, params: HelloParams) -> Mapping[str, Any]:
+    """The protocol version, limits, ops and SRP parameters of this server (a plain call, as
+    are ``ping`` and the login ops: no coroutine or Deferred per connection)."""
     if params.version != PROTOCOL_VERSION:
         raise ProtocolError(
             ErrorCode.UNSUPPORTED_VERSION,
@@ -53,7 +54,7 @@ async def hello(deps: HandlerDeps, ctx: OpContext, params: HelloParams) -> Mappi
     }
 
 
-async def ping(deps: HandlerDeps, ctx: OpContext, params: PingParams) -> Mapping[str, Any]:
+def ping(deps: HandlerDeps, ctx: OpContext, params: PingParams) -> Mapping[str, Any]:
     """The server's time: a keep-alive and a round-trip measure."""
     return {"time": deps.clock.seconds()}
 
