@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import secrets
 import subprocess
 import tempfile
 import time
@@ -40,8 +41,11 @@ from bench.relay import (
     start_baseline,
     start_pychat,
 )
+from pychat import srp
 from pychat.client import auth
 from pychat.client.protocol import ClientProtocol
+from pychat.crypto.kdf import KdfParams
+from pychat.encoding import b64decode, b64encode
 
 OPTIONS = CertificateOptions()
 
@@ -107,13 +111,52 @@ def derive_once(f: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
     return defer.succeed(_DERIVED[key])
 
 
-async def pychat_login(port: int, name: str) -> None:
-    proto = await connectProtocol(
-        SSL4ClientEndpoint(reactor, "127.0.0.1", port, OPTIONS), ClientProtocol()
-    )
-    params = auth.srp_params_from_hello(await proto.request("hello", version=1))
-    await auth.login(proto, params, name, "pw", run_blocking=derive_once)
-    proto.close()
+class LeanLogin:
+    """The generator's side of an SRP login, at a third of a real client's cost.
+
+    A real client makes a fresh ``a`` and works out g^a, g^x and (B - k g^x)^(a + u x) at
+    every login, in constant time: three exponentiations that made the generator, not the
+    server, the limit (it ran at 80 % of its core with the server at 46 %).  The server's work
+    does not depend on any of that, so here each loop keeps one ``a`` (and A = g^a), each
+    account its x and g^x, and a login pays one ordinary exponentiation.  The proofs are the
+    real ones: the server checks M1, and this checks M2.
+    """
+
+    def __init__(self) -> None:
+        self._ephemerals: dict[int, tuple[int, int]] = {}
+        self._secrets: dict[str, tuple[int, int]] = {}
+
+    def _ephemeral(self, params: srp.SrpParams, loop: int) -> tuple[int, int]:
+        if loop not in self._ephemerals:
+            a = secrets.randbits(srp.EPHEMERAL_BITS) | 1 << (srp.EPHEMERAL_BITS - 1)
+            self._ephemerals[loop] = (a, srp.client_public(params, a))
+        return self._ephemerals[loop]
+
+    def _secret(self, params: srp.SrpParams, name: str, start: dict[str, Any]) -> tuple[int, int]:
+        if name not in self._secrets:
+            kdf = KdfParams.from_json(start["kdf"])
+            x = srp.password_x(kdf, b64decode(start["salt"]), name.encode(), b"pw")
+            self._secrets[name] = (x, srp.verifier(params, x))
+        return self._secrets[name]
+
+    async def login(self, port: int, name: str, loop: int) -> None:
+        proto = await connectProtocol(
+            SSL4ClientEndpoint(reactor, "127.0.0.1", port, OPTIONS), ClientProtocol()
+        )
+        params = auth.srp_params_from_hello(await proto.request("hello", version=1))
+        a, A = self._ephemeral(params, loop)
+        start = await proto.request("login_start", username=name, A=b64encode(params.pad(A)))
+        x, v = self._secret(params, name, start)
+        salt, B = b64decode(start["salt"]), srp.to_int(b64decode(start["B"]))
+        N = params.group.N
+        u = srp.scrambler(params, A, B)
+        S = srp.powmod_public((B - srp.multiplier(params) * v) % N, a + u * x, N)
+        K = srp.session_key(params, S)
+        m1 = srp.client_proof(params, name.encode(), salt, A, B, K)
+        reply = await proto.request("login_finish", M1=b64encode(m1))
+        if b64decode(reply["M2"]) != srp.server_proof(params, A, m1, K):
+            raise RuntimeError("the server's proof does not match")
+        proto.close()
 
 
 def show(name: str, figures: dict[str, float], unit: str) -> None:
@@ -136,7 +179,8 @@ async def login(loop_count: int, seconds: float) -> None:
     try:
         for i in range(loop_count):
             (await pychat_user(port, f"login{i}", i)).close()
-        ours = await loops(server, loop_count, seconds, lambda i: pychat_login(port, f"login{i}"))
+        lean = LeanLogin()
+        ours = await loops(server, loop_count, seconds, lambda i: lean.login(port, f"login{i}", i))
     finally:
         server.kill()
     show("pyChat", ours, "logins")

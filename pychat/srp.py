@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import hashes
@@ -213,8 +214,14 @@ def server_public(params: SrpParams, v: int, b: int) -> int:
 
 def server_premaster(params: SrpParams, A: int, v: int, u: int, b: int) -> int:
     """S = (A * v^u)^b mod N (``u`` is public: it is a hash of A and B)."""
+    return premaster_from_power(params, A, powmod_public(v, u, params.group.N), b)
+
+
+def premaster_from_power(params: SrpParams, A: int, v_u: int, b: int) -> int:
+    """S = (A * v_u)^b mod N, given ``v_u`` = v^u mod N worked out elsewhere (a table of v's
+    powers: :mod:`pychat.srp_powers`)."""
     N = params.group.N
-    return powmod(A * powmod_public(v, u, N) % N, b, N)
+    return powmod(A * v_u % N, b, N)
 
 
 def client_premaster(params: SrpParams, x: int, a: int, B: int, u: int) -> int:
@@ -263,15 +270,24 @@ class SrpServerSession:
     :param salt: the user's salt.
     :param v: the user's verifier.
     :param b: the secret ephemeral (random unless a test fixes it).
+    :param v_power: u -> v^u mod N, if something faster than an exponentiation knows it.
     """
 
     def __init__(
-        self, params: SrpParams, identity: bytes, salt: bytes, v: int, *, b: int | None = None
+        self,
+        params: SrpParams,
+        identity: bytes,
+        salt: bytes,
+        v: int,
+        *,
+        b: int | None = None,
+        v_power: Callable[[int], int] | None = None,
     ) -> None:
         self.params = params
         self.identity = identity
         self.salt = salt
         self._v = v
+        self._v_power = v_power
         self._b = b if b is not None else _ephemeral()
         self.B = server_public(params, v, self._b)
         self._A: int | None = None
@@ -288,7 +304,10 @@ class SrpServerSession:
         u = scrambler(self.params, A, self.B)
         if u == 0:
             raise SrpError("u is 0")
-        S = server_premaster(self.params, A, self._v, u, self._b)
+        if self._v_power is None:
+            S = server_premaster(self.params, A, self._v, u, self._b)
+        else:
+            S = premaster_from_power(self.params, A, self._v_power(u), self._b)
         self._A = A
         self._K = session_key(self.params, S)
 

@@ -253,6 +253,8 @@ def test_change_password_needs_the_old_one(server: ChatServer) -> None:
 
     assert attempt("not-the-old-one")["error"]["code"] == "auth_failed"
     assert attempt("old")["ok"]
+    # The new verifier's table of powers came with it, and the old one's went.
+    assert len(server.account_service.powers) == 1
     assert not login_sync(hello(server), "alice", "old")["ok"]
     assert login_sync(hello(server), "alice", "new")["ok"]
 

@@ -11,7 +11,9 @@ same; the failure at ``login_finish`` is the same ``auth_failed`` as a wrong pas
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -33,6 +35,7 @@ from pychat.srp import (
     SrpServerSession,
     to_int,
 )
+from pychat.srp_powers import VerifierPowers
 from pychat.store.accounts import Account
 from pychat.store.atrest import AtRestKey
 from pychat.store.errors import UsernameTaken
@@ -112,6 +115,9 @@ class AccountService:
         #: How log lines name accounts (a keyed pseudonym, not the username).
         self.log_name = LogNames(key)
         self.indexes = AccountIndexes(accounts)
+        #: Tables of each verifier's powers, for a login's v^u (and a decoy for unknown names).
+        self.powers = VerifierPowers(srp_params.group.N, 8 * srp_params.digest_size)
+        self.powers.hold(_verifier(account) for account in accounts)
         self.tokens = DeviceTokens(key.subkey("device-token"), accounts)
         max_keys = limits.RATE_LIMIT_MAX_KEYS
         self.account_failures = ACCOUNT_LOCK.limiter(clock, max_keys)
@@ -190,12 +196,17 @@ class AccountService:
                 }
             ],
         )
+        self.powers.add(_verifier(account))  # ready before the first login can need it
         try:
             await self.accounts.create(account)
         except UsernameTaken:
+            self.powers.discard(_verifier(account))
             raise ProtocolError(
                 ErrorCode.USERNAME_TAKEN, f"the username {username!r} is taken"
             ) from None
+        except BaseException:
+            self.powers.discard(_verifier(account))
+            raise
         self.indexes.account_created(account, identity)
         log.info("account created: {user}", user=self.log_name(username))
         return account
@@ -288,7 +299,12 @@ class AccountService:
             kdf = account.kdf
         else:
             salt, v, kdf = fake_salt, fake_v, self.indexes.newest_kdf()
-        session = SrpServerSession(self.srp_params, username.encode(), salt, v)
+        v_power: Callable[[int], int]
+        if account is not None:
+            v_power = partial(self.powers.power, v)
+        else:
+            v_power = self.powers.decoy_power
+        session = SrpServerSession(self.srp_params, username.encode(), salt, v, v_power=v_power)
         try:
             session.accept_client_public(A)
         except SrpError as exc:
@@ -366,6 +382,20 @@ class AccountService:
             key_backup=key_backup,
             updated=self.clock.seconds(),
         )
-        await self.accounts.update(updated)
+        self.powers.add(_verifier(updated))
+        try:
+            await self.accounts.update(updated)
+        except BaseException:
+            self.powers.discard(_verifier(updated))
+            raise
+        self.powers.discard(_verifier(account))
         log.info("password changed: {user}", user=self.log_name(account.username))
         return updated
+
+    def account_removed(self, account: Account) -> None:
+        """``account`` is gone (deleted, or reset by the operator): drop what was kept for it."""
+        self.powers.discard(_verifier(account))
+
+
+def _verifier(account: Account) -> int:
+    return to_int(b64decode(account.verifier))

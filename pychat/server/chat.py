@@ -202,10 +202,12 @@ class ChatServer(Service):
 
         :returns: False when there is no such account.
         """
-        if self.store.accounts.get(username) is None:
+        account = self.store.accounts.get(username)
+        if account is None:
             return False
         self._close_sessions(username, "account_reset", "the operator reset this account")
         await self.store.accounts.delete(username)
+        self.account_service.account_removed(account)
         log.info(
             "account {user} reset by the operator", user=self.account_service.log_name(username)
         )
@@ -217,10 +219,12 @@ class ChatServer(Service):
 
         :returns: how many conversations went, or None when there is no such account.
         """
-        if self.store.accounts.get(username) is None:
+        account = self.store.accounts.get(username)
+        if account is None:
             return None
         self._close_sessions(username, "account_deleted", "the operator deleted this account")
         gone = await self.store.delete_account(username)
+        self.account_service.account_removed(account)
         log.info(
             "account {user} deleted by the operator", user=self.account_service.log_name(username)
         )

@@ -109,9 +109,7 @@ async def signup(deps: HandlerDeps, ctx: OpContext, params: SignupParams) -> Map
     return {"username": account.username}
 
 
-def login_start(
-    deps: HandlerDeps, ctx: OpContext, params: LoginStartParams
-) -> Mapping[str, Any]:
+def login_start(deps: HandlerDeps, ctx: OpContext, params: LoginStartParams) -> Mapping[str, Any]:
     """The server's SRP challenge (the same shape whether the account exists or not)."""
     ctx.session.scratch.pop(LOGIN_KEY, None)
     challenge, reply = deps.account_service.start_login(
