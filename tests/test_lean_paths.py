@@ -71,6 +71,39 @@ def test_a_failed_batch_tells_its_waiters_and_forgets_their_ids(tmp_path: Path) 
     assert store.duplicate(conv, "alice", "c0") is None  # a retry is a new message
 
 
+def test_the_next_batch_is_on_its_way_to_the_disk_before_the_last_ones_waiters_hear(
+    tmp_path: Path,
+) -> None:
+    """Replies and pushes of one batch overlap with the sync of the next."""
+    store, runner, conv = _held(tmp_path / "data")
+    jobs_seen: list[int] = []
+    store.append_message_then(
+        conv, "alice", 1, "m0", "c0", 2.0, None, lambda r, e: jobs_seen.append(len(runner.jobs))
+    )
+    store.append_message_then(conv, "alice", 1, "m1", "c1", 2.0, None, lambda r, e: None)
+    runner.release_one()  # the first batch is durable; the second was waiting for it
+    assert jobs_seen == [1]  # when m0's waiter heard, m1's batch was already handed over
+
+
+def test_waiters_hear_in_batch_order_when_a_batch_finishes_at_once(tmp_path: Path) -> None:
+    """With a runner that finishes the next batch inside the call that starts it, the earlier
+    batch's waiters still hear first (its pushes go out in sequence order)."""
+    store, runner, conv = _held(tmp_path / "data")
+    heard: list[int] = []
+    for n in range(3):
+        store.append_message_then(
+            conv, "alice", 1, f"m{n}", f"c{n}", 2.0, None, lambda r, e: heard.append(r["seq"])
+        )
+    f, args, first = runner.jobs.pop(0)
+
+    def at_once(f: Any, *args: Any) -> defer.Deferred[Any]:
+        return defer.succeed(f(*args))
+
+    store.committer._run = at_once  # the second batch will finish inside _start
+    first.callback(f(*args))
+    assert heard == [1, 2, 3]
+
+
 def test_the_server_process_keeps_young_objects_longer_and_freezes_start_up() -> None:
     code = (
         "import gc; from pychat.server.collector import tune_for_server, YOUNG_GENERATION;"

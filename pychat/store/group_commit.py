@@ -13,6 +13,7 @@ every log written since its last durable batch is rolled back and every waiter f
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -42,6 +43,9 @@ class GroupCommitter:
         self._pending: _Waiters = {}
         self._busy = False
         self._again = False
+        #: Waiters of durable batches not told yet, oldest batch first.
+        self._durable: deque[_Waiters] = deque()
+        self._telling = False
         #: Called at the start of every batch, to append what rides it (read markers).
         self.before_batch: list[Callable[[], None]] = []
         self._idle: list[defer.Deferred[None]] = []
@@ -90,32 +94,59 @@ class GroupCommitter:
         waiters, self._pending = self._pending, {}
         if not waiters:
             self._busy = False
-            self._fire_idle()
+            self._idle_unless_busy()
             return
         ends = {f: f._end for f in waiters if f is not None}
         batch = self.journal.take()
 
         def done(result: Failure | None) -> None:
-            # Still busy while the waiters run: one of them may append and ask again, and that
-            # must join the next batch, never start a second batch beside this one.
             self.batches += 1
             if isinstance(result, Failure):
+                self._tell_durable()  # earlier batches' waiters hear first
+                # Still busy while they hear: whatever they append joins the next batch.
                 self._fail(waiters, result.value or RuntimeError("batch failed"))
-            else:
-                self.journal.committed(batch)
-                for log_file, ds in waiters.items():
-                    if log_file is not None:
-                        log_file.durable_end = max(log_file.durable_end, ends[log_file])
-                    self.synced += len(ds)
-                    for waiter in ds:
-                        _tell(waiter, None)
+                self._busy = False
+                if self._pending or self._again:
+                    self._start()
+                self._idle_unless_busy()
+                return
+            self.journal.committed(batch)
+            for log_file, ds in waiters.items():
+                if log_file is not None:
+                    log_file.durable_end = max(log_file.durable_end, ends[log_file])
+                self.synced += len(ds)
+            # The next batch goes to the disk first, so its sync overlaps with the work of
+            # this batch's waiters (replies, pushes).  What they append joins the batch after
+            # it, or starts one if none is in flight: never two batches side by side.
+            self._durable.append(waiters)
             self._busy = False
             if self._pending or self._again:
                 self._start()
-            else:
-                self._fire_idle()
+            self._tell_durable()
+            self._idle_unless_busy()
 
         _as_deferred(self._run(Journal.run_batch, batch)).addBoth(done)
+
+    def _tell_durable(self) -> None:
+        """Tell the waiters of the batches that are durable, oldest batch first (a runner that
+        finishes a batch at once calls back inside :meth:`_start`: its waiters wait their
+        turn behind those of the batch before it)."""
+        if self._telling:
+            return
+        self._telling = True
+        try:
+            while self._durable:
+                for ds in self._durable.popleft().values():
+                    for waiter in ds:
+                        _tell(waiter, None)
+        finally:
+            self._telling = False
+
+    def _idle_unless_busy(self) -> None:
+        """Tell who waits for quiet, once no batch is in flight and every waiter has heard
+        (those waiters appended nothing that started another batch)."""
+        if not self._busy and not self._telling and not self._durable:
+            self._fire_idle()
 
     def _fire_idle(self) -> None:
         idle, self._idle = self._idle, []
