@@ -104,6 +104,22 @@ def test_waiters_hear_in_batch_order_when_a_batch_finishes_at_once(tmp_path: Pat
     assert heard == [1, 2, 3]
 
 
+def test_what_waiters_append_with_no_batch_in_flight_goes_in_one_batch(tmp_path: Path) -> None:
+    store, runner, conv = _held(tmp_path / "data")
+    before = store.committer.batches
+
+    def append_three(record: dict[str, Any], error: BaseException | None) -> None:
+        for n in range(1, 4):
+            store.append_message_then(
+                conv, "alice", 1, f"m{n}", f"c{n}", 2.0, None, lambda r, e: None
+            )
+
+    store.append_message_then(conv, "alice", 1, "m0", "c0", 2.0, None, append_three)
+    runner.release()
+    assert store.committer.batches - before == 2  # m0's, then one for m1..m3
+    assert conv.durable_seq == 4
+
+
 def test_the_server_process_keeps_young_objects_longer_and_freezes_start_up() -> None:
     code = (
         "import gc; from pychat.server.collector import tune_for_server, YOUNG_GENERATION;"

@@ -116,13 +116,21 @@ class GroupCommitter:
                     log_file.durable_end = max(log_file.durable_end, ends[log_file])
                 self.synced += len(ds)
             # The next batch goes to the disk first, so its sync overlaps with the work of
-            # this batch's waiters (replies, pushes).  What they append joins the batch after
-            # it, or starts one if none is in flight: never two batches side by side.
+            # this batch's waiters (replies, pushes); what they append joins the batch after
+            # it.  With nothing to sync yet, the committer stays busy while they hear, so what
+            # they append gathers into one batch.  Never two batches side by side.
             self._durable.append(waiters)
             self._busy = False
-            if self._pending or self._again:
+            started = bool(self._pending or self._again)
+            if started:
                 self._start()
+            else:
+                self._busy = True
             self._tell_durable()
+            if not started:
+                self._busy = False
+                if self._pending or self._again:
+                    self._start()
             self._idle_unless_busy()
 
         _as_deferred(self._run(Journal.run_batch, batch)).addBoth(done)
