@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
          ["messages/fsync", "delivered"]),
         ("bench/bench_store.py", ["--sizes", "100", "--memory", "2x50"],
          ["append", "page", "open crash ms", "memory per open conversation"]),
+        ("bench/bench_inflight.py", ["--pairs", "2", "--each", "4"],
+         ["KiB per message in flight", "bound:"]),
         ("-m", ["bench.relay", "--pairs", "1", "--window", "2", "--messages", "5"],
          ["baseline", "pyChat", "ratio pyChat/baseline"]),
         ("-m", ["bench.sessions", "login", "--loops", "2", "--seconds", "0.5"],
