@@ -125,14 +125,20 @@ def main() -> None:
     big = measure(args.pairs, min(args.each, 8), largest)
     print(f"300-byte ciphertext: {small / 1024:6.1f} KiB per message in flight")
     print(f"{largest}-byte ciphertext: {big / 1024:6.1f} KiB per message in flight")
-    # Past MAX_PENDING_REQUESTS requests a connection's socket is not read until the backlog
-    # drains; one read (at most 64 KiB of TLS records) can still bring that much more.
+    # A connection is not read past MAX_PENDING_REQUESTS requests or MAX_PENDING_BYTES bytes
+    # of them not yet answered; one read (at most 64 KiB of TLS records) can bring more.
     per_read = 64 * 1024
-    bound = limits.MAX_CONNECTIONS * (limits.MAX_PENDING_REQUESTS * big + per_read * big / largest)
+    worst = 0.0
+    for size, each_bytes in ((300, small), (largest, big)):
+        line = size + 200  # the envelope around a ciphertext
+        held = min(limits.MAX_PENDING_REQUESTS, -(-limits.MAX_PENDING_BYTES // line))
+        worst = max(worst, (held + -(-per_read // line)) * each_bytes)
     print(
-        f"bound: {limits.MAX_CONNECTIONS} connections x ({limits.MAX_PENDING_REQUESTS} requests "
-        f"+ one 64 KiB read) of the largest messages = {bound / 2**20:.0f} MiB at most in flight "
-        f"(plus each connection's output queue, at most {limits.MAX_OUTPUT_QUEUE // 1024} KiB)"
+        f"bound: {limits.MAX_CONNECTIONS} connections x {worst / 1024:.0f} KiB (at most "
+        f"{limits.MAX_PENDING_REQUESTS} requests or {limits.MAX_PENDING_BYTES // 1024} KiB "
+        f"of them, and one 64 KiB read) = {limits.MAX_CONNECTIONS * worst / 2**20:.0f} MiB "
+        f"in flight at most (plus each connection's output queue, at most "
+        f"{limits.MAX_OUTPUT_QUEUE // 1024} KiB)"
     )
 
 

@@ -26,6 +26,10 @@ DEFAULT_IDLE_TIMEOUT = 300.0
 #: client cannot make the server hold unbounded work.
 MAX_PENDING_REQUESTS = 32
 
+#: Bytes of request lines one connection may have received but not yet answered: past this,
+#: too, the socket is not read until the backlog drains (largest messages: about five).
+MAX_PENDING_BYTES = 256 * 1024
+
 #: Seconds the server gives connections to close on shutdown before aborting them, so SIGTERM
 #: never hangs on a peer that stopped reading.
 SHUTDOWN_GRACE = 2.0

@@ -136,6 +136,11 @@ class NoParams:
     pass
 
 
+@dataclass(frozen=True)
+class PadParams:
+    pad: str = ""
+
+
 def _stay(state: State) -> dict[State, Outcome]:
     return {state: Outcome(state, state)}
 
@@ -162,6 +167,33 @@ def test_pipelining_flood_pauses_reading(tmp_path: Path) -> None:
     gate.callback(None)
     replies = conn.received()
     assert len(replies) == limits.MAX_PENDING_REQUESTS + 5
+    assert conn.transport.producerState == "producing"
+
+
+def test_a_few_large_pipelined_requests_pause_reading_too(tmp_path: Path) -> None:
+    """Far fewer than MAX_PENDING_REQUESTS requests, but more than MAX_PENDING_BYTES of them:
+    the server stops reading until they are answered."""
+    from twisted.internet import defer
+
+    server = make_server(tmp_path)
+    gate: defer.Deferred[None] = defer.Deferred()
+
+    @server.registry.op("slow", PadParams, _stay(State.UNAUTHENTICATED))
+    async def slow(ctx: object, params: object) -> dict[str, object]:
+        await gate
+        return {}
+
+    conn = connect(server)
+    conn.request("hello", version=1)
+    pad = "x" * (limits.DEFAULT_MAX_LINE - 100)  # five of these pass MAX_PENDING_BYTES
+    burst = b"".join(
+        json.dumps({"id": i, "op": "slow", "pad": pad}).encode() + b"\n" for i in range(10, 15)
+    )
+    conn.send(burst)
+    assert conn.transport.producerState == "paused"
+    gate.callback(None)
+    replies = conn.received()
+    assert len(replies) == 5 and all(r["ok"] for r in replies)
     assert conn.transport.producerState == "producing"
 
 

@@ -13,8 +13,8 @@ from pychat.wire.errors import ErrorCode
 
 
 def test_well_formed_request_parses() -> None:
-    req = parse_request(b'{"id": 1, "op": "hello", "version": 1}')
-    assert req == Request(id=1, op="hello", fields={"version": 1})
+    line = b'{"id": 1, "op": "hello", "version": 1}'
+    assert parse_request(line) == Request(id=1, op="hello", fields={"version": 1}, size=len(line))
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,7 @@ class ChatServer(Service):
                 "max_line": self.config.max_line,
                 "idle_timeout": self.config.idle_timeout,
                 "max_pending": limits.MAX_PENDING_REQUESTS,
+                "max_pending_bytes": limits.MAX_PENDING_BYTES,
                 **self.extra_limits(),
             },
             "ops": self.registry.names(),

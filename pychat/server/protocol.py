@@ -23,6 +23,7 @@ from zope.interface import implementer
 
 from pychat import limits
 from pychat.log_text import for_log
+from pychat.server.backlog import Backlog
 from pychat.server.connection import Inbound, ServerConnection, Started
 from pychat.server.ops import Later
 from pychat.server.output import OutputGate
@@ -89,7 +90,7 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         self._queue: deque[Inbound] = deque()
         self._replies = ReplyOrder(self._write)
         self._busy = False
-        self._paused = False
+        self._backlog = Backlog(self._queue, self._replies)
         self._closing = False
         self._close_after_reply = False
         self._abort_call: IDelayedCall | None = None
@@ -174,9 +175,11 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
                 break
             if isinstance(item, Request) and self._budget.take("requests"):
                 item = over_budget(item, self._budget, self.server.config.requests_per_second)
+            if isinstance(item, Request):
+                self._backlog.received(item.size)
             self._queue.append(item)
-        if self._backlog() >= limits.MAX_PENDING_REQUESTS and not self._paused:
-            self._paused = True
+        if self._backlog.full():
+            self._backlog.paused = True
             self._stream.pauseProducing()
         self._pump()
 
@@ -223,12 +226,8 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
             self._pump_queue()
         finally:
             self._pumping = False
-        if (
-            self._paused
-            and self._backlog() < limits.MAX_PENDING_REQUESTS // 2
-            and not self._closing
-        ):
-            self._paused = False
+        if self._backlog.drained() and not self._closing:
+            self._backlog.paused = False
             self._stream.resumeProducing()
 
     def _pump_queue(self) -> None:
@@ -255,10 +254,6 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
                 self._maybe_close()
                 return
 
-    def _backlog(self) -> int:
-        """Requests received and not yet answered."""
-        return len(self._queue) + len(self._replies)
-
     def _finished(self, result: object) -> None:
         self._busy = False
         if isinstance(result, Failure):  # _run catches everything; this is a last resort
@@ -275,7 +270,7 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         """Set a reply, then write every reply now at the front, in request order."""
         self._replies.fill(slot, data)
         self._maybe_close()
-        if self._paused and not self._busy:
+        if self._backlog.paused and not self._busy:
             self._pump()
 
     def _maybe_close(self) -> None:
@@ -321,6 +316,7 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
             self._settled(result, request, slot)
 
     def _settled(self, outcome: Answered, request: Request, slot: ReplySlot) -> None:
+        self._backlog.answered(request.size)
         if isinstance(outcome, Failure):
             self._fill(slot, self._error_reply(request, outcome))
         else:
@@ -331,6 +327,7 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
     ) -> None:
         if started is not None and isinstance(failure.value, REFUSALS):
             self.core.complete(started, ok=False)
+        self._backlog.answered(request.size)
         self._fill(slot, self._error_reply(request, failure))
 
     def _write(self, data: bytes) -> None:

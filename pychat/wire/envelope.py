@@ -22,6 +22,8 @@ class Request(NamedTuple):
     id: int
     op: str
     fields: Mapping[str, Any]
+    #: Bytes of the line it came in (what the server holds for it until it is answered).
+    size: int = 0
 
 
 class EnvelopeError(ProtocolError):
@@ -97,7 +99,7 @@ def parse_request(line: bytes) -> Request:
     if len(op) > limits.MAX_OP_NAME:
         raise EnvelopeError(ErrorCode.UNKNOWN_OP, "'op' is too long to be an op name", request_id)
     fields = {k: v for k, v in obj.items() if k not in ("id", "op")}
-    return Request(id=request_id, op=op, fields=fields)
+    return Request(id=request_id, op=op, fields=fields, size=len(line))
 
 
 def encode_ok(request_id: int, result: Mapping[str, Any]) -> bytes:
