@@ -47,9 +47,11 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.relay --pairs 50 --window 64 --messages 1000
 	$(BIN)/python -m bench.relay --pairs 50 --window 1 --messages 200
 	$(BIN)/python -m bench.relay --pairs 200 --window 64 --messages 250
+	$(BIN)/python -m bench.relay --pairs 200 --window 1 --messages 50
 	$(BIN)/python -m bench.relay --pairs 50 --window 64 --messages 200 --rate 1000
 	$(BIN)/python -m bench.sessions login --loops 30 --seconds 5 --runs 3
 	$(BIN)/python -m bench.sessions idle --sessions 2000
+	$(BIN)/python -m bench.sessions idle --sessions 5000
 	$(BIN)/python bench/bench_store.py --sizes 100,10000,100000
 	$(BIN)/python bench/bench_inflight.py
 

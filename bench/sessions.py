@@ -219,7 +219,17 @@ async def hold(count: int, connect: Callable[[int], Awaitable[Any]]) -> list[Any
     return held
 
 
+def open_files_for(count: int) -> None:
+    """Let this process hold ``count`` connections (the soft limit is often 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = count + 100
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+
+
 async def idle(sessions: int) -> None:
+    open_files_for(sessions)
     work = Path(tempfile.mkdtemp(prefix="pychat-sessions-"))
     users = max(1, sessions // 50)
     print(f"# {os.cpu_count()} cores; idle: {sessions} logged-in sessions of {users} users")
