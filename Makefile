@@ -52,7 +52,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.sessions login --loops 30 --seconds 5 --runs 3
 	$(BIN)/python -m bench.sessions idle --sessions 2000
 	$(BIN)/python -m bench.sessions idle --sessions 5000
-	$(BIN)/python bench/bench_store.py --sizes 100,10000,100000
+	$(BIN)/python bench/bench_store.py --sizes 100,10000,100000,1000000
 	$(BIN)/python bench/bench_inflight.py
 
 # Not part of `make test`: 300 SIGKILLs under load and 20 disk-full cycles (root, for a tmpfs).
