@@ -32,9 +32,8 @@ from pychat import limits
 from pychat.server.chat import ChatServer
 from pychat.server.config import ServerConfig
 from pychat.store.server_store import ServerStore
-from tests.accounts_helpers import login_sync, signup_fields
 from tests.chat_helpers import envelope
-from tests.helpers import FakeConn, connect
+from tests.test_store_faults import logged_in
 
 
 class Holding:
@@ -58,14 +57,6 @@ class Holding:
             d.callback(f(*args))
 
 
-def _user(server: ChatServer, name: str, port: int) -> FakeConn:
-    conn = connect(server, port=port)
-    assert conn.request("hello", version=1)["ok"]
-    assert conn.request("signup", **signup_fields(name, "pw"))["ok"]
-    assert login_sync(conn, name, "pw")["ok"]
-    return conn
-
-
 def measure(pairs: int, each: int, size: int) -> float:
     """Bytes of traced memory per message in flight."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,8 +67,8 @@ def measure(pairs: int, each: int, size: int) -> float:
         server = ChatServer(config, MemoryReactorClock(), store)
         senders = []
         for i in range(pairs):
-            alice = _user(server, f"alice{i}", 41000 + 2 * i)
-            _user(server, f"bob{i}", 41001 + 2 * i)
+            alice = logged_in(server, f"alice{i}", 41000 + 2 * i)
+            logged_in(server, f"bob{i}", 41001 + 2 * i)
             reply = alice.request("open_conversation", peer=f"bob{i}", envelope=envelope())
             senders.append((alice, reply["conversation"]))
         lines = []

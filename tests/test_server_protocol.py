@@ -145,34 +145,14 @@ def _stay(state: State) -> dict[State, Outcome]:
     return {state: Outcome(state, state)}
 
 
-def test_pipelining_flood_pauses_reading(tmp_path: Path) -> None:
-    from twisted.internet import defer
-
-    server = make_server(tmp_path)
-    gate: defer.Deferred[None] = defer.Deferred()
-
-    @server.registry.op("slow", NoParams, _stay(State.UNAUTHENTICATED))
-    async def slow(ctx: object, params: object) -> dict[str, object]:
-        await gate
-        return {}
-
-    conn = connect(server)
-    conn.request("hello", version=1)
-    burst = b"".join(
-        json.dumps({"id": i, "op": "slow"}).encode() + b"\n"
-        for i in range(10, 10 + limits.MAX_PENDING_REQUESTS + 5)
-    )
-    conn.send(burst)
-    assert conn.transport.producerState == "paused"
-    gate.callback(None)
-    replies = conn.received()
-    assert len(replies) == limits.MAX_PENDING_REQUESTS + 5
-    assert conn.transport.producerState == "producing"
-
-
-def test_a_few_large_pipelined_requests_pause_reading_too(tmp_path: Path) -> None:
-    """Far fewer than MAX_PENDING_REQUESTS requests, but more than MAX_PENDING_BYTES of them:
-    the server stops reading until they are answered."""
+@pytest.mark.parametrize(
+    ("count", "pad"),
+    [(limits.MAX_PENDING_REQUESTS + 5, ""), (5, "x" * (limits.DEFAULT_MAX_LINE - 100))],
+    ids=["more requests than max_pending", "a few, more bytes than max_pending_bytes"],
+)
+def test_a_pipelining_flood_pauses_reading_until_it_is_answered(
+    tmp_path: Path, count: int, pad: str
+) -> None:
     from twisted.internet import defer
 
     server = make_server(tmp_path)
@@ -185,15 +165,15 @@ def test_a_few_large_pipelined_requests_pause_reading_too(tmp_path: Path) -> Non
 
     conn = connect(server)
     conn.request("hello", version=1)
-    pad = "x" * (limits.DEFAULT_MAX_LINE - 100)  # five of these pass MAX_PENDING_BYTES
     burst = b"".join(
-        json.dumps({"id": i, "op": "slow", "pad": pad}).encode() + b"\n" for i in range(10, 15)
+        json.dumps({"id": i, "op": "slow", "pad": pad}).encode() + b"\n"
+        for i in range(10, 10 + count)
     )
     conn.send(burst)
     assert conn.transport.producerState == "paused"
     gate.callback(None)
     replies = conn.received()
-    assert len(replies) == 5 and all(r["ok"] for r in replies)
+    assert len(replies) == count and all(r["ok"] for r in replies)
     assert conn.transport.producerState == "producing"
 
 
