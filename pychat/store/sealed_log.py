@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.exceptions import InvalidTag
 from twisted.logger import Logger
 
+from pychat.compact_json import compact_encoder
 from pychat.durable import write_atomic
 from pychat.encoding import b64decode, b64encode
 from pychat.store.atrest import RecordSealer
@@ -49,8 +50,7 @@ _os_ftruncate = os.ftruncate
 
 _READ_CHUNK = 1 << 20
 
-#: Built once: ``json.dumps`` with options builds a new encoder on every call.
-_RECORD_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_record_json = compact_encoder(allow_nan=True)
 
 
 class SealedLog:
@@ -248,7 +248,7 @@ class SealedLog:
         if self.broken is not None and not self._truncate(self._end):
             raise StorageFailure(None, self.broken)
         index = len(self._offsets)
-        plain = _RECORD_ENCODER.encode(record).encode()
+        plain = _record_json(record).encode()
         sealed = base64.b64encode(self._sealer.seal(plain, self._aad(index)))
         line = b'{"s":"' + sealed + b'"}\n'
         view = memoryview(line)

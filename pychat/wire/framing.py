@@ -8,9 +8,10 @@ frame boundary without reading (and buffering) the rest of the oversized line.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from pychat.compact_json import compact_encoder
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,7 @@ def encode_line(obj: dict[str, Any]) -> bytes:
     Compact separators, non-ASCII kept as UTF-8 (it is valid JSON and half the size of
     ``\\u`` escapes), and no NaN/Infinity, which are not JSON.
     """
-    return _LINE_ENCODER.encode(obj).encode("utf-8") + b"\n"
+    return _to_json(obj).encode("utf-8") + b"\n"
 
 
-#: Built once: ``json.dumps`` with options builds a new encoder on every call.
-_LINE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_to_json = compact_encoder(allow_nan=False)

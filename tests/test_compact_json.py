@@ -1,0 +1,51 @@
+"""The fast JSON encoder writes exactly what ``json.dumps`` writes with the same options."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pychat.compact_json import compact_encoder
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(obj=st.dictionaries(st.text(), _values, max_size=6) | st.lists(_values, max_size=6))
+def test_the_same_text_as_json_dumps(obj: Any) -> None:
+    for allow_nan in (False, True):
+        expected = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
+        assert compact_encoder(allow_nan=allow_nan)(obj) == expected
+
+
+def test_nan_and_infinities_are_refused_unless_allowed() -> None:
+    strict, lenient = compact_encoder(allow_nan=False), compact_encoder(allow_nan=True)
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError):
+            strict({"time": bad})
+    assert lenient({"x": math.inf}) == '{"x":Infinity}'
+
+
+def test_what_is_not_json_is_refused() -> None:
+    with pytest.raises(TypeError, match="bytes"):
+        compact_encoder(allow_nan=False)({"ciphertext": b"raw"})
+
+
+def test_a_bare_string_is_encoded_too() -> None:
+    assert compact_encoder(allow_nan=False)('é"\n') == json.dumps('é"\n', ensure_ascii=False)
