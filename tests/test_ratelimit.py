@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
 from pychat.server.ratelimit import FailureBackoff, TokenBucket
@@ -58,3 +61,24 @@ def test_token_bucket_allows_capacity_then_refills() -> None:
     assert bucket.take("b") == 0  # other keys are unaffected
     clock.advance(10.0)
     assert bucket.take("a") == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.floats(min_value=0, max_value=2), st.integers(min_value=0, max_value=40)),
+        max_size=20,
+    )
+)
+def test_taking_many_at_once_spends_what_taking_one_at_a_time_would(
+    steps: list[tuple[float, int]],
+) -> None:
+    one_clock, many_clock = Clock(), Clock()
+    one = TokenBucket(one_clock, capacity=20, period=1.0, max_keys=1)
+    many = TokenBucket(many_clock, capacity=20, period=1.0, max_keys=1)
+    for wait, wanted in steps:
+        one_clock.advance(wait)
+        many_clock.advance(wait)
+        singly = sum(1 for _ in range(wanted) if one.take("requests") == 0)
+        assert many.take_up_to("requests", wanted) == singly
+        assert many.retry_after("requests") == pytest.approx(one.retry_after("requests"))

@@ -168,15 +168,19 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         if items:
             self.resetTimeout()  # only whole requests count as activity, not dribbled bytes
         self._timers.partial_line(self.core.has_partial_line)
+        wanted = sum(isinstance(item, Request) for item in items)
+        allowed = self._budget.take_up_to("requests", wanted)  # one call per read, not per line
         for item in items:
             if isinstance(item, Oversized):
                 # Queued requests before it still get their replies; then the error; then close.
                 self._queue.append(item)
                 break
-            if isinstance(item, Request) and self._budget.take("requests"):
-                item = over_budget(item, self._budget, self.server.config.requests_per_second)
             if isinstance(item, Request):
-                self._backlog.received(item.size)
+                if allowed:
+                    allowed -= 1
+                    self._backlog.received(item.size)
+                else:
+                    item = over_budget(item, self._budget, self.server.config.requests_per_second)
             self._queue.append(item)
         if self._backlog.full():
             self._backlog.paused = True

@@ -146,6 +146,19 @@ class TokenBucket:
             return 0.0
         return (1 - bucket.tokens) / self.rate
 
+    def take_up_to(self, key: str, wanted: int) -> int:
+        """Spend up to ``wanted`` tokens at once; return how many were spent (as many as
+        ``wanted`` calls of :meth:`take` would have spent, one after another)."""
+        bucket = self._refilled(key)
+        granted = min(wanted, int(bucket.tokens))
+        if granted > 0:
+            bucket.tokens -= granted
+            self._keys[key] = bucket
+            self._keys.move_to_end(key)
+            while len(self._keys) > self.max_keys:
+                self._keys.popitem(last=False)
+        return granted
+
     def take(self, key: str) -> float:
         """Spend one token if there is one.  Returns 0 when spent, else the seconds to wait."""
         bucket = self._refilled(key)
