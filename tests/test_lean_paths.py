@@ -206,7 +206,7 @@ def test_a_bug_after_the_sync_is_an_internal_error_reply_not_one_that_never_come
     def broken(*args: Any) -> dict[str, Any]:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(conversation_ops, "message_json", broken)
+    monkeypatch.setattr(conversation_ops, "message_push_line", broken)
     reply = send(alice, conv, "hi", "c1")
     assert reply["error"]["code"] == "internal_error"
     assert alice.closing  # our bug closes this connection only

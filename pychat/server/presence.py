@@ -75,6 +75,19 @@ class Presence:
                     count += 1
         return count
 
+    def push_line_to_users(
+        self, usernames: Iterable[str], line: bytes, *, skip: OpContext | None = None
+    ) -> int:
+        """Push the encoded ``line`` to every connection of each of ``usernames`` except
+        ``skip``; return how many."""
+        count = 0
+        for username in usernames:
+            for conn in list(self.connections.get(username, ())):
+                if conn is not skip:
+                    conn.push_line(line)
+                    count += 1
+        return count
+
     def announce(self, username: str, online: bool) -> None:
         """Tell ``username``'s peers that they came or went (if they share presence)."""
         if not self._shares(username):

@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from pychat.durable import ensure_private_dir, fsync_dir
+from pychat.message_text import MessageRecord
 from pychat.store.atrest import AtRestKey, SealedDirectory
 from pychat.store.blocking import BlockingRunner
 from pychat.store.control import ControlLogs
@@ -382,16 +383,9 @@ class ConversationStore:
         """:meth:`append_message` without a Deferred: ``then(record, None)`` once durable,
         ``then(record, error)`` if it never will be (perhaps before this returns)."""
         seq = len(conv.messages) + 1
-        record: dict[str, Any] = {
-            "seq": seq,
-            "sender": sender,
-            "epoch": epoch,
-            "ciphertext": ciphertext,
-            "client_id": client_id,
-            "time": now,
-        }
-        if extra:
-            record.update(extra)
+        fields = {"seq": seq, "sender": sender, "epoch": epoch, "ciphertext": ciphertext,
+                  "client_id": client_id, "time": now}  # fmt: skip
+        record: dict[str, Any] = MessageRecord(fields) if not extra else {**fields, **extra}
         conv.messages.append(record)
         conv.recent_ids.remember(sender, client_id, seq, now)
         conv.last_activity = now

@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 from cryptography.exceptions import InvalidTag
 from twisted.logger import Logger
 
-from pychat.compact_json import compact_encoder
 from pychat.durable import write_atomic
 from pychat.encoding import b64decode, b64encode
+from pychat.message_text import record_bytes
 from pychat.store.atrest import RecordSealer
 from pychat.store.errors import LogDamaged, StorageFailure, StoreError
 
@@ -49,8 +49,6 @@ _os_write = os.write
 _os_ftruncate = os.ftruncate
 
 _READ_CHUNK = 1 << 20
-
-_record_json = compact_encoder(allow_nan=True)
 
 
 class SealedLog:
@@ -248,7 +246,7 @@ class SealedLog:
         if self.broken is not None and not self._truncate(self._end):
             raise StorageFailure(None, self.broken)
         index = len(self._offsets)
-        plain = _record_json(record).encode()
+        plain = record_bytes(record)
         sealed = base64.b64encode(self._sealer.seal(plain, self._aad(index)))
         line = b'{"s":"' + sealed + b'"}\n'
         view = memoryview(line)

@@ -16,6 +16,7 @@ from typing import Any
 from twisted.python.failure import Failure
 
 from pychat import limits
+from pychat.message_text import message_push_line
 from pychat.server.handlers.common import (
     CONVERSATION_ID_MAX,
     RAW_USERNAME_MAX,
@@ -314,8 +315,15 @@ class _Delivery(Later):
     def _deliver(self, record: dict[str, Any]) -> Mapping[str, Any]:
         deps, conv, me = self.deps, self.conv, self.me
         deps.conversations.set_read_nowait(conv, me, record["seq"])  # you read what you sent
-        event = message_json(conv, record, self.ciphertext)
-        deps.presence.push_to_users((conv.peer_of(me), me), "message", event, skip=self.ctx)
+        readers = (conv.peer_of(me), me)
+        # A plain message's push is put together from its record's sealed text; a
+        # disappearing one's record holds no ciphertext: its push is built the general way.
+        line = message_push_line(conv.id, record)
+        if line is None:
+            event = message_json(conv, record, self.ciphertext)
+            deps.presence.push_to_users(readers, "message", event, skip=self.ctx)
+        else:
+            deps.presence.push_line_to_users(readers, line, skip=self.ctx)
         return {"conversation": conv.id, "seq": record["seq"], "time": record["time"],
                 "duplicate": False}  # fmt: skip
 

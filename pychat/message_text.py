@@ -1,0 +1,61 @@
+"""A sent message's record text, and its push put together from that text.
+
+A message goes out as three texts: the record the store seals, the reply to its sender and the
+push to its readers.  The push holds the record's fields, in the record's order, after the
+event name and the conversation.  So it is put together from the record's text (already
+encoded for sealing) rather than encoded again: the 300-byte ciphertext is escaped and the
+time formatted once, not twice.  The text is the general encoder's, byte for byte
+(tests/test_message_text.py holds it to that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from json.encoder import encode_basestring
+from typing import Any
+
+from pychat.compact_json import compact_encoder
+
+#: A plain message record's fields, in the order the store writes them and pushes carry them.
+RECORD_FIELDS = ("seq", "sender", "epoch", "ciphertext", "client_id", "time")
+
+_record_json = compact_encoder(allow_nan=True)
+
+
+class MessageRecord(dict[str, Any]):
+    """A message's record that keeps its JSON text once encoded (for the push to reuse).  A
+    record is not changed once appended: what was sealed is what its readers are told."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        super().__init__(fields)
+        self._text: bytes | None = None
+
+    def text(self) -> bytes:
+        """The record as UTF-8 JSON (encoded at the first call)."""
+        if self._text is None:
+            self._text = _record_json(self).encode()
+        return self._text
+
+
+def record_bytes(record: Mapping[str, Any]) -> bytes:
+    """``record`` as the UTF-8 JSON text the store seals (NaN and infinities allowed, as in
+    every sealed record)."""
+    if type(record) is MessageRecord:
+        return record.text()
+    return _record_json(record).encode()
+
+
+def message_push_line(conversation: str, record: Mapping[str, Any]) -> bytes | None:
+    """The ``message`` push line of a plain record in ``conversation``: ``{"event":
+    "message", "conversation": ..., <the record's fields>}``, put together from the record's
+    text.  None when the record is not of the plain shape, or its text holds what a protocol
+    line may not (a NaN or an infinity): the caller encodes the push the general way."""
+    if type(conversation) is not str or tuple(record) != RECORD_FIELDS:
+        return None
+    text = record_bytes(record)
+    if b"NaN" in text or b"Infinity" in text:  # perhaps only inside a string: then slower
+        return None
+    head = b'{"event":"message","conversation":' + encode_basestring(conversation).encode()
+    return head + b"," + text[1:] + b"\n"

@@ -1,0 +1,92 @@
+"""A message's push put together from its record's text is the general encoder's, byte for
+byte, and a record keeps the text it was sealed as."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pychat.compact_json import compact_encoder
+from pychat.message_text import RECORD_FIELDS, MessageRecord, message_push_line, record_bytes
+from pychat.wire.envelope import encode_event
+
+#: Any character at all, lone surrogates included (the encoders must agree on those too).
+ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
+NUMBERS = st.one_of(
+    st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none()
+)
+VALUES = st.one_of(ANY_TEXT, NUMBERS, st.lists(st.integers(), max_size=2))
+
+general_record = compact_encoder(allow_nan=True)
+
+
+def plain(seq: Any, sender: Any, epoch: Any, ciphertext: Any, client_id: Any, time: Any) -> dict:
+    return {"seq": seq, "sender": sender, "epoch": epoch, "ciphertext": ciphertext,
+            "client_id": client_id, "time": time}  # fmt: skip
+
+
+shapes = st.one_of(
+    st.builds(plain, st.integers(), ANY_TEXT, st.integers(), ANY_TEXT, ANY_TEXT, NUMBERS),
+    st.builds(plain, VALUES, VALUES, VALUES, VALUES, VALUES, VALUES),
+    st.dictionaries(st.sampled_from(["seq", "sender", "time", "blob", "expires"]), VALUES),
+    st.builds(lambda d: dict(reversed(list(d.items()))), st.builds(plain, *[VALUES] * 6)),
+)
+#: Plain dicts, and records that keep their text (as the store makes them).
+records = st.one_of(shapes, shapes.map(MessageRecord))
+
+
+def outcome(f: Any, *args: Any) -> Any:
+    """What ``f(*args)`` returns, or the type of what it raises."""
+    try:
+        return f(*args)
+    except Exception as exc:  # the exception's type is what is compared
+        return type(exc)
+
+
+def general_push(conversation: str, record: dict[str, Any]) -> bytes:
+    """The push as the server's general path writes it: message_json's fields, in its order."""
+    fields = {name: record[name] for name in RECORD_FIELDS}
+    return encode_event("message", {"conversation": conversation, **fields})
+
+
+@given(records)
+def test_a_record_is_sealed_as_the_general_encoder_writes_it(record: dict[str, Any]) -> None:
+    expected = outcome(lambda r: general_record(r).encode(), dict(record))
+    assert outcome(record_bytes, record) == expected
+    assert outcome(record_bytes, record) == expected  # the kept text, the second time
+
+
+@given(ANY_TEXT, records)
+def test_a_push_is_the_line_the_general_encoder_writes(
+    conversation: str, record: dict[str, Any]
+) -> None:
+    line = outcome(message_push_line, conversation, record)
+    if line is None:  # not of the plain shape: the caller takes the general path
+        return
+    assert line == outcome(general_push, conversation, record)
+
+
+def test_a_plain_record_takes_the_short_path_and_others_do_not() -> None:
+    record = MessageRecord(plain(7, "alice", 1, "Zm9v", "c-1", 1700000000.25))
+    assert message_push_line("c0ffee", record) == (
+        b'{"event":"message","conversation":"c0ffee","seq":7,"sender":"alice","epoch":1,'
+        b'"ciphertext":"Zm9v","client_id":"c-1","time":1700000000.25}\n'
+    )
+    disappearing = {**record, "blob": "b1", "expires": 1700000100}
+    assert message_push_line("c0ffee", disappearing) is None
+    assert message_push_line("c0ffee", {**record, "time": float("nan")}) is None
+
+
+def test_the_general_push_has_the_fields_the_short_path_writes_in_the_same_order() -> None:
+    from types import SimpleNamespace
+
+    from pychat.server.handlers.conversation_ops import message_json
+
+    record = plain(7, "alice", 1, "Zm9v", "c-1", 1.5)
+    conv = SimpleNamespace(id="c0ffee")
+    assert tuple(message_json(conv, record)) == ("conversation", *RECORD_FIELDS)  # type: ignore[arg-type]
+    assert message_push_line("c0ffee", record) == encode_event(
+        "message", message_json(conv, record)
+    )  # type: ignore[arg-type]
