@@ -1,5 +1,13 @@
 """Compact JSON text for the busiest paths (protocol lines, sealed records).
 
+:func:`compact_bytes_encoder` writes with orjson (a Rust encoder, ten times the C
+accelerator's speed on a message's objects) and falls back to the standard encoder for
+whatever orjson would write differently in meaning: a value it refuses (a lone surrogate, an
+integer past 64 bits, a key that is not a string) and any text holding ``null`` (orjson writes
+NaN and the infinities as ``null``; the standard encoder refuses them or writes them as
+``allow_nan`` says).  Numbers may be spelled differently (``1e16`` for ``1e+16``); the values
+are the same.
+
 ``json.JSONEncoder.encode`` builds a new C encoder object (and a dict to track circular
 references) on every call; for the three small objects a message costs (the sealed record,
 the reply, the push) that set-up was a third of each encoding.  These encoders are built
@@ -14,6 +22,8 @@ import json
 from collections.abc import Callable
 from json import encoder as _json_encoder
 from typing import Any
+
+import orjson
 
 _c_make_encoder = getattr(_json_encoder, "c_make_encoder", None)
 
@@ -47,5 +57,28 @@ def compact_encoder(*, allow_nan: bool) -> Callable[[Any], str]:
         if isinstance(obj, str):  # the C encoder takes containers; json.dumps takes anything
             return fallback.encode(obj)
         return "".join(c_encoder(obj, 0))
+
+    return encode
+
+
+#: orjson hands these to ``default`` (which refuses them), where it would otherwise write what
+#: the standard encoder refuses: dataclasses and dates.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def compact_bytes_encoder(*, allow_nan: bool) -> Callable[[Any], bytes]:
+    """A function from an object to its compact JSON as UTF-8 bytes: the same value
+    :func:`compact_encoder` writes, refused where it refuses."""
+    general = compact_encoder(allow_nan=allow_nan)
+    dumps = orjson.dumps
+
+    def encode(obj: Any) -> bytes:
+        try:
+            text = dumps(obj, _not_json, _ORJSON_OPTIONS)
+        except TypeError:  # orjson.JSONEncodeError: let the general encoder say what is wrong
+            return general(obj).encode()
+        if b"null" in text:  # perhaps a NaN or an infinity written as null
+            return general(obj).encode()
+        return text
 
     return encode

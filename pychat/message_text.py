@@ -11,15 +11,14 @@ time formatted once, not twice.  The text is the general encoder's, byte for byt
 from __future__ import annotations
 
 from collections.abc import Mapping
-from json.encoder import encode_basestring
 from typing import Any
 
-from pychat.compact_json import compact_encoder
+from pychat.compact_json import compact_bytes_encoder
 
 #: A plain message record's fields, in the order the store writes them and pushes carry them.
 RECORD_FIELDS = ("seq", "sender", "epoch", "ciphertext", "client_id", "time")
 
-_record_json = compact_encoder(allow_nan=True)
+_record_json = compact_bytes_encoder(allow_nan=True)
 
 
 class MessageRecord(dict[str, Any]):
@@ -35,7 +34,7 @@ class MessageRecord(dict[str, Any]):
     def text(self) -> bytes:
         """The record as UTF-8 JSON (encoded at the first call)."""
         if self._text is None:
-            self._text = _record_json(self).encode()
+            self._text = _record_json(self)
         return self._text
 
 
@@ -44,7 +43,7 @@ def record_bytes(record: Mapping[str, Any]) -> bytes:
     every sealed record)."""
     if type(record) is MessageRecord:
         return record.text()
-    return _record_json(record).encode()
+    return _record_json(record)
 
 
 def message_push_line(conversation: str, record: Mapping[str, Any]) -> bytes | None:
@@ -57,5 +56,5 @@ def message_push_line(conversation: str, record: Mapping[str, Any]) -> bytes | N
     text = record_bytes(record)
     if b"NaN" in text or b"Infinity" in text:  # perhaps only inside a string: then slower
         return None
-    head = b'{"event":"message","conversation":' + encode_basestring(conversation).encode()
+    head = b'{"event":"message","conversation":' + _record_json(conversation)
     return head + b"," + text[1:] + b"\n"

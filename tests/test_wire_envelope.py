@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pychat.wire.envelope import EnvelopeError, Request, parse_request
+from pychat.wire.envelope import EnvelopeError, Request, parse_json_line, parse_request
 from pychat.wire.errors import ErrorCode
 
 
@@ -24,6 +24,10 @@ def test_well_formed_request_parses() -> None:
         (b"\xff\xfe", ErrorCode.MALFORMED_JSON, None),
         (b'{"id": 1, "op": "x", "v": NaN}', ErrorCode.MALFORMED_JSON, None),
         (b'{"id": 1, "id": 2, "op": "x"}', ErrorCode.MALFORMED_JSON, None),
+        # Compact, as clients write (the fast decoder's path): still refused.
+        (b'{"id":1,"op":"x","op":"y"}', ErrorCode.MALFORMED_JSON, None),
+        (b'{"id":1,"op":"x","e":{"k":1,"k":2}}', ErrorCode.MALFORMED_JSON, None),
+        (b'{"id":1,"op":"x","v":NaN}', ErrorCode.MALFORMED_JSON, None),
         (b"[1, 2]", ErrorCode.NOT_AN_OBJECT, None),
         (b'"hello"', ErrorCode.NOT_AN_OBJECT, None),
         (b'{"op": "hello"}', ErrorCode.BAD_ID, None),
@@ -82,3 +86,45 @@ def test_any_json_object_parses_or_is_refused_with_a_code(obj: dict[str, object]
         assert exc.code in (ErrorCode.BAD_ID, ErrorCode.BAD_FIELD, ErrorCode.UNKNOWN_OP)
     else:
         assert req.id == obj["id"] and req.op == obj["op"]
+
+
+def _strict(line: bytes) -> object:
+    """What the standard strict decoder makes of ``line`` (or the type of its refusal)."""
+
+    def unique(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        if len({k for k, _ in pairs}) != len(pairs):
+            raise ValueError("duplicate key")
+        return dict(pairs)
+
+    def no_constant(name: str) -> object:
+        raise ValueError(name)
+
+    try:
+        return json.loads(line, object_pairs_hook=unique, parse_constant=no_constant)
+    except (ValueError, RecursionError):
+        return EnvelopeError
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(_json_values, st.sampled_from(["compact", "spaced", "duplicated"]))
+def test_the_fast_decoder_agrees_with_the_strict_one(value: object, form: str) -> None:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if form == "spaced":
+        text = json.dumps(value)
+    elif form == "duplicated" and text.startswith("{") and text != "{}":
+        text = text[:-1] + "," + text[1:]  # every key of the outer object twice
+    line = text.encode("utf-8", "surrogatepass")
+    try:
+        got: object = parse_json_line(line)
+    except EnvelopeError:
+        got = EnvelopeError
+    expected = _strict(line)
+    assert got == expected

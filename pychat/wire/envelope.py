@@ -10,6 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import orjson
+
 from pychat import limits
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.framing import encode_line
@@ -50,6 +52,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+_orjson_loads, _orjson_dumps = orjson.loads, orjson.dumps
+
 #: Built once: ``json.loads`` with options builds a new decoder on every call.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
 
@@ -57,8 +61,20 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_
 def parse_json_line(line: bytes) -> Any:
     """Decode one line as strict JSON (UTF-8, no NaN/Infinity, no duplicate keys).
 
+    A line that orjson decodes and that is, byte for byte, what orjson writes for what it
+    decoded cannot have held a duplicate key (its text would be longer): most lines, since
+    clients write compact JSON.  Every other line goes through the strict standard decoder,
+    which refuses duplicates and says what is wrong.
+
     :raises EnvelopeError: ``malformed_json``.
     """
+    try:
+        obj = _orjson_loads(line)
+    except ValueError:  # orjson.JSONDecodeError: the strict decoder says what is wrong
+        pass
+    else:
+        if _orjson_dumps(obj) == line:
+            return obj
     try:
         return _DECODER.decode(line.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pychat.compact_json import compact_encoder
+from pychat.compact_json import compact_bytes_encoder
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def encode_line(obj: dict[str, Any]) -> bytes:
     Compact separators, non-ASCII kept as UTF-8 (it is valid JSON and half the size of
     ``\\u`` escapes), and no NaN/Infinity, which are not JSON.
     """
-    return _to_json(obj).encode("utf-8") + b"\n"
+    return _to_json(obj) + b"\n"
 
 
-_to_json = compact_encoder(allow_nan=False)
+_to_json = compact_bytes_encoder(allow_nan=False)
