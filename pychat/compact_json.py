@@ -68,7 +68,8 @@ _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATE
 
 def compact_bytes_encoder(*, allow_nan: bool) -> Callable[[Any], bytes]:
     """A function from an object to its compact JSON as UTF-8 bytes: the same value
-    :func:`compact_encoder` writes, refused where it refuses."""
+    :func:`compact_encoder` writes, refused where it refuses.  The bytes may hold more memory
+    than their length (orjson's buffer): copy what is kept for long."""
     general = compact_encoder(allow_nan=allow_nan)
     dumps = orjson.dumps
 

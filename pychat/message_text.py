@@ -18,6 +18,10 @@ from pychat.compact_json import compact_bytes_encoder
 #: A plain message record's fields, in the order the store writes them and pushes carry them.
 RECORD_FIELDS = ("seq", "sender", "epoch", "ciphertext", "client_id", "time")
 
+#: A record's text longer than this is not kept (the push encodes it again): a message in
+#: flight then holds its ciphertext once, not twice, however large it is.
+KEEP_TEXT_MAX = 4096
+
 _record_json = compact_bytes_encoder(allow_nan=True)
 
 
@@ -32,10 +36,15 @@ class MessageRecord(dict[str, Any]):
         self._text: bytes | None = None
 
     def text(self) -> bytes:
-        """The record as UTF-8 JSON (encoded at the first call)."""
-        if self._text is None:
-            self._text = _record_json(self)
-        return self._text
+        """The record as UTF-8 JSON (kept from the first call, when it is short)."""
+        if self._text is not None:
+            return self._text
+        text = _record_json(self)
+        if len(text) <= KEEP_TEXT_MAX:
+            # A copy of exactly its length: orjson's bytes keep the capacity they grew to
+            # (4 KiB for a 300-byte message), and this one lives until the batch is durable.
+            self._text = bytes(memoryview(text))
+        return text
 
 
 def record_bytes(record: Mapping[str, Any]) -> bytes:

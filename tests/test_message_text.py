@@ -90,3 +90,19 @@ def test_the_general_push_has_the_fields_the_short_path_writes_in_the_same_order
     assert message_push_line("c0ffee", record) == encode_event(
         "message", message_json(conv, record)
     )  # type: ignore[arg-type]
+
+
+def test_a_record_in_flight_keeps_only_its_short_text_and_no_spare_capacity() -> None:
+    import tracemalloc
+
+    small = MessageRecord(plain(1, "alice", 1, "x" * 300, "c-1", 1.5))
+    large = MessageRecord(plain(2, "alice", 1, "x" * 40_000, "c-2", 1.5))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        length = len(small.text())
+        assert len(large.text()) > 40_000
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept <= length + 256  # the small text, exactly; the large one not at all
