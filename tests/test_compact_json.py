@@ -19,15 +19,20 @@ _scalars = (
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text()
 )
-_values = st.recursive(
-    _scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=20,
-)
+
+
+def _documents(scalars: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Objects and lists of nested ``scalars``."""
+    values = st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+        max_leaves=20,
+    )
+    return st.dictionaries(st.text(), values, max_size=6) | st.lists(values, max_size=6)
 
 
 @settings(max_examples=300, deadline=None)
-@given(obj=st.dictionaries(st.text(), _values, max_size=6) | st.lists(_values, max_size=6))
+@given(obj=_documents(_scalars))
 def test_the_same_text_as_json_dumps(obj: Any) -> None:
     for allow_nan in (False, True):
         expected = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
@@ -64,20 +69,19 @@ def _outcome(f: Any, obj: Any) -> Any:
         return type(exc)
 
 
-_any_values = st.recursive(
+#: Everything, NaN, lone surrogates and what is not JSON included.
+_any_scalars = (
     st.none()
     | st.booleans()
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats()
     | st.text(st.characters(codec=None, exclude_categories=()))
-    | st.binary(max_size=2),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=20,
+    | st.binary(max_size=2)
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(obj=st.dictionaries(st.text(), _any_values, max_size=6) | st.lists(_any_values, max_size=6))
+@given(obj=_documents(_any_scalars))
 def test_the_bytes_encoder_writes_the_same_values_and_refuses_the_same(obj: Any) -> None:
     for allow_nan in (False, True):
         text = _outcome(compact_encoder(allow_nan=allow_nan), obj)
