@@ -12,9 +12,15 @@ import pytest
 import pytest_twisted
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import settings
 
 from pychat.crypto import identity as identity_module
 from pychat.testing import MemoryServer, RunningServer, start_server
+
+# No deadline for any property test: a deadline is a wall-clock assertion, which fails a
+# test on a loaded machine (a shared 2-core one runs the suite on both cores).
+settings.register_profile("pychat", deadline=None)
+settings.load_profile("pychat")
 
 KEYS = Path(__file__).parent / "keys"
 

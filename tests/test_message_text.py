@@ -105,4 +105,6 @@ def test_a_record_in_flight_keeps_only_its_short_text_and_no_spare_capacity() ->
         kept = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert kept <= length + 256  # the small text, exactly; the large one not at all
+    # The small text, with no spare capacity (orjson's buffer held 4 KiB for it); the large
+    # one not at all.  The margin is for whatever another thread allocates meanwhile.
+    assert kept <= length + 2048
