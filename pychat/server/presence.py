@@ -64,29 +64,32 @@ class Presence:
         """Push to every connection of each of ``usernames`` except ``skip``, encoding the
         push once however many connections it goes to (none if nobody is there); return
         how many."""
-        line: bytes | None = None
-        count = 0
-        for username in usernames:
-            for conn in list(self.connections.get(username, ())):
-                if conn is not skip:
-                    if line is None:
-                        line = encode_event(event, payload)
-                    conn.push_line(line)
-                    count += 1
-        return count
+        targets = self._connections_of(usernames, skip)
+        if targets:
+            line = encode_event(event, payload)
+            for conn in targets:
+                conn.push_line(line)
+        return len(targets)
 
     def push_line_to_users(
         self, usernames: Iterable[str], line: bytes, *, skip: OpContext | None = None
     ) -> int:
         """Push the encoded ``line`` to every connection of each of ``usernames`` except
         ``skip``; return how many."""
-        count = 0
-        for username in usernames:
-            for conn in list(self.connections.get(username, ())):
-                if conn is not skip:
-                    conn.push_line(line)
-                    count += 1
-        return count
+        targets = self._connections_of(usernames, skip)
+        for conn in targets:
+            conn.push_line(line)
+        return len(targets)
+
+    def _connections_of(self, usernames: Iterable[str], skip: OpContext | None) -> list[OpContext]:
+        """Every connection of ``usernames`` but ``skip``, listed before any is pushed to (a
+        push may close one)."""
+        return [
+            conn
+            for username in usernames
+            for conn in self.connections.get(username, ())
+            if conn is not skip
+        ]
 
     def announce(self, username: str, online: bool) -> None:
         """Tell ``username``'s peers that they came or went (if they share presence)."""
