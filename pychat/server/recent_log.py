@@ -21,8 +21,9 @@ from zope.interface import implementer
 #: How many of the newest log lines are kept.
 KEPT_LINES = 5000
 
-#: Field values copied as they are; an event with any other kind of value is formatted at once.
-_PLAIN = (str, int, float, bool, type(None))
+#: Types of field values copied as they are (exactly these: a subclass may carry more); an
+#: event with any other kind of value is formatted at once.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 #: Event keys Twisted adds that no pyChat format refers to, left out of a kept copy.
 _SKIPPED = frozenset({"log_logger", "log_source", "log_level", "log_namespace", "log_time"})
@@ -42,7 +43,7 @@ class RecentLog:
             return
         when = float(event.get("log_time") or 0.0)
         fields = {k: v for k, v in event.items() if k not in _SKIPPED}
-        if all(isinstance(v, _PLAIN) for v in fields.values()):
+        if all(type(v) in _PLAIN for v in fields.values()):
             self._lines.append([when, fields])
             return
         text = _formatted(event)
