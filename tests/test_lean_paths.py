@@ -122,8 +122,9 @@ def test_what_waiters_append_with_no_batch_in_flight_goes_in_one_batch(tmp_path:
 
 def test_the_server_process_keeps_young_objects_longer_and_freezes_start_up() -> None:
     code = (
-        "import gc; from pychat.server.collector import tune_for_server, YOUNG_GENERATION;"
-        "tune_for_server(); assert gc.get_threshold()[0] == YOUNG_GENERATION;"
+        "import gc; from pychat.server import collector; collector.tune_for_server();"
+        "young, middle, _ = gc.get_threshold();"
+        "assert (young, middle) == (collector.YOUNG_GENERATION, collector.MIDDLE_GENERATION);"
         "assert gc.get_freeze_count() > 0"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
