@@ -9,11 +9,11 @@ built (modules, the store's indexes) keeps full collections from rescanning it.
 
 What outlives a young collection (a message still waiting for its sync) moves to the middle
 generation, and every collection of that one rescans all of it: with 200 conversations and
-6,400 messages in flight, 25 ms each, ten times as often as the defaults' ten young
-collections allow.  Those objects die within a batch or two, by reference count, so the
-middle generation is collected after a hundred young collections instead: at 200
-conversations the collector's share fell from about 0.56 s to 0.17 s per 200,000 messages
-(measured with ``gc.callbacks``), about 2 µs a message.
+6,400 messages in flight, 25 ms each, after every ten young collections (the default).  Those
+objects die within a batch or two, by reference count, so the middle generation is collected
+after a hundred young collections instead: at 200 conversations the collector's share fell from
+about 0.56 s to 0.17 s per 200,000 messages (measured with ``gc.callbacks``), about 2 µs a
+message.
 """
 
 from __future__ import annotations
