@@ -10,7 +10,9 @@ loop connects over TLS, sends its name and one line and waits for the ack.  Prin
 (or baseline sessions) per second, the server's CPU per login from /proc, and the generator's
 CPU; the headline is pyChat's logins/s per server core and the ratio to the baseline.  With
 ``--runs N`` both servers are measured N times, alternating (a noisy moment hurts both), and
-the run with the median CPU per login is shown.
+the run with the median CPU per login is shown.  Beside it, the floor: what a login's two
+constant-time exponentiations cost on the server's core just before and after that run
+(bench/login_floor.py), so a rate can be read against the machine's speed at that moment.
 
 ``idle``: ``--sessions`` connections logged in and left idle; printed: the server's resident
 memory per session (growth over the run divided by the sessions) for both servers, and the
@@ -34,6 +36,7 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
 from twisted.internet.ssl import CertificateOptions
 
+from bench import login_floor
 from bench.relay import (
     RelayClient,
     Tally,
@@ -186,9 +189,12 @@ async def login(loop_count: int, seconds: float, runs: int) -> None:
             figures["baseline"].append(
                 await loops(base, loop_count, seconds, lambda i: baseline_session(base_port, i))
             )
-            figures["pyChat"].append(
-                await loops(server, loop_count, seconds, lambda i: lean.login(port, f"login{i}", i))
+            before = login_floor.measure_on(0)  # the machine's speed around the run
+            run = await loops(
+                server, loop_count, seconds, lambda i: lean.login(port, f"login{i}", i)
             )
+            run["floor_ms"] = (before + login_floor.measure_on(0)) / 2
+            figures["pyChat"].append(run)
     finally:
         base.kill()
         if server is not None:
@@ -202,6 +208,11 @@ async def login(loop_count: int, seconds: float, runs: int) -> None:
     show("pyChat", ours, "logins")
     per_core = 1000 / max(ours["server_cpu_ms"], 1e-9)
     print(f"pyChat logins per server core {per_core:.0f}/s (target 250)")
+    print(
+        f"floor: a login's two constant-time exponentiations took {ours['floor_ms']:.2f} ms on "
+        f"the server's core around that run; the rest of a login "
+        f"{ours['server_cpu_ms'] - ours['floor_ms']:.2f} ms"
+    )
     print(f"ratio pyChat/baseline {ours['rate'] / max(baseline['rate'], 1e-9):.3f}")
 
 

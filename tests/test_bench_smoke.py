@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("-m", ["bench.relay", "--pairs", "1", "--window", "2", "--messages", "5"],
          ["baseline", "pyChat", "ratio pyChat/baseline"]),
         ("-m", ["bench.sessions", "login", "--loops", "2", "--seconds", "0.5"],
-         ["baseline", "logins/s", "logins per server core", "ratio pyChat/baseline"]),
+         ["baseline", "logins/s", "logins per server core", "floor:", "ratio pyChat/baseline"]),
         ("-m", ["bench.sessions", "idle", "--sessions", "10"],
          ["KiB per idle connection", "KiB per idle logged-in session", "ratio pyChat/baseline"]),
     ],
