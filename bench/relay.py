@@ -1,22 +1,25 @@
 """Relay benchmark: pyChat beside the bare TLS line relay, in the same run, on one machine.
 
-    python -m bench.relay [--pairs 50] [--window 64] [--messages 200] [--rate 0]
+    python -m bench.relay [--pairs 50] [--window 64] [--messages 200] [--rate 0] [--runs 3]
+                          [--generators N]
 
-Each server runs in its own process pinned to core 0 (when there are two); this process is the
-load generator, pinned to core 1.  ``--pairs`` pairs of clients: each sender pipelines
+Each server runs in its own process pinned to core 0 (when there are two); the load comes
+from ``--generators`` processes (by default one on each other core: one on core 1 of two),
+each with its share of the pairs.  ``--pairs`` pairs of clients: each sender pipelines
 ``--messages`` messages of 300 bytes with at most ``--window`` unacknowledged, and its receiver
 records when each arrives.  With ``--rate R`` the senders are paced to offer R messages per
 second in all (an open loop: latency at a given load rather than the most the server takes).
 pyChat stores and syncs every message before it acknowledges or pushes it; the bare relay
 (bench/baseline_relay.py) just forwards lines.  Printed per server:
-messages delivered per second, delivery latency p50/p99, and the generator's own CPU use (a
-generator near 100 % means the figure is the generator's, not the server's); then the ratio
-pyChat / baseline, the headline.  Traffic stays on 127.0.0.1; every loop is bounded.
+messages delivered per second, delivery latency p50/p99, and the generators' CPU use, summed
+(a generator's core near 100 % means the figure is the generator's, not the server's); then
+the ratio pyChat / baseline, the headline.  Traffic stays on 127.0.0.1; every loop is bounded.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import resource
@@ -32,7 +35,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor, stdio, task
 from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
 from twisted.internet.ssl import CertificateOptions
 from twisted.protocols.basic import LineReceiver
@@ -233,53 +236,6 @@ def server_cpu(proc: subprocess.Popen[bytes]) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def prepare(port: int, setup: PairSetup, pairs: int) -> tuple[list[Run], Tally]:
-    """Connect (and log in) every pair; nothing of this is timed."""
-    tally = Tally()
-    return [await setup(port, i, tally) for i in range(pairs)], tally
-
-
-async def measure(
-    server: subprocess.Popen[bytes],
-    prepared: tuple[list[Run], Tally],
-    messages: int,
-    window: int,
-    rate: float = 0.0,
-    number: int = 0,
-) -> dict[str, float]:
-    """Time one sending phase of the prepared pairs (run ``number``)."""
-    runs, tally = prepared
-    pairs = len(runs)
-    tally.latencies.clear()
-    cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    server0 = server_cpu(server)
-    interval = pairs / rate if rate else 0.0  # each pair's share of the offered rate
-    # Paced pairs start a share of the interval apart, so the offered load is steady rather
-    # than every pair sending at the same instant.
-    paces = [Pace(messages, window, interval, i * interval / pairs) for i in range(pairs)]
-    await defer.gatherResults(
-        [defer.ensureDeferred(run(pace, number)) for run, pace in zip(runs, paces, strict=True)]
-    )
-    for _ in range(500):  # the last pushes may trail the last acks
-        if len(tally.latencies) >= pairs * messages:
-            break
-        await task.deferLater(reactor, 0.01, lambda: None)
-    wall = time.perf_counter() - wall0
-    server_used = server_cpu(server) - server0
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
-    lat = sorted(tally.latencies) or [0.0]
-    return {
-        "delivered": len(tally.latencies),
-        "rate": len(tally.latencies) / wall,
-        "p50_ms": 1000 * statistics.median(lat),
-        "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
-        "generator_cpu": 100 * cpu / wall,
-        "server_us": 1e6 * server_used / max(len(tally.latencies), 1),
-        "server_cpu": 100 * server_used / wall,
-    }
-
-
 def median_run(figures: list[dict[str, float]]) -> dict[str, float]:
     """The run with the median rate (its other figures with it)."""
     return sorted(figures, key=lambda f: f["rate"])[len(figures) // 2]
@@ -324,29 +280,178 @@ def start_pychat(work: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]
     )  # fmt: skip
 
 
-async def main(pairs: int, messages: int, window: int, rate: float, runs: int) -> None:
+# -- generator processes --------------------------------------------------------------------
+#
+# The load comes from ``--generators`` worker processes, each with its share of the pairs,
+# pinned to the cores after the server's (1, 2, ... round the machine; all on core 1 of two
+# cores).  A worker is this module with ``--worker``: it sets up its pairs on both servers,
+# prints ``ready``, then for each ``run NUMBER SERVER`` line on stdin runs one sending phase
+# and prints its figures as one JSON line.
+
+
+def generator_cores() -> list[int]:
+    """The cores load generators run on: every core but the server's (core 0)."""
+    count = os.cpu_count() or 1
+    return list(range(1, count)) if count > 1 else [0]
+
+
+class _Commands(LineReceiver):
+    """A worker's stdin and stdout: commands in, figures out."""
+
+    delimiter = b"\n"
+
+    def __init__(self) -> None:
+        self.lines: defer.DeferredQueue[bytes] = defer.DeferredQueue()
+
+    def lineReceived(self, line: bytes) -> None:
+        self.lines.put(line)
+
+    def connectionLost(self, reason: object = None) -> None:
+        self.lines.put(b"")  # the parent went away
+
+
+async def _worker(args: argparse.Namespace) -> None:
+    pin(args.core)
+    commands = _Commands()
+    stdio.StandardIO(commands)
+    mine = range(args.first, args.first + args.count)
+    prepared = {
+        "baseline": await _prepare_some(args.base_port, relay_pair, mine),
+        "pyChat": await _prepare_some(args.port, pychat_pair, mine),
+    }
+    commands.sendLine(b"ready")
+    while line := await commands.lines.get():
+        _, number, which = line.decode().split()
+        figures = await _phase(prepared[which], args, int(number), mine)
+        commands.sendLine(json.dumps(figures).encode())
+
+
+async def _prepare_some(port: int, setup: PairSetup, indexes: range) -> tuple[list[Run], Tally]:
+    """Connect (and log in) the pairs ``indexes``; nothing of this is timed."""
+    tally = Tally()
+    return [await setup(port, i, tally) for i in indexes], tally
+
+
+async def _phase(
+    prepared: tuple[list[Run], Tally], args: argparse.Namespace, number: int, indexes: range
+) -> dict[str, Any]:
+    """One sending phase of this worker's pairs, with its figures."""
+    runs, tally = prepared
+    tally.latencies.clear()
+    interval = args.pairs / args.rate if args.rate else 0.0  # each pair's share of the rate
+    # Paced pairs start a share of the interval apart, so the offered load is steady rather
+    # than every pair sending at the same instant.
+    paces = [Pace(args.messages, args.window, interval, i * interval / args.pairs) for i in indexes]
+    cpu0, began = own_cpu(), time.monotonic()
+    await defer.gatherResults(
+        [defer.ensureDeferred(run(pace, number)) for run, pace in zip(runs, paces, strict=True)]
+    )
+    for _ in range(500):  # the last pushes may trail the last acks
+        if len(tally.latencies) >= len(runs) * args.messages:
+            break
+        await task.deferLater(reactor, 0.01, lambda: None)
+    return {
+        "began": began,
+        "ended": time.monotonic(),
+        "cpu": own_cpu() - cpu0,
+        "latencies": tally.latencies,
+    }
+
+
+def own_cpu() -> float:
+    """Seconds of CPU this process has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Generators:
+    """The worker processes, the pairs shared among them as evenly as can be."""
+
+    def __init__(self, args: argparse.Namespace, base_port: int, port: int) -> None:
+        count = max(1, min(args.generators, args.pairs))
+        cores = generator_cores()
+        self.workers: list[subprocess.Popen[str]] = []
+        for k in range(count):
+            first = k * args.pairs // count
+            share = (k + 1) * args.pairs // count - first
+            self.workers.append(subprocess.Popen(
+                [sys.executable, "-m", "bench.relay", "--worker", "--base-port", str(base_port),
+                 "--port", str(port), "--first", str(first), "--count", str(share),
+                 "--core", str(cores[k % len(cores)]), "--pairs", str(args.pairs),
+                 "--window", str(args.window), "--messages", str(args.messages),
+                 "--rate", str(args.rate)],
+                cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            ))  # fmt: skip
+        for worker in self.workers:
+            self._line(worker, "ready")
+
+    @staticmethod
+    def _line(worker: subprocess.Popen[str], what: str) -> str:
+        assert worker.stdout is not None
+        line = worker.stdout.readline()
+        if not line:
+            raise SystemExit(f"a load generator died before it was {what}")
+        return line
+
+    def measure(self, server: subprocess.Popen[bytes], which: str, number: int) -> dict[str, float]:
+        """Time one sending phase of every worker's pairs against ``server``."""
+        server0 = server_cpu(server)
+        for worker in self.workers:
+            assert worker.stdin is not None
+            worker.stdin.write(f"run {number} {which}\n")
+            worker.stdin.flush()
+        results = [json.loads(self._line(w, "done")) for w in self.workers]
+        server_used = server_cpu(server) - server0
+        wall = max(r["ended"] for r in results) - min(r["began"] for r in results)
+        lat = sorted(x for r in results for x in r["latencies"]) or [0.0]
+        delivered = sum(len(r["latencies"]) for r in results)
+        return {
+            "delivered": delivered,
+            "rate": delivered / wall,
+            "p50_ms": 1000 * statistics.median(lat),
+            "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+            # Of one core, summed over the workers (above 100 % with several cores).
+            "generator_cpu": 100 * sum(r["cpu"] for r in results) / wall,
+            "server_us": 1e6 * server_used / max(delivered, 1),
+            "server_cpu": 100 * server_used / wall,
+        }
+
+    def close(self) -> None:
+        """Stop every worker."""
+        for worker in self.workers:
+            worker.kill()
+            worker.wait()
+
+
+def main(args: argparse.Namespace) -> None:
     pin(1)
     work = Path(tempfile.mkdtemp(prefix="pychat-relay-"))
-    offered = f", offered {rate:.0f} msg/s" if rate else ""
+    offered = f", offered {args.rate:.0f} msg/s" if args.rate else ""
+    count = max(1, min(args.generators, args.pairs))
+    cores = sorted({generator_cores()[k % len(generator_cores())] for k in range(count)})
     print(
-        f"# {os.cpu_count()} cores; pairs {pairs}, window {window}, {messages} msgs/pair{offered}"
+        f"# {os.cpu_count()} cores; pairs {args.pairs}, window {args.window}, "
+        f"{args.messages} msgs/pair{offered}; {count} generator process(es) on core(s) "
+        + ",".join(map(str, cores))
     )
     base, base_port = start_baseline(work)
     server: subprocess.Popen[bytes] | None = None
+    generators: Generators | None = None
     try:
         server, port = start_pychat(work)
-        theirs = await prepare(base_port, relay_pair, pairs)
-        ours = await prepare(port, pychat_pair, pairs)
+        generators = Generators(args, base_port, port)
         figures: dict[str, list[dict[str, float]]] = {"baseline": [], "pyChat": []}
-        for number in range(runs):  # alternating, so a noisy moment hurts both alike
-            figures["baseline"].append(await measure(base, theirs, messages, window, rate, number))
-            figures["pyChat"].append(await measure(server, ours, messages, window, rate, number))
+        for number in range(args.runs):  # alternating, so a noisy moment hurts both alike
+            figures["baseline"].append(generators.measure(base, "baseline", number))
+            figures["pyChat"].append(generators.measure(server, "pyChat", number))
     finally:
+        if generators is not None:
+            generators.close()
         base.kill()
         if server is not None:
             server.kill()
     for name, runs_of in figures.items():
-        if runs > 1:
+        if args.runs > 1:
             print(f"{name:<9} msg/s of each run: " + ", ".join(f"{f['rate']:.0f}" for f in runs_of))
     baseline, mine = median_run(figures["baseline"]), median_run(figures["pyChat"])
     show("baseline", baseline)
@@ -366,6 +471,15 @@ if __name__ == "__main__":
     parser.add_argument(
         "--runs", type=int, default=3, help="timed runs of each server, alternating; medians"
     )
+    parser.add_argument(
+        "--generators", type=int, default=len(generator_cores()),
+        help="load generator processes, one per core but the server's unless told otherwise",
+    )  # fmt: skip
+    for hidden in ("--base-port", "--port", "--first", "--count", "--core"):
+        parser.add_argument(hidden, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    work = main(args.pairs, args.messages, args.window, args.rate, args.runs)
-    task.react(lambda _: defer.ensureDeferred(work))
+    if args.worker:
+        task.react(lambda _: defer.ensureDeferred(_worker(args)))
+    else:
+        main(args)
