@@ -315,10 +315,9 @@ async def _worker(args: argparse.Namespace) -> None:
     commands = _Commands()
     stdio.StandardIO(commands)
     mine = range(args.first, args.first + args.count)
-    prepared = {
-        "baseline": await _prepare_some(args.base_port, relay_pair, mine),
-        "pyChat": await _prepare_some(args.port, pychat_pair, mine),
-    }
+    prepared = {"pyChat": await _prepare_some(args.port, pychat_pair, mine)}
+    if args.base_port:  # 0: a second pyChat server alone (--versus)
+        prepared["baseline"] = await _prepare_some(args.base_port, relay_pair, mine)
     commands.sendLine(b"ready")
     while line := await commands.lines.get():
         _, number, which = line.decode().split()
@@ -367,17 +366,22 @@ def own_cpu() -> float:
 class Generators:
     """The worker processes, the pairs shared among them as evenly as can be."""
 
-    def __init__(self, args: argparse.Namespace, base_port: int, port: int) -> None:
-        count = max(1, min(args.generators, args.pairs))
+    def __init__(
+        self, args: argparse.Namespace, base_port: int, port: int, pairs: int | None = None
+    ) -> None:
+        """Workers for ``pairs`` pairs (``--pairs`` unless given) on pyChat at ``port`` and
+        the bare relay at ``base_port`` (0: none)."""
+        pairs = args.pairs if pairs is None else pairs
+        count = max(1, min(args.generators, pairs))
         cores = generator_cores()
         self.workers: list[subprocess.Popen[str]] = []
         for k in range(count):
-            first = k * args.pairs // count
-            share = (k + 1) * args.pairs // count - first
+            first = k * pairs // count
+            share = (k + 1) * pairs // count - first
             self.workers.append(subprocess.Popen(
                 [sys.executable, "-m", "bench.relay", "--worker", "--base-port", str(base_port),
                  "--port", str(port), "--first", str(first), "--count", str(share),
-                 "--core", str(cores[k % len(cores)]), "--pairs", str(args.pairs),
+                 "--core", str(cores[k % len(cores)]), "--pairs", str(pairs),
                  "--window", str(args.window), "--messages", str(args.messages),
                  "--rate", str(args.rate)],
                 cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -434,28 +438,45 @@ def main(args: argparse.Namespace) -> None:
         f"{args.messages} msgs/pair{offered}; {count} generator process(es) on core(s) "
         + ",".join(map(str, cores))
     )
-    base, base_port = start_baseline(work)
-    server: subprocess.Popen[bytes] | None = None
-    generators: Generators | None = None
+    versus = f"pyChat P={args.versus}"
+    figures: dict[str, list[dict[str, float]]] = {"baseline": [], "pyChat": []}
+    servers: list[subprocess.Popen[bytes]] = []
+    generators: list[Generators] = []
     try:
+        base, base_port = start_baseline(work)
+        servers.append(base)
         server, port = start_pychat(work)
-        generators = Generators(args, base_port, port)
-        figures: dict[str, list[dict[str, float]]] = {"baseline": [], "pyChat": []}
-        for number in range(args.runs):  # alternating, so a noisy moment hurts both alike
-            figures["baseline"].append(generators.measure(base, "baseline", number))
-            figures["pyChat"].append(generators.measure(server, "pyChat", number))
+        servers.append(server)
+        generators.append(Generators(args, base_port, port))
+        if args.versus:  # a second pyChat server with fewer pairs, measured in turn
+            (work / "versus").mkdir()
+            other, other_port = start_pychat(work / "versus")
+            servers.append(other)
+            generators.append(Generators(args, 0, other_port, pairs=args.versus))
+            figures[versus] = []
+        for number in range(args.runs):  # alternating, so a noisy moment hurts all alike
+            figures["baseline"].append(generators[0].measure(base, "baseline", number))
+            figures["pyChat"].append(generators[0].measure(server, "pyChat", number))
+            if args.versus:
+                figures[versus].append(generators[1].measure(other, "pyChat", number))
     finally:
-        if generators is not None:
-            generators.close()
-        base.kill()
-        if server is not None:
-            server.kill()
+        for group in generators:
+            group.close()
+        for proc in servers:
+            proc.kill()
     for name, runs_of in figures.items():
         if args.runs > 1:
             print(f"{name:<9} msg/s of each run: " + ", ".join(f"{f['rate']:.0f}" for f in runs_of))
     baseline, mine = median_run(figures["baseline"]), median_run(figures["pyChat"])
     show("baseline", baseline)
     show("pyChat", mine)
+    if args.versus:
+        theirs = median_run(figures[versus])
+        show(versus, theirs)
+        print(
+            f"ratio pyChat P={args.pairs}/P={args.versus} "
+            f"{mine['rate'] / max(theirs['rate'], 1e-9):.3f} (same run, alternating)"
+        )
     print(f"ratio pyChat/baseline {mine['rate'] / max(baseline['rate'], 1e-9):.3f}")
 
 
@@ -474,6 +495,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--generators", type=int, default=len(generator_cores()),
         help="load generator processes, one per core but the server's unless told otherwise",
+    )  # fmt: skip
+    parser.add_argument(
+        "--versus", type=int, default=0,
+        help="also time pyChat with this many pairs (its own server), in turn with the others",
     )  # fmt: skip
     for hidden in ("--base-port", "--port", "--first", "--count", "--core"):
         parser.add_argument(hidden, type=int, help=argparse.SUPPRESS)
