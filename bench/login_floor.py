@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from pychat import srp
 
@@ -46,6 +47,7 @@ def measure_on(core: int, count: int = 60) -> float:
         check=True,
         capture_output=True,
         text=True,
+        cwd=Path(__file__).resolve().parent.parent,
     ).stdout
     return float(out.split()[0])
 
