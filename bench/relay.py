@@ -374,6 +374,8 @@ class Generators:
         pairs = args.pairs if pairs is None else pairs
         count = max(1, min(args.generators, pairs))
         cores = generator_cores()
+        #: The cores the workers are pinned to.
+        self.cores = sorted({cores[k % len(cores)] for k in range(count)})
         self.workers: list[subprocess.Popen[str]] = []
         for k in range(count):
             first = k * pairs // count
@@ -431,12 +433,9 @@ def main(args: argparse.Namespace) -> None:
     pin(1)
     work = Path(tempfile.mkdtemp(prefix="pychat-relay-"))
     offered = f", offered {args.rate:.0f} msg/s" if args.rate else ""
-    count = max(1, min(args.generators, args.pairs))
-    cores = sorted({generator_cores()[k % len(generator_cores())] for k in range(count)})
-    print(
+    header = (
         f"# {os.cpu_count()} cores; pairs {args.pairs}, window {args.window}, "
-        f"{args.messages} msgs/pair{offered}; {count} generator process(es) on core(s) "
-        + ",".join(map(str, cores))
+        f"{args.messages} msgs/pair{offered}"
     )
     versus = f"pyChat P={args.versus}"
     figures: dict[str, list[dict[str, float]]] = {"baseline": [], "pyChat": []}
@@ -448,6 +447,11 @@ def main(args: argparse.Namespace) -> None:
         server, port = start_pychat(work)
         servers.append(server)
         generators.append(Generators(args, base_port, port))
+        print(
+            f"{header}; {len(generators[0].workers)} generator process(es) on core(s) "
+            + ",".join(map(str, generators[0].cores)),
+            flush=True,
+        )
         if args.versus:  # a second pyChat server with fewer pairs, measured in turn
             (work / "versus").mkdir()
             other, other_port = start_pychat(work / "versus")

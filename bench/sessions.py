@@ -40,6 +40,7 @@ from bench import login_floor
 from bench.relay import (
     RelayClient,
     Tally,
+    own_cpu,
     pin,
     pychat_user,
     server_cpu,
@@ -61,11 +62,6 @@ def server_rss(proc: subprocess.Popen[bytes]) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError("no VmRSS")
-
-
-def own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def loops(
