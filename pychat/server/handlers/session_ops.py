@@ -6,16 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.logger import Logger
-
 from pychat import PROTOCOL_VERSION, __version__
-from pychat.log_text import for_log
 from pychat.server.handlers.common import HandlerDeps, OpDef
 from pychat.server.ops import OpContext
 from pychat.server.state import AFTER_HELLO, Outcome, State, stay_in
 from pychat.wire.errors import ErrorCode, ProtocolError
-
-log = Logger(namespace="pychat.server")
 
 
 @dataclass(frozen=True)
@@ -41,11 +36,6 @@ def hello(deps: HandlerDeps, ctx: OpContext, params: HelloParams) -> Mapping[str
             details={"supported": [PROTOCOL_VERSION]},
         )
     ctx.session.client = params.client
-    log.info(
-        "{peer} says hello as {client}",
-        peer=ctx.session.peer,
-        client=for_log(params.client) if params.client is not None else "an unnamed client",
-    )
     return {
         "server": deps.config.server_name,
         "server_version": __version__,
