@@ -5,7 +5,7 @@ operator's log store (journald, a file) may keep more, for as long as the operat
 A line is kept unformatted, as a copy of its event's fields, when they are all plain values
 (strings, numbers, ``None``): it is formatted the first time someone asks, which is seldom,
 rather than once more at every line the server writes (the log file's observer formats it
-already; a login writes four lines).  An event holding anything else (a failure, an object
+already; a login writes three lines).  An event holding anything else (a failure, an object
 whose text may change) is formatted when it arrives, so no object is kept alive by this log.
 """
 
