@@ -4,10 +4,13 @@ Prints figures; asserts nothing.  Run:
 ``.venv/bin/python bench/bench_store.py [--sizes 100,10000,100000]``.
 
 For each size it fills one conversation log to that many messages (pipelined appends, as many
-clients sending at once would), then measures, at that size:
+clients sending at once would).  Then ``--rounds`` rounds go through all the sizes in turn
+(each round starting one size further on), so a slow moment of a shared machine hits every
+size alike; each figure is the median over the rounds:
 - append: mean time per message for a burst of 200 pipelined appends (fsync included), and how
-  many fsyncs they needed (group commit);
-- page: mean time to read a page of 50 messages at the start, the middle and the end;
+  many fsyncs they needed at most (group commit); each round's burst adds 200 messages, so
+  the smallest log ends some hundreds of messages longer than it started;
+- page: median time to read a page of 50 messages at the start, the middle and the end;
 - open: time to open the store after a crash (SIGKILL: the journal is replayed, the log's tail
   after its last saved index scanned), after a clean stop (from the saved index), and with no
   index at all (every line of the log is scanned);
@@ -26,6 +29,7 @@ import os
 import statistics
 import tempfile
 import time
+from typing import Any
 
 from twisted.internet import defer, task
 
@@ -49,56 +53,89 @@ async def fill(store: ServerStore, conv: object, count: int, batch: int = 500) -
         done += n
 
 
-async def main(reactor: object, sizes: list[int]) -> None:
+async def append_burst(store: ServerStore, conv: object, tag: str) -> tuple[float, int]:
+    """200 pipelined appends: microseconds a message (fsync included), and the syncs taken."""
+    committer = store.conversations.committer
+    batches_before = committer.batches
+    start = time.perf_counter()
+    waits = []
+    for i in range(200):
+        _, durable = store.conversations.append_message(
+            conv, "alice", 1, BODY, f"{tag}-{i}", time.time()
+        )  # type: ignore[arg-type]
+        waits.append(durable)
+    await defer.gatherResults(waits)
+    return (time.perf_counter() - start) / 200 * 1e6, committer.batches - batches_before
+
+
+async def page_times(store: ServerStore, conv: Any) -> dict[str, float]:
+    """Median milliseconds to read 50 messages at the log's start, middle and end."""
+    timings = {}
+    total = conv.last_seq
+    for label, first in (("start", 1), ("mid", total // 2), ("end", total - 49)):
+        runs = []
+        for _ in range(20):
+            t = time.perf_counter()
+            await store.conversations.page(conv, first, first + 50)
+            runs.append(time.perf_counter() - t)
+        timings[label] = statistics.median(runs) * 1000
+    return timings
+
+
+async def open_times(reactor: object, path: Path, store: ServerStore) -> list[float]:
+    """Milliseconds to open the store after a crash, after a clean stop, and with no index."""
+    # a crash: the files as a SIGKILL leaves them; the start replays the journal
+    for c in store.conversations:
+        c.messages.close()
+        c.control.close()
+    t = time.perf_counter()
+    crashed = ServerStore.open(path, path / "store.key", thread_runner(reactor))  # type: ignore[arg-type]
+    times = [(time.perf_counter() - t) * 1000]
+    await crashed.close()
+    for drop_index in (False, True):
+        if drop_index:
+            for idx in path.glob("conversations/*.idx"):
+                idx.unlink()
+        t = time.perf_counter()
+        again = ServerStore.open(path, path / "store.key", thread_runner(reactor))  # type: ignore[arg-type]
+        times.append((time.perf_counter() - t) * 1000)
+        await again.close()
+    return times
+
+
+async def main(reactor: object, sizes: list[int], rounds: int) -> None:
+    """Fill one log of each size, then time appends and pages in ``rounds`` rounds that go
+    through every size in turn (a noisy moment of the machine hits all sizes alike, rather
+    than whichever size was being timed then); each figure is the median of its rounds."""
     columns = ["messages", "append µs/msg", "fsyncs/200", "page start ms", "page mid ms"]
     columns += ["page end ms", "open crash ms", "open idx ms", "open scan ms"]
+    print(f"# appends and pages timed in {rounds} rounds through the sizes; medians")
     print(" ".join(f"{c:>14}" for c in columns))
-    for size in sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            store = ServerStore.open(Path(tmp), Path(tmp) / "store.key", thread_runner(reactor))  # type: ignore[arg-type]
+    with tempfile.TemporaryDirectory() as tmp:
+        logs = []
+        for size in sizes:
+            path = Path(tmp) / str(size)
+            store = ServerStore.open(path, path / "store.key", thread_runner(reactor))  # type: ignore[arg-type]
             conv = await store.conversations.create("alice", "bob", {"epoch": 1}, time.time())
             await fill(store, conv, size)
-            committer = store.conversations.committer
-            batches_before = committer.batches
-            start = time.perf_counter()
-            waits = []
-            for i in range(200):
-                _, durable = store.conversations.append_message(
-                    conv, "alice", 1, BODY, f"b{i}", time.time()
-                )
-                waits.append(durable)
-            await defer.gatherResults(waits)
-            append_us = (time.perf_counter() - start) / 200 * 1e6
-            fsyncs = committer.batches - batches_before
-            timings = {}
-            total = conv.last_seq
-            for label, first in (("start", 1), ("mid", total // 2), ("end", total - 49)):
-                runs = []
-                for _ in range(20):
-                    t = time.perf_counter()
-                    await store.conversations.page(conv, first, first + 50)
-                    runs.append(time.perf_counter() - t)
-                timings[label] = statistics.median(runs) * 1000
-            # a crash: the files as a SIGKILL leaves them; the start replays the journal
-            for c in store.conversations:
-                c.messages.close()
-                c.control.close()
-            t = time.perf_counter()
-            crashed = ServerStore.open(Path(tmp), Path(tmp) / "store.key", thread_runner(reactor))  # type: ignore[arg-type]
-            crash_ms = (time.perf_counter() - t) * 1000
-            await crashed.close()
-            opened = []
-            for drop_index in (False, True):
-                if drop_index:
-                    for idx in Path(tmp).glob("conversations/*.idx"):
-                        idx.unlink()
-                t = time.perf_counter()
-                again = ServerStore.open(Path(tmp), Path(tmp) / "store.key", thread_runner(reactor))  # type: ignore[arg-type]
-                opened.append((time.perf_counter() - t) * 1000)
-                await again.close()
+            logs.append((size, path, store, conv))
+        appends: dict[int, list[tuple[float, int]]] = {size: [] for size in sizes}
+        pages: dict[int, list[dict[str, float]]] = {size: [] for size in sizes}
+        for round_no in range(rounds):
+            turn = logs[round_no % len(logs) :] + logs[: round_no % len(logs)]
+            for size, _, store, conv in turn:
+                pages[size].append(await page_times(store, conv))
+                appends[size].append(await append_burst(store, conv, f"r{round_no}"))
+        for size, path, store, _ in logs:
+            opened = await open_times(reactor, path, store)
+            append_us = statistics.median(us for us, _ in appends[size])
+            fsyncs = max(n for _, n in appends[size])
             figures = [f"{size}", f"{append_us:.1f}", f"{fsyncs}"]
-            figures += [f"{timings[k]:.2f}" for k in ("start", "mid", "end")]
-            figures += [f"{ms:.1f}" for ms in (crash_ms, *opened)]
+            figures += [
+                f"{statistics.median(p[k] for p in pages[size]):.2f}"
+                for k in ("start", "mid", "end")
+            ]
+            figures += [f"{ms:.1f}" for ms in opened]
             print(" ".join(f"{f:>14}" for f in figures))
 
 
@@ -126,6 +163,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,10000,100000", help="comma-separated log sizes")
     parser.add_argument(
+        "--rounds", type=int, default=5, help="rounds of appends and pages through the sizes"
+    )
+    parser.add_argument(
         "--memory", default="100x1000", help="CONVERSATIONSxMESSAGES for the memory figure"
     )
     args = parser.parse_args()
@@ -134,7 +174,7 @@ if __name__ == "__main__":
     print(f"# {os.cpu_count()} cores, data in {tempfile.gettempdir()}")
 
     async def both(reactor: object) -> None:
-        await main(reactor, sizes)
+        await main(reactor, sizes, args.rounds)
         await memory(reactor, convs, msgs)
 
     task.react(lambda reactor: defer.ensureDeferred(both(reactor)))
