@@ -11,6 +11,7 @@ field (tests/test_message_text.py holds it to that; a number may be spelled diff
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from pychat.compact_json import compact_bytes_encoder
@@ -65,5 +66,11 @@ def message_push_line(conversation: str, record: Mapping[str, Any]) -> bytes | N
     text = record_bytes(record)
     if b"NaN" in text or b"Infinity" in text:  # perhaps only inside a string: then slower
         return None
-    head = b'{"event":"message","conversation":' + _record_json(conversation)
-    return head + b"," + text[1:] + b"\n"
+    return _push_head(conversation) + text[1:] + b"\n"
+
+
+@lru_cache(maxsize=4096)
+def _push_head(conversation: str) -> bytes:
+    """The start of a ``message`` push in ``conversation``, up to the record's first field
+    (the same for every message of a conversation: kept for the busiest ones)."""
+    return b'{"event":"message","conversation":' + _record_json(conversation) + b","

@@ -90,6 +90,26 @@ def crash_and_reopen(server: ChatServer, data: Path) -> list[str]:
     return [r["ciphertext"] for r in records]
 
 
+def test_a_short_write_is_finished_and_the_record_is_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = server_on(tmp_path)
+    alice, _, conv = pair(server)
+    assert send(alice, conv, "m0", "c0")["ok"]
+    writes = []
+
+    def a_few_bytes_at_a_time(fd: int, data: Any) -> int:
+        writes.append(len(data))
+        return os.write(fd, bytes(data[:100]))
+
+    monkeypatch.setattr(sealed_log, "_os_write", a_few_bytes_at_a_time)
+    assert send(alice, conv, "m1" * 200, "c1")["ok"]
+    monkeypatch.setattr(sealed_log, "_os_write", os.write)
+    assert send(alice, conv, "m2", "c2")["ok"]
+    assert len(writes) > 3  # the record took several writes
+    assert crash_and_reopen(server, tmp_path) == ["m0", "m1" * 200, "m2"]
+
+
 def test_enospc_mid_record_is_refused_cleanly_and_space_coming_back_heals_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,13 +8,29 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pychat.wire.envelope import EnvelopeError, Request, parse_json_line, parse_request
+from pychat.wire.envelope import (
+    EnvelopeError,
+    Request,
+    encode_ok,
+    parse_json_line,
+    parse_request,
+)
 from pychat.wire.errors import ErrorCode
 
 
 def test_well_formed_request_parses() -> None:
     line = b'{"id": 1, "op": "hello", "version": 1}'
     assert parse_request(line) == Request(id=1, op="hello", fields={"version": 1}, size=len(line))
+
+
+def test_a_reply_carries_the_id_and_ok_before_its_fields() -> None:
+    assert encode_ok(7, {"seq": 2, "time": 1.5}) == b'{"id":7,"ok":true,"seq":2,"time":1.5}\n'
+
+
+@pytest.mark.parametrize("key", ["id", "ok"])
+def test_a_result_may_not_set_the_reply_id_or_ok(key: str) -> None:
+    with pytest.raises(ValueError, match="may not set"):
+        encode_ok(7, {"seq": 2, key: 3})
 
 
 @pytest.mark.parametrize(

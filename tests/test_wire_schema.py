@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass
 
 import pytest
 from hypothesis import given, settings
@@ -25,7 +25,26 @@ class Sample:
 
 def test_valid_fields_build_the_dataclass() -> None:
     got = parse_params(Sample, {"name": "ab", "count": 3, "tags": ["x"], "flag": True})
-    assert got == Sample(name="ab", count=3, tags=("x",), note=None, flag=True)  # type: ignore[arg-type]
+    made = Sample(name="ab", count=3, tags=("x",), note=None, flag=True)  # type: ignore[arg-type]
+    assert got == made
+    assert (hash(got), repr(got)) == (hash(made), repr(made))
+    with pytest.raises(FrozenInstanceError):
+        got.name = "other"  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class Checked:
+    value: int = bounded(min=0)
+
+    def __post_init__(self) -> None:
+        if self.value == 13:
+            raise ValueError("unlucky")
+
+
+def test_a_dataclass_with_post_init_is_built_through_its_init() -> None:
+    assert parse_params(Checked, {"value": 12}) == Checked(12)
+    with pytest.raises(ValueError, match="unlucky"):
+        parse_params(Checked, {"value": 13})
 
 
 @pytest.mark.parametrize(

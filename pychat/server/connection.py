@@ -39,8 +39,11 @@ class ServerConnection:
 
     def __init__(self, registry: OpRegistry, max_line: int) -> None:
         self._registry = registry
+        self._specs = registry.specs
         self._lines = LineBuffer(max_line)
         self.state = State.AWAITING_HELLO
+        #: The ops legal in :attr:`state`, with their outcomes (kept in step with it).
+        self._legal = registry.transitions.legal_in(self.state)
 
     def receive_data(self, data: bytes) -> list[Inbound]:
         """Feed received bytes; return the requests (or errors) of every complete line."""
@@ -70,10 +73,10 @@ class ServerConnection:
 
         :raises ProtocolError: ``unknown_op``, ``wrong_state`` or ``bad_field``.
         """
-        spec = self._registry.get(request.op)
+        spec = self._specs.get(request.op)
         if spec is None:
             raise ProtocolError(ErrorCode.UNKNOWN_OP, f"unknown op '{request.op}'")
-        if self._registry.transitions.lookup(self.state, request.op) is None:
+        if request.op not in self._legal:
             legal = ", ".join(s.value for s in self._registry.transitions.states_for(request.op))
             raise ProtocolError(
                 ErrorCode.WRONG_STATE,
@@ -87,11 +90,16 @@ class ServerConnection:
         """Apply the outcome of a finished request; return the new state."""
         if self.state is State.CLOSED:
             return self.state
-        outcome = self._registry.transitions.lookup(self.state, started.request.op)
+        outcome = self._legal.get(started.request.op)
         if outcome is not None:
-            self.state = outcome.on_success if ok else outcome.on_failure
+            self._enter(outcome.on_success if ok else outcome.on_failure)
         return self.state
 
     def force_state(self, state: State) -> None:
         """Move to ``state`` outside an op (a forced logout, or the close of the socket)."""
-        self.state = state
+        self._enter(state)
+
+    def _enter(self, state: State) -> None:
+        if state is not self.state:
+            self.state = state
+            self._legal = self._registry.transitions.legal_in(state)

@@ -116,6 +116,11 @@ class OpRegistry:
         """The op called ``name``, or None."""
         return self._ops.get(name)
 
+    @property
+    def specs(self) -> Mapping[str, OpSpec]:
+        """Every op by name (live: ops registered later appear in it)."""
+        return self._ops
+
     def names(self) -> list[str]:
         """Every op name, sorted, as announced by ``hello``."""
         return sorted(self._ops)

@@ -46,6 +46,8 @@ log = Logger(namespace="pychat.connection")
 Answer = Mapping[str, Any] | Later
 #: What a request came to: the reply fields, or the failure its error reply stands for.
 Answered = Mapping[str, Any] | Failure
+#: What a handler that is no coroutine answers with (a tuple: isinstance takes it as it is).
+_ANSWERS = (Later, Mapping)
 
 
 def describe_address(address: IAddress) -> tuple[str, str]:
@@ -77,6 +79,14 @@ def _no_delay(transport: object) -> None:
     setter = getattr(transport, "setTcpNoDelay", None)
     if setter is not None:
         setter(True)
+
+
+def _too_long(item: Inbound) -> ProtocolError:
+    """The error of an :class:`Oversized` line (the connection closes after it)."""
+    limit = typing.cast(Oversized, item).limit
+    return ProtocolError(
+        ErrorCode.LINE_TOO_LONG, f"line longer than {limit} bytes; closing the connection"
+    )
 
 
 @implementer(IHandshakeListener)
@@ -237,22 +247,18 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
     def _pump_queue(self) -> None:
         while self._queue and not self._busy and not self._closing:
             item = self._queue.popleft()
-            if isinstance(item, Oversized):
-                error = ProtocolError(
-                    ErrorCode.LINE_TOO_LONG,
-                    f"line longer than {item.limit} bytes; closing the connection",
-                )
-                self._close_after_reply = True
-                self._queue.clear()
-                self._fill(self._replies.take(), encode_error(None, error))
-                return
-            if isinstance(item, EnvelopeError):
+            if type(item) is Request:
+                self._run(item)
+            elif isinstance(item, EnvelopeError):
                 log.debug(
                     "bad envelope from {peer}: {code}", peer=self.session.peer, code=item.code
                 )
                 self._fill(self._replies.take(), encode_error(item.request_id, item))
-                continue
-            self._run(item)
+            else:  # Oversized: its error, then the connection closes
+                self._close_after_reply = True
+                self._queue.clear()
+                self._fill(self._replies.take(), encode_error(None, _too_long(item)))
+                return
             if self._close_after_reply:
                 self._queue.clear()
                 self._maybe_close()
@@ -297,7 +303,7 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         except Exception:
             self._refused(Failure(), request, started, slot)
             return
-        if not isinstance(result, Later | Mapping):  # a coroutine: the queue waits for it
+        if not isinstance(result, _ANSWERS):  # a coroutine: the queue waits for it
             self._busy = True
             args = (request, started, slot)
             waiting = defer.ensureDeferred(typing.cast(Coroutine[Any, Any, Any], result))

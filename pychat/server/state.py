@@ -62,6 +62,7 @@ class TransitionTable:
 
     def __init__(self) -> None:
         self._rows: dict[tuple[State, str], Outcome] = {}
+        self._by_state: dict[State, dict[str, Outcome]] = {s: {} for s in State}
 
     def add(self, op: str, rows: Mapping[State, Outcome]) -> None:
         """Declare where ``op`` is legal.  A pair may be declared once."""
@@ -72,10 +73,17 @@ class TransitionTable:
             if key in self._rows:
                 raise ValueError(f"{op!r} is already declared in state {state.value}")
             self._rows[key] = outcome
+            self._by_state[state][op] = outcome
 
     def lookup(self, state: State, op: str) -> Outcome | None:
         """The outcome of ``op`` in ``state``, or None when it is not legal there."""
         return self._rows.get((state, op))
+
+    def legal_in(self, state: State) -> Mapping[str, Outcome]:
+        """Every op legal in ``state`` with its outcome: the row a connection keeps while it
+        is in that state (one dict lookup a request, not a hash of the state each time).
+        The mapping is live: ops added later appear in it."""
+        return self._by_state[state]
 
     def states_for(self, op: str) -> list[State]:
         """The states in which ``op`` is legal, in declaration order."""

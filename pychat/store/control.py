@@ -76,10 +76,14 @@ class ControlLogs:
         """``username``'s marker in ``conv`` moved (in memory): append it at the start of the
         next group commit (paced: the first one after the timer), once however often it
         moves meanwhile."""
-        self._unsaved_reads.setdefault(conv.id, (conv, set()))[1].add(username)
+        unsaved = self._unsaved_reads.get(conv.id)
+        if unsaved is None:
+            self._unsaved_reads[conv.id] = (conv, {username})
+        else:
+            unsaved[1].add(username)
         if self._pace is None:
             self._committer.request()
-        else:
+        elif self._reads_timer is None:
             self._arm_timer()
 
     def _arm_timer(self) -> None:

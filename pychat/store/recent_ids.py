@@ -36,7 +36,7 @@ class RecentIds:
 
     def remember(self, sender: str, client_id: str, seq: int, time: float) -> None:
         """Keep a new message's id in the next slot, dropping the id that slot held."""
-        key = _key(sender, client_id)
+        key = f"{sender}\n{client_id}"  # _key, inline: once for every message
         earlier = self._slots.pop(key, None)
         if earlier is not None:
             self._keys[earlier] = None
@@ -52,7 +52,7 @@ class RecentIds:
 
     def get(self, sender: str, client_id: str) -> tuple[int, float] | None:
         """The (seq, time) of the message this sender sent with this id, if it is recent."""
-        slot = self._slots.get(_key(sender, client_id))
+        slot = self._slots.get(f"{sender}\n{client_id}")  # _key, inline
         return None if slot is None else (self._seqs[slot], self._times[slot])
 
     def forget(self, sender: str, client_id: str, seq: int) -> None:

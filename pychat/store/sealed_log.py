@@ -47,6 +47,7 @@ log = Logger(namespace="pychat.store")
 # The system calls that can fail with a full or failing disk, named so tests can inject faults.
 _os_write = os.write
 _os_ftruncate = os.ftruncate
+_b64encode = binascii.b2a_base64
 
 _READ_CHUNK = 1 << 20
 
@@ -247,12 +248,14 @@ class SealedLog:
             raise StorageFailure(None, self.broken)
         index = len(self._offsets)
         plain = record_bytes(record)
-        sealed = base64.b64encode(self._sealer.seal(plain, self._aad(index)))
+        sealed = _b64encode(self._sealer.seal(plain, self._aad(index)), newline=False)
         line = b'{"s":"' + sealed + b'"}\n'
-        view = memoryview(line)
         try:
-            while view:
-                view = view[_os_write(self._fd, view) :]
+            written = _os_write(self._fd, line)
+            if written < len(line):  # a short write: the rest, until it is all there
+                view = memoryview(line)[written:]
+                while view:
+                    view = view[_os_write(self._fd, view) :]
         except OSError as exc:
             self._truncate(self._end)
             failure = StorageFailure(exc.errno, f"writing {self.path.name}: {exc.strerror}")
@@ -262,7 +265,8 @@ class SealedLog:
             self._journal.note(self._name, index, self._end, sealed)
         self._offsets.append(self._end)
         self._end += len(line)
-        _report_write_success()
+        if _failing:
+            _report_write_success()
         return index
 
     def _truncate(self, end: int) -> bool:

@@ -120,11 +120,9 @@ def parse_request(line: bytes) -> Request:
 
 def encode_ok(request_id: int, result: Mapping[str, Any]) -> bytes:
     """The line of a successful reply: ``{"id": .., "ok": true, ...result}``."""
-    body: dict[str, Any] = {"id": request_id, "ok": True}
-    for key, value in result.items():
-        if key in body:
-            raise ValueError(f"result may not set {key!r}")
-        body[key] = value
+    body: dict[str, Any] = {"id": request_id, "ok": True, **result}
+    if len(body) != len(result) + 2:  # the result held "id" or "ok"
+        raise ValueError("result may not set 'id' or 'ok'")
     return encode_line(body)
 
 

@@ -18,7 +18,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any, TypeVar, Union
+from typing import Any, NamedTuple, TypeVar, Union
 
 from pychat.encoding import b64decode
 from pychat.wire.errors import ErrorCode, ProtocolError
@@ -129,48 +129,96 @@ def parse_params(cls: type[T], fields: Mapping[str, Any]) -> T:
     Lists arrive as tuples so the result is deeply immutable where it matters.
     """
     plan = _plan(typing.cast(type, cls))
-    for name in fields:
-        if name not in plan:
-            raise bad_field(name, "is not a field of this op")
-    values: dict[str, Any] = {}
-    for name, (check, required, tp) in plan.items():
-        if name in fields:
-            values[name] = check(fields[name])
-        elif required:
-            raise bad_field(name, f"is required and must be {_type_name(tp)}")
-    return cls(**values)
+    checks = plan.checks
+    if not checks.keys() >= fields.keys():
+        for name in fields:
+            if name not in checks:
+                raise bad_field(name, "is not a field of this op")
+    values = plan.defaults.copy()
+    for name, value in fields.items():
+        values[name] = checks[name](value)
+    if len(values) < len(checks):
+        for name in plan.required:
+            if name not in values:
+                raise bad_field(name, f"is required and must be {_type_name(plan.types[name])}")
+    return typing.cast(T, plan.build(values))
 
 
 _Checker = Callable[[Any], Any]
 
 
+class _Plan(NamedTuple):
+    """How :func:`parse_params` builds one dataclass, worked out once."""
+
+    #: Each field's checker, by name.
+    checks: dict[str, _Checker]
+    #: The default of every optional field.
+    defaults: dict[str, Any]
+    #: The fields without a default, in declaration order.
+    required: tuple[str, ...]
+    types: dict[str, Any]
+    #: Checked values (every field) in, the instance out.
+    build: Callable[[dict[str, Any]], Any]
+
+
 @cache
-def _plan(cls: type) -> dict[str, tuple[_Checker, bool, Any]]:
-    """Each field of the dataclass ``cls``: (its checker, required, type), worked out once."""
+def _plan(cls: type) -> _Plan:
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
     hints = _hints(cls)
-    return {
-        f.name: (
-            _checker(f.name, hints[f.name], f.metadata),
-            f.default is _MISSING and f.default_factory is _MISSING,
-            hints[f.name],
-        )
-        for f in dataclasses.fields(cls)
-    }
+    fields = dataclasses.fields(cls)
+    if any(f.default_factory is not _MISSING for f in fields):
+        raise TypeError(f"{cls!r}: a parameter field may not have a default factory")
+    return _Plan(
+        checks={f.name: _checker(f.name, hints[f.name], f.metadata) for f in fields},
+        defaults={f.name: f.default for f in fields if f.default is not _MISSING},
+        required=tuple(f.name for f in fields if f.default is _MISSING),
+        types={f.name: hints[f.name] for f in fields},
+        build=_builder(cls),
+    )
+
+
+def _builder(cls: type) -> Callable[[dict[str, Any]], Any]:
+    """Makes an instance of the dataclass ``cls`` from every field's checked value.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``: most
+    of the cost of a request's parameters.  With no ``__post_init__`` and a ``__dict__``, the
+    values (already checked, every field present) become the instance's attributes at once;
+    the instance is the same, equal to the one ``__init__`` would make."""
+    if hasattr(cls, "__post_init__") or "__slots__" in vars(cls):
+        return lambda values: cls(**values)
+    new = object.__new__
+
+    def build(values: dict[str, Any]) -> Any:
+        instance: Any = new(cls)
+        instance.__dict__.update(values)
+        return instance
+
+    return build
 
 
 def _checker(name: str, tp: Any, meta: Mapping[str, Any]) -> _Checker:
     """A function that checks one field's value (what :func:`_check` does, with the type's
     introspection done once): the common types get a direct check."""
-    if tp is str and meta.get("min_len") is None:
-        longest = meta.get("max_len")
+    if tp is str:
+        longest, shortest = meta.get("max_len"), meta.get("min_len")
+        if longest is None and shortest is None:
+
+            def check_any_str(value: Any) -> Any:
+                if type(value) is not str and not isinstance(value, str):
+                    raise bad_field(name, "must be a string")
+                return value
+
+            return check_any_str
+        if longest is None:
+            return lambda value: _check(name, value, tp, meta)
+        least = shortest or 0
 
         def check_str(value: Any) -> Any:
-            if not isinstance(value, str):
+            if type(value) is not str and not isinstance(value, str):
                 raise bad_field(name, "must be a string")
-            if longest is not None and len(value) > longest:
-                raise bad_field(name, f"must be at most {longest} characters")
+            if not least <= len(value) <= longest:
+                _check_len(name, value, meta, "characters")
             return value
 
         return check_str
@@ -178,7 +226,7 @@ def _checker(name: str, tp: Any, meta: Mapping[str, Any]) -> _Checker:
         low, high = meta.get("min"), meta.get("max")
 
         def check_int(value: Any) -> Any:
-            if not isinstance(value, int) or isinstance(value, bool):
+            if type(value) is not int and (not isinstance(value, int) or isinstance(value, bool)):
                 raise bad_field(name, "must be an integer")
             if low is not None and value < low:
                 raise bad_field(name, f"must be at least {low}")
