@@ -92,7 +92,9 @@ class ServerConnection:
             return self.state
         outcome = self._legal.get(started.request.op)
         if outcome is not None:
-            self._enter(outcome.on_success if ok else outcome.on_failure)
+            after = outcome.on_success if ok else outcome.on_failure
+            if after is not self.state:
+                self._enter(after)
         return self.state
 
     def force_state(self, state: State) -> None:

@@ -128,7 +128,7 @@ def parse_params(cls: type[T], fields: Mapping[str, Any]) -> T:
 
     Lists arrive as tuples so the result is deeply immutable where it matters.
     """
-    plan = _plan(typing.cast(type, cls))
+    plan = _PLANS.get(cls) or _plan(cls)
     checks = plan.checks
     if not checks.keys() >= fields.keys():
         for name in fields:
@@ -141,7 +141,8 @@ def parse_params(cls: type[T], fields: Mapping[str, Any]) -> T:
         for name in plan.required:
             if name not in values:
                 raise bad_field(name, f"is required and must be {_type_name(plan.types[name])}")
-    return typing.cast(T, plan.build(values))
+    built: T = plan.build(values)
+    return built
 
 
 _Checker = Callable[[Any], Any]
@@ -161,21 +162,26 @@ class _Plan(NamedTuple):
     build: Callable[[dict[str, Any]], Any]
 
 
-@cache
+#: The plan of every parameter class seen so far.
+_PLANS: dict[type, _Plan] = {}
+
+
 def _plan(cls: type) -> _Plan:
+    """Work out how to check and build ``cls``, once."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
     hints = _hints(cls)
     fields = dataclasses.fields(cls)
     if any(f.default_factory is not _MISSING for f in fields):
         raise TypeError(f"{cls!r}: a parameter field may not have a default factory")
-    return _Plan(
+    plan = _PLANS[cls] = _Plan(
         checks={f.name: _checker(f.name, hints[f.name], f.metadata) for f in fields},
         defaults={f.name: f.default for f in fields if f.default is not _MISSING},
         required=tuple(f.name for f in fields if f.default is _MISSING),
         types={f.name: hints[f.name] for f in fields},
         build=_builder(cls),
     )
+    return plan
 
 
 def _builder(cls: type) -> Callable[[dict[str, Any]], Any]:
