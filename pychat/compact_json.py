@@ -83,3 +83,21 @@ def compact_bytes_encoder(*, allow_nan: bool) -> Callable[[Any], bytes]:
         return text
 
     return encode
+
+
+def finite_bytes_encoder(*, allow_nan: bool) -> Callable[[Any], bytes]:
+    """:func:`compact_bytes_encoder` for objects known to hold no NaN and no infinity (a
+    message record the store made, with a finite time): orjson's text then needs no scan for
+    the ``null`` it writes in their place, a scan of the whole text (a third of a
+    microsecond for a 300-byte message).  Whatever orjson refuses still goes to the general
+    encoder."""
+    general = compact_encoder(allow_nan=allow_nan)
+    dumps = orjson.dumps
+
+    def encode(obj: Any) -> bytes:
+        try:
+            return dumps(obj, _not_json, _ORJSON_OPTIONS)
+        except TypeError:
+            return general(obj).encode()
+
+    return encode

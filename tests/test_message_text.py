@@ -35,8 +35,14 @@ shapes = st.one_of(
     st.dictionaries(st.sampled_from(["seq", "sender", "time", "blob", "expires"]), VALUES),
     st.builds(lambda d: dict(reversed(list(d.items()))), st.builds(plain, *[VALUES] * 6)),
 )
+#: Records as the store makes them: the values of the types named, or any values at all.
+made_plain = st.one_of(
+    st.builds(MessageRecord.plain, st.integers(), ANY_TEXT, st.integers(), ANY_TEXT,
+              ANY_TEXT, NUMBERS),
+    st.builds(MessageRecord.plain, *[VALUES] * 6),
+)  # fmt: skip
 #: Plain dicts, and records that keep their text (as the store makes them).
-records = st.one_of(shapes, shapes.map(MessageRecord))
+records = st.one_of(shapes, shapes.map(MessageRecord), made_plain)
 
 
 def outcome(f: Any, *args: Any) -> Any:
@@ -91,6 +97,21 @@ def test_a_plain_record_takes_the_short_path_and_others_do_not() -> None:
     disappearing = {**record, "blob": "b1", "expires": 1700000100}
     assert message_push_line("c0ffee", disappearing) is None
     assert message_push_line("c0ffee", {**record, "time": float("nan")}) is None
+
+
+def test_only_a_record_of_the_types_named_with_a_finite_time_skips_the_scans() -> None:
+    def finite(*values: Any) -> bool:
+        return MessageRecord.plain(*values).is_plain_and_finite()
+
+    assert finite(7, "alice", 1, "Zm9v", "c-1", 1700000000.25)
+    assert finite(7, "alice", 1, "Zm9v", "c-1", 1700000000)
+    assert not finite(7, "alice", 1, "Zm9v", "c-1", float("nan"))
+    assert not finite(7, "alice", 1, "Zm9v", "c-1", float("inf"))
+    assert not finite(7, "alice", True, "Zm9v", "c-1", 1.5)
+    assert not finite(7, "alice", 1, None, "c-1", 1.5)
+    assert not finite(7.0, "alice", 1, "Zm9v", "c-1", 1.5)
+    record = MessageRecord.plain(7, "alice", 1, "Zm9v", "c-1", float("-inf"))
+    assert message_push_line("c0ffee", record) is None
 
 
 def test_the_general_push_has_the_fields_the_short_path_writes_in_the_same_order() -> None:

@@ -383,9 +383,12 @@ class ConversationStore:
         """:meth:`append_message` without a Deferred: ``then(record, None)`` once durable,
         ``then(record, error)`` if it never will be (perhaps before this returns)."""
         seq = len(conv.messages) + 1
-        fields = {"seq": seq, "sender": sender, "epoch": epoch, "ciphertext": ciphertext,
-                  "client_id": client_id, "time": now}  # fmt: skip
-        record: dict[str, Any] = MessageRecord(fields) if not extra else {**fields, **extra}
+        record: dict[str, Any]
+        if extra:
+            record = {"seq": seq, "sender": sender, "epoch": epoch, "ciphertext": ciphertext,
+                      "client_id": client_id, "time": now, **extra}  # fmt: skip
+        else:
+            record = MessageRecord.plain(seq, sender, epoch, ciphertext, client_id, now)
         conv.messages.append(record)
         conv.recent_ids.remember(sender, client_id, seq, now)
         conv.last_activity = now
