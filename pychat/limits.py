@@ -135,3 +135,9 @@ DEVICE_TOKEN_MAX = 128  # characters of the b64 token a client may send
 #: Seconds between saves of the read markers that move when their user sends a message (a
 #: crash loses at most this much of such moves: those messages show as unread again).
 READ_MARKER_SAVE_INTERVAL = 1.0
+
+#: Messages of a durable batch answered (replied to and pushed) in one reactor turn; the rest
+#: in the turns after, so the first replies leave while the rest are made.  At 50
+#: conversations with 64 messages in flight each, 128 to 1,024 kept the server busy all the
+#: time (64 cost more turns than it saved); told all at once it sat idle a tenth of the time.
+DURABLE_TELLS_PER_TURN = 256

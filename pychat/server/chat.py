@@ -57,6 +57,7 @@ class ChatServer(Service):
         self.clock = clock
         self.store = store
         store.conversations.pace_read_markers(clock, limits.READ_MARKER_SAVE_INTERVAL)
+        store.conversations.pace_telling(clock, limits.DURABLE_TELLS_PER_TURN)
         self.account_service = AccountService(
             store.accounts,
             store.key,

@@ -339,6 +339,10 @@ class ConversationStore:
         """See :meth:`ControlLogs.pace_reads`."""
         self.control.pace_reads(clock, interval)
 
+    def pace_telling(self, clock: IReactorTime, per_turn: int) -> None:
+        """See :meth:`GroupCommitter.pace_telling`."""
+        self.committer.pace_telling(clock, per_turn)
+
     def wait_durable(self, conv: Conversation) -> defer.Deferred[None]:
         """Fires once every message appended to ``conv`` so far is durable."""
         return self.committer.durable(conv.messages)

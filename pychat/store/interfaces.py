@@ -91,6 +91,9 @@ class ConversationRepository(Protocol):
     def pace_read_markers(self, clock: IReactorTime, interval: float) -> None:
         """Save markers moved by :meth:`set_read_nowait` at most every ``interval`` seconds."""
 
+    def pace_telling(self, clock: IReactorTime, per_turn: int) -> None:
+        """Tell at most ``per_turn`` waiters of durable messages a reactor turn."""
+
     def wait_durable(self, conv: Conversation) -> Deferred[None]:
         """Fires once every message appended to ``conv`` so far is durable."""
 
