@@ -14,7 +14,6 @@ from twisted.internet.task import Clock
 
 from pychat import limits
 from pychat.store import journal
-from pychat.store.conversations import Conversation, ConversationStore
 from pychat.store.errors import StorageFailure
 from tests.chat_helpers import envelope
 from tests.test_store_faults import HeldRunner, logged_in, server_on
@@ -27,21 +26,24 @@ def _waiter(heard: Heard, i: int) -> Callable[[BaseException | None], None]:
     return lambda error: heard.append((i, error))
 
 
-def _paced(
-    tmp_path: Path, per_turn: int
-) -> tuple[ConversationStore, HeldRunner, Conversation, Clock]:
+def _eight_waiting(tmp_path: Path) -> tuple[HeldRunner, Clock, Heard, Callable[[int], None]]:
+    """Waiters 0..7 of alice and bob's log, told 3 a turn: 0 rides the first batch, 1..7
+    gather for the second.  ``add(i)`` adds waiter ``i`` (to whichever batch is next)."""
     store, runner, conv = _held(tmp_path)
     clock = Clock()
-    store.committer.pace_telling(clock, per_turn)
-    return store, runner, conv, clock
+    store.committer.pace_telling(clock, 3)
+    heard: Heard = []
+
+    def add(i: int) -> None:
+        store.committer.when_durable(conv.messages, _waiter(heard, i))
+
+    for i in range(8):
+        add(i)
+    return runner, clock, heard, add
 
 
 def test_a_batch_is_told_a_slice_a_turn_in_order(tmp_path: Path) -> None:
-    store, runner, conv, clock = _paced(tmp_path, 3)
-    committer = store.committer
-    heard: Heard = []
-    for i in range(8):  # 0 rides the first batch; 1..7 gather for the second
-        committer.when_durable(conv.messages, _waiter(heard, i))
+    runner, clock, heard, _ = _eight_waiting(tmp_path)
     runner.release_one()
     assert [i for i, _ in heard] == [0]
     runner.release_one()
@@ -58,14 +60,10 @@ def test_a_batch_is_told_a_slice_a_turn_in_order(tmp_path: Path) -> None:
 
 
 def test_a_later_batch_waits_behind_the_rest_of_an_earlier_one(tmp_path: Path) -> None:
-    store, runner, conv, clock = _paced(tmp_path, 3)
-    committer = store.committer
-    heard: Heard = []
-    for i in range(8):
-        committer.when_durable(conv.messages, _waiter(heard, i))
+    runner, clock, heard, add = _eight_waiting(tmp_path)
     runner.release_one()
     runner.release_one()  # 1..3 told, 4..7 wait for a later turn
-    committer.when_durable(conv.messages, _waiter(heard, 8))
+    add(8)
     runner.release_one()  # 8's batch is durable before 4..7 have heard
     clock.advance(0)
     clock.advance(0)
@@ -75,14 +73,10 @@ def test_a_later_batch_waits_behind_the_rest_of_an_earlier_one(tmp_path: Path) -
 def test_a_failed_batch_is_told_after_every_earlier_waiter(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store, runner, conv, _ = _paced(tmp_path, 3)
-    committer = store.committer
-    heard: Heard = []
-    for i in range(8):
-        committer.when_durable(conv.messages, _waiter(heard, i))
+    runner, _, heard, add = _eight_waiting(tmp_path)
     runner.release_one()
     runner.release_one()
-    committer.when_durable(conv.messages, _waiter(heard, 8))
+    add(8)
 
     def failing_sync(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
