@@ -241,6 +241,19 @@ def median_run(figures: list[dict[str, float]]) -> dict[str, float]:
     return sorted(figures, key=lambda f: f["rate"])[len(figures) // 2]
 
 
+def paired(mine: list[dict[str, float]], theirs: list[dict[str, float]]) -> str:
+    """The median of the ratios of rates of runs made side by side (same round), with them.
+
+    Each round times every server in turn within seconds, so a ratio within a round sees one
+    moment of the machine; the machine drifts by a quarter from one round to the next on a
+    shared host, which the ratio of two medians taken from different rounds would carry."""
+    ratios = [m["rate"] / max(t["rate"], 1e-9) for m, t in zip(mine, theirs, strict=True)]
+    text = f"{statistics.median(ratios):.3f}"
+    if len(ratios) > 1:
+        text += " (median of the runs' ratios: " + ", ".join(f"{r:.3f}" for r in ratios) + ")"
+    return text
+
+
 def show(name: str, figures: dict[str, float]) -> None:
     print(
         f"{name:<9} {figures['rate']:9.0f} msg/s  delivered {figures['delivered']:6.0f}  "
@@ -475,13 +488,12 @@ def main(args: argparse.Namespace) -> None:
     show("baseline", baseline)
     show("pyChat", mine)
     if args.versus:
-        theirs = median_run(figures[versus])
-        show(versus, theirs)
+        show(versus, median_run(figures[versus]))
         print(
             f"ratio pyChat P={args.pairs}/P={args.versus} "
-            f"{mine['rate'] / max(theirs['rate'], 1e-9):.3f} (same run, alternating)"
+            + paired(figures["pyChat"], figures[versus])
         )
-    print(f"ratio pyChat/baseline {mine['rate'] / max(baseline['rate'], 1e-9):.3f}")
+    print("ratio pyChat/baseline " + paired(figures["pyChat"], figures["baseline"]))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("bench/bench_inflight.py", ["--pairs", "2", "--each", "4"],
          ["KiB per message in flight", "bound:"]),
         ("-m", ["bench.relay", "--pairs", "1", "--window", "2", "--messages", "5"],
-         ["baseline", "pyChat", "ratio pyChat/baseline"]),
+         ["baseline", "pyChat", "ratio pyChat/baseline", "median of the runs' ratios"]),
         ("-m", ["bench.relay", "--pairs", "3", "--messages", "5", "--runs", "1",
                 "--generators", "2", "--rate", "300", "--versus", "1"],
          ["2 generator process(es)", "delivered     15", "ratio pyChat P=3/P=1",
