@@ -5,9 +5,11 @@ from __future__ import annotations
 import curses
 from types import SimpleNamespace
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pychat.tui import width as width_module
 from pychat.tui.actions import run_action
 from pychat.tui.input_line import InputLine
 from pychat.tui.keys import BINDINGS, Key, KeyDecoder
@@ -129,6 +131,7 @@ def test_widths_of_wide_and_combining_characters() -> None:
     assert text_width("世界") == 4
     assert text_width("🙂") == 2
     assert text_width("e\u0301") == 1
+    assert text_width("a\x1bb\x7f") == 2
     assert clip("世界x", 3) == "世"
 
 
@@ -136,6 +139,24 @@ def test_widths_of_wide_and_combining_characters() -> None:
 def test_wrapped_lines_fit(text: str, width: int) -> None:
     for line in wrap(text, width):
         assert text_width(line) <= max(width, 2)
+
+
+def test_a_very_long_word_is_wrapped_in_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer's 30,000-character word without a space: each character is measured a few
+    times, not once per line it is cut into (which froze every redraw for a second)."""
+    measured = 0
+    real = width_module.char_width
+
+    def counting(ch: str) -> int:
+        nonlocal measured
+        measured += 1
+        return real(ch)
+
+    monkeypatch.setattr(width_module, "char_width", counting)
+    word = "é" * 30_000
+    lines = wrap(word, 80)
+    assert lines == ["é" * 80] * 375
+    assert measured <= 3 * len(word)
 
 
 # -- conversations, scrolling ------------------------------------------------------------------

@@ -27,7 +27,9 @@ def char_width(ch: str) -> int:
 
 def text_width(text: str) -> int:
     """Cells the whole of ``text`` takes."""
-    return sum(char_width(ch) for ch in text)
+    if text.isascii() and text.isprintable():  # the common case: one cell a character
+        return len(text)
+    return sum(map(char_width, text))
 
 
 def clip(text: str, width: int) -> str:
@@ -63,10 +65,14 @@ def wrap(text: str, width: int) -> list[str]:
                 out.append(line.rstrip())
             line, used = "", 0
             word = word.lstrip(" ")
-            while text_width(word) > width:
-                head = clip(word, width) or word[0]
+            # A word longer than a line is cut into line-sized pieces, each measured once
+            # (a hostile peer's 30,000-character word must not cost a redraw seconds).
+            head = clip(word, width)
+            while len(head) < len(word):
+                head = head or word[0]
                 out.append(head)
                 word = word[len(head) :]
+                head = clip(word, width)
             line, used = word, text_width(word)
         out.append(line.rstrip() if line.strip() else line[:0])
     return out
