@@ -15,6 +15,7 @@ from pychat.tui.input_line import InputLine
 from pychat.tui.keys import BINDINGS, Key, KeyDecoder
 from pychat.tui.model import ChatModel, LoginForm, MessageItem, Modal
 from pychat.tui.render import render_login, render_main, visible_message_lines
+from pychat.tui.view import SYNC_BEGIN, SYNC_END, CursesView
 from pychat.tui.width import clip, text_width, wrap
 
 T0 = 1_764_196_800.0  # 2025-11-26, a fixed time for stable day separators
@@ -458,3 +459,26 @@ def test_the_input_view_keeps_as_much_as_fits_before_the_cursor(
         assert x == before  # no scrolling while the start fits
     else:
         assert width - 2 <= x < width  # scrolled only as far as needed (a wide char may not fit)
+
+
+def test_a_frame_is_drawn_as_one_synchronized_update() -> None:
+    """The view brackets everything curses writes for a frame (at refresh) with the
+    synchronized-output markers, so a terminal shows the frame whole or not at all."""
+    events: list[object] = []
+
+    class Screen:
+        def erase(self) -> None:
+            events.append("erase")
+
+        def addstr(self, y: int, x: int, text: str, attr: int) -> None:
+            events.append("addstr")
+
+        def move(self, y: int, x: int) -> None: ...
+
+        def refresh(self) -> None:
+            events.append("refresh")
+
+    view = CursesView(Screen(), colours=False, write=events.append)  # type: ignore[arg-type]
+    view.draw(render_main(_model(), 80, 24, now=T0))
+    assert events[0] == SYNC_BEGIN and events[-2:] == ["refresh", SYNC_END]
+    assert events.count(SYNC_BEGIN) == events.count(SYNC_END) == 1

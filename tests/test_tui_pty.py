@@ -13,7 +13,7 @@ from pychat.testing import RunningServer
 from pychat.wire.ids import conversation_id
 from tests.client_helpers import client_for, collect, signed_up
 from tests.test_trust_lifecycle import new_machine, reregister
-from tests.tui_terminal import Terminal
+from tests.tui_terminal import SYNC_BEGIN, SYNC_END, Terminal
 
 
 def _screenshot(name: str, screen: str) -> None:
@@ -79,7 +79,7 @@ async def test_tui_signup_open_send_and_see_the_reply_live(
         await term.wait_for("conversation with bob open")
         term.type("hello from the tui")
         term.press("enter")
-        await term.wait_for("alice: hello from the tui")
+        await term.wait_for("✓ alice: hello from the tui")  # acknowledged: stored
         (received,) = await bob.read("alice")
         assert received.text == "hello from the tui" and received.status == "verified"
         await bob.send("alice", "bob answers live")
@@ -192,7 +192,7 @@ async def test_tui_edits_a_line_with_emoji_and_cjk(server: RunningServer, tmp_pa
         term.type("!")
         await term.wait_for("bob> ¡héllo 🙂 end!")
         # the cursor sits right after the text, measured in cells (the emoji takes two)
-        y, x = term.screen.cursor.y, term.screen.cursor.x
+        y, x = term.cursor()
         assert y == 29 and x == len("bob> ¡héllo ") + 2 + len(" end!")
         term.type("🇯🇵")  # a flag is two code points: Backspace removes both
         await term.wait_until(lambda t: "🇯" in t.line(29) or "🇵" in t.line(29))
@@ -231,7 +231,7 @@ async def test_tui_shows_a_signed_rotation_as_a_notice_and_keeps_sending(
         assert "KEY CHANGED" not in screen
         term.type("still there?")
         term.press("enter")
-        await term.wait_for("alice: still there?")
+        await term.wait_for("✓ alice: still there?")
         assert [m.text for m in await bob.read("alice")][-1] == "still there?"
     finally:
         await term.quit()
@@ -273,7 +273,7 @@ async def test_tui_unsigned_key_change_warns_then_trust_recovers_both_sides(
         await term.wait_for("not verified: /verify to compare")
         term.type("welcome back")
         term.press("enter")
-        await term.wait_for("alice: welcome back")
+        await term.wait_for("✓ alice: welcome back")
         new_bob = await new_machine(server, tmp_path / "bob-new2", "bob")
         seen = await new_bob.read("alice")
         assert (seen[-1].text, seen[-1].status) == ("welcome back", "verified")
@@ -294,6 +294,8 @@ async def test_tui_restores_the_terminal_on_sigterm(server: RunningServer, tmp_p
     assert code == 0
     assert raw.rfind(b"\x1b[?2004l") > raw.rfind(b"\x1b[?2004h")  # bracketed paste off again
     assert raw.rfind(b"\x1b[?1049l") > raw.rfind(b"\x1b[?1049h")  # back from the alternate screen
+    # every frame is one synchronized update (a terminal never shows half of one)
+    assert raw.count(SYNC_BEGIN) == raw.count(SYNC_END) == term.proto.frames >= 1
 
 
 @pytest_twisted.ensureDeferred

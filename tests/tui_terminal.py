@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import struct
 import sys
 import termios
@@ -36,15 +37,59 @@ KEYS = {
 }
 
 
+SYNC_BEGIN = b"\x1b[?2026h"
+SYNC_END = b"\x1b[?2026l"
+_SYNC = re.compile(rb"(\x1b\[\?2026[hl])")
+
+
+def _held_back(data: bytes) -> int:
+    """How many bytes at the end of ``data`` could be the start of a sync marker."""
+    for size in range(min(len(SYNC_BEGIN) - 1, len(data)), 0, -1):
+        if SYNC_BEGIN.startswith(data[-size:]) or SYNC_END.startswith(data[-size:]):
+            return size
+    return 0
+
+
 class _Pty(protocol.ProcessProtocol):
-    def __init__(self, stream: pyte.ByteStream) -> None:
-        self.stream = stream
+    """Feeds the TUI's output to a pyte screen the way a terminal with synchronized output
+    shows it: inside a frame (between the TUI's sync markers) the screen as it was before the
+    frame is what is read, so a test never reads a half-drawn frame."""
+
+    def __init__(self, screen: pyte.Screen) -> None:
+        self.screen = screen
+        self.stream = pyte.ByteStream(screen)
         self.ended: defer.Deferred[int] = defer.Deferred()
         self.raw = bytearray()
+        self.frames = 0
+        self._held = b""
+        #: The display as it was when the frame being drawn began (None: no frame open).
+        self.shown: list[str] | None = None
+        self.shown_cursor = (0, 0)
 
     def childDataReceived(self, fd: int, data: bytes) -> None:
         self.raw += data
-        self.stream.feed(data)
+        data = self._held + data
+        keep = _held_back(data)
+        data, self._held = data[: len(data) - keep], data[len(data) - keep :]
+        for part in _SYNC.split(data):
+            if part == SYNC_BEGIN:
+                self.shown = list(self.screen.display)
+                self.shown_cursor = (self.screen.cursor.y, self.screen.cursor.x)
+            elif part == SYNC_END:
+                self.shown = None
+                self.frames += 1
+            elif part:
+                self.stream.feed(part)
+
+    def display(self) -> list[str]:
+        """The rows a person would see now."""
+        return self.shown if self.shown is not None else self.screen.display
+
+    def cursor(self) -> tuple[int, int]:
+        """Where a person would see the cursor now: (row, column)."""
+        if self.shown is not None:
+            return self.shown_cursor
+        return self.screen.cursor.y, self.screen.cursor.x
 
     def processEnded(self, reason: object) -> None:
         self.ended.callback(getattr(reason.value, "exitCode", None))  # type: ignore[attr-defined]
@@ -59,7 +104,7 @@ class Terminal:
 
     def __init__(self, home: Path, server: str, user: str, cols: int = 100, rows: int = 30) -> None:
         self.screen = pyte.Screen(cols, rows)
-        self.proto = _Pty(pyte.ByteStream(self.screen))
+        self.proto = _Pty(self.screen)
         master, slave = os.openpty()
         _set_size(slave, cols, rows)
         self.master = master
@@ -93,10 +138,13 @@ class Terminal:
         )
 
     def text(self) -> str:
-        return "\n".join(self.screen.display)
+        return "\n".join(self.proto.display())
 
     def line(self, y: int) -> str:
-        return self.screen.display[y]
+        return self.proto.display()[y]
+
+    def cursor(self) -> tuple[int, int]:
+        return self.proto.cursor()
 
     def type(self, text: str) -> None:
         self.transport.write(text.encode())

@@ -56,7 +56,7 @@ from pychat.tui.render import (
     visible_message_lines,
 )
 from pychat.tui.search import search_key
-from pychat.tui.view import CursesView, colours_wanted
+from pychat.tui.view import CursesView, colours_wanted, to_terminal
 
 log = Logger(namespace="pychat.tui")
 
@@ -94,7 +94,7 @@ class TuiApp:
         self.config = config
         self.reactor = reactor
         self.screen: Any = screen
-        self.view = CursesView(screen, colours_wanted(config.colours))
+        self.view = CursesView(screen, colours_wanted(config.colours), write=to_terminal)
         self.home: Path = args.home or default_home()
         #: Where the input line's history is kept (set at login).
         self.history_file: Path | None = None
@@ -425,13 +425,13 @@ def run_tui(args: argparse.Namespace) -> int:
         curses.raw()
         screen.keypad(True)
         screen.nodelay(True)
-        os.write(sys.stdout.fileno(), b"\x1b[?2004h")  # bracketed paste on
+        to_terminal(b"\x1b[?2004h")  # bracketed paste on
         app = TuiApp(args, config, screen, reactor)
         reactor.callWhenRunning(app.start)
         reactor.run()
     finally:
         try:
-            os.write(sys.stdout.fileno(), b"\x1b[?2004l")
+            to_terminal(b"\x1b[?2004l")
             screen.keypad(False)
             curses.noraw()
             curses.echo()

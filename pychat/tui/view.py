@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import curses
 import os
+import sys
+from collections.abc import Callable
 
 from pychat.safe_text import visible
 from pychat.tui.render import Frame
@@ -44,17 +46,36 @@ _PLAIN = {
 }
 
 
+#: Synchronized output (DEC private mode 2026): a terminal that knows it shows everything
+#: between the two as one update, so a frame never appears half drawn (over a slow SSH link
+#: neither); terminals that do not know the mode ignore both sequences.
+SYNC_BEGIN = b"\x1b[?2026h"
+SYNC_END = b"\x1b[?2026l"
+
+
+def to_terminal(data: bytes) -> None:
+    """Write ``data`` to the terminal as it is, around curses (which has flushed its own)."""
+    os.write(sys.stdout.fileno(), data)
+
+
 def colours_wanted(configured: bool) -> bool:
     """Colours when configured, the terminal has them, and NO_COLOR is not set."""
     return configured and not os.environ.get("NO_COLOR") and curses.has_colors()
 
 
 class CursesView:
-    """Copies frames to a curses window."""
+    """Copies frames to a curses window; with ``write`` (raw bytes to the terminal), each
+    frame is one synchronized update."""
 
-    def __init__(self, screen: curses.window, colours: bool) -> None:
+    def __init__(
+        self,
+        screen: curses.window,
+        colours: bool,
+        write: Callable[[bytes], object] | None = None,
+    ) -> None:
         self.screen = screen
         self.colours = colours
+        self._write = write
         self._attrs: dict[str, int] = {}
         if colours:
             curses.start_color()
@@ -79,6 +100,8 @@ class CursesView:
 
     def draw(self, frame: Frame) -> None:
         """Show ``frame``."""
+        if self._write is not None:
+            self._write(SYNC_BEGIN)
         self.screen.erase()
         for y, row in enumerate(frame.rows[: frame.height]):
             x = 0
@@ -105,4 +128,6 @@ class CursesView:
                 curses.curs_set(0)
             except curses.error:
                 pass
-        self.screen.refresh()
+        self.screen.refresh()  # curses writes (and flushes) the whole update here
+        if self._write is not None:
+            self._write(SYNC_END)
