@@ -8,8 +8,8 @@ import datetime
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
 from twisted.internet import defer
 
 from pychat.client.cli_errors import EXIT_CONNECT, EXIT_OK, EXIT_USAGE, CliError
@@ -20,9 +20,14 @@ from pychat.client.report import report_lines
 from pychat.client.session import ChatClient
 from pychat.safe_text import json_line, visible, visible_lines
 
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
 
 def _bar(total: int | None, label: str) -> tqdm:
     """A progress bar on standard error (none when it is not a terminal)."""
+    from tqdm import tqdm  # only file commands draw bars: every other command starts faster
+
     return tqdm(
         total=total,
         desc=label,

@@ -8,8 +8,6 @@ unless told to allow a weak password (``--allow-weak-password``, for tests and s
 
 from __future__ import annotations
 
-from zxcvbn import zxcvbn
-
 #: zxcvbn's score 2 is "somewhat guessable: protection from unthrottled online attacks"
 #: (about 10^8 guesses); with Argon2id's cost per guess that is months of one core's work.
 MIN_SCORE = 2
@@ -27,6 +25,8 @@ def check_password(password: str, *, username: str = "") -> None:
 
     :raises WeakPassword: with zxcvbn's warning and suggestions.
     """
+    from zxcvbn import zxcvbn  # its word lists take 40 ms to load: not at every start
+
     inputs = [username] if username else []
     result = zxcvbn(password[:_ESTIMATE_CHARS], user_inputs=inputs)
     if result["score"] >= MIN_SCORE:
