@@ -19,10 +19,12 @@ the ratio pyChat / baseline, the headline.  Traffic stays on 127.0.0.1; every lo
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -263,6 +265,14 @@ def show(name: str, figures: dict[str, float]) -> None:
     )
 
 
+def scratch_dir(prefix: str) -> Path:
+    """A fresh temporary directory, removed when this process exits (a P=200 run leaves a
+    gigabyte of conversation logs behind otherwise)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    return work
+
+
 def start_baseline(work: Path) -> tuple[subprocess.Popen[bytes], int]:
     """The bare relay on core 0, with a fresh self-signed certificate; returns it and its port."""
     cert, key = make_self_signed()
@@ -444,7 +454,7 @@ class Generators:
 
 def main(args: argparse.Namespace) -> None:
     pin(1)
-    work = Path(tempfile.mkdtemp(prefix="pychat-relay-"))
+    work = scratch_dir("pychat-relay-")
     offered = f", offered {args.rate:.0f} msg/s" if args.rate else ""
     header = (
         f"# {os.cpu_count()} cores; pairs {args.pairs}, window {args.window}, "
@@ -484,6 +494,12 @@ def main(args: argparse.Namespace) -> None:
     for name, runs_of in figures.items():
         if args.runs > 1:
             print(f"{name:<9} msg/s of each run: " + ", ".join(f"{f['rate']:.0f}" for f in runs_of))
+            # A slow run with the server's CPU per message unchanged and its core less busy
+            # was waiting (the disk, the machine), not working harder.
+            print(
+                f"{name:<9} server µs/msg, CPU % of each run: "
+                + ", ".join(f"{f['server_us']:.0f}/{f['server_cpu']:.0f}" for f in runs_of)
+            )
     baseline, mine = median_run(figures["baseline"]), median_run(figures["pyChat"])
     show("baseline", baseline)
     show("pyChat", mine)

@@ -26,7 +26,6 @@ import os
 import resource
 import secrets
 import subprocess
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -43,6 +42,7 @@ from bench.relay import (
     own_cpu,
     pin,
     pychat_user,
+    scratch_dir,
     server_cpu,
     start_baseline,
     start_pychat,
@@ -168,7 +168,7 @@ def show(name: str, figures: dict[str, float], unit: str) -> None:
 
 
 async def login(loop_count: int, seconds: float, runs: int) -> None:
-    work = Path(tempfile.mkdtemp(prefix="pychat-sessions-"))
+    work = scratch_dir("pychat-sessions-")
     print(
         f"# {os.cpu_count()} cores; login: {loop_count} parallel loops for {seconds} s, "
         f"{runs} run(s) of each, alternating"
@@ -237,7 +237,7 @@ def open_files_for(count: int) -> None:
 
 async def idle(sessions: int) -> None:
     open_files_for(sessions)
-    work = Path(tempfile.mkdtemp(prefix="pychat-sessions-"))
+    work = scratch_dir("pychat-sessions-")
     users = max(1, sessions // 50)
     print(f"# {os.cpu_count()} cores; idle: {sessions} logged-in sessions of {users} users")
     base, base_port = start_baseline(work)

@@ -3,7 +3,9 @@ error, in every connection state (property test over the real op table)."""
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ json_values = st.recursive(
 
 def _server_with_alice_and_bob() -> tuple[Any, Any]:
     tmp = Path(tempfile.mkdtemp())
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     server = make_server(tmp, MemoryReactorClock(), signups_per_hour=0)
     for name in ("alice", "bob"):
         setup = connect(server, port=1)
