@@ -482,3 +482,13 @@ def test_a_frame_is_drawn_as_one_synchronized_update() -> None:
     view.draw(render_main(_model(), 80, 24, now=T0))
     assert events[0] == SYNC_BEGIN and events[-2:] == ["refresh", SYNC_END]
     assert events.count(SYNC_BEGIN) == events.count(SYNC_END) == 1
+
+    class Failing(Screen):
+        def refresh(self) -> None:
+            raise curses.error("the terminal went away")
+
+    events.clear()
+    failing = CursesView(Failing(), colours=False, write=events.append)  # type: ignore[arg-type]
+    with pytest.raises(curses.error):
+        failing.draw(render_main(_model(), 80, 24, now=T0))
+    assert events[0] == SYNC_BEGIN and events[-1] == SYNC_END  # the terminal is not left held

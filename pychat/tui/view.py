@@ -100,8 +100,16 @@ class CursesView:
 
     def draw(self, frame: Frame) -> None:
         """Show ``frame``."""
-        if self._write is not None:
-            self._write(SYNC_BEGIN)
+        if self._write is None:
+            self._draw(frame)
+            return
+        self._write(SYNC_BEGIN)
+        try:
+            self._draw(frame)
+        finally:  # never leave the terminal holding back its screen
+            self._write(SYNC_END)
+
+    def _draw(self, frame: Frame) -> None:
         self.screen.erase()
         for y, row in enumerate(frame.rows[: frame.height]):
             x = 0
@@ -129,5 +137,3 @@ class CursesView:
             except curses.error:
                 pass
         self.screen.refresh()  # curses writes (and flushes) the whole update here
-        if self._write is not None:
-            self._write(SYNC_END)
