@@ -4,7 +4,8 @@ notification (OSC 9 and OSC 777, passed through tmux when inside it)."""
 from __future__ import annotations
 
 import os
-import sys
+
+from pychat.tui.view import to_terminal
 
 
 def notify(peer: str) -> None:
@@ -21,6 +22,6 @@ def notify(peer: str) -> None:
         sequences = [f"\x1bPtmux;{seq.replace(chr(27), chr(27) * 2)}\x1b\\" for seq in sequences]
     osc = "".join(sequences)
     try:
-        os.write(sys.stdout.fileno(), b"\a" + osc.encode())
+        to_terminal(b"\a" + osc.encode())
     except OSError:
         pass
