@@ -43,6 +43,7 @@ from twisted.internet.ssl import CertificateOptions
 from twisted.protocols.basic import LineReceiver
 
 from pychat.client import auth
+from pychat.client.keepalive import Keepalive, keepalive_interval
 from pychat.client.protocol import ClientProtocol
 from pychat.crypto.identity import IdentityKeyPair
 from pychat.crypto.kdf import minimum_params
@@ -166,9 +167,13 @@ async def pychat_user(port: int, name: str, index: int) -> ClientProtocol:
     proto = await connectProtocol(
         SSL4ClientEndpoint(reactor, "127.0.0.1", port, options), ClientProtocol()
     )
-    params = auth.srp_params_from_hello(await proto.request("hello", version=1))
+    hello = await proto.request("hello", version=1)
+    params = auth.srp_params_from_hello(hello)
     await auth.signup(proto, params, name, "pw", identity(index), kdf=minimum_params())
     await auth.login(proto, params, name, "pw")
+    # As a real client does: a receiver only listens, and the server closes a connection
+    # silent for its idle timeout (5 minutes), which a long run outlasts.
+    Keepalive(reactor, lambda: proto.request("ping")).start(keepalive_interval(hello))
     return proto
 
 
@@ -398,6 +403,8 @@ class Generators:
         """Workers for ``pairs`` pairs (``--pairs`` unless given) on pyChat at ``port`` and
         the bare relay at ``base_port`` (0: none)."""
         pairs = args.pairs if pairs is None else pairs
+        #: Messages one run sends in all.
+        self.expected = pairs * args.messages
         count = max(1, min(args.generators, pairs))
         cores = generator_cores()
         #: The cores the workers are pinned to.
@@ -437,6 +444,11 @@ class Generators:
         wall = max(r["ended"] for r in results) - min(r["began"] for r in results)
         lat = sorted(x for r in results for x in r["latencies"]) or [0.0]
         delivered = sum(len(r["latencies"]) for r in results)
+        if delivered < self.expected:  # a run that lost pushes is not a figure to trust
+            print(
+                f"warning: {which} run {number} delivered {delivered} of {self.expected}",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
         return {
             "delivered": delivered,
             "rate": delivered / wall,
