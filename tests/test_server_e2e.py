@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task
+from twisted.internet.error import ConnectionDone
 
 from pychat.client.protocol import ClientProtocol, RemoteError
 from pychat.testing import RunningServer
@@ -93,6 +94,13 @@ async def test_op_before_hello_gets_wrong_state(server: RunningServer) -> None:
     assert info.value.code == "wrong_state"
 
 
+def _assert_closed_cleanly(proto: ClientProtocol) -> None:
+    """The server's close was a TLS closing handshake, not an abort when its grace ran out
+    (which the client sees as a connection lost in a non-clean fashion)."""
+    assert proto.close_reason is not None
+    assert proto.close_reason.check(ConnectionDone), proto.close_reason
+
+
 @pytest_twisted.ensureDeferred
 async def test_oversized_line_gets_error_and_close_bystander_unaffected(
     server: RunningServer,
@@ -104,6 +112,7 @@ async def test_oversized_line_gets_error_and_close_bystander_unaffected(
     reply = await waiting
     assert reply["error"]["code"] == "line_too_long"
     await proto.closed_d
+    _assert_closed_cleanly(proto)
     assert (await bystander.request("ping"))["time"] > 0
 
 
@@ -120,6 +129,7 @@ async def test_idle_connection_is_closed_with_a_notice(tmp_path: Any) -> None:
         assert events == [
             {"event": "closing", "reason": "idle_timeout", "message": "connection idle too long"}
         ]
+        _assert_closed_cleanly(proto)
     finally:
         await running.stop()
 
@@ -135,6 +145,7 @@ async def test_stopping_the_service_closes_clients_cleanly(tmp_path: Any) -> Non
     await defer.maybeDeferred(running.service.stopService)
     await proto.closed_d
     assert events and events[-1]["reason"] == "shutdown"
+    _assert_closed_cleanly(proto)
     # the port is closed too: a new connection is refused
     with pytest.raises(Exception):  # noqa: B017 - ConnectionRefusedError, wrapped by endpoints
         await running.connect()

@@ -379,6 +379,9 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         self.setTimeout(None)
         self.core.force_state(State.CLOSED)
         self._abort_call = self.server.clock.callLater(grace, self._abort)
+        # The TLS layer does not begin its closing handshake while a producer is registered:
+        # without this every close waited out ``grace`` and ended in an abort.
+        self._stream.unregisterProducer()
         self._stream.loseConnection()
 
     def _abort(self) -> None:
