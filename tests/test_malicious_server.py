@@ -38,11 +38,10 @@ async def test_swapped_public_key_blocks_sending_and_fails_receipt(
         "time": 0,
     }
     await accounts.update(
-        account.with_changes(
-            public_keys=fake.public().to_json(),
-            key_version=2,
-            key_history=[*account.key_history, entry],
-        )
+        account.username,
+        public_keys=fake.public().to_json(),
+        key_version=2,
+        key_history=[*account.key_history, entry],
     )
     with pytest.raises(PeerKeyChanged) as info:
         await alice.send("bob", "to the impostor?")

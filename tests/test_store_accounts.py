@@ -6,9 +6,11 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
+from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 
 from pychat.server.config import ServerConfig
@@ -79,7 +81,7 @@ async def test_update_rewrites_only_that_account(tmp_path: Path) -> None:
     files = {p: p.stat().st_mtime_ns for p in (tmp_path / "accounts").iterdir()}
     alice = store.accounts.get("alice")
     assert alice is not None
-    await store.accounts.update(alice.with_changes(key_version=2))
+    await store.accounts.update("alice", key_version=2)
     changed = [p for p, m in files.items() if p.stat().st_mtime_ns != m]
     assert len(changed) == 1
     assert _open(tmp_path).accounts.get("alice").key_version == 2  # type: ignore[union-attr]
@@ -140,3 +142,40 @@ def test_store_key_can_live_apart_from_the_data(tmp_path: Path) -> None:
     key = tmp_path / "secrets" / "pychat.key"
     ServerStore.open(tmp_path / "data", key, inline_runner)
     assert key.exists() and not (tmp_path / "data" / "store.key").exists()
+
+
+class _HeldRunner:
+    """Runs each blocking call only when the test says, in any order (as a thread pool may
+    finish two writes)."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[Any, tuple[Any, ...], defer.Deferred[Any]]] = []
+
+    def __call__(self, f: Any, *args: Any) -> defer.Deferred[Any]:
+        done: defer.Deferred[Any] = defer.Deferred()
+        self.held.append((f, args, done))
+        return done
+
+    def finish_newest(self) -> None:
+        f, args, done = self.held.pop()
+        done.callback(f(*args))
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_changes_made_at_once_to_one_account_both_hold(tmp_path: Path) -> None:
+    # A login's timestamp and the operator's disable, asked for together: whichever write
+    # finishes last must not undo the other (the account came back enabled).
+    store = _open(tmp_path)
+    await store.accounts.create(_account("alice"))
+    runner = _HeldRunner()
+    store.accounts._run = runner  # a slow disk whose writes finish out of order
+    login = defer.ensureDeferred(store.accounts.update("alice", last_login=5.0))
+    disable = defer.ensureDeferred(store.accounts.update("alice", disabled=True))
+    while runner.held:
+        runner.finish_newest()
+    await login
+    assert (await disable).disabled
+    for accounts in (store.accounts, _open(tmp_path).accounts):
+        alice = accounts.get("alice")
+        assert alice is not None
+        assert alice.disabled and alice.last_login == 5.0

@@ -38,12 +38,11 @@ async def reregister(
         "time": 0.0,
     }
     await accounts.update(
-        account.with_changes(
-            public_keys=new.public().to_json(),
-            key_version=account.key_version + 1,
-            key_history=[*account.key_history, entry],
-            key_backup=make_key_backup([new], name, password, minimum_params()),
-        )
+        account.username,
+        public_keys=new.public().to_json(),
+        key_version=account.key_version + 1,
+        key_history=[*account.key_history, entry],
+        key_backup=make_key_backup([new], name, password, minimum_params()),
     )
     event = {"user": name, "key_version": entry["key_version"], "fingerprint": entry["fingerprint"]}
     for peer in ("alice", "bob"):

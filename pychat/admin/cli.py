@@ -237,7 +237,7 @@ def set_disabled(data_dir: Path, key: Path, user: str, disabled: bool) -> None:
         user,
         "disable" if disabled else "enable",
         lambda store, account: run_inline(
-            store.accounts.update(account.with_changes(disabled=disabled))
+            store.accounts.update(account.username, disabled=disabled)
         ),
     )
     print(f"{visible(name)} is {'disabled' if disabled else 'enabled'}")

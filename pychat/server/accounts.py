@@ -375,16 +375,17 @@ class AccountService:
         salt, verifier, kdf_params = self._srp_credentials(salt, verifier, kdf)
         if key_backup is not None:
             b64_bytes("key_backup", key_backup, min_len=1)
-        updated = account.with_changes(
-            salt=salt,
-            verifier=verifier,
-            kdf=kdf_params.to_json(),
-            key_backup=key_backup,
-            updated=self.clock.seconds(),
-        )
+        changes = {
+            "salt": salt,
+            "verifier": verifier,
+            "kdf": kdf_params.to_json(),
+            "key_backup": key_backup,
+            "updated": self.clock.seconds(),
+        }
+        updated = account.with_changes(**changes)
         self.powers.add(_verifier(updated))
         try:
-            await self.accounts.update(updated)
+            await self.accounts.update(account.username, **changes)
         except BaseException:
             self.powers.discard(_verifier(updated))
             raise

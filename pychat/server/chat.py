@@ -173,9 +173,7 @@ class ChatServer(Service):
         now = self.clock.seconds()
         if account is None or (account.last_login or 0) > now - LAST_LOGIN_EVERY:
             return
-        saved = defer.ensureDeferred(
-            self.store.accounts.update(account.with_changes(last_login=now))
-        )
+        saved = defer.ensureDeferred(self.store.accounts.update(username, last_login=now))
         saved.addErrback(lambda f: log.warn("last login not saved: {e}", e=f.value))
 
     async def set_disabled(self, username: str, disabled: bool) -> bool:
@@ -187,7 +185,7 @@ class ChatServer(Service):
         if account is None:
             return False
         if account.disabled != disabled:
-            await self.store.accounts.update(account.with_changes(disabled=disabled))
+            await self.store.accounts.update(username, disabled=disabled)
         log.info(
             "account {user} {what} by the operator",
             user=self.account_service.log_name(username),

@@ -14,12 +14,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from twisted.internet.defer import DeferredLock
 
 from pychat.durable import ensure_private_dir, fsync_dir, write_atomic
 from pychat.store.atrest import AtRestKey, SealedDirectory
@@ -80,6 +82,7 @@ class AccountStore:
         self._run = place.run_blocking
         self._accounts: dict[str, Account] = {}
         self._reserved: set[str] = set()
+        self._locks: dict[str, DeferredLock] = {}
 
     @classmethod
     def open(cls, directory: Path, key: AtRestKey, run_blocking: BlockingRunner) -> AccountStore:
@@ -167,20 +170,47 @@ class AccountStore:
             self._reserved.discard(name)
 
     async def delete(self, username: str) -> None:
-        """Remove an account durably (its file, then the directory entry is synced)."""
-        if username not in self._accounts:
-            raise KeyError(username)
-        path = self._path(username)
-        await self._run(_unlink_durably, path)
-        del self._accounts[username]
+        """Remove an account durably (its file, then the directory entry is synced), after
+        any change to it already under way."""
+        async with self._turn(username):
+            if username not in self._accounts:
+                raise KeyError(username)
+            path = self._path(username)
+            await self._run(_unlink_durably, path)
+            del self._accounts[username]
 
-    async def update(self, account: Account) -> None:
-        """Replace an existing account durably (the memory copy changes once it is on disk)."""
-        if account.username not in self._accounts:
-            raise KeyError(account.username)
-        path = self._path(account.username)
-        await self._run(write_atomic, path, self._encode(account, path), 0o600)
-        self._accounts[account.username] = account
+    async def update(self, username: str, **changes: Any) -> Account:
+        """Change fields of an existing account durably; return the account as changed (the
+        memory copy changes once it is on disk).
+
+        Changes to one account take turns, each applied to the account as the one before it
+        left it: two made at once (an operator's ``disabled`` and a login's ``last_login``, a
+        new password and a key backup) both hold, where writing whole copies let the one that
+        finished last silently undo the other.
+
+        :raises KeyError: there is no such account (or it was deleted meanwhile).
+        """
+        async with self._turn(username):
+            current = self._accounts.get(username)
+            if current is None:
+                raise KeyError(username)
+            account = current.with_changes(**changes)
+            path = self._path(username)
+            await self._run(write_atomic, path, self._encode(account, path), 0o600)
+            self._accounts[username] = account
+            return account
+
+    @asynccontextmanager
+    async def _turn(self, username: str) -> AsyncIterator[None]:
+        """One change to ``username``'s file at a time, in the order they were asked for."""
+        lock = self._locks.setdefault(username, DeferredLock())
+        await lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+            if not lock.locked and not lock.waiting:
+                self._locks.pop(username, None)
 
 
 def _unlink_durably(path: Path) -> None:

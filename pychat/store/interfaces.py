@@ -27,8 +27,9 @@ class AccountRepository(Protocol):
     async def create(self, account: Account) -> None:
         """Store a new account durably; raise UsernameTaken if it exists."""
 
-    async def update(self, account: Account) -> None:
-        """Replace an existing account durably."""
+    async def update(self, username: str, **changes: Any) -> Account:
+        """Change fields of an existing account durably, after any change to it already
+        under way; return it as changed.  Raise KeyError if there is none."""
 
     async def delete(self, username: str) -> None:
         """Remove an account durably; raise KeyError if there is none."""

@@ -178,7 +178,7 @@ async def set_key_backup(
     account = _own_account(deps, ctx)
     b64_bytes("key_backup", params.key_backup, min_len=1)
     await deps.accounts.update(
-        account.with_changes(key_backup=params.key_backup, updated=deps.clock.seconds())
+        account.username, key_backup=params.key_backup, updated=deps.clock.seconds()
     )
     return {}
 

@@ -120,13 +120,13 @@ async def rotate_keys(
         "signature": params.signature,
         "time": deps.clock.seconds(),
     }
-    updated = account.with_changes(
+    updated = await deps.accounts.update(
+        username,
         public_keys=new.to_json(),
         key_version=version,
         key_history=[*account.key_history, entry],
         updated=deps.clock.seconds(),
     )
-    await deps.accounts.update(updated)
     deps.account_service.indexes.remember_keys(username, new)
     log.info(
         "{user} rotated keys to version {v}",
@@ -149,7 +149,7 @@ async def set_presence(
     if account.share_presence != params.share:
         if not params.share:
             deps.presence.announce(username, False)  # last word before going quiet
-        await deps.accounts.update(account.with_changes(share_presence=params.share))
+        await deps.accounts.update(username, share_presence=params.share)
         if params.share:
             deps.presence.announce(username, True)
     return {"share": params.share}
