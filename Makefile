@@ -11,16 +11,19 @@ RUN_ARGS ?= --data-dir ./pychat-data --listen ssl:8765:interface=127.0.0.1
 
 .PHONY: run test lint typecheck unit soak bench clean install-systemd
 
+# The venv's own pip is recent enough; setuptools and wheel build pyChat (no build isolation:
+# no second download of them per install).  --no-compile: Python writes the bytecode of what
+# is imported on first use, rather than pip compiling all of Twisted, mypy and the rest.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(INSTALL) --upgrade pip setuptools wheel
+	$(INSTALL) --upgrade setuptools wheel
 
 $(VENV)/.installed-run: $(SOURCES) | $(BIN)/python
-	$(INSTALL) --no-build-isolation .
+	$(INSTALL) --no-compile --no-build-isolation .
 	touch $@
 
 $(VENV)/.installed-test: $(SOURCES) | $(BIN)/python
-	$(INSTALL) --no-build-isolation '.[test]'
+	$(INSTALL) --no-compile --no-build-isolation '.[test]'
 	touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run

@@ -6,54 +6,32 @@ import functools
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_twisted
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import settings
 
 from pychat.crypto import identity as identity_module
 from pychat.testing import MemoryServer, RunningServer, start_server
+from tests import key_pool
+from tests.key_pool import pooled
 
 # No deadline for any property test: a deadline is a wall-clock assertion, which fails a
 # test on a loaded machine (a shared 2-core one runs the suite on both cores).
 settings.register_profile("pychat", deadline=None)
 settings.load_profile("pychat")
 
-KEYS = Path(__file__).parent / "keys"
-
-
-_CLIENT_KEYS = sorted(KEYS.glob("client-rsa-*.pem"))
-
-
-@functools.cache
-def _client_rsa_key(index: int) -> Any:
-    """Pool key ``index`` (test material of this repository, so its RSA consistency check,
-    0.15 s a key, is skipped)."""
-    return serialization.load_pem_private_key(
-        _CLIENT_KEYS[index].read_bytes(), None, unsafe_skip_rsa_key_validation=True
-    )
-
 
 @pytest.fixture(autouse=True)
 def pooled_client_rsa_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     """Identity keys made by clients in this process (signup, rotation) take their RSA half
     from ``tests/keys/client-rsa-*.pem`` (test material, made once) in order, a fresh order
-    per test, instead of generating 3072-bit keys for seconds each; past the pool they are
-    generated.  Processes the tests start (the TUI, twistd) generate their own."""
-    taken = iter(range(len(_CLIENT_KEYS)))
-    generate = rsa.generate_private_key
-
-    def pooled(public_exponent: int, key_size: int, backend: Any = None) -> Any:
-        index = next(taken, None)
-        key = _client_rsa_key(index) if index is not None else None
-        if key is None or key.key_size != key_size:
-            return generate(public_exponent=public_exponent, key_size=key_size)
-        return key
-
-    monkeypatch.setattr(identity_module.rsa, "generate_private_key", pooled)
+    per test, instead of generating 3072-bit keys for seconds each; past their share of the
+    pool they are generated.  The TUI processes of the pty tests take theirs from the same
+    pool (tests/tui_main.py); twistd makes no RSA keys."""
+    generate = pooled(iter(key_pool.IN_PROCESS), rsa.generate_private_key)
+    monkeypatch.setattr(identity_module.rsa, "generate_private_key", generate)
 
 
 @pytest.fixture(scope="session", autouse=True)

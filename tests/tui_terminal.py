@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import re
 import struct
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pyte
 from twisted.internet import defer, protocol, reactor, task
+
+from tests.key_pool import TUI_SLOTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +38,11 @@ KEYS = {
     **{f"ctrl-{c}": chr(ord(c) - 96) for c in "acdeluwnr"},
     **{f"alt-{d}": f"\x1b{d}" for d in "123456789a"},
 }
+
+
+#: Each TUI process takes its identity keys from the next slot of the test key pool: the
+#: terminals of one test sign up with keys that differ.
+_KEY_SLOTS = itertools.cycle(TUI_SLOTS)
 
 
 SYNC_BEGIN = b"\x1b[?2026h"
@@ -65,6 +73,9 @@ class _Pty(protocol.ProcessProtocol):
         #: The display as it was when the frame being drawn began (None: no frame open).
         self.shown: list[str] | None = None
         self.shown_cursor = (0, 0)
+        #: ``screen.display`` as of the last byte fed (None: fed since).  pyte renders every
+        #: cell on each ``display``; the tests poll it 50 times a second per terminal.
+        self._rows: list[str] | None = None
 
     def childDataReceived(self, fd: int, data: bytes) -> None:
         self.raw += data
@@ -73,17 +84,27 @@ class _Pty(protocol.ProcessProtocol):
         data, self._held = data[: len(data) - keep], data[len(data) - keep :]
         for part in _SYNC.split(data):
             if part == SYNC_BEGIN:
-                self.shown = list(self.screen.display)
+                self.shown = self._screen_rows()
                 self.shown_cursor = (self.screen.cursor.y, self.screen.cursor.x)
             elif part == SYNC_END:
                 self.shown = None
                 self.frames += 1
             elif part:
                 self.stream.feed(part)
+                self._rows = None
+
+    def forget_rows(self) -> None:
+        """The screen changed other than by bytes fed (a resize)."""
+        self._rows = None
+
+    def _screen_rows(self) -> list[str]:
+        if self._rows is None:
+            self._rows = self.screen.display
+        return self._rows
 
     def display(self) -> list[str]:
         """The rows a person would see now."""
-        return self.shown if self.shown is not None else self.screen.display
+        return self.shown if self.shown is not None else self._screen_rows()
 
     def cursor(self) -> tuple[int, int]:
         """Where a person would see the cursor now: (row, column)."""
@@ -116,6 +137,7 @@ class Terminal:
             "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8",
             "PYTHONPATH": str(ROOT),
+            "PYCHAT_TEST_KEY_SLOT": str(next(_KEY_SLOTS)),
         }
         argv = [
             sys.executable,
@@ -154,6 +176,7 @@ class Terminal:
 
     def resize(self, cols: int, rows: int) -> None:
         self.screen.resize(rows, cols)
+        self.proto.forget_rows()
         _set_size(self.master, cols, rows)  # the kernel sends SIGWINCH to the TUI
 
     async def wait_for(self, needle: str, timeout: float = 20.0) -> str:
