@@ -203,7 +203,7 @@ async def test_tui_edits_a_line_with_emoji_and_cjk(server: RunningServer, tmp_pa
         # the input line's cells are not the proof here: the text bob receives is, below.)
         await term.wait_for("↵second line")
         term.press("enter")
-        screen = await term.wait_for("alice: ¡héllo 🙂 end!")
+        screen = await term.wait_for("✓ alice: ¡héllo 🙂 end!")  # stored (… while it waits)
         (sent,) = await bob_client.read("alice")
         assert sent.text == "¡héllo 🙂 end!\nsecond line"  # no half of the flag went along
         lines = screen.splitlines()
@@ -351,7 +351,7 @@ async def test_tui_rekey_is_a_signed_rotation_the_peer_accepts_without_a_block(
         await term.wait_for("signed by the old ones", timeout=60)
         term.type("after the rekey")
         term.press("enter")
-        await term.wait_for("alice: after the rekey")
+        await term.wait_for("✓ alice: after the rekey")  # stored (… while it waits)
         await bob.send("alice", "still talking")  # no block on bob's side
         await term.wait_for("bob: still talking")
         assert any(e.kind == "keys_rotated" and e.data["verified"] for e in events)
@@ -610,7 +610,8 @@ async def test_tui_reacts_and_replies_and_shows_reactions_under_their_message(
         await term.wait_for("↳ 👍 alice")
         term.type("/reply yes, eight is fine")
         term.press("enter")
-        screen = await term.wait_for("alice: yes, eight is fine")
+        # ✓: stored (shown with … while it waits for the server), so bob's reaction is after it.
+        screen = await term.wait_for("✓ alice: yes, eight is fine")
         assert "↪ re #2: dinner at eight?" in screen
         await bob.react("alice", 1, "🎉")  # (pyte drops what follows U+FE0F: no ❤️ here)
         _screenshot("reactions", await term.wait_for("↳ 🎉 bob"))
