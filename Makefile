@@ -7,6 +7,11 @@ INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 # sys.path, which setuptools' editable finder does not provide.  Reinstalled when a source changes.
 SOURCES := setup.cfg pyproject.toml $(shell find pychat twisted -name '*.py' -o -name '*.typed')
 
+# Bytecode is written (into .venv and the checkout's __pycache__ directories, which git
+# ignores) even where PYTHONDONTWRITEBYTECODE is set: without it each of the test suite's
+# processes compiles pyChat, its tests and Twisted from source again.
+export PYTHONDONTWRITEBYTECODE :=
+
 RUN_ARGS ?= --data-dir ./pychat-data --listen ssl:8765:interface=127.0.0.1
 
 .PHONY: run test lint typecheck unit soak bench clean install-systemd
