@@ -6,11 +6,13 @@ Prints figures; asserts nothing.  Run:
 For each size it fills one conversation log to that many messages (pipelined appends, as many
 clients sending at once would).  Then ``--rounds`` rounds go through all the sizes in turn
 (each round starting one size further on), so a slow moment of a shared machine hits every
-size alike; each figure is the median over the rounds:
+size alike; each figure is the median over the rounds (of all their reads, for pages):
 - append: mean time per message for a burst of 200 pipelined appends (fsync included), and how
   many fsyncs they needed at most (group commit); each round's burst adds 200 messages, so
   the smallest log ends some hundreds of messages longer than it started;
-- page: median time to read a page of 50 messages at the start, the middle and the end;
+- page: median time to read a page of 50 messages at the start, the middle and the end, the
+  reads going round every size and position one at a time (so every figure's samples are
+  spread over the same moments);
 - open: time to open the store after a crash (SIGKILL: the journal is replayed, the log's tail
   after its last saved index scanned), after a clean stop (from the saved index), and with no
   index at all (every line of the log is scanned);
@@ -68,18 +70,35 @@ async def append_burst(store: ServerStore, conv: object, tag: str) -> tuple[floa
     return (time.perf_counter() - start) / 200 * 1e6, committer.batches - batches_before
 
 
-async def page_times(store: ServerStore, conv: Any) -> dict[str, float]:
-    """Median milliseconds to read 50 messages at the log's start, middle and end."""
-    timings = {}
-    total = conv.last_seq
-    for label, first in (("start", 1), ("mid", total // 2), ("end", total - 49)):
-        runs = []
-        for _ in range(20):
-            t = time.perf_counter()
-            await store.conversations.page(conv, first, first + 50)
-            runs.append(time.perf_counter() - t)
-        timings[label] = statistics.median(runs) * 1000
-    return timings
+POSITIONS = ("start", "mid", "end")
+
+
+async def page_times(
+    logs: list[tuple[int, ServerStore, Any]], reads: int = 20
+) -> dict[int, dict[str, list[float]]]:
+    """Milliseconds each to read 50 messages at the start, middle and end of each log.
+
+    The reads go round every log and position one read at a time, ``reads`` times over, so
+    each figure's samples are spread over the same moments: on a machine whose speed changes
+    from one second to the next, timing 20 reads of one log in a row put a whole figure in
+    one state of the machine (in one run, a page from the middle of the 10² log came to 0.99
+    ms and one from its end to 1.34).
+    """
+    firsts = {
+        size: {"start": 1, "mid": conv.last_seq // 2, "end": conv.last_seq - 49}
+        for size, _, conv in logs
+    }
+    samples: dict[int, dict[str, list[float]]] = {
+        size: {label: [] for label in POSITIONS} for size, _, _ in logs
+    }
+    for _ in range(reads):
+        for size, store, conv in logs:
+            for label in POSITIONS:
+                first = firsts[size][label]
+                t = time.perf_counter()
+                await store.conversations.page(conv, first, first + 50)
+                samples[size][label].append((time.perf_counter() - t) * 1000)
+    return samples
 
 
 async def open_times(reactor: object, path: Path, store: ServerStore) -> list[float]:
@@ -120,21 +139,23 @@ async def main(reactor: object, sizes: list[int], rounds: int) -> None:
             await fill(store, conv, size)
             logs.append((size, path, store, conv))
         appends: dict[int, list[tuple[float, int]]] = {size: [] for size in sizes}
-        pages: dict[int, list[dict[str, float]]] = {size: [] for size in sizes}
+        pages: dict[int, dict[str, list[float]]] = {
+            size: {label: [] for label in POSITIONS} for size in sizes
+        }
         for round_no in range(rounds):
             turn = logs[round_no % len(logs) :] + logs[: round_no % len(logs)]
+            read = await page_times([(size, store, conv) for size, _, store, conv in turn])
+            for size, by_label in read.items():
+                for label, times in by_label.items():
+                    pages[size][label] += times
             for size, _, store, conv in turn:
-                pages[size].append(await page_times(store, conv))
                 appends[size].append(await append_burst(store, conv, f"r{round_no}"))
         for size, path, store, _ in logs:
             opened = await open_times(reactor, path, store)
             append_us = statistics.median(us for us, _ in appends[size])
             fsyncs = max(n for _, n in appends[size])
             figures = [f"{size}", f"{append_us:.1f}", f"{fsyncs}"]
-            figures += [
-                f"{statistics.median(p[k] for p in pages[size]):.2f}"
-                for k in ("start", "mid", "end")
-            ]
+            figures += [f"{statistics.median(pages[size][k]):.2f}" for k in POSITIONS]
             figures += [f"{ms:.1f}" for ms in opened]
             print(" ".join(f"{f:>14}" for f in figures))
 
