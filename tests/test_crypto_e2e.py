@@ -15,14 +15,10 @@ import pytest
 from cryptography.fernet import Fernet
 
 from pychat.client.keystore import KeystoreData
-from pychat.crypto.e2e import (
-    E2EError,
-    canonical,
-    make_envelope,
-    open_envelope,
-    open_message,
-    seal_message,
-)
+from pychat.crypto.canonical import MAX_SAFE_INTEGER, NotPortable, canonical
+from pychat.crypto.e2e import open_message, seal_message
+from pychat.crypto.envelopes import envelope_statement, make_envelope, open_envelope
+from pychat.crypto.errors import E2EError
 from pychat.crypto.identity import IdentityKeyPair
 from pychat.wire.ids import conversation_id
 
@@ -43,6 +39,7 @@ def envelope(creator: str = "alice", signer: str | None = None, **changes: Any) 
         keys(signer or creator),
         {"alice": keys("alice").public(), "bob": keys("bob").public()},
         Fernet.generate_key(),
+        after=0,
     )
     env.update(changes)
     return env
@@ -104,8 +101,8 @@ def test_envelope_made_with_keys_the_creator_no_longer_has_is_refused() -> None:
 
 
 def test_envelope_of_another_version_or_shape_is_refused() -> None:
-    with pytest.raises(E2EError, match="version-1"):
-        opened_by_bob(envelope(v=2))
+    with pytest.raises(E2EError, match="version-1 or version-2"):
+        opened_by_bob(envelope(v=3))
     with pytest.raises(E2EError, match="malformed"):
         opened_by_bob(envelope(epoch="1"))
     env = envelope()
@@ -126,6 +123,24 @@ def test_envelope_not_wrapped_for_my_key_is_refused() -> None:
         )
 
 
+def test_a_version_2_envelope_whose_place_was_moved_is_refused() -> None:
+    with pytest.raises(E2EError, match="signature does not verify"):
+        opened_by_bob(envelope(after=7))
+    with pytest.raises(E2EError, match="no valid 'after'"):
+        opened_by_bob(envelope(after=-1))
+
+
+def test_a_version_1_envelope_still_opens_and_fixes_no_place() -> None:
+    env = envelope()
+    del env["after"]
+    members = env["members"]
+    env["v"] = 1
+    statement = envelope_statement(CONV, 1, "alice", members)
+    env["signature"] = base64.b64encode(keys("alice").signing.sign(statement)).decode()
+    opened_env = opened_by_bob(env)
+    assert opened_env.facts.after is None and opened_env.facts.creator == "alice"
+
+
 # -- messages ----------------------------------------------------------------------------------
 
 KEY = Fernet.generate_key()
@@ -133,14 +148,14 @@ KEY = Fernet.generate_key()
 
 def inner(**changes: Any) -> dict[str, Any]:
     return {
-        "v": 1,
+        "v": 2,
         "sender": "alice",
         "device": "d1",
         "recipient": "bob",
         "conversation": CONV,
         "epoch": 1,
         "counter": 1,
-        "time": 1700000000.0,
+        "time": 1700000000000,
         "body": "hello",
     } | changes
 
@@ -195,7 +210,53 @@ def test_message_of_another_conversation_or_epoch_is_refused() -> None:
 
 def test_message_with_an_impossible_time_is_refused() -> None:
     with pytest.raises(E2EError, match="no valid time"):
-        opened(seal_message(KEY, keys("alice"), inner(time=1e300)))
+        opened(seal_message(KEY, keys("alice"), inner(time=10**15)))  # after year 9999
+    with pytest.raises(E2EError, match="no valid time"):
+        opened(seal_message(KEY, keys("alice"), inner(v=1, time=1e300)))
+
+
+def test_a_version_1_message_with_a_float_time_still_opens() -> None:
+    message = opened(seal_message(KEY, keys("alice"), inner(v=1, time=1700000000.5)))
+    assert message.version == 1 and message.time == 1700000000.5
+
+
+def test_a_version_2_time_is_read_as_milliseconds() -> None:
+    message = opened(seal_message(KEY, keys("alice"), inner(time=1700000000250)))
+    assert message.version == 2 and message.time == 1700000000.25
+
+
+def _sealed_unchecked(obj: dict[str, Any]) -> str:
+    """A token holding ``obj`` signed by alice, sealed without the sender's number check (what
+    another implementation might write)."""
+    signature = base64.b64encode(keys("alice").signing.sign(canonical(obj))).decode()
+    return Fernet(KEY).encrypt(canonical({"m": obj, "sig": signature})).decode()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"time": 1700000000000.0},  # a whole number written as a float
+        {"counter": MAX_SAFE_INTEGER + 1},
+        {"data": {"seq": 2**60}},
+        {"data": {"x": [0.5]}},
+    ],
+)
+def test_a_version_2_message_breaking_the_number_rule_is_refused(change: dict[str, Any]) -> None:
+    with pytest.raises(NotPortable):
+        seal_message(KEY, keys("alice"), inner(**change))
+    with pytest.raises(E2EError, match="number rule"):
+        opened(_sealed_unchecked(inner(**change)))
+
+
+def test_a_counter_at_the_bound_opens() -> None:
+    assert opened(seal_message(KEY, keys("alice"), inner(counter=MAX_SAFE_INTEGER))).counter == (
+        MAX_SAFE_INTEGER
+    )
+
+
+def test_a_message_of_an_unknown_version_is_refused() -> None:
+    with pytest.raises(E2EError, match="version 3"):
+        opened(seal_message(KEY, keys("alice"), inner(v=3)))
 
 
 @pytest.mark.parametrize("cut", [1, 10, 100])

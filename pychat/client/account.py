@@ -17,6 +17,7 @@ from pychat.client import auth
 from pychat.client.blocking import BlockingRunner
 from pychat.client.device_tokens import DeviceTokens
 from pychat.client.errors import ClientError, PeerKeyChanged, TrustError
+from pychat.client.events import ClientEvent
 from pychat.client.keystore import (
     KeystoreData,
     KeystoreFile,
@@ -24,6 +25,7 @@ from pychat.client.keystore import (
     make_key_backup,
     open_key_backup,
 )
+from pychat.client.own_keys import check_own_keys
 from pychat.client.peer_trust import PeerTrust
 from pychat.client.pins import ServerPins
 from pychat.client.protocol import ClientProtocol, RemoteError
@@ -70,6 +72,8 @@ class ConnectedClient(Protocol):
     def now(self) -> float: ...
     async def conversations(self) -> list[dict[str, Any]]: ...
     async def rotate(self, peer: str) -> int: ...
+    def emit(self, event: ClientEvent) -> None: ...
+    def hello(self) -> dict[str, Any]: ...
 
 
 class AccountActions:
@@ -161,6 +165,13 @@ class AccountActions:
         self._client.keystore = keystore
         self._client.password = password
         self._client.set_state("online")
+        await check_own_keys(
+            self._client,
+            self._client.trust_store,
+            password,
+            self._client.run_blocking,
+            str(keystore.path),
+        )
         await self._client.trust_store.check_peer_keys()
 
     async def open_offline(self, username: str, password: str) -> None:

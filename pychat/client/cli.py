@@ -280,11 +280,14 @@ GUTTER = "    │ "
 def format_message(message: ChatMessage) -> str:
     """A message for a person: one line, plus a gutter-marked line for each further line of a
     multi-line text.  Nothing in it can act on the terminal."""
-    head = f"{_when(message.time)} #{message.seq} {visible(message.sender)}: "
+    when = _when(message.time)
+    if message.clock_differs:
+        when += f" (their clock: {_when(message.sender_time)})"
+    head = f"{when} #{message.seq} {visible(message.sender)}: "
     if message.status != "verified":
         return head + f"[REJECTED: {visible(message.reason or '')}]"
     if message.action:  # an emote: "* alice waves"
-        head = f"{_when(message.time)} #{message.seq} * {visible(message.sender)} "
+        head = f"{when} #{message.seq} * {visible(message.sender)} "
     ref = message.reference
     if message.kind == "reaction" and ref is not None:
         said = (
@@ -292,7 +295,7 @@ def format_message(message: ChatMessage) -> str:
             if message.text
             else "took back a reaction to"
         )
-        return f"{_when(message.time)} #{message.seq} {visible(message.sender)} {said} #{ref.seq}"
+        return f"{when} #{message.seq} {visible(message.sender)} {said} #{ref.seq}"
     if message.kind == "reply" and ref is not None:
         head += f'(re #{ref.seq} "{visible(ref.quote or "")}") '
     first, *rest = visible_lines(message.text or "")
@@ -606,9 +609,12 @@ class Command(FeatureCommands):
 
 
 def print_event(event: ClientEvent) -> None:
-    """Tell the user on standard error of notices and of what happened to queued messages."""
-    if event.kind == "notice":
+    """Tell the user on standard error of notices, of peers' key rotations (once each: the
+    event comes when the new key is pinned) and of what happened to queued messages."""
+    if event.kind in ("notice", "keys_withdrawn"):
         print(f"pychat: {visible(str(event.data.get('text', '')))}", file=sys.stderr)
+    elif event.kind == "keys_rotated":
+        print(_rotation_notice(event), file=sys.stderr)
     entry = event.data.get("entry") if event.kind == "outbox" else None
     if isinstance(entry, OutboxEntry) and event.data.get("state") == "sent":
         print(f"pychat: queued message to {entry.peer} sent (#{event.data.get('seq')})",
@@ -616,6 +622,20 @@ def print_event(event: ClientEvent) -> None:
     elif isinstance(entry, OutboxEntry) and event.data.get("state") == "failed":
         reason = visible(str(event.data.get("reason", "")))
         print(f"pychat: queued message to {entry.peer} was refused: {reason}", file=sys.stderr)
+
+
+def _rotation_notice(event: ClientEvent) -> str:
+    """What the CLI says when it pins a peer's signed rotation."""
+    user = visible(str(event.data.get("user")))
+    still = (
+        "still marked verified"
+        if event.data.get("verified")
+        else f"not verified: compare safety numbers with pychat verify {user}"
+    )
+    return (
+        f"pychat: {user} rotated their identity keys (signed by the key you had pinned); "
+        f"{still}. New safety number:\n{_safety_lines(str(event.data.get('safety', '')))}"
+    )
 
 
 def _safe_block(text: object) -> str:

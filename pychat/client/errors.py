@@ -78,3 +78,8 @@ class PeerKeyChanged(TrustError):
             f"pychat trust {peer}"
         )
         self.peer, self.pinned, self.current, self.chain_ok = peer, pinned, current, chain_ok
+
+
+class KeysReplaced(TrustError):
+    """The key directory lists other identity keys for this user than this device holds,
+    not reached from them by a signed rotation: this device must not speak for the account."""

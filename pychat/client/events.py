@@ -7,6 +7,10 @@ from typing import Any
 
 from pychat.crypto.e2e import LATEST_TIME
 
+#: How far (seconds) a sender's signed time may differ from the server's before readers show
+#: both ("their clock: ...").
+CLOCK_SKEW_SHOWN = 300
+
 
 @dataclass(frozen=True)
 class ChatMessage:
@@ -33,6 +37,15 @@ class ChatMessage:
     data: dict[str, Any] | None = None
     #: A disappearing message: when it goes (from everyone's screen, and the server).
     expires: float | None = None
+    #: The sender's signed time (their clock); ``time`` is the server's, when it stored the
+    #: message.  None for a rejected message.
+    sender_time: float | None = None
+
+    @property
+    def clock_differs(self) -> bool:
+        """Whether the sender's clock disagrees with the server's by more than
+        :data:`CLOCK_SKEW_SHOWN` seconds (both times are shown then)."""
+        return self.sender_time is not None and abs(self.sender_time - self.time) > CLOCK_SKEW_SHOWN
 
     @property
     def action(self) -> bool:
@@ -57,6 +70,8 @@ class ChatMessage:
             out["reference"] = self.reference.to_json()
         if self.expires is not None:
             out["expires"] = self.expires
+        if self.sender_time is not None:
+            out["sender_time"] = self.sender_time
         return out
 
 

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from pychat.crypto.canonical import MAX_SAFE_INTEGER
 from pychat.crypto.identity import IdentityKeyPair
 from pychat.crypto.kdf import KdfParams, KdfParamsError, default_params, derive
 from pychat.durable import ensure_private_dir, write_atomic
@@ -103,6 +104,10 @@ class KeystoreData:
     games: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Disappearing-message timers by conversation: [seq of the setting, seconds (0: off)].
     timers: dict[str, list[int]] = field(default_factory=dict)
+    #: What each verified key envelope says (creator, ``after``, members' fingerprints), by
+    #: conversation and epoch: the places the key-validity rule reads.  Kept, so a server
+    #: that stops serving an envelope cannot take its place back.
+    epoch_facts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def identity(self) -> IdentityKeyPair:
@@ -124,6 +129,7 @@ class KeystoreData:
             "local_key": self.local_key,
             "games": self.games,
             "timers": self.timers,
+            "epoch_facts": self.epoch_facts,
         }
 
     @classmethod
@@ -143,6 +149,7 @@ class KeystoreData:
             local_key=obj.get("local_key", ""),
             games=obj.get("games", {}),
             timers=obj.get("timers", {}),
+            epoch_facts=obj.get("epoch_facts", {}),
         )
 
     def local_files_key(self) -> tuple[bytes, bool]:
@@ -156,6 +163,10 @@ class KeystoreData:
     def next_counter(self) -> tuple[int, bool]:
         """The next message counter, and whether a new block was reserved (save the keystore
         before using it)."""
+        if self.counter >= MAX_SAFE_INTEGER:
+            raise KeystoreError(
+                "this device has used every message counter (2^53-1); log in on a new device"
+            )
         self.counter += 1
         if self.counter > self.counter_reserved:
             self.counter_reserved = self.counter + COUNTER_BLOCK - 1

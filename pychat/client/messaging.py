@@ -13,6 +13,7 @@ from pychat.client.context import ClientContext
 from pychat.client.epochs import ConversationKeys
 from pychat.client.errors import ClientError, MessageTooLong, check_sendable
 from pychat.client.events import ChatMessage, ClientEvent, Reference, message_fields
+from pychat.client.opening import MessageOpener
 from pychat.client.outbox import OutboxEntry
 from pychat.client.peer_trust import PeerTrust
 from pychat.client.protocol import RemoteError
@@ -22,7 +23,12 @@ from pychat.client.references import (
     message_digest,
     parse_reference,
 )
-from pychat.crypto.e2e import E2EError, OpenedMessage, open_message, seal_message
+from pychat.crypto.e2e import (
+    MESSAGE_VERSION,
+    OpenedMessage,
+    seal_message,
+    time_ms,
+)
 from pychat.usernames import normal_form
 from pychat.wire.ids import conversation_id
 
@@ -37,6 +43,7 @@ class Messaging:
         self._ctx = ctx
         self._trust = trust
         self._keys = keys
+        self._opener = MessageOpener(ctx, trust, keys)
         #: The highest sequence number seen per conversation (for catching up).
         self.last_seen: dict[str, int] = {}
         #: Digests of messages, for checking what reactions and replies name.
@@ -68,23 +75,36 @@ class Messaging:
         entry again is safe: the server keeps one copy per ``client_id``.
 
         :raises PeerKeyChanged: the peer's key changed and was not accepted yet.
+        :raises KeysReplaced: this device's keys are no longer the account's.
         :raises MessageTooLong: the ciphertext is longer than the server takes.
         """
+        self._trust.require_own_keys()
+        conv = await self._keys.open_conversation(entry.peer)
+        await self._trust.peer_identity(entry.peer)
+        await self._keys.ensure_current(conv, entry.peer)
+        try:
+            return await self._deliver_in(conv, entry)
+        except RemoteError as exc:
+            if exc.code != "bad_epoch":
+                raise
+        # This user began a newer epoch on another device: send in it.
+        await self._keys.refresh_epochs(conv, entry.peer)
+        return await self._deliver_in(conv, entry)
+
+    async def _deliver_in(self, conv: str, entry: OutboxEntry) -> int:
+        """Seal ``entry`` in the newest epoch this device holds and send it."""
         me, data = self._ctx.require_login()
-        peer = entry.peer
-        conv = await self._keys.open_conversation(peer)
-        await self._trust.peer_identity(peer)
         keys = data.conversation_keys[conv]
         epoch = max(int(e) for e in keys)
         inner = {
-            "v": 1,
+            "v": MESSAGE_VERSION,
             "sender": me,
             "device": data.device_id,
-            "recipient": peer,
+            "recipient": entry.peer,
             "conversation": conv,
             "epoch": epoch,
             "counter": entry.counter,
-            "time": entry.time,
+            "time": time_ms(entry.time),
             "body": entry.text,
         }
         if entry.kind != "text":
@@ -98,9 +118,13 @@ class Messaging:
         ciphertext = seal_message(keys[str(epoch)].encode(), data.identity, inner)
         self._check_length(entry.text, ciphertext)
         reply = await self._ctx.request(
-            "send", conversation=conv, epoch=epoch, ciphertext=ciphertext,
-            client_id=entry.client_id, **fields,
-        )  # fmt: skip
+            "send",
+            conversation=conv,
+            epoch=epoch,
+            ciphertext=ciphertext,
+            client_id=entry.client_id,
+            **fields,
+        )
         seq = int(reply["seq"])
         self.last_seen[conv] = max(self.last_seen.get(conv, 0), seq)
         return seq
@@ -118,7 +142,7 @@ class Messaging:
     async def decrypt(self, peer: str, message: Any) -> ChatMessage:
         """A message from the server, opened and checked (or rejected, with the reason)."""
         conv, sender, seq, sent = message_fields(message)
-        opened = await self._open(peer, message, conv, sender, seq)
+        opened = await self._opener.open(peer, message, conv, sender, seq)
         if isinstance(opened, str):
             return ChatMessage(conv, peer, seq, sender, sent, "rejected", None, opened)
         digest = message_digest(message["ciphertext"])
@@ -142,63 +166,21 @@ class Messaging:
             except ValueError as exc:
                 return ChatMessage(conv, peer, seq, sender, sent, "rejected", None, str(exc))
         return ChatMessage(
-            conv, peer, seq, sender, opened.time, "verified", text, None, opened.kind,
-            reference if isinstance(reference, Reference) else None, digest, opened.data,
+            conv,
+            peer,
+            seq,
+            sender,
+            sent,
+            "verified",
+            text,
+            None,
+            opened.kind,
+            reference if isinstance(reference, Reference) else None,
+            digest,
+            opened.data,
             opened.expires,
-        )  # fmt: skip
-
-    async def _open(
-        self, peer: str, message: Any, conv: str, sender: str, seq: int
-    ) -> OpenedMessage | str:
-        """The opened message, or why it is rejected."""
-        me, data = self._ctx.require_login()
-        if not isinstance(message, dict) or not isinstance(message.get("ciphertext"), str):
-            return "the server sent a malformed message"
-        if not isinstance(message.get("epoch"), int) or isinstance(message.get("epoch"), bool):
-            return "the server sent a message without a valid epoch"
-        if sender not in (me, peer):
-            return f"sender {sender!r} is not a member of this conversation"
-        epoch = message.get("epoch")
-        keys = data.conversation_keys.get(conv, {})
-        if (conv, str(epoch)) in self._keys.unreadable:
-            return f"sent before {me}'s key change (unreadable on this device)"
-        if str(epoch) not in keys:
-            await self._keys.refresh_epochs(conv, peer)
-            keys = data.conversation_keys.get(conv, {})
-            if str(epoch) not in keys:
-                if (conv, str(epoch)) in self._keys.unreadable:
-                    return f"sent before {me}'s key change (unreadable on this device)"
-                return f"no trusted key for epoch {epoch}"
-        if sender == me:
-            identities = [k.public() for k in data.identities]
-        else:
-            identities = self._trust.accepted(data, peer)
-        recipient = peer if sender == me else me
-        opened = None
-        reason = "no trusted key of the sender"
-        for identity in identities:
-            try:
-                opened = open_message(
-                    message["ciphertext"],
-                    keys[str(epoch)].encode(),
-                    sender=sender,
-                    sender_identity=identity,
-                    recipient=recipient,
-                    conversation=conv,
-                    epoch=int(epoch),  # type: ignore[arg-type]
-                )
-                break
-            except E2EError as exc:
-                reason = str(exc)
-        if opened is None:
-            pending = (data.pins.get(peer) or {}).get("pending") if sender == peer else None
-            if pending:
-                reason += (
-                    f" ({peer}'s key changed: compare safety numbers, then pychat trust {peer})"
-                )
-            return reason
-        problem = data.check_counter(conv, sender, opened.device, seq, opened.counter)
-        return problem if problem else opened
+            sender_time=opened.time,
+        )
 
     async def reference_to(self, peer: str, seq: int, *, quote: bool) -> Reference:
         """What a reaction (or, with ``quote``, a reply) to message ``seq`` with ``peer`` names:
@@ -242,6 +224,7 @@ class Messaging:
             if exc.code == "unknown_conversation":
                 return []
             raise
+        await self._keys.ensure_current(conv, peer)
         collected: list[dict[str, Any]] = []
         after = since
         while limit is None or len(collected) < limit:

@@ -15,11 +15,12 @@ from cryptography.exceptions import InvalidSignature
 from twisted.logger import Logger
 
 from pychat.client.context import ClientContext
-from pychat.client.errors import PeerKeyChanged, TrustError
+from pychat.client.errors import KeysReplaced, PeerKeyChanged, TrustError
 from pychat.client.events import ClientEvent, SafetyNumbers
 from pychat.client.keystore import KeystoreData
 from pychat.client.protocol import RemoteError
-from pychat.crypto.e2e import E2EError, b64d, safety_number
+from pychat.crypto.e2e import safety_number
+from pychat.crypto.errors import E2EError, b64d
 from pychat.crypto.identity import (
     IdentityKeyError,
     PublicIdentity,
@@ -36,6 +37,14 @@ class PeerTrust:
 
     def __init__(self, ctx: ClientContext) -> None:
         self._ctx = ctx
+        #: Why this device must not speak for its account (its keys were replaced, seen at
+        #: login by :func:`~pychat.client.own_keys.check_own_keys`), or None.
+        self.replaced: str | None = None
+
+    def require_own_keys(self) -> None:
+        """:raises KeysReplaced: this device's keys are no longer the account's."""
+        if self.replaced is not None:
+            raise KeysReplaced(self.replaced)
 
     def accepted(self, data: KeystoreData, peer: str) -> list[PublicIdentity]:
         """Every identity of ``peer`` this user accepted (old ones open old messages)."""
@@ -43,6 +52,22 @@ class PeerTrust:
         if not pin:
             return []
         return [parse_public_identity(k) for k in pin["accepted"].values()]
+
+    def accepted_order(self, data: KeystoreData, peer: str) -> list[str]:
+        """``peer``'s accepted fingerprints, oldest first (the last accepted is current; each
+        earlier one is retired by every later one: docs/e2e.md §3, key validity)."""
+        pin = data.pins.get(peer)
+        return list(pin["accepted"]) if pin else []
+
+    def accepted_identity(self, data: KeystoreData, peer: str, fingerprint: str) -> PublicIdentity:
+        """The accepted identity of ``peer`` with ``fingerprint``."""
+        return parse_public_identity(data.pins[peer]["accepted"][fingerprint])
+
+    def current(self, data: KeystoreData, peer: str) -> list[PublicIdentity]:
+        """The identity of ``peer`` pinned now (none before first use): the only one whose
+        signals (typing, read marks) count."""
+        pin = data.pins.get(peer)
+        return [self.accepted_identity(data, peer, pin["fingerprint"])] if pin else []
 
     async def peer_identity(self, peer: str) -> PublicIdentity:
         """The peer's current identity, checked against its pin (pinned on first use).
@@ -75,23 +100,52 @@ class PeerTrust:
             await self._ctx.save()
             return current
         if pin["fingerprint"] == fingerprint:
+            if pin.get("pending"):
+                await self._withdrawn(peer, pin)
             return current
         if await self.chain_ok(peer, pin["fingerprint"], fingerprint):
             return await self._rotated(peer, pin, current, entry)
         await self._changed(peer, pin, current)
         raise AssertionError("not reached")  # pragma: no cover - _changed raises
 
+    async def _withdrawn(self, peer: str, pin: dict[str, Any]) -> None:
+        """The server lists the pinned key again: the change it showed is gone (it was
+        withdrawn, or a lie told once), so nothing is pending and nothing is blocked."""
+        pin["pending"] = None
+        await self._ctx.save()
+        self._ctx.emit(
+            ClientEvent(
+                "keys_withdrawn",
+                {
+                    "user": peer,
+                    "text": f"the server lists {peer}'s pinned key again: the key change it "
+                    "showed before is withdrawn, nothing is blocked",
+                },
+            )
+        )
+
     async def _rotated(
         self, peer: str, pin: dict[str, Any], current: PublicIdentity, entry: dict[str, Any]
     ) -> PublicIdentity:
         """A change the pinned key signed: accepted, the verified mark kept, a notice."""
         fingerprint = current.fingerprint()
-        pin["accepted"][fingerprint] = current.to_json()
+        _accept_last(pin, fingerprint, current.to_json())
         pin["fingerprint"], pin["pending"] = fingerprint, None
         pin["key_version"] = entry.get("key_version", pin.get("key_version", 1))
         await self._ctx.save()
         verified = bool(pin.get("verified"))
-        self._ctx.emit(ClientEvent("keys_rotated", {"user": peer, "verified": verified}))
+        mine = self.my_fingerprint()
+        self._ctx.emit(
+            ClientEvent(
+                "keys_rotated",
+                {
+                    "user": peer,
+                    "verified": verified,
+                    "fingerprint": fingerprint,
+                    "safety": safety_number(mine, fingerprint),
+                },
+            )
+        )
         return current
 
     async def _changed(self, peer: str, pin: dict[str, Any], current: PublicIdentity) -> None:
@@ -172,7 +226,7 @@ class PeerTrust:
         except PeerKeyChanged as exc:
             pin = data.pins[peer]
             pending = pin["pending"]
-            pin["accepted"][pending["fingerprint"]] = pending["public_keys"]
+            _accept_last(pin, pending["fingerprint"], pending["public_keys"])
             pin["fingerprint"] = exc.current
             pin["pending"] = None
             pin["verified"] = False
@@ -231,3 +285,10 @@ class PeerTrust:
             verified=bool(pin.get("verified")),
             pending=bool(pending),
         )
+
+
+def _accept_last(pin: dict[str, Any], fingerprint: str, public_keys: dict[str, str]) -> None:
+    """Accept ``fingerprint`` as the peer's newest key: last in the order, so every key
+    accepted before it counts as retired by it (even one accepted once before and again now)."""
+    pin["accepted"].pop(fingerprint, None)
+    pin["accepted"][fingerprint] = public_keys

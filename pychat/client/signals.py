@@ -17,7 +17,14 @@ from twisted.logger import Logger
 from pychat.client.context import ClientContext
 from pychat.client.events import ClientEvent
 from pychat.client.peer_trust import PeerTrust
-from pychat.crypto.e2e import E2EError, OpenedMessage, open_message, seal_message
+from pychat.crypto.e2e import (
+    MESSAGE_VERSION,
+    OpenedMessage,
+    open_message,
+    seal_message,
+    time_ms,
+)
+from pychat.crypto.errors import E2EError
 from pychat.usernames import normal_form
 from pychat.wire.ids import conversation_id
 
@@ -50,10 +57,17 @@ class Signals:
             return False
         epoch = max(int(e) for e in keys)
         inner: dict[str, Any] = {
-            "v": 1, "sender": me, "device": data.device_id, "recipient": peer,
-            "conversation": conv, "epoch": epoch, "counter": 0, "time": self._ctx.now(),
-            "body": "", "kind": kind,
-        }  # fmt: skip
+            "v": MESSAGE_VERSION,
+            "sender": me,
+            "device": data.device_id,
+            "recipient": peer,
+            "conversation": conv,
+            "epoch": epoch,
+            "counter": 0,
+            "time": time_ms(self._ctx.now()),
+            "body": "",
+            "kind": kind,
+        }
         if seq is not None:
             inner["data"] = {"seq": seq}
         ciphertext = seal_message(keys[str(epoch)].encode(), data.identity, inner)
@@ -91,7 +105,7 @@ class Signals:
     ) -> OpenedMessage | None:
         _, data = self._ctx.require_login()
         for epoch in sorted(keys, key=int, reverse=True):
-            for identity in self._trust.accepted(data, sender):
+            for identity in self._trust.current(data, sender):
                 try:
                     return open_message(
                         ciphertext, keys[epoch].encode(), sender=sender,

@@ -64,6 +64,21 @@ class Conversation:
         """The sequence number of the newest durable message (0 when there is none)."""
         return self.durable_seq
 
+    @property
+    def position(self) -> int:
+        """The sequence number of the newest message stored or being stored: where an epoch
+        added now begins (its envelope's ``after``)."""
+        return len(self.messages)
+
+    def newer_epoch_by(self, sender: str, epoch: int) -> int | None:
+        """The newest epoch above ``epoch`` that ``sender`` began with a placed (version-2)
+        envelope, or None: readers refuse ``sender``'s messages in older epochs after it."""
+        for number in range(len(self.epochs), epoch, -1):
+            envelope = self.epochs[number - 1]
+            if envelope.get("creator") == sender and "after" in envelope:
+                return number
+        return None
+
     def peer_of(self, username: str) -> str:
         """The other member."""
         a, b = self.members

@@ -35,6 +35,7 @@ def message_item(message: ChatMessage) -> MessageItem:
         ref.seq if ref is not None else None,
         ref.quote if ref is not None else None,
         message.expires,
+        message.sender_time if message.clock_differs else None,
     )
 
 
@@ -163,6 +164,13 @@ def _keys_rotated(app: TuiApp, event: ClientEvent) -> None:
     app.model.note(user, f"{user} rotated keys (signed by the old ones); {still}")
 
 
+def _keys_withdrawn(app: TuiApp, event: ClientEvent) -> None:
+    """The server lists the pinned key again: the change it showed is gone."""
+    user = str(event.data.get("user"))
+    app.model.conversation(user).key_changed = False
+    app.model.note(user, str(event.data.get("text", "")))
+
+
 def _notice(app: TuiApp, event: ClientEvent) -> None:
     about = event.data.get("user")
     text = str(event.data.get("text", ""))
@@ -191,6 +199,7 @@ EVENTS: dict[str, Callable[[TuiApp, ClientEvent], None]] = {
     "conversation": _conversation,
     "keys_changed": _keys_changed,
     "keys_rotated": _keys_rotated,
+    "keys_withdrawn": _keys_withdrawn,
     "notice": _notice,
     "connection": _connection,
     "outbox": _outbox,

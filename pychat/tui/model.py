@@ -33,6 +33,9 @@ class MessageItem:
     quote: str | None = None
     #: A disappearing message: when it leaves the screen.
     expires: float | None = None
+    #: The sender's signed time, kept only when it differs from the server's (``time``) by
+    #: more than a few minutes: then both are shown.
+    their_time: float | None = None
 
 
 @dataclass

@@ -144,6 +144,14 @@ def _reactions(conv: ConversationState, seq: int, width: int) -> list[list[Segme
     return [_row(width, (f"      ↳ {shown}", "dim"), ellipsis=True)]
 
 
+def _their_clock(when: float) -> str:
+    """A sender's signed time, in full (it may be any day, being their clock)."""
+    try:
+        return datetime.datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M")
+    except (ValueError, OverflowError, OSError):
+        return "????-??-?? ??:??"
+
+
 def _centered(text: str, width: int, fill: str) -> str:
     room = max(0, width - text_width(text))
     return fill * (room // 2) + text + fill * (room - room // 2)
@@ -155,6 +163,8 @@ def _message(
     when = (
         datetime.datetime.fromtimestamp(item.time).strftime(time_format) if item.time else "--:--"
     )
+    if item.their_time is not None:
+        when += f" (their clock: {_their_clock(item.their_time)})"
     if item.status == "pending":
         mark, style, body = "…", "me", item.text or ""
     elif item.status == "failed":

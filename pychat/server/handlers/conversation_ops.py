@@ -124,13 +124,36 @@ async def _served(
     return out
 
 
-def check_envelope(envelope: Mapping[str, Any], expected_epoch: int) -> dict[str, Any]:
-    """An envelope's size and epoch number; its content is the clients' business."""
+def check_envelope(
+    envelope: Mapping[str, Any], expected_epoch: int, position: int
+) -> dict[str, Any]:
+    """An envelope's size, epoch number and (from version 2) place in the log; the rest of
+    its content is the clients' business.
+
+    A version-2 envelope's signed ``after`` must be ``position``, the seq of the last message
+    stored so far: the epoch then begins exactly there, and readers can tell what was sent
+    before it from what was sent after (docs/e2e.md §3, key validity).
+    """
     epoch = envelope.get("epoch")
     if not isinstance(epoch, int) or isinstance(epoch, bool):
         raise bad_field("envelope", "must hold an integer 'epoch'")
     if epoch != expected_epoch:
-        raise ProtocolError(ErrorCode.BAD_EPOCH, f"the next epoch is {expected_epoch}, not {epoch}")
+        raise ProtocolError(
+            ErrorCode.BAD_EPOCH,
+            f"the next epoch is {expected_epoch}, not {epoch}",
+            details={"after": position},
+        )
+    if "after" in envelope or envelope.get("v") == 2:
+        after = envelope.get("after")
+        if not isinstance(after, int) or isinstance(after, bool):
+            raise bad_field("envelope", "must hold an integer 'after'")
+        if after != position:
+            raise ProtocolError(
+                ErrorCode.BAD_EPOCH,
+                f"the conversation's last message is #{position}: an envelope made now "
+                f"begins after it, not after #{after}",
+                details={"after": position},
+            )
     if len(json.dumps(envelope)) > limits.MAX_ENVELOPE:
         raise bad_field("envelope", f"must be at most {limits.MAX_ENVELOPE} bytes of JSON")
     return dict(envelope)
@@ -177,7 +200,7 @@ async def open_conversation(
     if conv is None:
         if params.envelope is None:
             raise bad_field("envelope", "is required to start a new conversation")
-        envelope = check_envelope(params.envelope, 1)
+        envelope = check_envelope(params.envelope, 1, 0)
         conv = await deps.conversations.create(me, peer, envelope, deps.clock.seconds())
         created = True
         payload = {"conversation": summary(deps, conv, peer), "envelope": envelope}
@@ -191,7 +214,7 @@ async def add_epoch(deps: HandlerDeps, ctx: OpContext, params: EpochParams) -> M
     """A new key epoch, told to both members."""
     me = current_user(ctx)
     conv = member_conversation(deps, me, params.conversation)
-    envelope = check_envelope(params.envelope, len(conv.epochs) + 1)
+    envelope = check_envelope(params.envelope, len(conv.epochs) + 1, conv.position)
     await deps.conversations.add_epoch(conv, envelope, deps.clock.seconds())
     event = {"conversation": conv.id, "epoch": len(conv.epochs), "envelope": envelope}
     deps.presence.push_to_user(conv.peer_of(me), "epoch", event)
@@ -204,7 +227,7 @@ async def epochs(
 ) -> Mapping[str, Any]:
     """Every key envelope of a conversation."""
     conv = member_conversation(deps, current_user(ctx), params.conversation)
-    return {"conversation": conv.id, "envelopes": conv.epochs}
+    return {"conversation": conv.id, "envelopes": conv.epochs, "after": conv.position}
 
 
 async def conversations(deps: HandlerDeps, ctx: OpContext, params: NoParams) -> Mapping[str, Any]:
@@ -247,6 +270,13 @@ def send(
     if params.epoch > len(conv.epochs):
         raise ProtocolError(
             ErrorCode.BAD_EPOCH, f"epoch {params.epoch} does not exist in this conversation"
+        )
+    newer = conv.newer_epoch_by(me, params.epoch)
+    if newer is not None:
+        raise ProtocolError(
+            ErrorCode.BAD_EPOCH,
+            f"you began epoch {newer}: messages in epoch {params.epoch} would be refused by "
+            "your peer; fetch the epochs and send in the newest",
         )
     store = deps.conversations
     earlier = store.duplicate(conv, me, params.client_id)
