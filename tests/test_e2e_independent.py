@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_twisted
 from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives import hmac as crypto_hmac
@@ -80,11 +81,12 @@ def oaep() -> asym_padding.OAEP:
 
 def unwrap(envelope: dict[str, Any], me: str, private: rsa.RSAPrivateKey) -> tuple[bytes, bytes]:
     """The envelope's statement (what its creator signed) and my copy of the epoch key."""
+    head = [f"pychat-envelope-v{envelope['v']}", envelope["conversation"], str(envelope["epoch"])]
+    head.append(envelope["creator"])
+    if envelope["v"] == 2:
+        head.append(str(envelope["after"]))
     statement = sep(
-        "pychat-envelope-v1",
-        envelope["conversation"],
-        str(envelope["epoch"]),
-        envelope["creator"],
+        *head,
         *(
             part
             for name in sorted(envelope["members"])
@@ -116,11 +118,30 @@ def fernet_open(key_text: bytes, token: str) -> bytes:
     return unpadder.update(padded) + unpadder.finalize()
 
 
+def _no_float(text: str) -> Any:
+    raise ValueError(f"the number rule: {text} is not an integer")
+
+
+def _integers_in_range(obj: Any) -> None:
+    """The number rule: every number an integer within 2^53-1."""
+    if isinstance(obj, dict):
+        for value in obj.values():
+            _integers_in_range(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            _integers_in_range(value)
+    elif isinstance(obj, int) and not isinstance(obj, bool) and abs(obj) > 2**53 - 1:
+        raise ValueError(f"the number rule: {obj} is beyond 2^53-1")
+
+
 def read_message(
     token: str, epoch_key: bytes, sender_keys: dict[str, str], expect: dict[str, Any]
 ) -> dict[str, Any]:
-    outer = json.loads(fernet_open(epoch_key, token))
+    plain = fernet_open(epoch_key, token)
+    outer = json.loads(plain)
     inner = outer["m"]
+    if inner["v"] == 2:  # no fractions or exponents, and no integer beyond 2^53-1
+        _integers_in_range(json.loads(plain, parse_float=_no_float))
     signing_key(sender_keys).verify(b64(outer["sig"]), canonical(inner))
     for field, value in expect.items():
         assert inner[field] == value, field
@@ -160,8 +181,9 @@ def test_fingerprints_safety_number_conversation_id_and_rotation() -> None:
     signing_key(v["alice"]["public_keys"]).verify(b64(r["signature"]), statement)
 
 
-def test_envelope_verifies_and_unwraps_for_bob() -> None:
-    v, ids = vector("envelope"), vector("identity")
+@pytest.mark.parametrize("name", ["envelope", "envelope_v1"])
+def test_envelope_verifies_and_unwraps_for_bob(name: str) -> None:
+    v, ids = vector(name), vector("identity")
     envelope = v["envelope"]
     statement, key = unwrap(envelope, "bob", private_rsa("bob"))
     assert statement.hex() == v["statement_hex"]
@@ -170,8 +192,10 @@ def test_envelope_verifies_and_unwraps_for_bob() -> None:
     assert key.decode() == v["fernet_key"]
 
 
-def test_message_decrypts_and_its_signature_verifies() -> None:
-    v, ids = vector("message"), vector("identity")
+@pytest.mark.parametrize("name", ["message", "message_v1", "numbers"])
+def test_message_decrypts_and_its_signature_verifies(name: str) -> None:
+    v, ids = vector(name), vector("identity")
+    v = v.get("message", v)
     inner = read_message(
         v["ciphertext"],
         v["fernet_key"].encode(),
@@ -181,6 +205,47 @@ def test_message_decrypts_and_its_signature_verifies() -> None:
     assert inner == v["inner"]
     assert canonical(inner).hex() == v["canonical_inner_hex"]
     assert f"{inner['device']}-{inner['counter']}" == v["client_id"]
+
+
+@pytest.mark.parametrize("case", vector("numbers")["refused"], ids=lambda c: c["why"])
+def test_the_number_rule_refuses_what_other_languages_write_differently(
+    case: dict[str, Any],
+) -> None:
+    with pytest.raises(ValueError, match="the number rule"):
+        inner = json.loads(case["inner_json"], parse_float=_no_float)
+        _integers_in_range(inner)
+
+
+def broken_rule(
+    epochs: dict[str, Any], keys: list[str], sender: str, signer: str, seq: int, epoch: int
+) -> str:
+    """docs/e2e.md §3, "Key validity", rules 1-3 in order."""
+    mine = epochs[str(epoch)]
+    if mine["after"] is not None and seq <= mine["after"]:
+        return "placed"
+    for number, facts in epochs.items():
+        if int(number) > epoch and facts["creator"] == sender and facts["after"] is not None:
+            if facts["after"] < seq:
+                return "newest_epoch"
+    later = keys[keys.index(signer) + 1 :]
+    places = [
+        f["after"]
+        for f in epochs.values()
+        if f["after"] is not None and f["members"][sender] in later
+    ]
+    if places and seq > min(places):
+        return "retired_key"
+    return "valid"
+
+
+def test_the_key_validity_rule_as_the_page_says() -> None:
+    v = vector("validity")
+    for case in v["cases"]:
+        sender = case["sender"]
+        found = broken_rule(
+            v["epochs"], v["keys"][sender], sender, case["signer"], case["seq"], case["epoch"]
+        )
+        assert found == case["rule"], case
 
 
 def test_key_backup_opens_to_alices_keys() -> None:
@@ -239,7 +304,9 @@ async def test_reads_a_message_the_reference_client_sent(server: Any, tmp_path: 
     # what bob's device holds: his RSA private key; what the server gives: the rest
     assert bob.data is not None
     bob_rsa = bob.data.identity.encryption
-    (envelope,) = (await bob.request("epochs", conversation=conv))["envelopes"]
+    epochs = await bob.request("epochs", conversation=conv)
+    (envelope,) = epochs["envelopes"]
+    assert envelope["v"] == 2 and envelope["after"] == 0 and epochs["after"] == 1
     alice_keys = (await bob.request("get_keys", username="alice"))["public_keys"]
     statement, key = unwrap(envelope, "bob", bob_rsa)
     signing_key(alice_keys).verify(b64(envelope["signature"]), statement)
@@ -251,5 +318,7 @@ async def test_reads_a_message_the_reference_client_sent(server: Any, tmp_path: 
         {"sender": stored["sender"], "recipient": "bob", "conversation": conv, "epoch": 1},
     )
     assert inner["body"] == "from the reference client: héllo 👋\nsecond line"
+    assert inner["v"] == 2 and isinstance(inner["time"], int)
+    assert abs(inner["time"] / 1000 - stored["time"]) < 60  # milliseconds, the server's clock
     await alice.close()
     await bob.close()

@@ -44,32 +44,44 @@ def retired_after(epochs: Epochs, user: str, keys: Sequence[str], key: str) -> i
     return min(places) if places else None
 
 
-def message_problem(
+def message_rule(
     epochs: Epochs, *, sender: str, keys: Sequence[str], signer: str, seq: int, epoch: int
-) -> str | None:
-    """Why a message whose signature verified under ``signer`` is refused at ``seq``, or None.
+) -> tuple[str, str] | None:
+    """The rule a message whose signature verified under ``signer`` breaks at ``seq``, as
+    ``(rule, reason)`` (rule ``placed``, ``newest_epoch`` or ``retired_key``), or None.
 
     :param keys: the sender's fingerprints as the reader accepted them, oldest first.
     """
     facts = epochs.get(epoch)
     if facts is not None and facts.after is not None and seq <= facts.after:
-        return f"placed before its key existed (epoch {epoch} began after message #{facts.after})"
+        why = f"placed before its key existed (epoch {epoch} began after message #{facts.after})"
+        return "placed", why
     for number in sorted(epochs, reverse=True):
         newer = epochs[number]
         if number <= epoch:
             break
         if newer.creator == sender and newer.after is not None and newer.after < seq:
-            return (
+            why = (
                 f"sent in epoch {epoch} after {sender} began epoch {number} "
                 f"(after message #{newer.after}): an old key speaking again"
             )
+            return "newest_epoch", why
     retired = retired_after(epochs, sender, keys, signer)
     if retired is not None and seq > retired:
-        return (
+        why = (
             f"signed with a key {sender} has retired (replaced after message #{retired}); "
             "whoever holds the old key is not them"
         )
+        return "retired_key", why
     return None
+
+
+def message_problem(
+    epochs: Epochs, *, sender: str, keys: Sequence[str], signer: str, seq: int, epoch: int
+) -> str | None:
+    """Why a message is refused by the key-validity rule (:func:`message_rule`), or None."""
+    rule = message_rule(epochs, sender=sender, keys=keys, signer=signer, seq=seq, epoch=epoch)
+    return None if rule is None else rule[1]
 
 
 def envelope_problem(

@@ -17,7 +17,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from pychat import srp
 from pychat.client.keystore import _backup_context, _derive, identity_to_json
-from pychat.crypto.e2e import OAEP, canonical, envelope_statement, safety_number
+from pychat.client.validity import message_rule
+from pychat.crypto.canonical import MAX_SAFE_INTEGER, canonical
+from pychat.crypto.e2e import safety_number
+from pychat.crypto.envelopes import OAEP, EnvelopeFacts, envelope_statement
 from pychat.crypto.identity import IdentityKeyPair, rotation_statement
 from pychat.crypto.kdf import KdfParams
 from pychat.encoding import b64encode
@@ -86,56 +89,15 @@ def main() -> None:
     )
 
     fernet_key = "qNbUOBs2vXb6kH2CqHGkXcY7y6mZr0m1kH9CmWAmmKc="
-    members = {
-        name: {
-            "fingerprint": ident.public().fingerprint(),
-            "wrapped": b64encode(ident.public().encryption_key.encrypt(fernet_key.encode(), OAEP)),
-        }
-        for name, ident in (("alice", alice), ("bob", bob))
-    }
-    env_statement = envelope_statement(conv, 1, "alice", members)
-    envelope = {
-        "v": 1,
-        "conversation": conv,
-        "epoch": 1,
-        "creator": "alice",
-        "members": members,
-        "signature": b64encode(alice.signing.sign(env_statement)),
-    }
-    _write(
-        "envelope",
-        {"fernet_key": fernet_key, "statement_hex": env_statement.hex(), "envelope": envelope},
-    )
-
-    inner = {
-        "v": 1,
-        "sender": "alice",
-        "device": "0123456789abcdef",
-        "recipient": "bob",
-        "conversation": conv,
-        "epoch": 1,
-        "counter": 7,
-        "time": 1764254400.25,
-        "body": 'héllo "bob" 👋\nline two \x1b[0m',
-    }
-    signature = alice.signing.sign(canonical(inner))
-    plaintext = canonical({"m": inner, "sig": b64encode(signature)})
-    iv, fernet_time = bytes(range(16)), 1764254401
-    token = Fernet(fernet_key.encode())._encrypt_from_parts(plaintext, fernet_time, iv).decode()
-    _write(
-        "message",
-        {
-            "fernet_key": fernet_key,
-            "inner": inner,
-            "canonical_inner_hex": canonical(inner).hex(),
-            "signature": b64encode(signature),
-            "plaintext_hex": plaintext.hex(),
-            "fernet_iv_hex": iv.hex(),
-            "fernet_time": fernet_time,
-            "ciphertext": token,
-            "client_id": "0123456789abcdef-7",
-        },
-    )
+    for name, after in (("envelope", 0), ("envelope_v1", None)):
+        _write(name, _envelope(conv, fernet_key, alice, bob, after))
+    body = 'héllo "bob" 👋\nline two \x1b[0m'
+    base = {"sender": "alice", "device": "0123456789abcdef", "recipient": "bob"}
+    base |= {"conversation": conv, "epoch": 1, "counter": 7, "body": body}
+    _write("message", _message(fernet_key, alice, {"v": 2, **base, "time": 1764254400000}))
+    _write("message_v1", _message(fernet_key, alice, {"v": 1, **base, "time": 1764254400.25}))
+    _write("numbers", _numbers(fernet_key, alice, base))
+    _write("validity", _validity(fa, fb, nxt.public().fingerprint()))
 
     salt, nonce, password = bytes(range(16, 32)), bytes(range(32, 44)), "correct horse battery"
     context = _backup_context("alice")
@@ -175,6 +137,109 @@ def main() -> None:
             "verifier_hex": f"{srp.verifier(srp.DEFAULT_PARAMS, x):x}",
         },
     )
+
+
+def _envelope(
+    conv: str, fernet_key: str, alice: IdentityKeyPair, bob: IdentityKeyPair, after: int | None
+) -> dict[str, Any]:
+    """An envelope of epoch 1 by alice (version 2 with ``after``, else version 1)."""
+    members = {
+        name: {
+            "fingerprint": ident.public().fingerprint(),
+            "wrapped": b64encode(ident.public().encryption_key.encrypt(fernet_key.encode(), OAEP)),
+        }
+        for name, ident in (("alice", alice), ("bob", bob))
+    }
+    statement = envelope_statement(conv, 1, "alice", members, after=after)
+    envelope: dict[str, Any] = {"v": 1 if after is None else 2, "conversation": conv}
+    envelope |= {"epoch": 1, "creator": "alice"}
+    if after is not None:
+        envelope["after"] = after
+    envelope |= {"members": members, "signature": b64encode(alice.signing.sign(statement))}
+    return {"fernet_key": fernet_key, "statement_hex": statement.hex(), "envelope": envelope}
+
+
+def _message(fernet_key: str, signer: IdentityKeyPair, inner: dict[str, Any]) -> dict[str, Any]:
+    """A message with every intermediate value, its Fernet IV and time fixed."""
+    signature = signer.signing.sign(canonical(inner))
+    plaintext = canonical({"m": inner, "sig": b64encode(signature)})
+    iv, fernet_time = bytes(range(16)), 1764254401
+    token = Fernet(fernet_key.encode())._encrypt_from_parts(plaintext, fernet_time, iv).decode()
+    return {
+        "fernet_key": fernet_key,
+        "inner": inner,
+        "canonical_inner_hex": canonical(inner).hex(),
+        "signature": b64encode(signature),
+        "plaintext_hex": plaintext.hex(),
+        "fernet_iv_hex": iv.hex(),
+        "fernet_time": fernet_time,
+        "ciphertext": token,
+        "client_id": f"{inner['device']}-{inner['counter']}",
+    }
+
+
+def _numbers(fernet_key: str, alice: IdentityKeyPair, base: dict[str, Any]) -> dict[str, Any]:
+    """The number rule: a whole-second time and a counter at the bound, written the same in
+    every language; and signed texts that break the rule, which readers refuse."""
+    at_bound = {"v": 2, **base, "counter": MAX_SAFE_INTEGER, "time": 1764254400000}
+    at_bound["data"] = {"seq": 12, "size": 0}
+    refused = []
+    for why, field, text in (
+        ("a counter above 2^53-1", "counter", "9007199254740992"),
+        ("a time written as a float", "time", "1764254400000.0"),
+        ("a fractional time", "time", "1764254400000.5"),
+        ("an exponent", "time", "1.7642544e12"),
+    ):
+        inner = (
+            canonical({**at_bound, field: 0}).decode().replace(f'"{field}":0', f'"{field}":{text}')
+        )
+        refused.append({"why": why, "inner_json": inner})
+    return {"message": _message(fernet_key, alice, at_bound), "refused": refused}
+
+
+def _validity(alice: str, bob: str, alice_next: str) -> dict[str, Any]:
+    """The key-validity rule on one conversation: alice rotated to a new key, whose first
+    epoch (3) began after message 20; bob began epoch 4 after message 30."""
+    epochs = {
+        1: EnvelopeFacts(1, "alice", 0, {"alice": alice, "bob": bob}),
+        2: EnvelopeFacts(2, "bob", 10, {"alice": alice, "bob": bob}),
+        3: EnvelopeFacts(3, "alice", 20, {"alice": alice_next, "bob": bob}),
+        4: EnvelopeFacts(4, "bob", 30, {"alice": alice_next, "bob": bob}),
+    }
+    keys = {"alice": [alice, alice_next], "bob": [bob]}
+    cases = []
+    for sender, signer, seq, epoch in (
+        ("alice", alice, 5, 1),
+        ("alice", alice, 15, 2),
+        ("alice", alice, 20, 2),
+        ("alice", alice, 21, 2),
+        ("alice", alice, 25, 3),
+        ("alice", alice_next, 25, 3),
+        ("alice", alice_next, 35, 3),
+        ("alice", alice_next, 35, 4),
+        ("alice", alice_next, 15, 3),
+        ("alice", alice, 35, 4),
+        ("bob", bob, 25, 2),
+        ("bob", bob, 35, 3),
+        ("bob", bob, 35, 4),
+    ):
+        rule = message_rule(
+            epochs, sender=sender, keys=keys[sender], signer=signer, seq=seq, epoch=epoch
+        )
+        cases.append(
+            {
+                "sender": sender,
+                "signer": signer,
+                "seq": seq,
+                "epoch": epoch,
+                "rule": rule[0] if rule else "valid",
+            }
+        )
+    return {
+        "epochs": {str(n): f.to_json() | {"epoch": n} for n, f in epochs.items()},
+        "keys": keys,
+        "cases": cases,
+    }
 
 
 if __name__ == "__main__":
