@@ -307,7 +307,9 @@ def test_an_older_message_with_a_newer_counter_is_refused() -> None:
     assert "out of order" in str(data.check_counter(CONV, "alice", "d1", 9, 51))
 
 
-@pytest.mark.parametrize("change", [{"body": 5}, {"counter": "1"}, {"device": None}])
+@pytest.mark.parametrize(
+    "change", [{"body": 5}, {"counter": "1"}, {"device": None}, {"counter": -1}, {"epoch": -1}]
+)
 def test_signed_message_with_fields_of_the_wrong_type_is_refused(change: dict[str, Any]) -> None:
     with pytest.raises(E2EError, match="malformed"):
         opened(seal_message(KEY, keys("alice"), inner(**change)))
