@@ -442,7 +442,7 @@ class Command(FeatureCommands):
         await self._login()
         print(f"logged in as {self.client.username} on {self.client.server}")
         print(f"your fingerprint: {_grouped(self.client.my_fingerprint())}")
-        return EXIT_OK
+        return EXIT_TRUST if self.client.trust_store.replaced else EXIT_OK
 
     async def cmd_send(self) -> int:
         text = _read_stdin_text() if self.args.text == "-" else self.args.text
