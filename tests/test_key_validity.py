@@ -64,6 +64,20 @@ async def store_forged(
     return int(record["seq"])
 
 
+async def rotated_with_a_thief(
+    server: MemoryServer, tmp_path: Path, *, bob_reads: bool = True
+) -> tuple[ChatClient, ChatClient, KeystoreData]:
+    """alice writes to bob, a thief copies alice's keystore, alice rotates her identity (her
+    client begins epoch 2 with the new key) and bob reads (unless ``bob_reads`` is False)."""
+    alice, bob = await memory_pair(server, tmp_path)
+    await alice.send("bob", "hello")
+    thief = stolen(alice)
+    await alice.rotate_identity()
+    if bob_reads:
+        assert [m.status for m in await bob.read("alice")] == ["verified"]
+    return alice, bob, thief
+
+
 def shown(messages: list[Any]) -> list[tuple[str | None, str]]:
     return [(m.text, m.status) for m in messages]
 
@@ -146,11 +160,7 @@ async def test_an_old_epoch_after_a_new_one_is_refused_by_reader_and_server(
 async def test_a_withheld_envelope_does_not_take_its_place_back(
     server: MemoryServer, tmp_path: Path
 ) -> None:
-    alice, bob = await memory_pair(server, tmp_path)
-    await alice.send("bob", "hello")
-    thief = stolen(alice)
-    await alice.rotate_identity()
-    assert [m.status for m in await bob.read("alice")] == ["verified"]  # bob saw epoch 2
+    _, bob, thief = await rotated_with_a_thief(server, tmp_path)  # bob saw epoch 2
     conv = server.chat.store.conversations.get(CONV)
     assert conv is not None
     conv.epochs[:] = conv.epochs[:1]  # from now on the server serves only epoch 1
@@ -163,11 +173,7 @@ async def test_a_withheld_envelope_does_not_take_its_place_back(
 async def test_a_rolled_back_and_reordered_key_history_brings_no_old_key_back(
     server: MemoryServer, tmp_path: Path
 ) -> None:
-    alice, bob = await memory_pair(server, tmp_path)
-    await alice.send("bob", "hello")
-    thief = stolen(alice)
-    await alice.rotate_identity()
-    await bob.read("alice")  # bob accepted the rotation and holds epoch 2's place
+    _, bob, thief = await rotated_with_a_thief(server, tmp_path)  # bob holds epoch 2's place
     accounts = server.chat.store.accounts
     account = accounts.get("alice")
     assert account is not None
@@ -191,11 +197,7 @@ async def test_a_rolled_back_and_reordered_key_history_brings_no_old_key_back(
 async def test_an_epoch_made_with_a_retired_key_opens_nothing(
     server: MemoryServer, tmp_path: Path
 ) -> None:
-    alice, bob = await memory_pair(server, tmp_path)
-    await alice.send("bob", "hello")
-    thief = stolen(alice)
-    await alice.rotate_identity()
-    await bob.read("alice")
+    _, bob, thief = await rotated_with_a_thief(server, tmp_path)
     # the thief makes epoch 3 with the old key, wrapped for bob, and the server stores it
     conv = server.chat.store.conversations.get(CONV)
     assert conv is not None and bob.data is not None
@@ -216,12 +218,9 @@ async def test_an_epoch_made_with_a_retired_key_opens_nothing(
 async def test_bob_places_a_rotation_himself_when_alices_epoch_is_withheld(
     server: MemoryServer, tmp_path: Path
 ) -> None:
-    alice, bob = await memory_pair(server, tmp_path)
-    await alice.send("bob", "hello")
-    thief = stolen(alice)
+    _, bob, thief = await rotated_with_a_thief(server, tmp_path, bob_reads=False)
     conv = server.chat.store.conversations.get(CONV)
     assert conv is not None
-    await alice.rotate_identity()
     conv.epochs[:] = conv.epochs[:1]  # alice's epoch 2 never reaches bob
     assert [m.status for m in await bob.read("alice")] == ["verified"]
     assert len(conv.epochs) == 2 and conv.epochs[1]["creator"] == "bob"  # bob's own place
@@ -253,12 +252,7 @@ async def test_the_server_places_each_new_epoch_after_the_last_message(
 async def test_a_signal_signed_with_a_retired_key_is_dropped(
     server: MemoryServer, tmp_path: Path
 ) -> None:
-    alice, bob = await memory_pair(server, tmp_path)
-    await alice.send("bob", "hello")
-    await bob.read("alice")
-    thief = stolen(alice)
-    await alice.rotate_identity()
-    await bob.read("alice")
+    alice, bob, thief = await rotated_with_a_thief(server, tmp_path)
     alice.signals.enabled = bob.signals.enabled = True
     heard = collect(bob)
     inner = {
