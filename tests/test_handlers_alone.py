@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 from pychat.server.handlers import conversation_ops, key_ops, session_ops
 from pychat.server.handlers.common import HandlerDeps, NoParams
 from pychat.server.session import Session
-from pychat.store.conversations import Conversation
+from pychat.store.conversation import Conversation
 from pychat.wire.errors import ProtocolError
 
 

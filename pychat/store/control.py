@@ -22,14 +22,13 @@ from twisted.python.failure import Failure
 from pychat.durable import fsync_dir
 from pychat.store.atrest import RecordSealer
 from pychat.store.blocking import BlockingRunner
+from pychat.store.conversation import Conversation
 from pychat.store.errors import LogDamaged, StorageFailure
 from pychat.store.group_commit import GroupCommitter
 from pychat.store.sealed_log import SealedLog
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
-
-    from pychat.store.conversations import Conversation
 
 log = Logger(namespace="pychat.store")
 

@@ -12,10 +12,7 @@ and paging cost the same at a hundred messages as at a million.
 
 from __future__ import annotations
 
-import shutil
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,70 +26,16 @@ from pychat.message_text import MessageRecord
 from pychat.store.atrest import AtRestKey, SealedDirectory
 from pychat.store.blocking import BlockingRunner
 from pychat.store.control import ControlLogs
-from pychat.store.errors import LogDamaged, StorageFailure, StoreError
+from pychat.store.conversation import Conversation, pair
+from pychat.store.conversation_files import ConversationFiles, report_cut
+from pychat.store.errors import LogDamaged, StorageFailure
 from pychat.store.group_commit import GroupCommitter, fire
 from pychat.store.journal import Journal, recover
-from pychat.store.recent_ids import RECENT_CLIENT_IDS, RecentIds
-from pychat.store.sealed_log import SealedLog
+
+__all__ = ["Conversation", "ConversationStore", "Landed"]
 from pychat.wire.ids import conversation_id
 
 log = Logger(namespace="pychat.store")
-
-
-@dataclass
-class Conversation:
-    """One pair's conversation as the server knows it."""
-
-    id: str
-    members: tuple[str, str]
-    created: float
-    messages: SealedLog
-    control: SealedLog
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-    read: dict[str, int] = field(default_factory=dict)
-    last_activity: float = 0.0
-    #: Messages known to be on disk; only these are shown to anyone.
-    durable_seq: int = 0
-    recent_ids: RecentIds = field(default_factory=RecentIds)
-    #: Why the conversation is read-only (a damaged record), or None.
-    damaged: str | None = None
-    #: While its control log is being compacted: the records waiting for the new log.
-    compacting: list[tuple[dict[str, Any], defer.Deferred[None]]] | None = None
-
-    @property
-    def last_seq(self) -> int:
-        """The sequence number of the newest durable message (0 when there is none)."""
-        return self.durable_seq
-
-    @property
-    def position(self) -> int:
-        """The sequence number of the newest message stored or being stored: where an epoch
-        added now begins (its envelope's ``after``)."""
-        return len(self.messages)
-
-    def newer_epoch_by(self, sender: str, epoch: int) -> int | None:
-        """The newest epoch above ``epoch`` that ``sender`` began with a placed (version-2)
-        envelope, or None: readers refuse ``sender``'s messages in older epochs after it."""
-        for number in range(len(self.epochs), epoch, -1):
-            envelope = self.epochs[number - 1]
-            if envelope.get("creator") == sender and "after" in envelope:
-                return number
-        return None
-
-    def peer_of(self, username: str) -> str:
-        """The other member."""
-        a, b = self.members
-        return b if username == a else a
-
-    def unread(self, username: str) -> int:
-        """Messages after ``username``'s read marker."""
-        return max(0, self.last_seq - self.read.get(username, 0))
-
-    def remember(self, record: dict[str, Any]) -> None:
-        """Keep a message's (sender, client id) for duplicate detection."""
-        self.recent_ids.remember(
-            record["sender"], record["client_id"], record["seq"], record["time"]
-        )
 
 
 async def _shared(d: defer.Deferred[Conversation]) -> Conversation:
@@ -109,21 +52,16 @@ async def _shared(d: defer.Deferred[Conversation]) -> Conversation:
     return await waiter
 
 
-def _pair(a: str, b: str) -> tuple[str, str]:
-    return (a, b) if a <= b else (b, a)
-
-
 class ConversationStore:
     """All conversations of the data dir."""
 
     def __init__(self, place: SealedDirectory, journal: Journal) -> None:
         self.directory = place.directory
-        self._sealer = place.sealer
-        self._names = place.names
         self._run = place.run_blocking
         self.journal = journal
+        self.files = ConversationFiles(place.directory, place.sealer, place.names, journal)
         self.committer = GroupCommitter(self._run, journal)
-        self.control = ControlLogs(self._sealer, self._run, self.committer, self._report_cut)
+        self.control = ControlLogs(place.sealer, self._run, self.committer, report_cut)
         self._by_id: dict[str, Conversation] = {}
         self._by_pair: dict[tuple[str, str], Conversation] = {}
         self._by_user: dict[str, set[str]] = {}
@@ -142,96 +80,17 @@ class ConversationStore:
             without control.
         """
         ensure_private_dir(directory)
-        journal = recover(directory, on_cut=cls._report_cut)
+        journal = recover(directory, on_cut=report_cut)
         store = cls(SealedDirectory.of(directory, key, "conversation", run_blocking), journal)
         for stale in directory.glob("*.compact"):
             stale.unlink()  # a compaction that did not finish; the original is intact
         for ctl_path in sorted(directory.glob("*.ctl")):
-            store._load(ctl_path)
+            conv = store.files.load(ctl_path)
+            if conv is not None:
+                store._index(conv)
+                if conv.damaged is None:
+                    store.control.compact_at_start(conv)
         return store
-
-    @staticmethod
-    def _report_cut(path: Path, cut: int) -> None:
-        log.warn("cut a torn record of {n} bytes off the end of {path}", n=cut, path=str(path))
-
-    def _logs(self, stem: str) -> tuple[SealedLog, SealedLog]:
-        opened = [
-            SealedLog.open(
-                self.directory / f"{stem}.{label}",
-                self._sealer,
-                label,
-                on_cut=self._report_cut,
-                journal=self.journal,
-            )
-            for label in ("ctl", "msg")
-        ]
-        return opened[0], opened[1]
-
-    def _readable(self, log_file: SealedLog, first: int) -> list[dict[str, Any]]:
-        """Records from ``first`` on, or up to the first damaged one (then kept aside)."""
-        if log_file.damaged_at is None:
-            try:
-                return log_file.read_range(first, len(log_file))
-            except StoreError:
-                log_file.find_damage()
-        damaged = log_file.damaged_at
-        assert damaged is not None  # noqa: S101 - found just above or at open
-        aside = log_file.path.with_name(f"{log_file.path.name}.damaged-{int(time.time())}")
-        shutil.copy2(log_file.path, aside)
-        log.error(
-            "record {n} of {path} does not authenticate: damage, not a crash; the "
-            "conversation is read-only up to it and a copy of the file is kept at {aside}",
-            n=damaged,
-            path=str(log_file.path),
-            aside=str(aside),
-        )
-        return log_file.read_range(first, damaged) if first < damaged else []
-
-    def _load(self, ctl_path: Path) -> None:
-        stem = ctl_path.stem
-        ctl, msg = self._logs(stem)
-        records = self._readable(ctl, 0)
-        if not records or records[0].get("t") != "open":
-            if not records and len(msg) == 0 and ctl.damaged_at is None:
-                return  # created and crashed before its first record: nothing to keep
-            log.error(
-                "{path}: the conversation's creation record is unreadable; it is not served "
-                "(its files are kept as they are)",
-                path=str(ctl_path),
-            )
-            ctl.close()
-            msg.close()
-            return
-        first = records[0]
-        members = _pair(*first["members"])
-        if self._names(*members) != stem:
-            raise StoreError(ctl_path, "conversation log is in the wrong file")
-        conv = Conversation(first["id"], members, first["time"], msg, ctl)
-        conv.last_activity = first["time"]
-        for record in records[1:]:
-            self._apply_control(conv, record)
-        tail = self._readable(msg, max(0, len(msg) - RECENT_CLIENT_IDS))
-        conv.durable_seq = len(msg) if msg.damaged_at is None else msg.damaged_at
-        for record in tail:
-            conv.remember(record)
-        if tail:
-            conv.last_activity = max(conv.last_activity, tail[-1]["time"])
-        for damaged in (ctl, msg):
-            if damaged.damaged_at is not None:
-                conv.damaged = f"record {damaged.damaged_at} of its {damaged.label} log"
-        if conv.damaged is None and not msg.used_index and len(msg):
-            msg.write_index()  # a crash before the next clean stop then costs a tail scan only
-        self._index(conv)
-        if conv.damaged is None:
-            self.control.compact_at_start(conv)
-
-    @staticmethod
-    def _apply_control(conv: Conversation, record: dict[str, Any]) -> None:
-        kind = record.get("t")
-        if kind == "epoch":
-            conv.epochs.append(record["envelope"])
-        elif kind == "read":
-            conv.read[record["user"]] = max(conv.read.get(record["user"], 0), record["seq"])
 
     def _index(self, conv: Conversation) -> None:
         self._by_id[conv.id] = conv
@@ -264,7 +123,7 @@ class ConversationStore:
 
     def find(self, a: str, b: str) -> Conversation | None:
         """The conversation of the pair, or None."""
-        return self._by_pair.get(_pair(a, b))
+        return self._by_pair.get(pair(a, b))
 
     def for_user(self, username: str) -> list[Conversation]:
         """The user's conversations, most recently active first."""
@@ -285,7 +144,7 @@ class ConversationStore:
 
     async def create(self, a: str, b: str, envelope: dict[str, Any], now: float) -> Conversation:
         """A new conversation between ``a`` and ``b`` with its first key epoch."""
-        members = _pair(a, b)
+        members = pair(a, b)
         if members in self._by_pair:
             raise ValueError("conversation exists")
         if members in self._creating:  # the same pair, asked twice at once: one conversation
@@ -303,7 +162,7 @@ class ConversationStore:
         self, members: tuple[str, str], envelope: dict[str, Any], now: float
     ) -> Conversation:
         # Opening (creating) the two files touches the disk: a thread's work.
-        ctl, msg = await self._run(self._logs, self._names(*members))
+        ctl, msg = await self._run(self.files.logs, self.files.stem(members))
         conv = Conversation(conversation_id(*members), members, now, msg, ctl, last_activity=now)
         ctl.append({"t": "open", "id": conv.id, "members": list(members), "time": now})
         ctl.append({"t": "epoch", "envelope": envelope, "time": now})

@@ -9,7 +9,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
 from pychat.store.accounts import Account
-from pychat.store.conversations import Conversation
+from pychat.store.conversation import Conversation
 
 
 class AccountRepository(Protocol):

@@ -27,7 +27,7 @@ from pychat.server.handlers.common import (
 )
 from pychat.server.ops import Later, OpContext
 from pychat.server.state import LOGGED_IN, stay_in
-from pychat.store.conversations import Conversation
+from pychat.store.conversation import Conversation
 from pychat.usernames import normal_form
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.schema import bad_field, bounded

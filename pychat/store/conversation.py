@@ -1,0 +1,73 @@
+"""One pair's conversation as the server holds it in memory: members, epochs, read markers,
+its two sealed logs and how far they are durable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet import defer
+
+from pychat.store.recent_ids import RecentIds
+from pychat.store.sealed_log import SealedLog
+
+
+def pair(a: str, b: str) -> tuple[str, str]:
+    """The two members in the order the store keeps them."""
+    return (a, b) if a <= b else (b, a)
+
+
+@dataclass
+class Conversation:
+    """One pair's conversation as the server knows it."""
+
+    id: str
+    members: tuple[str, str]
+    created: float
+    messages: SealedLog
+    control: SealedLog
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    read: dict[str, int] = field(default_factory=dict)
+    last_activity: float = 0.0
+    #: Messages known to be on disk; only these are shown to anyone.
+    durable_seq: int = 0
+    recent_ids: RecentIds = field(default_factory=RecentIds)
+    #: Why the conversation is read-only (a damaged record), or None.
+    damaged: str | None = None
+    #: While its control log is being compacted: the records waiting for the new log.
+    compacting: list[tuple[dict[str, Any], defer.Deferred[None]]] | None = None
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the newest durable message (0 when there is none)."""
+        return self.durable_seq
+
+    @property
+    def position(self) -> int:
+        """The sequence number of the newest message stored or being stored: where an epoch
+        added now begins (its envelope's ``after``)."""
+        return len(self.messages)
+
+    def newer_epoch_by(self, sender: str, epoch: int) -> int | None:
+        """The newest epoch above ``epoch`` that ``sender`` began with a placed (version-2)
+        envelope, or None: readers refuse ``sender``'s messages in older epochs after it."""
+        for number in range(len(self.epochs), epoch, -1):
+            envelope = self.epochs[number - 1]
+            if envelope.get("creator") == sender and "after" in envelope:
+                return number
+        return None
+
+    def peer_of(self, username: str) -> str:
+        """The other member."""
+        a, b = self.members
+        return b if username == a else a
+
+    def unread(self, username: str) -> int:
+        """Messages after ``username``'s read marker."""
+        return max(0, self.last_seq - self.read.get(username, 0))
+
+    def remember(self, record: dict[str, Any]) -> None:
+        """Keep a message's (sender, client id) for duplicate detection."""
+        self.recent_ids.remember(
+            record["sender"], record["client_id"], record["seq"], record["time"]
+        )

@@ -1,0 +1,142 @@
+"""A conversation's two sealed logs on disk: opened (or created), and read back at start.
+
+:class:`ConversationFiles` opens ``<stem>.ctl`` and ``<stem>.msg`` for a pair, and at start
+rebuilds a :class:`~pychat.store.conversation.Conversation` from them: its creation record,
+epochs and read markers from the control log, its recent client ids from the tail of the
+message log.  A torn tail (an unfinished last line) is cut; a record that fails to
+authenticate is damage: the file is copied aside, kept, and the conversation is served
+read-only up to it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from twisted.logger import Logger
+
+from pychat.store.atrest import NameHasher, RecordSealer
+from pychat.store.conversation import Conversation, pair
+from pychat.store.errors import StoreError
+from pychat.store.journal import Journal
+from pychat.store.recent_ids import RECENT_CLIENT_IDS
+from pychat.store.sealed_log import SealedLog
+
+log = Logger(namespace="pychat.store")
+
+
+def report_cut(path: Path, cut: int) -> None:
+    """Log a torn tail cut off a log at open."""
+    log.warn("cut a torn record of {n} bytes off the end of {path}", n=cut, path=str(path))
+
+
+class ConversationFiles:
+    """Where each pair's two logs live, and how they are read back."""
+
+    def __init__(
+        self,
+        directory: Path,
+        sealer: RecordSealer,
+        names: NameHasher,
+        journal: Journal,
+    ) -> None:
+        self.directory = directory
+        self._sealer = sealer
+        self._names = names
+        self._journal = journal
+
+    def stem(self, members: tuple[str, str]) -> str:
+        """The keyed-hash file name (without suffix) of a pair's logs."""
+        return self._names(*members)
+
+    def logs(self, stem: str) -> tuple[SealedLog, SealedLog]:
+        """The control and message logs of ``stem``, opened (created if new)."""
+        opened = [
+            SealedLog.open(
+                self.directory / f"{stem}.{label}",
+                self._sealer,
+                label,
+                on_cut=report_cut,
+                journal=self._journal,
+            )
+            for label in ("ctl", "msg")
+        ]
+        return opened[0], opened[1]
+
+    def load(self, ctl_path: Path) -> Conversation | None:
+        """The conversation whose control log is ``ctl_path``, or None when there is nothing
+        to serve (created and crashed before its first record, or its creation unreadable).
+
+        :raises StoreError: the logs are in another pair's file.
+        """
+        stem = ctl_path.stem
+        ctl, msg = self.logs(stem)
+        records = _readable(ctl, 0)
+        if not records or records[0].get("t") != "open":
+            if records or len(msg) or ctl.damaged_at is not None:
+                log.error(
+                    "{path}: the conversation's creation record is unreadable; it is not "
+                    "served (its files are kept as they are)",
+                    path=str(ctl_path),
+                )
+            ctl.close()
+            msg.close()
+            return None
+        first = records[0]
+        members = pair(*first["members"])
+        if self._names(*members) != stem:
+            raise StoreError(ctl_path, "conversation log is in the wrong file")
+        conv = Conversation(first["id"], members, first["time"], msg, ctl)
+        conv.last_activity = first["time"]
+        for record in records[1:]:
+            apply_control(conv, record)
+        _load_messages(conv)
+        return conv
+
+
+def _load_messages(conv: Conversation) -> None:
+    """The durable point, recent client ids, last activity and damage of ``conv``'s logs."""
+    ctl, msg = conv.control, conv.messages
+    tail = _readable(msg, max(0, len(msg) - RECENT_CLIENT_IDS))
+    conv.durable_seq = len(msg) if msg.damaged_at is None else msg.damaged_at
+    for record in tail:
+        conv.remember(record)
+    if tail:
+        conv.last_activity = max(conv.last_activity, tail[-1]["time"])
+    for damaged in (ctl, msg):
+        if damaged.damaged_at is not None:
+            conv.damaged = f"record {damaged.damaged_at} of its {damaged.label} log"
+    if conv.damaged is None and not msg.used_index and len(msg):
+        msg.write_index()  # a crash before the next clean stop then costs a tail scan only
+
+
+def apply_control(conv: Conversation, record: dict[str, Any]) -> None:
+    """Apply one control record (a key epoch or a read marker) to ``conv``."""
+    kind = record.get("t")
+    if kind == "epoch":
+        conv.epochs.append(record["envelope"])
+    elif kind == "read":
+        conv.read[record["user"]] = max(conv.read.get(record["user"], 0), record["seq"])
+
+
+def _readable(log_file: SealedLog, first: int) -> list[dict[str, Any]]:
+    """Records from ``first`` on, or up to the first damaged one (then kept aside)."""
+    if log_file.damaged_at is None:
+        try:
+            return log_file.read_range(first, len(log_file))
+        except StoreError:
+            log_file.find_damage()
+    damaged = log_file.damaged_at
+    assert damaged is not None  # noqa: S101 - found just above or at open
+    aside = log_file.path.with_name(f"{log_file.path.name}.damaged-{int(time.time())}")
+    shutil.copy2(log_file.path, aside)
+    log.error(
+        "record {n} of {path} does not authenticate: damage, not a crash; the "
+        "conversation is read-only up to it and a copy of the file is kept at {aside}",
+        n=damaged,
+        path=str(log_file.path),
+        aside=str(aside),
+    )
+    return log_file.read_range(first, damaged) if first < damaged else []
