@@ -46,13 +46,25 @@ class MessageRecord(dict[str, Any]):
         """A plain message's record (:data:`RECORD_FIELDS`, in order), as the store makes it.
         Its text and its push skip the scans for NaN and infinities when the values are of
         the types named and the time is finite."""
-        record = cls({"seq": seq, "sender": sender, "epoch": epoch, "ciphertext": ciphertext,
-                      "client_id": client_id, "time": time})  # fmt: skip
+        record = cls(
+            {
+                "seq": seq,
+                "sender": sender,
+                "epoch": epoch,
+                "ciphertext": ciphertext,
+                "client_id": client_id,
+                "time": time,
+            }
+        )
         record._finite = (
-            type(seq) is int and type(epoch) is int and type(sender) is str
-            and type(ciphertext) is str and type(client_id) is str
-            and (type(time) is float or type(time) is int) and time - time == 0
-        )  # fmt: skip
+            type(seq) is int
+            and type(epoch) is int
+            and type(sender) is str
+            and type(ciphertext) is str
+            and type(client_id) is str
+            and (type(time) is float or type(time) is int)
+            and time - time == 0
+        )
         return record
 
     def text(self) -> bytes:

@@ -29,11 +29,26 @@ PUNCTUATION = frozenset("_-.")
 #: Names people could mistake for the server or its operator.
 RESERVED = frozenset(
     {
-        "admin", "administrator", "root", "system", "server", "pychat", "support", "help",
-        "moderator", "operator", "postmaster", "security", "nobody", "null", "everyone",
-        "all", "anonymous", "guest",
+        "admin",
+        "administrator",
+        "root",
+        "system",
+        "server",
+        "pychat",
+        "support",
+        "help",
+        "moderator",
+        "operator",
+        "postmaster",
+        "security",
+        "nobody",
+        "null",
+        "everyone",
+        "all",
+        "anonymous",
+        "guest",
     }
-)  # fmt: skip
+)
 
 
 class UsernameError(ValueError):

@@ -169,8 +169,8 @@ async def test_reconnect_relogs_in_and_catches_up(server: RunningServer, tmp_pat
     await alice.send("bob", "one")
     await bob.read("alice")
     events = collect(bob)
-    assert bob.proto is not None and bob.proto.transport is not None
-    bob.proto.transport.loseConnection()  # the network drops
+    assert bob.connection.proto is not None and bob.connection.proto.transport is not None
+    bob.connection.proto.transport.loseConnection()  # the network drops
     await until(
         lambda: any(e.data.get("state") == "reconnecting" for e in events if e.kind == "connection")
     )
@@ -182,7 +182,7 @@ async def test_reconnect_relogs_in_and_catches_up(server: RunningServer, tmp_pat
         )
 
     await until(caught_up, timeout=15)
-    assert bob.state == "online"
+    assert bob.connection.state == "online"
     for c in (alice, bob):
         await c.close()
 

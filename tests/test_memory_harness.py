@@ -47,9 +47,9 @@ async def test_a_dropped_connection_reconnects_on_the_fake_clock_and_catches_up(
     memory.drop_connections()
     await alice.relogin()
     await alice.send("bob", "while bob was away")
-    assert bob.state == "reconnecting"
+    assert bob.connection.state == "reconnecting"
     memory.advance(1.0)  # the first backoff: bob logs in again and catches up
-    assert bob.state == "online"
+    assert bob.connection.state == "online"
     assert any(e.message and e.message.text == "while bob was away" for e in states)
 
 
@@ -81,11 +81,13 @@ async def test_a_logged_in_client_pings_and_is_never_idle(
     memory: MemoryServer, tmp_path: Path
 ) -> None:
     alice = await memory.signed_up(tmp_path / "alice", "alice")
-    first = alice.proto
+    first = alice.connection.proto
     states = collect(alice)
     for _ in range(12):  # four idle timeouts, in steps
         memory.advance(memory.config.idle_timeout / 3)
-    assert alice.proto is first and not first.is_closed  # the same connection, never dropped
+    assert (
+        alice.connection.proto is first and not first.is_closed
+    )  # the same connection, never dropped
     assert not [e for e in states if e.kind == "connection"]
 
 
@@ -118,6 +120,6 @@ async def test_retry_now_reconnects_without_waiting_out_the_backoff(
 ) -> None:
     alice = await memory.signed_up(tmp_path / "alice", "alice")
     memory.drop_connections()
-    assert alice.state == "reconnecting"
+    assert alice.connection.state == "reconnecting"
     alice.reconnector.retry_now()  # Ctrl-R in the TUI
-    assert alice.state == "online"  # with no time passing at all
+    assert alice.connection.state == "online"  # with no time passing at all

@@ -75,7 +75,7 @@ async def test_a_message_written_while_away_is_sent_once_in_order_when_the_serve
     alice, bob, outage = await _alice_and_bob(memory, tmp_path)
     events = collect(alice)
     outage.go_down()
-    assert alice.state == "reconnecting"
+    assert alice.connection.state == "reconnecting"
     for text in ("first while away", "second while away", "third while away"):
         assert await alice.send("bob", text, queue=True) is None
     assert [t for _, t in _states(events)] == [
@@ -87,7 +87,7 @@ async def test_a_message_written_while_away_is_sent_once_in_order_when_the_serve
 
     outage.down = False
     memory.advance(1.0)  # the first reconnect: log in again, catch up, send the outbox
-    assert alice.state == "online"
+    assert alice.connection.state == "online"
     received = await bob.read("alice")
     assert [(m.text, m.status) for m in received] == [
         ("while online", "verified"),

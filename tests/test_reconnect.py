@@ -38,14 +38,14 @@ async def test_a_network_change_ends_a_long_backoff_at_once(tmp_path: Path) -> N
     await alice.signup("alice", "pw", kdf=minimum_params())
     await alice.login("alice", "pw")
     route = ["192.0.2.10"]
-    alice.link.watch.route = lambda: route[0]  # type: ignore[method-assign]
+    alice.connection.link.watch.route = lambda: route[0]  # type: ignore[method-assign]
     outage.go_down()
     for wait in (1, 2, 4, 8):  # four failed tries: the next one is 16 s away
         memory.advance(wait)
-    assert alice.state == "reconnecting"
+    assert alice.connection.state == "reconnecting"
     outage.down = False
     memory.advance(ROUTE_CHECK_INTERVAL)
-    assert alice.state == "reconnecting"  # the same network: the backoff goes on
+    assert alice.connection.state == "reconnecting"  # the same network: the backoff goes on
     route[0] = "198.51.100.7"  # joined another network
     memory.advance(ROUTE_CHECK_INTERVAL)
-    assert alice.state == "online"  # long before the 16 s were up
+    assert alice.connection.state == "online"  # long before the 16 s were up

@@ -28,7 +28,8 @@ from pychat.client.keystore import (
 from pychat.client.own_keys import check_own_keys
 from pychat.client.peer_trust import PeerTrust
 from pychat.client.pins import ServerPins
-from pychat.client.protocol import ClientProtocol, RemoteError
+from pychat.client.protocol import RemoteError
+from pychat.client.server_session import ServerSession
 from pychat.crypto.identity import (
     IdentityKeyError,
     IdentityKeyPair,
@@ -37,7 +38,6 @@ from pychat.crypto.identity import (
 )
 from pychat.crypto.kdf import KdfParams
 from pychat.encoding import b64encode
-from pychat.srp import SrpParams
 from pychat.usernames import normal_form
 
 log = Logger(namespace="pychat.client")
@@ -50,13 +50,11 @@ class ConnectedClient(Protocol):
     """What account operations use of the client."""
 
     home: Path
-    srp: SrpParams | None
-    proto: ClientProtocol | None
+    connection: ServerSession
     username: str | None
     data: KeystoreData | None
     keystore: KeystoreFile | None
     password: str | None
-    hello_reply: dict[str, Any]
     trust_store: PeerTrust
     run_blocking: BlockingRunner
     pins: ServerPins
@@ -64,7 +62,6 @@ class ConnectedClient(Protocol):
     @property
     def server(self) -> str: ...
     async def connect(self) -> None: ...
-    def need_proto(self) -> ClientProtocol: ...
     def set_state(self, state: str, **extra: Any) -> None: ...
     async def request(self, op: str, **fields: Any) -> dict[str, Any]: ...
     async def save(self) -> None: ...
@@ -91,9 +88,9 @@ class AccountActions:
         invite: str | None = None,
     ) -> str:
         """Create an account with new identity keys and a local keystore; return its name."""
-        if self._client.proto is None or self._client.srp is None:
+        if self._client.connection.proto is None or self._client.connection.srp is None:
             await self._client.connect()
-        assert self._client.srp is not None  # noqa: S101
+        assert self._client.connection.srp is not None  # noqa: S101
         name = normal_form(username)
         keystore = KeystoreFile(self._client.home, self._client.server, name)
         if keystore.exists():
@@ -103,8 +100,8 @@ class AccountActions:
         identity = await self._client.run_blocking(IdentityKeyPair.generate)
         backup = await self._client.run_blocking(make_key_backup, [identity], name, password, kdf)
         name = await auth.signup(
-            self._client.need_proto(),
-            self._client.srp,
+            self._client.connection.need_proto(),
+            self._client.connection.srp,
             username,
             password,
             identity.public().to_json(),
@@ -119,13 +116,13 @@ class AccountActions:
         return name
 
     async def srp_login(self, username: str, password: str) -> None:
-        assert self._client.srp is not None  # noqa: S101
+        assert self._client.connection.srp is not None  # noqa: S101
         tokens = DeviceTokens(self._client.home)
         name = normal_form(username)
         try:
             result = await auth.login(
-                self._client.need_proto(),
-                self._client.srp,
+                self._client.connection.need_proto(),
+                self._client.connection.srp,
                 username,
                 password,
                 device_token=tokens.get(self._client.server, name),
@@ -145,7 +142,7 @@ class AccountActions:
             user that are not the user's.
         :raises KeystoreError: the local keystore is damaged (it is left untouched).
         """
-        if self._client.proto is None or self._client.srp is None:
+        if self._client.connection.proto is None or self._client.connection.srp is None:
             await self._client.connect()
         await self.srp_login(username, password)
         assert self._client.username is not None  # noqa: S101
@@ -218,12 +215,12 @@ class AccountActions:
     async def change_password(self, old: str, new: str, *, kdf: KdfParams | None = None) -> None:
         """Change the password on the server, the key backup and the local keystore."""
         me, data = self._client.require_login()
-        assert self._client.srp is not None and self._client.keystore is not None  # noqa: S101
+        assert self._client.connection.srp is not None and self._client.keystore is not None  # noqa: S101
         backup = await self._client.run_blocking(make_key_backup, data.identities, me, new, kdf)
         try:
             await auth.change_password(
-                self._client.need_proto(),
-                self._client.srp,
+                self._client.connection.need_proto(),
+                self._client.connection.srp,
                 me,
                 old,
                 new,
@@ -273,7 +270,7 @@ class AccountActions:
     ) -> str:
         """The key backup of as many identities (newest first) as the server's limit takes."""
         limit = int(
-            self._client.hello_reply.get("limits", {}).get("max_key_backup", 0) or KEY_BACKUP_LIMIT
+            self._client.hello().get("limits", {}).get("max_key_backup", 0) or KEY_BACKUP_LIMIT
         )
         keep = list(identities)
         while True:

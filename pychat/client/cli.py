@@ -104,22 +104,32 @@ def _common_options(default: Any) -> argparse.ArgumentParser:
         "--password-file", type=Path, default=default, help="read the password from this file"
     )
     common.add_argument(
-        "--ca", type=Path, default=default,
+        "--ca",
+        type=Path,
+        default=default,
         help="verify the server with this CA certificate (PEM) instead of pinning",
-    )  # fmt: skip
+    )
     common.add_argument(
-        "--accept-server", metavar="FINGERPRINT", default=default,
+        "--accept-server",
+        metavar="FINGERPRINT",
+        default=default,
         help="on first contact, pin the server's certificate if it has this SHA-256 "
         "fingerprint (as the server prints it); refuse it otherwise",
-    )  # fmt: skip
+    )
     common.add_argument(
-        "--connect-timeout", type=float, metavar="SECONDS", default=default,
+        "--connect-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=default,
         help="give up connecting (TCP and TLS handshake) after this long (default 10)",
-    )  # fmt: skip
+    )
     common.add_argument(
-        "--timeout", type=float, metavar="SECONDS", default=default,
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        default=default,
         help="give up on a reply from the server after this long (default 30)",
-    )  # fmt: skip
+    )
     return common
 
 
@@ -151,9 +161,11 @@ def _add_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     add("tui", "open the full-screen client")
     p = add("signup", "create an account (new identity keys, keystore, key backup on the server)")
     p.add_argument(
-        "--invite", metavar="CODE", default=None,
+        "--invite",
+        metavar="CODE",
+        default=None,
         help="the invite the server's operator gave you (servers that take accounts by invite)",
-    )  # fmt: skip
+    )
     p.add_argument(
         "--allow-weak-password", action="store_true", help="accept a password that is easy to guess"
     )
@@ -203,10 +215,11 @@ def _add_message_commands(add: Callable[[str, str], argparse.ArgumentParser]) ->
         "--reply-to", type=int, metavar="SEQ", help="a reply to message SEQ (quoting its start)"
     )
     p.add_argument(
-        "--queue", action="store_true",
+        "--queue",
+        action="store_true",
         help="if the server is away (or asks to retry), keep the message in the outbox and "
         "send it at the next login instead of failing",
-    )  # fmt: skip
+    )
     p = add("react", "react to a message with an emoji (an empty one takes it back)")
     p.add_argument("peer")
     p.add_argument("seq", type=int, help="the message's number, as read prints it (#SEQ)")
@@ -217,9 +230,12 @@ def _add_message_commands(add: Callable[[str, str], argparse.ArgumentParser]) ->
         if name == "roll":
             p.add_argument("dice", help="NdM: N dice (1-10) of M sides (2-100), e.g. 2d6")
         p.add_argument(
-            "--wait", type=float, default=60.0, metavar="SECONDS",
+            "--wait",
+            type=float,
+            default=60.0,
+            metavar="SECONDS",
             help="how long to wait for the peer's client to answer (default 60)",
-        )  # fmt: skip
+        )
     p = add("send-file", "send a file, encrypted end to end (size limits: the server's)")
     p.add_argument("peer")
     p.add_argument("path")
@@ -429,7 +445,7 @@ class Command(FeatureCommands):
         await self.client.connect()  # asks about a new server before anything is created
         if self.client.ca is None:
             print(
-                f"server {self.client.server}: certificate {self.client.server_fingerprint}",
+                f"server {self.client.server}: certificate {self.client.connection.fingerprint}",
                 file=sys.stderr,
             )
         name = await self.client.signup(user, password, invite=self.args.invite)
@@ -455,9 +471,12 @@ class Command(FeatureCommands):
         else:
             await self._login()
         seq = await self.client.send(
-            self.args.peer, text, action=self.args.me, queue=self.args.queue,
+            self.args.peer,
+            text,
+            action=self.args.me,
+            queue=self.args.queue,
             reply_to=self.args.reply_to,
-        )  # fmt: skip
+        )
         if seq is None:
             print("queued: it waits in the outbox and is sent at your next login")
         else:
@@ -617,8 +636,10 @@ def print_event(event: ClientEvent) -> None:
         print(_rotation_notice(event), file=sys.stderr)
     entry = event.data.get("entry") if event.kind == "outbox" else None
     if isinstance(entry, OutboxEntry) and event.data.get("state") == "sent":
-        print(f"pychat: queued message to {entry.peer} sent (#{event.data.get('seq')})",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"pychat: queued message to {entry.peer} sent (#{event.data.get('seq')})",
+            file=sys.stderr,
+        )
     elif isinstance(entry, OutboxEntry) and event.data.get("state") == "failed":
         reason = visible(str(event.data.get("reason", "")))
         print(f"pychat: queued message to {entry.peer} was refused: {reason}", file=sys.stderr)

@@ -178,9 +178,13 @@ class Files:
         upload = _Upload(file_id, AESGCM(key), prefix, chunks, size, progress)
         await self._upload(path, upload)
         offer = {
-            "file": file_id, "key": b64encode(key), "prefix": b64encode(prefix), "size": size,
-            "name": safe_name(path.name), "sha256": digest.hexdigest(),
-        }  # fmt: skip
+            "file": file_id,
+            "key": b64encode(key),
+            "prefix": b64encode(prefix),
+            "size": size,
+            "name": safe_name(path.name),
+            "sha256": digest.hexdigest(),
+        }
         body = f"📎 {me} sent {offer['name']} ({human_size(size)})"
         return await self._sender.send_kind(peer, body, "file", offer, queue=True)
 
@@ -205,9 +209,11 @@ class Files:
                     _nonce(up.prefix, index), plain, _aad(up.file_id, index, up.chunks)
                 )
                 await self._ctx.request(
-                    "file_chunk", file=up.file_id, index=index,
+                    "file_chunk",
+                    file=up.file_id,
+                    index=index,
                     data=base64.b64encode(sealed).decode(),
-                )  # fmt: skip
+                )
                 if up.progress is not None:
                     up.progress(min(up.size, (index + 1) * PLAIN_CHUNK), up.size)
 

@@ -16,11 +16,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import defer
 from twisted.internet import reactor as default_reactor
 from twisted.logger import Logger
 
-from pychat.client import auth
 from pychat.client.account import AccountActions
 from pychat.client.address import ServerAddress
 from pychat.client.blocking import BlockingRunner, in_thread
@@ -41,7 +39,6 @@ from pychat.client.errors import (
 from pychat.client.events import ChatMessage, ClientEvent, SafetyNumbers
 from pychat.client.files import Files
 from pychat.client.games import Games
-from pychat.client.keepalive import Keepalive, keepalive_interval
 from pychat.client.keystore import (
     KeystoreData,
     KeystoreFile,
@@ -50,24 +47,36 @@ from pychat.client.link import ServerLink, Timeouts
 from pychat.client.messaging import Messaging
 from pychat.client.peer_trust import PeerTrust
 from pychat.client.pins import ServerPins
-from pychat.client.protocol import ClientProtocol, ConnectionClosed, RemoteError
+from pychat.client.protocol import ClientProtocol
 from pychat.client.pushes import PushDispatcher
 from pychat.client.reconnect import Reconnector
 from pychat.client.sending import Sender
+from pychat.client.server_session import ServerSession
 from pychat.client.signals import Signals
 from pychat.crypto.identity import (
     PublicIdentity,
 )
 from pychat.crypto.kdf import KdfParams
-from pychat.srp import SrpParams
 from pychat.usernames import normal_form
 from pychat.wire.ids import conversation_id
 
 __all__ = [
-    "CertificateChanged", "ChatClient", "ChatMessage", "ClientError", "ClientEvent",
-    "ConnectError", "MessageTooLong", "NotPyChatServer", "PeerKeyChanged", "ReplyTimeout",
-    "SafetyNumbers", "Timeouts", "TrustError", "UnsendableText", "check_sendable",
-]  # fmt: skip
+    "CertificateChanged",
+    "ChatClient",
+    "ChatMessage",
+    "ClientError",
+    "ClientEvent",
+    "ConnectError",
+    "MessageTooLong",
+    "NotPyChatServer",
+    "PeerKeyChanged",
+    "ReplyTimeout",
+    "SafetyNumbers",
+    "Timeouts",
+    "TrustError",
+    "UnsendableText",
+    "check_sendable",
+]
 
 log = Logger(namespace="pychat.client")
 
@@ -105,28 +114,35 @@ class ChatClient:
         #: Where slow work runs (threads; :func:`~pychat.client.blocking.inline` in memory).
         self.run_blocking = run_blocking
         self.pins = ServerPins(home)
-        self.proto: ClientProtocol | None = None
-        self.hello_reply: dict[str, Any] = {}
-        self.srp: SrpParams | None = None
         self.username: str | None = None
         self.keystore: KeystoreFile | None = None
         self.data: KeystoreData | None = None
-        self.server_fingerprint: str | None = None
         self.listeners: list[Callable[[ClientEvent], None]] = []
         self.password: str | None = None
-        #: Whether the program asked for no more reconnecting.
-        self.closing = False
-        self.state = "disconnected"
         self.timeouts = timeouts or Timeouts()
-        self._server_name: str | None = None
         self.account = AccountActions(self)
         self.pushes = PushDispatcher(self)
-        self.keepalive = Keepalive(self.reactor, lambda: self.request("ping"))
-        self.link = ServerLink(
-            address, self.pins, ca=ca, on_new_server=self.on_new_server, timeouts=self.timeouts,
-            reactor=self.reactor, emit=self.emit, connector=connector,
-        )  # fmt: skip
-        self.reconnector = Reconnector(self, self.reactor, lambda: self.link.watch.route())
+        link = ServerLink(
+            address,
+            self.pins,
+            ca=ca,
+            on_new_server=self.on_new_server,
+            timeouts=self.timeouts,
+            reactor=self.reactor,
+            emit=self.emit,
+            connector=connector,
+        )
+        #: The connection as it comes and goes (TLS, hello, state, keepalive).
+        self.connection = ServerSession(
+            address,
+            link,
+            timeouts=self.timeouts,
+            reactor=self.reactor,
+            emit=self.emit,
+            on_push=self.pushes.on_push,
+            on_lost=self._lost,
+        )
+        self.reconnector = Reconnector(self, self.reactor, lambda: link.watch.route())
         self.trust_store = PeerTrust(self)
         self.keys = ConversationKeys(self, self.trust_store)
         self.messaging = Messaging(self, self.trust_store, self.keys)
@@ -141,7 +157,7 @@ class ChatClient:
     def server(self) -> str:
         """The server's name for keystores and display: the ``host:port`` its certificate was
         first pinned under (so another address of the same server finds the same keystore)."""
-        return self._server_name or str(self.address)
+        return self.connection.server_name or str(self.address)
 
     def emit(self, event: ClientEvent) -> None:
         """Tell every listener (exceptions in one are logged, never raised here)."""
@@ -152,26 +168,12 @@ class ChatClient:
                 log.failure("event listener failed")
 
     def set_state(self, state: str, **extra: Any) -> None:
-        """Record the connection state and tell the listeners (and ping while online)."""
-        self.state = state
-        if state == "online":
-            self.keepalive.start(keepalive_interval(self.hello_reply))
-        else:
-            self.keepalive.stop()
-        self.emit(ClientEvent("connection", {"state": state, **extra}))
+        """Record the connection state and tell the listeners (see :class:`ServerSession`)."""
+        self.connection.set_state(state, **extra)
 
     async def request(self, op: str, **fields: Any) -> dict[str, Any]:
         """One request with a timeout; raises RemoteError, ConnectionClosed or TimeoutError."""
-        if self.proto is None or self.proto.is_closed:
-            raise ConnectionClosed("not connected")
-        d = self.proto.request(op, **fields)
-        d.addTimeout(self.timeouts.request, self.reactor)
-        try:
-            return await d
-        except defer.TimeoutError:
-            raise ReplyTimeout(
-                f"the server did not answer {op} within {self.timeouts.request:g} s"
-            ) from None
+        return await self.connection.request(op, **fields)
 
     def require_login(self) -> tuple[str, KeystoreData]:
         """(this user's name, the open keystore).
@@ -190,62 +192,32 @@ class ChatClient:
     # -- connecting ----------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Open the TLS connection, check the certificate, say hello.
-
-        Nothing is sent before the certificate is checked (and, on first contact, accepted).
-
-        :raises CertificateChanged: the pinned certificate differs (nothing was sent).
-        :raises TrustError: the user (or ``on_new_server``) refused a new server.
-        :raises ConnectError: no TCP connection, no TLS handshake, or no pyChat ``hello``
-            within the timeouts.
-        """
-        self.set_state("connecting")
-        try:
-            checked = await self.link.open()
-        except Exception:
-            self.set_state("disconnected")
-            raise
-        proto = checked.proto
-        self.server_fingerprint, self._server_name = checked.fingerprint, checked.server_name
-        self.proto = proto
-        proto.on_event = self.pushes.on_push
-        proto.closed_d.addCallback(lambda _: self._lost(proto))
-        try:
-            self.hello_reply = await self.request("hello", version=1, client="pychat")
-            self.srp = auth.srp_params_from_hello(self.hello_reply)
-        except (ClientError, ConnectionClosed, RemoteError, auth.AuthError) as exc:
-            proto.close()
-            self.set_state("disconnected")
-            raise NotPyChatServer(
-                f"{self.address} is not a pyChat server (or not a compatible version): "
-                f"its answer to hello was unusable ({exc})"
-            ) from None
-        self.set_state("connected")
+        """Open the TLS connection, check the certificate, say hello (see
+        :meth:`ServerSession.connect`)."""
+        await self.connection.connect()
 
     def drop_connection(self) -> None:
         """Close the current connection (reconnecting follows if logged in)."""
-        if self.proto is not None and not self.proto.is_closed:
-            self.proto.close()
+        self.connection.drop()
 
     def stop_reconnecting(self) -> None:
         """Do not reconnect when the connection drops (the program is ending)."""
-        self.closing = True
+        self.connection.closing = True
 
     async def close(self) -> None:
         """Close the connection; no reconnecting after this."""
-        self.closing = True
-        if self.proto is not None and not self.proto.is_closed:
-            self.proto.close()
-            await self.proto.closed_d
-        self.set_state("disconnected")
+        await self.connection.close()
 
-    def _lost(self, proto: ClientProtocol) -> None:
-        if proto is not self.proto:
-            return
-        if self.closing or self.password is None:
+    def _lost(self) -> None:
+        if self.password is None:
             self.set_state("disconnected")
             return
         self.reconnector.start()
+
+    @property
+    def closing(self) -> bool:
+        """Whether the program asked for no more reconnecting."""
+        return self.connection.closing
 
     async def relogin(self) -> None:
         """Connect and log in again with the credentials of the last login (reconnecting)."""
@@ -260,12 +232,6 @@ class ChatClient:
         await self.sender.flush()
 
     # -- accounts (AccountActions) -------------------------------------------------------------
-
-    def need_proto(self) -> ClientProtocol:
-        """The open connection (:class:`ClientError` when there is none)."""
-        if self.proto is None:
-            raise ClientError("not connected")
-        return self.proto
 
     async def signup(self, username: str, password: str, **options: Any) -> str:
         """Create an account (keys, keystore); ``kdf=``, ``invite=``; return its name."""
@@ -289,7 +255,7 @@ class ChatClient:
 
     def hello(self) -> dict[str, Any]:
         """The server's ``hello`` reply."""
-        return self.hello_reply
+        return self.connection.hello_reply
 
     def now(self) -> float:
         """Seconds since the epoch, from the reactor's clock (a fake one in tests)."""
@@ -342,9 +308,14 @@ class ChatClient:
         return await self.keys.rotate(peer)
 
     async def send(
-        self, peer: str, text: str, *, action: bool = False, queue: bool = False,
+        self,
+        peer: str,
+        text: str,
+        *,
+        action: bool = False,
+        queue: bool = False,
         reply_to: int | None = None,
-    ) -> int | None:  # fmt: skip
+    ) -> int | None:
         """Encrypt, sign and send ``text`` (an emote if ``action``, a reply to ``reply_to``);
         return its seq (None if ``queue`` and it waits: :class:`Sender`)."""
         return await self.sender.send(peer, text, action=action, queue=queue, reply_to=reply_to)

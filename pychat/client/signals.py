@@ -108,10 +108,14 @@ class Signals:
             for identity in self._trust.current(data, sender):
                 try:
                     return open_message(
-                        ciphertext, keys[epoch].encode(), sender=sender,
-                        sender_identity=identity, recipient=data.username,
-                        conversation=conv, epoch=int(epoch),
-                    )  # fmt: skip
+                        ciphertext,
+                        keys[epoch].encode(),
+                        sender=sender,
+                        sender_identity=identity,
+                        recipient=data.username,
+                        conversation=conv,
+                        epoch=int(epoch),
+                    )
                 except E2EError:
                     continue
         return None

@@ -90,8 +90,11 @@ class DeviceTokens:
     def _token_mac(self, account: Account, nonce: bytes) -> bytes:
         mac = hmac.HMAC(self._token_key, hashes.SHA256())
         # Bound to the account's SRP salt, which a password change renews: old tokens end.
-        mac.update(b"\0".join([b"pychat-device-token", account.username.encode(),
-                                account.salt.encode(), nonce]))  # fmt: skip
+        mac.update(
+            b"\0".join(
+                [b"pychat-device-token", account.username.encode(), account.salt.encode(), nonce]
+            )
+        )
         return mac.finalize()
 
     def issue(self, username: str) -> str:

@@ -83,17 +83,23 @@ class LoginChallenge:
 
 #: The lockout policies (numbers and reasons in pychat.limits).
 ACCOUNT_LOCK = BackoffPolicy(
-    limits.ACCOUNT_FREE_FAILURES, limits.ACCOUNT_LOCK_BASE, limits.ACCOUNT_LOCK_MAX,
+    limits.ACCOUNT_FREE_FAILURES,
+    limits.ACCOUNT_LOCK_BASE,
+    limits.ACCOUNT_LOCK_MAX,
     limits.ACCOUNT_FORGET_AFTER,
-)  # fmt: skip
+)
 ADDRESS_LOCK = BackoffPolicy(
-    limits.ADDRESS_FREE_FAILURES, limits.ADDRESS_LOCK_BASE, limits.ADDRESS_LOCK_MAX,
+    limits.ADDRESS_FREE_FAILURES,
+    limits.ADDRESS_LOCK_BASE,
+    limits.ADDRESS_LOCK_MAX,
     limits.ADDRESS_FORGET_AFTER,
-)  # fmt: skip
+)
 DEVICE_TOKEN_LOCK = BackoffPolicy(
-    limits.DEVICE_TOKEN_FREE_FAILURES, limits.DEVICE_TOKEN_LOCK_BASE,
-    limits.DEVICE_TOKEN_LOCK_MAX, limits.DEVICE_TOKEN_FORGET_AFTER,
-)  # fmt: skip
+    limits.DEVICE_TOKEN_FREE_FAILURES,
+    limits.DEVICE_TOKEN_LOCK_BASE,
+    limits.DEVICE_TOKEN_LOCK_MAX,
+    limits.DEVICE_TOKEN_FORGET_AFTER,
+)
 
 
 class AccountService:

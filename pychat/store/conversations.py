@@ -242,9 +242,15 @@ class ConversationStore:
         fields (a disappearing message's ``blob`` and ``expires``) go into the record."""
         durable: defer.Deferred[None] = defer.Deferred()
         record = self.append_message_then(
-            conv, sender, epoch, ciphertext, client_id, now, extra,
+            conv,
+            sender,
+            epoch,
+            ciphertext,
+            client_id,
+            now,
+            extra,
             lambda _, error: fire(durable, error),
-        )  # fmt: skip
+        )
         return record, durable
 
     def append_message_then(
@@ -263,8 +269,15 @@ class ConversationStore:
         seq = len(conv.messages) + 1
         record: dict[str, Any]
         if extra:
-            record = {"seq": seq, "sender": sender, "epoch": epoch, "ciphertext": ciphertext,
-                      "client_id": client_id, "time": now, **extra}  # fmt: skip
+            record = {
+                "seq": seq,
+                "sender": sender,
+                "epoch": epoch,
+                "ciphertext": ciphertext,
+                "client_id": client_id,
+                "time": now,
+                **extra,
+            }
         else:
             record = MessageRecord.plain(seq, sender, epoch, ciphertext, client_id, now)
         conv.messages.append(record)

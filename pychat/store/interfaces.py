@@ -76,16 +76,28 @@ class ConversationRepository(Protocol):
         it is recent."""
 
     def append_message(
-        self, conv: Conversation, sender: str, epoch: int, ciphertext: str, client_id: str,
-        now: float, extra: dict[str, Any] | None = None,
-    ) -> tuple[dict[str, Any], Deferred[None]]:  # fmt: skip
+        self,
+        conv: Conversation,
+        sender: str,
+        epoch: int,
+        ciphertext: str,
+        client_id: str,
+        now: float,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], Deferred[None]]:
         """Write a message; return its record and a Deferred that fires once it is durable."""
 
     def append_message_then(
-        self, conv: Conversation, sender: str, epoch: int, ciphertext: str, client_id: str,
-        now: float, extra: dict[str, Any] | None,
+        self,
+        conv: Conversation,
+        sender: str,
+        epoch: int,
+        ciphertext: str,
+        client_id: str,
+        now: float,
+        extra: dict[str, Any] | None,
         then: Callable[[dict[str, Any], BaseException | None], None],
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """Write a message; return its record; ``then(record, None)`` once it is durable, or
         ``then(record, error)`` if it never will be (the busiest path: no Deferred)."""
 

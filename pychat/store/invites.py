@@ -101,7 +101,10 @@ class InviteBook:
     def summary(self, now: float) -> list[dict[str, Any]]:
         """Open invites, oldest first (no codes: they are not kept)."""
         return sorted(
-            ({"created": i["created"], "expires": i["expires"]} for i in self.invites.values()
-             if i["expires"] > now),
+            (
+                {"created": i["created"], "expires": i["expires"]}
+                for i in self.invites.values()
+                if i["expires"] > now
+            ),
             key=lambda i: i["created"],
-        )  # fmt: skip
+        )

@@ -60,7 +60,7 @@ def _submit(app: TuiApp) -> None:
 
 def _reconnect_now(app: TuiApp) -> None:
     """Ctrl-R: while disconnected, try again now instead of waiting out the backoff."""
-    if app.client is not None and app.client.state != "online":
+    if app.client is not None and app.client.connection.state != "online":
         app.client.reconnector.retry_now()
         app.model.tell("reconnecting now…")
 

@@ -106,9 +106,17 @@ def _entry_item(
     data = entry.data or {}
     ref, quote = data.get("seq"), data.get("quote")
     return MessageItem(
-        seq, app.model.me, entry.time, status, entry.text, reason, entry.action, entry.kind,
-        ref if isinstance(ref, int) else None, quote if isinstance(quote, str) else None,
-    )  # fmt: skip
+        seq,
+        app.model.me,
+        entry.time,
+        status,
+        entry.text,
+        reason,
+        entry.action,
+        entry.kind,
+        ref if isinstance(ref, int) else None,
+        quote if isinstance(quote, str) else None,
+    )
 
 
 def _outbox(app: TuiApp, event: ClientEvent) -> None:

@@ -53,10 +53,24 @@ _CONTROL_NAMES = {
 
 # CSI sequences curses may leave undecoded (depends on the terminal's terminfo entry).
 _CSI_NAMES = {
-    "A": "up", "B": "down", "C": "right", "D": "left", "H": "home", "F": "end", "Z": "btab",
-    "1~": "home", "4~": "end", "7~": "home", "8~": "end", "3~": "delete",
-    "5~": "pgup", "6~": "pgdn", "1;5F": "ctrl-end", "1;3F": "alt-end", "4;5~": "ctrl-end",
-}  # fmt: skip
+    "A": "up",
+    "B": "down",
+    "C": "right",
+    "D": "left",
+    "H": "home",
+    "F": "end",
+    "Z": "btab",
+    "1~": "home",
+    "4~": "end",
+    "7~": "home",
+    "8~": "end",
+    "3~": "delete",
+    "5~": "pgup",
+    "6~": "pgdn",
+    "1;5F": "ctrl-end",
+    "1;3F": "alt-end",
+    "4;5~": "ctrl-end",
+}
 
 
 # Modified keys curses decodes by the terminal's terminfo (xterm's names: 5 is Ctrl, 3 Alt).

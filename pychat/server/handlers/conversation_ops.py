@@ -354,8 +354,12 @@ class _Delivery(Later):
             deps.presence.push_to_users(readers, "message", event, skip=self.ctx)
         else:
             deps.presence.push_line_to_users(readers, line, skip=self.ctx)
-        return {"conversation": conv.id, "seq": record["seq"], "time": record["time"],
-                "duplicate": False}  # fmt: skip
+        return {
+            "conversation": conv.id,
+            "seq": record["seq"],
+            "time": record["time"],
+            "duplicate": False,
+        }
 
 
 async def history(deps: HandlerDeps, ctx: OpContext, params: HistoryParams) -> Mapping[str, Any]:
