@@ -11,6 +11,7 @@ from __future__ import annotations
 import typing
 from collections import deque
 from collections.abc import Coroutine, Mapping
+import typing
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
@@ -38,7 +39,10 @@ from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.framing import Oversized
 
 if TYPE_CHECKING:
-    from pychat.server.chat import ChatServer
+    from twisted.internet.interfaces import IReactorTime
+
+    from pychat.server.config import ServerConfig
+    from pychat.server.ops import OpRegistry
 
 log = Logger(namespace="pychat.connection")
 
@@ -89,11 +93,30 @@ def _too_long(item: Inbound) -> ProtocolError:
     )
 
 
+class ConnectionHost(typing.Protocol):
+    """What a connection needs of the server it belongs to (the
+    :class:`~pychat.server.chat.ChatServer` is one): its ops, limits and clock, to be told
+    when the connection comes and goes, and how the log names an account."""
+
+    registry: OpRegistry
+    config: ServerConfig
+    clock: IReactorTime
+
+    def connection_opened(self, conn: ChatServerProtocol) -> str | None:
+        """Admit the connection, or say why it is refused (the connection caps)."""
+
+    def connection_closed(self, conn: ChatServerProtocol) -> None:
+        """Forget the connection."""
+
+    def log_name_of(self, username: str | None) -> str:
+        """How the log names the account."""
+
+
 @implementer(IHandshakeListener)
 class ChatServerProtocol(Protocol, TimeoutMixin):
     """One client connection to the chat server."""
 
-    def __init__(self, server: ChatServer) -> None:
+    def __init__(self, server: ConnectionHost) -> None:
         self.server = server
         self.core = ServerConnection(server.registry, server.config.max_line)
         self.session = Session(peer="?", host="?")

@@ -29,31 +29,14 @@ from pychat.durable import ensure_private_dir, fsync_dir, write_atomic
 from pychat.store.accounts import AccountStore
 from pychat.store.atrest import AtRestKey, SealedDirectory
 from pychat.store.blocking import inline_runner, run_inline
-from pychat.store.errors import StoreError
 from pychat.store.files import FileStore
+from pychat.store.rotation_state import COMMIT, ROTATING, check_no_rotation, new_key_path
 from pychat.store.sealed_log import SealedLog
+from pychat.store.server_store import ServerStore
 
-ROTATING = "rotating"
-COMMIT = "rotation-commit.json"
+__all__ = ["check_no_rotation", "rotate", "settle"]
+
 PARTS = ("accounts", "conversations", "files", "ephemeral")
-
-
-def new_key_path(key_path: Path) -> Path:
-    """Where the new key waits until the rotation is finished."""
-    return key_path.with_name(key_path.name + ".new")
-
-
-def check_no_rotation(data_dir: Path) -> None:
-    """Refuse to serve a data dir with an unfinished rotation.
-
-    :raises StoreError: saying what to run.
-    """
-    if (data_dir / COMMIT).exists() or (data_dir / ROTATING).exists():
-        raise StoreError(
-            data_dir,
-            "a store-key rotation did not finish: run `pychat-admin rotate-store-key` again "
-            "(it finishes a committed rotation, or removes an uncommitted one) before starting",
-        )
 
 
 def settle(data_dir: Path, key_path: Path) -> str | None:
@@ -72,8 +55,6 @@ def settle(data_dir: Path, key_path: Path) -> str | None:
 
 def rotate(data_dir: Path, key_path: Path) -> dict[str, int]:
     """Re-encrypt the store in ``data_dir`` (its key at ``key_path``) under a new key."""
-    from pychat.store.server_store import ServerStore
-
     store = ServerStore.open(data_dir, key_path, inline_runner)
     try:
         new_key = AtRestKey.create(new_key_path(key_path))

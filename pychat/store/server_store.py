@@ -13,7 +13,7 @@ from pychat.store.ephemeral import EPHEMERAL_DIR, EphemeralStore
 from pychat.store.files import FILES_DIR, FileStore
 from pychat.store.interfaces import AccountRepository, ConversationRepository
 from pychat.store.invites import InviteBook
-from pychat.store.rotation import check_no_rotation
+from pychat.store.rotation_state import check_no_rotation
 
 ACCOUNTS_DIR = "accounts"
 CONVERSATIONS_DIR = "conversations"
