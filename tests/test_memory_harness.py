@@ -95,16 +95,15 @@ async def test_a_logged_in_client_pings_and_is_never_idle(
 async def test_the_side_that_did_not_open_the_conversation_learns_the_peers_presence(
     memory: MemoryServer, tmp_path: Path
 ) -> None:
-    from pychat.tui.app import TuiApp
     from pychat.tui.client_events import handle_event
-    from pychat.tui.model import ChatModel
+    from pychat.tui.main_screen import MainScreen
+    from tests.tui_fakes import FakeHost
 
     alice = await memory.signed_up(tmp_path / "alice", "alice")
     bob = await memory.signed_up(tmp_path / "bob", "bob")
     heard = collect(bob)
     await alice.open_conversation("bob")
-    app = TuiApp.__new__(TuiApp)
-    app.model, app.client = ChatModel(me="bob"), bob
+    app = MainScreen(FakeHost(tmp_path), bob)
     for event in heard:
         handle_event(app, event)
     assert app.model.conversations["alice"].online is True  # bob never opened it

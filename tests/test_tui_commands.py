@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest_twisted
 
 from pychat.client.session import ChatClient
 from pychat.testing import MemoryServer
 from pychat.tui.commands import run_command
-from pychat.tui.model import ChatModel, MessageItem, Modal
+from pychat.tui.main_screen import MainScreen
+from pychat.tui.model import MessageItem
+from tests.tui_fakes import FakeHost
 
 
-class FakeApp:
-    """What the commands use of TuiApp: the model, the client and the modal box."""
-
-    def __init__(self, client: ChatClient) -> None:
-        self.client = client
-        self.model = ChatModel(me=client.username or "", server="memory")
-        self.shown: list[Modal] = []
-
-    def show_modal(self, modal: Modal) -> None:
-        self.shown.append(modal)
-
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"command used app.{name}, which this test does not expect")
+def main_screen(client: ChatClient, home: Path) -> tuple[MainScreen, FakeHost]:
+    """The main screen of a logged-in client, on a host that keeps the boxes it shows."""
+    host = FakeHost(home)
+    return MainScreen(host, client), host
 
 
 @pytest_twisted.ensureDeferred
@@ -34,10 +26,10 @@ async def test_info_shows_the_pinned_fingerprint_and_the_trust(tmp_path: Path) -
     alice = await memory.signed_up(tmp_path / "alice", "alice")
     bob = await memory.signed_up(tmp_path / "bob", "bob")
     await alice.send("bob", "hello")  # alice pins bob's key
-    app = FakeApp(alice)
+    app, host = main_screen(alice, tmp_path)
     app.model.select("bob")
-    await run_command(app, "/info")  # type: ignore[arg-type]
-    (modal,) = app.shown
+    await run_command(app, "/info")
+    (modal,) = host.shown
     text = "\n".join(modal.lines)
     grouped = " ".join(bob.my_fingerprint()[i : i + 4] for i in range(0, 64, 4))
     assert grouped.strip() in text
@@ -52,9 +44,9 @@ async def test_info_and_clear_need_a_conversation_and_clear_keeps_the_history(
     alice = await memory.signed_up(tmp_path / "alice", "alice")
     await memory.signed_up(tmp_path / "bob", "bob")
     await alice.send("bob", "kept on the server")
-    app = FakeApp(alice)
+    app, host = main_screen(alice, tmp_path)
     await run_command(app, "/info")  # type: ignore[arg-type]
-    assert app.shown == [] and (app.model.notice, app.model.notice_is_error) == (
+    assert host.shown == [] and (app.model.notice, app.model.notice_is_error) == (
         "/info needs an open conversation",
         True,
     )

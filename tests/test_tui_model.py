@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import curses
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -336,15 +337,17 @@ def test_a_long_status_line_is_cut_with_an_ellipsis() -> None:
     assert status.endswith("…") and text_width(status) == 80
 
 
-def test_reconnecting_clears_an_error_from_while_it_was_offline() -> None:
-    from pychat.client.session import ClientEvent
-    from pychat.tui.app import TuiApp
+def test_reconnecting_clears_an_error_from_while_it_was_offline(tmp_path: Path) -> None:
+    from pychat.client.address import ServerAddress
+    from pychat.client.session import ChatClient, ClientEvent
     from pychat.tui.client_events import handle_event
+    from pychat.tui.main_screen import MainScreen
+    from tests.tui_fakes import FakeHost
 
     model = ChatModel()
+    client = ChatClient(ServerAddress("127.0.0.1", 8765), tmp_path)
+    app = MainScreen(FakeHost(tmp_path), client, model)
     model.tell("not connected", error=True)
-    app = TuiApp.__new__(TuiApp)
-    app.model, app.client = model, None
     handle_event(app, ClientEvent("connection", {"state": "online"}))
     assert model.notice == "" and model.connection == "online"
 

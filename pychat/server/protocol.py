@@ -11,7 +11,6 @@ from __future__ import annotations
 import typing
 from collections import deque
 from collections.abc import Coroutine, Mapping
-import typing
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer

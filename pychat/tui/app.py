@@ -15,7 +15,6 @@ import locale
 import os
 import signal
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,28 +33,13 @@ from pychat.client.session import (
     CertificateChanged,
     ChatClient,
     ClientError,
-    ClientEvent,
     PeerKeyChanged,
 )
-from pychat.tui import loading
-from pychat.tui.actions import run_action
-from pychat.tui.client_events import handle_event, outbox_item
-from pychat.tui.commands import run_command
-from pychat.tui.input_history import history_path, load_history
-from pychat.tui.keys import BINDINGS, Key, KeyDecoder
-from pychat.tui.login import login_key
-from pychat.tui.model import ChatModel, ConversationState, LoginForm, Modal
-from pychat.tui.notifications import notify
+from pychat.tui.keys import Key, KeyDecoder
+from pychat.tui.login import LoginScreen
+from pychat.tui.main_screen import MainScreen
+from pychat.tui.model import Modal
 from pychat.tui.password_prompt import PasswordPrompt, prompt_key
-from pychat.tui.render import (
-    FULL_HEIGHT,
-    FULL_WIDTH,
-    LIST_WIDTH,
-    render_login,
-    render_main,
-    visible_message_lines,
-)
-from pychat.tui.search import search_key
 from pychat.tui.view import CursesView, colours_wanted, to_terminal
 
 log = Logger(namespace="pychat.tui")
@@ -85,52 +69,56 @@ class _StdinReader:
 
 
 class TuiApp:
-    """The running TUI."""
+    """The running TUI: the terminal, the reactor's input and clock, the boxes, and the screen
+    on show (:class:`~pychat.tui.login.LoginScreen`, then
+    :class:`~pychat.tui.main_screen.MainScreen`); a :class:`~pychat.tui.context.ScreenHost`."""
 
     def __init__(
         self, args: argparse.Namespace, config: ClientConfig, screen: Any, reactor: Any
     ) -> None:
-        self.args = args
         self.config = config
         self.reactor = reactor
-        self.screen: Any = screen
+        self.terminal: Any = screen
         self.view = CursesView(screen, colours_wanted(config.colours), write=to_terminal)
         self.home: Path = args.home or default_home()
-        #: Where the input line's history is kept (set at login).
-        self.history_file: Path | None = None
+        self.ca: Path | None = args.ca
         self.decoder = KeyDecoder()
-        self.form = LoginForm()
-        self.form.server.insert(
-            args.server or os.environ.get("PYCHAT_SERVER") or config.server or "localhost"
-        )
-        self.form.username.insert(args.user or os.environ.get("PYCHAT_USER") or config.user or "")
-        self.form.focus = 1 if not self.form.username.text else 2
-        self.model: ChatModel = ChatModel()
-        self.client: ChatClient | None = None
+        server = args.server or os.environ.get("PYCHAT_SERVER") or config.server or "localhost"
+        user = args.user or os.environ.get("PYCHAT_USER") or config.user or ""
+        self.screen: LoginScreen | MainScreen = LoginScreen(self, server, user)
         self.exit_code = 0
         self._redraw_call: Any = None
-        #: A mark_read is on its way (one at a time).
-        self.mark_read_pending = False
-        self._typing_sent: dict[str, float] = {}
         self._choice: defer.Deferred[bool] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Read the terminal, follow its size, tick once a second, draw."""
         self.reactor.addReader(_StdinReader(self))
         signal.signal(signal.SIGWINCH, lambda *_: self.reactor.callFromThread(self.on_resize))
         self._tick()
         self.redraw()
 
     def _tick(self) -> None:
-        expired = [c.drop_expired(time.time()) for c in self.model.conversations.values()]
-        if self.model.connection == "reconnecting" or any(expired):
-            self.redraw()
+        if isinstance(self.screen, MainScreen):
+            model = self.screen.model
+            expired = [c.drop_expired(self.now()) for c in model.conversations.values()]
+            if model.connection == "reconnecting" or any(expired):
+                self.redraw()
         self.reactor.callLater(1.0, self._tick)
 
+    def now(self) -> float:
+        """Seconds since the epoch, from the reactor's clock."""
+        return float(self.reactor.seconds())
+
+    def call_later(self, seconds: float, what: Callable[[], None]) -> None:
+        """Run ``what`` after ``seconds``."""
+        self.reactor.callLater(seconds, what)
+
     def quit(self) -> None:
-        if self.client is not None:
-            self.client.stop_reconnecting()
+        """Stop reconnecting and stop the reactor."""
+        if isinstance(self.screen, MainScreen):
+            self.screen.client.stop_reconnecting()
         if self.reactor.running:
             self.reactor.stop()
 
@@ -140,8 +128,13 @@ class TuiApp:
             curses.resizeterm(size.lines, size.columns)
         except (OSError, curses.error):
             pass
-        self.screen.clear()
-        self.redraw()
+        self.clear_screen()
+
+    async def logged_in(self, client: ChatClient, username: str) -> None:
+        """The login screen succeeded: the main screen takes over."""
+        main = MainScreen(self, client)
+        self.screen = main
+        await main.start(self.config.signals)
 
     # -- drawing ---------------------------------------------------------------------------------
 
@@ -150,21 +143,19 @@ class TuiApp:
         if self._redraw_call is None or not self._redraw_call.active():
             self._redraw_call = self.reactor.callLater(0, self._draw)
 
+    def clear_screen(self) -> None:
+        """Forget what the terminal shows and draw it all again."""
+        self.terminal.clear()
+        self.redraw()
+
+    def view_size(self) -> tuple[int, int]:
+        """The terminal's (height, width)."""
+        height, width = self.view.size()
+        return height, width
+
     def _draw(self) -> None:
         height, width = self.view.size()
-        if self.client is None:
-            frame = render_login(self.form, width, height)
-        else:
-            frame = render_main(
-                self.model, width, height, now=time.time(), time_format=self.config.time_format
-            )
-        self.view.draw(frame)
-        loading.maybe_mark_read(self)
-
-    def notify(self, peer: str) -> None:
-        """Bell and desktop notification for a message from ``peer`` not on screen."""
-        if self.config.notifications:
-            notify(peer)
+        self.view.draw(self.screen.frame(width, height))
 
     # -- guarding handlers ---------------------------------------------------------------------
 
@@ -182,42 +173,15 @@ class TuiApp:
                 Modal("SERVER CERTIFICATE CHANGED", str(exc).splitlines(), warning=True)
             )
         elif isinstance(exc, PeerKeyChanged):
-            if self.client is not None:
-                self.model.conversation(exc.peer).key_changed = True
-                self.guard(self._key_change_warning(exc.peer))
+            if isinstance(self.screen, MainScreen):
+                self.screen.key_changed(exc.peer)
         elif isinstance(exc, RemoteError):
-            self._tell_error(exc.message or exc.code)
+            self.screen.tell_error(exc.message or exc.code)
         elif isinstance(exc, ClientError | KeystoreError | ConnectionClosed | AddressError):
-            self._tell_error(str(exc))
+            self.screen.tell_error(str(exc))
         else:
             log.failure("handler failed", failure=failure)
-            self._tell_error(f"error: {exc!r} (details in {self.home / 'tui.log'})")
-
-    async def _key_change_warning(self, peer: str) -> None:
-        """The box shown when a peer's key changed unsigned, in the TUI's own terms."""
-        assert self.client is not None  # noqa: S101
-        info = await self.client.safety_numbers(peer)
-        if info.pending and info.pinned:
-            self.show_key_change(peer, info.pinned, info.current)
-
-    def show_key_change(self, peer: str, old: str, new: str) -> None:
-        """The box shown when a peer's key changed unsigned, in the TUI's own terms."""
-        groups_old, groups_new = old.split(), new.split()
-        lines = [
-            f"{peer}'s identity key has CHANGED, and the change is NOT signed by the key",
-            f"you had for {peer}. Sending to {peer} is blocked.",
-            "",
-            "Safety number with the NEW key:",
-            "  " + " ".join(groups_new[:6]),
-            "  " + " ".join(groups_new[6:]),
-            "Safety number with the key you had:",
-            "  " + " ".join(groups_old[:6]),
-            "  " + " ".join(groups_old[6:]),
-            "",
-            f"Compare the new number with {peer} in person or on a call.",
-            "/trust accepts the new key · /verify shows the numbers again",
-        ]
-        self.show_modal(Modal(f"{peer.upper()}'S KEY CHANGED", lines, warning=True))
+            self.screen.tell_error(f"error: {exc!r} (details in {self.home / 'tui.log'})")
 
     def ask(self, modal: Modal) -> defer.Deferred[bool]:
         """Show ``modal`` and wait for y or n."""
@@ -225,24 +189,19 @@ class TuiApp:
         self.show_modal(modal)
         return self._choice
 
-    def _tell_error(self, text: str) -> None:
-        if self.client is None:
-            self.form.message = text
-        else:
-            self.model.tell(text, error=True)
-
     def show_modal(self, modal: Modal) -> None:
         """Put a box over the screen (any key closes it)."""
-        (self.form.modals if self.client is None else self.model.modals).append(modal)
+        self.screen.modals.append(modal)
         self.redraw()
 
     # -- input -----------------------------------------------------------------------------------
 
     def on_input(self) -> None:
+        """Standard input has something: decode the keys and handle each."""
         items: list[str | int] = []
         while True:
             try:
-                items.append(self.screen.get_wch())
+                items.append(self.terminal.get_wch())
             except curses.error:
                 break
         for key in self.decoder.feed(items):
@@ -250,144 +209,39 @@ class TuiApp:
                 self.handle_key(key)
             except Exception:
                 log.failure("key handler failed")
-                self._tell_error(
+                self.screen.tell_error(
                     f"internal error handling {key.name} (see {self.home / 'tui.log'})"
                 )
         self.redraw()
 
     def handle_key(self, key: Key) -> None:
+        """One key: the app's own (resize, Ctrl-C), then the top box's, then the screen's."""
         if key.name == "resize":
             self.on_resize()
             return
         if key.name == "ctrl-c":  # quits from anywhere, a box open or not
             self.quit()
             return
-        modals = self.form.modals if self.client is None else self.model.modals
-        if modals and isinstance(modals[-1], PasswordPrompt):
-            prompt_key(self, modals[-1], key)
-            return
-        if modals:
-            if self._choice is not None:
-                if key.name == "char" and key.text.lower() in ("y", "n"):
-                    choice, self._choice = self._choice, None
-                    modals.pop()
-                    choice.callback(key.text.lower() == "y")
-                return
-            modals.pop()
-            return
-        if self.client is None:
-            login_key(self, key)
+        modals = self.screen.modals
+        if (
+            modals
+            and isinstance(modals[-1], PasswordPrompt)
+            and isinstance(self.screen, MainScreen)
+        ):
+            prompt_key(self.screen, modals[-1], key)
+        elif modals:
+            self._box_key(modals, key)
         else:
-            self._main_key(key)
+            self.screen.key(key)
 
-    def _main_key(self, key: Key) -> None:
-        if self.model.search is not None and search_key(self, key):
-            return
-        if key.name in ("char", "paste"):
-            self.model.input.insert(key.text)
-            self._typing()
-            return
-        action = BINDINGS.get(key.name)
-        if action is not None:
-            run_action(self, action)
-
-    def scroll(self, direction: int) -> None:
-        conv = self.model.current_conversation
-        if conv is None:
-            return
-        height, width = self.view.size()
-        page = max(1, height - 5)
-        conv.scroll = max(0, conv.scroll + direction * page)
-        if direction > 0:
-            _, at_top = visible_message_lines(
-                conv, self.model.me, self._pane_width(width), height - 3, self.config.time_format
-            )
-            if at_top and conv.has_older:
-                self.guard(loading.load_older(self, conv.peer))
-
-    def _typing(self) -> None:
-        """Tell the peer on screen that this user is typing (signals on; every 3 s at most)."""
-        conv = self.model.current_conversation
-        if self.client is None or conv is None or not self.client.signals.enabled:
-            return
-        if self.model.connection != "online" or self.model.input.text.startswith("/"):
-            return
-        now = time.time()
-        if now - self._typing_sent.get(conv.peer, 0.0) >= TYPING_EVERY:
-            self._typing_sent[conv.peer] = now
-            loading.quietly(self.client.signals.send(conv.peer, "typing"))
-
-    def _pane_width(self, width: int) -> int:
-        height, _ = self.view.size()
-        return width - (LIST_WIDTH + 1) if width >= FULL_WIDTH and height >= FULL_HEIGHT else width
-
-    # -- login -----------------------------------------------------------------------------------
-
-    async def logged_in(self, client: ChatClient, username: str) -> None:
-        """The login screen succeeded: show the conversations."""
-        self.client = client
-        self.model.me = client.username or username
-        self.model.server = client.server
-        self.model.connection = "online"
-        client.listeners.append(self.on_client_event)
-        client.signals.enabled = self.config.signals
-        if client.keystore is not None:
-            self.history_file = history_path(client.keystore.path)
-            self.model.input.history = load_history(self.history_file)
-        await self.load_conversations()
-        for entry in await client.sender.pending():  # what the login could not send yet
-            outbox_item(self, entry, "pending")
-
-    # -- conversations (pychat.tui.loading) -----------------------------------------------------
-
-    async def load_conversations(self) -> None:
-        """Refresh the list from the server's summaries; show the first if none is."""
-        await loading.load_conversations(self)
-
-    async def show(self, peer: str) -> None:
-        """Put ``peer``'s conversation on screen, loading its newest page the first time."""
-        await loading.show(self, peer)
-
-    # -- what the user types -----------------------------------------------------------------
-
-    async def submit(self, text: str) -> None:
-        if text.startswith("/") and not text.startswith("//"):
-            await run_command(self, text)
-            return
-        if text.startswith("//"):
-            text = text[1:]
-        conv = self.model.current_conversation
-        if conv is None or self.client is None:
-            self.model.tell("no conversation open: /new NAME starts one", error=True)
-            return
-        await self.send_text(conv, text)
-
-    async def send_text(self, conv: ConversationState, text: str, action: bool = False) -> None:
-        """Send ``text`` in ``conv`` (an emote when ``action``) through the outbox: it shows
-        at once, pending until the server acknowledges it (after a reconnect if need be)."""
-        assert self.client is not None  # noqa: S101 - the main screen has a client
-        conv.scroll = 0
-        self.model.tell("")
-        seq = await self.client.send(conv.peer, text, action=action, queue=True)
-        if seq is None:
-            self.model.tell(
-                "not connected: the message waits in the outbox (…) and goes when "
-                "the server is back (Ctrl-R retries now)"
-            )
-
-    # -- events from the client ------------------------------------------------------------------
-
-    def on_client_event(self, event: ClientEvent) -> None:
-        try:
-            handle_event(self, event)
-        except Exception:
-            log.failure("event handler failed")
-            self.model.tell("internal error handling an event (see tui.log)", error=True)
-        self.redraw()
-
-
-#: Typing signals go at most this often per conversation (seconds).
-TYPING_EVERY = 3.0
+    def _box_key(self, modals: list[Modal], key: Key) -> None:
+        """A key while a box is open: y or n answers a question; any key closes the rest."""
+        if self._choice is None:
+            modals.pop()
+        elif key.name == "char" and key.text.lower() in ("y", "n"):
+            choice, self._choice = self._choice, None
+            modals.pop()
+            choice.callback(key.text.lower() == "y")
 
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:

@@ -3,7 +3,6 @@ handler; every field of an event that came from the server is checked before it 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -17,7 +16,7 @@ from pychat.wire.ids import conversation_id
 TYPING_SHOWN = 6.0
 
 if TYPE_CHECKING:
-    from pychat.tui.app import TuiApp
+    from pychat.tui.context import TuiContext
 
 
 def message_item(message: ChatMessage) -> MessageItem:
@@ -39,53 +38,53 @@ def message_item(message: ChatMessage) -> MessageItem:
     )
 
 
-def handle_event(app: TuiApp, event: ClientEvent) -> None:
+def handle_event(ctx: TuiContext, event: ClientEvent) -> None:
     """Update the model for ``event`` (unknown kinds are ignored)."""
     handler = EVENTS.get(event.kind)
     if handler is not None:
-        handler(app, event)
+        handler(ctx, event)
 
 
-def _message(app: TuiApp, event: ClientEvent) -> None:
-    model, m = app.model, event.message
-    if m is None or (m.expires is not None and m.expires <= time.time()):
+def _message(ctx: TuiContext, event: ClientEvent) -> None:
+    model, m = ctx.model, event.message
+    if m is None or (m.expires is not None and m.expires <= ctx.now()):
         return
-    if m.kind == "disappear" and app.client is not None:
-        model.conversation(m.peer).timer = app.client.disappearing.timer(m.peer)
+    if m.kind == "disappear":
+        model.conversation(m.peer).timer = ctx.client.disappearing.timer(m.peer)
     current = model.current_conversation
     on_screen = current is not None and current.peer == m.peer
     following = on_screen and current is not None and current.scroll == 0
     is_new = model.add_message(m.peer, message_item(m), on_screen=following)
     conv = model.conversation(m.peer)
     if is_new:  # a message already shown (from a history page) is no new activity
-        received = time.time() if m.sender != model.me else 0
+        received = ctx.now() if m.sender != model.me else 0
         conv.last_activity = max(conv.last_activity, m.time, received)
     if is_new and m.sender != model.me and not on_screen:
-        app.notify(m.peer)
+        ctx.notify(m.peer)
 
 
-def _presence(app: TuiApp, event: ClientEvent) -> None:
+def _presence(ctx: TuiContext, event: ClientEvent) -> None:
     user = str(event.data.get("user"))
-    if user in app.model.conversations:
-        app.model.conversations[user].online = bool(event.data.get("online"))
+    if user in ctx.model.conversations:
+        ctx.model.conversations[user].online = bool(event.data.get("online"))
 
 
-def _read(app: TuiApp, event: ClientEvent) -> None:
-    model = app.model
+def _read(ctx: TuiContext, event: ClientEvent) -> None:
+    model = ctx.model
     for conv in model.conversations.values():
-        if app.client is not None and event.data.get("conversation") and conv.last_seq:
+        if event.data.get("conversation") and conv.last_seq:
             if conversation_id(model.me, conv.peer) == event.data["conversation"]:
                 conv.set_unread(int(event.data.get("unread", 0)))
 
 
-def _conversation(app: TuiApp, event: ClientEvent) -> None:
+def _conversation(ctx: TuiContext, event: ClientEvent) -> None:
     """A conversation someone opened with us: in the list at once, with the peer's presence
     (the side that did not open it learns it here)."""
     summary = event.data.get("conversation")
     peer = summary.get("peer") if isinstance(summary, dict) else None
     if not isinstance(peer, str) or not isinstance(summary, dict):
         return
-    conv = app.model.conversation(peer)
+    conv = ctx.model.conversation(peer)
     active = summary.get("last_activity")
     if isinstance(active, int | float) and not isinstance(active, bool):
         conv.last_activity = max(conv.last_activity, float(active))
@@ -94,20 +93,20 @@ def _conversation(app: TuiApp, event: ClientEvent) -> None:
         conv.online = online
 
 
-def outbox_item(app: TuiApp, entry: OutboxEntry, state: str, reason: str | None = None) -> None:
+def outbox_item(ctx: TuiContext, entry: OutboxEntry, state: str, reason: str | None = None) -> None:
     """Show one of our messages the server has not acknowledged (``pending``/``failed``)."""
-    conv = app.model.conversation(entry.peer)
-    conv.pending[entry.client_id] = _entry_item(app, entry, 0, state, reason)
+    conv = ctx.model.conversation(entry.peer)
+    conv.pending[entry.client_id] = _entry_item(ctx, entry, 0, state, reason)
 
 
 def _entry_item(
-    app: TuiApp, entry: OutboxEntry, seq: int, status: str, reason: str | None = None
+    ctx: TuiContext, entry: OutboxEntry, seq: int, status: str, reason: str | None = None
 ) -> MessageItem:
     data = entry.data or {}
     ref, quote = data.get("seq"), data.get("quote")
     return MessageItem(
         seq,
-        app.model.me,
+        ctx.model.me,
         entry.time,
         status,
         entry.text,
@@ -119,88 +118,88 @@ def _entry_item(
     )
 
 
-def _outbox(app: TuiApp, event: ClientEvent) -> None:
+def _outbox(ctx: TuiContext, event: ClientEvent) -> None:
     """Our message queued, acknowledged (it becomes a message with its seq) or refused."""
     entry, state = event.data.get("entry"), event.data.get("state")
     if not isinstance(entry, OutboxEntry):
         return
-    model = app.model
+    model = ctx.model
     if state == "queued":
-        outbox_item(app, entry, "pending")
+        outbox_item(ctx, entry, "pending")
     elif state == "failed":
-        outbox_item(app, entry, "failed", str(event.data.get("reason", "")))
+        outbox_item(ctx, entry, "failed", str(event.data.get("reason", "")))
         model.tell(f"not sent to {entry.peer}: {event.data.get('reason', '')}", error=True)
     elif state == "sent":
         model.conversation(entry.peer).pending.pop(entry.client_id, None)
         seq = int(str(event.data.get("seq")))
-        item = _entry_item(app, entry, seq, "verified")
+        item = _entry_item(ctx, entry, seq, "verified")
         timer = model.conversation(entry.peer).timer
         if timer and entry.kind != "disappear":  # ours go when theirs do
-            item = replace(item, expires=time.time() + timer)
+            item = replace(item, expires=ctx.now() + timer)
         model.add_message(entry.peer, item, on_screen=True)
 
 
-def _game(app: TuiApp, event: ClientEvent) -> None:
+def _game(ctx: TuiContext, event: ClientEvent) -> None:
     """A flip or roll came out (or was spoiled): say so in the status line."""
-    app.model.tell(
+    ctx.model.tell(
         str(event.data.get("text", "")), error=str(event.data.get("text")).startswith("✗")
     )
 
 
-def _signal(app: TuiApp, event: ClientEvent) -> None:
+def _signal(ctx: TuiContext, event: ClientEvent) -> None:
     """The peer is typing (shown for a few seconds), or read up to a message."""
     peer = event.data.get("peer")
-    if not isinstance(peer, str) or peer not in app.model.conversations:
+    if not isinstance(peer, str) or peer not in ctx.model.conversations:
         return
-    conv = app.model.conversations[peer]
+    conv = ctx.model.conversations[peer]
     if event.data.get("kind") == "typing":
-        conv.typing_until = time.time() + TYPING_SHOWN
-        app.reactor.callLater(TYPING_SHOWN + 0.1, app.redraw)
+        conv.typing_until = ctx.now() + TYPING_SHOWN
+        ctx.host.call_later(TYPING_SHOWN + 0.1, ctx.redraw)
     elif event.data.get("kind") == "read" and isinstance(event.data.get("seq"), int):
         conv.peer_read = max(conv.peer_read, int(event.data["seq"]))
 
 
-def _keys_changed(app: TuiApp, event: ClientEvent) -> None:
+def _keys_changed(ctx: TuiContext, event: ClientEvent) -> None:
     user = str(event.data.get("user"))
-    app.model.conversation(user).key_changed = True
-    app.show_key_change(user, str(event.data.get("old_safety")), str(event.data.get("new_safety")))
+    ctx.model.conversation(user).key_changed = True
+    ctx.show_key_change(user, str(event.data.get("old_safety")), str(event.data.get("new_safety")))
 
 
-def _keys_rotated(app: TuiApp, event: ClientEvent) -> None:
+def _keys_rotated(ctx: TuiContext, event: ClientEvent) -> None:
     user = str(event.data.get("user"))
     still = "still verified" if event.data.get("verified") else "not verified"
-    app.model.note(user, f"{user} rotated keys (signed by the old ones); {still}")
+    ctx.model.note(user, f"{user} rotated keys (signed by the old ones); {still}")
 
 
-def _keys_withdrawn(app: TuiApp, event: ClientEvent) -> None:
+def _keys_withdrawn(ctx: TuiContext, event: ClientEvent) -> None:
     """The server lists the pinned key again: the change it showed is gone."""
     user = str(event.data.get("user"))
-    app.model.conversation(user).key_changed = False
-    app.model.note(user, str(event.data.get("text", "")))
+    ctx.model.conversation(user).key_changed = False
+    ctx.model.note(user, str(event.data.get("text", "")))
 
 
-def _notice(app: TuiApp, event: ClientEvent) -> None:
+def _notice(ctx: TuiContext, event: ClientEvent) -> None:
     about = event.data.get("user")
     text = str(event.data.get("text", ""))
     if isinstance(about, str):
-        app.model.note(about, text)
+        ctx.model.note(about, text)
     else:
-        app.model.tell(text)
+        ctx.model.tell(text)
 
 
-def _connection(app: TuiApp, event: ClientEvent) -> None:
-    model = app.model
+def _connection(ctx: TuiContext, event: ClientEvent) -> None:
+    model = ctx.model
     state = str(event.data.get("state"))
     model.connection = state
     if state == "reconnecting":
-        model.reconnect_at = time.time() + float(event.data.get("delay", 0))
+        model.reconnect_at = ctx.now() + float(event.data.get("delay", 0))
     elif state == "online" and model.notice_is_error:
         model.tell("")  # an error from while it was offline is stale now
     elif state == "refused":
         model.warn("CONNECTION REFUSED", str(event.data.get("reason", "")).splitlines())
 
 
-EVENTS: dict[str, Callable[[TuiApp, ClientEvent], None]] = {
+EVENTS: dict[str, Callable[[TuiContext, ClientEvent], None]] = {
     "message": _message,
     "presence": _presence,
     "read": _read,

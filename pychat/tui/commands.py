@@ -1,13 +1,12 @@
 """The TUI's slash commands, by a table from name to handler.
 
-Each handler is ``async def (app, conv, rest)``: the running app, the conversation on screen
+Each handler is ``async def (ctx, conv, rest)``: the running ctx, the conversation on screen
 (None when there is none; commands that need one say so in the table), and the text after the
 command name.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,70 +24,74 @@ from pychat.tui.password_prompt import open_prompt
 from pychat.usernames import normal_form
 
 if TYPE_CHECKING:
-    from pychat.tui.app import TuiApp
-
-
-Handler = Callable[["TuiApp", ConversationState | None, str], Awaitable[None]]
+    from pychat.tui.context import TuiContext
 
 
 @dataclass(frozen=True)
 class Command:
-    """One slash command."""
+    """A slash command about the screen or the account: ``handler(ctx, rest)``."""
 
-    handler: Handler
-    needs_conversation: bool = False
+    handler: Callable[[TuiContext, str], Awaitable[None]]
 
 
-async def run_command(app: TuiApp, text: str) -> None:
+@dataclass(frozen=True)
+class InConversation:
+    """A slash command about the conversation on screen (refused, and said so, when none is
+    open): ``handler(ctx, conversation, rest)``."""
+
+    handler: Callable[[TuiContext, ConversationState, str], Awaitable[None]]
+
+
+async def run_command(ctx: TuiContext, text: str) -> None:
     """Run ``/name rest`` (an unknown name, or a missing conversation, is said so)."""
     name, _, rest = text[1:].partition(" ")
     command = COMMANDS.get(name)
-    conv = app.model.current_conversation
+    conv = ctx.model.current_conversation
     if command is None:
-        app.model.tell(f"unknown command /{name}; /help lists them", error=True)
-    elif command.needs_conversation and conv is None:
-        app.model.tell(f"/{name} needs an open conversation", error=True)
+        ctx.model.tell(f"unknown command /{name}; /help lists them", error=True)
+    elif isinstance(command, Command):
+        await command.handler(ctx, rest.strip())
+    elif conv is None:
+        ctx.model.tell(f"/{name} needs an open conversation", error=True)
     else:
-        await command.handler(app, conv, rest.strip())
+        await command.handler(ctx, conv, rest.strip())
 
 
-async def _quit(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    app.quit()
+async def _quit(ctx: TuiContext, rest: str) -> None:
+    ctx.host.quit()
 
 
-async def _help(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    app.show_modal(Modal("Help", HELP))
+async def _help(ctx: TuiContext, rest: str) -> None:
+    ctx.show_modal(Modal("Help", HELP))
 
 
-async def _new(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    assert app.client is not None  # noqa: S101 - the main screen has a client
+async def _new(ctx: TuiContext, rest: str) -> None:
     if not rest:
-        app.model.tell("usage: /new NAME", error=True)
+        ctx.model.tell("usage: /new NAME", error=True)
         return
-    await app.client.open_conversation(rest)
+    await ctx.client.open_conversation(rest)
     peer = normal_form(rest)
-    app.model.conversation(peer).last_activity = time.time()
-    await app.load_conversations()  # the new one's summary: presence, counts
-    await app.show(peer)
-    app.model.tell(f"conversation with {peer} open")
+    ctx.model.conversation(peer).last_activity = ctx.now()
+    await ctx.load_conversations()  # the new one's summary: presence, counts
+    await ctx.show(peer)
+    ctx.model.tell(f"conversation with {peer} open")
 
 
-async def _verify(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+async def _verify(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
     """Show the safety number; y marks the peer verified.  While a change is pending it shows
     both numbers and how to accept the new key instead."""
-    assert app.client is not None and conv is not None  # noqa: S101 - see the table
     peer = conv.peer
-    info = await app.client.safety_numbers(peer)
+    info = await ctx.client.safety_numbers(peer)
     if info.pending and info.pinned:
-        app.show_key_change(peer, info.pinned, info.current)
+        ctx.show_key_change(peer, info.pinned, info.current)
         return
     groups = info.current.split()
     lines = [" ".join(groups[:6]), " ".join(groups[6:]), ""]
     if info.verified:
-        app.show_modal(Modal(f"Safety number with {peer}", [*lines, "marked verified ✓"]))
+        ctx.show_modal(Modal(f"Safety number with {peer}", [*lines, "marked verified ✓"]))
         return
     lines.append(f"Compare it with {peer} in person or on a call.")
-    choice: defer.Deferred[bool] = app.ask(
+    choice: defer.Deferred[bool] = ctx.ask(
         Modal(
             f"Safety number with {peer}",
             lines,
@@ -96,61 +99,54 @@ async def _verify(app: TuiApp, conv: ConversationState | None, rest: str) -> Non
         )
     )
     if await choice:
-        await app.client.mark_verified(peer)
-        conv.verified, conv.key_changed = app.client.peer_trust(peer)
-        app.model.tell(f"{peer} is marked verified ✓")
+        await ctx.client.mark_verified(peer)
+        conv.verified, conv.key_changed = ctx.client.peer_trust(peer)
+        ctx.model.tell(f"{peer} is marked verified ✓")
 
 
-async def _trust(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    assert app.client is not None and conv is not None  # noqa: S101 - see the table
+async def _trust(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
     was_pending = conv.key_changed
-    await app.client.trust(conv.peer)
-    conv.verified, conv.key_changed = app.client.peer_trust(conv.peer)
-    app.model.tell(
+    await ctx.client.trust(conv.peer)
+    conv.verified, conv.key_changed = ctx.client.peer_trust(conv.peer)
+    ctx.model.tell(
         f"accepted {conv.peer}'s new key; not verified: /verify to compare"
         if was_pending
         else f"{conv.peer}'s key is accepted; /verify compares safety numbers"
     )
 
 
-async def _rekey(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    assert app.client is not None  # noqa: S101
-    app.model.tell("making new identity keys…")
-    app.redraw()
-    fingerprint = await app.client.rotate_identity()
-    app.model.tell(f"new identity keys {fingerprint[:16]}…, signed by the old ones")
+async def _rekey(ctx: TuiContext, rest: str) -> None:
+    ctx.model.tell("making new identity keys…")
+    ctx.redraw()
+    fingerprint = await ctx.client.rotate_identity()
+    ctx.model.tell(f"new identity keys {fingerprint[:16]}…, signed by the old ones")
 
 
-async def _rotate(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    assert app.client is not None and conv is not None  # noqa: S101 - see the table
-    epoch = await app.client.rotate(conv.peer)
-    app.model.tell(f"new conversation key: epoch {epoch}")
+async def _rotate(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
+    epoch = await ctx.client.rotate(conv.peer)
+    ctx.model.tell(f"new conversation key: epoch {epoch}")
 
 
-async def _search(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    assert conv is not None  # noqa: S101 - see the table
-    await search.start(app, conv, rest)
+async def _search(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
+    await search.start(ctx, conv, rest)
 
 
-async def _close(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    assert conv is not None  # noqa: S101 - see the table
-    app.model.close(conv.peer)
-    app.model.tell(f"closed {conv.peer} (a new message brings it back; /new {conv.peer} too)")
+async def _close(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
+    ctx.model.close(conv.peer)
+    ctx.model.tell(f"closed {conv.peer} (a new message brings it back; /new {conv.peer} too)")
 
 
-async def _clear(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+async def _clear(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
     """Empty the screen's copy of the conversation (nothing is deleted; PgUp reloads)."""
-    assert conv is not None  # noqa: S101 - see the table
     conv.messages.clear()
     conv.notices.clear()
     conv.has_older, conv.scroll = True, 0
-    app.model.tell("cleared (PgUp loads the history again)")
+    ctx.model.tell("cleared (PgUp loads the history again)")
 
 
-async def _info(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
+async def _info(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
     """What this device knows of the peer's keys and the trust in them."""
-    assert app.client is not None and conv is not None  # noqa: S101 - see the table
-    _, data = app.client.require_login()
+    _, data = ctx.client.require_login()
     pin = data.pins.get(conv.peer) or {}
     fingerprint = str(pin.get("fingerprint", "not looked up yet"))
     grouped = " ".join(fingerprint[i : i + 4] for i in range(0, len(fingerprint), 4))
@@ -164,16 +160,15 @@ async def _info(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
     ]
     if pin.get("pending"):
         lines.append("KEY CHANGED and not accepted: /verify, then /trust")
-    lines.append(f"your fingerprint: {app.client.my_fingerprint()}")
-    app.show_modal(Modal(f"About {conv.peer}", lines))
+    lines.append(f"your fingerprint: {ctx.client.my_fingerprint()}")
+    ctx.show_modal(Modal(f"About {conv.peer}", lines))
 
 
-async def _me(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    assert conv is not None  # noqa: S101 - see the table
+async def _me(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
     if not rest:
-        app.model.tell("usage: /me TEXT (shown as * you TEXT)", error=True)
+        ctx.model.tell("usage: /me TEXT (shown as * you TEXT)", error=True)
         return
-    await app.send_text(conv, rest, action=True)
+    await ctx.send_text(conv, rest, action=True)
 
 
 def _target(conv: ConversationState, rest: str) -> tuple[int | None, str]:
@@ -190,87 +185,80 @@ def _target(conv: ConversationState, rest: str) -> tuple[int | None, str]:
     return (theirs[-1] if theirs else None), rest
 
 
-async def _react(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    assert app.client is not None and conv is not None  # noqa: S101 - see the table
+async def _react(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
     emoji, _, more = rest.partition(" ")
     seq, _ = _target(conv, more.strip())
     if seq is None or not emoji:
-        app.model.tell("usage: /react EMOJI [#SEQ] (- takes yours back)", error=True)
+        ctx.model.tell("usage: /react EMOJI [#SEQ] (- takes yours back)", error=True)
         return
-    await app.client.react(conv.peer, seq, "" if emoji == "-" else emoji, queue=True)
+    await ctx.client.react(conv.peer, seq, "" if emoji == "-" else emoji, queue=True)
     conv.selected = None
 
 
-async def _reply(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    assert app.client is not None and conv is not None  # noqa: S101 - see the table
+async def _reply(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
     seq, text = _target(conv, rest)
     if seq is None or not text:
-        app.model.tell(
+        ctx.model.tell(
             "usage: /reply [#SEQ] TEXT (to the /search hit, or their newest)", error=True
         )
         return
     conv.scroll = 0
-    await app.client.send(conv.peer, text, queue=True, reply_to=seq)
+    await ctx.client.send(conv.peer, text, queue=True, reply_to=seq)
     conv.selected = None
 
 
-async def _flip(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    assert app.client is not None and conv is not None  # noqa: S101 - see the table
-    await app.client.games.start(conv.peer, "flip")
-    app.model.tell(f"🪙 flipping with {conv.peer}: their client answers, then yours reveals")
+async def _flip(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
+    await ctx.client.games.start(conv.peer, "flip")
+    ctx.model.tell(f"🪙 flipping with {conv.peer}: their client answers, then yours reveals")
 
 
-async def _roll(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    assert app.client is not None and conv is not None  # noqa: S101 - see the table
-    await app.client.games.start(conv.peer, "roll", rest or "1d6")
-    app.model.tell(
+async def _roll(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
+    await ctx.client.games.start(conv.peer, "roll", rest or "1d6")
+    ctx.model.tell(
         f"🎲 rolling {rest or '1d6'} with {conv.peer}: their client answers, then yours reveals"
     )
 
 
-async def _signals(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    assert app.client is not None  # noqa: S101
+async def _signals(ctx: TuiContext, rest: str) -> None:
     if rest not in ("on", "off"):
-        state = "on" if app.client.signals.enabled else "off"
-        app.model.tell(
+        state = "on" if ctx.client.signals.enabled else "off"
+        ctx.model.tell(
             f"typing and read signals are {state}; /signals on|off", error=not rest == ""
         )
         return
-    app.client.signals.enabled = rest == "on"
-    app.model.tell(
+    ctx.client.signals.enabled = rest == "on"
+    ctx.model.tell(
         "typing and read signals on: your peers see them if theirs are on too"
         if rest == "on"
         else "typing and read signals off: none sent, none shown"
     )
 
 
-def _progress(app: TuiApp, what: str) -> Callable[[int, int], None]:
+def _progress(ctx: TuiContext, what: str) -> Callable[[int, int], None]:
     def show(done: int, total: int) -> None:
-        app.model.tell(f"{what}: {done * 100 // max(1, total)}% of {human_size(total)}")
-        app.redraw()
+        ctx.model.tell(f"{what}: {done * 100 // max(1, total)}% of {human_size(total)}")
+        ctx.redraw()
 
     return show
 
 
-async def _send_file(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    assert app.client is not None and conv is not None  # noqa: S101 - see the table
+async def _send_file(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
     path = Path(rest).expanduser()
     if not rest or not path.is_file():
-        app.model.tell("usage: /send-file PATH (a file)", error=True)
+        ctx.model.tell("usage: /send-file PATH (a file)", error=True)
         return
-    await app.client.files.send(conv.peer, path, _progress(app, f"sending {path.name}"))
-    app.model.tell(f"sent {path.name} to {conv.peer}")
+    await ctx.client.files.send(conv.peer, path, _progress(ctx, f"sending {path.name}"))
+    ctx.model.tell(f"sent {path.name} to {conv.peer}")
 
 
-async def _get_file(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    assert app.client is not None and conv is not None  # noqa: S101 - see the table
+async def _get_file(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
     seq, where = _target_file(conv, rest)
     if seq is None:
-        app.model.tell("usage: /get-file [#SEQ] [DIR] (their newest file otherwise)", error=True)
+        ctx.model.tell("usage: /get-file [#SEQ] [DIR] (their newest file otherwise)", error=True)
         return
-    directory = Path(where).expanduser() if where else app.home / "downloads"
-    saved = await app.client.files.fetch(conv.peer, seq, directory, _progress(app, f"#{seq}"))
-    app.model.tell(f"saved {saved}")
+    directory = Path(where).expanduser() if where else ctx.host.home / "downloads"
+    saved = await ctx.client.files.fetch(conv.peer, seq, directory, _progress(ctx, f"#{seq}"))
+    ctx.model.tell(f"saved {saved}")
 
 
 def _target_file(conv: ConversationState, rest: str) -> tuple[int | None, str]:
@@ -281,14 +269,13 @@ def _target_file(conv: ConversationState, rest: str) -> tuple[int | None, str]:
     return (files[-1] if files else None), rest
 
 
-async def _disappear(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    assert app.client is not None and conv is not None  # noqa: S101 - see the table
+async def _disappear(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
     if rest not in CHOICES:
-        app.model.tell(f"usage: /disappear {'|'.join(CHOICES)}", error=True)
+        ctx.model.tell(f"usage: /disappear {'|'.join(CHOICES)}", error=True)
         return
-    await app.client.disappearing.set(conv.peer, rest)
-    conv.timer = app.client.disappearing.timer(conv.peer)
-    app.model.tell(
+    await ctx.client.disappearing.set(conv.peer, rest)
+    conv.timer = ctx.client.disappearing.timer(conv.peer)
+    ctx.model.tell(
         f"messages with {conv.peer} now disappear after {rest}; a screenshot or a modified "
         "client can still keep them"
         if conv.timer
@@ -296,44 +283,43 @@ async def _disappear(app: TuiApp, conv: ConversationState | None, rest: str) -> 
     )
 
 
-async def _whatdoyouknow(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    assert app.client is not None  # noqa: S101
-    report = await app.client.request("whatdoyouknow")
-    lines = report_lines(report, app.client.server)
-    height, _ = app.view.size()
+async def _whatdoyouknow(ctx: TuiContext, rest: str) -> None:
+    report = await ctx.client.request("whatdoyouknow")
+    lines = report_lines(report, ctx.client.server)
+    height, _ = ctx.host.view_size()
     room = max(3, height - 6)
     if len(lines) > room:
         cut = len(lines) - room + 1
         lines = [*lines[: room - 1], f"… {cut} more lines: pychat whatdoyouknow prints them all"]
-    app.show_modal(Modal("What the server knows about you", lines))
+    ctx.show_modal(Modal("What the server knows about you", lines))
 
 
-async def _passwd(app: TuiApp, conv: ConversationState | None, rest: str) -> None:
-    app.model.modals.append(open_prompt())
+async def _passwd(ctx: TuiContext, rest: str) -> None:
+    ctx.model.modals.append(open_prompt())
 
 
-COMMANDS: dict[str, Command] = {
+COMMANDS: dict[str, Command | InConversation] = {
     "quit": Command(_quit),
     "help": Command(_help),
     "new": Command(_new),
     "query": Command(_new),
-    "close": Command(_close, needs_conversation=True),
-    "clear": Command(_clear, needs_conversation=True),
-    "info": Command(_info, needs_conversation=True),
+    "close": InConversation(_close),
+    "clear": InConversation(_clear),
+    "info": InConversation(_info),
     "rekey": Command(_rekey),
-    "verify": Command(_verify, needs_conversation=True),
-    "trust": Command(_trust, needs_conversation=True),
-    "rotate": Command(_rotate, needs_conversation=True),
-    "search": Command(_search, needs_conversation=True),
+    "verify": InConversation(_verify),
+    "trust": InConversation(_trust),
+    "rotate": InConversation(_rotate),
+    "search": InConversation(_search),
     "passwd": Command(_passwd),
-    "me": Command(_me, needs_conversation=True),
-    "react": Command(_react, needs_conversation=True),
-    "reply": Command(_reply, needs_conversation=True),
+    "me": InConversation(_me),
+    "react": InConversation(_react),
+    "reply": InConversation(_reply),
     "whatdoyouknow": Command(_whatdoyouknow),
     "signals": Command(_signals),
-    "disappear": Command(_disappear, needs_conversation=True),
-    "send-file": Command(_send_file, needs_conversation=True),
-    "get-file": Command(_get_file, needs_conversation=True),
-    "flip": Command(_flip, needs_conversation=True),
-    "roll": Command(_roll, needs_conversation=True),
+    "disappear": InConversation(_disappear),
+    "send-file": InConversation(_send_file),
+    "get-file": InConversation(_get_file),
+    "flip": InConversation(_flip),
+    "roll": InConversation(_roll),
 }

@@ -12,7 +12,7 @@ from twisted.logger import Logger
 from pychat.tui.client_events import message_item
 
 if TYPE_CHECKING:
-    from pychat.tui.app import TuiApp
+    from pychat.tui.context import TuiContext
 
 log = Logger(namespace="pychat.tui")
 
@@ -20,74 +20,70 @@ log = Logger(namespace="pychat.tui")
 PAGE = 50
 
 
-async def load_conversations(app: TuiApp) -> None:
+async def load_conversations(ctx: TuiContext) -> None:
     """Refresh the list from the server's summaries; show the first if none is."""
-    assert app.client is not None  # noqa: S101
-    for summary in await app.client.conversations():
-        conv = app.model.conversation(summary["peer"])
+    for summary in await ctx.client.conversations():
+        conv = ctx.model.conversation(summary["peer"])
         conv.set_unread(summary["unread"])
         conv.last_seq = summary["last_seq"]
         conv.last_activity = summary["last_activity"]
         conv.online = summary["peer_online"]
-        conv.verified, conv.key_changed = app.client.peer_trust(conv.peer)
-        conv.timer = app.client.disappearing.timer(conv.peer)
-    order = app.model.ordered()
-    if order and app.model.current is None:
-        await show(app, order[0].peer)
+        conv.verified, conv.key_changed = ctx.client.peer_trust(conv.peer)
+        conv.timer = ctx.client.disappearing.timer(conv.peer)
+    order = ctx.model.ordered()
+    if order and ctx.model.current is None:
+        await show(ctx, order[0].peer)
 
 
-async def show(app: TuiApp, peer: str) -> None:
+async def show(ctx: TuiContext, peer: str) -> None:
     """Put ``peer``'s conversation on screen, loading its newest page the first time."""
-    assert app.client is not None  # noqa: S101
-    conv = app.model.select(peer)
-    conv.verified, conv.key_changed = app.client.peer_trust(peer)
+    conv = ctx.model.select(peer)
+    conv.verified, conv.key_changed = ctx.client.peer_trust(peer)
     if not conv.loaded:
         conv.loaded = True
-        messages, more = await app.client.older(peer, 0, PAGE)
+        messages, more = await ctx.client.older(peer, 0, PAGE)
         for m in messages:
-            app.model.add_message(peer, message_item(m), on_screen=True)
+            ctx.model.add_message(peer, message_item(m), on_screen=True)
         conv.has_older = more
-    conv.timer = app.client.disappearing.timer(peer)
-    app.redraw()
+    conv.timer = ctx.client.disappearing.timer(peer)
+    ctx.redraw()
 
 
-async def load_older(app: TuiApp, peer: str) -> None:
+async def load_older(ctx: TuiContext, peer: str) -> None:
     """The page before the oldest loaded message (one load at a time)."""
-    assert app.client is not None  # noqa: S101
-    conv = app.model.conversation(peer)
+    conv = ctx.model.conversation(peer)
     if not conv.has_older or not conv.messages:
         return
     conv.has_older = False  # one load at a time
-    messages, more = await app.client.older(peer, conv.oldest_loaded, PAGE)
+    messages, more = await ctx.client.older(peer, conv.oldest_loaded, PAGE)
     for m in messages:
-        app.model.add_message(peer, message_item(m), on_screen=True)
+        ctx.model.add_message(peer, message_item(m), on_screen=True)
     conv.has_older = more
-    app.model.tell(f"loaded {len(messages)} older messages")
+    ctx.model.tell(f"loaded {len(messages)} older messages")
 
 
-def maybe_mark_read(app: TuiApp) -> None:
+def maybe_mark_read(ctx: TuiContext) -> None:
     """Mark the conversation on screen read when its newest message is in view (while online:
     the next draw after a reconnect does it)."""
-    conv = app.model.current_conversation
-    if app.client is None or conv is None or conv.scroll or not conv.unread or app.model.modals:
+    conv = ctx.model.current_conversation
+    if conv is None or conv.scroll or not conv.unread or ctx.model.modals:
         return
-    if app.model.connection != "online":
+    if ctx.model.connection != "online":
         return
-    if app.mark_read_pending:
+    if ctx.mark_read_pending:
         return
-    app.mark_read_pending = True
+    ctx.mark_read_pending = True
     last = conv.last_seq
 
     async def mark() -> None:
-        assert app.client is not None  # noqa: S101
         try:
-            await app.client.mark_read(conv.peer, last)
+            await ctx.client.mark_read(conv.peer, last)
             conv.unread = 0
-            quietly(app.client.signals.send(conv.peer, "read", last))
+            quietly(ctx.client.signals.send(conv.peer, "read", last))
         finally:
-            app.mark_read_pending = False
+            ctx.mark_read_pending = False
 
-    app.guard(mark)
+    ctx.guard(mark)
 
 
 def quietly(work: Coroutine[Any, Any, Any]) -> None:

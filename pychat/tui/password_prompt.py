@@ -19,7 +19,7 @@ from pychat.tui.keys import Key
 from pychat.tui.model import Modal
 
 if TYPE_CHECKING:
-    from pychat.tui.app import TuiApp
+    from pychat.tui.context import TuiContext
 
 MASK = "•"
 FOCUS = ">"
@@ -54,14 +54,14 @@ def open_prompt() -> PasswordPrompt:
     return prompt
 
 
-def prompt_key(app: TuiApp, prompt: PasswordPrompt, key: Key) -> None:
+def prompt_key(ctx: TuiContext, prompt: PasswordPrompt, key: Key) -> None:
     """One key pressed while the box is up."""
     line = prompt.fields[prompt.focus]
     if prompt.busy:
         return
     if key.name == "escape":
-        app.model.modals.remove(prompt)
-        app.model.tell("password not changed")
+        ctx.model.modals.remove(prompt)
+        ctx.model.tell("password not changed")
         return
     if key.name in ("char", "paste"):
         line.insert(key.text.replace("\n", ""))
@@ -75,35 +75,34 @@ def prompt_key(app: TuiApp, prompt: PasswordPrompt, key: Key) -> None:
         if prompt.focus < len(prompt.fields) - 1:
             prompt.focus += 1
         else:
-            app.guard(lambda: _submit(app, prompt))
+            ctx.guard(lambda: _submit(ctx, prompt))
     prompt.refresh()
 
 
-def _problem(app: TuiApp, prompt: PasswordPrompt) -> str | None:
+def _problem(ctx: TuiContext, prompt: PasswordPrompt) -> str | None:
     old, new, again = (line.text for line in prompt.fields)
     if not old or not new:
         return "type the current password and a new one"
     if new != again:
         return "the new passwords do not match"
     try:
-        check_password(new, username=app.model.me)
+        check_password(new, username=ctx.model.me)
     except WeakPassword as exc:
         return str(exc)
     return None
 
 
-async def _submit(app: TuiApp, prompt: PasswordPrompt) -> None:
-    problem = _problem(app, prompt)
+async def _submit(ctx: TuiContext, prompt: PasswordPrompt) -> None:
+    problem = _problem(ctx, prompt)
     if problem is not None:
         _retry(prompt, problem, focus=1 if prompt.fields[0].text else 0)
         return
-    assert app.client is not None  # noqa: S101 - the main screen has a client
     old, new, _ = (line.take() for line in prompt.fields)
     prompt.busy = True
     prompt.refresh()
-    app.redraw()
+    ctx.redraw()
     try:
-        await app.client.change_password(old, new)
+        await ctx.client.change_password(old, new)
     except RemoteError as exc:
         prompt.busy = False
         wrong = exc.code == "auth_failed"
@@ -115,9 +114,9 @@ async def _submit(app: TuiApp, prompt: PasswordPrompt) -> None:
         raise
     finally:
         prompt.busy = False
-    if prompt in app.model.modals:
-        app.model.modals.remove(prompt)
-    app.model.tell("password changed (your other devices log in again with it)")
+    if prompt in ctx.model.modals:
+        ctx.model.modals.remove(prompt)
+    ctx.model.tell("password changed (your other devices log in again with it)")
 
 
 def _retry(prompt: PasswordPrompt, message: str, *, focus: int) -> None:

@@ -15,7 +15,7 @@ from pychat.tui.loading import load_older
 from pychat.tui.model import ConversationState, Search
 
 if TYPE_CHECKING:
-    from pychat.tui.app import TuiApp
+    from pychat.tui.context import TuiContext
 
 #: Pages of older history one step may load while looking for a match.
 MAX_PAGES_PER_STEP = 40
@@ -27,81 +27,81 @@ def matches(conv: ConversationState, needle: str) -> list[int]:
     return [m.seq for m in conv.sorted_messages() if m.text and folded in m.text.casefold()]
 
 
-async def start(app: TuiApp, conv: ConversationState, needle: str) -> None:
+async def start(ctx: TuiContext, conv: ConversationState, needle: str) -> None:
     """Begin a search at the newest match (loading older history if none is loaded)."""
     if not needle:
-        app.model.tell("usage: /search TEXT", error=True)
+        ctx.model.tell("usage: /search TEXT", error=True)
         return
-    hits = matches(conv, needle) or await _older_hits(app, conv, needle, [])
+    hits = matches(conv, needle) or await _older_hits(ctx, conv, needle, [])
     if not hits:
-        app.model.search = None
-        app.model.tell(f"no message holds {needle!r}")
+        ctx.model.search = None
+        ctx.model.tell(f"no message holds {needle!r}")
         return
-    app.model.search = Search(conv.peer, needle, hits, len(hits) - 1)
-    _show(app, conv)
+    ctx.model.search = Search(conv.peer, needle, hits, len(hits) - 1)
+    _show(ctx, conv)
 
 
-async def step(app: TuiApp, older: bool) -> None:
+async def step(ctx: TuiContext, older: bool) -> None:
     """To the next older (n) or newer (N) match."""
-    search = app.model.search
-    conv = app.model.current_conversation
+    search = ctx.model.search
+    conv = ctx.model.current_conversation
     if search is None or conv is None or conv.peer != search.peer:
-        app.model.search = None
+        ctx.model.search = None
         return
     if not older:
         if search.index + 1 < len(search.hits):
             search.index += 1
-            _show(app, conv)
+            _show(ctx, conv)
         else:
-            app.model.tell(f"no newer message holds {search.needle!r} · n: older · Esc: done")
+            ctx.model.tell(f"no newer message holds {search.needle!r} · n: older · Esc: done")
         return
     if search.index > 0:
         search.index -= 1
-        _show(app, conv)
+        _show(ctx, conv)
         return
-    found = await _older_hits(app, conv, search.needle, search.hits)
+    found = await _older_hits(ctx, conv, search.needle, search.hits)
     if not found:
-        app.model.tell(f"no older message holds {search.needle!r} · N: newer · Esc: done")
+        ctx.model.tell(f"no older message holds {search.needle!r} · N: newer · Esc: done")
         return
     search.index = len(found) - len(search.hits) - 1
     search.hits = found
-    _show(app, conv)
+    _show(ctx, conv)
 
 
 async def _older_hits(
-    app: TuiApp, conv: ConversationState, needle: str, known: list[int]
+    ctx: TuiContext, conv: ConversationState, needle: str, known: list[int]
 ) -> list[int]:
     """Load older pages until a match older than ``known`` turns up; all matches, or [] when
     the history ends first."""
     for _ in range(MAX_PAGES_PER_STEP):
         if not conv.has_older:
             return []
-        await load_older(app, conv.peer)
+        await load_older(ctx, conv.peer)
         hits = matches(conv, needle)
         if len(hits) > len(known):
             return hits
     return []
 
 
-def _show(app: TuiApp, conv: ConversationState) -> None:
-    search = app.model.search
+def _show(ctx: TuiContext, conv: ConversationState) -> None:
+    search = ctx.model.search
     assert search is not None  # noqa: S101 - callers set it
     seq = search.hits[search.index]
     conv.jump_to = conv.selected = seq
-    app.model.tell(
+    ctx.model.tell(
         f"{search.needle!r}: #{seq}, match {len(search.hits) - search.index} of "
         f"{len(search.hits)} from the newest · n: older · N: newer · Esc: done · "
         "/react, /reply: to this one"
     )
 
 
-def search_key(app: TuiApp, key: Key) -> bool:
+def search_key(ctx: TuiContext, key: Key) -> bool:
     """Handle a key while a search is on; False when the key ends it and acts as usual."""
     if key.name == "char" and key.text in ("n", "N"):
-        app.guard(step(app, older=key.text == "n"))
+        ctx.guard(step(ctx, older=key.text == "n"))
         return True
-    app.model.search = None
+    ctx.model.search = None
     if key.name == "escape":
-        app.model.tell("search done")
+        ctx.model.tell("search done")
         return True
     return False
