@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from pychat.server.lifecycle import Lifecycle
 from pychat.server.ops import OpRegistry, OpSpec
 from pychat.server.state import State
 from pychat.wire.envelope import EnvelopeError, Request, parse_request
@@ -31,7 +32,8 @@ class Started(NamedTuple):
 
 
 class ServerConnection:
-    """Protocol state of one connection.
+    """Protocol state of one connection, and its lifecycle (admitted, busy, draining, closing:
+    :class:`~pychat.server.lifecycle.Lifecycle`).
 
     :param registry: the op table.
     :param max_line: the line length limit in bytes.
@@ -44,6 +46,8 @@ class ServerConnection:
         self.state = State.AWAITING_HELLO
         #: The ops legal in :attr:`state`, with their outcomes (kept in step with it).
         self._legal = registry.transitions.legal_in(self.state)
+        #: Where the connection is in its life, apart from the protocol.
+        self.lifecycle = Lifecycle()
 
     def receive_data(self, data: bytes) -> list[Inbound]:
         """Feed received bytes; return the requests (or errors) of every complete line."""

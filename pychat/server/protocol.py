@@ -9,11 +9,9 @@ timeout and the backlog limit.
 from __future__ import annotations
 
 import typing
-from collections import deque
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet import defer
 from twisted.internet.interfaces import IAddress, IDelayedCall, IHandshakeListener, ISSLTransport
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -23,18 +21,17 @@ from zope.interface import implementer
 
 from pychat import limits
 from pychat.log_text import for_log
-from pychat.server.backlog import Backlog
-from pychat.server.connection import Inbound, ServerConnection, Started
-from pychat.server.ops import Later
+from pychat.server.connection import ServerConnection
+from pychat.server.lifecycle import Event
 from pychat.server.output import OutputGate
 from pychat.server.ratelimit import TokenBucket
-from pychat.server.refusals import REFUSALS, error_reply, over_budget
-from pychat.server.replies import ReplyOrder, ReplySlot
+from pychat.server.refusals import over_budget
+from pychat.server.replies import ReplyOrder
+from pychat.server.request_queue import RequestQueue
 from pychat.server.session import Session
 from pychat.server.state import State
 from pychat.server.timers import SlownessTimers
-from pychat.wire.envelope import EnvelopeError, Request, encode_error, encode_event, encode_ok
-from pychat.wire.errors import ErrorCode, ProtocolError
+from pychat.wire.envelope import Request, encode_event
 from pychat.wire.framing import Oversized
 
 if TYPE_CHECKING:
@@ -44,13 +41,6 @@ if TYPE_CHECKING:
     from pychat.server.ops import OpRegistry
 
 log = Logger(namespace="pychat.connection")
-
-#: What a handler answers with: the reply fields, or a promise of them.
-Answer = Mapping[str, Any] | Later
-#: What a request came to: the reply fields, or the failure its error reply stands for.
-Answered = Mapping[str, Any] | Failure
-#: What a handler that is no coroutine answers with (a tuple: isinstance takes it as it is).
-_ANSWERS = (Later, Mapping)
 
 
 def describe_address(address: IAddress) -> tuple[str, str]:
@@ -84,14 +74,6 @@ def _no_delay(transport: object) -> None:
         setter(True)
 
 
-def _too_long(item: Inbound) -> ProtocolError:
-    """The error of an :class:`Oversized` line (the connection closes after it)."""
-    limit = typing.cast(Oversized, item).limit
-    return ProtocolError(
-        ErrorCode.LINE_TOO_LONG, f"line longer than {limit} bytes; closing the connection"
-    )
-
-
 class ConnectionHost(typing.Protocol):
     """What a connection needs of the server it belongs to (the
     :class:`~pychat.server.chat.ChatServer` is one): its ops, limits and clock, to be told
@@ -119,18 +101,14 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         self.server = server
         self.core = ServerConnection(server.registry, server.config.max_line)
         self.session = Session(peer="?", host="?")
-        self._queue: deque[Inbound] = deque()
-        self._replies = ReplyOrder(self._write)
-        self._busy = False
-        self._backlog = Backlog(self._queue, self._replies)
-        self._closing = False
-        self._close_after_reply = False
+        #: admitted, busy, draining, closing, closed: moved only through its table.
+        self._life = self.core.lifecycle
+        self._requests = RequestQueue(self, self.core, ReplyOrder(self._write))
+        self._backlog = self._requests.backlog
         self._abort_call: IDelayedCall | None = None
         self._output = OutputGate(server.config.max_output_queue)
         # TimeoutMixin schedules through self.callLater; use the server's clock (fake in tests).
         self.callLater = server.clock.callLater  # type: ignore[assignment]
-        self._admitted = False
-        self._pumping = False
         self._timers = SlownessTimers(
             self.callLater, no_handshake=self._no_handshake, line_too_old=self._partial_line_too_old
         )
@@ -157,7 +135,7 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
 
     def close_after_reply(self) -> None:
         """Close the connection once the reply being prepared is written."""
-        self._close_after_reply = True
+        self._life.on(Event.DRAIN)
 
     # -- Twisted callbacks -------------------------------------------------------------------
 
@@ -167,10 +145,10 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         if refused is not None:
             # Before any TLS work: the caps must bite before descriptors or CPU run out.
             log.warn("refused a connection from {peer}: {why}", peer=self.session.peer, why=refused)
-            self._closing = True
+            self._life.on(Event.REFUSE)
             self._stream.abortConnection()
             return
-        self._admitted = True
+        self._life.on(Event.ADMIT)
         _no_delay(self.transport)
         self._stream.registerProducer(self, True)
         self.setTimeout(self.server.config.idle_timeout)
@@ -184,7 +162,7 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
 
     def _no_handshake(self) -> None:
         log.info("no TLS handshake from {peer} in time; closing", peer=self.session.peer)
-        self._closing = True
+        self._life.on(Event.CLOSE)
         self._stream.abortConnection()
 
     def _partial_line_too_old(self) -> None:
@@ -194,7 +172,7 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         self.close()
 
     def dataReceived(self, data: bytes) -> None:
-        if self._closing:
+        if self._life.closing:
             return
         items = self.core.receive_data(data)
         if items:
@@ -205,7 +183,7 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         for item in items:
             if isinstance(item, Oversized):
                 # Queued requests before it still get their replies; then the error; then close.
-                self._queue.append(item)
+                self._requests.add(item)
                 break
             if isinstance(item, Request):
                 if allowed:
@@ -213,20 +191,21 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
                     self._backlog.received(item.size)
                 else:
                     item = over_budget(item, self._budget, self.server.config.requests_per_second)
-            self._queue.append(item)
+            self._requests.add(item)
         if self._backlog.full():
             self._backlog.paused = True
             self._stream.pauseProducing()
-        self._pump()
+        self._requests.pump()
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
         self.setTimeout(None)
         self._timers.stop()
-        if not self._admitted:
+        admitted = self._life.admitted
+        self._life.on(Event.LOST)
+        if not admitted:
             self.server.connection_closed(self)
             return
-        self._closing = True
-        self._queue.clear()
+        self._requests.clear()
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
         self.core.force_state(State.CLOSED)
@@ -239,131 +218,15 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
         self.server.connection_closed(self)
 
     def timeoutConnection(self) -> None:
-        if self._replies:  # still waiting on our own disk: not the peer's idleness
+        if self._requests.waiting_replies:  # waiting on our own disk: not the peer's idleness
             self.resetTimeout()
             return
         log.info("closing idle connection from {peer}", peer=self.session.peer)
         self.push("closing", {"reason": "idle_timeout", "message": "connection idle too long"})
         self.close()
 
-    # -- request processing ------------------------------------------------------------------
-
-    def _pump(self) -> None:
-        """Run queued requests in order; wait for a handler that has not finished yet.
-
-        A handler that finishes at once calls back into here; the loop already running then
-        takes the next request, so thousands of pipelined requests in one read never nest
-        calls (they once overflowed the stack).
-        """
-        if self._pumping:
-            return
-        self._pumping = True
-        try:
-            self._pump_queue()
-        finally:
-            self._pumping = False
-        if self._backlog.drained() and not self._closing:
-            self._backlog.paused = False
-            self._stream.resumeProducing()
-
-    def _pump_queue(self) -> None:
-        while self._queue and not self._busy and not self._closing:
-            item = self._queue.popleft()
-            if type(item) is Request:
-                self._run(item)
-            elif isinstance(item, EnvelopeError):
-                log.debug(
-                    "bad envelope from {peer}: {code}", peer=self.session.peer, code=item.code
-                )
-                self._fill(self._replies.take(), encode_error(item.request_id, item))
-            else:  # Oversized: its error, then the connection closes
-                self._close_after_reply = True
-                self._queue.clear()
-                self._fill(self._replies.take(), encode_error(None, _too_long(item)))
-                return
-            if self._close_after_reply:
-                self._queue.clear()
-                self._maybe_close()
-                return
-
-    def _finished(self, result: object) -> None:
-        self._busy = False
-        if isinstance(result, Failure):  # _run catches everything; this is a last resort
-            log.failure("request processing failed", failure=result)
-            self.close()
-            return
-        if self._close_after_reply:
-            self._queue.clear()
-            self._maybe_close()
-            return
-        self._pump()
-
-    def _fill(self, slot: ReplySlot, data: bytes) -> None:
-        """Set a reply, then write every reply now at the front, in request order."""
-        self._replies.fill(slot, data)
-        self._maybe_close()
-        if self._backlog.paused and not self._busy:
-            self._pump()
-
-    def _maybe_close(self) -> None:
-        if self._close_after_reply and not self._replies:
-            self.close()
-
-    def _error_reply(self, request: Request, failure: Failure) -> bytes:
-        line, close = error_reply(request, failure, self.session.peer)
-        self._close_after_reply = self._close_after_reply or close
-        return line
-
-    def _run(self, request: Request) -> None:
-        """Run one request's handler.  Most handlers answer (or hand back a :class:`Later`) in
-        a plain call; one that returns a coroutine holds the queue until it finishes."""
-        slot = self._replies.take()
-        started: Started | None = None
-        try:
-            started = self.core.begin(request)
-            result = started.spec.handler(self, started.params)
-        except Exception:
-            self._refused(Failure(), request, started, slot)
-            return
-        if not isinstance(result, _ANSWERS):  # a coroutine: the queue waits for it
-            self._busy = True
-            args = (request, started, slot)
-            waiting = defer.ensureDeferred(typing.cast(Coroutine[Any, Any, Any], result))
-            waiting.addCallbacks(self._answered, self._refused, callbackArgs=args, errbackArgs=args)
-            waiting.addBoth(self._finished)
-            return
-        try:
-            self._answered(result, request, started, slot)
-        except Exception:
-            log.failure("request processing failed")  # a bug of ours: this connection only
-            self.close()
-
-    def _answered(
-        self, result: Answer, request: Request, started: Started, slot: ReplySlot
-    ) -> None:
-        self.core.complete(started, ok=True)
-        if isinstance(result, Later):
-            result.then(self._settled, request, slot)
-        else:
-            self._settled(result, request, slot)
-
-    def _settled(self, outcome: Answered, request: Request, slot: ReplySlot) -> None:
-        self._backlog.answered(request.size)
-        if isinstance(outcome, Failure):
-            self._fill(slot, self._error_reply(request, outcome))
-        else:
-            self._fill(slot, encode_ok(request.id, outcome))
-
-    def _refused(
-        self, failure: Failure, request: Request, started: Started | None, slot: ReplySlot
-    ) -> None:
-        if started is not None and isinstance(failure.value, REFUSALS):
-            self.core.complete(started, ok=False)
-        self._backlog.answered(request.size)
-        self._fill(slot, self._error_reply(request, failure))
-
     def _write(self, data: bytes) -> None:
-        if self._closing or self.transport is None:
+        if self._life.closing or self.transport is None:
             return
         if not self._output.admit(len(data)):
             log.warn(
@@ -371,10 +234,14 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
                 peer=self.session.peer,
                 n=self._output.queued,
             )
-            self._closing = True
+            self._life.on(Event.CLOSE)
             self._abort()
             return
         self.transport.write(data)
+
+    def resume_reading(self) -> None:
+        """The backlog of unanswered requests drained: read from the peer again."""
+        self._stream.resumeProducing()
 
     # -- IPushProducer: the transport tells us when its send buffer is full ------------------
 
@@ -394,10 +261,15 @@ class ChatServerProtocol(Protocol, TimeoutMixin):
 
     def close(self, grace: float = limits.SHUTDOWN_GRACE) -> None:
         """Flush what was written, then close; abort if the peer does not let us in ``grace``."""
-        if self._closing:
+        if self._life.closing:
             return
-        self._closing = True
-        self._queue.clear()
+        self._life.on(Event.CLOSE)
+        self.shut(grace)
+
+    def shut(self, grace: float = limits.SHUTDOWN_GRACE) -> None:
+        """The closing itself: nothing more is read, the closing handshake begins, and the
+        connection is aborted if the peer does not let it end within ``grace``."""
+        self._requests.clear()
         self.setTimeout(None)
         self.core.force_state(State.CLOSED)
         self._abort_call = self.server.clock.callLater(grace, self._abort)
