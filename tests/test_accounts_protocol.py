@@ -211,7 +211,7 @@ def test_hammering_from_elsewhere_blocks_the_owner_at_most_the_account_cap(
     assert reply["ok"]
     # ... while the attacker's own address stays locked far longer
     assert (
-        server.account_service.address_failures.retry_after("203.0.113.66")
+        server.account_service.logins.address_failures.retry_after("203.0.113.66")
         > limits.ACCOUNT_LOCK_MAX
     )
 
@@ -321,7 +321,7 @@ def _work_of_login_start(
     server: ChatServer, monkeypatch: pytest.MonkeyPatch, username: str
 ) -> tuple[int, int]:
     """(modular exponentiations, HMACs) one login_start costs the server."""
-    from pychat.server import accounts as accounts_module
+    from pychat.server import srp_login as accounts_module
 
     counts = {"powmod": 0, "hmac": 0}
     real_powmod, real_hmac = srp.powmod, accounts_module.hmac.HMAC
@@ -401,7 +401,7 @@ def test_failures_with_a_token_are_limited_per_token_not_per_account(
         login_sync(hello(server, host="192.0.2.1"), "alice", "wrong", token)
     reply = login_sync(hello(server, host="192.0.2.1"), "alice", "right", token)
     assert reply["error"]["code"] == "rate_limited" and "device" in reply["error"]["message"]
-    assert server.account_service.account_failures.retry_after("alice") == 0
+    assert server.account_service.logins.account_failures.retry_after("alice") == 0
     assert login_sync(hello(server, host="192.0.2.2"), "alice", "right")["ok"]
 
 
@@ -418,8 +418,8 @@ def test_a_forged_or_outdated_token_gives_no_way_around_the_locks(
     account = server.store.accounts.get("alice")
     assert account is not None
     changed = account.with_changes(salt=b64(bytes(range(16))))
-    assert server.account_service.tokens.token_id(changed, token) is None
-    assert server.account_service.tokens.token_id(account, token) is not None
+    assert server.account_service.logins.tokens.token_id(changed, token) is None
+    assert server.account_service.logins.tokens.token_id(account, token) is not None
 
 
 def test_a_longer_than_the_group_is_a_bad_field_and_minimal_a_is_accepted(

@@ -179,7 +179,9 @@ async def test_changed_server_certificate_refuses_before_any_credential(tmp_path
         assert "CHANGED" in text and f"pychat accept-server 127.0.0.1:{port}" in text
         assert info.value.presented == second.chat.tls_fingerprint
         assert (tmp_path / "home" / "known_servers.json").read_bytes() == pins_before
-        assert len(second.chat.account_service.login_starts._keys) == 0  # no login was attempted
+        assert (
+            len(second.chat.account_service.logins.login_starts._keys) == 0
+        )  # no login was attempted
     finally:
         await second.stop()
 

@@ -161,7 +161,7 @@ def test_login_starts_per_minute_option_reaches_the_limiter(tmp_path: Path) -> N
     assert opts.config.login_starts_per_minute == 200
     service = _build(opts)
     chat = next(s for s in service if isinstance(s, ChatServer))  # type: ignore[attr-defined]
-    assert chat.account_service.login_starts.capacity == 200
+    assert chat.account_service.logins.login_starts.capacity == 200
     with pytest.raises(usage.UsageError):
         _options("--login-starts-per-minute", "0")
 

@@ -1,4 +1,5 @@
-"""The account service: signup, SRP login and password change, with their rate limits.
+"""The account service: signup and password change, with their limits; SRP logins are its
+:class:`~pychat.server.srp_login.SrpLogins`.
 
 It sits between the op handlers (which know connections) and the account store (which knows
 files), and knows neither.  Every refusal is a :class:`ProtocolError` with a documented code.
@@ -11,28 +12,20 @@ same; the failure at ``login_finish`` is the same ``auth_failed`` as a wrong pas
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
-
-from cryptography.hazmat.primitives import hashes, hmac
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from pychat import limits
 from pychat.crypto.identity import IdentityKeyError, PublicIdentity, parse_public_identity
 from pychat.crypto.kdf import KdfParams, KdfParamsError
-from pychat.encoding import b64decode, b64encode
-from pychat.server.account_guards import AccountIndexes, DeviceTokens
+from pychat.server.account_errors import rate_limited, username_or_error
+from pychat.server.account_guards import AccountIndexes
 from pychat.server.log_names import LogNames
-from pychat.server.ratelimit import BackoffPolicy, TokenBucket
+from pychat.server.ratelimit import TokenBucket
+from pychat.server.srp_login import SrpLogins, verifier_of
 from pychat.srp import (
     DEFAULT_PARAMS,
-    SrpAuthenticationError,
-    SrpError,
     SrpParams,
-    SrpServerSession,
     to_int,
 )
 from pychat.srp_powers import VerifierPowers
@@ -40,66 +33,11 @@ from pychat.store.accounts import Account
 from pychat.store.atrest import AtRestKey
 from pychat.store.errors import UsernameTaken
 from pychat.store.interfaces import AccountRepository
-from pychat.usernames import UsernameError, normalize, skeleton
+from pychat.usernames import skeleton
 from pychat.wire.errors import ErrorCode, ProtocolError
-from pychat.wire.schema import b64_bytes, bad_field
+from pychat.wire.schema import b64_bytes
 
 log = Logger(namespace="pychat.accounts")
-
-
-def rate_limited(retry_after: float, what: str) -> ProtocolError:
-    """The ``rate_limited`` error with its ``retry_after`` (whole seconds, rounded up)."""
-    seconds = max(1, int(retry_after + 0.999))
-    return ProtocolError(
-        ErrorCode.RATE_LIMITED,
-        f"too many {what}; try again in {seconds} s",
-        details={"retry_after": seconds},
-    )
-
-
-def auth_failed() -> ProtocolError:
-    """The one error for a wrong password and an unknown user alike."""
-    return ProtocolError(ErrorCode.AUTH_FAILED, "wrong username or password")
-
-
-def username_or_error(raw: str) -> str:
-    """The normal form of ``raw``, or ``bad_username``."""
-    try:
-        return normalize(raw)
-    except UsernameError as exc:
-        raise ProtocolError(ErrorCode.BAD_USERNAME, str(exc)) from None
-
-
-@dataclass
-class LoginChallenge:
-    """A login in progress on one connection, between ``login_start`` and ``login_finish``."""
-
-    username: str
-    srp: SrpServerSession
-    known: bool
-    #: The id of the valid device token this attempt came with, or None.
-    token_id: str | None = None
-
-
-#: The lockout policies (numbers and reasons in pychat.limits).
-ACCOUNT_LOCK = BackoffPolicy(
-    limits.ACCOUNT_FREE_FAILURES,
-    limits.ACCOUNT_LOCK_BASE,
-    limits.ACCOUNT_LOCK_MAX,
-    limits.ACCOUNT_FORGET_AFTER,
-)
-ADDRESS_LOCK = BackoffPolicy(
-    limits.ADDRESS_FREE_FAILURES,
-    limits.ADDRESS_LOCK_BASE,
-    limits.ADDRESS_LOCK_MAX,
-    limits.ADDRESS_FORGET_AFTER,
-)
-DEVICE_TOKEN_LOCK = BackoffPolicy(
-    limits.DEVICE_TOKEN_FREE_FAILURES,
-    limits.DEVICE_TOKEN_LOCK_BASE,
-    limits.DEVICE_TOKEN_LOCK_MAX,
-    limits.DEVICE_TOKEN_FORGET_AFTER,
-)
 
 
 class AccountService:
@@ -117,24 +55,24 @@ class AccountService:
         self.accounts = accounts
         self.clock = clock
         self.srp_params = srp_params
-        self._fake_secret = key.subkey("fake-login")
         #: How log lines name accounts (a keyed pseudonym, not the username).
         self.log_name = LogNames(key)
         self.indexes = AccountIndexes(accounts)
         #: Tables of each verifier's powers, for a login's v^u (and a decoy for unknown names).
         self.powers = VerifierPowers(srp_params.group.N, 8 * srp_params.digest_size)
-        self.powers.hold(_verifier(account) for account in accounts)
-        self.tokens = DeviceTokens(key.subkey("device-token"), accounts)
-        max_keys = limits.RATE_LIMIT_MAX_KEYS
-        self.account_failures = ACCOUNT_LOCK.limiter(clock, max_keys)
-        self.address_failures = ADDRESS_LOCK.limiter(clock, max_keys)
-        self.token_failures = DEVICE_TOKEN_LOCK.limiter(clock, max_keys)
-        self.login_starts = TokenBucket(
+        self.powers.hold(verifier_of(account) for account in accounts)
+        #: SRP logins, their fake challenges for unknown names, and the failed-login locks.
+        self.logins = SrpLogins(
+            accounts,
+            key,
             clock,
-            capacity=login_starts_per_minute,
-            period=limits.LOGIN_STARTS_PERIOD,
-            max_keys=max_keys,
+            srp_params,
+            self.powers,
+            self.indexes,
+            self.log_name,
+            login_starts_per_minute,
         )
+        max_keys = limits.RATE_LIMIT_MAX_KEYS
         #: None when the operator turned the signup limit off (``--signups-per-hour 0``).
         self.signups = (
             TokenBucket(clock, capacity=signups_per_hour, period=3600.0, max_keys=max_keys)
@@ -158,9 +96,6 @@ class AccountService:
         except KdfParamsError as exc:
             raise ProtocolError(ErrorCode.BAD_KDF, str(exc)) from None
         return salt_b64, verifier_b64, params
-
-    def _client_public(self, a_b64: str) -> int:
-        return to_int(b64_bytes("A", a_b64, min_len=1, max_len=self.srp_params.group.length))
 
     # -- signup ----------------------------------------------------------------------------
 
@@ -202,16 +137,16 @@ class AccountService:
                 }
             ],
         )
-        self.powers.add(_verifier(account))  # ready before the first login can need it
+        self.powers.add(verifier_of(account))  # ready before the first login can need it
         try:
             await self.accounts.create(account)
         except UsernameTaken:
-            self.powers.discard(_verifier(account))
+            self.powers.discard(verifier_of(account))
             raise ProtocolError(
                 ErrorCode.USERNAME_TAKEN, f"the username {username!r} is taken"
             ) from None
         except BaseException:
-            self.powers.discard(_verifier(account))
+            self.powers.discard(verifier_of(account))
             raise
         self.indexes.account_created(account, identity)
         log.info("account created: {user}", user=self.log_name(username))
@@ -247,122 +182,6 @@ class AccountService:
             raise rate_limited(wait, "new accounts from your address")
         return identity
 
-    # -- login -----------------------------------------------------------------------------
-
-    def _check_not_locked(self, host: str, username: str) -> None:
-        wait = max(
-            self.address_failures.retry_after(host), self.account_failures.retry_after(username)
-        )
-        if wait:
-            raise rate_limited(wait, "failed logins")
-
-    def _fake_verifier(self, username: str) -> int:
-        """A stand-in verifier: HKDF of the fake-login key and the name, reduced below N."""
-        length = self.srp_params.group.length + 16  # extra bytes make the reduction unbiased
-        okm = HKDF(
-            algorithm=hashes.SHA256(), length=length, salt=None, info=b"pychat-fake-verifier"
-        ).derive(self._fake_value("x", username))
-        return to_int(okm) % (self.srp_params.group.N - 1) + 1
-
-    def _fake_value(self, label: str, username: str) -> bytes:
-        mac = hmac.HMAC(self._fake_secret, hashes.SHA256())
-        mac.update(label.encode() + b"\0" + username.encode())
-        return mac.finalize()
-
-    # -- device tokens (OWASP: lockout that strangers cannot trigger against the owner) --------
-
-    def start_login(
-        self, host: str, raw_username: str, a_b64: str, device_token: str | None = None
-    ) -> tuple[LoginChallenge, dict[str, object]]:
-        """Begin an SRP login; return the challenge to keep and the reply fields.
-
-        :raises ProtocolError: ``bad_username``, ``bad_field``, ``bad_srp_value``,
-            ``rate_limited``.
-        """
-        username = username_or_error(raw_username)
-        A = self._client_public(a_b64)
-        account = self.accounts.get(username)
-        token_id = self.tokens.token_id(account, device_token)
-        if token_id is not None:
-            # A device that logged in before: only its own failures can hold it back.
-            wait = self.token_failures.retry_after(token_id)
-            if wait:
-                raise rate_limited(wait, "failed logins from this device")
-        else:
-            wait = self.login_starts.take(host)
-            if wait:
-                raise rate_limited(wait, "login attempts from your address")
-            self._check_not_locked(host, username)
-        # The same work whether the account exists or not (timing must not tell): both paths
-        # derive the stand-in values, and neither computes g^x (a stand-in verifier needs no
-        # exponentiation: any number below N that nobody can predict looks alike once B =
-        # kv + g^b hides it).  Unknown names get the KDF settings of the newest real account.
-        fake_salt = self._fake_value("salt", username)[:16]
-        fake_v = self._fake_verifier(username)
-        if account is not None:
-            salt = b64decode(account.salt)
-            v = to_int(b64decode(account.verifier))
-            kdf = account.kdf
-        else:
-            salt, v, kdf = fake_salt, fake_v, self.indexes.newest_kdf()
-        v_power: Callable[[int], int]
-        if account is not None:
-            v_power = partial(self.powers.power, v)
-        else:
-            v_power = self.powers.decoy_power
-        session = SrpServerSession(self.srp_params, username.encode(), salt, v, v_power=v_power)
-        try:
-            session.accept_client_public(A)
-        except SrpError as exc:
-            raise ProtocolError(ErrorCode.BAD_SRP_VALUE, f"A is not acceptable: {exc}") from None
-        reply: dict[str, object] = {
-            "username": username,
-            "salt": b64encode(salt),
-            "kdf": kdf,
-            "B": b64encode(self.srp_params.pad(session.B)),
-            **self.srp_params.to_json(),
-        }
-        return LoginChallenge(username, session, account is not None, token_id), reply
-
-    def finish_login(self, host: str, challenge: LoginChallenge, m1_b64: str) -> bytes:
-        """Check the client's proof; return M2.
-
-        :raises ProtocolError: ``bad_field`` (M1 of the wrong length) or ``auth_failed``.
-        """
-        m1 = b64_bytes("M1", m1_b64)
-        if len(m1) != self.srp_params.digest_size:
-            raise bad_field("M1", f"must decode to exactly {self.srp_params.digest_size} bytes")
-        try:
-            m2 = challenge.srp.verify_client_proof(m1)
-        except SrpAuthenticationError:
-            if challenge.token_id is not None:
-                self.token_failures.record_failure(challenge.token_id)
-            else:
-                self.account_failures.record_failure(challenge.username)
-                self.address_failures.record_failure(host)
-            log.info(
-                "failed login for {user} from {host}",
-                user=self.log_name(challenge.username),
-                host=host,
-            )
-            raise auth_failed() from None
-        if not challenge.known:  # cannot happen without breaking SRP; refuse all the same
-            raise auth_failed()
-        account = self.accounts.get(challenge.username)
-        if account is not None and account.disabled:  # told only to who knows the password
-            log.info(
-                "refused a login to the disabled account {user}",
-                user=self.log_name(account.username),
-            )
-            raise ProtocolError(
-                ErrorCode.ACCOUNT_DISABLED, "this account is disabled by the server's operator"
-            )
-        if challenge.token_id is not None:
-            self.token_failures.record_success(challenge.token_id)
-        else:
-            self.account_failures.record_success(challenge.username)
-        return m2
-
     # -- password change ---------------------------------------------------------------------
 
     async def change_password(
@@ -389,20 +208,16 @@ class AccountService:
             "updated": self.clock.seconds(),
         }
         updated = account.with_changes(**changes)
-        self.powers.add(_verifier(updated))
+        self.powers.add(verifier_of(updated))
         try:
             await self.accounts.update(account.username, **changes)
         except BaseException:
-            self.powers.discard(_verifier(updated))
+            self.powers.discard(verifier_of(updated))
             raise
-        self.powers.discard(_verifier(account))
+        self.powers.discard(verifier_of(account))
         log.info("password changed: {user}", user=self.log_name(account.username))
         return updated
 
     def account_removed(self, account: Account) -> None:
         """``account`` is gone (deleted, or reset by the operator): drop what was kept for it."""
-        self.powers.discard(_verifier(account))
-
-
-def _verifier(account: Account) -> int:
-    return to_int(b64decode(account.verifier))
+        self.powers.discard(verifier_of(account))

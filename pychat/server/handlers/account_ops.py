@@ -9,7 +9,7 @@ from typing import Any
 
 from pychat import limits
 from pychat.encoding import b64encode
-from pychat.server.accounts import LoginChallenge, auth_failed
+from pychat.server.account_errors import auth_failed
 from pychat.server.handlers.common import (
     RAW_USERNAME_MAX,
     SRP_VALUE_MAX,
@@ -19,6 +19,7 @@ from pychat.server.handlers.common import (
     current_user,
 )
 from pychat.server.ops import OpContext
+from pychat.server.srp_login import LoginChallenge
 from pychat.server.state import LOGGED_IN, Outcome, State, stay_in
 from pychat.store.accounts import Account
 from pychat.wire.errors import ErrorCode, ProtocolError
@@ -112,7 +113,7 @@ async def signup(deps: HandlerDeps, ctx: OpContext, params: SignupParams) -> Map
 def login_start(deps: HandlerDeps, ctx: OpContext, params: LoginStartParams) -> Mapping[str, Any]:
     """The server's SRP challenge (the same shape whether the account exists or not)."""
     ctx.session.scratch.pop(LOGIN_KEY, None)
-    challenge, reply = deps.account_service.start_login(
+    challenge, reply = deps.account_service.logins.start_login(
         ctx.session.host, params.username, params.A, params.device_token
     )
     ctx.session.scratch[LOGIN_KEY] = challenge
@@ -123,12 +124,12 @@ def login_finish(deps: HandlerDeps, ctx: OpContext, params: ProofParams) -> Mapp
     """Check the client's proof; the connection is logged in and gets a device token."""
     challenge = ctx.session.scratch.pop(LOGIN_KEY)
     assert isinstance(challenge, LoginChallenge)  # noqa: S101 - the state table guarantees it
-    m2 = deps.account_service.finish_login(ctx.session.host, challenge, params.M1)
+    m2 = deps.account_service.logins.finish_login(ctx.session.host, challenge, params.M1)
     deps.logged_in(ctx, challenge.username)
     return {
         "M2": b64encode(m2),
         "username": challenge.username,
-        "device_token": deps.account_service.tokens.issue(challenge.username),
+        "device_token": deps.account_service.logins.tokens.issue(challenge.username),
     }
 
 
@@ -137,7 +138,7 @@ async def change_password_start(
 ) -> Mapping[str, Any]:
     """A fresh SRP challenge for the logged-in user (the state becomes reauth_challenged)."""
     username = current_user(ctx)
-    challenge, reply = deps.account_service.start_login(ctx.session.host, username, params.A)
+    challenge, reply = deps.account_service.logins.start_login(ctx.session.host, username, params.A)
     ctx.session.scratch[REAUTH_KEY] = challenge
     return reply
 
@@ -149,7 +150,7 @@ async def change_password(
     challenge = ctx.session.scratch.pop(REAUTH_KEY)
     assert isinstance(challenge, LoginChallenge)  # noqa: S101 - the state table guarantees it
     service = deps.account_service
-    m2 = service.finish_login(ctx.session.host, challenge, params.M1)
+    m2 = service.logins.finish_login(ctx.session.host, challenge, params.M1)
     account = deps.accounts.get(challenge.username)
     if account is None:  # deleted meanwhile by the operator
         raise auth_failed()

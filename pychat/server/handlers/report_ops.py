@@ -86,7 +86,7 @@ async def whatdoyouknow(deps: HandlerDeps, ctx: OpContext, params: NoParams) -> 
     me = current_user(ctx)
     account = deps.accounts.get(me)
     assert account is not None  # noqa: S101 - a logged-in user's account exists
-    failures, last_failure = deps.account_service.account_failures.failures(me)
+    failures, last_failure = deps.account_service.logins.account_failures.failures(me)
     return {
         "server_time": deps.clock.seconds(),
         "account": _account(account),
@@ -99,7 +99,7 @@ async def whatdoyouknow(deps: HandlerDeps, ctx: OpContext, params: NoParams) -> 
         "login_failures": {
             "count": failures,
             "last": last_failure,
-            "locked_for": deps.account_service.account_failures.retry_after(me),
+            "locked_for": deps.account_service.logins.account_failures.retry_after(me),
         },
         "files": [
             {

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pychat.server.accounts import rate_limited
+from pychat.server.account_errors import rate_limited
 from pychat.server.handlers.common import CONVERSATION_ID_MAX, HandlerDeps, OpDef, current_user
 from pychat.server.handlers.conversation_ops import member_conversation
 from pychat.server.ops import OpContext
