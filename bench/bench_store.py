@@ -37,6 +37,7 @@ from twisted.internet import defer, task
 
 from pychat.store.blocking import thread_runner
 from pychat.store.server_store import ServerStore
+from tests.store_helpers import appended
 
 BODY = "x" * 400  # a typical short message's ciphertext
 
@@ -47,8 +48,8 @@ async def fill(store: ServerStore, conv: object, count: int, batch: int = 500) -
         n = min(batch, count - done)
         waits = []
         for i in range(n):
-            _, durable = store.conversations.append_message(
-                conv, "alice", 1, BODY, f"f{done + i}", time.time()
+            _, durable = appended(
+                store.conversations, conv, "alice", 1, BODY, f"f{done + i}", time.time()
             )  # type: ignore[arg-type]
             waits.append(durable)
         await defer.gatherResults(waits)
@@ -62,8 +63,8 @@ async def append_burst(store: ServerStore, conv: object, tag: str) -> tuple[floa
     start = time.perf_counter()
     waits = []
     for i in range(200):
-        _, durable = store.conversations.append_message(
-            conv, "alice", 1, BODY, f"{tag}-{i}", time.time()
+        _, durable = appended(
+            store.conversations, conv, "alice", 1, BODY, f"{tag}-{i}", time.time()
         )  # type: ignore[arg-type]
         waits.append(durable)
     await defer.gatherResults(waits)

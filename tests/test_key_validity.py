@@ -29,6 +29,7 @@ from pychat.crypto.identity import IdentityKeyPair
 from pychat.testing import MemoryServer
 from pychat.wire.ids import conversation_id
 from tests.client_helpers import collect, memory_pair
+from tests.store_helpers import appended
 from tests.test_trust_lifecycle import new_machine, reregister
 
 CONV = conversation_id("alice", "bob")
@@ -57,8 +58,14 @@ async def store_forged(
     }  # fmt: skip
     key = keys.conversation_keys[CONV][str(epoch)].encode()
     ciphertext = seal_message(key, signer or keys.identity, inner)
-    record, durable = store.append_message(
-        conv, keys.username, epoch, ciphertext, f"forged-{keys.counter}", server.clock.seconds()
+    record, durable = appended(
+        store,
+        conv,
+        keys.username,
+        epoch,
+        ciphertext,
+        f"forged-{keys.counter}",
+        server.clock.seconds(),
     )
     await durable
     return int(record["seq"])

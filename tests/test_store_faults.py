@@ -23,6 +23,7 @@ from pychat.store.server_store import ServerStore
 from tests.accounts_helpers import login_sync, signup_fields
 from tests.chat_helpers import envelope
 from tests.helpers import FakeConn, connect
+from tests.store_helpers import appended
 
 
 class HeldRunner:
@@ -235,13 +236,13 @@ def test_waiters_that_ask_again_never_start_a_second_batch_beside_the_first(
     conv = defer.ensureDeferred(store.conversations.create("alice", "bob", envelope(), 1.0))
     runner.release()
     created = conv.result
-    store.conversations.append_message(created, "alice", 1, "m0", "c0", 2.0)  # batch 0, held
-    waiters = [store.conversations.append_message(created, "alice", 1, f"m{i}", f"c{i}", 2.0)[1]
+    appended(store.conversations, created, "alice", 1, "m0", "c0", 2.0)  # batch 0, held
+    waiters = [appended(store.conversations, created, "alice", 1, f"m{i}", f"c{i}", 2.0)[1]
                for i in (1, 2)]  # fmt: skip
     runner.release_one()  # batch 0 done: batch 1 starts with both waiters
 
     def ask_again(_: object, i: int) -> None:
-        store.conversations.append_message(created, "alice", 1, f"n{i}", f"d{i}", 3.0)
+        appended(store.conversations, created, "alice", 1, f"n{i}", f"d{i}", 3.0)
 
     for i, d in enumerate(waiters):
         d.addCallback(ask_again, i)

@@ -18,6 +18,7 @@ from pychat.store.conversations import Conversation, ConversationStore
 from pychat.store.errors import StoreError
 from pychat.store.server_store import ServerStore
 from tests.chat_helpers import envelope
+from tests.store_helpers import appended
 from tests.test_store_faults import HeldRunner
 
 
@@ -33,7 +34,7 @@ def _create(store: ConversationStore, a: str, b: str) -> Conversation:
 
 
 def _send(store: ConversationStore, conv: Conversation, text: str) -> defer.Deferred[None]:
-    _, durable = store.append_message(conv, conv.members[0], 1, text, f"id-{text}", 2.0)
+    _, durable = appended(store, conv, conv.members[0], 1, text, f"id-{text}", 2.0)
     return durable
 
 

@@ -16,6 +16,7 @@ from pychat.store.errors import StoreError
 from pychat.store.rotation import check_no_rotation, rotate, settle
 from pychat.store.server_store import ServerStore
 from tests.chat_helpers import envelope
+from tests.store_helpers import appended
 from tests.test_store_accounts import _account
 
 
@@ -25,11 +26,11 @@ def _made(data: Path) -> None:
         defer.ensureDeferred(store.accounts.create(_account(name)))
     conv = defer.ensureDeferred(store.conversations.create("alice", "bob", envelope(), 1.0)).result
     for i in range(30):
-        store.conversations.append_message(conv, "alice", 1, f"m{i}", f"c{i}", 2.0 + i)
+        appended(store.conversations, conv, "alice", 1, f"m{i}", f"c{i}", 2.0 + i)
     store.conversations.set_read_nowait(conv, "bob", 12)
     blob = defer.ensureDeferred(store.ephemeral.put(conv.id, "vanishing", 9e9)).result
-    store.conversations.append_message(
-        conv, "alice", 1, "", "c-blob", 40.0, {"blob": blob, "expires": 9e9}
+    appended(
+        store.conversations, conv, "alice", 1, "", "c-blob", 40.0, {"blob": blob, "expires": 9e9}
     )
     record = defer.ensureDeferred(store.files.start("alice", conv.id, 20, 1, 1.0, 1e9)).result
     defer.ensureDeferred(store.files.put(record, 0, b"f" * 20))

@@ -12,6 +12,20 @@ from pychat.store.recent_ids import RecentIds
 from pychat.store.sealed_log import SealedLog
 
 
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to append: who sent it, in which epoch, its ciphertext (empty for a
+    disappearing one, whose ``extra`` names its blob), its client id and when it arrived."""
+
+    sender: str
+    epoch: int
+    ciphertext: str
+    client_id: str
+    time: float
+    #: Fields of a disappearing message's record: ``blob`` and ``expires``.
+    extra: dict[str, Any] | None = None
+
+
 def pair(a: str, b: str) -> tuple[str, str]:
     """The two members in the order the store keeps them."""
     return (a, b) if a <= b else (b, a)

@@ -26,14 +26,18 @@ from pychat.message_text import MessageRecord
 from pychat.store.atrest import AtRestKey, SealedDirectory
 from pychat.store.blocking import BlockingRunner
 from pychat.store.control import ControlLogs
-from pychat.store.conversation import Conversation, pair
+from pychat.store.conversation import Conversation, NewMessage, pair
 from pychat.store.conversation_files import ConversationFiles, report_cut
 from pychat.store.errors import LogDamaged, StorageFailure
-from pychat.store.group_commit import GroupCommitter, fire
+from pychat.store.group_commit import GroupCommitter
 from pychat.store.journal import Journal, recover
-
-__all__ = ["Conversation", "ConversationStore", "Landed"]
 from pychat.wire.ids import conversation_id
+
+__all__ = ["Conversation", "ConversationStore", "Landed", "NewMessage"]
+
+#: A stored message record (``seq``, ``sender``, ``epoch``, ``ciphertext``, ``client_id``,
+#: ``time``, and a disappearing message's ``blob`` and ``expires``).
+MessageRow = dict[str, Any]
 
 log = Logger(namespace="pychat.store")
 
@@ -227,62 +231,35 @@ class ConversationStore:
         found = conv.recent_ids.get(sender, client_id)
         return None if found is None else {"seq": found[0], "time": found[1]}
 
-    def append_message(
-        self,
-        conv: Conversation,
-        sender: str,
-        epoch: int,
-        ciphertext: str,
-        client_id: str,
-        now: float,
-        extra: dict[str, Any] | None = None,
-    ) -> tuple[dict[str, Any], defer.Deferred[None]]:
-        """Write a message; return its record (with ``seq`` and ``time``) and a Deferred that
-        fires once it is durable.  Nobody may be told of the message before that.  ``extra``
-        fields (a disappearing message's ``blob`` and ``expires``) go into the record."""
-        durable: defer.Deferred[None] = defer.Deferred()
-        record = self.append_message_then(
-            conv,
-            sender,
-            epoch,
-            ciphertext,
-            client_id,
-            now,
-            extra,
-            lambda _, error: fire(durable, error),
-        )
-        return record, durable
-
-    def append_message_then(
-        self,
-        conv: Conversation,
-        sender: str,
-        epoch: int,
-        ciphertext: str,
-        client_id: str,
-        now: float,
-        extra: dict[str, Any] | None,
-        then: Landed,
-    ) -> dict[str, Any]:
-        """:meth:`append_message` without a Deferred: ``then(record, None)`` once durable,
-        ``then(record, error)`` if it never will be (perhaps before this returns)."""
+    def append_message(self, conv: Conversation, message: NewMessage, then: Landed) -> MessageRow:
+        """Write a message; return its record (with ``seq`` and ``time``).  ``then(record,
+        None)`` is called once it is durable (nobody may hear of the message before), or
+        ``then(record, error)`` if it never will be (perhaps before this returns).  No
+        Deferred: this is the busiest path of the server."""
         seq = len(conv.messages) + 1
-        record: dict[str, Any]
-        if extra:
+        record: MessageRow
+        if message.extra:
             record = {
                 "seq": seq,
-                "sender": sender,
-                "epoch": epoch,
-                "ciphertext": ciphertext,
-                "client_id": client_id,
-                "time": now,
-                **extra,
+                "sender": message.sender,
+                "epoch": message.epoch,
+                "ciphertext": message.ciphertext,
+                "client_id": message.client_id,
+                "time": message.time,
+                **message.extra,
             }
         else:
-            record = MessageRecord.plain(seq, sender, epoch, ciphertext, client_id, now)
+            record = MessageRecord.plain(
+                seq,
+                message.sender,
+                message.epoch,
+                message.ciphertext,
+                message.client_id,
+                message.time,
+            )
         conv.messages.append(record)
-        conv.recent_ids.remember(sender, client_id, seq, now)
-        conv.last_activity = now
+        conv.recent_ids.remember(message.sender, message.client_id, seq, message.time)
+        conv.last_activity = message.time
         self.committer.when_durable(conv.messages, _Landing(conv, record, then))
         return record
 

@@ -9,7 +9,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
 from pychat.store.accounts import Account
-from pychat.store.conversation import Conversation
+from pychat.store.conversation import Conversation, NewMessage
 
 
 class AccountRepository(Protocol):
@@ -39,9 +39,8 @@ class ConversationRepository(Protocol):
     """Conversations of pairs of users, their key epochs, read markers and message logs.
 
     Every change is durable when its awaitable finishes, except :meth:`append_message`, which
-    returns the record at once with a Deferred that fires when it is durable (nobody may hear
-    of the message before; :meth:`append_message_then` says so with a plain call), and
-    :meth:`set_read_nowait`, which rides a later write.
+    returns the record at once and calls back when it is durable (nobody may hear of the
+    message before), and :meth:`set_read_nowait`, which rides a later write.
     """
 
     def get(self, conversation_id: str) -> Conversation | None:
@@ -78,24 +77,7 @@ class ConversationRepository(Protocol):
     def append_message(
         self,
         conv: Conversation,
-        sender: str,
-        epoch: int,
-        ciphertext: str,
-        client_id: str,
-        now: float,
-        extra: dict[str, Any] | None = None,
-    ) -> tuple[dict[str, Any], Deferred[None]]:
-        """Write a message; return its record and a Deferred that fires once it is durable."""
-
-    def append_message_then(
-        self,
-        conv: Conversation,
-        sender: str,
-        epoch: int,
-        ciphertext: str,
-        client_id: str,
-        now: float,
-        extra: dict[str, Any] | None,
+        message: NewMessage,
         then: Callable[[dict[str, Any], BaseException | None], None],
     ) -> dict[str, Any]:
         """Write a message; return its record; ``then(record, None)`` once it is durable, or

@@ -27,7 +27,7 @@ from pychat.server.handlers.common import (
 )
 from pychat.server.ops import Later, OpContext
 from pychat.server.state import LOGGED_IN, stay_in
-from pychat.store.conversation import Conversation
+from pychat.store.conversation import Conversation, NewMessage
 from pychat.usernames import normal_form
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.schema import bad_field, bounded
@@ -312,9 +312,8 @@ def _append(
     extra: dict[str, Any] | None,
 ) -> Later:
     delivery = _Delivery(deps, ctx, me, conv, params.ciphertext)
-    deps.conversations.append_message_then(
-        conv, me, params.epoch, ciphertext, params.client_id, now, extra, delivery
-    )
+    message = NewMessage(me, params.epoch, ciphertext, params.client_id, now, extra)
+    deps.conversations.append_message(conv, message, delivery)
     return delivery
 
 
