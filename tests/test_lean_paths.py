@@ -14,8 +14,26 @@ from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
 from pychat.server.ops import Later
+from pychat.store.conversation import NewMessage
 from pychat.store.errors import StorageFailure
 from tests.test_store_journal import _held
+
+
+def append_then(
+    store: Any,
+    conv: Any,
+    sender: str,
+    epoch: int,
+    ciphertext: str,
+    client_id: str,
+    now: float,
+    extra: dict[str, Any] | None,
+    then: Any,
+) -> dict[str, Any]:
+    """The store's one append call, its message given field by field."""
+    message = NewMessage(sender, epoch, ciphertext, client_id, now, extra)
+    record: dict[str, Any] = store.append_message(conv, message, then)
+    return record
 
 
 def test_a_later_hands_its_outcome_on_whenever_it_is_asked() -> None:
@@ -49,9 +67,9 @@ def test_every_waiter_hears_even_when_one_of_them_fails(tmp_path: Path) -> None:
 
     globalLogPublisher.addObserver(errors.append)
     try:
-        store.append_message_then(conv, "alice", 1, "m0", "c0", 2.0, None, broken)
-        store.append_message_then(
-            conv, "alice", 1, "m1", "c1", 2.0, None, lambda r, e: heard.append((r["seq"], e))
+        append_then(store, conv, "alice", 1, "m0", "c0", 2.0, None, broken)
+        append_then(
+            store, conv, "alice", 1, "m1", "c1", 2.0, None, lambda r, e: heard.append((r["seq"], e))
         )
         runner.release()
     finally:
@@ -64,7 +82,7 @@ def test_every_waiter_hears_even_when_one_of_them_fails(tmp_path: Path) -> None:
 def test_a_failed_batch_tells_its_waiters_and_forgets_their_ids(tmp_path: Path) -> None:
     store, runner, conv = _held(tmp_path / "data")
     heard: list[BaseException | None] = []
-    store.append_message_then(conv, "alice", 1, "m0", "c0", 2.0, None, lambda r, e: heard.append(e))
+    append_then(store, conv, "alice", 1, "m0", "c0", 2.0, None, lambda r, e: heard.append(e))
     _, _, batch = runner.jobs.pop(0)
     batch.errback(OSError(28, "No space left on device"))  # the journal's sync failed
     assert len(heard) == 1 and isinstance(heard[0], StorageFailure)
@@ -77,10 +95,18 @@ def test_the_next_batch_is_on_its_way_to_the_disk_before_the_last_ones_waiters_h
     """Replies and pushes of one batch overlap with the sync of the next."""
     store, runner, conv = _held(tmp_path / "data")
     jobs_seen: list[int] = []
-    store.append_message_then(
-        conv, "alice", 1, "m0", "c0", 2.0, None, lambda r, e: jobs_seen.append(len(runner.jobs))
+    append_then(
+        store,
+        conv,
+        "alice",
+        1,
+        "m0",
+        "c0",
+        2.0,
+        None,
+        lambda r, e: jobs_seen.append(len(runner.jobs)),
     )
-    store.append_message_then(conv, "alice", 1, "m1", "c1", 2.0, None, lambda r, e: None)
+    append_then(store, conv, "alice", 1, "m1", "c1", 2.0, None, lambda r, e: None)
     runner.release_one()  # the first batch is durable; the second was waiting for it
     assert jobs_seen == [1]  # when m0's waiter heard, m1's batch was already handed over
 
@@ -91,8 +117,16 @@ def test_waiters_hear_in_batch_order_when_a_batch_finishes_at_once(tmp_path: Pat
     store, runner, conv = _held(tmp_path / "data")
     heard: list[int] = []
     for n in range(3):
-        store.append_message_then(
-            conv, "alice", 1, f"m{n}", f"c{n}", 2.0, None, lambda r, e: heard.append(r["seq"])
+        append_then(
+            store,
+            conv,
+            "alice",
+            1,
+            f"m{n}",
+            f"c{n}",
+            2.0,
+            None,
+            lambda r, e: heard.append(r["seq"]),
         )
     f, args, first = runner.jobs.pop(0)
 
@@ -110,11 +144,9 @@ def test_what_waiters_append_with_no_batch_in_flight_goes_in_one_batch(tmp_path:
 
     def append_three(record: dict[str, Any], error: BaseException | None) -> None:
         for n in range(1, 4):
-            store.append_message_then(
-                conv, "alice", 1, f"m{n}", f"c{n}", 2.0, None, lambda r, e: None
-            )
+            append_then(store, conv, "alice", 1, f"m{n}", f"c{n}", 2.0, None, lambda r, e: None)
 
-    store.append_message_then(conv, "alice", 1, "m0", "c0", 2.0, None, append_three)
+    append_then(store, conv, "alice", 1, "m0", "c0", 2.0, None, append_three)
     runner.release()
     assert store.committer.batches - before == 2  # m0's, then one for m1..m3
     assert conv.durable_seq == 4
@@ -143,7 +175,7 @@ def test_paced_read_markers_are_saved_once_per_interval_and_at_a_clean_stop(
     clock = Clock()
     store.pace_read_markers(clock, 1.0)
     for seq in (1, 2, 3):
-        store.append_message_then(conv, "alice", 1, f"m{seq}", f"c{seq}", 2.0, None, _ignore)
+        append_then(store, conv, "alice", 1, f"m{seq}", f"c{seq}", 2.0, None, _ignore)
         runner.release()
         store.set_read_nowait(conv, "alice", seq)
         runner.release()
@@ -211,3 +243,26 @@ def test_a_bug_after_the_sync_is_an_internal_error_reply_not_one_that_never_come
     reply = send(alice, conv, "hi", "c1")
     assert reply["error"]["code"] == "internal_error"
     assert alice.closing  # our bug closes this connection only
+
+
+def test_the_committer_goes_idle_syncing_telling_idle(tmp_path: Path) -> None:
+    from pychat.store.group_commit import Phase
+
+    store, runner, conv = _held(tmp_path / "data")
+    assert store.committer.phase is Phase.IDLE
+    seen: list[Phase] = []
+    append_then(
+        store,
+        conv,
+        "alice",
+        1,
+        "m0",
+        "c0",
+        2.0,
+        None,
+        lambda r, e: seen.append(store.committer.phase),
+    )
+    assert store.committer.phase is Phase.SYNCING
+    runner.release()
+    assert seen == [Phase.TELLING]  # its waiter heard with no batch in flight
+    assert store.committer.phase is Phase.IDLE

@@ -12,6 +12,7 @@ every log written since its last durable batch is rolled back and every waiter f
 
 from __future__ import annotations
 
+import enum
 import os
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
@@ -31,6 +32,25 @@ from pychat.store.sealed_log import SealedLog
 
 log = Logger(namespace="pychat.store")
 
+
+class Phase(enum.Enum):
+    """Where the committer is::
+
+        idle --an append, or request()--> syncing --the batch is durable--+
+          ^                                  ^                            |
+          |                                  +--- more was appended ------+
+          |                                                               v
+          +---------- its waiters have heard, nothing new ---------- telling
+
+    In ``telling`` no batch is in flight, but the waiters of the batch that just became
+    durable are being told, and what they append gathers for one next batch rather than
+    starting one each.  A failed batch goes back to ``idle`` once its waiters have failed.
+    """
+
+    IDLE = "idle"
+    SYNCING = "syncing"
+    TELLING = "telling"
+
 #: Told once its batch is durable (None) or failed (the error; then it never will be).
 Waiter = Callable[[BaseException | None], None]
 _Waiters = dict[SealedLog | None, list[Waiter]]
@@ -43,7 +63,8 @@ class GroupCommitter:
         self._run = run_blocking
         self.journal = journal
         self._pending: _Waiters = {}
-        self._busy = False
+        self.phase = Phase.IDLE
+        #: A batch was asked for while one was in flight: run one after it.
         self._again = False
         #: Waiters of durable batches not told yet, oldest batch first.
         self._durable: deque[Iterator[Waiter]] = deque()
@@ -85,16 +106,16 @@ class GroupCommitter:
             self._pending[log_file] = [waiter]
         else:
             waiting.append(waiter)
-        if not self._busy:
+        if self.phase is Phase.IDLE:
             self._start()
 
     def request(self) -> None:
         """Run a batch soon even if nobody waits for one (for what :attr:`before_batch`
         appends)."""
-        if self._busy:
-            self._again = True
-        else:
+        if self.phase is Phase.IDLE:
             self._start()
+        else:
+            self._again = True
 
     def marker(self, log_name: str, kind: str) -> defer.Deferred[None]:
         """Journal a log's marker (``compacted``, ``kept`` or ``deleted``); fires once it is
@@ -103,17 +124,17 @@ class GroupCommitter:
         return self.durable(None)
 
     def _start(self) -> None:
-        self._busy, self._again = True, False
+        self.phase, self._again = Phase.SYNCING, False
         for hook in self.before_batch:
             hook()  # its appends join this batch (busy: durable() starts nothing)
         if self.journal.wants_checkpoint():
             self._begin_checkpoint()  # no batch is in flight: the segment can change now
         waiters, self._pending = self._pending, {}
         if not waiters:
-            self._busy = False
+            self.phase = Phase.IDLE
             self._idle_unless_busy()
             return
-        ends = {f: f._end for f in waiters if f is not None}
+        ends = {f: f.written_end for f in waiters if f is not None}
         batch = self.journal.take()
 
         def done(result: Failure | None) -> None:
@@ -122,7 +143,7 @@ class GroupCommitter:
                 self._tell_durable(everything=True)  # earlier batches' waiters hear first
                 # Still busy while they hear: whatever they append joins the next batch.
                 self._fail(waiters, result.value or RuntimeError("batch failed"))
-                self._busy = False
+                self.phase = Phase.IDLE
                 if self._pending or self._again:
                     self._start()
                 self._idle_unless_busy()
@@ -137,15 +158,15 @@ class GroupCommitter:
             # it.  With nothing to sync yet, the committer stays busy while they hear, so what
             # they append gathers into one batch.  Never two batches side by side.
             self._durable.append(chain.from_iterable(waiters.values()))
-            self._busy = False
+            self.phase = Phase.IDLE
             started = bool(self._pending or self._again)
             if started:
                 self._start()
             else:
-                self._busy = True
+                self.phase = Phase.TELLING
             self._tell_durable()
             if not started:
-                self._busy = False
+                self.phase = Phase.IDLE
                 if self._pending or self._again:
                     self._start()
             self._idle_unless_busy()
@@ -182,14 +203,14 @@ class GroupCommitter:
     def _go_on_telling(self) -> None:
         self._more_telling = None
         self._tell_durable()
-        if not self._busy and (self._pending or self._again):
+        if self.phase is Phase.IDLE and (self._pending or self._again):
             self._start()
         self._idle_unless_busy()
 
     def _idle_unless_busy(self) -> None:
         """Tell who waits for quiet, once no batch is in flight and every waiter has heard
         (those waiters appended nothing that started another batch)."""
-        if not self._busy and not self._telling and not self._durable:
+        if self.phase is Phase.IDLE and not self._telling and not self._durable:
             self._fire_idle()
 
     def _fire_idle(self) -> None:
@@ -245,7 +266,7 @@ class GroupCommitter:
     async def close(self, open_logs: list[SealedLog]) -> None:
         """Wait for every batch and checkpoint, sync the open logs and delete the journal's
         segments (at a clean stop, once nothing appends any more)."""
-        if self._busy:
+        if self.phase is not Phase.IDLE:
             idle: defer.Deferred[None] = defer.Deferred()
             self._idle.append(idle)
             await idle

@@ -163,6 +163,11 @@ class SealedLog:
 
     # -- reading -------------------------------------------------------------------------------
 
+    @property
+    def written_end(self) -> int:
+        """The byte offset where the last record written so far ends (durable or not yet)."""
+        return self._end
+
     def __len__(self) -> int:
         return len(self._offsets)
 
