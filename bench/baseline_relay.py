@@ -52,7 +52,7 @@ def main() -> None:
     factory = Factory.forProtocol(lambda: Relay(peers))
     port = reactor.listenSSL(0, factory, cert.options(), interface="127.0.0.1")  # type: ignore[attr-defined]
     Path(port_file).write_text(str(port.getHost().port))
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.run()
 
 
 if __name__ == "__main__":

@@ -20,18 +20,31 @@ import argparse
 import statistics
 import tempfile
 import time
+from functools import partial
+from typing import Any
 
 from twisted.internet import defer, task
 
 from pychat.client import auth
+from pychat.client.protocol import ClientProtocol
 from pychat.crypto.identity import IdentityKeyPair
 from pychat.crypto.kdf import minimum_params
+from pychat.store.conversations import ConversationStore
 from pychat.testing import start_server
 
 BODY = "c" * 400
 
 
-async def main(reactor: object, pairs: int, messages: int, window: int) -> None:
+def _count_messages(got: list[int], event: dict[str, Any]) -> None:
+    if event.get("event") == "message":
+        got.append(1)
+
+
+def _took(_: object, latencies: list[float], sent: float) -> None:
+    latencies.append(time.perf_counter() - sent)
+
+
+async def main(reactor: Any, pairs: int, messages: int, window: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # Every benchmark user signs up from 127.0.0.1: no per-address signup limit.
         server = await start_server(Path(tmp) / "data", signups_per_hour=0)
@@ -50,9 +63,7 @@ async def main(reactor: object, pairs: int, messages: int, window: int) -> None:
                     users.append(proto)
                 sender, receiver = users
                 got: list[int] = []
-                receiver.on_event = lambda e, got=got: (
-                    got.append(1) if e.get("event") == "message" else None
-                )
+                receiver.on_event = partial(_count_messages, got)
                 conv = (
                     await sender.request(
                         "open_conversation", peer=f"recv{i}", envelope={"epoch": 1}
@@ -62,10 +73,12 @@ async def main(reactor: object, pairs: int, messages: int, window: int) -> None:
                 receivers.append(got)
 
             latencies: list[float] = []
-            committer = server.chat.store.conversations.committer
+            conversations = server.chat.store.conversations
+            assert isinstance(conversations, ConversationStore)
+            committer = conversations.committer
             batches0, synced0 = committer.batches, committer.synced
 
-            async def run(sender: object, conv: str, tag: int) -> None:
+            async def run(sender: ClientProtocol, conv: str, tag: int) -> None:
                 for start in range(0, messages, window):
                     wave = []
                     for j in range(start, min(messages, start + window)):
@@ -76,10 +89,8 @@ async def main(reactor: object, pairs: int, messages: int, window: int) -> None:
                             epoch=1,
                             ciphertext=BODY,
                             client_id=f"{tag}-{j}",
-                        )  # type: ignore[attr-defined]
-                        d.addCallback(
-                            lambda _, sent=sent: latencies.append(time.perf_counter() - sent)
                         )
+                        d.addCallback(_took, latencies, sent)
                         wave.append(d)
                     await defer.gatherResults(wave)
 

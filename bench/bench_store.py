@@ -36,6 +36,7 @@ from typing import Any
 from twisted.internet import defer, task
 
 from pychat.store.blocking import thread_runner
+from pychat.store.conversations import ConversationStore
 from pychat.store.server_store import ServerStore
 from tests.store_helpers import appended
 
@@ -50,7 +51,7 @@ async def fill(store: ServerStore, conv: object, count: int, batch: int = 500) -
         for i in range(n):
             _, durable = appended(
                 store.conversations, conv, "alice", 1, BODY, f"f{done + i}", time.time()
-            )  # type: ignore[arg-type]
+            )
             waits.append(durable)
         await defer.gatherResults(waits)
         done += n
@@ -58,14 +59,16 @@ async def fill(store: ServerStore, conv: object, count: int, batch: int = 500) -
 
 async def append_burst(store: ServerStore, conv: object, tag: str) -> tuple[float, int]:
     """200 pipelined appends: microseconds a message (fsync included), and the syncs taken."""
-    committer = store.conversations.committer
+    conversations = store.conversations
+    assert isinstance(conversations, ConversationStore)
+    committer = conversations.committer
     batches_before = committer.batches
     start = time.perf_counter()
     waits = []
     for i in range(200):
         _, durable = appended(
             store.conversations, conv, "alice", 1, BODY, f"{tag}-{i}", time.time()
-        )  # type: ignore[arg-type]
+        )
         waits.append(durable)
     await defer.gatherResults(waits)
     return (time.perf_counter() - start) / 200 * 1e6, committer.batches - batches_before

@@ -178,7 +178,8 @@ async def pychat_user(port: int, name: str, index: int) -> ClientProtocol:
     # As a real client does: a receiver only listens, and the server closes a connection
     # silent for its idle timeout (5 minutes), which a long run outlasts.
     Keepalive(reactor, lambda: proto.request("ping")).start(keepalive_interval(hello))
-    return proto
+    result: ClientProtocol = proto
+    return result
 
 
 async def pychat_pair(port: int, i: int, tally: Tally) -> Run:

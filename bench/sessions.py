@@ -27,7 +27,7 @@ import resource
 import secrets
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,10 @@ def server_rss(proc: subprocess.Popen[bytes]) -> int:
 
 
 async def loops(
-    proc: subprocess.Popen[bytes], count: int, seconds: float, one: Callable[[int], Awaitable[Any]]
+    proc: subprocess.Popen[bytes],
+    count: int,
+    seconds: float,
+    one: Callable[[int], Coroutine[Any, Any, Any]],
 ) -> dict[str, float]:
     """Run ``count`` loops of ``one`` for ``seconds``; count completions and CPU."""
     done = [0]
@@ -217,11 +220,13 @@ def median_cpu(figures: list[dict[str, float]]) -> dict[str, float]:
     return sorted(figures, key=lambda f: f["server_cpu_ms"])[len(figures) // 2]
 
 
-async def hold(count: int, connect: Callable[[int], Awaitable[Any]]) -> list[Any]:
+async def hold(count: int, connect: Callable[[int], Coroutine[Any, Any, Any]]) -> list[Any]:
     """Open ``count`` sessions, 50 at a time."""
     held: list[Any] = []
     for start in range(0, count, 50):
-        batch = [defer.ensureDeferred(connect(i)) for i in range(start, min(count, start + 50))]
+        batch: list[defer.Deferred[Any]] = [
+            defer.ensureDeferred(connect(i)) for i in range(start, min(count, start + 50))
+        ]
         held += await defer.gatherResults(batch)
     return held
 
@@ -269,7 +274,8 @@ async def idle(sessions: int) -> None:
             )
             params = auth.srp_params_from_hello(await proto.request("hello", version=1))
             await auth.login(proto, params, f"idle{i % users}", "pw", run_blocking=derive_once)
-            return proto
+            opened: ClientProtocol = proto
+            return opened
 
         await task.deferLater(reactor, 0.5, lambda: None)
         before = server_rss(server)

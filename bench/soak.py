@@ -40,6 +40,7 @@ from pychat.client import auth
 from pychat.client.protocol import ClientProtocol, ConnectionClosed, RemoteError
 from pychat.crypto.identity import IdentityKeyPair
 from pychat.crypto.kdf import minimum_params
+from pychat.srp import SrpParams
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVELOPE = {"epoch": 1, "wrapped": {"a": "AAAA", "b": "BBBB"}, "signature": "c2ln"}
@@ -93,27 +94,31 @@ class Server:
 
 
 async def connect(port: int, name: str | None = None) -> ClientProtocol:
-    endpoint = SSL4ClientEndpoint(reactor, "127.0.0.1", port, CertificateOptions())
-    proto: ClientProtocol = await connectProtocol(endpoint, ClientProtocol())
-    params = auth.srp_params_from_hello(await proto.request("hello", version=1))
-    proto.srp_params = params  # type: ignore[attr-defined]
+    proto, params = await connect_with_params(port)
     if name is not None:
         await auth.login(proto, params, name, "soak-password")
     return proto
 
 
+async def connect_with_params(port: int) -> tuple[ClientProtocol, SrpParams]:
+    """A connection that said hello, and the SRP parameters it announced."""
+    endpoint = SSL4ClientEndpoint(reactor, "127.0.0.1", port, CertificateOptions())
+    proto: ClientProtocol = await connectProtocol(endpoint, ClientProtocol())
+    return proto, auth.srp_params_from_hello(await proto.request("hello", version=1))
+
+
 async def prepare(port: int) -> str:
     """Two accounts and their conversation; returns its id."""
     for name in ("alice", "bob"):
-        proto = await connect(port)
+        proto, params = await connect_with_params(port)
         keys = IdentityKeyPair.generate().public().to_json()
         await auth.signup(
             proto,
-            proto.srp_params,
+            params,
             name,
             "soak-password",
             keys,
-            kdf=minimum_params(),  # type: ignore[attr-defined]
+            kdf=minimum_params(),
         )
         proto.close()
     alice = await connect(port, "alice")

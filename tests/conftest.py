@@ -12,7 +12,6 @@ import pytest_twisted
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import settings
 
-from pychat.crypto import identity as identity_module
 from pychat.testing import MemoryServer, RunningServer, start_server
 from tests import key_pool
 from tests.key_pool import pooled
@@ -31,7 +30,7 @@ def pooled_client_rsa_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     pool they are generated.  The TUI processes of the pty tests take theirs from the same
     pool (tests/tui_main.py); twistd makes no RSA keys."""
     generate = pooled(iter(key_pool.IN_PROCESS), rsa.generate_private_key)
-    monkeypatch.setattr(identity_module.rsa, "generate_private_key", generate)
+    monkeypatch.setattr(rsa, "generate_private_key", generate)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from pychat.store.conversation import NewMessage
+
+T = TypeVar("T")
 
 
 def appended(
@@ -31,3 +34,21 @@ def appended(
 
     message = NewMessage(sender, epoch, ciphertext, client_id, now, extra)
     return conversations.append_message(conv, message, landed), durable
+
+
+def done(d: Deferred[T]) -> T:
+    """The result of a Deferred that has already fired (the inline runner's work), or what
+    it failed with, raised."""
+    results: list[Any] = []
+
+    def keep(result: Any) -> Any:
+        results.append(result)
+        return result
+
+    d.addBoth(keep)  # the result stays for whoever else waits on ``d``
+    assert results, "the Deferred has not fired"
+    if isinstance(results[0], Failure):
+        d.addErrback(lambda _: None)  # raised here: handled
+        results[0].raiseException()
+    result: T = results[0]
+    return result

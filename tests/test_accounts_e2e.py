@@ -18,6 +18,7 @@ from pychat.crypto.kdf import minimum_params
 from pychat.srp import GROUPS
 from pychat.testing import RunningServer
 from tests.accounts_helpers import public_keys
+from tests.log_capture import as_observer
 
 KDF = minimum_params()
 PASSWORD = "tr0ub4dor & 3 🐎"
@@ -68,7 +69,7 @@ async def test_the_password_is_nowhere_on_the_server(server: RunningServer) -> N
     def observe(event: dict[str, Any]) -> None:
         logged.append(formatEvent(event) + repr(event))
 
-    globalLogPublisher.addObserver(observe)
+    globalLogPublisher.addObserver(as_observer(observe))
     try:
         await _signup(server, "carol", PASSWORD)
         proto, params = await _connect(server)
@@ -77,7 +78,7 @@ async def test_the_password_is_nowhere_on_the_server(server: RunningServer) -> N
         with pytest.raises(RemoteError):
             await auth.login(proto2, params, "carol", PASSWORD + "x")
     finally:
-        globalLogPublisher.removeObserver(observe)
+        globalLogPublisher.removeObserver(as_observer(observe))
 
     needles = [
         PASSWORD.encode(),

@@ -28,6 +28,7 @@ from pychat.client import auth
 from pychat.client.protocol import ClientProtocol, ConnectionClosed, RemoteError
 from tests.accounts_helpers import KDF, public_keys
 from tests.chat_helpers import envelope
+from tests.store_helpers import done
 from tests.test_crash_recovery import ROOT, ServerProcess, _connect, history_of, processes  # noqa: F401
 
 
@@ -56,7 +57,7 @@ def serve(processes: list[ServerProcess]) -> Serve:  # noqa: F811 - the imported
 
 async def _logged_in(port: int, name: str) -> ClientProtocol:
     proto, params = await _connect(port)
-    await auth.login(proto, params, name, "pw")  # type: ignore[arg-type]
+    await auth.login(proto, params, name, "pw")
     return proto
 
 
@@ -85,7 +86,7 @@ async def _admin_process(*argv: str) -> tuple[str, int]:
 async def _two_users(port: int) -> tuple[ClientProtocol, str]:
     for name in ("alice", "bob"):
         proto, params = await _connect(port)
-        await auth.signup(proto, params, name, "pw", public_keys(name), kdf=KDF)  # type: ignore[arg-type]
+        await auth.signup(proto, params, name, "pw", public_keys(name), kdf=KDF)
         proto.close()
     proto = await _logged_in(port, "alice")
     reply = await proto.request("open_conversation", peer="bob", envelope=envelope())
@@ -110,7 +111,7 @@ async def test_a_backup_while_messages_flow_restores_every_acknowledged_message(
                 cid = f"m{n}"
                 n += 1
                 d = alice.request("send", conversation=conv, epoch=1, ciphertext=cid, client_id=cid)
-                d.addCallback(lambda reply, cid=cid: acked.__setitem__(cid, reply["seq"]))
+                d.addCallback(_acked, acked, cid)
                 wave.append(d)
             try:
                 await defer.gatherResults(wave, consumeErrors=True)
@@ -221,7 +222,7 @@ async def test_a_disabled_user_is_refused_at_login_and_their_open_session_is_clo
     assert {"event": "closing", "reason": "account_disabled"}.items() <= pushed[-1].items()
     proto, params = await _connect(port)
     with pytest.raises(RemoteError) as refused:  # ... and a new login is refused
-        await auth.login(proto, params, "alice", "pw")  # type: ignore[arg-type]
+        await auth.login(proto, params, "alice", "pw")
     assert refused.value.code == "account_disabled"
     output, code = await _admin("--data-dir", str(data), "users")
     assert code == 0 and "alice" in output.split("disabled")[0], output
@@ -254,7 +255,7 @@ async def test_a_reset_account_can_sign_up_again_and_its_peers_see_new_keys(
     await alice.closed_d.addTimeout(10, reactor)  # her session is closed
     proto, params = await _connect(port)
     fresh = public_keys("alice-again")
-    await auth.signup(proto, params, "alice", "new pw", fresh, kdf=KDF)  # type: ignore[arg-type]
+    await auth.signup(proto, params, "alice", "new pw", fresh, kdf=KDF)
     proto.close()
     bob = await _logged_in(port, "bob")
     keys = await bob.request("get_keys", username="alice")
@@ -288,7 +289,7 @@ async def test_invites_are_single_use_and_a_closed_server_takes_no_signup(
                 "pw",
                 public_keys(name),
                 kdf=KDF,
-                invite=code,  # type: ignore[arg-type]
+                invite=code,
             )
         except RemoteError as exc:
             return exc.code
@@ -382,5 +383,9 @@ def test_the_control_socket_answers_bad_requests_with_a_reason(line: bytes, erro
     from pychat.server.control import ControlService
 
     control = ControlService(None, Path("/nonexistent"), SimpleNamespace(store=None))  # type: ignore[arg-type]
-    answer = defer.ensureDeferred(control.answer(line)).result
+    answer = done(defer.ensureDeferred(control.answer(line)))
     assert answer["ok"] is False and error in answer["error"]
+
+
+def _acked(reply: dict[str, Any], acked: dict[str, int], cid: str) -> None:
+    acked[cid] = reply["seq"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor, task
@@ -15,6 +16,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 from pychat.testing import start_server
 from pychat.wire.ids import conversation_id
 from tests.client_helpers import signed_up
+from tests.log_capture import as_observer
 
 TEXT = "canary-text-7c1e"
 REPLY = "canary-reply-93fd"
@@ -32,10 +34,10 @@ def _everything_in(directory: Path) -> bytes:
 async def test_nothing_users_wrote_reaches_the_servers_disk_or_log(tmp_path: Path) -> None:
     lines: list[str] = []
 
-    def observe(event: dict) -> None:
+    def observe(event: dict[str, Any]) -> None:
         lines.append(formatEvent(event))
 
-    globalLogPublisher.addObserver(observe)
+    globalLogPublisher.addObserver(as_observer(observe))
     server = await start_server(tmp_path / "data", file_max_age=1.0)
     try:
         alice = await signed_up(server, tmp_path / "alice", USERS[0])
@@ -84,6 +86,6 @@ async def test_nothing_users_wrote_reaches_the_servers_disk_or_log(tmp_path: Pat
         for c in (alice, bob):
             await c.close()
     finally:
-        globalLogPublisher.removeObserver(observe)
+        globalLogPublisher.removeObserver(as_observer(observe))
         await server.stop()
     assert os.path.exists(tmp_path / "got")

@@ -124,7 +124,7 @@ class Cli:
         """The installed ``pychat`` command in a subprocess."""
         proc = _Collect(stdin)
         argv = self.argv(*args)
-        reactor.spawnProcess(proc, argv[0], argv, env=self.env(**env), path=str(ROOT))  # type: ignore[attr-defined]
+        reactor.spawnProcess(proc, argv[0], argv, env=self.env(**env), path=str(ROOT))
         code = await proc.done
         return Result(code, proc.out.decode(), proc.err.decode())
 
@@ -335,7 +335,7 @@ async def test_listen_streams_messages_until_interrupted(
         assert (await who.run("signup")).code == 0
     proc = _Collect(None)
     argv = bob.argv("listen", "--json")
-    transport = reactor.spawnProcess(proc, argv[0], argv, env=bob.env(), path=str(ROOT))  # type: ignore[attr-defined]
+    transport = reactor.spawnProcess(proc, argv[0], argv, env=bob.env(), path=str(ROOT))
     for _ in range(1000):
         if b"listening as bob" in proc.err:
             break

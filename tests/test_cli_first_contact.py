@@ -182,7 +182,7 @@ async def test_another_address_of_a_pinned_server_is_the_same_server(
 
 def _listen(factory: protocol.Factory, tls: Path | None = None) -> Any:
     if tls is None:
-        return reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
+        return reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[arg-type]
     cert = ssl.PrivateCertificate.loadPEM(
         (tls / CERT_FILE).read_text() + (tls / KEY_FILE).read_text()
     )

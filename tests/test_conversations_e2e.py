@@ -7,6 +7,7 @@ import base64
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
@@ -187,7 +188,7 @@ async def test_bad_conversation_requests(server: MemoryServer) -> None:
     await signup(server, "alice")
     await signup(server, "bob")
     alice = await login(server, "alice")
-    cases = [
+    cases: list[tuple[str, dict[str, Any], str]] = [
         ("open_conversation", {"peer": "alice", "envelope": envelope()}, "self_conversation"),
         ("open_conversation", {"peer": "ghost", "envelope": envelope()}, "unknown_user"),
         ("open_conversation", {"peer": "bob"}, "bad_field"),

@@ -19,6 +19,7 @@ from twisted.internet.ssl import CertificateOptions
 
 from pychat.client import auth
 from pychat.client.protocol import ClientProtocol, ConnectionClosed, RemoteError
+from pychat.srp import SrpParams
 from tests.accounts_helpers import KDF, public_keys
 from tests.chat_helpers import envelope
 
@@ -86,7 +87,7 @@ def processes() -> Iterator[list[ServerProcess]]:
             p.proc.wait(10)
 
 
-async def _connect(port: int) -> tuple[ClientProtocol, object]:
+async def _connect(port: int) -> tuple[ClientProtocol, SrpParams]:
     endpoint = SSL4ClientEndpoint(reactor, "127.0.0.1", port, CertificateOptions())
     proto: ClientProtocol = await connectProtocol(endpoint, ClientProtocol())
     params = auth.srp_params_from_hello(await proto.request("hello", version=1))
@@ -115,13 +116,13 @@ async def test_sigkill_while_sending_loses_no_acknowledged_message(
     port = await first.started()
     for name in ("alice", "bob"):
         proto, params = await _connect(port)
-        await auth.signup(proto, params, name, "pw", public_keys(name), kdf=KDF)  # type: ignore[arg-type]
+        await auth.signup(proto, params, name, "pw", public_keys(name), kdf=KDF)
         proto.close()
 
     senders = []
     for name in ("alice", "bob"):
         proto, params = await _connect(port)
-        await auth.login(proto, params, name, "pw")  # type: ignore[arg-type]
+        await auth.login(proto, params, name, "pw")
         senders.append((name, proto))
     conv = (await senders[0][1].request("open_conversation", peer="bob", envelope=envelope()))[
         "conversation"
@@ -137,7 +138,7 @@ async def test_sigkill_while_sending_loses_no_acknowledged_message(
                 d = proto.request(
                     "send", conversation=conv, epoch=1, ciphertext=f"body {cid}", client_id=cid
                 )
-                d.addCallback(lambda reply, cid=cid: acked.__setitem__(cid, reply["seq"]))
+                d.addCallback(_acked, acked, cid)
                 wave.append(d)
             try:
                 await defer.gatherResults(wave, consumeErrors=True)
@@ -157,7 +158,7 @@ async def test_sigkill_while_sending_loses_no_acknowledged_message(
     processes.append(second)
     port = await second.started()
     proto, params = await _connect(port)
-    await auth.login(proto, params, "bob", "pw")  # type: ignore[arg-type]
+    await auth.login(proto, params, "bob", "pw")
     stored = await history_of(proto, conv)
     assert [m["seq"] for m in stored] == list(range(1, len(stored) + 1))
     ids = [m["client_id"] for m in stored]
@@ -169,7 +170,7 @@ async def test_sigkill_while_sending_loses_no_acknowledged_message(
     # A retry of an acknowledged message after the restart is recognised, not stored again.
     cid, seq = next(iter(acked.items()))
     proto2, params = await _connect(port)
-    await auth.login(proto2, params, cid.split("-")[0], "pw")  # type: ignore[arg-type]
+    await auth.login(proto2, params, cid.split("-")[0], "pw")
     retry = await proto2.request(
         "send", conversation=conv, epoch=1, ciphertext=f"body {cid}", client_id=cid
     )
@@ -178,3 +179,7 @@ async def test_sigkill_while_sending_loses_no_acknowledged_message(
     proto2.close()
     await second.stop()
     assert "Traceback" not in second.log.read_text()
+
+
+def _acked(reply: dict[str, Any], acked: dict[str, int], cid: str) -> None:
+    acked[cid] = reply["seq"]

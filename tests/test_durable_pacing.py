@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from twisted.internet.base import DelayedCall
 from twisted.internet.task import Clock
 
 from pychat import limits
@@ -50,6 +51,7 @@ def test_a_batch_is_told_a_slice_a_turn_in_order(tmp_path: Path) -> None:
     assert [i for i, _ in heard] == [0, 1, 2, 3]
     (later,) = clock.getDelayedCalls()
     assert later.getTime() == clock.seconds()  # the next turn, not a timer
+    assert isinstance(later, DelayedCall)
     turn, args, kw = later.func, later.args, later.kw
     later.cancel()
     turn(*args, **kw)  # that turn alone

@@ -28,7 +28,8 @@ VECTORS = Path(__file__).parent / "vectors"
 
 
 def vector(name: str) -> dict[str, Any]:
-    return json.loads((VECTORS / f"{name}.json").read_text())
+    loaded: dict[str, Any] = json.loads((VECTORS / f"{name}.json").read_text())
+    return loaded
 
 
 def test_identity_fingerprints_safety_number_and_conversation_id() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
@@ -24,7 +25,9 @@ from pychat.testing import MemoryServer
 from tests.client_helpers import collect, memory_pair
 
 
-def _played(what: str = "flip", dice: str | None = None) -> tuple[GameBook, GameBook, dict, bytes]:
+def _played(
+    what: str = "flip", dice: str | None = None
+) -> tuple[GameBook, GameBook, dict[str, Any], bytes]:
     """alice starts a game, bob answers: both books, and alice's reveal data (honest)."""
     request, nonce_a, start = new_game(what, dice, "alice", "bob")
     alice, bob = GameBook("alice", "bob"), GameBook("bob", "alice")

@@ -139,7 +139,7 @@ async def test_an_upload_goes_on_after_a_dropped_connection(
     content = os.urandom(5 * PLAIN_CHUNK)
     source = tmp_path / "big.bin"
     source.write_bytes(content)
-    dropped = []
+    dropped: list[int] = []
 
     def drop_once(done: int, total: int) -> None:
         if done >= 2 * PLAIN_CHUNK and not dropped:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from twisted.internet import defer
@@ -16,6 +17,8 @@ from twisted.python.failure import Failure
 from pychat.server.ops import Later
 from pychat.store.conversation import NewMessage
 from pychat.store.errors import StorageFailure
+from pychat.wire.envelope import encode_event
+from tests.log_capture import as_observer
 from tests.test_store_journal import _held
 
 
@@ -50,8 +53,9 @@ def test_a_later_hands_its_outcome_on_whenever_it_is_asked() -> None:
 
 
 def test_a_later_from_a_deferred_follows_it() -> None:
-    d: defer.Deferred[dict[str, int]] = defer.Deferred()
-    later, seen = Later(d), []
+    d: defer.Deferred[Mapping[str, Any]] = defer.Deferred()
+    later = Later(d)
+    seen: list[Any] = []
     later.then(seen.append)
     d.errback(ValueError("refused"))
     assert isinstance(seen[0], Failure) and isinstance(seen[0].value, ValueError)
@@ -65,7 +69,7 @@ def test_every_waiter_hears_even_when_one_of_them_fails(tmp_path: Path) -> None:
     def broken(record: dict[str, Any], error: BaseException | None) -> None:
         raise RuntimeError("a bug in a waiter")
 
-    globalLogPublisher.addObserver(errors.append)
+    globalLogPublisher.addObserver(as_observer(errors.append))
     try:
         append_then(store, conv, "alice", 1, "m0", "c0", 2.0, None, broken)
         append_then(
@@ -73,7 +77,7 @@ def test_every_waiter_hears_even_when_one_of_them_fails(tmp_path: Path) -> None:
         )
         runner.release()
     finally:
-        globalLogPublisher.removeObserver(errors.append)
+        globalLogPublisher.removeObserver(as_observer(errors.append))
     assert heard == [(2, None)]
     assert conv.durable_seq == 2
     assert any("durability waiter failed" in str(e.get("log_format")) for e in errors)
@@ -210,7 +214,7 @@ def test_a_push_is_encoded_once_for_every_connection_it_goes_to(
     from pychat.server import presence as presence_module
 
     encoded: list[str] = []
-    real = presence_module.encode_event
+    real = encode_event
 
     def counting(event: str, payload: Any) -> bytes:
         encoded.append(event)
@@ -219,8 +223,8 @@ def test_a_push_is_encoded_once_for_every_connection_it_goes_to(
     monkeypatch.setattr(presence_module, "encode_event", counting)
     presence = presence_module.Presence(lambda user: [], lambda user: True)
     phone, laptop, bobs = _LineConn(), _LineConn(), _LineConn()
-    presence.connections = {"alice": {phone, laptop}, "bob": {bobs}}  # type: ignore[dict-item]
-    sent = presence.push_to_users(("bob", "alice"), "message", {"seq": 1}, skip=phone)  # type: ignore[arg-type]
+    presence.connections = cast(Any, {"alice": {phone, laptop}, "bob": {bobs}})
+    sent = presence.push_to_users(("bob", "alice"), "message", {"seq": 1}, skip=cast(Any, phone))
     assert sent == 2 and encoded == ["message"]
     assert bobs.lines == laptop.lines == [b'{"event":"message","seq":1}\n'] and not phone.lines
     assert presence.push_to_users(("carol",), "message", {"seq": 2}) == 0

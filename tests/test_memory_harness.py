@@ -85,9 +85,8 @@ async def test_a_logged_in_client_pings_and_is_never_idle(
     states = collect(alice)
     for _ in range(12):  # four idle timeouts, in steps
         memory.advance(memory.config.idle_timeout / 3)
-    assert (
-        alice.connection.proto is first and not first.is_closed
-    )  # the same connection, never dropped
+    assert first is not None
+    assert alice.connection.proto is first and not first.is_closed  # the same, never dropped
     assert not [e for e in states if e.kind == "connection"]
 
 

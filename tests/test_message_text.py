@@ -5,13 +5,14 @@ sealed as."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pychat.compact_json import compact_encoder
 from pychat.message_text import RECORD_FIELDS, MessageRecord, message_push_line, record_bytes
+from pychat.store.conversation import Conversation
 from pychat.wire.envelope import encode_event
 
 #: Any character at all, lone surrogates included (the encoders must agree on those too).
@@ -24,9 +25,17 @@ VALUES = st.one_of(ANY_TEXT, NUMBERS, st.lists(st.integers(), max_size=2))
 general_record = compact_encoder(allow_nan=True)
 
 
-def plain(seq: Any, sender: Any, epoch: Any, ciphertext: Any, client_id: Any, time: Any) -> dict:
-    return {"seq": seq, "sender": sender, "epoch": epoch, "ciphertext": ciphertext,
-            "client_id": client_id, "time": time}  # fmt: skip
+def plain(
+    seq: Any, sender: Any, epoch: Any, ciphertext: Any, client_id: Any, time: Any
+) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "sender": sender,
+        "epoch": epoch,
+        "ciphertext": ciphertext,
+        "client_id": client_id,
+        "time": time,
+    }
 
 
 shapes = st.one_of(
@@ -120,11 +129,11 @@ def test_the_general_push_has_the_fields_the_short_path_writes_in_the_same_order
     from pychat.server.handlers.conversation_ops import message_json
 
     record = plain(7, "alice", 1, "Zm9v", "c-1", 1.5)
-    conv = SimpleNamespace(id="c0ffee")
-    assert tuple(message_json(conv, record)) == ("conversation", *RECORD_FIELDS)  # type: ignore[arg-type]
+    conv = cast(Conversation, SimpleNamespace(id="c0ffee"))
+    assert tuple(message_json(conv, record)) == ("conversation", *RECORD_FIELDS)
     assert message_push_line("c0ffee", record) == encode_event(
         "message", message_json(conv, record)
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_a_record_in_flight_keeps_only_its_short_text_and_no_spare_capacity() -> None:

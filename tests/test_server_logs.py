@@ -11,6 +11,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.accounts_helpers import login_sync, signup_fields
 from tests.helpers import connect, make_server
+from tests.log_capture import as_observer
 
 EVIL = "\x1b[2J\x1b]0;owned\x07fake\r\n2026-01-01 [pychat#critical] \u202ereversed"
 RAW = [chr(c) for c in range(0x20)] + ["\x7f", "\u202e"]
@@ -18,7 +19,7 @@ RAW = [chr(c) for c in range(0x20)] + ["\x7f", "\u202e"]
 
 def test_client_strings_are_escaped_and_bounded_in_log_lines(tmp_path: Path) -> None:
     events: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(events.append)
+    globalLogPublisher.addObserver(as_observer(events.append))
     try:
         server = make_server(tmp_path)
         conn = connect(server)
@@ -29,7 +30,7 @@ def test_client_strings_are_escaped_and_bounded_in_log_lines(tmp_path: Path) -> 
         assert login_sync(conn, "alice", "pw")["ok"]
         conn.proto.connectionLost()
     finally:
-        globalLogPublisher.removeObserver(events.append)
+        globalLogPublisher.removeObserver(as_observer(events.append))
     lines = [formatEvent(e) for e in events]
     text = "\n".join(lines)
     for raw in RAW:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from twisted.internet.testing import MemoryReactorClock
@@ -195,11 +197,11 @@ def test_deferred_replies_keep_request_order(tmp_path: Path) -> None:
     from pychat.server.ops import Later
 
     server = make_server(tmp_path)
-    gates: list[defer.Deferred[dict[str, object]]] = []
+    gates: list[defer.Deferred[Mapping[str, Any]]] = []
 
     @server.registry.op("later", NoParams, _stay(State.UNAUTHENTICATED))
     async def later(ctx: object, params: object) -> Later:
-        gate: defer.Deferred[dict[str, object]] = defer.Deferred()
+        gate: defer.Deferred[Mapping[str, Any]] = defer.Deferred()
         gates.append(gate)
         return Later(gate)
 

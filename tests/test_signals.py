@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
 
+from pychat.client.events import ClientEvent
 from pychat.client.protocol import RemoteError
 from pychat.testing import MemoryServer
 from pychat.wire.ids import conversation_id
 from tests.client_helpers import collect, memory_pair
 
 
-def _signals(events: list) -> list[tuple[str, str, int | None]]:
+def _signals(events: list[ClientEvent]) -> list[tuple[str, str, int | None]]:
     return [(e.data["peer"], e.data["kind"], e.data["seq"]) for e in events if e.kind == "signal"]
 
 
@@ -44,10 +46,10 @@ async def test_a_stale_forged_or_foreign_signal_is_dropped(
     await alice.send("bob", "hello")
     await bob.read("alice")
     alice.signals.enabled = bob.signals.enabled = True
-    sent: list[dict] = []
+    sent: list[dict[str, Any]] = []
     original = bob.request
 
-    async def keep(op: str, **fields: object) -> dict:
+    async def keep(op: str, **fields: object) -> dict[str, Any]:
         if op == "signal":
             sent.append(dict(fields))
         return await original(op, **fields)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pytest_twisted
 from twisted.internet import reactor, task
+from twisted.internet.interfaces import IPushProducer
 
 from pychat.testing import start_server
 from tests.chat_helpers import envelope, login, signup
@@ -24,7 +26,9 @@ async def test_reader_that_never_reads_is_dropped_and_others_keep_receiving(tmp_
         stuck = await login(server, "bob")
         reader = await login(server, "bob")
         assert stuck.proto.transport is not None
-        stuck.proto.transport.pauseProducing()  # stop reading: the server's output piles up
+        cast(
+            IPushProducer, stuck.proto.transport
+        ).pauseProducing()  # stop reading: the server's output piles up
 
         body = "x" * 40_000
         sent = 0
@@ -46,7 +50,7 @@ async def test_reader_that_never_reads_is_dropped_and_others_keep_receiving(tmp_
         # the messages the stuck reader missed are in the store for its next login
         page = await reader.request("history", conversation=conv, after=sent - 1)
         assert [m["seq"] for m in page["messages"]] == [sent, sent + 1]
-        stuck.proto.transport.resumeProducing()
+        cast(IPushProducer, stuck.proto.transport).resumeProducing()
         for _ in range(500):
             if stuck.proto.is_closed:
                 break

@@ -13,6 +13,7 @@ from twisted.internet import defer
 
 from pychat import srp, srp_powers
 from pychat.server.chat import ChatServer
+from pychat.srp import powmod_public
 from pychat.srp_powers import PowerTable, VerifierPowers
 from tests.accounts_helpers import login_sync, signup_fields
 from tests.helpers import connect, make_server
@@ -97,7 +98,7 @@ def test_known_and_unknown_names_take_the_same_path(
     assert _hello(server, 40001).request("signup", **signup_fields("alice", "pw"))["ok"]
     plain: list[int] = []
     built: list[int] = []
-    real_plain, real_init = srp_powers.powmod_public, PowerTable.__init__
+    real_plain, real_init = powmod_public, PowerTable.__init__
 
     def counted_plain(*args: Any) -> int:
         plain.append(1)

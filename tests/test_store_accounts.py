@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,8 @@ def _damage_flip(path: Path) -> None:
 @pytest.mark.parametrize("damage", [_damage_truncate, _damage_flip], ids=["truncated", "corrupted"])
 @pytest_twisted.ensureDeferred
 async def test_damaged_account_file_stops_start_and_is_left_untouched(
-    tmp_path: Path, damage
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, damage: Callable[[Path], None]
+) -> None:
     path = await _populated(tmp_path)
     damage(path)
     before = path.read_bytes()
@@ -168,7 +169,7 @@ async def test_two_changes_made_at_once_to_one_account_both_hold(tmp_path: Path)
     store = _open(tmp_path)
     await store.accounts.create(_account("alice"))
     runner = _HeldRunner()
-    store.accounts._run = runner  # a slow disk whose writes finish out of order
+    store.accounts._run = runner  # type: ignore[attr-defined]  # a slow disk, out of order
     login = defer.ensureDeferred(store.accounts.update("alice", last_login=5.0))
     disable = defer.ensureDeferred(store.accounts.update("alice", disabled=True))
     while runner.held:

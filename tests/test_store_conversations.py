@@ -12,6 +12,7 @@ from twisted.logger import globalLogPublisher
 from pychat.store.blocking import inline_runner
 from pychat.store.errors import LogDamaged
 from pychat.store.server_store import ServerStore
+from tests.log_capture import as_observer
 from tests.store_helpers import appended
 
 
@@ -47,11 +48,11 @@ async def test_torn_tail_is_cut_logged_and_appends_continue(tmp_path: Path, tail
     good = path.read_bytes()
     path.write_bytes(good + tail)
     seen: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(seen.append)
+    globalLogPublisher.addObserver(as_observer(seen.append))
     try:
         store = _open(tmp_path)
     finally:
-        globalLogPublisher.removeObserver(seen.append)
+        globalLogPublisher.removeObserver(as_observer(seen.append))
     assert path.read_bytes() == good
     assert any("torn" in str(e.get("log_format", "")) for e in seen)
     conv = store.conversations.get(conv_id)
@@ -102,11 +103,11 @@ async def test_a_damaged_complete_record_is_kept_reported_and_the_rest_is_served
     path = _msg_file(tmp_path)
     damaged = _flip_a_byte_of_record(path, index)
     seen: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(seen.append)
+    globalLogPublisher.addObserver(as_observer(seen.append))
     try:
         store = _open(tmp_path)  # the server starts
     finally:
-        globalLogPublisher.removeObserver(seen.append)
+        globalLogPublisher.removeObserver(as_observer(seen.append))
     assert path.read_bytes() == damaged  # never cut, never rewritten
     (aside,) = path.parent.glob(f"{path.name}.damaged-*")
     assert aside.read_bytes() == damaged

@@ -19,11 +19,12 @@ from pychat.server.chat import ChatServer
 from pychat.server.config import ServerConfig
 from pychat.store import journal, sealed_log
 from pychat.store.blocking import inline_runner
+from pychat.store.conversations import ConversationStore
 from pychat.store.server_store import ServerStore
 from tests.accounts_helpers import login_sync, signup_fields
 from tests.chat_helpers import envelope
 from tests.helpers import FakeConn, connect
-from tests.store_helpers import appended
+from tests.store_helpers import appended, done
 
 
 class HeldRunner:
@@ -195,7 +196,9 @@ def test_no_reply_and_no_push_leave_before_the_fsync_has_run(
     )
     assert not [m for m in alice.received() if m.get("id") == 91]  # held: no ack yet
     assert not [e for e in bob.received() if e.get("event") == "message"]  # and no push
-    journal_fd = server.store.conversations.journal._fd
+    conversations = server.store.conversations
+    assert isinstance(conversations, ConversationStore)
+    journal_fd = conversations.journal._fd
     runner.release()
     assert journal_fd in fsynced  # the ack waited for a real sync of the journal
     (reply,) = [m for m in alice.received() if m.get("id") == 91]
@@ -235,7 +238,7 @@ def test_waiters_that_ask_again_never_start_a_second_batch_beside_the_first(
     runner.release()
     conv = defer.ensureDeferred(store.conversations.create("alice", "bob", envelope(), 1.0))
     runner.release()
-    created = conv.result
+    created = done(conv)
     appended(store.conversations, created, "alice", 1, "m0", "c0", 2.0)  # batch 0, held
     waiters = [appended(store.conversations, created, "alice", 1, f"m{i}", f"c{i}", 2.0)[1]
                for i in (1, 2)]  # fmt: skip
@@ -261,7 +264,7 @@ def test_control_log_compaction_runs_off_the_reactor_and_keeps_what_comes_meanwh
     store = ServerStore.open(tmp_path, tmp_path / "store.key", runner)
     conv_d = defer.ensureDeferred(store.conversations.create("alice", "bob", envelope(), 1.0))
     runner.release()
-    conv = conv_d.result
+    conv = done(conv_d)
     for seq in range(1, CONTROL_COMPACT_AT - 2):
         store.conversations.set_read_nowait(conv, "bob", seq)  # each rides its own batch
         runner.release()

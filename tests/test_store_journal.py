@@ -18,7 +18,8 @@ from pychat.store.conversations import Conversation, ConversationStore
 from pychat.store.errors import StoreError
 from pychat.store.server_store import ServerStore
 from tests.chat_helpers import envelope
-from tests.store_helpers import appended
+from tests.log_capture import as_observer
+from tests.store_helpers import appended, done
 from tests.test_store_faults import HeldRunner
 
 
@@ -30,7 +31,7 @@ def _open(data: Path, runner: Any = inline_runner) -> ConversationStore:
 
 def _create(store: ConversationStore, a: str, b: str) -> Conversation:
     d = defer.ensureDeferred(store.create(a, b, envelope(), 1.0))
-    return d.result  # type: ignore[no-any-return]
+    return done(d)
 
 
 def _send(store: ConversationStore, conv: Conversation, text: str) -> defer.Deferred[None]:
@@ -58,7 +59,7 @@ def _held(data: Path) -> tuple[ConversationStore, HeldRunner, Conversation]:
     store = _open(data, runner)
     created = defer.ensureDeferred(store.create("alice", "bob", envelope(), 1.0))
     runner.release()
-    return store, runner, created.result
+    return store, runner, done(created)
 
 
 def _segments(data: Path) -> list[Path]:
@@ -77,8 +78,8 @@ def test_a_batch_over_many_conversations_costs_one_sync_and_no_log_sync(
     synced: list[int] = []
     monkeypatch.setattr(journal, "_os_fdatasync", lambda fd: synced.append(fd))
     monkeypatch.setattr(os, "fsync", lambda fd: synced.append(-fd))
-    _send(store, convs[0].result, "first")  # starts a batch, held
-    waiters = [_send(store, c.result, f"m{i}") for i, c in enumerate(convs)]
+    _send(store, done(convs[0]), "first")  # starts a batch, held
+    waiters = [_send(store, done(c), f"m{i}") for i, c in enumerate(convs)]
     runner.release_one()
     synced.clear()
     assert len(runner.jobs) == 1  # 20 conversations wait for one batch ...
@@ -151,16 +152,16 @@ def test_a_torn_journal_tail_is_cut_and_a_damaged_line_stops_the_start(tmp_path:
     with current.open("ab") as f:
         f.write(b'{"f":"00')  # torn by the crash
     seen: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(seen.append)
+    globalLogPublisher.addObserver(as_observer(seen.append))
     try:
         again = _open(tmp_path)
     finally:
-        globalLogPublisher.removeObserver(seen.append)
+        globalLogPublisher.removeObserver(as_observer(seen.append))
     assert _texts(again) == {("alice", "bob"): ["kept"]}
     assert any(e.get("path") == str(current) for e in seen)  # the cut is reported
-    conv = again.find("alice", "bob")
-    assert conv is not None
-    _send(again, conv, "more")
+    found = again.find("alice", "bob")
+    assert found is not None
+    _send(again, found, "more")
     _crash(again)
     (current,) = [p for p in _segments(tmp_path) if p.stat().st_size]
     current.write_bytes(current.read_bytes().replace(b'"o":', b'"o":"', 1))
@@ -210,6 +211,7 @@ def test_after_a_compaction_the_journal_never_replays_the_old_log_into_the_new(
 
     store, conv = _compaction_held_before(tmp_path, "_install")
     runner = store._run
+    assert isinstance(runner, HeldRunner)
     runner.release()  # renamed; the two waiting markers go to the new log
     assert len(conv.control) < 10
     d = defer.ensureDeferred(store.add_epoch(conv, envelope(2), 5.0))
@@ -272,7 +274,7 @@ def test_a_full_disk_during_a_compaction_abandons_it_and_loses_nothing(
     ctl = conv.control.path
     assert not ctl.with_name(ctl.name + ".compact").exists()
     d = defer.ensureDeferred(store.add_epoch(conv, envelope(2), 5.0))
-    assert d.called and d.result is None
+    assert d.called and done(d) is None
     _crash(store)
     again = _open(tmp_path).find("alice", "bob")
     assert again is not None and again.epochs == [envelope(), envelope(2)]

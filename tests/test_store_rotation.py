@@ -16,7 +16,7 @@ from pychat.store.errors import StoreError
 from pychat.store.rotation import check_no_rotation, rotate, settle
 from pychat.store.server_store import ServerStore
 from tests.chat_helpers import envelope
-from tests.store_helpers import appended
+from tests.store_helpers import appended, done
 from tests.test_store_accounts import _account
 
 
@@ -24,15 +24,15 @@ def _made(data: Path) -> None:
     store = ServerStore.open(data, data / "store.key", inline_runner)
     for name in ("alice", "bob"):
         defer.ensureDeferred(store.accounts.create(_account(name)))
-    conv = defer.ensureDeferred(store.conversations.create("alice", "bob", envelope(), 1.0)).result
+    conv = done(defer.ensureDeferred(store.conversations.create("alice", "bob", envelope(), 1.0)))
     for i in range(30):
         appended(store.conversations, conv, "alice", 1, f"m{i}", f"c{i}", 2.0 + i)
     store.conversations.set_read_nowait(conv, "bob", 12)
-    blob = defer.ensureDeferred(store.ephemeral.put(conv.id, "vanishing", 9e9)).result
+    blob = done(defer.ensureDeferred(store.ephemeral.put(conv.id, "vanishing", 9e9)))
     appended(
         store.conversations, conv, "alice", 1, "", "c-blob", 40.0, {"blob": blob, "expires": 9e9}
     )
-    record = defer.ensureDeferred(store.files.start("alice", conv.id, 20, 1, 1.0, 1e9)).result
+    record = done(defer.ensureDeferred(store.files.start("alice", conv.id, 20, 1, 1.0, 1e9)))
     defer.ensureDeferred(store.files.put(record, 0, b"f" * 20))
     defer.ensureDeferred(store.close())
 
@@ -43,11 +43,11 @@ def _contents(data: Path, key: Path) -> tuple[list[str], list[str], dict[str, in
     records = conv.messages.read_range(0, conv.last_seq)
     texts = [r["ciphertext"] for r in records if "blob" not in r]
     (timed,) = [r for r in records if "blob" in r]
-    texts.append(defer.ensureDeferred(store.ephemeral.get(conv.id, timed["blob"])).result)
+    texts.append(done(defer.ensureDeferred(store.ephemeral.get(conv.id, timed["blob"]))))
     names = sorted(a.username for a in store.accounts)
     read = dict(conv.read)
     (record,) = store.files.files.values()
-    chunk = defer.ensureDeferred(store.files.get(record, 0)).result
+    chunk = done(defer.ensureDeferred(store.files.get(record, 0)))
     defer.ensureDeferred(store.close())
     return names, texts, read, chunk
 
@@ -92,7 +92,7 @@ def _crash_at(monkeypatch: pytest.MonkeyPatch, name: str, after: int = 0) -> Non
 
     def finish_until_cut(*args: Any) -> None:
         with pytest.MonkeyPatch.context() as inner:
-            inner.setattr(rotation.os, "replace", dying(os.replace))
+            inner.setattr(os, "replace", dying(os.replace))
             finish(*args)
 
     monkeypatch.setattr(rotation, "_finish", finish_until_cut)

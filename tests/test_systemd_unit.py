@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from twisted.scripts.twistd import ServerOptions
+from twisted.scripts._twistd_unix import ServerOptions
 
 from pychat.admin.cli import main as admin
 from pychat.store.blocking import inline_runner

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import cast
 
 import pytest
 from twisted.application.service import MultiService
@@ -14,6 +15,7 @@ from twisted.python import usage
 from pychat.server.chat import ChatServer
 from pychat.server.tap import Options, StartupError, makeService
 from pychat.tls import CERT_FILE, KEY_FILE, certificate_fingerprint, make_self_signed
+from tests.log_capture import as_observer
 
 
 def _build(opts: Options) -> MultiService:
@@ -160,7 +162,7 @@ def test_login_starts_per_minute_option_reaches_the_limiter(tmp_path: Path) -> N
     opts = _options("--data-dir", str(tmp_path / "d"), "--login-starts-per-minute", "200")
     assert opts.config.login_starts_per_minute == 200
     service = _build(opts)
-    chat = next(s for s in service if isinstance(s, ChatServer))  # type: ignore[attr-defined]
+    chat = next(s for s in service if isinstance(s, ChatServer))
     assert chat.account_service.logins.login_starts.capacity == 200
     with pytest.raises(usage.UsageError):
         _options("--login-starts-per-minute", "0")
@@ -176,11 +178,11 @@ def test_a_store_key_inside_the_data_dir_is_warned_about_at_start(
     if outside:
         argv += ["--store-key", str(tmp_path / "etc" / "store.key")]
     seen: list[dict[str, object]] = []
-    globalLogPublisher.addObserver(seen.append)
+    globalLogPublisher.addObserver(as_observer(seen.append))
     try:
         _build(_options(*argv))
     finally:
-        globalLogPublisher.removeObserver(seen.append)
+        globalLogPublisher.removeObserver(as_observer(seen.append))
     warned = [e for e in seen if "is inside the data dir" in str(e.get("log_format", ""))]
     assert bool(warned) is not outside
 
@@ -190,7 +192,7 @@ def test_a_second_server_on_the_same_data_dir_refuses_to_start(tmp_path: Path) -
     first = makeService(opts, reactor=MemoryReactorClock())  # holds the lock
     with pytest.raises(StartupError, match="in use by another process"):
         makeService(_options("--data-dir", str(tmp_path / "data")), reactor=MemoryReactorClock())
-    for child in first:
+    for child in cast(MultiService, first):
         if isinstance(child, ChatServer):
             for hook in child.after_close:
                 hook()  # give it back

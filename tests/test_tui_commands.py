@@ -45,13 +45,13 @@ async def test_info_and_clear_need_a_conversation_and_clear_keeps_the_history(
     await memory.signed_up(tmp_path / "bob", "bob")
     await alice.send("bob", "kept on the server")
     app, host = main_screen(alice, tmp_path)
-    await run_command(app, "/info")  # type: ignore[arg-type]
+    await run_command(app, "/info")
     assert host.shown == [] and (app.model.notice, app.model.notice_is_error) == (
         "/info needs an open conversation",
         True,
     )
     conv = app.model.select("bob")
     app.model.add_message("bob", MessageItem(1, "alice", 1.0, "verified", "x"), on_screen=True)
-    await run_command(app, "/clear")  # type: ignore[arg-type]
+    await run_command(app, "/clear")
     assert conv.messages == {} and conv.has_older  # PgUp loads it again
     assert [m.text for m in await alice.read("bob")] == ["kept on the server"]

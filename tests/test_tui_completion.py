@@ -57,14 +57,14 @@ def test_tab_switches_conversations_only_on_an_empty_line() -> None:
         model.conversation(peer)
     model.select("bob")
     app = SimpleNamespace(model=model, guard=lambda work: None, show=lambda peer: None)
-    run_action(app, "complete_or_next")  # type: ignore[arg-type]
+    run_action(app, "complete_or_next")
     assert model.current == "carol" and model.input.text == ""
     model.input.insert("/ver")
-    run_action(app, "complete_or_next")  # type: ignore[arg-type]
+    run_action(app, "complete_or_next")
     assert model.current == "carol" and model.input.text == "/verify "
     model.input.take()
     model.input.insert("zz")
-    run_action(app, "complete_or_next")  # type: ignore[arg-type]
+    run_action(app, "complete_or_next")
     assert (model.input.text, model.notice) == ("zz", "nothing to complete")
 
 

@@ -423,12 +423,12 @@ def test_end_goes_to_the_end_of_the_line_then_to_the_newest_message() -> None:
     model.input.insert("draft")
     model.input.home()
     app = SimpleNamespace(model=model)
-    run_action(app, BINDINGS["end"])  # type: ignore[arg-type]
+    run_action(app, BINDINGS["end"])
     assert model.input.cursor == 5 and conv.scroll == 12
-    run_action(app, BINDINGS["end"])  # type: ignore[arg-type]
+    run_action(app, BINDINGS["end"])
     assert conv.scroll == 0
     conv.scroll = 3
-    run_action(app, BINDINGS["ctrl-end"])  # type: ignore[arg-type]
+    run_action(app, BINDINGS["ctrl-end"])
     assert conv.scroll == 0
 
 

@@ -113,7 +113,8 @@ class _Pty(protocol.ProcessProtocol):
         return self.screen.cursor.y, self.screen.cursor.x
 
     def processEnded(self, reason: object) -> None:
-        self.ended.callback(getattr(reason.value, "exitCode", None))  # type: ignore[attr-defined]
+        code = getattr(getattr(reason, "value", None), "exitCode", None)
+        self.ended.callback(code if isinstance(code, int) else -1)
 
 
 def _set_size(fd: int, cols: int, rows: int) -> None:
@@ -149,13 +150,13 @@ class Terminal:
             "--user",
             user,
         ]
-        self.transport = reactor.spawnProcess(  # type: ignore[attr-defined]
+        self.transport = reactor.spawnProcess(
             self.proto,
             argv[0],
             argv,
             env=env,
             path=str(ROOT),
-            usePTY=(master, slave, os.ttyname(slave)),
+            usePTY=(master, slave, os.ttyname(slave)),  # type: ignore[arg-type]
         )
 
     def text(self) -> str:

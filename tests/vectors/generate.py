@@ -41,9 +41,9 @@ def _rsa(name: str) -> rsa.RSAPrivateKey:
             serialization.NoEncryption(),
         )
         path.write_bytes(pem)
-    key = serialization.load_pem_private_key(path.read_bytes(), None)
-    assert isinstance(key, rsa.RSAPrivateKey)
-    return key
+    loaded = serialization.load_pem_private_key(path.read_bytes(), None)
+    assert isinstance(loaded, rsa.RSAPrivateKey)
+    return loaded
 
 
 def identity(name: str) -> IdentityKeyPair:
@@ -92,7 +92,7 @@ def main() -> None:
     for name, after in (("envelope", 0), ("envelope_v1", None)):
         _write(name, _envelope(conv, fernet_key, alice, bob, after))
     body = 'héllo "bob" 👋\nline two \x1b[0m'
-    base = {"sender": "alice", "device": "0123456789abcdef", "recipient": "bob"}
+    base: dict[str, Any] = {"sender": "alice", "device": "0123456789abcdef", "recipient": "bob"}
     base |= {"conversation": conv, "epoch": 1, "counter": 7, "body": body}
     _write("message", _message(fernet_key, alice, {"v": 2, **base, "time": 1764254400000}))
     _write("message_v1", _message(fernet_key, alice, {"v": 1, **base, "time": 1764254400.25}))
@@ -106,7 +106,7 @@ def main() -> None:
 
     plain = json.dumps([identity_to_json(alice)]).encode()
     sealed = nonce + AESGCM(key).encrypt(nonce, plain, context)
-    body = {
+    backup = {
         "format": "pychat-key-backup",
         "v": 1,
         "kdf": KDF.to_json(),
@@ -120,7 +120,7 @@ def main() -> None:
             "password": password,
             "key_hex": key.hex(),
             "plaintext": plain.decode(),
-            "key_backup": b64encode(json.dumps(body).encode()),
+            "key_backup": b64encode(json.dumps(backup).encode()),
         },
     )
 
