@@ -51,7 +51,7 @@ from pychat import srp
 from pychat.client import auth
 from pychat.client.protocol import ClientProtocol
 from pychat.crypto.kdf import KdfParams
-from pychat.encoding import b64decode, b64encode
+from pychat.wire.encoding import b64decode, b64encode
 
 OPTIONS = CertificateOptions()
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from pychat import srp
 from pychat.crypto.identity import IdentityKeyPair
 from pychat.crypto.kdf import minimum_params
-from pychat.usernames import normal_form
+from pychat.wire.usernames import normal_form
 from tests.helpers import FakeConn
 
 KDF = minimum_params()

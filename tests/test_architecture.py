@@ -12,6 +12,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pychat"
 FORBIDDEN = {
     "wire": {"server", "client", "tui", "store"},
     "crypto": {"server", "client", "tui", "store"},
+    "srp": {"server", "client", "tui", "store"},
+    "text": {"server", "client", "tui", "store"},
     "store": {"server", "client", "tui"},
     "server": {"client", "tui"},
     "client": {"tui", "server"},

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pychat.compact_json import compact_bytes_encoder, compact_encoder
+from pychat.wire.compact_json import compact_bytes_encoder, compact_encoder
 
 _scalars = (
     st.none()

@@ -27,7 +27,7 @@ from pychat.client.keystore import KeystoreData
 from pychat.client.protocol import ConnectionClosed
 from pychat.client.session import ChatClient, ChatMessage
 from pychat.crypto.identity import IdentityKeyPair
-from pychat.safe_text import json_line
+from pychat.text.safe import json_line
 from pychat.tui.model import ChatModel, MessageItem
 from pychat.tui.render import render_main
 from pychat.tui.view import CursesView

@@ -20,8 +20,8 @@ from pychat.client.fair_random import (
     new_game,
     outcome,
 )
-from pychat.encoding import b64encode
 from pychat.testing import MemoryServer
+from pychat.wire.encoding import b64encode
 from tests.client_helpers import collect, memory_pair
 
 

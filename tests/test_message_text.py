@@ -10,10 +10,10 @@ from typing import Any, cast
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from pychat.compact_json import compact_encoder
-from pychat.message_text import RECORD_FIELDS, MessageRecord, message_push_line, record_bytes
 from pychat.store.conversation import Conversation
+from pychat.wire.compact_json import compact_encoder
 from pychat.wire.envelope import encode_event
+from pychat.wire.message_text import RECORD_FIELDS, MessageRecord, message_push_line, record_bytes
 
 #: Any character at all, lone surrogates included (the encoders must agree on those too).
 ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)

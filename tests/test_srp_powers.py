@@ -11,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet import defer
 
-from pychat import srp, srp_powers
+from pychat import srp
 from pychat.server.chat import ChatServer
+from pychat.srp import powers as srp_powers
 from pychat.srp import powmod_public
-from pychat.srp_powers import PowerTable, VerifierPowers
+from pychat.srp.powers import PowerTable, VerifierPowers
 from tests.accounts_helpers import login_sync, signup_fields
 from tests.helpers import connect, make_server
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pychat.usernames import UsernameError, normalize, skeleton
+from pychat.wire.usernames import UsernameError, normalize, skeleton
 
 
 @pytest.mark.parametrize(

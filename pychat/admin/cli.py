@@ -57,7 +57,6 @@ from typing import Any
 
 from twisted.internet import defer
 
-from pychat.safe_text import visible
 from pychat.server.config import DEFAULT_DATA_DIR
 from pychat.server.control import store_stats, users_table
 from pychat.store.accounts import Account
@@ -69,7 +68,8 @@ from pychat.store.invites import InviteBook
 from pychat.store.lock import DataDirBusy, lock_data_dir, unlock_data_dir
 from pychat.store.rotation import rotate, settle
 from pychat.store.server_store import ServerStore
-from pychat.usernames import normal_form
+from pychat.text.safe import visible
+from pychat.wire.usernames import normal_form
 
 CONTROL_SOCKET = "control.sock"
 

@@ -37,8 +37,8 @@ from pychat.crypto.identity import (
     rotation_statement,
 )
 from pychat.crypto.kdf import KdfParams
-from pychat.encoding import b64encode
-from pychat.usernames import normal_form
+from pychat.wire.encoding import b64encode
+from pychat.wire.usernames import normal_form
 
 log = Logger(namespace="pychat.client")
 

@@ -15,7 +15,6 @@ from typing import Any
 from pychat.client.blocking import BlockingRunner, in_thread
 from pychat.client.protocol import ClientProtocol
 from pychat.crypto.kdf import KdfParams, KdfParamsError, default_params
-from pychat.encoding import b64decode, b64encode
 from pychat.srp import (
     GROUPS,
     SrpAuthenticationError,
@@ -26,7 +25,8 @@ from pychat.srp import (
     to_int,
     verifier,
 )
-from pychat.usernames import normal_form
+from pychat.wire.encoding import b64decode, b64encode
+from pychat.wire.usernames import normal_form
 
 #: Groups and hashes a client accepts from a server: nothing under 2048 bits, SHA-256 only.
 ACCEPTED_GROUPS = ("rfc5054-2048", "rfc5054-3072", "rfc5054-4096")

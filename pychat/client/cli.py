@@ -17,7 +17,7 @@ Exit codes (also in ``pychat --help`` and docs/client.md):
 ==  =============================================================================
 
 Everything printed that came from the server or a peer goes through
-:mod:`pychat.safe_text`: control characters show as ``^[``-style escapes, and the continuation
+:mod:`pychat.text.safe`: control characters show as ``^[``-style escapes, and the continuation
 lines of a multi-line message are indented behind a ``│`` gutter so they cannot pass for
 messages of their own.
 """
@@ -67,8 +67,8 @@ from pychat.client.session import (
     TrustError,
     UnsendableText,
 )
-from pychat.safe_text import json_line, visible, visible_lines
-from pychat.usernames import UsernameError, normalize
+from pychat.text.safe import json_line, visible, visible_lines
+from pychat.wire.usernames import UsernameError, normalize
 
 EPILOG = """\
 passwords: from --password-file, else $PYCHAT_PASSWORD, else a prompt (no echo).

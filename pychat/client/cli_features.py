@@ -18,7 +18,7 @@ from pychat.client.events import ClientEvent
 from pychat.client.protocol import ConnectionClosed
 from pychat.client.report import report_lines
 from pychat.client.session import ChatClient
-from pychat.safe_text import json_line, visible, visible_lines
+from pychat.text.safe import json_line, visible, visible_lines
 
 if TYPE_CHECKING:
     from tqdm import tqdm

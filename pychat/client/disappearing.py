@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from pychat.client.errors import ClientError
-from pychat.usernames import normal_form
 from pychat.wire.ids import conversation_id
+from pychat.wire.usernames import normal_form
 
 #: The timers one may choose, by name.
 CHOICES = {"off": 0, "5m": 300, "1h": 3600, "1d": 86400, "1w": 7 * 86400}

@@ -29,8 +29,8 @@ from pychat.crypto.envelopes import (
 )
 from pychat.crypto.errors import E2EError
 from pychat.crypto.identity import PublicIdentity
-from pychat.usernames import normal_form
 from pychat.wire.ids import conversation_id
+from pychat.wire.usernames import normal_form
 
 log = Logger(namespace="pychat.client")
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pychat.client.errors import ClientError
-from pychat.encoding import b64decode, b64encode
+from pychat.wire.encoding import b64decode, b64encode
 
 #: After the answer, the initiator has this long (seconds) to reveal before it is said that
 #: they did not.

@@ -32,9 +32,9 @@ from pychat.client.errors import ClientError, ReplyTimeout
 from pychat.client.messaging import Messaging
 from pychat.client.protocol import ConnectionClosed
 from pychat.client.sending import Sender
-from pychat.encoding import b64decode, b64encode
-from pychat.usernames import normal_form
+from pychat.wire.encoding import b64decode, b64encode
 from pychat.wire.ids import conversation_id
+from pychat.wire.usernames import normal_form
 
 #: Content bytes per chunk (the server's chunks are this plus the 16-byte tag).
 PLAIN_CHUNK = 32 * 1024

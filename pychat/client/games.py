@@ -24,9 +24,9 @@ from pychat.client.keystore import KeystoreData
 from pychat.client.messaging import Messaging
 from pychat.client.sending import Sender
 from pychat.crypto.e2e import OpenedMessage
-from pychat.encoding import b64encode
-from pychat.usernames import normal_form
+from pychat.wire.encoding import b64encode
 from pychat.wire.ids import conversation_id
+from pychat.wire.usernames import normal_form
 
 log = Logger(namespace="pychat.client")
 

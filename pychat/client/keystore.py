@@ -33,7 +33,7 @@ from pychat.crypto.canonical import MAX_SAFE_INTEGER
 from pychat.crypto.identity import IdentityKeyPair
 from pychat.crypto.kdf import KdfParams, KdfParamsError, default_params, derive
 from pychat.durable import ensure_private_dir, write_atomic
-from pychat.encoding import b64decode, b64encode
+from pychat.wire.encoding import b64decode, b64encode
 
 FORMAT = "pychat-keystore"
 BACKUP_FORMAT = "pychat-key-backup"

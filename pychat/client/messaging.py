@@ -29,8 +29,8 @@ from pychat.crypto.e2e import (
     seal_message,
     time_ms,
 )
-from pychat.usernames import normal_form
 from pychat.wire.ids import conversation_id
+from pychat.wire.usernames import normal_form
 
 #: What a message of a structured kind means: ``(conversation, peer, seq, opened) -> text``.
 KindHandler = Callable[[str, str, int, OpenedMessage], Awaitable[str]]

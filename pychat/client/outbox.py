@@ -28,7 +28,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pychat.durable import ensure_private_dir, fsync_dir, write_atomic
-from pychat.encoding import b64decode, b64encode
+from pychat.wire.encoding import b64decode, b64encode
 
 FORMAT = "pychat-outbox"
 SUFFIX = ".outbox"

@@ -27,7 +27,7 @@ from pychat.crypto.identity import (
     parse_public_identity,
     rotation_statement,
 )
-from pychat.usernames import normal_form
+from pychat.wire.usernames import normal_form
 
 log = Logger(namespace="pychat.client")
 

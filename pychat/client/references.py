@@ -19,7 +19,7 @@ import regex
 from pychat.client.context import ClientContext
 from pychat.client.errors import ClientError
 from pychat.client.events import Reference
-from pychat.encoding import b64encode
+from pychat.wire.encoding import b64encode
 
 #: The kinds that name another message.
 REFERENCE_KINDS = frozenset({"reaction", "reply"})

@@ -1,7 +1,7 @@
 """``whatdoyouknow``: the server's report of what it holds about you, as readable lines.
 
 The report is the server's word: every field is checked for its type and shown through
-:func:`~pychat.safe_text.visible` (a hostile server's text cannot act on the terminal), and a
+:func:`~pychat.text.safe.visible` (a hostile server's text cannot act on the terminal), and a
 field of the wrong type shows as ``?``.
 """
 
@@ -11,7 +11,7 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
-from pychat.safe_text import visible
+from pychat.text.safe import visible
 
 
 def _when(value: Any) -> str:

@@ -57,8 +57,8 @@ from pychat.crypto.identity import (
     PublicIdentity,
 )
 from pychat.crypto.kdf import KdfParams
-from pychat.usernames import normal_form
 from pychat.wire.ids import conversation_id
+from pychat.wire.usernames import normal_form
 
 __all__ = [
     "CertificateChanged",

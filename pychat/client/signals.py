@@ -25,8 +25,8 @@ from pychat.crypto.e2e import (
     time_ms,
 )
 from pychat.crypto.errors import E2EError
-from pychat.usernames import normal_form
 from pychat.wire.ids import conversation_id
+from pychat.wire.usernames import normal_form
 
 log = Logger(namespace="pychat.client")
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes
 from pychat.crypto.canonical import MAX_SAFE_INTEGER, NotPortable, canonical, check_portable
 from pychat.crypto.errors import E2EError, b64d
 from pychat.crypto.identity import IdentityKeyPair, PublicIdentity
-from pychat.encoding import b64encode
+from pychat.wire.encoding import b64encode
 
 SAFETY_CONTEXT = b"pychat-safety-v1"
 #: The last second a message time may name (the end of year 9999, what datetime can show).

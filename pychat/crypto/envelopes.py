@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from pychat.crypto.canonical import MAX_SAFE_INTEGER
 from pychat.crypto.errors import E2EError, b64d
 from pychat.crypto.identity import IdentityKeyPair, PublicIdentity
-from pychat.encoding import b64encode
+from pychat.wire.encoding import b64encode
 
 ENVELOPE_CONTEXTS = {1: b"pychat-envelope-v1", 2: b"pychat-envelope-v2"}
 #: The version :func:`make_envelope` writes.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pychat.encoding import b64decode
+from pychat.wire.encoding import b64decode
 
 
 class E2EError(Exception):

@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from pychat.encoding import b64decode, b64encode
+from pychat.wire.encoding import b64decode, b64encode
 
 #: Smallest RSA modulus accepted: 3072 bits, ~128-bit security like the rest of the design.
 MIN_RSA_BITS = 3072

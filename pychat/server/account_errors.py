@@ -3,8 +3,8 @@ wrong password and an unknown name alike, and a username that is not one."""
 
 from __future__ import annotations
 
-from pychat.usernames import UsernameError, normalize
 from pychat.wire.errors import ErrorCode, ProtocolError
+from pychat.wire.usernames import UsernameError, normalize
 
 
 def rate_limited(retry_after: float, what: str) -> ProtocolError:

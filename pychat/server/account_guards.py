@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives import hashes, hmac
 
 from pychat.crypto.identity import PublicIdentity
 from pychat.crypto.kdf import default_params
-from pychat.encoding import b64decode, b64encode
 from pychat.store.accounts import Account
 from pychat.store.interfaces import AccountRepository
-from pychat.usernames import skeleton
+from pychat.wire.encoding import b64decode, b64encode
+from pychat.wire.usernames import skeleton
 
 
 class AccountIndexes:

@@ -28,14 +28,14 @@ from pychat.srp import (
     SrpParams,
     to_int,
 )
-from pychat.srp_powers import VerifierPowers
+from pychat.srp.powers import VerifierPowers
 from pychat.store.accounts import Account
 from pychat.store.atrest import AtRestKey
 from pychat.store.errors import UsernameTaken
 from pychat.store.interfaces import AccountRepository
-from pychat.usernames import skeleton
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.schema import b64_bytes
+from pychat.wire.usernames import skeleton
 
 log = Logger(namespace="pychat.accounts")
 

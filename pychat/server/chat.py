@@ -13,7 +13,6 @@ from twisted.logger import Logger, globalLogPublisher
 
 from pychat import limits
 from pychat.crypto.kdf import MINIMUM
-from pychat.log_text import for_log
 from pychat.server.accounts import AccountService
 from pychat.server.config import ServerConfig
 from pychat.server.handlers import (
@@ -34,6 +33,7 @@ from pychat.server.ratelimit import TokenBucket
 from pychat.server.recent_log import RecentLog
 from pychat.server.signup_gate import SignupGate
 from pychat.store.server_store import ServerStore
+from pychat.text.log import for_log
 
 #: Expired files are looked for this often (seconds).
 FILE_SWEEP_INTERVAL = 60.0

@@ -30,7 +30,7 @@ from pychat.store.atrest import AtRestKey
 from pychat.store.backup import plan_snapshot, write_snapshot
 from pychat.store.errors import StoreError
 from pychat.store.server_store import ServerStore
-from pychat.usernames import normal_form
+from pychat.wire.usernames import normal_form
 
 log = Logger(namespace="pychat.control")
 

@@ -20,7 +20,6 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from pychat import limits
-from pychat.log_text import for_log
 from pychat.server.connection import ServerConnection
 from pychat.server.lifecycle import Event
 from pychat.server.output import OutputGate
@@ -31,6 +30,7 @@ from pychat.server.request_queue import RequestQueue
 from pychat.server.session import Session
 from pychat.server.state import State
 from pychat.server.timers import SlownessTimers
+from pychat.text.log import for_log
 from pychat.wire.envelope import Request, encode_event
 from pychat.wire.framing import Oversized
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from pychat.log_text import for_log
 from pychat.server.ratelimit import TokenBucket
 from pychat.store.errors import LogDamaged, StorageFailure, StoreError
+from pychat.text.log import for_log
 from pychat.wire.envelope import EnvelopeError, Request, encode_error
 from pychat.wire.errors import ErrorCode, ProtocolError
 

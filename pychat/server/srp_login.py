@@ -21,16 +21,16 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from pychat import limits
-from pychat.encoding import b64decode, b64encode
 from pychat.server.account_errors import auth_failed, rate_limited, username_or_error
 from pychat.server.account_guards import AccountIndexes, DeviceTokens
 from pychat.server.log_names import LogNames
 from pychat.server.ratelimit import BackoffPolicy, TokenBucket
 from pychat.srp import SrpAuthenticationError, SrpError, SrpParams, SrpServerSession, to_int
-from pychat.srp_powers import VerifierPowers
+from pychat.srp.powers import VerifierPowers
 from pychat.store.accounts import Account
 from pychat.store.atrest import AtRestKey
 from pychat.store.interfaces import AccountRepository
+from pychat.wire.encoding import b64decode, b64encode
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.schema import b64_bytes, bad_field
 

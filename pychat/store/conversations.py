@@ -22,7 +22,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from pychat.durable import ensure_private_dir, fsync_dir
-from pychat.message_text import MessageRecord
 from pychat.store.atrest import AtRestKey, SealedDirectory
 from pychat.store.blocking import BlockingRunner
 from pychat.store.control import ControlLogs
@@ -32,6 +31,7 @@ from pychat.store.errors import LogDamaged, StorageFailure
 from pychat.store.group_commit import GroupCommitter
 from pychat.store.journal import Journal, recover
 from pychat.wire.ids import conversation_id
+from pychat.wire.message_text import MessageRecord
 
 __all__ = ["Conversation", "ConversationStore", "Landed", "NewMessage"]
 

@@ -51,6 +51,7 @@ class Phase(enum.Enum):
     SYNCING = "syncing"
     TELLING = "telling"
 
+
 #: Told once its batch is durable (None) or failed (the error; then it never will be).
 Waiter = Callable[[BaseException | None], None]
 _Waiters = dict[SealedLog | None, list[Waiter]]

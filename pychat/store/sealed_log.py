@@ -34,10 +34,10 @@ from cryptography.exceptions import InvalidTag
 from twisted.logger import Logger
 
 from pychat.durable import write_atomic
-from pychat.encoding import b64decode, b64encode
-from pychat.message_text import record_bytes
 from pychat.store.atrest import RecordSealer
 from pychat.store.errors import LogDamaged, StorageFailure, StoreError
+from pychat.wire.encoding import b64decode, b64encode
+from pychat.wire.message_text import record_bytes
 
 if TYPE_CHECKING:
     from pychat.store.journal import Journal

@@ -21,7 +21,7 @@ from pychat.tui import search
 from pychat.tui.help import HELP
 from pychat.tui.model import ConversationState, Modal
 from pychat.tui.password_prompt import open_prompt
-from pychat.usernames import normal_form
+from pychat.wire.usernames import normal_form
 
 if TYPE_CHECKING:
     from pychat.tui.context import TuiContext

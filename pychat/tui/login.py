@@ -13,7 +13,7 @@ from pychat.tui.context import ScreenHost
 from pychat.tui.keys import BINDINGS, Key
 from pychat.tui.model import LoginForm, Modal
 from pychat.tui.render import Frame, render_login
-from pychat.usernames import UsernameError, normalize
+from pychat.wire.usernames import UsernameError, normalize
 
 #: The password's place in the form's fields (server, username, password, confirm).
 PASSWORD_FIELD = 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field, replace
 
-from pychat.safe_text import visible, visible_lines
+from pychat.text.safe import visible, visible_lines
 from pychat.tui.model import ChatModel, ConversationState, LoginForm, MessageItem, Modal
 from pychat.tui.width import clip, pad, text_width, wrap
 

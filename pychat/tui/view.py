@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from pychat.safe_text import visible
+from pychat.text.safe import visible
 from pychat.tui.render import Frame
 from pychat.tui.width import text_width
 

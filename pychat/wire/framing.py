@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pychat.compact_json import compact_bytes_encoder
+from pychat.wire.compact_json import compact_bytes_encoder
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, NamedTuple, TypeVar, Union
 
-from pychat.encoding import b64decode
+from pychat.wire.encoding import b64decode
 from pychat.wire.errors import ErrorCode, ProtocolError
 
 T = TypeVar("T")

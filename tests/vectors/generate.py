@@ -23,7 +23,7 @@ from pychat.crypto.e2e import safety_number
 from pychat.crypto.envelopes import OAEP, EnvelopeFacts, envelope_statement
 from pychat.crypto.identity import IdentityKeyPair, rotation_statement
 from pychat.crypto.kdf import KdfParams
-from pychat.encoding import b64encode
+from pychat.wire.encoding import b64encode
 from pychat.wire.ids import conversation_id
 
 HERE = Path(__file__).parent

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pychat import limits
-from pychat.encoding import b64encode
 from pychat.server.account_errors import auth_failed
 from pychat.server.handlers.common import (
     RAW_USERNAME_MAX,
@@ -22,6 +21,7 @@ from pychat.server.ops import OpContext
 from pychat.server.srp_login import LoginChallenge
 from pychat.server.state import LOGGED_IN, Outcome, State, stay_in
 from pychat.store.accounts import Account
+from pychat.wire.encoding import b64encode
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.schema import b64_bytes, bounded
 

@@ -16,7 +16,6 @@ from typing import Any
 from twisted.python.failure import Failure
 
 from pychat import limits
-from pychat.message_text import message_push_line
 from pychat.server.handlers.common import (
     CONVERSATION_ID_MAX,
     RAW_USERNAME_MAX,
@@ -28,9 +27,10 @@ from pychat.server.handlers.common import (
 from pychat.server.ops import Later, OpContext
 from pychat.server.state import LOGGED_IN, stay_in
 from pychat.store.conversation import Conversation, NewMessage
-from pychat.usernames import normal_form
 from pychat.wire.errors import ErrorCode, ProtocolError
+from pychat.wire.message_text import message_push_line
 from pychat.wire.schema import bad_field, bounded
+from pychat.wire.usernames import normal_form
 
 
 @dataclass(frozen=True)

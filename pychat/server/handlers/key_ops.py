@@ -21,9 +21,9 @@ from pychat.server.handlers.common import RAW_USERNAME_MAX, HandlerDeps, OpDef, 
 from pychat.server.ops import OpContext
 from pychat.server.state import LOGGED_IN, stay_in
 from pychat.store.accounts import Account
-from pychat.usernames import normal_form
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.schema import bounded
+from pychat.wire.usernames import normal_form
 
 log = Logger(namespace="pychat.keys")
 

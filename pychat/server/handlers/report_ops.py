@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from pychat.crypto.identity import parse_public_identity
-from pychat.encoding import b64decode
 from pychat.server.handlers.common import HandlerDeps, NoParams, OpDef, current_user
 from pychat.server.ops import OpContext
 from pychat.server.state import LOGGED_IN, stay_in
 from pychat.store.accounts import Account
+from pychat.wire.encoding import b64decode
 
 #: What the report says the server does not keep, so a reader need not wonder.
 NOT_KEPT = [

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from pychat.compact_json import compact_bytes_encoder, finite_bytes_encoder
+from pychat.wire.compact_json import compact_bytes_encoder, finite_bytes_encoder
 
 #: A plain message record's fields, in the order the store writes them and pushes carry them.
 RECORD_FIELDS = ("seq", "sender", "epoch", "ciphertext", "client_id", "time")

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import hashes
 
 from pychat.crypto.kdf import KdfParams, derive
-from pychat.srp_groups import N_1024, N_2048, N_3072, N_4096
+from pychat.srp.groups import N_1024, N_2048, N_3072, N_4096
 
 try:
     import gmpy2
@@ -219,7 +219,7 @@ def server_premaster(params: SrpParams, A: int, v: int, u: int, b: int) -> int:
 
 def premaster_from_power(params: SrpParams, A: int, v_u: int, b: int) -> int:
     """S = (A * v_u)^b mod N, given ``v_u`` = v^u mod N worked out elsewhere (a table of v's
-    powers: :mod:`pychat.srp_powers`)."""
+    powers: :mod:`pychat.srp.powers`)."""
     N = params.group.N
     return powmod(A * v_u % N, b, N)
 
