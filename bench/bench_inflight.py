@@ -33,7 +33,7 @@ from pychat.server.chat import ChatServer
 from pychat.server.config import ServerConfig
 from pychat.store.server_store import ServerStore
 from tests.chat_helpers import envelope
-from tests.test_store_faults import logged_in
+from tests.store_helpers import logged_in
 
 
 class Holding:

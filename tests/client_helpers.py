@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pychat.client.address import ServerAddress
+from pychat.client.blocking import inline
+from pychat.client.errors import ConnectError
+from pychat.client.protocol import ClientProtocol
 from pychat.client.session import ChatClient, ClientEvent
 from pychat.crypto.kdf import minimum_params
 from pychat.testing import MemoryServer, RunningServer
@@ -37,3 +40,29 @@ async def memory_pair(memory: MemoryServer, tmp_path: Path) -> tuple[ChatClient,
     alice = await memory.signed_up(tmp_path / "alice", "alice")
     bob = await memory.signed_up(tmp_path / "bob", "bob")
     return alice, bob
+
+
+class Outage:
+    """A connector to a memory server that can be switched off (the server is away)."""
+
+    def __init__(self, server: MemoryServer) -> None:
+        self.server = server
+        self.down = False
+
+    async def connect(self) -> ClientProtocol:
+        if self.down:
+            raise ConnectError("the server is away (a test outage)")
+        return self.server.connect_now()
+
+    def client(self, home: Path) -> ChatClient:
+        return ChatClient(
+            ServerAddress("memory", 1),
+            home,
+            reactor=self.server.clock,
+            run_blocking=inline,
+            connector=self.connect,
+        )
+
+    def go_down(self) -> None:
+        self.down = True
+        self.server.drop_connections()

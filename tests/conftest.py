@@ -15,6 +15,7 @@ from hypothesis import settings
 from pychat.testing import MemoryServer, RunningServer, start_server
 from tests import key_pool
 from tests.key_pool import pooled
+from tests.process_helpers import processes  # noqa: F401 - a fixture for every test
 
 # No deadline for any property test: a deadline is a wall-clock assertion, which fails a
 # test on a loaded machine (a shared 2-core one runs the suite on both cores).

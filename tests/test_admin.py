@@ -28,8 +28,8 @@ from pychat.client import auth
 from pychat.client.protocol import ClientProtocol, ConnectionClosed, RemoteError
 from tests.accounts_helpers import KDF, public_keys
 from tests.chat_helpers import envelope
+from tests.process_helpers import ROOT, ServerProcess, connect_srp, history_of
 from tests.store_helpers import done
-from tests.test_crash_recovery import ROOT, ServerProcess, _connect, history_of, processes  # noqa: F401
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ Serve = Callable[..., Awaitable[tuple[ServerProcess, int]]]
 
 
 @pytest.fixture
-def serve(processes: list[ServerProcess]) -> Serve:  # noqa: F811 - the imported fixture
+def serve(processes: list[ServerProcess]) -> Serve:
     """Start ``twistd pychat`` on a data dir (killed after the test); its process and port."""
 
     async def start(data: Path, *extra: str) -> tuple[ServerProcess, int]:
@@ -56,7 +56,7 @@ def serve(processes: list[ServerProcess]) -> Serve:  # noqa: F811 - the imported
 
 
 async def _logged_in(port: int, name: str) -> ClientProtocol:
-    proto, params = await _connect(port)
+    proto, params = await connect_srp(port)
     await auth.login(proto, params, name, "pw")
     return proto
 
@@ -85,7 +85,7 @@ async def _admin_process(*argv: str) -> tuple[str, int]:
 
 async def _two_users(port: int) -> tuple[ClientProtocol, str]:
     for name in ("alice", "bob"):
-        proto, params = await _connect(port)
+        proto, params = await connect_srp(port)
         await auth.signup(proto, params, name, "pw", public_keys(name), kdf=KDF)
         proto.close()
     proto = await _logged_in(port, "alice")
@@ -220,7 +220,7 @@ async def test_a_disabled_user_is_refused_at_login_and_their_open_session_is_clo
     assert code == 0 and "alice is disabled" in output, output
     await alice.closed_d.addTimeout(10, reactor)  # the open session is closed at once ...
     assert {"event": "closing", "reason": "account_disabled"}.items() <= pushed[-1].items()
-    proto, params = await _connect(port)
+    proto, params = await connect_srp(port)
     with pytest.raises(RemoteError) as refused:  # ... and a new login is refused
         await auth.login(proto, params, "alice", "pw")
     assert refused.value.code == "account_disabled"
@@ -253,7 +253,7 @@ async def test_a_reset_account_can_sign_up_again_and_its_peers_see_new_keys(
     output, code = await _admin("--data-dir", str(data), "reset", "alice", "--yes")
     assert code == 0, output
     await alice.closed_d.addTimeout(10, reactor)  # her session is closed
-    proto, params = await _connect(port)
+    proto, params = await connect_srp(port)
     fresh = public_keys("alice-again")
     await auth.signup(proto, params, "alice", "new pw", fresh, kdf=KDF)
     proto.close()
@@ -279,7 +279,7 @@ async def test_invites_are_single_use_and_a_closed_server_takes_no_signup(
     assert invite not in (data / "invites.json").read_text()  # only its hash is kept
 
     async def signup(name: str, code: str | None) -> str:
-        proto, params = await _connect(port)
+        proto, params = await connect_srp(port)
         assert params is not None
         try:
             await auth.signup(

@@ -17,8 +17,7 @@ from pychat import limits
 from pychat.store import journal
 from pychat.store.errors import StorageFailure
 from tests.chat_helpers import envelope
-from tests.test_store_faults import HeldRunner, logged_in, server_on
-from tests.test_store_journal import _held
+from tests.store_helpers import HeldRunner, held_store, logged_in, server_on
 
 Heard = list[tuple[int, object]]
 
@@ -30,7 +29,7 @@ def _waiter(heard: Heard, i: int) -> Callable[[BaseException | None], None]:
 def _eight_waiting(tmp_path: Path) -> tuple[HeldRunner, Clock, Heard, Callable[[int], None]]:
     """Waiters 0..7 of alice and bob's log, told 3 a turn: 0 rides the first batch, 1..7
     gather for the second.  ``add(i)`` adds waiter ``i`` (to whichever batch is next)."""
-    store, runner, conv = _held(tmp_path)
+    store, runner, conv = held_store(tmp_path)
     clock = Clock()
     store.committer.pace_telling(clock, 3)
     heard: Heard = []

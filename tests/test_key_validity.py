@@ -30,7 +30,7 @@ from pychat.testing import MemoryServer
 from pychat.wire.ids import conversation_id
 from tests.client_helpers import collect, memory_pair
 from tests.store_helpers import appended
-from tests.test_trust_lifecycle import new_machine, reregister
+from tests.trust_helpers import new_machine, reregister
 
 CONV = conversation_id("alice", "bob")
 

@@ -11,8 +11,8 @@ import pytest_twisted
 
 from pychat.crypto.identity import IdentityKeyPair
 from pychat.testing import RunningServer
-from tests.test_cli import Cli
-from tests.test_trust_lifecycle import reregister
+from tests.cli_helpers import Cli
+from tests.trust_helpers import reregister
 
 pytestmark = pytest.mark.usefixtures("cheap_kdf")
 

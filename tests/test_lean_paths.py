@@ -19,7 +19,7 @@ from pychat.store.conversation import NewMessage
 from pychat.store.errors import StorageFailure
 from pychat.wire.envelope import encode_event
 from tests.log_capture import as_observer
-from tests.test_store_journal import _held
+from tests.store_helpers import held_store
 
 
 def append_then(
@@ -62,7 +62,7 @@ def test_a_later_from_a_deferred_follows_it() -> None:
 
 
 def test_every_waiter_hears_even_when_one_of_them_fails(tmp_path: Path) -> None:
-    store, runner, conv = _held(tmp_path / "data")
+    store, runner, conv = held_store(tmp_path / "data")
     heard: list[tuple[int, BaseException | None]] = []
     errors: list[dict[str, Any]] = []
 
@@ -84,7 +84,7 @@ def test_every_waiter_hears_even_when_one_of_them_fails(tmp_path: Path) -> None:
 
 
 def test_a_failed_batch_tells_its_waiters_and_forgets_their_ids(tmp_path: Path) -> None:
-    store, runner, conv = _held(tmp_path / "data")
+    store, runner, conv = held_store(tmp_path / "data")
     heard: list[BaseException | None] = []
     append_then(store, conv, "alice", 1, "m0", "c0", 2.0, None, lambda r, e: heard.append(e))
     _, _, batch = runner.jobs.pop(0)
@@ -97,7 +97,7 @@ def test_the_next_batch_is_on_its_way_to_the_disk_before_the_last_ones_waiters_h
     tmp_path: Path,
 ) -> None:
     """Replies and pushes of one batch overlap with the sync of the next."""
-    store, runner, conv = _held(tmp_path / "data")
+    store, runner, conv = held_store(tmp_path / "data")
     jobs_seen: list[int] = []
     append_then(
         store,
@@ -118,7 +118,7 @@ def test_the_next_batch_is_on_its_way_to_the_disk_before_the_last_ones_waiters_h
 def test_waiters_hear_in_batch_order_when_a_batch_finishes_at_once(tmp_path: Path) -> None:
     """With a runner that finishes the next batch inside the call that starts it, the earlier
     batch's waiters still hear first (its pushes go out in sequence order)."""
-    store, runner, conv = _held(tmp_path / "data")
+    store, runner, conv = held_store(tmp_path / "data")
     heard: list[int] = []
     for n in range(3):
         append_then(
@@ -143,7 +143,7 @@ def test_waiters_hear_in_batch_order_when_a_batch_finishes_at_once(tmp_path: Pat
 
 
 def test_what_waiters_append_with_no_batch_in_flight_goes_in_one_batch(tmp_path: Path) -> None:
-    store, runner, conv = _held(tmp_path / "data")
+    store, runner, conv = held_store(tmp_path / "data")
     before = store.committer.batches
 
     def append_three(record: dict[str, Any], error: BaseException | None) -> None:
@@ -175,7 +175,7 @@ def test_paced_read_markers_are_saved_once_per_interval_and_at_a_clean_stop(
 ) -> None:
     from twisted.internet.task import Clock
 
-    store, runner, conv = _held(tmp_path / "data")
+    store, runner, conv = held_store(tmp_path / "data")
     clock = Clock()
     store.pace_read_markers(clock, 1.0)
     for seq in (1, 2, 3):
@@ -235,7 +235,7 @@ def test_a_bug_after_the_sync_is_an_internal_error_reply_not_one_that_never_come
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pychat.server.handlers import conversation_ops
-    from tests.test_store_faults import pair, send, server_on
+    from tests.store_helpers import pair, send, server_on
 
     server = server_on(tmp_path / "data")
     alice, _, conv = pair(server)
@@ -252,7 +252,7 @@ def test_a_bug_after_the_sync_is_an_internal_error_reply_not_one_that_never_come
 def test_the_committer_goes_idle_syncing_telling_idle(tmp_path: Path) -> None:
     from pychat.store.group_commit import Phase
 
-    store, runner, conv = _held(tmp_path / "data")
+    store, runner, conv = held_store(tmp_path / "data")
     assert store.committer.phase is Phase.IDLE
     seen: list[Phase] = []
     append_then(

@@ -15,7 +15,7 @@ import pytest_twisted
 from pychat.client.session import PeerKeyChanged
 from pychat.testing import MemoryServer
 from tests.client_helpers import collect
-from tests.test_trust_lifecycle import reregister
+from tests.trust_helpers import reregister
 
 
 @pytest_twisted.ensureDeferred

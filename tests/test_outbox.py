@@ -9,42 +9,13 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 
-from pychat.client.address import ServerAddress
-from pychat.client.blocking import inline
-from pychat.client.errors import ConnectError
 from pychat.client.outbox import OutboxEntry, OutboxFile
-from pychat.client.protocol import ClientProtocol, RemoteError
+from pychat.client.protocol import RemoteError
 from pychat.client.session import ChatClient, ClientEvent
 from pychat.crypto.kdf import minimum_params
 from pychat.testing import MemoryServer
 from pychat.wire.ids import conversation_id
-from tests.client_helpers import collect
-
-
-class Outage:
-    """A connector to a memory server that can be switched off (the server is away)."""
-
-    def __init__(self, server: MemoryServer) -> None:
-        self.server = server
-        self.down = False
-
-    async def connect(self) -> ClientProtocol:
-        if self.down:
-            raise ConnectError("the server is away (a test outage)")
-        return self.server.connect_now()
-
-    def client(self, home: Path) -> ChatClient:
-        return ChatClient(
-            ServerAddress("memory", 1),
-            home,
-            reactor=self.server.clock,
-            run_blocking=inline,
-            connector=self.connect,
-        )
-
-    def go_down(self) -> None:
-        self.down = True
-        self.server.drop_connections()
+from tests.client_helpers import Outage, collect
 
 
 async def _alice_and_bob(

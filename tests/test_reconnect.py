@@ -12,7 +12,7 @@ from pychat.client.network_watch import NO_ROUTE, RouteWatch, route_source
 from pychat.client.reconnect import ROUTE_CHECK_INTERVAL
 from pychat.crypto.kdf import minimum_params
 from pychat.testing import MemoryServer
-from tests.test_outbox import Outage
+from tests.client_helpers import Outage
 
 
 def test_the_route_to_a_loopback_server_leaves_from_loopback() -> None:

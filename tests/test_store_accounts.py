@@ -16,22 +16,10 @@ from twisted.internet.testing import MemoryReactorClock
 
 from pychat.server.config import ServerConfig
 from pychat.server.tap import StartupError, makeService
-from pychat.store.accounts import Account
 from pychat.store.blocking import inline_runner
 from pychat.store.errors import StoreError, UsernameTaken
 from pychat.store.server_store import ServerStore
-
-
-def _account(name: str = "alice") -> Account:
-    return Account(
-        username=name,
-        salt="c2FsdHNhbHRzYWx0c2FsdA==",
-        verifier="AQID",
-        kdf={"name": "argon2id", "time_cost": 2, "memory_kib": 19456, "parallelism": 1},
-        public_keys={"encryption": "x", "signing": "y"},
-        created=1.0,
-        updated=1.0,
-    )
+from tests.store_helpers import account_named
 
 
 def _open(data: Path) -> ServerStore:
@@ -40,8 +28,8 @@ def _open(data: Path) -> ServerStore:
 
 async def _populated(data: Path) -> Path:
     store = _open(data)
-    await store.accounts.create(_account("alice"))
-    await store.accounts.create(_account("bob"))
+    await store.accounts.create(account_named("alice"))
+    await store.accounts.create(account_named("bob"))
     (path,) = [p for p in (data / "accounts").glob("*.json")][:1]
     return path
 
@@ -50,7 +38,7 @@ async def _populated(data: Path) -> Path:
 async def test_accounts_survive_a_reopen(tmp_path: Path) -> None:
     await _populated(tmp_path)
     store = _open(tmp_path)
-    assert store.accounts.get("alice") == _account("alice")
+    assert store.accounts.get("alice") == account_named("alice")
     assert len(store.accounts) == 2
 
 
@@ -69,16 +57,16 @@ async def test_files_are_private_encrypted_and_not_named_after_users(tmp_path: P
 @pytest_twisted.ensureDeferred
 async def test_duplicate_create_is_refused(tmp_path: Path) -> None:
     store = _open(tmp_path)
-    await store.accounts.create(_account())
+    await store.accounts.create(account_named())
     with pytest.raises(UsernameTaken):
-        await store.accounts.create(_account())
+        await store.accounts.create(account_named())
 
 
 @pytest_twisted.ensureDeferred
 async def test_update_rewrites_only_that_account(tmp_path: Path) -> None:
     store = _open(tmp_path)
-    await store.accounts.create(_account("alice"))
-    await store.accounts.create(_account("bob"))
+    await store.accounts.create(account_named("alice"))
+    await store.accounts.create(account_named("bob"))
     files = {p: p.stat().st_mtime_ns for p in (tmp_path / "accounts").iterdir()}
     alice = store.accounts.get("alice")
     assert alice is not None
@@ -167,7 +155,7 @@ async def test_two_changes_made_at_once_to_one_account_both_hold(tmp_path: Path)
     # A login's timestamp and the operator's disable, asked for together: whichever write
     # finishes last must not undo the other (the account came back enabled).
     store = _open(tmp_path)
-    await store.accounts.create(_account("alice"))
+    await store.accounts.create(account_named("alice"))
     runner = _HeldRunner()
     store.accounts._run = runner  # type: ignore[attr-defined]  # a slow disk, out of order
     login = defer.ensureDeferred(store.accounts.update("alice", last_login=5.0))

@@ -7,89 +7,20 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from twisted.internet import defer
-from twisted.internet.testing import MemoryReactorClock
 
-from pychat.server.chat import ChatServer
-from pychat.server.config import ServerConfig
 from pychat.store import journal, sealed_log
 from pychat.store.blocking import inline_runner
 from pychat.store.conversations import ConversationStore
 from pychat.store.server_store import ServerStore
-from tests.accounts_helpers import login_sync, signup_fields
+from tests.accounts_helpers import login_sync
 from tests.chat_helpers import envelope
-from tests.helpers import FakeConn, connect
-from tests.store_helpers import appended, done
-
-
-class HeldRunner:
-    """A blocking runner that holds every job until the test releases it."""
-
-    def __init__(self) -> None:
-        self.jobs: list[tuple[Callable[..., Any], tuple[Any, ...], defer.Deferred[Any]]] = []
-
-    def __call__(self, f: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
-        d: defer.Deferred[Any] = defer.Deferred()
-        self.jobs.append((f, args, d))
-        return d
-
-    def release_one(self) -> None:
-        f, args, d = self.jobs.pop(0)
-        try:
-            d.callback(f(*args))
-        except Exception as exc:
-            d.errback(exc)
-
-    def release(self) -> None:
-        while self.jobs:
-            f, args, d = self.jobs.pop(0)
-            try:
-                d.callback(f(*args))
-            except Exception as exc:
-                d.errback(exc)
-
-
-def server_on(data: Path, runner: Any = inline_runner) -> ChatServer:
-    config = ServerConfig(data_dir=data)
-    store = ServerStore.open(data, config.store_key_path, runner)
-    return ChatServer(config, MemoryReactorClock(), store)
-
-
-def logged_in(server: ChatServer, name: str, port: int) -> FakeConn:
-    conn = connect(server, port=port)
-    assert conn.request("hello", version=1)["ok"]
-    assert conn.request("signup", **signup_fields(name, "pw"))["ok"]
-    assert login_sync(conn, name, "pw")["ok"]
-    return conn
-
-
-def pair(server: ChatServer) -> tuple[FakeConn, FakeConn, str]:
-    alice, bob = logged_in(server, "alice", 40001), logged_in(server, "bob", 40002)
-    reply = alice.request("open_conversation", peer="bob", envelope=envelope())
-    assert reply["ok"], reply
-    return alice, bob, reply["conversation"]
-
-
-def send(conn: FakeConn, conv: str, text: str, client_id: str) -> dict[str, Any]:
-    return conn.request("send", conversation=conv, epoch=1, ciphertext=text, client_id=client_id)
-
-
-def crash_and_reopen(server: ChatServer, data: Path) -> list[str]:
-    """Drop the server without a clean stop (the files are as a SIGKILL leaves them), start
-    a new one on the same data dir, and return the stored ciphertexts in order."""
-    for conv in server.store.conversations:
-        conv.messages.close()
-        conv.control.close()
-    again = server_on(data)
-    (conv,) = list(again.store.conversations)
-    records = conv.messages.read_range(0, conv.last_seq)
-    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
-    return [r["ciphertext"] for r in records]
+from tests.helpers import connect
+from tests.store_helpers import HeldRunner, appended, crash_and_reopen, done, pair, send, server_on
 
 
 def test_a_short_write_is_finished_and_the_record_is_whole(

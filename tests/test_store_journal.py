@@ -19,8 +19,7 @@ from pychat.store.errors import StoreError
 from pychat.store.server_store import ServerStore
 from tests.chat_helpers import envelope
 from tests.log_capture import as_observer
-from tests.store_helpers import appended, done
-from tests.test_store_faults import HeldRunner
+from tests.store_helpers import HeldRunner, appended, done, held_store
 
 
 def _open(data: Path, runner: Any = inline_runner) -> ConversationStore:
@@ -51,15 +50,6 @@ def _texts(store: ConversationStore) -> dict[tuple[str, str], list[str]]:
         conv.members: [r["ciphertext"] for r in conv.messages.read_range(0, conv.last_seq)]
         for conv in store
     }
-
-
-def _held(data: Path) -> tuple[ConversationStore, HeldRunner, Conversation]:
-    """A store whose blocking work waits for the test, with alice and bob's conversation."""
-    runner = HeldRunner()
-    store = _open(data, runner)
-    created = defer.ensureDeferred(store.create("alice", "bob", envelope(), 1.0))
-    runner.release()
-    return store, runner, done(created)
 
 
 def _segments(data: Path) -> list[Path]:
@@ -133,7 +123,7 @@ def test_checkpoints_bound_the_journal_and_what_they_synced_needs_no_replay(
 def test_a_record_in_a_log_but_not_in_the_journal_was_never_acknowledged_and_is_cut(
     tmp_path: Path,
 ) -> None:
-    store, runner, conv = _held(tmp_path)
+    store, runner, conv = held_store(tmp_path)
     acknowledged = _send(store, conv, "acknowledged")
     runner.release()
     assert acknowledged.called
@@ -173,7 +163,7 @@ def _compaction_held_before(tmp_path: Path, step: str) -> tuple[ConversationStor
     """A control log compaction run up to (not including) the thread job named ``step``."""
     from pychat.store.control import CONTROL_COMPACT_AT
 
-    store, runner, conv = _held(tmp_path)
+    store, runner, conv = held_store(tmp_path)
     for seq in range(1, CONTROL_COMPACT_AT + 1):
         store.set_read_nowait(conv, "bob", seq)
         while runner.jobs and conv.compacting is None:
@@ -284,7 +274,7 @@ def test_a_full_disk_during_a_compaction_abandons_it_and_loses_nothing(
 def test_a_read_marker_that_moves_many_times_between_batches_is_written_once(
     tmp_path: Path,
 ) -> None:
-    store, runner, conv = _held(tmp_path)
+    store, runner, conv = held_store(tmp_path)
     _send(store, conv, "holds a batch")  # in flight while the marker moves
     records_before = len(conv.control)
     for seq in range(1, 51):

@@ -16,14 +16,13 @@ from pychat.store.errors import StoreError
 from pychat.store.rotation import check_no_rotation, rotate, settle
 from pychat.store.server_store import ServerStore
 from tests.chat_helpers import envelope
-from tests.store_helpers import appended, done
-from tests.test_store_accounts import _account
+from tests.store_helpers import account_named, appended, done
 
 
 def _made(data: Path) -> None:
     store = ServerStore.open(data, data / "store.key", inline_runner)
     for name in ("alice", "bob"):
-        defer.ensureDeferred(store.accounts.create(_account(name)))
+        defer.ensureDeferred(store.accounts.create(account_named(name)))
     conv = done(defer.ensureDeferred(store.conversations.create("alice", "bob", envelope(), 1.0)))
     for i in range(30):
         appended(store.conversations, conv, "alice", 1, f"m{i}", f"c{i}", 2.0 + i)

@@ -15,7 +15,7 @@ from twisted.internet.ssl import CertificateOptions
 
 from pychat.client.protocol import ClientProtocol
 from pychat.tls import make_self_signed
-from tests.test_crash_recovery import ServerProcess, processes  # noqa: F401 - a fixture
+from tests.process_helpers import ServerProcess
 
 
 async def _client(port: int) -> ClientProtocol:
@@ -46,7 +46,7 @@ async def _log_says(server: ServerProcess, text: str) -> None:
 @pytest_twisted.ensureDeferred
 async def test_sighup_serves_a_renewed_certificate_and_keeps_open_connections(
     tmp_path: Path,
-    processes: list[ServerProcess],  # noqa: F811 - the fixture
+    processes: list[ServerProcess],
 ) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     old_cert, old_key = make_self_signed("chat.example.org")

@@ -12,7 +12,7 @@ from pychat.client.session import ChatClient
 from pychat.testing import RunningServer
 from pychat.wire.ids import conversation_id
 from tests.client_helpers import client_for, collect, signed_up
-from tests.test_trust_lifecycle import new_machine, reregister
+from tests.trust_helpers import new_machine, reregister
 from tests.tui_terminal import SYNC_BEGIN, SYNC_END, Terminal
 
 
