@@ -5,7 +5,7 @@ push to its readers.  The push holds the record's fields, in the record's order,
 event name and the conversation.  So it is put together from the record's text (already
 encoded for sealing) rather than encoded again: the 300-byte ciphertext is escaped and the
 time formatted once, not twice.  It says what the general encoder's text says, field for
-field (tests/test_message_text.py holds it to that; a number may be spelled differently).
+field (tests/wire/test_message_text.py holds it to that; a number may be spelled differently).
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ from twisted.scripts._twistd_unix import ServerOptions
 from pychat.admin.cli import main as admin
 from pychat.store.blocking import inline_runner
 from pychat.store.server_store import ServerStore
+from tests.paths import ROOT
 
-UNITS = Path(__file__).resolve().parent.parent / "contrib" / "systemd"
+UNITS = ROOT / "contrib" / "systemd"
 TWISTD = Path(sys.executable).parent / "twistd"
 
 

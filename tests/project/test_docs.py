@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 from pychat.wire.errors import ErrorCode
+from tests.paths import ROOT
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = ROOT / "docs"
 
 
 def test_every_error_code_is_in_the_protocol_table() -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "pychat"
+from tests.paths import ROOT
+
+PACKAGE = ROOT / "pychat"
 
 #: layer -> layers it must never import.
 FORBIDDEN = {

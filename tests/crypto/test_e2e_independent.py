@@ -25,7 +25,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-VECTORS = Path(__file__).parent / "vectors"
+from tests.paths import TESTS
+
+VECTORS = TESTS / "vectors"
 
 
 def vector(name: str) -> dict[str, Any]:

@@ -14,8 +14,6 @@ from tests.accounts_helpers import KDF, public_keys
 from tests.chat_helpers import envelope
 from tests.process_helpers import ServerProcess, connect_srp, history_of
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @pytest_twisted.ensureDeferred
 async def test_sigkill_while_sending_loses_no_acknowledged_message(

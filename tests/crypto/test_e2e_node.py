@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parent / "e2e_vectors.mjs"
+from tests.paths import TESTS
+
+SCRIPT = TESTS / "e2e_vectors.mjs"
 
 
 def test_node_checks_every_vector() -> None:

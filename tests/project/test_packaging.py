@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.paths import ROOT
 
 
 def test_wheel_ships_the_plugin_but_no_twisted_package_files(tmp_path: Path) -> None:

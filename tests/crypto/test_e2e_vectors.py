@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +21,10 @@ from pychat.crypto.errors import E2EError
 from pychat.crypto.identity import parse_public_identity, rotation_statement
 from pychat.crypto.kdf import KdfParams
 from pychat.wire.ids import conversation_id
+from tests.paths import TESTS
 from tests.vectors.generate import identity
 
-VECTORS = Path(__file__).parent / "vectors"
+VECTORS = TESTS / "vectors"
 
 
 def vector(name: str) -> dict[str, Any]:
