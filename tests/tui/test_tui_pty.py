@@ -1,4 +1,8 @@
-"""The real TUI in a pseudo-terminal against a real server; every test reads the screen."""
+"""The real TUI in a pseudo-terminal against a real server; every test reads the screen.
+
+Every test starts from :func:`tests.tui_scenes.alice_in_tui` (or, for the form itself,
+:func:`tests.tui_scenes.tui`): the accounts, what was said before, alice's TUI logged in.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,12 @@ from pathlib import Path
 import pytest_twisted
 from twisted.internet import reactor, task
 
-from pychat.client.session import ChatClient
-from pychat.testing import RunningServer
+from pychat.testing import RunningServer, start_server
 from pychat.wire.ids import conversation_id
 from tests.client_helpers import client_for, collect, signed_up
 from tests.trust_helpers import new_machine, reregister
-from tests.tui_terminal import SYNC_BEGIN, SYNC_END, Terminal
+from tests.tui_scenes import ALICE_PW, alice_in_tui, history, log_in, tui
+from tests.tui_terminal import SYNC_BEGIN, SYNC_END
 
 
 def _screenshot(name: str, screen: str) -> None:
@@ -23,57 +27,12 @@ def _screenshot(name: str, screen: str) -> None:
         (Path(os.environ["PYCHAT_TUI_SCREENSHOTS"]) / f"{name}.txt").write_text(screen.rstrip())
 
 
-def _server(server: RunningServer) -> str:
-    return f"127.0.0.1:{server.port}"
-
-
-async def _login_in_tui(term: Terminal, password: str, expect: str) -> str:
-    await term.wait_for("Log in")
-    term.type(password)
-    term.press("enter")
-    return await term.wait_for(expect)
-
-
-async def _alice_in_tui(
-    server: RunningServer, tmp_path: Path, from_bob: str
-) -> tuple[ChatClient, Terminal]:
-    """alice (password alice-pw) logged in in the TUI, with ``from_bob`` from bob on screen;
-    bob's client stays logged in."""
-    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    await bob.send("alice", from_bob)
-    await alice.close()
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
-    try:
-        await _login_in_tui(term, "alice-pw", from_bob)
-    except BaseException:
-        await term.quit()
-        await bob.close()
-        raise
-    return bob, term
-
-
-async def _signup_in_tui(term: Terminal, password: str) -> None:
-    await term.wait_for("Log in")
-    term.press("f2")
-    await term.wait_for("Sign up")
-    term.type(password)
-    term.press("enter")
-    term.type(password)
-    term.press("enter")
-    await term.wait_for("First contact with")
-    term.type("y")
-    await term.wait_for("No conversation open")
-
-
 @pytest_twisted.ensureDeferred
 async def test_tui_signup_open_send_and_see_the_reply_live(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
-    try:
-        await _signup_in_tui(term, "alice-password")
+    async with alice_in_tui(server, tmp_path, sign_up_in_tui=True) as scene:
+        term, bob = scene.term, scene.bob
         term.type("/new bob")
         term.press("enter")
         await term.wait_for("conversation with bob open")
@@ -88,32 +47,15 @@ async def test_tui_signup_open_send_and_see_the_reply_live(
         assert "[online] bob" in screen
         if os.environ.get("PYCHAT_TUI_SCREENSHOT"):  # docs/tui.md's screenshot comes from here
             Path(os.environ["PYCHAT_TUI_SCREENSHOT"]).write_text(screen.rstrip() + "\n")
-    finally:
-        await term.quit()
-        await bob.close()
-
-
-async def _history_for_alice(
-    server: RunningServer, tmp_path: Path, marked: tuple[int, ...]
-) -> ChatClient:
-    """alice (password alice-pw, logged out) with 130 messages from bob, "history line NNN",
-    those numbered in ``marked`` ending in " needle"; returns bob's client."""
-    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    for i in range(1, 131):
-        await bob.send("alice", f"history line {i:03d}" + (" needle" if i in marked else ""))
-    await alice.close()
-    return bob
 
 
 @pytest_twisted.ensureDeferred
 async def test_tui_scrolls_back_into_history_fetched_on_demand(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    bob = await _history_for_alice(server, tmp_path, marked=())
-    term = Terminal(tmp_path / "alice", _server(server), "alice", cols=100, rows=30)
-    try:
-        screen = await _login_in_tui(term, "alice-pw", "history line 130")
+    async with alice_in_tui(server, tmp_path, said=history(130)) as scene:
+        term = scene.term
+        screen = term.text()
         assert "history line 001" not in screen
         assert "new messages" in screen or "history line 081" not in screen
         for _ in range(60):
@@ -125,22 +67,15 @@ async def test_tui_scrolls_back_into_history_fetched_on_demand(
         assert "loaded" in screen or "history line 002" in screen
         term.press("pgdn", "pgdn", "pgdn", "pgdn", "pgdn", "pgdn", "pgdn", "pgdn", "pgdn", "pgdn")
         await term.wait_for("history line 130")
-    finally:
-        await term.quit()
-        await bob.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_tui_resizes_from_120x40_to_80x24_and_back(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    await bob.send("alice", "a message that must survive every resize")
-    await alice.close()
-    term = Terminal(tmp_path / "alice", _server(server), "alice", cols=120, rows=40)
-    try:
-        await _login_in_tui(term, "alice-pw", "must survive every resize")
+    said = [("bob", "alice", "a message that must survive every resize")]
+    async with alice_in_tui(server, tmp_path, said=said, cols=120, rows=40) as scene:
+        term = scene.term
         term.type("draft text kept")
         await term.wait_for("bob> draft text kept")
         assert " Conversations" in term.text() and len(term.screen.display) == 40
@@ -166,17 +101,12 @@ async def test_tui_resizes_from_120x40_to_80x24_and_back(
         )
         assert " Conversations" not in screen and "must survive every resize" in screen
         assert "bob> draft text kept" in term.line(14)
-    finally:
-        await term.quit()
-        await bob.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_tui_edits_a_line_with_emoji_and_cjk(server: RunningServer, tmp_path: Path) -> None:
-    bob_client = await signed_up(server, tmp_path / "bob", "bob")
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
-    try:
-        await _signup_in_tui(term, "alice-password")
+    async with alice_in_tui(server, tmp_path, sign_up_in_tui=True) as scene:
+        term = scene.term
         term.type("/new bob")
         term.press("enter")
         await term.wait_for("conversation with bob open")
@@ -204,27 +134,21 @@ async def test_tui_edits_a_line_with_emoji_and_cjk(server: RunningServer, tmp_pa
         await term.wait_for("↵second line")
         term.press("enter")
         screen = await term.wait_for("✓ alice: ¡héllo 🙂 end!")  # stored (… while it waits)
-        (sent,) = await bob_client.read("alice")
+        (sent,) = await scene.bob.read("alice")
         assert sent.text == "¡héllo 🙂 end!\nsecond line"  # no half of the flag went along
         lines = screen.splitlines()
         at = next(i for i, line in enumerate(lines) if "alice: ¡héllo 🙂 end!" in line)
         assert lines[at + 1].strip().endswith("second line")  # the second line of the message
         assert "↵" not in term.line(29)  # the input line is empty again
-    finally:
-        await term.quit()
 
 
 @pytest_twisted.ensureDeferred
 async def test_tui_shows_a_signed_rotation_as_a_notice_and_keeps_sending(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    await alice.send("bob", "before the change")
-    await alice.close()
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
-    try:
-        await _login_in_tui(term, "alice-pw", "before the change")
+    said = [("alice", "bob", "before the change")]
+    async with alice_in_tui(server, tmp_path, said=said) as scene:
+        term, bob = scene.term, scene.bob
         # bob publishes a new identity, properly signed by his old key (what /rekey does)
         await bob.rotate_identity()
         screen = await term.wait_for("bob rotated keys (signed by the old ones)")
@@ -233,24 +157,16 @@ async def test_tui_shows_a_signed_rotation_as_a_notice_and_keeps_sending(
         term.press("enter")
         await term.wait_for("✓ alice: still there?")
         assert [m.text for m in await bob.read("alice")][-1] == "still there?"
-    finally:
-        await term.quit()
-        await bob.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_tui_unsigned_key_change_warns_then_trust_recovers_both_sides(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    await alice.send("bob", "before the change")
-    await bob.send("alice", "hello alice")
-    await bob.close()
-    await alice.close()
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
-    try:
-        await _login_in_tui(term, "alice-pw", "hello alice")
+    said = [("alice", "bob", "before the change"), ("bob", "alice", "hello alice")]
+    async with alice_in_tui(server, tmp_path, said=said) as scene:
+        term = scene.term
+        await scene.bob.close()
         await reregister(server, "bob", "pw")
         # warned at once, without sending anything, with both safety numbers
         screen = await term.wait_for("BOB'S KEY CHANGED")
@@ -280,37 +196,29 @@ async def test_tui_unsigned_key_change_warns_then_trust_recovers_both_sides(
         await new_bob.send("alice", "new phone, same bob")
         await term.wait_for("bob: new phone, same bob")
         await new_bob.close()
-    finally:
-        await term.quit()
 
 
 @pytest_twisted.ensureDeferred
 async def test_tui_restores_the_terminal_on_sigterm(server: RunningServer, tmp_path: Path) -> None:
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
-    await term.wait_for("Log in")
-    term.transport.signalProcess("TERM")
-    code = await term.proto.ended
-    raw = bytes(term.proto.raw)
-    assert code == 0
-    assert raw.rfind(b"\x1b[?2004l") > raw.rfind(b"\x1b[?2004h")  # bracketed paste off again
-    assert raw.rfind(b"\x1b[?1049l") > raw.rfind(b"\x1b[?1049h")  # back from the alternate screen
-    # every frame is one synchronized update (a terminal never shows half of one)
-    assert raw.count(SYNC_BEGIN) == raw.count(SYNC_END) == term.proto.frames >= 1
+    async with tui(server, tmp_path / "alice") as term:
+        await term.wait_for("Log in")
+        term.transport.signalProcess("TERM")
+        code = await term.proto.ended
+        raw = bytes(term.proto.raw)
+        assert code == 0
+        assert raw.rfind(b"\x1b[?2004l") > raw.rfind(b"\x1b[?2004h")  # bracketed paste off
+        assert raw.rfind(b"\x1b[?1049l") > raw.rfind(b"\x1b[?1049h")  # alternate screen left
+        # every frame is one synchronized update (a terminal never shows half of one)
+        assert raw.count(SYNC_BEGIN) == raw.count(SYNC_END) == term.proto.frames >= 1
 
 
 @pytest_twisted.ensureDeferred
 async def test_tui_notifies_and_reorders_for_a_message_off_screen(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    carol = await signed_up(server, tmp_path / "carol", "carol")
-    await carol.send("alice", "an old one from carol")
-    await bob.send("alice", "bob is on screen")
-    await alice.close()
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
-    try:
-        await _login_in_tui(term, "alice-pw", "bob is on screen")
+    said = [("carol", "alice", "an old one from carol"), ("bob", "alice", "bob is on screen")]
+    async with alice_in_tui(server, tmp_path, peers=("bob", "carol"), said=said) as scene:
+        term, carol = scene.term, scene.peers["carol"]
         assert term.line(2).startswith("1") and "bob" in term.line(2)  # most recent first
         before = len(term.proto.raw)
         await carol.send("alice", "carol again, off screen")
@@ -327,25 +235,16 @@ async def test_tui_notifies_and_reorders_for_a_message_off_screen(
         await term.wait_until(
             lambda t: "carol again, off screen" in t.text() and "new messages" in t.text()
         )
-    finally:
-        await term.quit()
-        for c in (bob, carol):
-            await c.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_tui_rekey_is_a_signed_rotation_the_peer_accepts_without_a_block(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    await alice.send("bob", "before the rekey")
-    await bob.mark_verified("alice")
-    await alice.close()
-    events = collect(bob)
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
-    try:
-        await _login_in_tui(term, "alice-pw", "before the rekey")
+    async with alice_in_tui(server, tmp_path, said=[("alice", "bob", "before the rekey")]) as s:
+        term, bob = s.term, s.bob
+        await bob.mark_verified("alice")
+        events = collect(bob)
         term.type("/rekey")
         term.press("enter")
         await term.wait_for("signed by the old ones", timeout=60)
@@ -357,39 +256,28 @@ async def test_tui_rekey_is_a_signed_rotation_the_peer_accepts_without_a_block(
         assert any(e.kind == "keys_rotated" and e.data["verified"] for e in events)
         assert bob.peer_trust("alice") == (True, False)
         texts = [(m.text, m.status) for m in await bob.read("alice")]
-        assert ("before the rekey", "verified") in texts and (
-            "after the rekey",
-            "verified",
-        ) in texts
-    finally:
-        await term.quit()
-        await bob.close()
+        assert ("before the rekey", "verified") in texts
+        assert ("after the rekey", "verified") in texts
 
 
 @pytest_twisted.ensureDeferred
 async def test_escape_then_a_command_within_50_ms_runs_the_command(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
-    try:
-        await _signup_in_tui(term, "alice-password")
+    async with alice_in_tui(server, tmp_path, sign_up_in_tui=True) as scene:
+        term = scene.term
         term.press("escape")
         await task.deferLater(reactor, 0.05, lambda: None)
         term.type("/new bob")
         term.press("enter")
         await term.wait_for("conversation with bob open")  # the "/" was not swallowed
-    finally:
-        await term.quit()
-        await bob.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_wrong_then_right_password_logs_in(server: RunningServer, tmp_path: Path) -> None:
-    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
+    alice = await signed_up(server, tmp_path / "alice", "alice", ALICE_PW)
     await alice.close()
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
-    try:
+    async with tui(server, tmp_path / "alice") as term:
         await term.wait_for("Log in")
         term.type("not-it")
         screen = await term.wait_for("••••••")  # typing shows, masked
@@ -397,69 +285,55 @@ async def test_a_wrong_then_right_password_logs_in(server: RunningServer, tmp_pa
         term.press("enter")
         screen = await term.wait_for("wrong username or password")
         assert "•" not in screen  # the failed password was cleared
-        term.type("alice-pw")
+        term.type(ALICE_PW)
         term.press("enter")
         await term.wait_for("No conversation open")
-    finally:
-        await term.quit()
 
 
 @pytest_twisted.ensureDeferred
 async def test_tui_input_history_survives_a_restart(server: RunningServer, tmp_path: Path) -> None:
-    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    await bob.send("alice", "a line from bob, never kept in alice's history")
-    await alice.close()
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
-    try:
-        await _login_in_tui(term, "alice-pw", "never kept")
+    said = [("bob", "alice", "a line from bob, never kept in alice's history")]
+    async with alice_in_tui(server, tmp_path, said=said) as scene:
+        term = scene.term
         term.type("something alice typed")
         term.press("enter")
         await term.wait_for("alice: something alice typed")
-    finally:
         await term.quit()
-    (saved,) = (tmp_path / "alice" / "keystores").glob("*/alice.history.json")
-    assert saved.stat().st_mode & 0o777 == 0o600
-    assert "bob" not in saved.read_text()
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
-    try:
-        await _login_in_tui(term, "alice-pw", "something alice typed")
-        term.press("up")
-        await term.wait_for("bob> something alice typed")
-    finally:
-        await term.quit()
-        await bob.close()
+        (saved,) = (tmp_path / "alice" / "keystores").glob("*/alice.history.json")
+        assert saved.stat().st_mode & 0o777 == 0o600
+        assert "bob" not in saved.read_text()
+        async with tui(server, tmp_path / "alice") as again:
+            await log_in(again, ALICE_PW, "something alice typed")
+            again.press("up")
+            await again.wait_for("bob> something alice typed")
 
 
 @pytest_twisted.ensureDeferred
 async def test_tui_signs_up_on_an_invite_only_server_with_the_code_in_the_form(
     tmp_path: Path,
 ) -> None:
-    from pychat.testing import start_server
-
     server = await start_server(tmp_path / "data", signup="invite")
     code, _ = await server.chat.signup_gate.create(0.0, 24 * 365 * 60)
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
     try:
-        await term.wait_for("Log in")
-        term.press("f2")
-        await term.wait_for("Invite (if the server asks)")
-        term.type("alice-password")
-        term.press("enter")
-        term.type("alice-password")
-        term.press("enter")  # submits: the invite is optional in the form ...
-        await term.wait_for("First contact with")
-        term.type("y")
-        await term.wait_for("ask its operator for an invite")  # ... and this server wants one
-        term.type("alice-password")  # the failed try cleared the passwords, focus on the first
-        term.press("enter")
-        term.type("alice-password")
-        term.press("tab")  # Confirm -> Invite
-        term.type(code)
-        term.press("enter")
-        await term.wait_for("No conversation open")
+        async with tui(server, tmp_path / "alice") as term:
+            await term.wait_for("Log in")
+            term.press("f2")
+            await term.wait_for("Invite (if the server asks)")
+            term.type("alice-password")
+            term.press("enter")
+            term.type("alice-password")
+            term.press("enter")  # submits: the invite is optional in the form ...
+            await term.wait_for("First contact with")
+            term.type("y")
+            await term.wait_for("ask its operator for an invite")  # ... and this server does
+            term.type("alice-password")  # the failed try cleared the passwords
+            term.press("enter")
+            term.type("alice-password")
+            term.press("tab")  # Confirm -> Invite
+            term.type(code)
+            term.press("enter")
+            await term.wait_for("No conversation open")
     finally:
-        await term.quit()
         await server.stop()
 
 
@@ -467,14 +341,9 @@ async def test_tui_signs_up_on_an_invite_only_server_with_the_code_in_the_form(
 async def test_tui_passwd_changes_the_password_after_a_wrong_current_one(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    from tests.client_helpers import client_for
-
-    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
-    await alice.close()
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
     new = "correct horse battery staple 42"
-    try:
-        await _login_in_tui(term, "alice-pw", "No conversation open")
+    async with alice_in_tui(server, tmp_path, peers=()) as scene:
+        term = scene.term
         term.type("/passwd")
         term.press("enter")
         await term.wait_for("Change your password")
@@ -483,12 +352,10 @@ async def test_tui_passwd_changes_the_password_after_a_wrong_current_one(
             term.press("enter")
         screen = await term.wait_for("the current password is wrong")
         assert "not-my-password" not in screen and new not in screen  # masked
-        for text in ("alice-pw", new, new):
+        for text in (ALICE_PW, new, new):
             term.type(text)
             term.press("enter")
         await term.wait_for("password changed")
-    finally:
-        await term.quit()
     again = client_for(server, tmp_path / "alice-elsewhere")
     await again.login("alice", new)  # the server takes the new password
     await again.close()
@@ -498,10 +365,9 @@ async def test_tui_passwd_changes_the_password_after_a_wrong_current_one(
 async def test_tui_search_steps_to_older_matches_loading_older_pages(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    bob = await _history_for_alice(server, tmp_path, marked=(5, 60, 125))
-    term = Terminal(tmp_path / "alice", _server(server), "alice", cols=100, rows=30)
-    try:
-        await _login_in_tui(term, "alice-pw", "history line 130")
+    said = history(130, marked=(5, 60, 125))
+    async with alice_in_tui(server, tmp_path, said=said) as scene:
+        term = scene.term
         term.type("/search needle")
         term.press("enter")
         await term.wait_for("'needle': #125, match 1 of 1")  # the only one loaded (last 50)
@@ -517,44 +383,37 @@ async def test_tui_search_steps_to_older_matches_loading_older_pages(
         await term.wait_for("'needle': #60")
         term.press("escape")
         await term.wait_for("search done")
-    finally:
-        await term.quit()
-        await bob.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_tui_a_message_typed_while_the_server_is_down_arrives_once_after_it_is_back(
     tmp_path: Path,
 ) -> None:
-    from pychat.testing import start_server
-
     server = await start_server(tmp_path / "data")
     port = server.port
-    await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    await bob.send("alice", "hello before the outage")
-    await bob.close()
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
+    said = [("bob", "alice", "hello before the outage")]
     try:
-        await _login_in_tui(term, "alice-pw", "hello before the outage")
-        await server.stop()
-        await term.wait_for("[reconnecting")
-        term.type("typed while the server was down")
-        term.press("enter")
-        await term.wait_for("… alice: typed while the server was down")
-        screen = await term.wait_for("waits in the outbox")
-        if os.environ.get("PYCHAT_TUI_SCREENSHOT_OUTBOX"):  # docs/tui.md, "the outbox"
-            Path(os.environ["PYCHAT_TUI_SCREENSHOT_OUTBOX"]).write_text(screen.rstrip() + "\n")
-        server = await start_server(tmp_path / "data", listen=(f"ssl:{port}:interface=127.0.0.1",))
-        term.press("ctrl-r")  # retry now rather than wait out the backoff
-        await term.wait_for("✓ alice: typed while the server was down")
-        bob = client_for(server, tmp_path / "bob")
-        await bob.login("bob", "pw")
-        texts = [m.text for m in await bob.read("alice")]
-        assert texts == ["hello before the outage", "typed while the server was down"]
+        async with alice_in_tui(server, tmp_path, said=said) as scene:
+            term = scene.term
+            await scene.bob.close()
+            await server.stop()
+            await term.wait_for("[reconnecting")
+            term.type("typed while the server was down")
+            term.press("enter")
+            await term.wait_for("… alice: typed while the server was down")
+            screen = await term.wait_for("waits in the outbox")
+            if os.environ.get("PYCHAT_TUI_SCREENSHOT_OUTBOX"):  # docs/tui.md, "the outbox"
+                Path(os.environ["PYCHAT_TUI_SCREENSHOT_OUTBOX"]).write_text(screen.rstrip() + "\n")
+            listen = (f"ssl:{port}:interface=127.0.0.1",)
+            server = await start_server(tmp_path / "data", listen=listen)
+            term.press("ctrl-r")  # retry now rather than wait out the backoff
+            await term.wait_for("✓ alice: typed while the server was down")
+            bob = client_for(server, tmp_path / "bob")
+            await bob.login("bob", "pw")
+            texts = [m.text for m in await bob.read("alice")]
+            assert texts == ["hello before the outage", "typed while the server was down"]
+            await bob.close()
     finally:
-        await term.quit()
-        await bob.close()
         await server.stop()
 
 
@@ -565,13 +424,8 @@ async def test_tui_numbers_stay_put_and_presence_shows_for_conversations_others_
     """alice opens nothing: bob, then carol, open conversations with her while she watches.
     Each shows its peer's presence at once; bob keeps number 1 when carol's activity puts
     carol on top, Alt-2 is still carol after bob writes again, and bob leaving shows ○."""
-    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    carol = await signed_up(server, tmp_path / "carol", "carol")
-    await alice.close()
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
-    try:
-        await _login_in_tui(term, "alice-pw", "No conversation open")
+    async with alice_in_tui(server, tmp_path, peers=("bob", "carol")) as scene:
+        term, bob, carol = scene.term, scene.bob, scene.peers["carol"]
         await bob.send("alice", "bob opens it")
         await term.wait_until(lambda t: t.line(2).startswith("1● bob"))
         await carol.send("alice", "carol opens hers")
@@ -588,23 +442,15 @@ async def test_tui_numbers_stay_put_and_presence_shows_for_conversations_others_
         await term.wait_for("carol opens hers")
         await bob.close()
         await term.wait_until(lambda t: "1○ bob" in t.text())
-    finally:
-        await term.quit()
-        await carol.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_tui_reacts_and_replies_and_shows_reactions_under_their_message(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    alice = await signed_up(server, tmp_path / "alice", "alice", "alice-pw")
-    bob = await signed_up(server, tmp_path / "bob", "bob")
-    await alice.send("bob", "the first thing alice said")
-    await bob.send("alice", "dinner at eight?")
-    await alice.close()
-    term = Terminal(tmp_path / "alice", _server(server), "alice")
-    try:
-        await _login_in_tui(term, "alice-pw", "dinner at eight?")
+    said = [("alice", "bob", "the first thing alice said"), ("bob", "alice", "dinner at eight?")]
+    async with alice_in_tui(server, tmp_path, said=said) as scene:
+        term, bob = scene.term, scene.bob
         term.type("/react 👍")
         term.press("enter")
         await term.wait_for("↳ 👍 alice")
@@ -626,19 +472,16 @@ async def test_tui_reacts_and_replies_and_shows_reactions_under_their_message(
         screen = await term.wait_for("What the server knows about you")
         assert "bob: 5 messages" in screen and "Log lines about you" in screen
         _screenshot("whatdoyouknow", screen)
-    finally:
-        await term.quit()
-        await bob.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_tui_flips_a_coin_with_a_peer_and_both_see_the_fair_result(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    bob, term = await _alice_in_tui(server, tmp_path, "heads I win")
-    results = []
-    bob.listeners.append(lambda e: results.append(e.data["text"]) if e.kind == "game" else None)
-    try:
+    async with alice_in_tui(server, tmp_path, said=[("bob", "alice", "heads I win")]) as scene:
+        term, bob = scene.term, scene.bob
+        results: list[str] = []
+        bob.listeners.append(lambda e: results.append(e.data["text"]) if e.kind == "game" else None)
         term.type("/flip")
         term.press("enter")
         await term.wait_for("— fair (alice and bob both chose)")
@@ -659,19 +502,16 @@ async def test_tui_flips_a_coin_with_a_peer_and_both_see_the_fair_result(
             await task.deferLater(reactor, 0.1, lambda: None)
         (bobs,) = results
         assert bobs in screen  # the same result on both sides
-    finally:
-        await term.quit()
-        await bob.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_tui_typing_and_read_signals_when_both_sides_turn_them_on(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    bob, term = await _alice_in_tui(server, tmp_path, "are you there?")
-    bob.signals.enabled = True
-    heard = collect(bob)
-    try:
+    async with alice_in_tui(server, tmp_path, said=[("bob", "alice", "are you there?")]) as s:
+        term, bob = s.term, s.bob
+        bob.signals.enabled = True
+        heard = collect(bob)
         term.type("/signals on")
         term.press("enter")
         await term.wait_for("typing and read signals on")
@@ -685,17 +525,14 @@ async def test_tui_typing_and_read_signals_when_both_sides_turn_them_on(
         _screenshot("signals", await term.wait_for("✓✓ read by bob"))
         kinds = [e.data["kind"] for e in heard if e.kind == "signal"]
         assert "typing" in kinds  # alice's typing reached bob
-    finally:
-        await term.quit()
-        await bob.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_tui_sends_and_fetches_files(server: RunningServer, tmp_path: Path) -> None:
-    bob, term = await _alice_in_tui(server, tmp_path, "send me the plan")
     plan = tmp_path / "plan.txt"
     plan.write_bytes(b"step one, step two\n" * 3000)
-    try:
+    async with alice_in_tui(server, tmp_path, said=[("bob", "alice", "send me the plan")]) as s:
+        term, bob = s.term, s.bob
         term.type(f"/send-file {plan}")
         term.press("enter")
         await term.wait_for("sent plan.txt to bob")
@@ -711,17 +548,14 @@ async def test_tui_sends_and_fetches_files(server: RunningServer, tmp_path: Path
         _screenshot("files", await term.wait_for("saved "))
         saved = tmp_path / "alice" / "downloads" / "answer.bin"
         assert saved.read_bytes() == reply.read_bytes()
-    finally:
-        await term.quit()
-        await bob.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_tui_disappearing_messages_show_the_timer_and_leave_the_screen(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    bob, term = await _alice_in_tui(server, tmp_path, "shall we whisper?")
-    try:
+    async with alice_in_tui(server, tmp_path, said=[("bob", "alice", "shall we whisper?")]) as s:
+        term, bob = s.term, s.bob
         term.type("/disappear 5m")
         term.press("enter")
         await term.wait_for("⏱ alice set disappearing messages to 5m")
@@ -735,6 +569,3 @@ async def test_tui_disappearing_messages_show_the_timer_and_leave_the_screen(
         await bob.send("alice", "gone in three seconds")
         _screenshot("disappearing", await term.wait_for("gone in three seconds"))
         await term.wait_gone("gone in three seconds", timeout=10)
-    finally:
-        await term.quit()
-        await bob.close()
