@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -32,12 +32,13 @@ from pychat.store.group_commit import GroupCommitter
 from pychat.store.journal import Journal, recover
 from pychat.wire.ids import conversation_id
 from pychat.wire.message_text import MessageRecord
+from pychat.wire.shapes import Duplicate, Envelope, StoredMessage
 
 __all__ = ["Conversation", "ConversationStore", "Landed", "NewMessage"]
 
 #: A stored message record (``seq``, ``sender``, ``epoch``, ``ciphertext``, ``client_id``,
 #: ``time``, and a disappearing message's ``blob`` and ``expires``).
-MessageRow = dict[str, Any]
+MessageRow = StoredMessage
 
 log = Logger(namespace="pychat.store")
 
@@ -137,16 +138,14 @@ class ConversationStore:
     def __iter__(self) -> Iterator[Conversation]:
         return iter(list(self._by_id.values()))
 
-    async def page(self, conv: Conversation, first_seq: int, stop_seq: int) -> list[dict[str, Any]]:
+    async def page(self, conv: Conversation, first_seq: int, stop_seq: int) -> list[StoredMessage]:
         """Messages with ``first_seq <= seq < stop_seq``."""
-        records: list[dict[str, Any]] = await self._run(
-            conv.messages.read_range, first_seq - 1, stop_seq - 1
-        )
-        return records
+        records = await self._run(conv.messages.read_range, first_seq - 1, stop_seq - 1)
+        return cast(list[StoredMessage], records)  # what append_message wrote
 
     # -- changes (each durable before it returns) ---------------------------------------------
 
-    async def create(self, a: str, b: str, envelope: dict[str, Any], now: float) -> Conversation:
+    async def create(self, a: str, b: str, envelope: Envelope, now: float) -> Conversation:
         """A new conversation between ``a`` and ``b`` with its first key epoch."""
         members = pair(a, b)
         if members in self._by_pair:
@@ -163,7 +162,7 @@ class ConversationStore:
             self._creating.pop(members, None)
 
     async def _create(
-        self, members: tuple[str, str], envelope: dict[str, Any], now: float
+        self, members: tuple[str, str], envelope: Envelope, now: float
     ) -> Conversation:
         # Opening (creating) the two files touches the disk: a thread's work.
         ctl, msg = await self._run(self.files.logs, self.files.stem(members))
@@ -175,7 +174,7 @@ class ConversationStore:
         await self.committer.durable(ctl)
         return conv
 
-    async def add_epoch(self, conv: Conversation, envelope: dict[str, Any], now: float) -> None:
+    async def add_epoch(self, conv: Conversation, envelope: Envelope, now: float) -> None:
         """Append a key epoch."""
         conv.epochs.append(envelope)
         try:
@@ -225,7 +224,7 @@ class ConversationStore:
         """Fires once every message appended to ``conv`` so far is durable."""
         return self.committer.durable(conv.messages)
 
-    def duplicate(self, conv: Conversation, sender: str, client_id: str) -> dict[str, Any] | None:
+    def duplicate(self, conv: Conversation, sender: str, client_id: str) -> Duplicate | None:
         """The ``seq`` and ``time`` of the message this (sender, client id) already made, if
         it is recent."""
         found = conv.recent_ids.get(sender, client_id)
@@ -237,9 +236,9 @@ class ConversationStore:
         ``then(record, error)`` if it never will be (perhaps before this returns).  No
         Deferred: this is the busiest path of the server."""
         seq = len(conv.messages) + 1
-        record: MessageRow
+        fields: dict[str, Any]
         if message.extra:
-            record = {
+            fields = {
                 "seq": seq,
                 "sender": message.sender,
                 "epoch": message.epoch,
@@ -249,7 +248,7 @@ class ConversationStore:
                 **message.extra,
             }
         else:
-            record = MessageRecord.plain(
+            fields = MessageRecord.plain(
                 seq,
                 message.sender,
                 message.epoch,
@@ -257,7 +256,8 @@ class ConversationStore:
                 message.client_id,
                 message.time,
             )
-        conv.messages.append(record)
+        conv.messages.append(fields)
+        record = cast(StoredMessage, fields)
         conv.recent_ids.remember(message.sender, message.client_id, seq, message.time)
         conv.last_activity = message.time
         self.committer.when_durable(conv.messages, _Landing(conv, record, then))
@@ -265,7 +265,7 @@ class ConversationStore:
 
 
 #: Told that an appended message is durable: ``(record, None)``, or ``(record, error)``.
-Landed = Callable[[dict[str, Any], BaseException | None], None]
+Landed = Callable[[StoredMessage, BaseException | None], None]
 
 
 class _Landing:
@@ -274,7 +274,7 @@ class _Landing:
 
     __slots__ = ("conv", "record", "then")
 
-    def __init__(self, conv: Conversation, record: dict[str, Any], then: Landed) -> None:
+    def __init__(self, conv: Conversation, record: StoredMessage, then: Landed) -> None:
         self.conv, self.record, self.then = conv, record, then
 
     def __call__(self, error: BaseException | None) -> None:

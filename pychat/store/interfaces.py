@@ -10,6 +10,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from pychat.store.accounts import Account
 from pychat.store.conversation import Conversation, NewMessage
+from pychat.wire.shapes import Duplicate, Envelope, StoredMessage
 
 
 class AccountRepository(Protocol):
@@ -55,13 +56,13 @@ class ConversationRepository(Protocol):
     def __iter__(self) -> Iterator[Conversation]:
         """Every conversation."""
 
-    async def page(self, conv: Conversation, first_seq: int, stop_seq: int) -> list[dict[str, Any]]:
+    async def page(self, conv: Conversation, first_seq: int, stop_seq: int) -> list[StoredMessage]:
         """Messages with ``first_seq <= seq < stop_seq``."""
 
-    async def create(self, a: str, b: str, envelope: dict[str, Any], now: float) -> Conversation:
+    async def create(self, a: str, b: str, envelope: Envelope, now: float) -> Conversation:
         """A new conversation with its first key epoch."""
 
-    async def add_epoch(self, conv: Conversation, envelope: dict[str, Any], now: float) -> None:
+    async def add_epoch(self, conv: Conversation, envelope: Envelope, now: float) -> None:
         """Append a key epoch."""
 
     async def set_read(self, conv: Conversation, username: str, seq: int) -> None:
@@ -70,7 +71,7 @@ class ConversationRepository(Protocol):
     def set_read_nowait(self, conv: Conversation, username: str, seq: int) -> None:
         """Move a read marker forward; it is saved with a later write (never raises)."""
 
-    def duplicate(self, conv: Conversation, sender: str, client_id: str) -> dict[str, Any] | None:
+    def duplicate(self, conv: Conversation, sender: str, client_id: str) -> Duplicate | None:
         """The ``seq`` and ``time`` of the message this (sender, client id) already made, if
         it is recent."""
 
@@ -78,8 +79,8 @@ class ConversationRepository(Protocol):
         self,
         conv: Conversation,
         message: NewMessage,
-        then: Callable[[dict[str, Any], BaseException | None], None],
-    ) -> dict[str, Any]:
+        then: Callable[[StoredMessage, BaseException | None], None],
+    ) -> StoredMessage:
         """Write a message; return its record; ``then(record, None)`` once it is durable, or
         ``then(record, error)`` if it never will be (the busiest path: no Deferred)."""
 

@@ -14,6 +14,7 @@ from pychat.store.conversation import Conversation
 from pychat.wire.compact_json import compact_encoder
 from pychat.wire.envelope import encode_event
 from pychat.wire.message_text import RECORD_FIELDS, MessageRecord, message_push_line, record_bytes
+from pychat.wire.shapes import StoredMessage
 
 #: Any character at all, lone surrogates included (the encoders must agree on those too).
 ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
@@ -128,7 +129,7 @@ def test_the_general_push_has_the_fields_the_short_path_writes_in_the_same_order
 
     from pychat.server.handlers.conversation_ops import message_json
 
-    record = plain(7, "alice", 1, "Zm9v", "c-1", 1.5)
+    record = cast(StoredMessage, plain(7, "alice", 1, "Zm9v", "c-1", 1.5))
     conv = cast(Conversation, SimpleNamespace(id="c0ffee"))
     assert tuple(message_json(conv, record)) == ("conversation", *RECORD_FIELDS)
     assert message_push_line("c0ffee", record) == encode_event(

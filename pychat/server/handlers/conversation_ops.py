@@ -30,6 +30,21 @@ from pychat.store.conversation import Conversation, NewMessage
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.message_text import message_push_line
 from pychat.wire.schema import bad_field, bounded
+from pychat.wire.shapes import (
+    AddEpochReply,
+    ConversationPush,
+    ConversationsReply,
+    Envelope,
+    EpochPush,
+    EpochsReply,
+    HistoryReply,
+    Message,
+    OpenReply,
+    ReadReply,
+    SendReply,
+    StoredMessage,
+    Summary,
+)
 from pychat.wire.usernames import normal_form
 
 
@@ -92,10 +107,10 @@ MAX_EXPIRY = 8 * 24 * 3600
 
 
 def message_json(
-    conv: Conversation, record: Mapping[str, Any], ciphertext: str | None = None
-) -> dict[str, Any]:
+    conv: Conversation, record: StoredMessage, ciphertext: str | None = None
+) -> Message:
     """A stored message as clients see it (a disappearing one's ciphertext from its blob)."""
-    out = {
+    out: Message = {
         "conversation": conv.id,
         "seq": record["seq"],
         "sender": record["sender"],
@@ -110,23 +125,21 @@ def message_json(
 
 
 async def _served(
-    deps: HandlerDeps, conv: Conversation, records: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    deps: HandlerDeps, conv: Conversation, records: list[StoredMessage]
+) -> list[Message]:
     """The records of a page as clients see them; expired ones are left out."""
-    now, out = deps.clock.seconds(), []
+    now, out = deps.clock.seconds(), list[Message]()
     for record in records:
         if "expires" not in record:
             out.append(message_json(conv, record))
-        elif record["expires"] > now:
+        elif record["expires"] > now and "blob" in record:
             text = await deps.ephemeral.get(conv.id, record["blob"])
             if text is not None:
                 out.append(message_json(conv, record, text))
     return out
 
 
-def check_envelope(
-    envelope: Mapping[str, Any], expected_epoch: int, position: int
-) -> dict[str, Any]:
+def check_envelope(envelope: Mapping[str, Any], expected_epoch: int, position: int) -> Envelope:
     """An envelope's size, epoch number and (from version 2) place in the log; the rest of
     its content is the clients' business.
 
@@ -167,7 +180,7 @@ def member_conversation(deps: HandlerDeps, username: str, conversation_id: str) 
     return conv
 
 
-def summary(deps: HandlerDeps, conv: Conversation, username: str) -> dict[str, Any]:
+def summary(deps: HandlerDeps, conv: Conversation, username: str) -> Summary:
     """A conversation as ``username`` sees it in lists and pushes."""
     peer = conv.peer_of(username)
     return {
@@ -183,9 +196,7 @@ def summary(deps: HandlerDeps, conv: Conversation, username: str) -> dict[str, A
     }
 
 
-async def open_conversation(
-    deps: HandlerDeps, ctx: OpContext, params: OpenParams
-) -> Mapping[str, Any]:
+async def open_conversation(deps: HandlerDeps, ctx: OpContext, params: OpenParams) -> OpenReply:
     """The conversation with a peer, created (with its first envelope) if new."""
     me = current_user(ctx)
     peer = normal_form(params.peer)
@@ -203,34 +214,35 @@ async def open_conversation(
         envelope = check_envelope(params.envelope, 1, 0)
         conv = await deps.conversations.create(me, peer, envelope, deps.clock.seconds())
         created = True
-        payload = {"conversation": summary(deps, conv, peer), "envelope": envelope}
+        payload: ConversationPush = {
+            "conversation": summary(deps, conv, peer),
+            "envelope": envelope,
+        }
         deps.presence.push_to_user(peer, "conversation", payload)
-        mine = {**payload, "conversation": summary(deps, conv, me)}
+        mine: ConversationPush = {**payload, "conversation": summary(deps, conv, me)}
         deps.presence.push_to_user(me, "conversation", mine, skip=ctx)
     return {**summary(deps, conv, me), "created": created, "envelopes": conv.epochs}
 
 
-async def add_epoch(deps: HandlerDeps, ctx: OpContext, params: EpochParams) -> Mapping[str, Any]:
+async def add_epoch(deps: HandlerDeps, ctx: OpContext, params: EpochParams) -> AddEpochReply:
     """A new key epoch, told to both members."""
     me = current_user(ctx)
     conv = member_conversation(deps, me, params.conversation)
     envelope = check_envelope(params.envelope, len(conv.epochs) + 1, conv.position)
     await deps.conversations.add_epoch(conv, envelope, deps.clock.seconds())
-    event = {"conversation": conv.id, "epoch": len(conv.epochs), "envelope": envelope}
+    event: EpochPush = {"conversation": conv.id, "epoch": len(conv.epochs), "envelope": envelope}
     deps.presence.push_to_user(conv.peer_of(me), "epoch", event)
     deps.presence.push_to_user(me, "epoch", event, skip=ctx)
     return {"conversation": conv.id, "epoch": len(conv.epochs)}
 
 
-async def epochs(
-    deps: HandlerDeps, ctx: OpContext, params: ConversationParams
-) -> Mapping[str, Any]:
+async def epochs(deps: HandlerDeps, ctx: OpContext, params: ConversationParams) -> EpochsReply:
     """Every key envelope of a conversation."""
     conv = member_conversation(deps, current_user(ctx), params.conversation)
     return {"conversation": conv.id, "envelopes": conv.epochs, "after": conv.position}
 
 
-async def conversations(deps: HandlerDeps, ctx: OpContext, params: NoParams) -> Mapping[str, Any]:
+async def conversations(deps: HandlerDeps, ctx: OpContext, params: NoParams) -> ConversationsReply:
     """The caller's conversations, most recent first."""
     me = current_user(ctx)
     return {"conversations": [summary(deps, c, me) for c in deps.conversations.for_user(me)]}
@@ -330,7 +342,7 @@ class _Delivery(Later):
         super().__init__()
         self.deps, self.ctx, self.me, self.conv, self.ciphertext = deps, ctx, me, conv, ciphertext
 
-    def __call__(self, record: dict[str, Any], error: BaseException | None) -> None:
+    def __call__(self, record: StoredMessage, error: BaseException | None) -> None:
         if error is not None:
             self.refuse(Failure(error))
             return
@@ -341,7 +353,7 @@ class _Delivery(Later):
             return
         self.answer(reply)
 
-    def _deliver(self, record: dict[str, Any]) -> Mapping[str, Any]:
+    def _deliver(self, record: StoredMessage) -> SendReply:
         deps, conv, me = self.deps, self.conv, self.me
         deps.conversations.set_read_nowait(conv, me, record["seq"])  # you read what you sent
         readers = (conv.peer_of(me), me)
@@ -361,7 +373,7 @@ class _Delivery(Later):
         }
 
 
-async def history(deps: HandlerDeps, ctx: OpContext, params: HistoryParams) -> Mapping[str, Any]:
+async def history(deps: HandlerDeps, ctx: OpContext, params: HistoryParams) -> HistoryReply:
     """A page of stored messages, after or before a sequence number."""
     conv = member_conversation(deps, current_user(ctx), params.conversation)
     last = conv.last_seq
@@ -383,7 +395,7 @@ async def history(deps: HandlerDeps, ctx: OpContext, params: HistoryParams) -> M
     }
 
 
-async def mark_read(deps: HandlerDeps, ctx: OpContext, params: MarkReadParams) -> Mapping[str, Any]:
+async def mark_read(deps: HandlerDeps, ctx: OpContext, params: MarkReadParams) -> ReadReply:
     """Move the caller's read marker; their other connections hear of it."""
     me = current_user(ctx)
     conv = member_conversation(deps, me, params.conversation)
