@@ -33,6 +33,7 @@ from pychat.store.interfaces import AccountRepository
 from pychat.wire.encoding import b64decode, b64encode
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.schema import b64_bytes, bad_field
+from pychat.wire.shapes import LoginChallengeReply
 
 log = Logger(namespace="pychat.accounts")
 
@@ -131,7 +132,7 @@ class SrpLogins:
 
     def start_login(
         self, host: str, raw_username: str, a_b64: str, device_token: str | None = None
-    ) -> tuple[LoginChallenge, dict[str, object]]:
+    ) -> tuple[LoginChallenge, LoginChallengeReply]:
         """Begin an SRP login; return the challenge to keep and the reply fields.
 
         :raises ProtocolError: ``bad_username``, ``bad_field``, ``bad_srp_value``,
@@ -173,12 +174,13 @@ class SrpLogins:
             session.accept_client_public(A)
         except SrpError as exc:
             raise ProtocolError(ErrorCode.BAD_SRP_VALUE, f"A is not acceptable: {exc}") from None
-        reply: dict[str, object] = {
+        reply: LoginChallengeReply = {
             "username": username,
             "salt": b64encode(salt),
             "kdf": kdf,
             "B": b64encode(self.srp_params.pad(session.B)),
-            **self.srp_params.to_json(),
+            "group": self.srp_params.group.name,
+            "hash": self.srp_params.hash_name,
         }
         return LoginChallenge(username, session, account is not None, token_id), reply
 

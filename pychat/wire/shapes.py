@@ -140,3 +140,67 @@ class Duplicate(TypedDict):
 
     seq: int
     time: float
+
+
+class Nothing(TypedDict):
+    """A reply with no fields beyond ``id`` and ``ok``."""
+
+
+class SignupReply(TypedDict):
+    """``signup``: the account's name in its normal form."""
+
+    username: str
+
+
+class LoginChallengeReply(TypedDict):
+    """``login_start`` and ``change_password_start``: the SRP challenge and its parameters
+    (the group's fields follow docs/protocol.md)."""
+
+    username: str
+    salt: str
+    kdf: dict[str, Any]
+    B: str
+    group: str
+    hash: str
+
+
+class LoginReply(TypedDict):
+    """``login_finish``: the server's proof, the name and a device token."""
+
+    M2: str
+    username: str
+    device_token: str
+
+
+class ProofReply(TypedDict):
+    """``change_password``: the server's proof."""
+
+    M2: str
+
+
+class KeyBackupReply(TypedDict):
+    """``get_key_backup``: the opaque backup (None when there is none)."""
+
+    key_backup: str | None
+
+
+class KeysReply(TypedDict):
+    """``get_keys`` and ``rotate_keys``: a user's directory entry."""
+
+    username: str
+    public_keys: dict[str, str]
+    fingerprint: str | None
+    key_version: int
+
+
+class KeyHistoryReply(TypedDict):
+    """``key_history``: every identity a user has had, oldest first."""
+
+    username: str
+    history: list[dict[str, Any]]
+
+
+class PresenceReply(TypedDict):
+    """``set_presence``: the setting now."""
+
+    share: bool

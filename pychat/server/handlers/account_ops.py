@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +23,14 @@ from pychat.store.accounts import Account
 from pychat.wire.encoding import b64encode
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.schema import b64_bytes, bounded
+from pychat.wire.shapes import (
+    KeyBackupReply,
+    LoginChallengeReply,
+    LoginReply,
+    Nothing,
+    ProofReply,
+    SignupReply,
+)
 
 PUBLIC_KEYS_MAX = 4096
 
@@ -88,7 +95,7 @@ LOGIN_KEY = "login"
 REAUTH_KEY = "reauth"
 
 
-async def signup(deps: HandlerDeps, ctx: OpContext, params: SignupParams) -> Mapping[str, Any]:
+async def signup(deps: HandlerDeps, ctx: OpContext, params: SignupParams) -> SignupReply:
     """Create an account from SRP credentials and public keys."""
     if len(str(params.public_keys)) > PUBLIC_KEYS_MAX:
         raise ProtocolError(ErrorCode.BAD_KEYS, "public keys are too large")
@@ -110,7 +117,7 @@ async def signup(deps: HandlerDeps, ctx: OpContext, params: SignupParams) -> Map
     return {"username": account.username}
 
 
-def login_start(deps: HandlerDeps, ctx: OpContext, params: LoginStartParams) -> Mapping[str, Any]:
+def login_start(deps: HandlerDeps, ctx: OpContext, params: LoginStartParams) -> LoginChallengeReply:
     """The server's SRP challenge (the same shape whether the account exists or not)."""
     ctx.session.scratch.pop(LOGIN_KEY, None)
     challenge, reply = deps.account_service.logins.start_login(
@@ -120,7 +127,7 @@ def login_start(deps: HandlerDeps, ctx: OpContext, params: LoginStartParams) -> 
     return reply
 
 
-def login_finish(deps: HandlerDeps, ctx: OpContext, params: ProofParams) -> Mapping[str, Any]:
+def login_finish(deps: HandlerDeps, ctx: OpContext, params: ProofParams) -> LoginReply:
     """Check the client's proof; the connection is logged in and gets a device token."""
     challenge = ctx.session.scratch.pop(LOGIN_KEY)
     assert isinstance(challenge, LoginChallenge)  # noqa: S101 - the state table guarantees it
@@ -135,7 +142,7 @@ def login_finish(deps: HandlerDeps, ctx: OpContext, params: ProofParams) -> Mapp
 
 async def change_password_start(
     deps: HandlerDeps, ctx: OpContext, params: ReauthStartParams
-) -> Mapping[str, Any]:
+) -> LoginChallengeReply:
     """A fresh SRP challenge for the logged-in user (the state becomes reauth_challenged)."""
     username = current_user(ctx)
     challenge, reply = deps.account_service.logins.start_login(ctx.session.host, username, params.A)
@@ -145,7 +152,7 @@ async def change_password_start(
 
 async def change_password(
     deps: HandlerDeps, ctx: OpContext, params: ChangePasswordParams
-) -> Mapping[str, Any]:
+) -> ProofReply:
     """Prove the old password (the challenge of change_password_start), set new credentials."""
     challenge = ctx.session.scratch.pop(REAUTH_KEY)
     assert isinstance(challenge, LoginChallenge)  # noqa: S101 - the state table guarantees it
@@ -167,14 +174,12 @@ def _own_account(deps: HandlerDeps, ctx: OpContext) -> Account:
     return account
 
 
-async def get_key_backup(deps: HandlerDeps, ctx: OpContext, params: NoParams) -> Mapping[str, Any]:
+async def get_key_backup(deps: HandlerDeps, ctx: OpContext, params: NoParams) -> KeyBackupReply:
     """The opaque key backup this account stored."""
     return {"key_backup": _own_account(deps, ctx).key_backup}
 
 
-async def set_key_backup(
-    deps: HandlerDeps, ctx: OpContext, params: KeyBackupParams
-) -> Mapping[str, Any]:
+async def set_key_backup(deps: HandlerDeps, ctx: OpContext, params: KeyBackupParams) -> Nothing:
     """Replace the opaque key backup."""
     account = _own_account(deps, ctx)
     b64_bytes("key_backup", params.key_backup, min_len=1)
@@ -184,7 +189,7 @@ async def set_key_backup(
     return {}
 
 
-async def logout(deps: HandlerDeps, ctx: OpContext, params: NoParams) -> Mapping[str, Any]:
+async def logout(deps: HandlerDeps, ctx: OpContext, params: NoParams) -> Nothing:
     """Back to unauthenticated on this connection."""
     deps.logged_out(ctx)
     ctx.session.scratch.clear()

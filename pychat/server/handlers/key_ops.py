@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from pychat.server.state import LOGGED_IN, stay_in
 from pychat.store.accounts import Account
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.schema import bounded
+from pychat.wire.shapes import KeyHistoryReply, KeysChangedPush, KeysReply, PresenceReply
 from pychat.wire.usernames import normal_form
 
 log = Logger(namespace="pychat.keys")
@@ -52,7 +52,7 @@ class PresenceParams:
     share: bool
 
 
-def keys_reply(account: Account) -> dict[str, Any]:
+def keys_reply(account: Account) -> KeysReply:
     """The directory entry of ``account``."""
     latest = account.key_history[-1] if account.key_history else {}
     return {
@@ -71,12 +71,12 @@ def lookup(deps: HandlerDeps, raw: str) -> Account:
     return account
 
 
-async def get_keys(deps: HandlerDeps, ctx: OpContext, params: UserParams) -> Mapping[str, Any]:
+async def get_keys(deps: HandlerDeps, ctx: OpContext, params: UserParams) -> KeysReply:
     """A user's current public keys."""
     return keys_reply(lookup(deps, params.username))
 
 
-async def key_history(deps: HandlerDeps, ctx: OpContext, params: UserParams) -> Mapping[str, Any]:
+async def key_history(deps: HandlerDeps, ctx: OpContext, params: UserParams) -> KeyHistoryReply:
     """Every public identity a user has had, with the rotation signatures."""
     account = lookup(deps, params.username)
     return {"username": account.username, "history": account.key_history}
@@ -105,9 +105,7 @@ def _checked_rotation(
     return new
 
 
-async def rotate_keys(
-    deps: HandlerDeps, ctx: OpContext, params: RotateKeysParams
-) -> Mapping[str, Any]:
+async def rotate_keys(deps: HandlerDeps, ctx: OpContext, params: RotateKeysParams) -> KeysReply:
     """Publish new keys signed by the old ones; everyone who talks with the user is told."""
     username = current_user(ctx)
     account = lookup(deps, username)
@@ -133,16 +131,14 @@ async def rotate_keys(
         user=deps.account_service.log_name(username),
         v=version,
     )
-    event = {"user": username, "key_version": version, "fingerprint": fingerprint}
+    event: KeysChangedPush = {"user": username, "key_version": version, "fingerprint": fingerprint}
     for peer in {c.peer_of(username) for c in deps.conversations.for_user(username)}:
         deps.presence.push_to_user(peer, "keys_changed", event)
     deps.presence.push_to_user(username, "keys_changed", event, skip=ctx)
     return keys_reply(updated)
 
 
-async def set_presence(
-    deps: HandlerDeps, ctx: OpContext, params: PresenceParams
-) -> Mapping[str, Any]:
+async def set_presence(deps: HandlerDeps, ctx: OpContext, params: PresenceParams) -> PresenceReply:
     """Whether peers may see when this user is online."""
     username = current_user(ctx)
     account = lookup(deps, username)
