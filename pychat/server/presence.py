@@ -14,6 +14,7 @@ from twisted.logger import Logger
 
 from pychat.server.ops import OpContext
 from pychat.wire.envelope import encode_event
+from pychat.wire.shapes import PresencePush
 
 log = Logger(namespace="pychat.presence")
 
@@ -96,7 +97,8 @@ class Presence:
         if not self._shares(username):
             return
         for peer in self._peers_of(username):
-            self.push_to_user(peer, "presence", {"user": username, "online": online})
+            event: PresencePush = {"user": username, "online": online}
+            self.push_to_user(peer, "presence", event)
 
     def logged_in(self, conn: OpContext, username: str) -> None:
         """``conn`` is now logged in as ``username``."""

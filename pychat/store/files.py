@@ -17,7 +17,6 @@ import os
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptography.exceptions import InvalidTag
 
@@ -25,6 +24,7 @@ from pychat.durable import ensure_private_dir, fsync_dir, write_atomic
 from pychat.store.atrest import RecordSealer
 from pychat.store.blocking import BlockingRunner
 from pychat.store.errors import StoreError
+from pychat.wire.shapes import FileReply
 
 FILES_DIR = "files"
 #: Ciphertext bytes of every chunk but the last (32 KiB of content and a 16-byte tag): a
@@ -190,7 +190,7 @@ class FileStore:
         return len(gone)
 
 
-def describe(record: StoredFile) -> dict[str, Any]:
+def describe(record: StoredFile) -> FileReply:
     """What a member may know of a file."""
     return {
         "file": record.id,

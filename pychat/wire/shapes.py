@@ -204,3 +204,50 @@ class PresenceReply(TypedDict):
     """``set_presence``: the setting now."""
 
     share: bool
+
+
+class FileReply(TypedDict):
+    """``file_chunk`` and ``file_status``: what a member may know of a file."""
+
+    file: str
+    conversation: str
+    size: int
+    chunks: int
+    received: int
+    complete: bool
+    expires: float
+
+
+class FileStartReply(FileReply):
+    """``file_start``: the file, and the size of each chunk."""
+
+    chunk_bytes: int
+
+
+class FileChunkData(TypedDict):
+    """``file_get``: one chunk of a complete file."""
+
+    file: str
+    index: int
+    data: str
+
+
+class PingReply(TypedDict):
+    """``ping``: the server's clock."""
+
+    time: float
+
+
+class SignalPush(TypedDict):
+    """The ``signal`` push: an ephemeral event from the other member."""
+
+    conversation: str
+    sender: str
+    ciphertext: str
+
+
+class PresencePush(TypedDict):
+    """The ``presence`` push: a peer came online or went offline."""
+
+    user: str
+    online: bool

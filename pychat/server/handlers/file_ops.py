@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from pychat.server.handlers.common import CONVERSATION_ID_MAX, HandlerDeps, OpDef, current_user
 from pychat.server.handlers.conversation_ops import member_conversation
@@ -17,6 +15,7 @@ from pychat.server.state import LOGGED_IN, stay_in
 from pychat.store.files import CHUNK_BYTES, StoredFile, describe
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.schema import bad_field, bounded
+from pychat.wire.shapes import FileChunkData, FileReply, FileStartReply
 
 FILE_ID_MAX = 64
 #: The longest base64 chunk a request may carry.
@@ -60,7 +59,7 @@ def _file_of_member(deps: HandlerDeps, me: str, file_id: str) -> StoredFile:
     return record
 
 
-async def file_start(deps: HandlerDeps, ctx: OpContext, params: StartParams) -> Mapping[str, Any]:
+async def file_start(deps: HandlerDeps, ctx: OpContext, params: StartParams) -> FileStartReply:
     """Make room for an upload; the chunks follow with ``file_chunk``."""
     me = current_user(ctx)
     conv = member_conversation(deps, me, params.conversation)
@@ -90,7 +89,7 @@ async def file_start(deps: HandlerDeps, ctx: OpContext, params: StartParams) -> 
     return {**describe(record), "chunk_bytes": CHUNK_BYTES}
 
 
-async def file_chunk(deps: HandlerDeps, ctx: OpContext, params: ChunkParams) -> Mapping[str, Any]:
+async def file_chunk(deps: HandlerDeps, ctx: OpContext, params: ChunkParams) -> FileReply:
     """Store the next chunk of one's own upload (a chunk already stored is acknowledged
     again, so a resend after a lost reply is safe)."""
     me = current_user(ctx)
@@ -118,12 +117,12 @@ async def file_chunk(deps: HandlerDeps, ctx: OpContext, params: ChunkParams) -> 
     return describe(record)
 
 
-async def file_status(deps: HandlerDeps, ctx: OpContext, params: FileParams) -> Mapping[str, Any]:
+async def file_status(deps: HandlerDeps, ctx: OpContext, params: FileParams) -> FileReply:
     """How far a file's upload got (for resuming, or before downloading)."""
     return describe(_file_of_member(deps, current_user(ctx), params.file))
 
 
-async def file_get(deps: HandlerDeps, ctx: OpContext, params: FileParams) -> Mapping[str, Any]:
+async def file_get(deps: HandlerDeps, ctx: OpContext, params: FileParams) -> FileChunkData:
     """Chunk ``index`` of a complete file."""
     record = _file_of_member(deps, current_user(ctx), params.file)
     index = params.index if params.index is not None else 0

@@ -11,6 +11,7 @@ from pychat.server.handlers.common import HandlerDeps, OpDef
 from pychat.server.ops import OpContext
 from pychat.server.state import AFTER_HELLO, Outcome, State, stay_in
 from pychat.wire.errors import ErrorCode, ProtocolError
+from pychat.wire.shapes import PingReply
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def hello(deps: HandlerDeps, ctx: OpContext, params: HelloParams) -> Mapping[str
     }
 
 
-def ping(deps: HandlerDeps, ctx: OpContext, params: PingParams) -> Mapping[str, Any]:
+def ping(deps: HandlerDeps, ctx: OpContext, params: PingParams) -> PingReply:
     """The server's time: a keep-alive and a round-trip measure."""
     return {"time": deps.clock.seconds()}
 

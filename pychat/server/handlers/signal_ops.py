@@ -8,9 +8,7 @@ the reply does not say whether anyone got it (presence stays as private as the p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from pychat.server.account_errors import rate_limited
 from pychat.server.handlers.common import CONVERSATION_ID_MAX, HandlerDeps, OpDef, current_user
@@ -18,6 +16,7 @@ from pychat.server.handlers.conversation_ops import member_conversation
 from pychat.server.ops import OpContext
 from pychat.server.state import LOGGED_IN, stay_in
 from pychat.wire.schema import bounded
+from pychat.wire.shapes import Nothing, SignalPush
 
 #: The longest signal ciphertext: room for a small signed event, not for a message.
 MAX_SIGNAL = 2048
@@ -34,14 +33,14 @@ class SignalParams:
     ciphertext: str = bounded(max_len=MAX_SIGNAL, min_len=1)
 
 
-async def signal(deps: HandlerDeps, ctx: OpContext, params: SignalParams) -> Mapping[str, Any]:
+async def signal(deps: HandlerDeps, ctx: OpContext, params: SignalParams) -> Nothing:
     """Relay the event to the other member's open connections (and this user's others)."""
     me = current_user(ctx)
     conv = member_conversation(deps, me, params.conversation)
     wait = deps.signal_limits.take(me)
     if wait > 0:
         raise rate_limited(wait, "signals")
-    payload = {"conversation": conv.id, "sender": me, "ciphertext": params.ciphertext}
+    payload: SignalPush = {"conversation": conv.id, "sender": me, "ciphertext": params.ciphertext}
     deps.presence.push_to_user(conv.peer_of(me), "signal", payload)
     return {}
 
