@@ -15,33 +15,32 @@ from typing import Any, NotRequired, TypedDict
 Envelope = dict[str, Any]
 
 
-class StoredMessage(TypedDict):
-    """A message's record as the store keeps it (sealed at rest)."""
+class _MessageFields(TypedDict):
+    """What every shape of a message holds."""
 
     seq: int
     sender: str
     epoch: int
-    #: Empty for a disappearing message, whose ciphertext is in its blob.
+    #: Empty in a disappearing message's record, whose ciphertext is in its blob.
     ciphertext: str
     client_id: str
     #: The server's clock when it stored the message.
     time: float
-    #: A disappearing message's blob name and expiry.
-    blob: NotRequired[str]
+    #: A disappearing message's expiry.
     expires: NotRequired[int]
 
 
-class Message(TypedDict):
+class StoredMessage(_MessageFields):
+    """A message's record as the store keeps it (sealed at rest)."""
+
+    #: A disappearing message's blob name.
+    blob: NotRequired[str]
+
+
+class Message(_MessageFields):
     """A message as clients see it (``history`` entries, ``message`` pushes)."""
 
     conversation: str
-    seq: int
-    sender: str
-    epoch: int
-    ciphertext: str
-    client_id: str
-    time: float
-    expires: NotRequired[int]
 
 
 class Summary(TypedDict):
