@@ -120,6 +120,18 @@ class FileStore:
         sealed = self._sealer.seal(json.dumps(body).encode(), self._aad(record.id))
         write_atomic(self.directory / f"{record.id}.meta", sealed, mode=0o600)
 
+    def record(self, file_id: str) -> StoredFile | None:
+        """The file with this id, or None."""
+        return self.files.get(file_id)
+
+    def records(self) -> list[StoredFile]:
+        """Every file."""
+        return list(self.files.values())
+
+    def data_path(self, file_id: str) -> Path:
+        """Where a file's data lies (for a copy of the store: rotation, backup)."""
+        return self._data(file_id)
+
     def bytes_of(self, owner: str) -> int:
         """What ``owner``'s files take (their declared sizes)."""
         return sum(f.size for f in self.files.values() if f.owner == owner)

@@ -10,6 +10,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from pychat.store.accounts import Account
 from pychat.store.conversation import Conversation, NewMessage
+from pychat.store.files import StoredFile
 from pychat.wire.shapes import Duplicate, Envelope, StoredMessage
 
 
@@ -98,3 +99,50 @@ class ConversationRepository(Protocol):
 
     async def close(self) -> None:
         """Flush what is pending and close (at a clean stop)."""
+
+
+class FileRepository(Protocol):
+    """Encrypted files users send each other (opaque chunks; docs/protocol.md, files)."""
+
+    def record(self, file_id: str) -> StoredFile | None:
+        """The file with this id, or None."""
+
+    def records(self) -> list[StoredFile]:
+        """Every file."""
+
+    def bytes_of(self, owner: str) -> int:
+        """What ``owner``'s files take (their declared sizes)."""
+
+    def of_user(self, owner: str) -> list[StoredFile]:
+        """``owner``'s files."""
+
+    async def start(
+        self, owner: str, conversation: str, size: int, chunks: int, now: float, max_age: float
+    ) -> StoredFile:
+        """A new, empty upload (durable when this returns)."""
+
+    async def put(self, record: StoredFile, index: int, chunk: bytes) -> None:
+        """Append chunk ``index`` (the next one) durably."""
+
+    async def get(self, record: StoredFile, index: int) -> bytes:
+        """Chunk ``index`` of a complete file."""
+
+    async def delete(self, record: StoredFile) -> None:
+        """Remove a file, data and record."""
+
+    async def sweep(self, now: float) -> int:
+        """Delete every expired file; return how many went."""
+
+
+class BlobRepository(Protocol):
+    """The ciphertexts of disappearing messages, kept apart from the log and deleted when
+    they expire."""
+
+    async def put(self, conversation: str, ciphertext: str, expires: float) -> str:
+        """Keep a ciphertext until ``expires``; return its name (the record holds it)."""
+
+    async def get(self, conversation: str, name: str) -> str | None:
+        """A kept ciphertext, or None once it is gone."""
+
+    async def sweep(self, now: float) -> int:
+        """Delete what has expired; return how many went."""

@@ -99,8 +99,8 @@ def _rotate_files(store: Any, target: Path, new_key: AtRestKey) -> None:
     """File records sealed again under the new key; the data (the clients' ciphertext, not
     sealed by the store key) is hard-linked, not copied."""
     fresh = FileStore(target, new_key.sealer("files"), inline_runner)
-    for record in store.files.files.values():
-        os.link(store.files.directory / f"{record.id}.data", target / f"{record.id}.data")
+    for record in store.files.records():
+        os.link(store.files.data_path(record.id), target / f"{record.id}.data")
         fresh.write_record(record)
 
 

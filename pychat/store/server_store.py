@@ -11,7 +11,12 @@ from pychat.store.blocking import BlockingRunner
 from pychat.store.conversations import ConversationStore
 from pychat.store.ephemeral import EPHEMERAL_DIR, EphemeralStore
 from pychat.store.files import FILES_DIR, FileStore
-from pychat.store.interfaces import AccountRepository, ConversationRepository
+from pychat.store.interfaces import (
+    AccountRepository,
+    BlobRepository,
+    ConversationRepository,
+    FileRepository,
+)
 from pychat.store.invites import InviteBook
 from pychat.store.rotation_state import check_no_rotation
 
@@ -28,9 +33,9 @@ class ServerStore:
     conversations: ConversationRepository
     invites: InviteBook
     #: Encrypted files users send each other.
-    files: FileStore
+    files: FileRepository
     #: The ciphertext of disappearing messages (deleted when they expire).
-    ephemeral: EphemeralStore
+    ephemeral: BlobRepository
     #: Where the store's blocking work runs (a thread pool, or inline in tests and tools).
     run_blocking: BlockingRunner
 
@@ -45,9 +50,7 @@ class ServerStore:
         convs = self.conversations.for_user(username)
         for conv in convs:
             await self.conversations.delete(conv)
-        for record in [
-            f for f in self.files.files.values() if f.conversation in {c.id for c in convs}
-        ]:
+        for record in [f for f in self.files.records() if f.conversation in {c.id for c in convs}]:
             await self.files.delete(record)
         await self.accounts.delete(username)
         return len(convs)

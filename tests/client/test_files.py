@@ -164,5 +164,5 @@ async def test_a_file_in_a_disappearing_conversation_goes_with_its_messages(
     source = tmp_path / "short-lived.txt"
     source.write_text("gone within the hour\n")
     await alice.files.send("bob", source)
-    (record,) = memory.chat.store.files.files.values()
+    (record,) = memory.chat.store.files.records()
     assert record.expires - memory.clock.seconds() <= 3600  # not the operator's week

@@ -45,7 +45,7 @@ def _contents(data: Path, key: Path) -> tuple[list[str], list[str], dict[str, in
     texts.append(done(defer.ensureDeferred(store.ephemeral.get(conv.id, timed["blob"]))))
     names = sorted(a.username for a in store.accounts)
     read = dict(conv.read)
-    (record,) = store.files.files.values()
+    (record,) = store.files.records()
     chunk = done(defer.ensureDeferred(store.files.get(record, 0)))
     defer.ensureDeferred(store.close())
     return names, texts, read, chunk

@@ -28,9 +28,12 @@ if TYPE_CHECKING:
     from pychat.server.ratelimit import TokenBucket
     from pychat.server.recent_log import RecentLog
     from pychat.server.signup_gate import SignupGate
-    from pychat.store.ephemeral import EphemeralStore
-    from pychat.store.files import FileStore
-    from pychat.store.interfaces import AccountRepository, ConversationRepository
+    from pychat.store.interfaces import (
+        AccountRepository,
+        BlobRepository,
+        ConversationRepository,
+        FileRepository,
+    )
 
 #: Longest username a client may send (the normal form is at most 32 characters; this leaves
 #: room for forms that normalise shorter).
@@ -68,9 +71,9 @@ class HandlerDeps:
     #: Signals (typing, read marks) each user may send: a token bucket by username.
     signal_limits: TokenBucket
     #: Encrypted files.
-    files: FileStore
+    files: FileRepository
     #: The ciphertext of disappearing messages.
-    ephemeral: EphemeralStore
+    ephemeral: BlobRepository
 
 
 Handler = Callable[

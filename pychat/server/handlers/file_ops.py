@@ -50,7 +50,7 @@ class FileParams:
 
 
 def _file_of_member(deps: HandlerDeps, me: str, file_id: str) -> StoredFile:
-    record = deps.files.files.get(file_id)
+    record = deps.files.record(file_id)
     conv = deps.conversations.get(record.conversation) if record is not None else None
     if record is None or record.expires <= deps.clock.seconds() or conv is None:
         raise ProtocolError(ErrorCode.UNKNOWN_FILE, "no such file (or it expired)")
