@@ -34,8 +34,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from twisted.logger import Logger
+
 from pychat.durable import fsync_dir
 from pychat.store.errors import StoreError
+
+log = Logger(namespace="pychat.store")
 
 # The system calls that can fail with a full or failing disk, named so tests can inject faults.
 _os_write = os.write
@@ -328,7 +332,7 @@ def _replay_log(path: Path, replay: _Replay, on_cut: Callable[[Path, int], None]
                 path, f"it is shorter ({size} bytes) than its last checkpoint ({start})"
             )
         if size > position:
-            on_cut(path, size - position)  # written, never journaled: never acknowledged
+            _report_unjournaled(fd, path, position, size, on_cut)
         os.ftruncate(fd, start)
         os.lseek(fd, start, os.SEEK_SET)
         view = memoryview(b"".join(line for _, _, line in replay.records))
@@ -337,3 +341,24 @@ def _replay_log(path: Path, replay: _Replay, on_cut: Callable[[Path, int], None]
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _report_unjournaled(
+    fd: int, path: Path, position: int, size: int, on_cut: Callable[[Path, int], None]
+) -> None:
+    """Say what is cut past the journal's last record of a log: whole records written after
+    the last commit (never acknowledged, so nobody was told of them), and a torn one (an
+    unfinished line) if the crash came in the middle of a write."""
+    tail = os.pread(fd, size - position, position)
+    whole = tail.rfind(b"\n") + 1
+    records = tail[:whole].count(b"\n")
+    if records:
+        log.info(
+            "dropped {k} record(s) ({n} bytes) written to {path} after the last commit: "
+            "never acknowledged, so no one was told of them",
+            k=records,
+            n=whole,
+            path=str(path),
+        )
+    if whole < len(tail):
+        on_cut(path, len(tail) - whole)  # an unfinished line: torn

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from twisted.internet import defer
-from twisted.logger import globalLogPublisher
+from twisted.logger import formatEvent, globalLogPublisher
 
 from pychat.store import journal
 from pychat.store.blocking import inline_runner
@@ -129,8 +129,21 @@ def test_a_record_in_a_log_but_not_in_the_journal_was_never_acknowledged_and_is_
     assert acknowledged.called
     _send(store, conv, "in flight")  # written to its log; its batch is held ...
     assert conv.messages.path.stat().st_size > conv.messages.durable_end
+    _send(store, conv, "also in flight")
     _crash(store)  # ... and the crash comes before the batch writes the journal
-    assert _texts(_open(tmp_path)) == {("alice", "bob"): ["acknowledged"]}
+    with open(conv.messages.path, "ab") as log_file:
+        log_file.write(b'{"s":"half a rec')  # and the last write was cut short
+    seen: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(as_observer(seen.append))
+    try:
+        assert _texts(_open(tmp_path)) == {("alice", "bob"): ["acknowledged"]}
+    finally:
+        globalLogPublisher.removeObserver(as_observer(seen.append))
+    said = [formatEvent(e) for e in seen]
+    (dropped,) = [line for line in said if "after the last commit" in line]
+    assert "dropped 2 record(s)" in dropped and "never acknowledged" in dropped
+    (torn,) = [line for line in said if "torn record" in line]
+    assert "cut a torn record of 16 bytes" in torn  # only the unfinished line is torn
 
 
 def test_a_torn_journal_tail_is_cut_and_a_damaged_line_stops_the_start(tmp_path: Path) -> None:
