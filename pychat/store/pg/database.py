@@ -1,0 +1,94 @@
+"""A connection to PostgreSQL: opened and migrated at start (a blocking moment, like opening
+the flat files), then every query in a named transaction function on a thread pool
+(``twisted.enterprise.adbapi``, as Synapse does), so the reactor never waits on the database.
+
+psycopg (version 3) is the driver: maintained, typed, DB-API 2.0 (which adbapi drives), with
+binary wheels.  It is an optional dependency (``pip install 'pychat[postgresql]'``); the flat
+files need none of this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from twisted.enterprise import adbapi
+from twisted.internet import defer
+
+from pychat.store.pg.schema import SchemaTooNew, migrate
+
+T = TypeVar("T")
+
+#: Connections a node keeps to the database (one per thread that runs a query).
+POOL_MIN, POOL_MAX = 1, 4
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or used; the message is one line for the operator."""
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise DatabaseUnavailable(
+            "a postgresql:// database needs psycopg: pip install 'pychat[postgresql]'"
+        ) from None
+    return psycopg
+
+
+def _where(url: str) -> str:
+    """The URL without a password, for messages."""
+    head, at, tail = url.rpartition("@")
+    return f"postgresql://…@{tail}" if at and ":" in head.split("//", 1)[-1] else url
+
+
+class Database:
+    """One node's way to the database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pool: adbapi.ConnectionPool | None = None
+
+    @classmethod
+    def open(cls, url: str) -> Database:
+        """Connect, bring the schema up to date, and return the database.
+
+        :raises DatabaseUnavailable: unreachable, refused, or a schema newer than this code.
+        """
+        psycopg = _psycopg()
+        try:
+            with psycopg.connect(url, connect_timeout=10) as conn:
+                migrate(conn)
+        except SchemaTooNew as exc:
+            raise DatabaseUnavailable(f"{_where(url)}: {exc}") from None
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DatabaseUnavailable(f"cannot use the database {_where(url)}: {first}") from None
+        return cls(url)
+
+    def query_now(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one query, at once (at start, before the reactor runs)."""
+        psycopg = _psycopg()
+        with psycopg.connect(self.url, connect_timeout=10) as conn:
+            return list(conn.execute(sql, args).fetchall())
+
+    @property
+    def pool(self) -> adbapi.ConnectionPool:
+        if self._pool is None:
+            self._pool = adbapi.ConnectionPool(
+                "psycopg", self.url, cp_min=POOL_MIN, cp_max=POOL_MAX, cp_reconnect=True
+            )
+        return self._pool
+
+    def run(self, work: Callable[..., T], *args: Any) -> defer.Deferred[T]:
+        """``work(cursor, *args)`` in one transaction on a pool thread (committed when it
+        returns, rolled back when it raises)."""
+        d: defer.Deferred[T] = self.pool.runInteraction(work, *args)
+        return d
+
+    def close(self) -> None:
+        """Close the pool's connections."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
