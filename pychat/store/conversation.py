@@ -62,6 +62,11 @@ class Conversation:
         added now begins (its envelope's ``after``)."""
         return len(self.messages)
 
+    @property
+    def stored_bytes(self) -> int:
+        """What the conversation takes in the store, sealed (for ``whatdoyouknow``)."""
+        return self.messages.durable_end + self.control.durable_end
+
     def newer_epoch_by(self, sender: str, epoch: int) -> int | None:
         """The newest epoch above ``epoch`` that ``sender`` began with a placed (version-2)
         envelope, or None: readers refuse ``sender``'s messages in older epochs after it."""

@@ -74,7 +74,7 @@ def _conversations(deps: HandlerDeps, me: str) -> list[dict[str, Any]]:
                 "messages": conv.last_seq,
                 "epochs": len(conv.epochs),
                 "your_read_marker": conv.read.get(me, 0),
-                "stored_bytes": conv.messages.durable_end + conv.control.durable_end,
+                "stored_bytes": conv.stored_bytes,
                 "damaged": conv.damaged is not None,
             }
         )
