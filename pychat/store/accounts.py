@@ -14,75 +14,30 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from twisted.internet.defer import DeferredLock
 
 from pychat.durable import ensure_private_dir, fsync_dir, write_atomic
+from pychat.store.account_cache import AccountCache
+from pychat.store.accounts_record import FORMAT, VERSION, Account
 from pychat.store.atrest import AtRestKey, SealedDirectory
 from pychat.store.blocking import BlockingRunner
-from pychat.store.errors import StoreError, UsernameTaken
+from pychat.store.errors import StoreError
 
-FORMAT = "pychat-account"
-VERSION = 1
-
-
-@dataclass(frozen=True)
-class Account:
-    """Everything the server keeps about one user.  Nothing here is secret from the server:
-    the verifier proves a password without revealing it, and the keys are public.
-
-    :ivar username: the normal form.
-    :ivar salt: the SRP salt (b64).
-    :ivar verifier: the SRP verifier (b64, big-endian).
-    :ivar kdf: the KDF parameters the client uses to derive x.
-    :ivar public_keys: the user's current public identity (JSON form).
-    :ivar key_version: 1 at signup, +1 per key rotation.
-    :ivar key_backup: the client's encrypted private-key backup (opaque), if any.
-    :ivar share_presence: whether peers are told when this user comes and goes.
-    :ivar key_history: every public identity the user has had, oldest first; entries are
-        ``{"key_version", "public_keys", "fingerprint", "signature", "time"}`` (the signature,
-        by the previous signing key, is null for the first).  Only ever appended to.
-    :ivar disabled: the operator disabled the account (``pychat-admin disable``): its logins
-        are refused.
-    :ivar last_login: when the user last logged in (saved at most once an hour), or None.
-    """
-
-    username: str
-    salt: str
-    verifier: str
-    kdf: dict[str, Any]
-    public_keys: dict[str, str]
-    created: float
-    updated: float
-    key_version: int = 1
-    key_backup: str | None = None
-    share_presence: bool = True
-    key_history: list[dict[str, Any]] = field(default_factory=list)
-    disabled: bool = False
-    last_login: float | None = None
-
-    def with_changes(self, **changes: Any) -> Account:
-        """A copy with ``changes`` applied."""
-        return replace(self, **changes)
+__all__ = ["FORMAT", "VERSION", "Account", "AccountStore"]
 
 
-class AccountStore:
+class AccountStore(AccountCache):
     """The accounts of one data dir, in memory, written through to disk."""
 
     def __init__(self, place: SealedDirectory) -> None:
+        super().__init__()
         self.directory = place.directory
         self._sealer = place.sealer
         self._names = place.names
         self._run = place.run_blocking
-        self._accounts: dict[str, Account] = {}
-        self._reserved: set[str] = set()
-        self._locks: dict[str, DeferredLock] = {}
 
     @classmethod
     def open(cls, directory: Path, key: AtRestKey, run_blocking: BlockingRunner) -> AccountStore:
@@ -141,76 +96,19 @@ class AccountStore:
         body = {"format": FORMAT, "v": VERSION, "sealed": base64.b64encode(sealed).decode()}
         return json.dumps(body).encode() + b"\n"
 
-    # -- the interface -----------------------------------------------------------------------
+    # -- writing one account (AccountCache) -----------------------------------------------
 
-    def get(self, username: str) -> Account | None:
-        """The account of a normal-form username, or None."""
-        return self._accounts.get(username)
+    async def _write_new(self, account: Account) -> bool:
+        path = self._path(account.username)
+        await self._run(write_atomic, path, self._encode(account, path), 0o600)
+        return True
 
-    def __iter__(self) -> Iterator[Account]:
-        return iter(list(self._accounts.values()))
+    async def _write(self, account: Account) -> None:
+        path = self._path(account.username)
+        await self._run(write_atomic, path, self._encode(account, path), 0o600)
 
-    def __len__(self) -> int:
-        return len(self._accounts)
-
-    async def create(self, account: Account) -> None:
-        """Store a new account durably.
-
-        :raises UsernameTaken: the name exists or is being created right now.
-        """
-        name = account.username
-        if name in self._accounts or name in self._reserved:
-            raise UsernameTaken(name)
-        self._reserved.add(name)
-        try:
-            path = self._path(name)
-            await self._run(write_atomic, path, self._encode(account, path), 0o600)
-            self._accounts[name] = account
-        finally:
-            self._reserved.discard(name)
-
-    async def delete(self, username: str) -> None:
-        """Remove an account durably (its file, then the directory entry is synced), after
-        any change to it already under way."""
-        async with self._turn(username):
-            if username not in self._accounts:
-                raise KeyError(username)
-            path = self._path(username)
-            await self._run(_unlink_durably, path)
-            del self._accounts[username]
-
-    async def update(self, username: str, **changes: Any) -> Account:
-        """Change fields of an existing account durably; return the account as changed (the
-        memory copy changes once it is on disk).
-
-        Changes to one account take turns, each applied to the account as the one before it
-        left it: two made at once (an operator's ``disabled`` and a login's ``last_login``, a
-        new password and a key backup) both hold, where writing whole copies let the one that
-        finished last silently undo the other.
-
-        :raises KeyError: there is no such account (or it was deleted meanwhile).
-        """
-        async with self._turn(username):
-            current = self._accounts.get(username)
-            if current is None:
-                raise KeyError(username)
-            account = current.with_changes(**changes)
-            path = self._path(username)
-            await self._run(write_atomic, path, self._encode(account, path), 0o600)
-            self._accounts[username] = account
-            return account
-
-    @asynccontextmanager
-    async def _turn(self, username: str) -> AsyncIterator[None]:
-        """One change to ``username``'s file at a time, in the order they were asked for."""
-        lock = self._locks.setdefault(username, DeferredLock())
-        await lock.acquire()
-        try:
-            yield
-        finally:
-            lock.release()
-            if not lock.locked and not lock.waiting:
-                self._locks.pop(username, None)
+    async def _remove(self, username: str) -> None:
+        await self._run(_unlink_durably, self._path(username))
 
 
 def _unlink_durably(path: Path) -> None:

@@ -5,30 +5,25 @@ every login), loaded at start and written through."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from twisted.internet.defer import DeferredLock
 
-from pychat.store.accounts import FORMAT, VERSION, Account
+from pychat.store.account_cache import AccountCache
+from pychat.store.accounts_record import FORMAT, VERSION, Account
 from pychat.store.atrest import AtRestKey
-from pychat.store.errors import UsernameTaken
 from pychat.store.pg.database import Database, DatabaseUnavailable
 
 
-class PgAccountStore:
+class PgAccountStore(AccountCache):
     """The accounts of one database (an :class:`~pychat.store.interfaces.AccountRepository`)."""
 
     def __init__(self, database: Database, key: AtRestKey) -> None:
+        super().__init__()
         self._db = database
         self._sealer = key.sealer("account")
         self._names = key.name_hasher("account")
-        self._accounts: dict[str, Account] = {}
-        self._reserved: set[str] = set()
-        self._locks: dict[str, DeferredLock] = {}
 
     @classmethod
     def open(cls, database: Database, key: AtRestKey) -> PgAccountStore:
@@ -62,70 +57,19 @@ class PgAccountStore:
             raise DatabaseUnavailable(f"the account row {name_key[:12]}… is in the wrong row")
         return account
 
-    # -- the interface -----------------------------------------------------------------------
+    # -- writing one account (AccountCache) -----------------------------------------------
 
-    def get(self, username: str) -> Account | None:
-        """The account of a normal-form username, or None."""
-        return self._accounts.get(username)
+    async def _write_new(self, account: Account) -> bool:
+        name_key, sealed = self._seal(account)
+        inserted: bool = await self._db.run(_insert, name_key, sealed)
+        return inserted
 
-    def __iter__(self) -> Iterator[Account]:
-        return iter(list(self._accounts.values()))
+    async def _write(self, account: Account) -> None:
+        name_key, sealed = self._seal(account)
+        await self._db.run(_update, name_key, sealed)
 
-    def __len__(self) -> int:
-        return len(self._accounts)
-
-    async def create(self, account: Account) -> None:
-        """Store a new account durably (committed).
-
-        :raises UsernameTaken: the name exists or is being created right now.
-        """
-        name = account.username
-        if name in self._accounts or name in self._reserved:
-            raise UsernameTaken(name)
-        self._reserved.add(name)
-        try:
-            name_key, sealed = self._seal(account)
-            inserted = await self._db.run(_insert, name_key, sealed)
-            if not inserted:
-                raise UsernameTaken(name)
-            self._accounts[name] = account
-        finally:
-            self._reserved.discard(name)
-
-    async def delete(self, username: str) -> None:
-        """Remove an account durably, after any change to it already under way."""
-        async with self._turn(username):
-            if username not in self._accounts:
-                raise KeyError(username)
-            await self._db.run(_delete, self._names(username))
-            del self._accounts[username]
-
-    async def update(self, username: str, **changes: Any) -> Account:
-        """Change fields of an existing account durably, one change at a time per account,
-        each applied to what the one before left.
-
-        :raises KeyError: there is no such account (or it was deleted meanwhile).
-        """
-        async with self._turn(username):
-            current = self._accounts.get(username)
-            if current is None:
-                raise KeyError(username)
-            account = current.with_changes(**changes)
-            name_key, sealed = self._seal(account)
-            await self._db.run(_update, name_key, sealed)
-            self._accounts[username] = account
-            return account
-
-    @asynccontextmanager
-    async def _turn(self, username: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(username, DeferredLock())
-        await lock.acquire()
-        try:
-            yield
-        finally:
-            lock.release()
-            if not lock.locked and not lock.waiting:
-                self._locks.pop(username, None)
+    async def _remove(self, username: str) -> None:
+        await self._db.run(_delete, self._names(username))
 
 
 def _insert(cursor: Any, name_key: str, sealed: bytes) -> bool:
