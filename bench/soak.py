@@ -41,6 +41,7 @@ from pychat.client.protocol import ClientProtocol, ConnectionClosed, RemoteError
 from pychat.crypto.identity import IdentityKeyPair
 from pychat.crypto.kdf import minimum_params
 from pychat.srp import SrpParams
+from tests.process_helpers import history_of
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVELOPE = {"epoch": 1, "wrapped": {"a": "AAAA", "b": "BBBB"}, "signature": "c2ln"}
@@ -169,14 +170,7 @@ async def run_senders(port: int, conv: str, tally: Tally, seconds: float) -> lis
 
 async def read_back(port: int, conv: str) -> list[dict[str, Any]]:
     proto = await connect(port, "bob")
-    stored: list[dict[str, Any]] = []
-    after = 0
-    while True:
-        page = await proto.request("history", conversation=conv, after=after, limit=100)
-        stored += page["messages"]
-        if not page["has_more"]:
-            break
-        after = page["messages"][-1]["seq"]
+    stored = await history_of(proto, conv)
     proto.close()
     return stored
 
