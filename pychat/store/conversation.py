@@ -10,6 +10,7 @@ from twisted.internet import defer
 
 from pychat.store.recent_ids import RecentIds
 from pychat.store.sealed_log import SealedLog
+from pychat.wire.shapes import Envelope
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,34 @@ class NewMessage:
     time: float
     #: Fields of a disappearing message's record: ``blob`` and ``expires``.
     extra: dict[str, Any] | None = None
+
+
+class EpochRefused(Exception):
+    """A key envelope that is not the next epoch, or (version 2) not placed after the
+    conversation's last message; ``after`` is the place to use."""
+
+    def __init__(self, message: str, after: int) -> None:
+        super().__init__(message)
+        self.after = after
+
+
+def check_place(envelope: Envelope, epochs: int, position: int) -> None:
+    """Refuse an envelope that is not epoch ``epochs + 1``, or whose ``after`` (version 2) is
+    not ``position``: the seq of the last message stored so far, where the epoch then begins
+    (docs/e2e.md §2; readers tell what was sent before it from what was sent after).  Every
+    backend runs this where it knows the last seq for sure (the database: in the transaction).
+
+    :raises EpochRefused: saying which, with the place to use.
+    """
+    expected = epochs + 1
+    if envelope.get("epoch") != expected:
+        raise EpochRefused(f"the next epoch is {expected}, not {envelope.get('epoch')}", position)
+    if "after" in envelope and envelope["after"] != position:
+        raise EpochRefused(
+            f"the conversation's last message is #{position}: an envelope made now begins "
+            f"after it, not after #{envelope['after']}",
+            position,
+        )
 
 
 def pair(a: str, b: str) -> tuple[str, str]:

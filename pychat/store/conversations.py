@@ -25,7 +25,7 @@ from pychat.durable import ensure_private_dir, fsync_dir
 from pychat.store.atrest import AtRestKey, SealedDirectory
 from pychat.store.blocking import BlockingRunner
 from pychat.store.control import ControlLogs
-from pychat.store.conversation import Conversation, NewMessage, pair
+from pychat.store.conversation import Conversation, NewMessage, check_place, pair
 from pychat.store.conversation_files import ConversationFiles, report_cut
 from pychat.store.errors import LogDamaged, StorageFailure
 from pychat.store.group_commit import GroupCommitter
@@ -175,7 +175,11 @@ class ConversationStore:
         return conv
 
     async def add_epoch(self, conv: Conversation, envelope: Envelope, now: float) -> None:
-        """Append a key epoch."""
+        """Append a key epoch, the next one, placed after the last message.
+
+        :raises EpochRefused: not the next number, or placed elsewhere.
+        """
+        check_place(envelope, len(conv.epochs), conv.position)
         conv.epochs.append(envelope)
         try:
             await self.control.append(conv, {"t": "epoch", "envelope": envelope, "time": now})

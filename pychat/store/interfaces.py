@@ -64,6 +64,8 @@ class ConversationRepository(Protocol):
         """A new conversation with its first key epoch."""
 
     async def add_epoch(self, conv: Conversation, envelope: Envelope, now: float) -> None:
+        """Append the next key epoch, placed after the last message (``check_place``);
+        raise EpochRefused otherwise."""
         """Append a key epoch."""
 
     async def set_read(self, conv: Conversation, username: str, seq: int) -> None:

@@ -26,7 +26,7 @@ from pychat.server.handlers.common import (
 )
 from pychat.server.ops import Later, OpContext
 from pychat.server.state import LOGGED_IN, stay_in
-from pychat.store.conversation import Conversation, NewMessage
+from pychat.store.conversation import Conversation, EpochRefused, NewMessage, check_place
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.message_text import message_push_line
 from pychat.wire.schema import bad_field, bounded
@@ -139,37 +139,31 @@ async def _served(
     return out
 
 
-def check_envelope(envelope: Mapping[str, Any], expected_epoch: int, position: int) -> Envelope:
-    """An envelope's size, epoch number and (from version 2) place in the log; the rest of
-    its content is the clients' business.
-
-    A version-2 envelope's signed ``after`` must be ``position``, the seq of the last message
-    stored so far: the epoch then begins exactly there, and readers can tell what was sent
-    before it from what was sent after (docs/e2e.md §3, key validity).
-    """
+def check_envelope(envelope: Mapping[str, Any], first: bool) -> Envelope:
+    """An envelope's shape and size as the server needs them: an integer ``epoch`` (1 for
+    ``first``), and from version 2 an integer ``after`` (0 for ``first``).  Its number and
+    place against the conversation are the store's to check (``check_place``), where the
+    last seq is known for sure; the rest of its content is the clients' business."""
     epoch = envelope.get("epoch")
     if not isinstance(epoch, int) or isinstance(epoch, bool):
         raise bad_field("envelope", "must hold an integer 'epoch'")
-    if epoch != expected_epoch:
-        raise ProtocolError(
-            ErrorCode.BAD_EPOCH,
-            f"the next epoch is {expected_epoch}, not {epoch}",
-            details={"after": position},
-        )
     if "after" in envelope or envelope.get("v") == 2:
         after = envelope.get("after")
         if not isinstance(after, int) or isinstance(after, bool):
             raise bad_field("envelope", "must hold an integer 'after'")
-        if after != position:
-            raise ProtocolError(
-                ErrorCode.BAD_EPOCH,
-                f"the conversation's last message is #{position}: an envelope made now "
-                f"begins after it, not after #{after}",
-                details={"after": position},
-            )
     if len(json.dumps(envelope)) > limits.MAX_ENVELOPE:
         raise bad_field("envelope", f"must be at most {limits.MAX_ENVELOPE} bytes of JSON")
-    return dict(envelope)
+    placed = dict(envelope)
+    if first:
+        try:
+            check_place(placed, 0, 0)
+        except EpochRefused as exc:
+            raise _refused(exc) from None
+    return placed
+
+
+def _refused(exc: EpochRefused) -> ProtocolError:
+    return ProtocolError(ErrorCode.BAD_EPOCH, str(exc), details={"after": exc.after})
 
 
 def member_conversation(deps: HandlerDeps, username: str, conversation_id: str) -> Conversation:
@@ -211,7 +205,7 @@ async def open_conversation(deps: HandlerDeps, ctx: OpContext, params: OpenParam
     if conv is None:
         if params.envelope is None:
             raise bad_field("envelope", "is required to start a new conversation")
-        envelope = check_envelope(params.envelope, 1, 0)
+        envelope = check_envelope(params.envelope, first=True)
         conv = await deps.conversations.create(me, peer, envelope, deps.clock.seconds())
         created = True
         payload: ConversationPush = {
@@ -228,8 +222,11 @@ async def add_epoch(deps: HandlerDeps, ctx: OpContext, params: EpochParams) -> A
     """A new key epoch, told to both members."""
     me = current_user(ctx)
     conv = member_conversation(deps, me, params.conversation)
-    envelope = check_envelope(params.envelope, len(conv.epochs) + 1, conv.position)
-    await deps.conversations.add_epoch(conv, envelope, deps.clock.seconds())
+    envelope = check_envelope(params.envelope, first=False)
+    try:
+        await deps.conversations.add_epoch(conv, envelope, deps.clock.seconds())
+    except EpochRefused as exc:
+        raise _refused(exc) from None
     event: EpochPush = {"conversation": conv.id, "epoch": len(conv.epochs), "envelope": envelope}
     deps.presence.push_to_user(conv.peer_of(me), "epoch", event)
     deps.presence.push_to_user(me, "epoch", event, skip=ctx)
