@@ -108,7 +108,7 @@ async def page_times(
 async def open_times(reactor: object, path: Path, store: ServerStore) -> list[float]:
     """Milliseconds to open the store after a crash, after a clean stop, and with no index."""
     # a crash: the files as a SIGKILL leaves them; the start replays the journal
-    for c in store.conversations:
+    for c in store.logs:
         c.messages.close()
         c.control.close()
     t = time.perf_counter()
@@ -139,7 +139,7 @@ async def main(reactor: object, sizes: list[int], rounds: int) -> None:
         for size in sizes:
             path = Path(tmp) / str(size)
             store = ServerStore.open(path, path / "store.key", thread_runner(reactor))  # type: ignore[arg-type]
-            conv = await store.conversations.create("alice", "bob", {"epoch": 1}, time.time())
+            conv = await store.logs.create("alice", "bob", {"epoch": 1}, time.time())
             await fill(store, conv, size)
             logs.append((size, path, store, conv))
         appends: dict[int, list[tuple[float, int]]] = {size: [] for size in sizes}
@@ -173,7 +173,7 @@ async def memory(reactor: object, conversations: int, messages: int) -> None:
         store = ServerStore.open(Path(tmp), Path(tmp) / "store.key", thread_runner(reactor))  # type: ignore[arg-type]
         base = tracemalloc.get_traced_memory()[0]
         for i in range(conversations):
-            conv = await store.conversations.create(f"a{i}", f"b{i}", {"epoch": 1}, time.time())
+            conv = await store.logs.create(f"a{i}", f"b{i}", {"epoch": 1}, time.time())
             await fill(store, conv, messages)
         held = tracemalloc.get_traced_memory()[0] - base
         tracemalloc.stop()

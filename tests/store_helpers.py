@@ -16,7 +16,8 @@ from pychat.server.config import ServerConfig
 from pychat.store.accounts import Account
 from pychat.store.blocking import inline_runner
 from pychat.store.conversation import NewMessage
-from pychat.store.conversations import Conversation, ConversationStore
+from pychat.store.conversation_files import LoggedConversation
+from pychat.store.conversations import ConversationStore
 from pychat.store.server_store import ServerStore
 from tests.accounts_helpers import login_sync, signup_fields
 from tests.chat_helpers import envelope
@@ -122,11 +123,11 @@ def send(conn: FakeConn, conv: str, text: str, client_id: str) -> dict[str, Any]
 def crash_and_reopen(server: ChatServer, data: Path) -> list[str]:
     """Drop the server without a clean stop (the files are as a SIGKILL leaves them), start
     a new one on the same data dir, and return the stored ciphertexts in order."""
-    for conv in server.store.conversations:
+    for conv in server.store.logs:
         conv.messages.close()
         conv.control.close()
     again = server_on(data)
-    (conv,) = list(again.store.conversations)
+    (conv,) = list(again.store.logs)
     records = conv.messages.read_range(0, conv.last_seq)
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
     return [r["ciphertext"] for r in records]
@@ -144,7 +145,7 @@ def account_named(name: str = "alice") -> Account:
     )
 
 
-def held_store(data: Path) -> tuple[ConversationStore, HeldRunner, Conversation]:
+def held_store(data: Path) -> tuple[ConversationStore, HeldRunner, LoggedConversation]:
     """A store whose blocking work waits for the test, with alice and bob's conversation."""
     runner = HeldRunner()
     conversations = ServerStore.open(data, data / "store.key", runner).conversations

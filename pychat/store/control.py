@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from pychat.durable import fsync_dir
 from pychat.store.atrest import RecordSealer
 from pychat.store.blocking import BlockingRunner
-from pychat.store.conversation import Conversation
+from pychat.store.conversation_files import LoggedConversation as Conversation
 from pychat.store.errors import LogDamaged, StorageFailure
 from pychat.store.group_commit import GroupCommitter
 from pychat.store.sealed_log import SealedLog

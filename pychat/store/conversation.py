@@ -6,10 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from twisted.internet import defer
-
 from pychat.store.recent_ids import RecentIds
-from pychat.store.sealed_log import SealedLog
 from pychat.wire.shapes import Envelope
 
 
@@ -62,23 +59,26 @@ def pair(a: str, b: str) -> tuple[str, str]:
 
 @dataclass
 class Conversation:
-    """One pair's conversation as the server knows it."""
+    """One pair's conversation as the server holds it in memory, whatever the backend: a
+    backend keeps ``assigned`` (its place) and ``stored`` (its size) up to date, or, like
+    the flat files (:class:`~pychat.store.conversation_files.LoggedConversation`), says them
+    from its logs."""
 
     id: str
     members: tuple[str, str]
     created: float
-    messages: SealedLog
-    control: SealedLog
     epochs: list[dict[str, Any]] = field(default_factory=list)
     read: dict[str, int] = field(default_factory=dict)
     last_activity: float = 0.0
-    #: Messages known to be on disk; only these are shown to anyone.
+    #: Messages known to be durable; only these are shown to anyone.
     durable_seq: int = 0
     recent_ids: RecentIds = field(default_factory=RecentIds)
     #: Why the conversation is read-only (a damaged record), or None.
     damaged: str | None = None
-    #: While its control log is being compacted: the records waiting for the new log.
-    compacting: list[tuple[dict[str, Any], defer.Deferred[None]]] | None = None
+    #: The seq of the newest message stored or being stored, and the bytes the store holds
+    #: for the conversation (backends that do not derive them keep them here).
+    assigned: int = 0
+    stored: int = 0
 
     @property
     def last_seq(self) -> int:
@@ -89,12 +89,12 @@ class Conversation:
     def position(self) -> int:
         """The sequence number of the newest message stored or being stored: where an epoch
         added now begins (its envelope's ``after``)."""
-        return len(self.messages)
+        return self.assigned
 
     @property
     def stored_bytes(self) -> int:
         """What the conversation takes in the store, sealed (for ``whatdoyouknow``)."""
-        return self.messages.durable_end + self.control.durable_end
+        return self.stored
 
     def newer_epoch_by(self, sender: str, epoch: int) -> int | None:
         """The newest epoch above ``epoch`` that ``sender`` began with a placed (version-2)

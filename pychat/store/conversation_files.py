@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from pychat.store.atrest import NameHasher, RecordSealer
@@ -25,6 +27,29 @@ from pychat.store.recent_ids import RECENT_CLIENT_IDS
 from pychat.store.sealed_log import SealedLog
 
 log = Logger(namespace="pychat.store")
+
+
+@dataclass
+class LoggedConversation(Conversation):
+    """A conversation of the flat files: its two sealed logs, from which its place and size
+    are read."""
+
+    messages: SealedLog = field(kw_only=True)
+    control: SealedLog = field(kw_only=True)
+    #: While its control log is being compacted: the records waiting for the new log.
+    compacting: list[tuple[dict[str, Any], defer.Deferred[None]]] | None = field(
+        default=None, kw_only=True
+    )
+
+    @property
+    def position(self) -> int:
+        """The seq of the newest message written to its log (durable or not yet)."""
+        return len(self.messages)
+
+    @property
+    def stored_bytes(self) -> int:
+        """The durable bytes of its two logs."""
+        return self.messages.durable_end + self.control.durable_end
 
 
 def report_cut(path: Path, cut: int) -> None:
@@ -65,7 +90,7 @@ class ConversationFiles:
         ]
         return opened[0], opened[1]
 
-    def load(self, ctl_path: Path) -> Conversation | None:
+    def load(self, ctl_path: Path) -> LoggedConversation | None:
         """The conversation whose control log is ``ctl_path``, or None when there is nothing
         to serve (created and crashed before its first record, or its creation unreadable).
 
@@ -88,7 +113,7 @@ class ConversationFiles:
         members = pair(*first["members"])
         if self._names(*members) != stem:
             raise StoreError(ctl_path, "conversation log is in the wrong file")
-        conv = Conversation(first["id"], members, first["time"], msg, ctl)
+        conv = LoggedConversation(first["id"], members, first["time"], messages=msg, control=ctl)
         conv.last_activity = first["time"]
         for record in records[1:]:
             apply_control(conv, record)
@@ -96,7 +121,7 @@ class ConversationFiles:
         return conv
 
 
-def _load_messages(conv: Conversation) -> None:
+def _load_messages(conv: LoggedConversation) -> None:
     """The durable point, recent client ids, last activity and damage of ``conv``'s logs."""
     ctl, msg = conv.control, conv.messages
     tail = _readable(msg, max(0, len(msg) - RECENT_CLIENT_IDS))

@@ -26,7 +26,7 @@ from pychat.store.atrest import AtRestKey, SealedDirectory
 from pychat.store.blocking import BlockingRunner
 from pychat.store.control import ControlLogs
 from pychat.store.conversation import Conversation, NewMessage, check_place, pair
-from pychat.store.conversation_files import ConversationFiles, report_cut
+from pychat.store.conversation_files import ConversationFiles, LoggedConversation, report_cut
 from pychat.store.errors import LogDamaged, StorageFailure
 from pychat.store.group_commit import GroupCommitter
 from pychat.store.journal import Journal, recover
@@ -43,11 +43,11 @@ MessageRow = StoredMessage
 log = Logger(namespace="pychat.store")
 
 
-async def _shared(d: defer.Deferred[Conversation]) -> Conversation:
+async def _shared(d: defer.Deferred[LoggedConversation]) -> LoggedConversation:
     """Await ``d`` without taking its result from its other waiters."""
-    waiter: defer.Deferred[Conversation] = defer.Deferred()
+    waiter: defer.Deferred[LoggedConversation] = defer.Deferred()
 
-    def pass_on(result: Conversation | Failure) -> None:
+    def pass_on(result: LoggedConversation | Failure) -> None:
         if isinstance(result, Failure):
             waiter.errback(result)
         else:
@@ -67,10 +67,10 @@ class ConversationStore:
         self.files = ConversationFiles(place.directory, place.sealer, place.names, journal)
         self.committer = GroupCommitter(self._run, journal)
         self.control = ControlLogs(place.sealer, self._run, self.committer, report_cut)
-        self._by_id: dict[str, Conversation] = {}
-        self._by_pair: dict[tuple[str, str], Conversation] = {}
+        self._by_id: dict[str, LoggedConversation] = {}
+        self._by_pair: dict[tuple[str, str], LoggedConversation] = {}
         self._by_user: dict[str, set[str]] = {}
-        self._creating: dict[tuple[str, str], defer.Deferred[Conversation]] = {}
+        self._creating: dict[tuple[str, str], defer.Deferred[LoggedConversation]] = {}
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -97,7 +97,7 @@ class ConversationStore:
                     store.control.compact_at_start(conv)
         return store
 
-    def _index(self, conv: Conversation) -> None:
+    def _index(self, conv: LoggedConversation) -> None:
         self._by_id[conv.id] = conv
         self._by_pair[conv.members] = conv
         for member in conv.members:
@@ -122,37 +122,38 @@ class ConversationStore:
 
     # -- queries -------------------------------------------------------------------------------
 
-    def get(self, conversation_id: str) -> Conversation | None:
+    def get(self, conversation_id: str) -> LoggedConversation | None:
         """The conversation with this id, or None."""
         return self._by_id.get(conversation_id)
 
-    def find(self, a: str, b: str) -> Conversation | None:
+    def find(self, a: str, b: str) -> LoggedConversation | None:
         """The conversation of the pair, or None."""
         return self._by_pair.get(pair(a, b))
 
-    def for_user(self, username: str) -> list[Conversation]:
+    def for_user(self, username: str) -> list[LoggedConversation]:
         """The user's conversations, most recently active first."""
         convs = [self._by_id[i] for i in self._by_user.get(username, ())]
         return sorted(convs, key=lambda c: c.last_activity, reverse=True)
 
-    def __iter__(self) -> Iterator[Conversation]:
+    def __iter__(self) -> Iterator[LoggedConversation]:
         return iter(list(self._by_id.values()))
 
     async def page(self, conv: Conversation, first_seq: int, stop_seq: int) -> list[StoredMessage]:
         """Messages with ``first_seq <= seq < stop_seq``."""
-        records = await self._run(conv.messages.read_range, first_seq - 1, stop_seq - 1)
+        log_file = _logged(conv).messages
+        records = await self._run(log_file.read_range, first_seq - 1, stop_seq - 1)
         return cast(list[StoredMessage], records)  # what append_message wrote
 
     # -- changes (each durable before it returns) ---------------------------------------------
 
-    async def create(self, a: str, b: str, envelope: Envelope, now: float) -> Conversation:
+    async def create(self, a: str, b: str, envelope: Envelope, now: float) -> LoggedConversation:
         """A new conversation between ``a`` and ``b`` with its first key epoch."""
         members = pair(a, b)
         if members in self._by_pair:
             raise ValueError("conversation exists")
         if members in self._creating:  # the same pair, asked twice at once: one conversation
             return await _shared(self._creating[members])
-        creating: defer.Deferred[Conversation] = defer.ensureDeferred(
+        creating: defer.Deferred[LoggedConversation] = defer.ensureDeferred(
             self._create(members, envelope, now)
         )
         self._creating[members] = creating
@@ -163,10 +164,12 @@ class ConversationStore:
 
     async def _create(
         self, members: tuple[str, str], envelope: Envelope, now: float
-    ) -> Conversation:
+    ) -> LoggedConversation:
         # Opening (creating) the two files touches the disk: a thread's work.
         ctl, msg = await self._run(self.files.logs, self.files.stem(members))
-        conv = Conversation(conversation_id(*members), members, now, msg, ctl, last_activity=now)
+        conv = LoggedConversation(
+            conversation_id(*members), members, now, last_activity=now, messages=msg, control=ctl
+        )
         ctl.append({"t": "open", "id": conv.id, "members": list(members), "time": now})
         ctl.append({"t": "epoch", "envelope": envelope, "time": now})
         conv.epochs.append(envelope)
@@ -179,10 +182,11 @@ class ConversationStore:
 
         :raises EpochRefused: not the next number, or placed elsewhere.
         """
-        check_place(envelope, len(conv.epochs), conv.position)
+        logged = _logged(conv)
+        check_place(envelope, len(conv.epochs), logged.position)
         conv.epochs.append(envelope)
         try:
-            await self.control.append(conv, {"t": "epoch", "envelope": envelope, "time": now})
+            await self.control.append(logged, {"t": "epoch", "envelope": envelope, "time": now})
         except (StorageFailure, LogDamaged):
             conv.epochs.pop()  # not stored: not there
             raise
@@ -192,8 +196,9 @@ class ConversationStore:
         if seq <= conv.read.get(username, 0):
             return
         conv.read[username] = seq
-        await self.control.append(conv, {"t": "read", "user": username, "seq": seq})
-        self.control.maybe_compact(conv)
+        logged = _logged(conv)
+        await self.control.append(logged, {"t": "read", "user": username, "seq": seq})
+        self.control.maybe_compact(logged)
 
     def set_read_nowait(self, conv: Conversation, username: str, seq: int) -> None:
         """Move a read marker forward without waiting for disk: it is appended at the start
@@ -201,10 +206,11 @@ class ConversationStore:
         if seq <= conv.read.get(username, 0):
             return
         conv.read[username] = seq
-        self.control.read_moved(conv, username)
+        self.control.read_moved(_logged(conv), username)
 
     async def delete(self, conv: Conversation) -> None:
         """Remove a conversation and its files for good (an account is being deleted)."""
+        conv = _logged(conv)
         for log_file in (conv.messages, conv.control):
             await self.committer.durable(log_file)  # what was in flight lands first
         for log_file in (conv.messages, conv.control):
@@ -226,7 +232,7 @@ class ConversationStore:
 
     def wait_durable(self, conv: Conversation) -> defer.Deferred[None]:
         """Fires once every message appended to ``conv`` so far is durable."""
-        return self.committer.durable(conv.messages)
+        return self.committer.durable(_logged(conv).messages)
 
     def duplicate(self, conv: Conversation, sender: str, client_id: str) -> Duplicate | None:
         """The ``seq`` and ``time`` of the message this (sender, client id) already made, if
@@ -239,6 +245,7 @@ class ConversationStore:
         None)`` is called once it is durable (nobody may hear of the message before), or
         ``then(record, error)`` if it never will be (perhaps before this returns).  No
         Deferred: this is the busiest path of the server."""
+        conv = _logged(conv)
         seq = len(conv.messages) + 1
         fields: dict[str, Any]
         if message.extra:
@@ -290,10 +297,17 @@ class _Landing:
         self.then(record, error)
 
 
-def _remove_files(conv: Conversation) -> None:
+def _remove_files(conv: LoggedConversation) -> None:
     """Close and unlink a deleted conversation's logs and index, and sync the directory."""
     for log_file in (conv.messages, conv.control):
         log_file.close()
         log_file.path.unlink(missing_ok=True)
         log_file.path.with_name(log_file.path.name + ".idx").unlink(missing_ok=True)
     fsync_dir(conv.messages.path.parent)
+
+
+def _logged(conv: Conversation) -> LoggedConversation:
+    """``conv`` as the flat files hold it (every conversation this store gives out is)."""
+    if not isinstance(conv, LoggedConversation):
+        raise TypeError(f"conversation {conv.id} is not one of this store's")
+    return conv

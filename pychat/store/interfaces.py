@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
@@ -51,7 +51,7 @@ class ConversationRepository(Protocol):
     def find(self, a: str, b: str) -> Conversation | None:
         """The conversation of the pair, or None."""
 
-    def for_user(self, username: str) -> list[Conversation]:
+    def for_user(self, username: str) -> Sequence[Conversation]:
         """The user's conversations, most recently active first."""
 
     def __iter__(self) -> Iterator[Conversation]:

@@ -70,7 +70,7 @@ def rotate(data_dir: Path, key_path: Path) -> dict[str, int]:
             run_inline(fresh.create(account))
         place = SealedDirectory.of(target / "conversations", new_key, "conversation", inline_runner)
         conversations = messages = 0
-        for conv in store.conversations:  # one at a time, its records streamed
+        for conv in store.logs:  # one at a time, its records streamed
             stem = place.names(*conv.members)
             for label, log_file, stop in (
                 ("ctl", conv.control, len(conv.control)),

@@ -39,6 +39,17 @@ class ServerStore:
     #: Where the store's blocking work runs (a thread pool, or inline in tests and tools).
     run_blocking: BlockingRunner
 
+    @property
+    def logs(self) -> ConversationStore:
+        """The conversations as the flat files hold them, logs and all (for the tools that
+        work on the files themselves: rotation, backup, checks).
+
+        :raises TypeError: the store is not the flat files.
+        """
+        if not isinstance(self.conversations, ConversationStore):
+            raise TypeError("these conversations are not kept in flat files")
+        return self.conversations
+
     async def delete_account(self, username: str) -> int:
         """Delete an account, its key history and every conversation it is in; return how
         many conversations went.

@@ -87,8 +87,8 @@ def alice() -> FakeCtx:
 
 
 def test_conversations_lists_only_the_callers_own() -> None:
-    mine = Conversation("c1", ("alice", "bob"), 1.0, None, None)  # type: ignore[arg-type]
-    theirs = Conversation("c2", ("bob", "carol"), 1.0, None, None)  # type: ignore[arg-type]
+    mine = Conversation("c1", ("alice", "bob"), 1.0)
+    theirs = Conversation("c2", ("bob", "carol"), 1.0)
     reply = result(
         conversation_ops.conversations(
             deps(conversations=FakeConversations([mine, theirs])), alice(), NoParams()
@@ -98,7 +98,7 @@ def test_conversations_lists_only_the_callers_own() -> None:
 
 
 def test_epochs_of_someone_elses_conversation_do_not_exist() -> None:
-    theirs = Conversation("c2", ("bob", "carol"), 1.0, None, None)  # type: ignore[arg-type]
+    theirs = Conversation("c2", ("bob", "carol"), 1.0)
     params = conversation_ops.ConversationParams(conversation="c2")
     with pytest.raises(ProtocolError) as info:
         result(

@@ -23,7 +23,7 @@ def _open(data: Path) -> ServerStore:
 async def _conversation_with(data: Path, count: int, *, clean_stop: bool = False) -> str:
     """A conversation of ``count`` messages, its files closed as by a crash or a clean stop."""
     store = _open(data)
-    conv = await store.conversations.create("alice", "bob", {"epoch": 1}, 1.0)
+    conv = await store.logs.create("alice", "bob", {"epoch": 1}, 1.0)
     for i in range(count):
         _, durable = appended(store.conversations, conv, "alice", 1, f"c{i}", f"id{i}", 2.0 + i)
         await durable
@@ -55,7 +55,7 @@ async def test_torn_tail_is_cut_logged_and_appends_continue(tmp_path: Path, tail
         globalLogPublisher.removeObserver(as_observer(seen.append))
     assert path.read_bytes() == good
     assert any("torn" in str(e.get("log_format", "")) for e in seen)
-    conv = store.conversations.get(conv_id)
+    conv = store.logs.get(conv_id)
     assert conv is not None and conv.last_seq == 5
     record, durable = appended(store.conversations, conv, "bob", 1, "new", "n", 9.0)
     await durable
@@ -69,13 +69,13 @@ async def test_torn_tail_is_cut_logged_and_appends_continue(tmp_path: Path, tail
 async def test_state_survives_reopen(tmp_path: Path) -> None:
     conv_id = await _conversation_with(tmp_path, 3)
     store = _open(tmp_path)
-    conv = store.conversations.get(conv_id)
+    conv = store.logs.get(conv_id)
     assert conv is not None
     await store.conversations.set_read(conv, "bob", 2)
     await store.conversations.add_epoch(conv, {"epoch": 2}, 5.0)
     conv.messages.close()
     conv.control.close()
-    again = _open(tmp_path).conversations.get(conv_id)
+    again = _open(tmp_path).logs.get(conv_id)
     assert again is not None
     assert again.read == {"bob": 2} and again.unread("bob") == 1
     assert again.epochs == [{"epoch": 1}, {"epoch": 2}]
@@ -113,7 +113,7 @@ async def test_a_damaged_complete_record_is_kept_reported_and_the_rest_is_served
     assert aside.read_bytes() == damaged
     reports = [e for e in seen if "does not authenticate" in str(e.get("log_format", ""))]
     assert reports and reports[0]["n"] == index and reports[0]["path"] == str(path)
-    conv = store.conversations.get(conv_id)
+    conv = store.logs.get(conv_id)
     assert conv is not None and conv.damaged is not None
     assert conv.last_seq == index  # read-only up to the damage
     assert [r["ciphertext"] for r in await store.conversations.page(conv, 1, index + 1)] == [
@@ -121,7 +121,7 @@ async def test_a_damaged_complete_record_is_kept_reported_and_the_rest_is_served
     ]
     with pytest.raises(LogDamaged):  # an acknowledged seq is never reused
         appended(store.conversations, conv, "bob", 1, "new", "n", 9.0)
-    other = await store.conversations.create("carol", "dave", {"epoch": 1}, 1.0)
+    other = await store.logs.create("carol", "dave", {"epoch": 1}, 1.0)
     _, durable = appended(store.conversations, other, "carol", 1, "x", "x1", 2.0)
     await durable  # the rest of the server keeps serving
 
@@ -132,7 +132,7 @@ async def test_control_log_is_compacted_and_keeps_its_state(tmp_path: Path) -> N
 
     conv_id = await _conversation_with(tmp_path, 0)
     store = _open(tmp_path)
-    conv = store.conversations.get(conv_id)
+    conv = store.logs.get(conv_id)
     assert conv is not None
     await store.conversations.add_epoch(conv, {"epoch": 2}, 3.0)
     for i in range(CONTROL_COMPACT_AT + 50):
@@ -147,7 +147,7 @@ async def test_control_log_is_compacted_and_keeps_its_state(tmp_path: Path) -> N
     assert not list((tmp_path / "conversations").glob("*.compact"))
     conv.messages.close()
     conv.control.close()
-    again = _open(tmp_path).conversations.get(conv_id)
+    again = _open(tmp_path).logs.get(conv_id)
     assert again is not None
     assert again.epochs == [{"epoch": 1}, {"epoch": 2}]
     assert again.read == {"alice": CONTROL_COMPACT_AT + 50, "bob": conv.read["bob"]}
@@ -159,7 +159,7 @@ async def test_a_clean_stop_saves_an_index_and_the_next_start_uses_it(tmp_path: 
     conv_id = await _conversation_with(tmp_path, 30, clean_stop=True)
     assert list((tmp_path / "conversations").glob("*.msg.idx"))
     store = _open(tmp_path)
-    conv = store.conversations.get(conv_id)
+    conv = store.logs.get(conv_id)
     assert conv is not None and conv.messages.used_index and conv.last_seq == 30
     # more messages, then a crash (no clean stop): the old index is a prefix, the tail is scanned
     for i in range(30, 35):
@@ -167,7 +167,7 @@ async def test_a_clean_stop_saves_an_index_and_the_next_start_uses_it(tmp_path: 
         await durable
     conv.messages.close()
     conv.control.close()
-    again = _open(tmp_path).conversations.get(conv_id)
+    again = _open(tmp_path).logs.get(conv_id)
     assert again is not None and again.messages.used_index and again.last_seq == 35
     records = await _open_page(again)
     assert [r["ciphertext"] for r in records] == [f"c{i}" for i in range(35)]
@@ -189,7 +189,7 @@ async def test_an_index_that_does_not_fit_the_log_is_ignored_and_nothing_is_cut(
     lines = good_log.split(b"\n")
     path.write_bytes(b"\n".join(lines[:5]) + b"\n")
     store = _open(tmp_path)
-    conv = store.conversations.get(conv_id)
+    conv = store.logs.get(conv_id)
     assert conv is not None and not conv.messages.used_index and conv.last_seq == 5
     conv.messages.close()
     conv.control.close()
@@ -198,6 +198,6 @@ async def test_an_index_that_does_not_fit_the_log_is_ignored_and_nothing_is_cut(
     path.write_bytes(shifted + b"\n")
     idx.write_bytes(good_index)
     before = path.read_bytes()
-    conv2 = _open(tmp_path).conversations.get(conv_id)
+    conv2 = _open(tmp_path).logs.get(conv_id)
     assert conv2 is not None and not conv2.messages.used_index
     assert conv2.last_seq == 10 and path.read_bytes() == before  # rescanned, nothing cut

@@ -102,7 +102,7 @@ def test_no_reply_and_no_push_leave_before_the_fsync_has_run(
 ) -> None:
     first = server_on(tmp_path)
     _, _, conv = pair(first)  # accounts and the conversation, on disk
-    for c in first.store.conversations:
+    for c in first.store.logs:
         c.messages.close()
         c.control.close()
     runner = HeldRunner()
@@ -144,7 +144,7 @@ def test_a_stored_message_is_acknowledged_even_if_the_read_marker_cannot_be_writ
     and a message that was stored got storage_full."""
     server = server_on(tmp_path)
     alice, _, conv = pair(server)
-    control = server.store.conversations.get(conv).control  # type: ignore[union-attr]
+    control = server.store.logs.get(conv).control  # type: ignore[union-attr]
 
     def full_for_control(fd: int, data: Any) -> int:
         if fd == control.fileno():
@@ -167,7 +167,7 @@ def test_waiters_that_ask_again_never_start_a_second_batch_beside_the_first(
     runner = HeldRunner()
     store = ServerStore.open(tmp_path, tmp_path / "store.key", runner)
     runner.release()
-    conv = defer.ensureDeferred(store.conversations.create("alice", "bob", envelope(), 1.0))
+    conv = defer.ensureDeferred(store.logs.create("alice", "bob", envelope(), 1.0))
     runner.release()
     created = done(conv)
     appended(store.conversations, created, "alice", 1, "m0", "c0", 2.0)  # batch 0, held
@@ -193,7 +193,7 @@ def test_control_log_compaction_runs_off_the_reactor_and_keeps_what_comes_meanwh
 
     runner = HeldRunner()
     store = ServerStore.open(tmp_path, tmp_path / "store.key", runner)
-    conv_d = defer.ensureDeferred(store.conversations.create("alice", "bob", envelope(), 1.0))
+    conv_d = defer.ensureDeferred(store.logs.create("alice", "bob", envelope(), 1.0))
     runner.release()
     conv = done(conv_d)
     for seq in range(1, CONTROL_COMPACT_AT - 2):

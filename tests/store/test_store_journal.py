@@ -14,7 +14,8 @@ from twisted.logger import formatEvent, globalLogPublisher
 
 from pychat.store import journal
 from pychat.store.blocking import inline_runner
-from pychat.store.conversations import Conversation, ConversationStore
+from pychat.store.conversation_files import LoggedConversation as Conversation
+from pychat.store.conversations import ConversationStore
 from pychat.store.errors import StoreError
 from pychat.store.server_store import ServerStore
 from tests.chat_helpers import envelope

@@ -23,7 +23,7 @@ def _made(data: Path) -> None:
     store = ServerStore.open(data, data / "store.key", inline_runner)
     for name in ("alice", "bob"):
         defer.ensureDeferred(store.accounts.create(account_named(name)))
-    conv = done(defer.ensureDeferred(store.conversations.create("alice", "bob", envelope(), 1.0)))
+    conv = done(defer.ensureDeferred(store.logs.create("alice", "bob", envelope(), 1.0)))
     for i in range(30):
         appended(store.conversations, conv, "alice", 1, f"m{i}", f"c{i}", 2.0 + i)
     store.conversations.set_read_nowait(conv, "bob", 12)
@@ -38,7 +38,7 @@ def _made(data: Path) -> None:
 
 def _contents(data: Path, key: Path) -> tuple[list[str], list[str], dict[str, int], bytes]:
     store = ServerStore.open(data, key, inline_runner)
-    (conv,) = list(store.conversations)
+    (conv,) = list(store.logs)
     records = conv.messages.read_range(0, conv.last_seq)
     texts = [r["ciphertext"] for r in records if "blob" not in r]
     (timed,) = [r for r in records if "blob" in r]
