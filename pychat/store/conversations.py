@@ -19,7 +19,6 @@ from typing import Any, cast
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from pychat.durable import ensure_private_dir, fsync_dir
 from pychat.store.atrest import AtRestKey, SealedDirectory
@@ -27,6 +26,7 @@ from pychat.store.blocking import BlockingRunner
 from pychat.store.control import ControlLogs
 from pychat.store.conversation import Conversation, NewMessage, check_place, pair
 from pychat.store.conversation_files import ConversationFiles, LoggedConversation, report_cut
+from pychat.store.conversation_index import ConversationIndex
 from pychat.store.errors import LogDamaged, StorageFailure
 from pychat.store.group_commit import GroupCommitter
 from pychat.store.journal import Journal, recover
@@ -43,20 +43,6 @@ MessageRow = StoredMessage
 log = Logger(namespace="pychat.store")
 
 
-async def _shared(d: defer.Deferred[LoggedConversation]) -> LoggedConversation:
-    """Await ``d`` without taking its result from its other waiters."""
-    waiter: defer.Deferred[LoggedConversation] = defer.Deferred()
-
-    def pass_on(result: LoggedConversation | Failure) -> None:
-        if isinstance(result, Failure):
-            waiter.errback(result)
-        else:
-            waiter.callback(result)
-
-    d.addBoth(pass_on)
-    return await waiter
-
-
 class ConversationStore:
     """All conversations of the data dir."""
 
@@ -67,10 +53,7 @@ class ConversationStore:
         self.files = ConversationFiles(place.directory, place.sealer, place.names, journal)
         self.committer = GroupCommitter(self._run, journal)
         self.control = ControlLogs(place.sealer, self._run, self.committer, report_cut)
-        self._by_id: dict[str, LoggedConversation] = {}
-        self._by_pair: dict[tuple[str, str], LoggedConversation] = {}
-        self._by_user: dict[str, set[str]] = {}
-        self._creating: dict[tuple[str, str], defer.Deferred[LoggedConversation]] = {}
+        self._index: ConversationIndex[LoggedConversation] = ConversationIndex()
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -92,21 +75,15 @@ class ConversationStore:
         for ctl_path in sorted(directory.glob("*.ctl")):
             conv = store.files.load(ctl_path)
             if conv is not None:
-                store._index(conv)
+                store._index.add(conv)
                 if conv.damaged is None:
                     store.control.compact_at_start(conv)
         return store
 
-    def _index(self, conv: LoggedConversation) -> None:
-        self._by_id[conv.id] = conv
-        self._by_pair[conv.members] = conv
-        for member in conv.members:
-            self._by_user.setdefault(member, set()).add(conv.id)
-
     async def close(self) -> None:
         """Sync every log and empty the journal (once everything is on disk), save each
         message log's index, and close the files."""
-        convs = list(self._by_id.values())
+        convs = list(self._index)
         self.control.save_reads_soon()
         await self.committer.close([f for c in convs for f in (c.messages, c.control)])
         for conv in convs:
@@ -116,27 +93,24 @@ class ConversationStore:
                 log.warn("could not save the index of {p}: {e}", p=str(conv.messages.path), e=exc)
             conv.messages.close()
             conv.control.close()
-        self._by_id.clear()
-        self._by_pair.clear()
-        self._by_user.clear()
+        self._index.clear()
 
     # -- queries -------------------------------------------------------------------------------
 
     def get(self, conversation_id: str) -> LoggedConversation | None:
         """The conversation with this id, or None."""
-        return self._by_id.get(conversation_id)
+        return self._index.get(conversation_id)
 
     def find(self, a: str, b: str) -> LoggedConversation | None:
         """The conversation of the pair, or None."""
-        return self._by_pair.get(pair(a, b))
+        return self._index.find(a, b)
 
     def for_user(self, username: str) -> list[LoggedConversation]:
         """The user's conversations, most recently active first."""
-        convs = [self._by_id[i] for i in self._by_user.get(username, ())]
-        return sorted(convs, key=lambda c: c.last_activity, reverse=True)
+        return self._index.for_user(username)
 
     def __iter__(self) -> Iterator[LoggedConversation]:
-        return iter(list(self._by_id.values()))
+        return iter(self._index)
 
     async def page(self, conv: Conversation, first_seq: int, stop_seq: int) -> list[StoredMessage]:
         """Messages with ``first_seq <= seq < stop_seq``."""
@@ -149,18 +123,7 @@ class ConversationStore:
     async def create(self, a: str, b: str, envelope: Envelope, now: float) -> LoggedConversation:
         """A new conversation between ``a`` and ``b`` with its first key epoch."""
         members = pair(a, b)
-        if members in self._by_pair:
-            raise ValueError("conversation exists")
-        if members in self._creating:  # the same pair, asked twice at once: one conversation
-            return await _shared(self._creating[members])
-        creating: defer.Deferred[LoggedConversation] = defer.ensureDeferred(
-            self._create(members, envelope, now)
-        )
-        self._creating[members] = creating
-        try:
-            return await _shared(creating)
-        finally:
-            self._creating.pop(members, None)
+        return await self._index.create_once(members, lambda: self._create(members, envelope, now))
 
     async def _create(
         self, members: tuple[str, str], envelope: Envelope, now: float
@@ -173,7 +136,7 @@ class ConversationStore:
         ctl.append({"t": "open", "id": conv.id, "members": list(members), "time": now})
         ctl.append({"t": "epoch", "envelope": envelope, "time": now})
         conv.epochs.append(envelope)
-        self._index(conv)
+        self._index.add(conv)
         await self.committer.durable(ctl)
         return conv
 
@@ -216,10 +179,7 @@ class ConversationStore:
         for log_file in (conv.messages, conv.control):
             await self.committer.marker(log_file.path.name, "deleted")
         self.control.forget(conv)
-        self._by_id.pop(conv.id, None)
-        self._by_pair.pop(conv.members, None)
-        for member in conv.members:
-            self._by_user.get(member, set()).discard(conv.id)
+        self._index.remove(conv)
         await self._run(_remove_files, conv)
 
     def pace_read_markers(self, clock: IReactorTime, interval: float) -> None:
