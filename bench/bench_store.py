@@ -49,7 +49,7 @@ async def fill(store: ServerStore, conv: object, count: int, batch: int = 500) -
         n = min(batch, count - done)
         waits = []
         for i in range(n):
-            _, durable = appended(
+            durable = appended(
                 store.conversations, conv, "alice", 1, BODY, f"f{done + i}", time.time()
             )
             waits.append(durable)
@@ -66,9 +66,7 @@ async def append_burst(store: ServerStore, conv: object, tag: str) -> tuple[floa
     start = time.perf_counter()
     waits = []
     for i in range(200):
-        _, durable = appended(
-            store.conversations, conv, "alice", 1, BODY, f"{tag}-{i}", time.time()
-        )
+        durable = appended(store.conversations, conv, "alice", 1, BODY, f"{tag}-{i}", time.time())
         waits.append(durable)
     await defer.gatherResults(waits)
     return (time.perf_counter() - start) / 200 * 1e6, committer.batches - batches_before

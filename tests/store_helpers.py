@@ -19,6 +19,7 @@ from pychat.store.conversation import NewMessage
 from pychat.store.conversation_files import LoggedConversation
 from pychat.store.conversations import ConversationStore
 from pychat.store.server_store import ServerStore
+from pychat.wire.shapes import StoredMessage
 from tests.accounts_helpers import login_sync, signup_fields
 from tests.chat_helpers import envelope
 from tests.helpers import FakeConn, connect
@@ -35,19 +36,20 @@ def appended(
     client_id: str,
     now: float,
     extra: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], Deferred[None]]:
-    """Append a message through the store's one append call; its record and a Deferred
-    that fires once it is durable (or fails if it never will be)."""
-    durable: Deferred[None] = Deferred()
+) -> Deferred[StoredMessage]:
+    """Append a message through the store's one append call; fires with its record once it
+    is durable (or fails if it never will be)."""
+    durable: Deferred[StoredMessage] = Deferred()
 
-    def landed(_: dict[str, Any], error: BaseException | None) -> None:
+    def landed(record: StoredMessage, error: BaseException | None) -> None:
         if error is None:
-            durable.callback(None)
+            durable.callback(record)
         else:
             durable.errback(error)
 
     message = NewMessage(sender, epoch, ciphertext, client_id, now, extra)
-    return conversations.append_message(conv, message, landed), durable
+    conversations.append_message(conv, message, landed)
+    return durable
 
 
 def done(d: Deferred[T]) -> T:

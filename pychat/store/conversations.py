@@ -200,9 +200,9 @@ class ConversationStore:
         found = conv.recent_ids.get(sender, client_id)
         return None if found is None else {"seq": found[0], "time": found[1]}
 
-    def append_message(self, conv: Conversation, message: NewMessage, then: Landed) -> MessageRow:
-        """Write a message; return its record (with ``seq`` and ``time``).  ``then(record,
-        None)`` is called once it is durable (nobody may hear of the message before), or
+    def append_message(self, conv: Conversation, message: NewMessage, then: Landed) -> None:
+        """Write a message.  ``then(record, None)`` is called with its record (``seq`` and
+        ``time`` set) once it is durable (nobody may hear of the message before), or
         ``then(record, error)`` if it never will be (perhaps before this returns).  No
         Deferred: this is the busiest path of the server."""
         conv = _logged(conv)
@@ -232,7 +232,6 @@ class ConversationStore:
         conv.recent_ids.remember(message.sender, message.client_id, seq, message.time)
         conv.last_activity = message.time
         self.committer.when_durable(conv.messages, _Landing(conv, record, then))
-        return record
 
 
 #: Told that an appended message is durable: ``(record, None)``, or ``(record, error)``.

@@ -83,9 +83,11 @@ class ConversationRepository(Protocol):
         conv: Conversation,
         message: NewMessage,
         then: Callable[[StoredMessage, BaseException | None], None],
-    ) -> StoredMessage:
-        """Write a message; return its record; ``then(record, None)`` once it is durable, or
-        ``then(record, error)`` if it never will be (the busiest path: no Deferred)."""
+    ) -> None:
+        """Write a message; ``then(record, None)`` with its record (``seq``, ``time``) once
+        it is durable, or ``then(record, error)`` if it never will be (the busiest path: no
+        Deferred).  Appends to one conversation get their seqs in the order they are asked
+        for."""
 
     def pace_read_markers(self, clock: IReactorTime, interval: float) -> None:
         """Save markers moved by :meth:`set_read_nowait` at most every ``interval`` seconds."""

@@ -58,7 +58,7 @@ async def store_forged(
     }  # fmt: skip
     key = keys.conversation_keys[CONV][str(epoch)].encode()
     ciphertext = seal_message(key, signer or keys.identity, inner)
-    record, durable = appended(
+    record = await appended(
         store,
         conv,
         keys.username,
@@ -67,7 +67,6 @@ async def store_forged(
         f"forged-{keys.counter}",
         server.clock.seconds(),
     )
-    await durable
     return int(record["seq"])
 
 

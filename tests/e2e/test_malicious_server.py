@@ -95,7 +95,7 @@ async def test_replayed_message_is_rejected(server: RunningServer, tmp_path: Pat
     conv = store.get(conversation_id("alice", "bob"))
     assert conv is not None
     (original,) = await store.page(conv, 1, 2)
-    _, durable = appended(store, conv, "alice", 1, original["ciphertext"], "replayed", 99.0)
+    durable = appended(store, conv, "alice", 1, original["ciphertext"], "replayed", 99.0)
     await durable
     first, replay = await bob.read("alice")
     assert first.status == "verified" and first.text == "pay bob 10 euros"
@@ -116,7 +116,7 @@ async def test_message_readdressed_to_a_third_user_is_rejected(
     to_carol = store.get(conversation_id("alice", "carol"))
     assert to_bob is not None and to_carol is not None
     (stolen,) = await store.page(to_bob, 1, 2)
-    _, durable = appended(store, to_carol, "alice", 1, stolen["ciphertext"], "moved", 99.0)
+    durable = appended(store, to_carol, "alice", 1, stolen["ciphertext"], "moved", 99.0)
     await durable
     genuine, moved = await carol.read("alice")
     assert genuine.status == "verified"
@@ -135,7 +135,7 @@ async def test_message_claimed_from_the_wrong_sender_is_rejected(
     assert conv is not None
     (original,) = await store.page(conv, 1, 2)
     # The server claims bob's own device sent alice's message back to alice.
-    _, durable = appended(store, conv, "bob", 1, original["ciphertext"], "spoofed", 99.0)
+    durable = appended(store, conv, "bob", 1, original["ciphertext"], "spoofed", 99.0)
     await durable
     messages = await alice.read("bob")
     assert messages[1].status == "rejected"

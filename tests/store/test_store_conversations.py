@@ -25,7 +25,7 @@ async def _conversation_with(data: Path, count: int, *, clean_stop: bool = False
     store = _open(data)
     conv = await store.logs.create("alice", "bob", {"epoch": 1}, 1.0)
     for i in range(count):
-        _, durable = appended(store.conversations, conv, "alice", 1, f"c{i}", f"id{i}", 2.0 + i)
+        durable = appended(store.conversations, conv, "alice", 1, f"c{i}", f"id{i}", 2.0 + i)
         await durable
     if clean_stop:
         await store.close()
@@ -57,8 +57,7 @@ async def test_torn_tail_is_cut_logged_and_appends_continue(tmp_path: Path, tail
     assert any("torn" in str(e.get("log_format", "")) for e in seen)
     conv = store.logs.get(conv_id)
     assert conv is not None and conv.last_seq == 5
-    record, durable = appended(store.conversations, conv, "bob", 1, "new", "n", 9.0)
-    await durable
+    record = await appended(store.conversations, conv, "bob", 1, "new", "n", 9.0)
     assert record["seq"] == 6
     assert [r["ciphertext"] for r in await store.conversations.page(conv, 1, 7)] == [
         "c0", "c1", "c2", "c3", "c4", "new"
@@ -122,7 +121,7 @@ async def test_a_damaged_complete_record_is_kept_reported_and_the_rest_is_served
     with pytest.raises(LogDamaged):  # an acknowledged seq is never reused
         appended(store.conversations, conv, "bob", 1, "new", "n", 9.0)
     other = await store.logs.create("carol", "dave", {"epoch": 1}, 1.0)
-    _, durable = appended(store.conversations, other, "carol", 1, "x", "x1", 2.0)
+    durable = appended(store.conversations, other, "carol", 1, "x", "x1", 2.0)
     await durable  # the rest of the server keeps serving
 
 
@@ -136,7 +135,7 @@ async def test_control_log_is_compacted_and_keeps_its_state(tmp_path: Path) -> N
     assert conv is not None
     await store.conversations.add_epoch(conv, {"epoch": 2}, 3.0)
     for i in range(CONTROL_COMPACT_AT + 50):
-        _, durable = appended(store.conversations, conv, "alice", 1, "c", f"x{i}", 4.0)
+        durable = appended(store.conversations, conv, "alice", 1, "c", f"x{i}", 4.0)
         await durable
         store.conversations.set_read_nowait(conv, "alice", i + 1)
         if i % 2:
@@ -163,7 +162,7 @@ async def test_a_clean_stop_saves_an_index_and_the_next_start_uses_it(tmp_path: 
     assert conv is not None and conv.messages.used_index and conv.last_seq == 30
     # more messages, then a crash (no clean stop): the old index is a prefix, the tail is scanned
     for i in range(30, 35):
-        _, durable = appended(store.conversations, conv, "bob", 1, f"c{i}", f"id{i}", 50.0)
+        durable = appended(store.conversations, conv, "bob", 1, f"c{i}", f"id{i}", 50.0)
         await durable
     conv.messages.close()
     conv.control.close()

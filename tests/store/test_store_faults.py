@@ -171,7 +171,7 @@ def test_waiters_that_ask_again_never_start_a_second_batch_beside_the_first(
     runner.release()
     created = done(conv)
     appended(store.conversations, created, "alice", 1, "m0", "c0", 2.0)  # batch 0, held
-    waiters = [appended(store.conversations, created, "alice", 1, f"m{i}", f"c{i}", 2.0)[1]
+    waiters = [appended(store.conversations, created, "alice", 1, f"m{i}", f"c{i}", 2.0)
                for i in (1, 2)]  # fmt: skip
     runner.release_one()  # batch 0 done: batch 1 starts with both waiters
 

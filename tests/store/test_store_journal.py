@@ -18,6 +18,7 @@ from pychat.store.conversation_files import LoggedConversation as Conversation
 from pychat.store.conversations import ConversationStore
 from pychat.store.errors import StoreError
 from pychat.store.server_store import ServerStore
+from pychat.wire.shapes import StoredMessage
 from tests.chat_helpers import envelope
 from tests.log_capture import as_observer
 from tests.store_helpers import HeldRunner, appended, done, held_store
@@ -34,8 +35,8 @@ def _create(store: ConversationStore, a: str, b: str) -> Conversation:
     return done(d)
 
 
-def _send(store: ConversationStore, conv: Conversation, text: str) -> defer.Deferred[None]:
-    _, durable = appended(store, conv, conv.members[0], 1, text, f"id-{text}", 2.0)
+def _send(store: ConversationStore, conv: Conversation, text: str) -> defer.Deferred[StoredMessage]:
+    durable = appended(store, conv, conv.members[0], 1, text, f"id-{text}", 2.0)
     return durable
 
 
