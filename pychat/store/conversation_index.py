@@ -75,6 +75,7 @@ class ConversationIndex(Generic[C]):
             return await _shared(creating)
         finally:
             self._creating.pop(members, None)
+            creating.addErrback(lambda _: None)  # every waiter was told: handled
 
 
 async def _awaited(work: Awaitable[C]) -> C:
@@ -85,11 +86,12 @@ async def _shared(d: defer.Deferred[C]) -> C:
     """Await ``d`` without taking its result from its other waiters."""
     waiter: defer.Deferred[C] = defer.Deferred()
 
-    def pass_on(result: C | Failure) -> None:
+    def pass_on(result: C | Failure) -> C | Failure:
         if isinstance(result, Failure):
             waiter.errback(result)
         else:
             waiter.callback(result)
+        return result  # for the next waiter
 
     d.addBoth(pass_on)
     return await waiter

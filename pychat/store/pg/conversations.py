@@ -1,0 +1,368 @@
+"""Conversations in PostgreSQL (a :class:`~pychat.store.interfaces.ConversationRepository`).
+
+Rows are keyed by pseudonyms and hold sealed records (migrations/0002_conversations.sql).
+Every conversation's members, epochs, read markers and recent client ids are held in memory
+(loaded at start, written through); message bodies are read by seq range.
+
+An append is one transaction: lock the conversation's row, look for the same (sender, client
+id) already stored (a resend lands once), take the next seq from the row, insert the sealed
+record, commit.  Only then is its sender answered and its readers pushed (``then``).  On one
+node the appends of a conversation run one after another, in the order they were asked for
+(a device's counters rise with its seqs); across nodes the row lock keeps the numbering
+gap-free and strictly increasing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.defer import DeferredLock
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from pychat.store.atrest import AtRestKey, RecordSealer
+from pychat.store.conversation import Conversation, NewMessage, check_place, pair
+from pychat.store.conversation_index import ConversationIndex
+from pychat.store.pg.database import Database
+from pychat.store.recent_ids import RECENT_CLIENT_IDS
+from pychat.wire.ids import conversation_id
+from pychat.wire.shapes import Duplicate, Envelope, StoredMessage
+
+log = Logger(namespace="pychat.store")
+
+#: Told that an append landed: ``(record, None)``, or ``(record, error)``.
+Landed = Any
+
+
+class PgConversationStore:
+    """The conversations of one database."""
+
+    def __init__(self, database: Database, key: AtRestKey) -> None:
+        self._db = database
+        self._sealer = key.sealer("conversation")
+        self._names = key.name_hasher("conversation")
+        self._index: ConversationIndex[Conversation] = ConversationIndex()
+        self._turns: dict[str, DeferredLock] = {}
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, database: Database, key: AtRestKey) -> PgConversationStore:
+        """Load every conversation (members, epochs, read markers, recent client ids)."""
+        store = cls(database, key)
+        by_key: dict[str, Conversation] = {}
+        for conv_key, sealed, last_seq in database.query_now(
+            "SELECT conv_key, sealed, last_seq FROM conversations"
+        ):
+            meta = store._open(bytes(sealed), "conversation", conv_key)
+            conv = Conversation(meta["id"], pair(*meta["members"]), meta["time"])
+            conv.durable_seq = conv.assigned = int(last_seq)
+            conv.last_activity = meta["time"]
+            by_key[conv_key] = conv
+        for conv_key, epoch, sealed in database.query_now(
+            "SELECT conv_key, epoch, sealed FROM conversation_epochs ORDER BY conv_key, epoch"
+        ):
+            by_key[conv_key].epochs.append(
+                store._open(bytes(sealed), "epoch", conv_key, str(epoch))["envelope"]
+            )
+        for conv_key, member_key, sealed in database.query_now(
+            "SELECT conv_key, member_key, sealed FROM conversation_reads"
+        ):
+            marker = store._open(bytes(sealed), "read", conv_key, member_key)
+            by_key[conv_key].read[marker["user"]] = marker["seq"]
+        store._load_recent(by_key)
+        for conv in by_key.values():
+            store._index.add(conv)
+        return store
+
+    def _load_recent(self, by_key: dict[str, Conversation]) -> None:
+        """Recent client ids, last activity and sizes, from the newest messages."""
+        rows = self._db.query_now(
+            "SELECT conv_key, seq, sealed FROM (SELECT conv_key, seq, sealed, row_number() "
+            "OVER (PARTITION BY conv_key ORDER BY seq DESC) AS n FROM messages) AS newest "
+            "WHERE n <= %s ORDER BY conv_key, seq",
+            (RECENT_CLIENT_IDS,),
+        )
+        for conv_key, seq, sealed in rows:
+            record = self._open(bytes(sealed), "message", conv_key, str(seq))
+            conv = by_key[conv_key]
+            conv.remember(record)
+            conv.last_activity = max(conv.last_activity, record["time"])
+        for conv_key, size in self._db.query_now(
+            "SELECT conv_key, sum(octet_length(sealed)) FROM messages GROUP BY conv_key"
+        ):
+            by_key[conv_key].stored = int(size)
+
+    # -- sealing -------------------------------------------------------------------------------
+
+    def _key(self, conv: Conversation) -> str:
+        return self._names(*conv.members)
+
+    def _seal(self, obj: Any, *where: str) -> bytes:
+        return seal_row(self._sealer, obj, *where)
+
+    def _open(self, sealed: bytes, *where: str) -> Any:
+        aad = "/".join(("pychat-pg", *where)).encode()
+        return json.loads(self._sealer.open(sealed, aad))
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def get(self, conversation_id: str) -> Conversation | None:
+        """The conversation with this id, or None."""
+        return self._index.get(conversation_id)
+
+    def find(self, a: str, b: str) -> Conversation | None:
+        """The conversation of the pair, or None."""
+        return self._index.find(a, b)
+
+    def for_user(self, username: str) -> Sequence[Conversation]:
+        """The user's conversations, most recently active first."""
+        return self._index.for_user(username)
+
+    def __iter__(self) -> Iterator[Conversation]:
+        return iter(self._index)
+
+    async def page(self, conv: Conversation, first_seq: int, stop_seq: int) -> list[StoredMessage]:
+        """Messages with ``first_seq <= seq < stop_seq`` (an index range scan)."""
+        conv_key = self._key(conv)
+        rows = await self._db.run(_page, conv_key, first_seq, stop_seq)
+        return [self._open(bytes(sealed), "message", conv_key, str(seq)) for seq, sealed in rows]
+
+    def duplicate(self, conv: Conversation, sender: str, client_id: str) -> Duplicate | None:
+        """The ``seq`` and ``time`` of the message this (sender, client id) already made, if
+        it is recent."""
+        found = conv.recent_ids.get(sender, client_id)
+        return None if found is None else {"seq": found[0], "time": found[1]}
+
+    # -- changes (each committed before it returns) -------------------------------------------
+
+    async def create(self, a: str, b: str, envelope: Envelope, now: float) -> Conversation:
+        """A new conversation between ``a`` and ``b`` with its first key epoch (or the one
+        another node made at the same moment)."""
+        members = pair(a, b)
+        return await self._index.create_once(members, lambda: self._create(members, envelope, now))
+
+    async def _create(
+        self, members: tuple[str, str], envelope: Envelope, now: float
+    ) -> Conversation:
+        conv = Conversation(conversation_id(*members), members, now, last_activity=now)
+        conv_key = self._key(conv)
+        meta = self._seal(
+            {"id": conv.id, "members": list(members), "time": now}, "conversation", conv_key
+        )
+        first = self._seal({"envelope": envelope, "time": now}, "epoch", conv_key, "1")
+        created = await self._db.run(_create, conv_key, meta, first)
+        if created:
+            conv.epochs.append(envelope)
+        else:  # another node made it first: take its epochs
+            conv.epochs[:] = await self._epochs(conv_key)
+        self._index.add(conv)
+        return conv
+
+    async def _epochs(self, conv_key: str) -> list[Envelope]:
+        rows = await self._db.run(_epochs, conv_key)
+        return [self._open(bytes(s), "epoch", conv_key, str(n))["envelope"] for n, s in rows]
+
+    async def add_epoch(self, conv: Conversation, envelope: Envelope, now: float) -> None:
+        """Append the next key epoch, placed after the last message, both checked in the
+        transaction that stores it (another node may have added one or a message).
+
+        :raises EpochRefused: not the next number, or placed elsewhere.
+        """
+        conv_key = self._key(conv)
+        number = envelope.get("epoch")
+        sealed = self._seal({"envelope": envelope, "time": now}, "epoch", conv_key, str(number))
+        await self._db.run(_add_epoch, conv_key, envelope, sealed)
+        conv.epochs[:] = await self._epochs(conv_key)
+
+    async def set_read(self, conv: Conversation, username: str, seq: int) -> None:
+        """Move ``username``'s read marker forward to ``seq``."""
+        if seq <= conv.read.get(username, 0):
+            return
+        conv.read[username] = seq
+        await self._write_read(conv, username)
+
+    def set_read_nowait(self, conv: Conversation, username: str, seq: int) -> None:
+        """Move a read marker forward without waiting for its commit (a failure is logged)."""
+        if seq <= conv.read.get(username, 0):
+            return
+        conv.read[username] = seq
+        d = defer.ensureDeferred(self._write_read(conv, username))
+        d.addErrback(lambda f: log.warn("a read marker was not saved: {e}", e=f.value))
+
+    async def _write_read(self, conv: Conversation, username: str) -> None:
+        conv_key = self._key(conv)
+        member_key = self._names(conv.id, username)
+        marker = {"user": username, "seq": conv.read[username]}
+        await self._db.run(
+            _set_read, conv_key, member_key, self._seal(marker, "read", conv_key, member_key)
+        )
+
+    async def delete(self, conv: Conversation) -> None:
+        """Remove a conversation and its messages for good (an account is being deleted)."""
+        await self.wait_durable(conv)
+        await self._db.run(_delete, self._key(conv))
+        self._index.remove(conv)
+
+    def pace_read_markers(self, clock: IReactorTime, interval: float) -> None:
+        """Nothing to pace: a read marker is one small row, written when it moves."""
+
+    def pace_telling(self, clock: IReactorTime, per_turn: int) -> None:
+        """Nothing to pace: each append is told when its own transaction commits."""
+
+    def wait_durable(self, conv: Conversation) -> defer.Deferred[None]:
+        """Fires once every message appended to ``conv`` so far has committed."""
+        return self._turn(conv).run(defer.succeed, None)
+
+    def append_message(self, conv: Conversation, message: NewMessage, then: Landed) -> None:
+        """Store a message in its own transaction, after the conversation's appends before
+        it; ``then(record, None)`` after the COMMIT, ``then(stand_in, error)`` if it failed."""
+        conv_key = self._key(conv)
+        client_key = self._names(conv.id, message.sender, message.client_id)
+        sealer = self._sealer
+
+        def store() -> defer.Deferred[tuple[StoredMessage, int]]:
+            return self._db.run(_append, conv_key, client_key, message, sealer)
+
+        done = self._turn(conv).run(store)
+        done.addCallbacks(_Landed(conv, then), _failed, errbackArgs=(message, then))
+
+    def _turn(self, conv: Conversation) -> DeferredLock:
+        return self._turns.setdefault(conv.id, DeferredLock())
+
+    async def close(self) -> None:
+        """Wait for the appends under way."""
+        for conv in list(self._index):
+            await self.wait_durable(conv)
+
+
+class _Landed:
+    """A committed append: the conversation's place moves, its readers may hear."""
+
+    def __init__(self, conv: Conversation, then: Landed) -> None:
+        self.conv, self.then = conv, then
+
+    def __call__(self, result: tuple[StoredMessage, int]) -> None:
+        record, size = result
+        conv = self.conv
+        conv.durable_seq = max(conv.durable_seq, record["seq"])
+        conv.assigned = max(conv.assigned, record["seq"])
+        conv.stored += size
+        conv.remember(dict(record))
+        conv.last_activity = max(conv.last_activity, record["time"])
+        self.then(record, None)
+
+
+def _failed(failure: Failure, message: NewMessage, then: Landed) -> None:
+    stand_in: StoredMessage = {
+        "seq": 0,
+        "sender": message.sender,
+        "epoch": message.epoch,
+        "ciphertext": message.ciphertext,
+        "client_id": message.client_id,
+        "time": message.time,
+    }
+    then(stand_in, failure.value)
+
+
+def seal_row(sealer: RecordSealer, obj: Any, *where: str) -> bytes:
+    """``obj`` as sealed JSON, bound to the row it is for (``where``)."""
+    aad = "/".join(("pychat-pg", *where)).encode()
+    return sealer.seal(json.dumps(obj, separators=(",", ":")).encode(), aad)
+
+
+# -- transactions (each on a pool thread, committed when it returns) ------------------------
+
+
+def _page(cursor: Any, conv_key: str, first: int, stop: int) -> list[tuple[int, bytes]]:
+    cursor.execute(
+        "SELECT seq, sealed FROM messages WHERE conv_key = %s AND seq >= %s AND seq < %s "
+        "ORDER BY seq",
+        (conv_key, first, stop),
+    )
+    return [(int(seq), bytes(sealed)) for seq, sealed in cursor.fetchall()]
+
+
+def _create(cursor: Any, conv_key: str, meta: bytes, first_epoch: bytes) -> bool:
+    cursor.execute(
+        "INSERT INTO conversations (conv_key, sealed) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        (conv_key, meta),
+    )
+    if cursor.rowcount != 1:
+        return False
+    cursor.execute(
+        "INSERT INTO conversation_epochs (conv_key, epoch, sealed) VALUES (%s, 1, %s)",
+        (conv_key, first_epoch),
+    )
+    return True
+
+
+def _epochs(cursor: Any, conv_key: str) -> list[tuple[int, bytes]]:
+    cursor.execute(
+        "SELECT epoch, sealed FROM conversation_epochs WHERE conv_key = %s ORDER BY epoch",
+        (conv_key,),
+    )
+    return [(int(n), bytes(s)) for n, s in cursor.fetchall()]
+
+
+def _add_epoch(cursor: Any, conv_key: str, envelope: Envelope, sealed: bytes) -> None:
+    cursor.execute("SELECT last_seq FROM conversations WHERE conv_key = %s FOR UPDATE", (conv_key,))
+    (last_seq,) = cursor.fetchone()
+    cursor.execute("SELECT count(*) FROM conversation_epochs WHERE conv_key = %s", (conv_key,))
+    (count,) = cursor.fetchone()
+    check_place(envelope, int(count), int(last_seq))
+    cursor.execute(
+        "INSERT INTO conversation_epochs (conv_key, epoch, sealed) VALUES (%s, %s, %s)",
+        (conv_key, envelope["epoch"], sealed),
+    )
+
+
+def _set_read(cursor: Any, conv_key: str, member_key: str, sealed: bytes) -> None:
+    cursor.execute(
+        "INSERT INTO conversation_reads (conv_key, member_key, sealed) VALUES (%s, %s, %s) "
+        "ON CONFLICT (conv_key, member_key) DO UPDATE SET sealed = EXCLUDED.sealed",
+        (conv_key, member_key, sealed),
+    )
+
+
+def _delete(cursor: Any, conv_key: str) -> None:
+    cursor.execute("DELETE FROM conversations WHERE conv_key = %s", (conv_key,))
+
+
+def _append(
+    cursor: Any, conv_key: str, client_key: str, message: NewMessage, sealer: RecordSealer
+) -> tuple[StoredMessage, int]:
+    """The stored record (the first copy's, for a resend) and the bytes it added."""
+    cursor.execute("SELECT last_seq FROM conversations WHERE conv_key = %s FOR UPDATE", (conv_key,))
+    (last_seq,) = cursor.fetchone()
+    cursor.execute(
+        "SELECT seq, sealed FROM messages WHERE conv_key = %s AND client_key = %s",
+        (conv_key, client_key),
+    )
+    earlier = cursor.fetchone()
+    if earlier is not None:
+        seq, sealed = earlier
+        aad = "/".join(("pychat-pg", "message", conv_key, str(seq))).encode()
+        return json.loads(sealer.open(bytes(sealed), aad)), 0
+    seq = int(last_seq) + 1
+    record: dict[str, Any] = {
+        "seq": seq,
+        "sender": message.sender,
+        "epoch": message.epoch,
+        "ciphertext": message.ciphertext,
+        "client_id": message.client_id,
+        "time": message.time,
+        **(message.extra or {}),
+    }
+    sealed = seal_row(sealer, record, "message", conv_key, str(seq))
+    cursor.execute("UPDATE conversations SET last_seq = %s WHERE conv_key = %s", (seq, conv_key))
+    cursor.execute(
+        "INSERT INTO messages (conv_key, seq, client_key, sealed) VALUES (%s, %s, %s, %s)",
+        (conv_key, seq, client_key, sealed),
+    )
+    stored: StoredMessage = record  # type: ignore[assignment]
+    return stored, len(sealed)
