@@ -30,6 +30,9 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     store_key: Path | None = None
+    #: A ``postgresql://`` URL: accounts, conversations and files live in that database
+    #: instead of the data dir (docs/operations.md, "Running on PostgreSQL").
+    database: str | None = None
     max_line: int = limits.DEFAULT_MAX_LINE
     idle_timeout: float = limits.DEFAULT_IDLE_TIMEOUT
     max_connections: int = limits.MAX_CONNECTIONS
@@ -51,6 +54,10 @@ class ServerConfig:
     exit_on_listen_failure: bool = True
 
     def __post_init__(self) -> None:
+        if self.database is not None and not self.database.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("--database takes a postgresql:// URL")
         if self.max_line < limits.MIN_MAX_LINE:
             raise ValueError(f"max-line must be at least {limits.MIN_MAX_LINE} bytes")
         if self.max_connections < 1 or self.max_connections_per_address < 1:

@@ -31,6 +31,7 @@ from pychat.server.tls_reload import ReloadableServerTLS, ReloadOnHangup
 from pychat.store.blocking import inline_runner, thread_runner
 from pychat.store.errors import StoreError
 from pychat.store.lock import DataDirBusy, lock_data_dir, unlock_data_dir
+from pychat.store.pg.database import DatabaseUnavailable
 from pychat.store.server_store import ServerStore
 from pychat.tls import TLSConfigError, load_or_create_credentials
 
@@ -134,6 +135,13 @@ class Options(usage.Options):
             "File holding the at-rest encryption key "
             "(default DATA_DIR/store.key; created with mode 0600 on first start).",
         ],
+        [
+            "database",
+            None,
+            None,
+            "postgresql://... URL: keep accounts, conversations and files in PostgreSQL "
+            "instead of the data dir (default $PYCHAT_DATABASE; unset: the data dir).",
+        ],
         ["max-line", None, limits.DEFAULT_MAX_LINE, "Longest protocol line in bytes.", int],
         [
             "signup",
@@ -236,6 +244,7 @@ class Options(usage.Options):
                 tls_cert=Path(self["tls-cert"]) if self["tls-cert"] else None,
                 tls_key=Path(self["tls-key"]) if self["tls-key"] else None,
                 store_key=Path(self["store-key"]) if self["store-key"] else None,
+                database=self["database"] or os.environ.get("PYCHAT_DATABASE") or None,
                 max_line=self["max-line"],
                 idle_timeout=self["idle-timeout"],
                 max_connections=self["max-connections"],
@@ -297,7 +306,14 @@ def _warn_if_key_beside_data(config: ServerConfig) -> None:
 def _open_store(config: ServerConfig, reactor: Any) -> ServerStore:
     runner = thread_runner(reactor) if IReactorThreads.providedBy(reactor) else inline_runner
     try:
+        if config.database:
+            return ServerStore.open_database(
+                config.database, config.data_dir, config.store_key_path, runner
+            )
         return ServerStore.open(config.data_dir, config.store_key_path, runner)
+    except DatabaseUnavailable as exc:
+        log.critical("{error}", error=str(exc))
+        raise StartupError(str(exc)) from None
     except StoreError as exc:
         log.critical("cannot open the data dir: {error}", error=str(exc))
         raise StartupError(str(exc)) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pychat.store.accounts import AccountStore
 from pychat.store.atrest import AtRestKey
@@ -18,6 +19,9 @@ from pychat.store.interfaces import (
     FileRepository,
 )
 from pychat.store.invites import InviteBook
+
+if TYPE_CHECKING:
+    from pychat.store.pg.database import Database
 from pychat.store.rotation_state import check_no_rotation
 
 ACCOUNTS_DIR = "accounts"
@@ -38,6 +42,8 @@ class ServerStore:
     ephemeral: BlobRepository
     #: Where the store's blocking work runs (a thread pool, or inline in tests and tools).
     run_blocking: BlockingRunner
+    #: The database, when the store is PostgreSQL rather than the flat files.
+    database: Database | None = None
 
     @property
     def logs(self) -> ConversationStore:
@@ -67,8 +73,43 @@ class ServerStore:
         return len(convs)
 
     async def close(self) -> None:
-        """Flush what is pending and close the files (at a clean stop)."""
+        """Flush what is pending and close the files, or the database (at a clean stop)."""
         await self.conversations.close()
+        if self.database is not None:
+            self.database.close()
+
+    @classmethod
+    def open_database(
+        cls, url: str, data_dir: Path, key_path: Path, run_blocking: BlockingRunner
+    ) -> ServerStore:
+        """Open the store in the PostgreSQL database at ``url`` (migrated to this code's
+        schema first), with the key at ``key_path``; ``data_dir`` keeps the invites.
+
+        :raises DatabaseUnavailable: unreachable, refused, or a schema newer than this code.
+        :raises StoreError: a missing key with data in the database.
+        """
+        from pychat.store.pg.accounts import PgAccountStore
+        from pychat.store.pg.conversations import PgConversationStore
+        from pychat.store.pg.database import Database
+        from pychat.store.pg.files import PgBlobStore, PgFileStore
+
+        database = Database.open(url)
+        data_exists = bool(
+            database.query_now(
+                "SELECT 1 FROM accounts UNION ALL SELECT 1 FROM conversations LIMIT 1"
+            )
+        )
+        key = AtRestKey.load_or_create(key_path, data_exists=data_exists)
+        return cls(
+            key,
+            PgAccountStore.open(database, key),
+            PgConversationStore.open(database, key),
+            InviteBook.load(data_dir),
+            PgFileStore.open(database, key),
+            PgBlobStore(database, key),
+            run_blocking,
+            database,
+        )
 
     @classmethod
     def open(cls, data_dir: Path, key_path: Path, run_blocking: BlockingRunner) -> ServerStore:

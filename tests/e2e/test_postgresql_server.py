@@ -1,0 +1,63 @@
+"""The real server on PostgreSQL (``--database``): people sign up, chat and read history as
+on the flat files, a restart keeps everything, and a wrong database stops the start in one
+line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+
+from pychat.server.tap import StartupError
+from pychat.testing import start_server
+from tests.client_helpers import signed_up
+from tests.pg_server import PgCluster
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_people_chat_through_a_server_on_postgresql_and_a_restart_keeps_it(
+    pg_url: str, tmp_path: Path
+) -> None:
+    server = await start_server(tmp_path / "data", database=pg_url)
+    try:
+        alice = await signed_up(server, tmp_path / "alice", "alice")
+        bob = await signed_up(server, tmp_path / "bob", "bob")
+        for text in ("one", "two", "three"):
+            await alice.send("bob", text)
+        await bob.send("alice", "got them")
+        assert [(m.text, m.status) for m in await bob.read("alice")] == [
+            ("one", "verified"),
+            ("two", "verified"),
+            ("three", "verified"),
+            ("got them", "verified"),
+        ]
+        await alice.close()
+        await bob.close()
+    finally:
+        await server.stop()
+    assert not any((tmp_path / "data").glob("conversations/*.msg"))  # nothing in files
+    again = await start_server(tmp_path / "data", database=pg_url)
+    try:
+        from tests.client_helpers import client_for
+
+        bob = client_for(again, tmp_path / "bob")
+        await bob.login("bob", "pw")
+        seen = await bob.read("alice")
+        assert [m.seq for m in seen] == [1, 2, 3, 4] and seen[-1].text == "got them"
+        await bob.send("alice", "after the restart")
+        assert [m.seq for m in await bob.read("alice", since=4)] == [5]
+        await bob.close()
+    finally:
+        await again.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_unreachable_database_stops_the_start_in_one_line(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    with pytest.raises(StartupError) as info:
+        await start_server(tmp_path / "data", database=pg_cluster.url("nowhere"))
+    message = str(info.value)
+    assert message.startswith("pychat: cannot start: cannot use the database")
+    assert "\n" not in message and "nowhere" in message
