@@ -66,6 +66,12 @@ class PgCluster:
         self._run("createdb", "-h", str(self.socket_dir), "-U", self.user or "postgres", name)
         return self.url(name)
 
+    def dump(self, url: str) -> str:
+        """``pg_dump`` of the database at ``url`` (as SQL text)."""
+        name = url.split("/")[3].split("?")[0]
+        done = self._run("pg_dump", "-h", str(self.socket_dir), "-U", self.user or "postgres", name)
+        return done.stdout
+
     def stop(self) -> None:
         """Stop the server at once (tests own no data worth a clean shutdown)."""
         subprocess.run(

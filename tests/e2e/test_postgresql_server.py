@@ -61,3 +61,24 @@ async def test_an_unreachable_database_stops_the_start_in_one_line(
     message = str(info.value)
     assert message.startswith("pychat: cannot start: cannot use the database")
     assert "\n" not in message and "nowhere" in message
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_dump_of_the_database_holds_no_text_no_password_and_no_name(
+    pg_cluster: PgCluster, pg_url: str, tmp_path: Path
+) -> None:
+    server = await start_server(tmp_path / "data", database=pg_url)
+    secret_text = "the canary sings at midnight"
+    try:
+        alice = await signed_up(server, tmp_path / "a", "zebediah", "unguessable-passphrase-42")
+        bob = await signed_up(server, tmp_path / "b", "philomena")
+        await alice.send("philomena", secret_text)
+        await bob.read("zebediah")
+        await alice.close()
+        await bob.close()
+    finally:
+        await server.stop()
+    dump = pg_cluster.dump(pg_url)
+    assert "CREATE TABLE public.messages" in dump  # the dump is the real thing
+    for secret in ("zebediah", "philomena", secret_text, "unguessable-passphrase-42", "canary"):
+        assert secret not in dump
