@@ -15,7 +15,7 @@ import contextlib
 import json
 import os
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -24,47 +24,23 @@ from pychat.durable import ensure_private_dir, fsync_dir, write_atomic
 from pychat.store.atrest import RecordSealer
 from pychat.store.blocking import BlockingRunner
 from pychat.store.errors import StoreError
+from pychat.store.file_records import FileRecords
+from pychat.store.files_record import CHUNK_BYTES, StoredFile
 from pychat.wire.shapes import FileReply
 
 FILES_DIR = "files"
-#: Ciphertext bytes of every chunk but the last (32 KiB of content and a 16-byte tag): a
-#: base64 chunk fits a request under the smallest line limit.
-CHUNK_BYTES = 32 * 1024 + 16
+
+__all__ = ["CHUNK_BYTES", "FILES_DIR", "FileStore", "StoredFile", "describe"]
 
 
-@dataclass
-class StoredFile:
-    """One file's record."""
-
-    id: str
-    owner: str
-    conversation: str
-    size: int
-    chunks: int
-    created: float
-    expires: float
-    received: int = 0
-
-    @property
-    def complete(self) -> bool:
-        """Whether every chunk is on disk."""
-        return self.received == self.chunks
-
-    def chunk_length(self, index: int) -> int:
-        """The ciphertext bytes chunk ``index`` must have."""
-        if index < self.chunks - 1:
-            return CHUNK_BYTES
-        return self.size - CHUNK_BYTES * (self.chunks - 1)
-
-
-class FileStore:
+class FileStore(FileRecords):
     """The files of one data dir: records in memory, written through to disk."""
 
     def __init__(self, directory: Path, sealer: RecordSealer, run_blocking: BlockingRunner):
+        super().__init__()
         self.directory = directory
         self._sealer = sealer
         self._run = run_blocking
-        self.files: dict[str, StoredFile] = {}
 
     @classmethod
     def open(cls, directory: Path, sealer: RecordSealer, run_blocking: BlockingRunner) -> FileStore:
@@ -120,25 +96,9 @@ class FileStore:
         sealed = self._sealer.seal(json.dumps(body).encode(), self._aad(record.id))
         write_atomic(self.directory / f"{record.id}.meta", sealed, mode=0o600)
 
-    def record(self, file_id: str) -> StoredFile | None:
-        """The file with this id, or None."""
-        return self.files.get(file_id)
-
-    def records(self) -> list[StoredFile]:
-        """Every file."""
-        return list(self.files.values())
-
     def data_path(self, file_id: str) -> Path:
         """Where a file's data lies (for a copy of the store: rotation, backup)."""
         return self._data(file_id)
-
-    def bytes_of(self, owner: str) -> int:
-        """What ``owner``'s files take (their declared sizes)."""
-        return sum(f.size for f in self.files.values() if f.owner == owner)
-
-    def of_user(self, owner: str) -> list[StoredFile]:
-        """``owner``'s files."""
-        return [f for f in self.files.values() if f.owner == owner]
 
     async def start(
         self, owner: str, conversation: str, size: int, chunks: int, now: float, max_age: float
@@ -193,13 +153,6 @@ class FileStore:
             fsync_dir(self.directory)
 
         await self._run(remove)
-
-    async def sweep(self, now: float) -> int:
-        """Delete every expired file; return how many went."""
-        gone = [f for f in self.files.values() if f.expires <= now]
-        for record in gone:
-            await self.delete(record)
-        return len(gone)
 
 
 def describe(record: StoredFile) -> FileReply:

@@ -13,17 +13,18 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 
 from pychat.store.atrest import AtRestKey
-from pychat.store.files import StoredFile
+from pychat.store.file_records import FileRecords
+from pychat.store.files_record import StoredFile
 from pychat.store.pg.database import Database
 
 
-class PgFileStore:
+class PgFileStore(FileRecords):
     """The files of one database; their records in memory, written through."""
 
     def __init__(self, database: Database, key: AtRestKey) -> None:
+        super().__init__()
         self._db = database
         self._sealer = key.sealer("files")
-        self._files: dict[str, StoredFile] = {}
 
     @classmethod
     def open(cls, database: Database, key: AtRestKey) -> PgFileStore:
@@ -35,28 +36,12 @@ class PgFileStore:
         ):
             record = StoredFile(**json.loads(store._sealer.open(bytes(sealed), _aad(file_id))))
             record.received = int(received)
-            store._files[file_id] = record
+            store.files[file_id] = record
         return store
 
     def _sealed(self, record: StoredFile) -> bytes:
         body = {k: v for k, v in asdict(record).items() if k != "received"}
         return self._sealer.seal(json.dumps(body).encode(), _aad(record.id))
-
-    def record(self, file_id: str) -> StoredFile | None:
-        """The file with this id, or None."""
-        return self._files.get(file_id)
-
-    def records(self) -> list[StoredFile]:
-        """Every file."""
-        return list(self._files.values())
-
-    def bytes_of(self, owner: str) -> int:
-        """What ``owner``'s files take (their declared sizes)."""
-        return sum(f.size for f in self._files.values() if f.owner == owner)
-
-    def of_user(self, owner: str) -> list[StoredFile]:
-        """``owner``'s files."""
-        return [f for f in self._files.values() if f.owner == owner]
 
     async def start(
         self, owner: str, conversation: str, size: int, chunks: int, now: float, max_age: float
@@ -66,7 +51,7 @@ class PgFileStore:
             secrets.token_hex(16), owner, conversation, size, chunks, now, now + max_age
         )
         await self._db.run(_insert_file, record.id, record.expires, self._sealed(record))
-        self._files[record.id] = record
+        self.files[record.id] = record
         return record
 
     async def put(self, record: StoredFile, index: int, chunk: bytes) -> None:
@@ -81,15 +66,8 @@ class PgFileStore:
 
     async def delete(self, record: StoredFile) -> None:
         """Remove a file, record and chunks."""
-        self._files.pop(record.id, None)
+        self.files.pop(record.id, None)
         await self._db.run(_delete_file, record.id)
-
-    async def sweep(self, now: float) -> int:
-        """Delete every expired file; return how many went."""
-        gone = [f for f in self._files.values() if f.expires <= now]
-        for record in gone:
-            await self.delete(record)
-        return len(gone)
 
 
 class PgBlobStore:
