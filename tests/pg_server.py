@@ -72,6 +72,14 @@ class PgCluster:
         done = self._run("pg_dump", "-h", str(self.socket_dir), "-U", self.user or "postgres", name)
         return done.stdout
 
+    def pause(self) -> None:
+        """Stop the server at once, keeping its data (a database that goes away)."""
+        self._run("pg_ctl", "stop", "-D", str(self.directory / "data"), "-m", "immediate")
+
+    def resume(self) -> None:
+        """Start it again after :meth:`pause`."""
+        self._run(*_start_argv(self))
+
     def stop(self) -> None:
         """Stop the server at once (tests own no data worth a clean shutdown)."""
         subprocess.run(
@@ -118,20 +126,13 @@ def start_cluster() -> PgCluster | None:
         "--no-locale",
         "--no-sync",
     )
-    options = (
-        f"-c listen_addresses='' -c unix_socket_directories='{cluster.socket_dir}' -c fsync=off"
-    )
-    cluster._run(
-        "pg_ctl",
-        "start",
-        "-D",
-        str(data),
-        "-w",
-        "-t",
-        "60",
-        "-l",
-        str(directory / "log"),
-        "-o",
-        options,
-    )
+    cluster._run(*_start_argv(cluster))
     return cluster
+
+
+def _start_argv(cluster: PgCluster) -> list[str]:
+    """pg_ctl start, on the unix socket only, with no fsync (test data)."""
+    socket = cluster.socket_dir
+    options = f"-c listen_addresses='' -c unix_socket_directories='{socket}' -c fsync=off"
+    data, log = str(cluster.directory / "data"), str(cluster.directory / "log")
+    return ["pg_ctl", "start", "-D", data, "-w", "-t", "60", "-l", log, "-o", options]

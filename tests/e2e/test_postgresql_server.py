@@ -82,3 +82,34 @@ async def test_a_dump_of_the_database_holds_no_text_no_password_and_no_name(
     assert "CREATE TABLE public.messages" in dump  # the dump is the real thing
     for secret in ("zebediah", "philomena", secret_text, "unguessable-passphrase-42", "canary"):
         assert secret not in dump
+
+
+@pytest_twisted.ensureDeferred
+async def test_while_the_database_is_away_a_send_is_refused_with_storage_error_then_works(
+    tmp_path: Path,
+) -> None:
+    from pychat.client.protocol import RemoteError
+    from tests.pg_server import start_cluster
+
+    cluster = start_cluster()  # its own: this test stops it
+    assert cluster is not None
+    try:
+        server = await start_server(tmp_path / "data", database=cluster.create_database("away"))
+        try:
+            alice = await signed_up(server, tmp_path / "a", "alice")
+            bob = await signed_up(server, tmp_path / "b", "bob")
+            await alice.send("bob", "before")
+            cluster.pause()
+            with pytest.raises(RemoteError) as info:
+                await alice.send("bob", "while it is away")
+            assert info.value.code == "storage_error" and info.value.error["retry_after"] > 0
+            cluster.resume()
+            await alice.send("bob", "after it came back")  # the pool connects anew
+            texts = [m.text for m in await bob.read("alice")]
+            assert texts == ["before", "after it came back"]
+            await alice.close()
+            await bob.close()
+        finally:
+            await server.stop()
+    finally:
+        cluster.stop()

@@ -13,9 +13,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from twisted.enterprise import adbapi
+from twisted.enterprise.adbapi import ConnectionLost
 from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
+from pychat.store.errors import StorageFailure
 from pychat.store.pg.schema import SchemaTooNew, migrate
+
+log = Logger(namespace="pychat.store")
 
 T = TypeVar("T")
 
@@ -35,6 +41,17 @@ def _psycopg() -> Any:
             "a postgresql:// database needs psycopg: pip install 'pychat[postgresql]'"
         ) from None
     return psycopg
+
+
+def _unavailable(failure: Failure) -> Failure:
+    """A lost or refused connection as the store's :class:`StorageFailure`; anything else
+    (our own refusals, a bug) as it is."""
+    psycopg = _psycopg()
+    if failure.check(psycopg.OperationalError, psycopg.InterfaceError, ConnectionLost):
+        first = str(failure.value).strip().splitlines()[0] if str(failure.value).strip() else ""
+        log.warn("the database is unavailable: {e}", e=first or repr(failure.value))
+        return Failure(StorageFailure(None, f"the database is unavailable: {first}"))
+    return failure
 
 
 def _where(url: str) -> str:
@@ -83,8 +100,11 @@ class Database:
 
     def run(self, work: Callable[..., T], *args: Any) -> defer.Deferred[T]:
         """``work(cursor, *args)`` in one transaction on a pool thread (committed when it
-        returns, rolled back when it raises)."""
+        returns, rolled back when it raises).  A database that cannot be reached, or a
+        connection lost on the way, fails it with :class:`StorageFailure` (nothing was
+        stored: the client is told to try again, and the pool connects anew)."""
         d: defer.Deferred[T] = self.pool.runInteraction(work, *args)
+        d.addErrback(_unavailable)
         return d
 
     def close(self) -> None:
