@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
+from twisted.internet import defer
 
 from pychat.server.tap import StartupError
 from pychat.testing import start_server
@@ -99,12 +100,17 @@ async def test_while_the_database_is_away_a_send_is_refused_with_storage_error_t
             alice = await signed_up(server, tmp_path / "a", "alice")
             bob = await signed_up(server, tmp_path / "b", "bob")
             await alice.send("bob", "before")
+            # several requests at once: the pool holds several connections, all of which
+            # the restart below leaves dead
+            await defer.gatherResults([defer.ensureDeferred(bob.read("alice")) for _ in range(6)])
             cluster.pause()
             with pytest.raises(RemoteError) as info:
                 await alice.send("bob", "while it is away")
             assert info.value.code == "storage_error" and info.value.error["retry_after"] > 0
             cluster.resume()
-            await alice.send("bob", "after it came back")  # the pool connects anew
+            # every pooled connection is dead now; each request still succeeds at once
+            await defer.gatherResults([defer.ensureDeferred(bob.read("alice")) for _ in range(6)])
+            await alice.send("bob", "after it came back")
             texts = [m.text for m in await bob.read("alice")]
             assert texts == ["before", "after it came back"]
             await alice.close()

@@ -73,11 +73,17 @@ class PgAccountStore(AccountCache):
 
 
 def _insert(cursor: Any, name_key: str, sealed: bytes) -> bool:
+    """Whether the account is now ours: inserted, or already there with these very bytes
+    (this insert's own first try, run again after a lost connection)."""
     cursor.execute(
         "INSERT INTO accounts (name_key, sealed) VALUES (%s, %s) ON CONFLICT DO NOTHING",
         (name_key, sealed),
     )
-    return bool(cursor.rowcount == 1)
+    if cursor.rowcount == 1:
+        return True
+    cursor.execute("SELECT sealed FROM accounts WHERE name_key = %s", (name_key,))
+    row = cursor.fetchone()
+    return row is not None and bytes(row[0]) == sealed
 
 
 def _update(cursor: Any, name_key: str, sealed: bytes) -> None:

@@ -104,7 +104,21 @@ class Database:
         connection lost on the way, fails it with :class:`StorageFailure` (nothing was
         stored: the client is told to try again, and the pool connects anew)."""
         d: defer.Deferred[T] = self.pool.runInteraction(work, *args)
+        for _ in range(POOL_MAX):
+            d.addErrback(self._on_a_fresh_connection, work, args)
         d.addErrback(_unavailable)
+        return d
+
+    def _on_a_fresh_connection(
+        self, failure: Failure, work: Callable[..., T], args: tuple[Any, ...]
+    ) -> defer.Deferred[T]:
+        """Run ``work`` again when its connection had gone (the database restarted since it
+        was opened): adbapi has dropped that connection by then, so the next try gets a new
+        one.  Every transaction here may run twice without harm: an append finds its first
+        copy by client id, an epoch finds its number taken, the rest write the same rows."""
+        psycopg = _psycopg()
+        failure.trap(ConnectionLost, psycopg.OperationalError, psycopg.InterfaceError)
+        d: defer.Deferred[T] = self.pool.runInteraction(work, *args)
         return d
 
     def close(self) -> None:

@@ -110,7 +110,7 @@ def _aad(file_id: str) -> bytes:
 
 def _insert_file(cursor: Any, file_id: str, expires: float, sealed: bytes) -> None:
     cursor.execute(
-        "INSERT INTO files (file_id, expires, sealed) VALUES (%s, %s, %s)",
+        "INSERT INTO files (file_id, expires, sealed) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
         (file_id, expires, sealed),
     )
 
@@ -136,7 +136,8 @@ def _delete_file(cursor: Any, file_id: str) -> None:
 
 def _insert_blob(cursor: Any, name: str, expires: int, sealed: bytes) -> None:
     cursor.execute(
-        "INSERT INTO blobs (name, expires, sealed) VALUES (%s, %s, %s)", (name, expires, sealed)
+        "INSERT INTO blobs (name, expires, sealed) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+        (name, expires, sealed),
     )
 
 
