@@ -17,6 +17,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+#: The one role that logs in with a password (every other role is trusted on the socket).
+PASSWORD_ROLE = "pychat_password"
+
 
 def _bin_dir() -> Path | None:
     """Where initdb, pg_ctl and postgres are, or None."""
@@ -65,6 +68,29 @@ class PgCluster:
         """A new, empty database; its URL."""
         self._run("createdb", "-h", str(self.socket_dir), "-U", self.user or "postgres", name)
         return self.url(name)
+
+    def create_password_database(self, name: str, password: str) -> str:
+        """A new, empty database owned by :data:`PASSWORD_ROLE`, which must log in with
+        ``password``; its URL (without the password)."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(
+                f"DO $$ BEGIN CREATE ROLE {PASSWORD_ROLE} LOGIN; "
+                "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+            )
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(PASSWORD_ROLE), sql.Literal(password)
+                )
+            )
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(name), sql.Identifier(PASSWORD_ROLE)
+                )
+            )
+        return f"postgresql://{PASSWORD_ROLE}@/{name}?host={self.socket_dir}"
 
     def dump(self, url: str) -> str:
         """``pg_dump`` of the database at ``url`` (as SQL text)."""
@@ -126,6 +152,8 @@ def start_cluster() -> PgCluster | None:
         "--no-locale",
         "--no-sync",
     )
+    hba = data / "pg_hba.conf"  # first match wins: this role alone must give a password
+    hba.write_text(f"local all {PASSWORD_ROLE} scram-sha-256\n" + hba.read_text())
     cluster._run(*_start_argv(cluster))
     return cluster
 

@@ -12,15 +12,34 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytest_twisted
 from twisted.scripts._twistd_unix import ServerOptions
 
 from pychat.admin.cli import main as admin
+from pychat.server.tap import StartupError
 from pychat.store.blocking import inline_runner
 from pychat.store.server_store import ServerStore
+from pychat.testing import start_server
 from tests.paths import ROOT
+from tests.pg_server import PASSWORD_ROLE, PgCluster
 
 UNITS = ROOT / "contrib" / "systemd"
 TWISTD = Path(sys.executable).parent / "twistd"
+
+
+def _drop_in(unit: Path, credentials: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """A drop-in's ``Environment=`` (with ``%d``, the credentials directory, filled in) and
+    its ``LoadCredential=`` (name to source file)."""
+    environment, loaded = {}, {}
+    for line in unit.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key == "Environment":
+            name, _, setting = value.partition("=")
+            environment[name] = setting.replace("%d", str(credentials))
+        elif key == "LoadCredential":
+            name, _, source = value.partition(":")
+            loaded[name] = source
+    return environment, loaded
 
 
 def _exec_start(unit: Path) -> list[str]:
@@ -74,3 +93,39 @@ def test_make_store_key_writes_a_private_key_the_server_opens_and_never_overwrit
     assert "never overwritten" in capsys.readouterr().err
     assert key.read_bytes() == before
     ServerStore.open(tmp_path / "data", key, inline_runner)  # the server takes it
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_postgresql_drop_in_reaches_a_database_with_the_password_as_a_credential(
+    pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = tmp_path / "creds"
+    environment, loaded = _drop_in(UNITS / "postgresql.conf", credentials)
+    assert environment["PYCHAT_DATABASE"].startswith("postgresql://")
+    assert ":" not in environment["PYCHAT_DATABASE"].split("//", 1)[1].split("@")[0]  # no password
+    assert Path(environment["PGPASSFILE"]).parent == credentials
+    assert Path(environment["PGPASSFILE"]).name in loaded  # a credential systemd hands in
+    url = pg_cluster.create_password_database("dropin", "s3cret pass")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, url if name == "PYCHAT_DATABASE" else value)
+    argv = [
+        a.replace("${STATE_DIRECTORY}", str(tmp_path / "state"))
+        for a in _exec_start(UNITS / "pychat.service")[1:]
+    ]
+    argv = [a.replace("${CREDENTIALS_DIRECTORY}", str(credentials)) for a in argv]
+    options = ServerOptions()
+    options.parseOptions(argv)
+    config = options.subOptions.config
+    assert config.database == url  # the unit's command line takes the drop-in's database
+
+    with pytest.raises(StartupError) as refused:  # no password file yet: one clear line
+        await start_server(config.data_dir, database=config.database)
+    assert "cannot use the database" in str(refused.value) and "password" in str(refused.value)
+    assert "\n" not in str(refused.value).strip()
+
+    credentials.mkdir()
+    pgpass = Path(environment["PGPASSFILE"])
+    pgpass.write_text(f"*:*:dropin:{PASSWORD_ROLE}:s3cret pass\n")
+    pgpass.chmod(0o400)  # as systemd hands a credential over
+    server = await start_server(config.data_dir, database=config.database)
+    await server.stop()
