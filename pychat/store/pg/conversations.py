@@ -7,9 +7,10 @@ Every conversation's members, epochs, read markers and recent client ids are hel
 An append is one transaction: lock the conversation's row, look for the same (sender, client
 id) already stored (a resend lands once), take the next seq from the row, insert the sealed
 record, commit.  Only then is its sender answered and its readers pushed (``then``).  On one
-node the appends of a conversation run one after another, in the order they were asked for
-(a device's counters rise with its seqs); across nodes the row lock keeps the numbering
-gap-free and strictly increasing.
+node the appends of a conversation run one transaction after another, in the order they were
+asked for (a device's counters rise with its seqs); those asked for while one is under way go
+together in the next (:mod:`pychat.store.pg.appends`).  Across nodes the row lock keeps the
+numbering gap-free and strictly increasing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.defer import DeferredLock
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -27,7 +27,9 @@ from twisted.python.failure import Failure
 from pychat.store.atrest import AtRestKey, RecordSealer
 from pychat.store.conversation import Conversation, NewMessage, check_place, pair
 from pychat.store.conversation_index import ConversationIndex
+from pychat.store.pg.appends import ConversationAppends
 from pychat.store.pg.database import Database
+from pychat.store.pg.latest_writes import LatestWrites
 from pychat.store.recent_ids import RECENT_CLIENT_IDS
 from pychat.wire.ids import conversation_id
 from pychat.wire.shapes import Duplicate, Envelope, StoredMessage
@@ -36,6 +38,9 @@ log = Logger(namespace="pychat.store")
 
 #: Told that an append landed: ``(record, None)``, or ``(record, error)``.
 Landed = Any
+
+#: What a batch stored: each message's record (the first copy's, for a resend) and size.
+Stored = list[tuple[StoredMessage, int]]
 
 
 class PgConversationStore:
@@ -46,7 +51,8 @@ class PgConversationStore:
         self._sealer = key.sealer("conversation")
         self._names = key.name_hasher("conversation")
         self._index: ConversationIndex[Conversation] = ConversationIndex()
-        self._turns: dict[str, DeferredLock] = {}
+        self._appends: dict[str, ConversationAppends] = {}
+        self._reads: LatestWrites[tuple[str, str]] = LatestWrites(self._write_read)
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -180,27 +186,32 @@ class PgConversationStore:
         conv.epochs[:] = await self._epochs(conv_key)
 
     async def set_read(self, conv: Conversation, username: str, seq: int) -> None:
-        """Move ``username``'s read marker forward to ``seq``."""
+        """Move ``username``'s read marker forward to ``seq``; returns once it is stored."""
         if seq <= conv.read.get(username, 0):
             return
         conv.read[username] = seq
-        await self._write_read(conv, username)
+        await self._reads.write((conv.id, username))
 
     def set_read_nowait(self, conv: Conversation, username: str, seq: int) -> None:
-        """Move a read marker forward without waiting for its commit (a failure is logged)."""
+        """Move a read marker forward without waiting for its commit (a failure is logged).
+        However often it moves while its row is written, one more write follows."""
         if seq <= conv.read.get(username, 0):
             return
         conv.read[username] = seq
-        d = defer.ensureDeferred(self._write_read(conv, username))
+        d = self._reads.write((conv.id, username))
         d.addErrback(lambda f: log.warn("a read marker was not saved: {e}", e=f.value))
 
-    async def _write_read(self, conv: Conversation, username: str) -> None:
+    def _write_read(self, key: tuple[str, str]) -> defer.Deferred[None]:
+        """Store a read marker as it is now (nothing, if its conversation is gone)."""
+        conversation_id, username = key
+        conv = self._index.get(conversation_id)
+        if conv is None or username not in conv.read:
+            return defer.succeed(None)
         conv_key = self._key(conv)
         member_key = self._names(conv.id, username)
         marker = {"user": username, "seq": conv.read[username]}
-        await self._db.run(
-            _set_read, conv_key, member_key, self._seal(marker, "read", conv_key, member_key)
-        )
+        sealed = self._seal(marker, "read", conv_key, member_key)
+        return self._db.run(_set_read, conv_key, member_key, sealed)
 
     async def delete(self, conv: Conversation) -> None:
         """Remove a conversation and its messages for good (an account is being deleted)."""
@@ -209,44 +220,50 @@ class PgConversationStore:
         self._index.remove(conv)
 
     def pace_read_markers(self, clock: IReactorTime, interval: float) -> None:
-        """Nothing to pace: a read marker is one small row, written when it moves."""
+        """Nothing to pace: a read marker's row has one write under way at most, and however
+        often it moves meanwhile, one more write follows (:mod:`.latest_writes`)."""
 
     def pace_telling(self, clock: IReactorTime, per_turn: int) -> None:
         """Nothing to pace: each append is told when its own transaction commits."""
 
     def wait_durable(self, conv: Conversation) -> defer.Deferred[None]:
-        """Fires once every message appended to ``conv`` so far has committed."""
-        return self._turn(conv).run(defer.succeed, None)
+        """Fires once every message appended to ``conv`` so far has committed (or failed)."""
+        appends = self._appends.get(conv.id)
+        return appends.settled() if appends is not None else defer.succeed(None)
 
     def append_message(self, conv: Conversation, message: NewMessage, then: Landed) -> None:
-        """Store a message in its own transaction, after the conversation's appends before
-        it; ``then(record, None)`` after the COMMIT, ``then(stand_in, error)`` if it failed."""
-        conv_key = self._key(conv)
+        """Store a message after the conversation's appends before it, in the same
+        transaction as those that wait with it; ``then(record, None)`` after the COMMIT,
+        ``then(stand_in, error)`` if it failed."""
         client_key = self._names(conv.id, message.sender, message.client_id)
-        sealer = self._sealer
+        appends = self._appends.get(conv.id)
+        if appends is None:
+            conv_key, sealer, db = self._key(conv), self._sealer, self._db
 
-        def store() -> defer.Deferred[tuple[StoredMessage, int]]:
-            return self._db.run(_append, conv_key, client_key, message, sealer)
+            def run(batch: list[tuple[str, NewMessage]]) -> defer.Deferred[Stored]:
+                return db.run(_append_all, conv_key, batch, sealer)
 
-        done = self._turn(conv).run(store)
-        done.addCallbacks(_Landed(conv, then), _failed, errbackArgs=(message, then))
-
-    def _turn(self, conv: Conversation) -> DeferredLock:
-        return self._turns.setdefault(conv.id, DeferredLock())
+            appends = self._appends[conv.id] = ConversationAppends(run)
+        appends.append(client_key, message, _Landed(conv, message, then))
 
     async def close(self) -> None:
-        """Wait for the appends under way."""
+        """Wait for the appends and read markers under way."""
         for conv in list(self._index):
             await self.wait_durable(conv)
+        await self._reads.settled()
 
 
 class _Landed:
-    """A committed append: the conversation's place moves, its readers may hear."""
+    """How an append ended: committed (the conversation's place moves, its readers may
+    hear) or failed (its sender is told, with a stand-in record)."""
 
-    def __init__(self, conv: Conversation, then: Landed) -> None:
-        self.conv, self.then = conv, then
+    def __init__(self, conv: Conversation, message: NewMessage, then: Landed) -> None:
+        self.conv, self.message, self.then = conv, message, then
 
-    def __call__(self, result: tuple[StoredMessage, int]) -> None:
+    def __call__(self, result: tuple[StoredMessage, int] | Failure) -> None:
+        if isinstance(result, Failure):
+            self._failed(result)
+            return
         record, size = result
         conv = self.conv
         conv.durable_seq = max(conv.durable_seq, record["seq"])
@@ -256,17 +273,17 @@ class _Landed:
         conv.last_activity = max(conv.last_activity, record["time"])
         self.then(record, None)
 
-
-def _failed(failure: Failure, message: NewMessage, then: Landed) -> None:
-    stand_in: StoredMessage = {
-        "seq": 0,
-        "sender": message.sender,
-        "epoch": message.epoch,
-        "ciphertext": message.ciphertext,
-        "client_id": message.client_id,
-        "time": message.time,
-    }
-    then(stand_in, failure.value)
+    def _failed(self, failure: Failure) -> None:
+        message = self.message
+        stand_in: StoredMessage = {
+            "seq": 0,
+            "sender": message.sender,
+            "epoch": message.epoch,
+            "ciphertext": message.ciphertext,
+            "client_id": message.client_id,
+            "time": message.time,
+        }
+        self.then(stand_in, failure.value)
 
 
 def seal_row(sealer: RecordSealer, obj: Any, *where: str) -> bytes:
@@ -333,36 +350,48 @@ def _delete(cursor: Any, conv_key: str) -> None:
     cursor.execute("DELETE FROM conversations WHERE conv_key = %s", (conv_key,))
 
 
-def _append(
-    cursor: Any, conv_key: str, client_key: str, message: NewMessage, sealer: RecordSealer
-) -> tuple[StoredMessage, int]:
-    """The stored record (the first copy's, for a resend) and the bytes it added."""
+def _append_all(
+    cursor: Any, conv_key: str, batch: list[tuple[str, NewMessage]], sealer: RecordSealer
+) -> Stored:
+    """Every message of a batch, in order, in the one transaction: each one's stored record
+    (the first copy's, for a resend: stored before, or earlier in this batch) and the bytes
+    it added.  Four statements, however many messages."""
     cursor.execute("SELECT last_seq FROM conversations WHERE conv_key = %s FOR UPDATE", (conv_key,))
     (last_seq,) = cursor.fetchone()
     cursor.execute(
-        "SELECT seq, sealed FROM messages WHERE conv_key = %s AND client_key = %s",
-        (conv_key, client_key),
+        "SELECT client_key, seq, sealed FROM messages WHERE conv_key = %s AND client_key = ANY(%s)",
+        (conv_key, [client_key for client_key, _ in batch]),
     )
-    earlier = cursor.fetchone()
-    if earlier is not None:
-        seq, sealed = earlier
+    first_copies: dict[str, StoredMessage] = {}
+    for client_key, seq, sealed in cursor.fetchall():
         aad = "/".join(("pychat-pg", "message", conv_key, str(seq))).encode()
-        return json.loads(sealer.open(bytes(sealed), aad)), 0
-    seq = int(last_seq) + 1
-    record: dict[str, Any] = {
-        "seq": seq,
-        "sender": message.sender,
-        "epoch": message.epoch,
-        "ciphertext": message.ciphertext,
-        "client_id": message.client_id,
-        "time": message.time,
-        **(message.extra or {}),
-    }
-    sealed = seal_row(sealer, record, "message", conv_key, str(seq))
-    cursor.execute("UPDATE conversations SET last_seq = %s WHERE conv_key = %s", (seq, conv_key))
-    cursor.execute(
-        "INSERT INTO messages (conv_key, seq, client_key, sealed) VALUES (%s, %s, %s, %s)",
-        (conv_key, seq, client_key, sealed),
-    )
-    stored: StoredMessage = record  # type: ignore[assignment]
-    return stored, len(sealed)
+        first_copies[client_key] = json.loads(sealer.open(bytes(sealed), aad))
+    stored: Stored = []
+    rows: list[tuple[str, int, str, bytes]] = []
+    seq = int(last_seq)
+    for client_key, message in batch:
+        if client_key in first_copies:
+            stored.append((first_copies[client_key], 0))
+            continue
+        seq += 1
+        record: Any = {
+            "seq": seq,
+            "sender": message.sender,
+            "epoch": message.epoch,
+            "ciphertext": message.ciphertext,
+            "client_id": message.client_id,
+            "time": message.time,
+            **(message.extra or {}),
+        }
+        sealed = seal_row(sealer, record, "message", conv_key, str(seq))
+        rows.append((conv_key, seq, client_key, sealed))
+        first_copies[client_key] = record
+        stored.append((record, len(sealed)))
+    if rows:
+        cursor.execute(
+            "UPDATE conversations SET last_seq = %s WHERE conv_key = %s", (seq, conv_key)
+        )
+        cursor.executemany(
+            "INSERT INTO messages (conv_key, seq, client_key, sealed) VALUES (%s, %s, %s, %s)", rows
+        )
+    return stored
