@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 from pathlib import Path
+from typing import Any
 
 
 class StoreError(Exception):
@@ -31,6 +32,16 @@ class StorageFailure(Exception):
         super().__init__(cause)
         self.full = errno_value in (errno.ENOSPC, errno.EDQUOT)
         self.errno = errno_value
+
+
+class Resent(Exception):
+    """The message was stored before, by an earlier copy with the same sender and client id
+    (a resend whose first copy was still on its way when it came): ``record`` is that first
+    copy's.  Told to ``then`` in place of a new record; nothing new was stored."""
+
+    def __init__(self, record: Any) -> None:
+        super().__init__(f"already stored as message {record['seq']}")
+        self.record = record
 
 
 class LogDamaged(Exception):

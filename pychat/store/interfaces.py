@@ -87,7 +87,9 @@ class ConversationRepository(Protocol):
         """Write a message; ``then(record, None)`` with its record (``seq``, ``time``) once
         it is durable, or ``then(record, error)`` if it never will be (the busiest path: no
         Deferred).  Appends to one conversation get their seqs in the order they are asked
-        for."""
+        for.  A resend that :meth:`duplicate` could not see yet (its first copy still on its
+        way, perhaps through another node) may be told ``then(first_copy, Resent(first_copy))``
+        once the first copy is durable: nothing new was stored."""
 
     def pace_read_markers(self, clock: IReactorTime, interval: float) -> None:
         """Save markers moved by :meth:`set_read_nowait` at most every ``interval`` seconds."""

@@ -5,15 +5,28 @@ line."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer
+from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
 
+from pychat.client import auth
+from pychat.client.protocol import ClientProtocol
 from pychat.server.tap import StartupError
 from pychat.testing import start_server
+from tests.accounts_helpers import KDF, public_keys
+from tests.chat_helpers import envelope
 from tests.client_helpers import signed_up
 from tests.pg_server import PgCluster
+from tests.process_helpers import connect_srp, history_of
+
+
+async def _logged_in(port: int, name: str) -> ClientProtocol:
+    proto, params = await connect_srp(port)
+    await auth.login(proto, params, name, "pw")
+    return proto
 
 
 @pytest_twisted.ensureDeferred
@@ -119,3 +132,38 @@ async def test_while_the_database_is_away_a_send_is_refused_with_storage_error_t
             await server.stop()
     finally:
         cluster.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_resend_while_its_first_copy_is_on_its_way_is_stored_and_pushed_once(
+    pg_url: str, tmp_path: Path
+) -> None:
+    server = await start_server(tmp_path / "data", database=pg_url)
+    try:
+        for name in ("alice", "bob"):
+            proto, params = await connect_srp(server.port)
+            await auth.signup(proto, params, name, "pw", public_keys(name), kdf=KDF)
+            proto.close()
+        alice, bob = await _logged_in(server.port, "alice"), await _logged_in(server.port, "bob")
+        pushed: list[dict[str, Any]] = []
+        bob.on_event = pushed.append
+        opened = await alice.request("open_conversation", peer="bob", envelope=envelope())
+        conv = opened["conversation"]
+        send = {"conversation": conv, "epoch": 1, "ciphertext": "b25l", "client_id": "same"}
+        first, again = await defer.gatherResults(  # the second asked before the first lands
+            [alice.request("send", **send), alice.request("send", **send)]
+        )
+        assert (first["seq"], first["duplicate"]) == (1, False)
+        assert (again["seq"], again["duplicate"]) == (1, True)
+        later = await alice.request("send", **{**send, "client_id": "next"})
+        assert later["seq"] == 2
+        for _ in range(100):  # bob's pushes come in order: once the second is here, all are
+            if any(p.get("seq") == 2 for p in pushed):
+                break
+            await deferLater(reactor, 0.02)
+        assert [p["seq"] for p in pushed if p.get("event") == "message"] == [1, 2], pushed
+        assert [m["seq"] for m in await history_of(bob, conv)] == [1, 2]
+        alice.close()
+        bob.close()
+    finally:
+        await server.stop()

@@ -12,7 +12,7 @@ from twisted.python.failure import Failure
 
 from pychat.store.atrest import AtRestKey
 from pychat.store.conversation import NewMessage
-from pychat.store.errors import StorageFailure
+from pychat.store.errors import Resent, StorageFailure
 from pychat.store.pg.appends import BATCH_MAX, ConversationAppends
 from pychat.wire.shapes import StoredMessage
 from tests.chat_helpers import envelope
@@ -147,7 +147,8 @@ def test_a_reader_that_raises_does_not_keep_the_others_unanswered() -> None:
 async def test_the_database_stores_a_message_sent_twice_at_once_only_once(
     pg_url: str, tmp_path: Path
 ) -> None:
-    """Two nodes may both be asked to store one resend: the database keeps the first copy."""
+    """A resend whose first copy is still on its way (here, or on another node) is stored
+    once, and told as a resend with the first copy's record."""
     from pychat.store.pg.conversations import PgConversationStore
     from pychat.store.pg.database import Database
 
@@ -157,14 +158,22 @@ async def test_the_database_stores_a_message_sent_twice_at_once_only_once(
         repo = PgConversationStore.open(database, key)
         conv = await repo.create("alice", "bob", envelope(1), 1.0)
         await appended(repo, conv, "alice", 1, "first", "id-first", 2.0)
-        waits = [
-            appended(repo, conv, "alice", 1, "under way", "id-x", 3.0),  # the others wait
-            appended(repo, conv, "alice", 1, "again", "same-id", 3.0),
-            appended(repo, conv, "alice", 1, "again", "same-id", 3.0),  # in the same batch
-            appended(repo, conv, "alice", 1, "first", "id-first", 3.0),  # stored before
+        told: list[tuple[int, str]] = []
+        sends = [
+            ("under way", "id-x"),  # the others wait for its transaction
+            ("again", "same-id"),
+            ("again", "same-id"),  # in the same batch
+            ("first", "id-first"),  # stored before
         ]
-        records = list(await defer.gatherResults(waits))
-        assert [r["seq"] for r in records] == [2, 3, 3, 1]
+        for text, client_id in sends:
+
+            def then(record: StoredMessage, error: BaseException | None) -> None:
+                kind = "resent" if isinstance(error, Resent) else "new" if error is None else "?"
+                told.append((record["seq"], kind))
+
+            repo.append_message(conv, NewMessage("alice", 1, text, client_id, 3.0), then)
+        await repo.wait_durable(conv)
+        assert told == [(2, "new"), (3, "new"), (3, "resent"), (1, "resent")]
         assert conv.last_seq == 3
         page = await repo.page(conv, 1, 10)
         assert [r["ciphertext"] for r in page] == ["first", "under way", "again"]

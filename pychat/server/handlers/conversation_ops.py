@@ -27,6 +27,7 @@ from pychat.server.handlers.common import (
 from pychat.server.ops import Later, OpContext
 from pychat.server.state import LOGGED_IN, stay_in
 from pychat.store.conversation import Conversation, EpochRefused, NewMessage, check_place
+from pychat.store.errors import Resent
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.message_text import message_push_line
 from pychat.wire.schema import bad_field, bounded
@@ -340,6 +341,17 @@ class _Delivery(Later):
         self.deps, self.ctx, self.me, self.conv, self.ciphertext = deps, ctx, me, conv, ciphertext
 
     def __call__(self, record: StoredMessage, error: BaseException | None) -> None:
+        if isinstance(error, Resent):  # its first copy landed meanwhile: answered as a retry
+            first = error.record
+            self.answer(
+                {
+                    "conversation": self.conv.id,
+                    "seq": first["seq"],
+                    "time": first["time"],
+                    "duplicate": True,
+                }
+            )
+            return
         if error is not None:
             self.refuse(Failure(error))
             return

@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from pychat.store.atrest import AtRestKey, RecordSealer
 from pychat.store.conversation import Conversation, NewMessage, check_place, pair
 from pychat.store.conversation_index import ConversationIndex
+from pychat.store.errors import Resent
 from pychat.store.pg.appends import ConversationAppends
 from pychat.store.pg.database import Database
 from pychat.store.pg.latest_writes import LatestWrites
@@ -266,6 +267,10 @@ class _Landed:
             return
         record, size = result
         conv = self.conv
+        if size == 0:  # a first copy, stored before or earlier in the same batch
+            conv.remember(dict(record))
+            self.then(record, Resent(record))
+            return
         conv.durable_seq = max(conv.durable_seq, record["seq"])
         conv.assigned = max(conv.assigned, record["seq"])
         conv.stored += size
