@@ -219,6 +219,7 @@ class PgConversationStore:
         await self.wait_durable(conv)
         await self._db.run(_delete, self._key(conv))
         self._index.remove(conv)
+        self._appends.pop(conv.id, None)
 
     def pace_read_markers(self, clock: IReactorTime, interval: float) -> None:
         """Nothing to pace: a read marker's row has one write under way at most, and however
