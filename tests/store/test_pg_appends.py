@@ -196,3 +196,35 @@ def test_an_append_asked_for_while_a_batch_is_being_answered_waits_for_the_next(
     assert len(db.pending) == 1
     db.commit()
     assert told.results == {"m1": 1, "m2": 2, "m3": 3}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_sender_has_read_what_they_sent_and_a_marker_never_moves_back(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The sender's marker moves in the append's own transaction (no write of its own), and
+    a write of an older marker that commits later leaves the newer one in place."""
+    from pychat.store.pg.conversations import PgConversationStore, _set_read
+    from pychat.store.pg.database import Database
+
+    database = Database.open(pg_url)
+    try:
+        key = AtRestKey.load_or_create(tmp_path / "store.key", data_exists=False)
+        repo = PgConversationStore.open(database, key)
+        conv = await repo.create("alice", "bob", envelope(1), 1.0)
+        for n in range(3):
+            await appended(repo, conv, "alice", 1, f"m{n}", f"id-{n}", 2.0)
+        await appended(repo, conv, "bob", 1, "reply", "b-1", 3.0)
+        assert conv.read == {"alice": 3, "bob": 4}
+        await repo.close()
+        again = PgConversationStore.open(database, key).get(conv.id)
+        assert again is not None and again.read == {"alice": 3, "bob": 4}
+
+        member_key = repo._names(conv.id, "alice")
+        await database.run(_set_read, repo._key(conv), member_key, 1, b"an older marker")
+        rows = database.query_now(
+            "SELECT seq FROM conversation_reads WHERE member_key = %s", (member_key,)
+        )
+        assert [seq for (seq,) in rows] == [3]
+    finally:
+        database.close()

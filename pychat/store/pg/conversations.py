@@ -210,9 +210,9 @@ class PgConversationStore:
             return defer.succeed(None)
         conv_key = self._key(conv)
         member_key = self._names(conv.id, username)
-        marker = {"user": username, "seq": conv.read[username]}
-        sealed = self._seal(marker, "read", conv_key, member_key)
-        return self._db.run(_set_read, conv_key, member_key, sealed)
+        seq = conv.read[username]
+        sealed = self._seal({"user": username, "seq": seq}, "read", conv_key, member_key)
+        return self._db.run(_set_read, conv_key, member_key, seq, sealed)
 
     async def delete(self, conv: Conversation) -> None:
         """Remove a conversation and its messages for good (an account is being deleted)."""
@@ -242,8 +242,11 @@ class PgConversationStore:
         if appends is None:
             conv_key, sealer, db = self._key(conv), self._sealer, self._db
 
+            names = self._names
+
             def run(batch: list[tuple[str, NewMessage]]) -> defer.Deferred[Stored]:
-                return db.run(_append_all, conv_key, batch, sealer)
+                members = {m.sender: names(conv.id, m.sender) for _, m in batch}
+                return db.run(_append_all, conv_key, batch, sealer, members)
 
             appends = self._appends[conv.id] = ConversationAppends(run)
         appends.append(client_key, message, _Landed(conv, message, then))
@@ -277,6 +280,8 @@ class _Landed:
         conv.stored += size
         conv.remember(dict(record))
         conv.last_activity = max(conv.last_activity, record["time"])
+        sender = record["sender"]  # its marker was stored with it (_append_all)
+        conv.read[sender] = max(conv.read.get(sender, 0), record["seq"])
         self.then(record, None)
 
     def _failed(self, failure: Failure) -> None:
@@ -344,11 +349,15 @@ def _add_epoch(cursor: Any, conv_key: str, envelope: Envelope, sealed: bytes) ->
     )
 
 
-def _set_read(cursor: Any, conv_key: str, member_key: str, sealed: bytes) -> None:
+def _set_read(cursor: Any, conv_key: str, member_key: str, seq: int, sealed: bytes) -> None:
+    """Store a read marker unless the row already holds a later one (writes of one marker
+    may commit out of order: an append moves its sender's, and nodes write theirs)."""
     cursor.execute(
-        "INSERT INTO conversation_reads (conv_key, member_key, sealed) VALUES (%s, %s, %s) "
-        "ON CONFLICT (conv_key, member_key) DO UPDATE SET sealed = EXCLUDED.sealed",
-        (conv_key, member_key, sealed),
+        "INSERT INTO conversation_reads (conv_key, member_key, seq, sealed) "
+        "VALUES (%s, %s, %s, %s) ON CONFLICT (conv_key, member_key) DO UPDATE "
+        "SET seq = EXCLUDED.seq, sealed = EXCLUDED.sealed "
+        "WHERE conversation_reads.seq < EXCLUDED.seq",
+        (conv_key, member_key, seq, sealed),
     )
 
 
@@ -357,11 +366,17 @@ def _delete(cursor: Any, conv_key: str) -> None:
 
 
 def _append_all(
-    cursor: Any, conv_key: str, batch: list[tuple[str, NewMessage]], sealer: RecordSealer
+    cursor: Any,
+    conv_key: str,
+    batch: list[tuple[str, NewMessage]],
+    sealer: RecordSealer,
+    members: dict[str, str],
 ) -> Stored:
     """Every message of a batch, in order, in the one transaction: each one's stored record
     (the first copy's, for a resend: stored before, or earlier in this batch) and the bytes
-    it added.  Four statements, however many messages."""
+    it added.  Each sender has read what they sent: their read marker (``members``: sender
+    -> member key) moves to their last new message in the same transaction.  Four
+    statements and one per sender, however many messages."""
     cursor.execute("SELECT last_seq FROM conversations WHERE conv_key = %s FOR UPDATE", (conv_key,))
     (last_seq,) = cursor.fetchone()
     cursor.execute(
@@ -400,4 +415,10 @@ def _append_all(
         cursor.executemany(
             "INSERT INTO messages (conv_key, seq, client_key, sealed) VALUES (%s, %s, %s, %s)", rows
         )
+        last_sent = {record["sender"]: record["seq"] for record, size in stored if size}
+        for sender, seq in last_sent.items():
+            marker = seal_row(
+                sealer, {"user": sender, "seq": seq}, "read", conv_key, members[sender]
+            )
+            _set_read(cursor, conv_key, members[sender], seq, marker)
     return stored
