@@ -92,6 +92,13 @@ async def connect_srp(port: int) -> tuple[ClientProtocol, SrpParams]:
     return proto, params
 
 
+async def logged_in(port: int, name: str, password: str = "pw") -> ClientProtocol:
+    """A raw protocol connection logged in as ``name``."""
+    proto, params = await connect_srp(port)
+    await auth.login(proto, params, name, password)
+    return proto
+
+
 async def history_of(proto: ClientProtocol, conv: str) -> list[dict[str, Any]]:
     """Every stored message of ``conv``, page by page."""
     stored: list[dict[str, Any]] = []

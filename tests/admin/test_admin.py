@@ -28,7 +28,7 @@ from pychat.client import auth
 from pychat.client.protocol import ClientProtocol, ConnectionClosed, RemoteError
 from tests.accounts_helpers import KDF, public_keys
 from tests.chat_helpers import envelope
-from tests.process_helpers import ROOT, ServerProcess, connect_srp, history_of
+from tests.process_helpers import ROOT, ServerProcess, connect_srp, history_of, logged_in
 from tests.store_helpers import done
 
 
@@ -53,12 +53,6 @@ def serve(processes: list[ServerProcess]) -> Serve:
         return server, await server.started()
 
     return start
-
-
-async def _logged_in(port: int, name: str) -> ClientProtocol:
-    proto, params = await connect_srp(port)
-    await auth.login(proto, params, name, "pw")
-    return proto
 
 
 async def _admin(*argv: str) -> tuple[str, int]:
@@ -88,7 +82,7 @@ async def _two_users(port: int) -> tuple[ClientProtocol, str]:
         proto, params = await connect_srp(port)
         await auth.signup(proto, params, name, "pw", public_keys(name), kdf=KDF)
         proto.close()
-    proto = await _logged_in(port, "alice")
+    proto = await logged_in(port, "alice")
     reply = await proto.request("open_conversation", peer="bob", envelope=envelope())
     return proto, reply["conversation"]
 
@@ -146,7 +140,7 @@ async def test_a_backup_while_messages_flow_restores_every_acknowledged_message(
     alice.close()
     await server.stop()
     again, port = await serve(restored)
-    bob = await _logged_in(port, "bob")
+    bob = await logged_in(port, "bob")
     by_id = {m["client_id"]: m["seq"] for m in await history_of(bob, conv)}
     missing = [cid for cid, seq in before.items() if by_id.get(cid) != seq]
     assert not missing, f"{len(missing)} acknowledged messages are not in the backup"
@@ -228,7 +222,7 @@ async def test_a_disabled_user_is_refused_at_login_and_their_open_session_is_clo
     assert code == 0 and "alice" in output.split("disabled")[0], output
     output, code = await _admin("--data-dir", str(data), "enable", "alice")
     assert code == 0, output
-    again = await _logged_in(port, "alice")
+    again = await logged_in(port, "alice")
     again.close()
     proto.close()
     await server.stop()
@@ -257,7 +251,7 @@ async def test_a_reset_account_can_sign_up_again_and_its_peers_see_new_keys(
     fresh = public_keys("alice-again")
     await auth.signup(proto, params, "alice", "new pw", fresh, kdf=KDF)
     proto.close()
-    bob = await _logged_in(port, "bob")
+    bob = await logged_in(port, "bob")
     keys = await bob.request("get_keys", username="alice")
     assert keys["public_keys"] == fresh  # bob's client sees a different key: a key change
     assert [c["conversation"] for c in (await bob.request("conversations"))["conversations"]] == [
@@ -324,7 +318,7 @@ async def test_a_deleted_account_takes_its_conversations_and_stays_gone_after_a_
     assert code == 0 and "with 1 conversation" in output, output
     await alice.closed_d.addTimeout(10, reactor)
     assert not list((data / "conversations").glob("*.msg"))  # the files are gone
-    bob = await _logged_in(port, "bob")
+    bob = await logged_in(port, "bob")
     assert (await bob.request("conversations"))["conversations"] == []  # for bob too
     with pytest.raises(RemoteError) as gone:
         await bob.request("get_keys", username="alice")
@@ -332,7 +326,7 @@ async def test_a_deleted_account_takes_its_conversations_and_stays_gone_after_a_
     bob.close()
     server.kill()  # no clean stop: the journal still names the deleted logs
     again, port = await serve(data)
-    bob = await _logged_in(port, "bob")
+    bob = await logged_in(port, "bob")
     assert (await bob.request("conversations"))["conversations"] == []  # not brought back
     bob.close()
     await again.stop()
@@ -360,7 +354,7 @@ async def test_rotate_store_key_re_encrypts_a_real_servers_store(
     output, code = await _admin("--data-dir", str(data), "check")
     assert code == 0, output
     again, port = await serve(data)
-    bob = await _logged_in(port, "bob")
+    bob = await logged_in(port, "bob")
     assert [m["ciphertext"] for m in await history_of(bob, conv)] == [f"c{i}" for i in range(20)]
     bob.close()
     await again.stop()

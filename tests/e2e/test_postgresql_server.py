@@ -13,20 +13,13 @@ from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 
 from pychat.client import auth
-from pychat.client.protocol import ClientProtocol
 from pychat.server.tap import StartupError
 from pychat.testing import start_server
 from tests.accounts_helpers import KDF, public_keys
 from tests.chat_helpers import envelope
 from tests.client_helpers import signed_up
 from tests.pg_server import PgCluster
-from tests.process_helpers import connect_srp, history_of
-
-
-async def _logged_in(port: int, name: str) -> ClientProtocol:
-    proto, params = await connect_srp(port)
-    await auth.login(proto, params, name, "pw")
-    return proto
+from tests.process_helpers import connect_srp, history_of, logged_in
 
 
 @pytest_twisted.ensureDeferred
@@ -144,7 +137,7 @@ async def test_a_resend_while_its_first_copy_is_on_its_way_is_stored_and_pushed_
             proto, params = await connect_srp(server.port)
             await auth.signup(proto, params, name, "pw", public_keys(name), kdf=KDF)
             proto.close()
-        alice, bob = await _logged_in(server.port, "alice"), await _logged_in(server.port, "bob")
+        alice, bob = await logged_in(server.port, "alice"), await logged_in(server.port, "bob")
         pushed: list[dict[str, Any]] = []
         bob.on_event = pushed.append
         opened = await alice.request("open_conversation", peer="bob", envelope=envelope())
