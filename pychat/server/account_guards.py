@@ -79,6 +79,17 @@ class AccountIndexes:
         self.remember_keys(account.username, identity)
         self._latest_kdf = dict(account.kdf)
 
+    def account_seen(self, account: Account, *, made: bool) -> None:
+        """Index an account another node made or changed: its name's skeleton, every key it
+        has published, and (``made``) its KDF settings as the newest."""
+        self.look_alikes()[skeleton(account.username)] = account.username
+        owners = self._owners()
+        for entry in account.key_history or [{"public_keys": account.public_keys}]:
+            for key in entry["public_keys"].values():
+                owners.setdefault(key, account.username)
+        if made:
+            self._latest_kdf = dict(account.kdf)
+
 
 class DeviceTokens:
     """Device tokens: nonce + HMAC over the account name and its SRP salt (nothing stored)."""

@@ -218,6 +218,14 @@ class AccountService:
         log.info("password changed: {user}", user=self.log_name(account.username))
         return updated
 
+    def changed_elsewhere(self, old: Account | None, new: Account | None) -> None:
+        """Another node stored ``new`` in place of ``old`` (either None: made, or removed):
+        keep the indexes and the verifier tables in step."""
+        if old is not None and (new is None or verifier_of(new) != verifier_of(old)):
+            self.powers.discard(verifier_of(old))
+        if new is not None:
+            self.indexes.account_seen(new, made=old is None)
+
     def account_removed(self, account: Account) -> None:
         """``account`` is gone (deleted, or reset by the operator): drop what was kept for it."""
         self.powers.discard(verifier_of(account))

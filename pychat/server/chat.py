@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from twisted.application.service import Service
 from twisted.internet import defer, task
@@ -12,8 +11,8 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger, globalLogPublisher
 
 from pychat import limits
-from pychat.crypto.kdf import MINIMUM
 from pychat.server.accounts import AccountService
+from pychat.server.cluster_bus import PushBus
 from pychat.server.config import ServerConfig
 from pychat.server.handlers import (
     account_ops,
@@ -26,6 +25,7 @@ from pychat.server.handlers import (
 )
 from pychat.server.handlers.common import HandlerDeps, register
 from pychat.server.handlers.signal_ops import SIGNAL_BURST, SIGNAL_PERIOD
+from pychat.server.hello import HelloFields
 from pychat.server.ops import OpContext, OpRegistry
 from pychat.server.presence import Presence
 from pychat.server.protocol import ChatServerProtocol
@@ -80,7 +80,7 @@ class ChatServer(Service):
         self.after_close: list[Callable[[], None]] = []
         #: SHA-256 fingerprint of the served certificate, for logs and the admin tool.
         self.tls_fingerprint: str | None = None
-        deps = HandlerDeps(
+        self.deps = deps = HandlerDeps(
             config=config,
             clock=clock,
             accounts=store.accounts,
@@ -89,7 +89,7 @@ class ChatServer(Service):
             presence=self.presence,
             logged_in=self.user_logged_in,
             logged_out=self.user_logged_out,
-            hello_fields=self.hello_fields,
+            hello_fields=HelloFields(config, self.account_service, self.signup_gate, self.registry),
             signup_gate=self.signup_gate,
             recent_log=self.recent_log,
             signal_limits=TokenBucket(
@@ -108,39 +108,18 @@ class ChatServer(Service):
             file_ops,
         ):
             register(self.registry, deps, module.OPS)
+        #: How this node and the others on the same database tell each other (None alone).
+        self.bus: PushBus | None = self._join_other_nodes()
 
-    # -- what hello announces ----------------------------------------------------------------
+    def _join_other_nodes(self) -> PushBus | None:
+        """The bus to the other nodes on the same database (None: the flat files)."""
+        if self.store.database is None:
+            return None
+        from pychat.server.cluster import database_bus
 
-    def extra_limits(self) -> Mapping[str, Any]:
-        """Limits beyond framing that clients should know."""
-        return {
-            "max_ciphertext": self.config.max_ciphertext,
-            "max_envelope": limits.MAX_ENVELOPE,
-            "max_client_id": limits.MAX_CLIENT_ID,
-            "history_max": limits.HISTORY_MAX,
-        }
-
-    def hello_extras(self) -> Mapping[str, Any]:
-        """Fields beyond the basics in the ``hello`` reply: SRP and KDF parameters."""
-        return {
-            "srp": self.account_service.srp_params.to_json(),
-            "kdf_minimum": MINIMUM,
-            "signup": self.signup_gate.mode,
-        }
-
-    def hello_fields(self) -> Mapping[str, Any]:
-        """What ``hello`` announces beyond the protocol version."""
-        return {
-            "limits": {
-                "max_line": self.config.max_line,
-                "idle_timeout": self.config.idle_timeout,
-                "max_pending": limits.MAX_PENDING_REQUESTS,
-                "max_pending_bytes": limits.MAX_PENDING_BYTES,
-                **self.extra_limits(),
-            },
-            "ops": self.registry.names(),
-            **self.hello_extras(),
-        }
+        bus = database_bus(self.store, self.deps, self.close_sessions)
+        self.presence.publish = bus.publish
+        return bus
 
     # -- who is logged in ----------------------------------------------------------------------
 
@@ -192,7 +171,7 @@ class ChatServer(Service):
             what="disabled" if disabled else "enabled",
         )
         if disabled:
-            self._close_sessions(username, "account_disabled", "the operator disabled this account")
+            self.close_sessions(username, "account_disabled", "the operator disabled this account")
         return True
 
     async def reset_account(self, username: str) -> bool:
@@ -205,7 +184,7 @@ class ChatServer(Service):
         account = self.store.accounts.get(username)
         if account is None:
             return False
-        self._close_sessions(username, "account_reset", "the operator reset this account")
+        self.close_sessions(username, "account_reset", "the operator reset this account")
         await self.store.accounts.delete(username)
         self.account_service.account_removed(account)
         log.info(
@@ -222,7 +201,7 @@ class ChatServer(Service):
         account = self.store.accounts.get(username)
         if account is None:
             return None
-        self._close_sessions(username, "account_deleted", "the operator deleted this account")
+        self.close_sessions(username, "account_deleted", "the operator deleted this account")
         gone = await self.store.delete_account(username)
         self.account_service.account_removed(account)
         log.info(
@@ -230,7 +209,13 @@ class ChatServer(Service):
         )
         return gone
 
-    def _close_sessions(self, username: str, reason: str, message: str) -> None:
+    def close_sessions(
+        self, username: str, reason: str, message: str, *, everywhere: bool = True
+    ) -> None:
+        """Close ``username``'s connections with a ``closing`` push, here (and on the other
+        nodes, ``everywhere``)."""
+        if everywhere and self.bus is not None:
+            self.bus.publish({"k": "close", "user": username, "reason": reason, "message": message})
         for conn in [c for c in self.connections if c.session.username == username]:
             conn.push("closing", {"reason": reason, "message": message})
             conn.close(grace=limits.SHUTDOWN_GRACE)
@@ -291,6 +276,8 @@ class ChatServer(Service):
         self._sweeper = task.LoopingCall(self._sweep_files)
         self._sweeper.clock = self.clock
         self._sweeper.start(FILE_SWEEP_INTERVAL, now=True)
+        if self.bus is not None:
+            self.bus.start()
 
     def _sweep_files(self) -> defer.Deferred[None]:
         async def sweep() -> None:
@@ -324,6 +311,8 @@ class ChatServer(Service):
                 conn.push("closing", {"reason": "shutdown", "message": "server is shutting down"})
                 conn.close(grace=limits.SHUTDOWN_GRACE)
             await done
+        if self.bus is not None:
+            await self.bus.stop()
         await self.store.close()
         for hook in self.after_close:
             hook()

@@ -1,8 +1,12 @@
 """Who is online, and telling conversation peers when that changes.
 
-A user is online while at least one connection is logged in as them.  Their conversation
-peers get ``presence`` pushes when the first connection opens and when the last one closes,
-unless the user has turned sharing off.
+A user is online while at least one connection is logged in as them, on this node or on
+another sharing the database.  Their conversation peers get ``presence`` pushes when the first
+connection opens and when the last one closes, unless the user has turned sharing off.
+
+With other nodes (:mod:`pychat.server.cluster`), pushes go to them too (``publish``), and what
+they say of their own logins comes in through :meth:`Presence.node_says`; each node tells its
+own connections when a user's presence changes.
 """
 
 from __future__ import annotations
@@ -32,10 +36,21 @@ class Presence:
         self._peers_of = peers_of
         self._shares = shares
         self.connections: dict[str, set[OpContext]] = {}
+        #: Username -> the other nodes where they are logged in.
+        self._elsewhere: dict[str, set[str]] = {}
+        #: Node -> the users logged in there.
+        self._by_node: dict[str, set[str]] = {}
+        #: Tells the other nodes an event (set when the server shares a database with them).
+        self.publish: Callable[[dict[str, Any]], None] | None = None
 
     def is_online(self, username: str) -> bool:
-        """Whether the user has a logged-in connection (regardless of sharing)."""
-        return bool(self.connections.get(username))
+        """Whether the user has a logged-in connection here or on another node (regardless
+        of sharing)."""
+        return bool(self.connections.get(username)) or bool(self._elsewhere.get(username))
+
+    def here(self) -> list[str]:
+        """The users logged in on this node."""
+        return sorted(self.connections)
 
     def visible_online(self, username: str) -> bool | None:
         """What peers may see: online or not, or None when the user does not share it."""
@@ -62,9 +77,24 @@ class Presence:
         *,
         skip: OpContext | None = None,
     ) -> int:
-        """Push to every connection of each of ``usernames`` except ``skip``, encoding the
-        push once however many connections it goes to (none if nobody is there); return
-        how many."""
+        """Push to every connection of each of ``usernames`` except ``skip``, here and on the
+        other nodes; return how many here."""
+        usernames = list(usernames)
+        if self.publish is not None:
+            self.publish({"k": "push", "to": usernames, "event": event, "payload": payload})
+        return self.push_here(usernames, event, payload, skip=skip)
+
+    def push_here(
+        self,
+        usernames: Iterable[str],
+        event: str,
+        payload: Mapping[str, Any],
+        *,
+        skip: OpContext | None = None,
+    ) -> int:
+        """Push to every connection of each of ``usernames`` on this node except ``skip``,
+        encoding the push once however many connections it goes to (none if nobody is
+        there); return how many."""
         targets = self._connections_of(usernames, skip)
         if targets:
             line = encode_event(event, payload)
@@ -75,8 +105,8 @@ class Presence:
     def push_line_to_users(
         self, usernames: Iterable[str], line: bytes, *, skip: OpContext | None = None
     ) -> int:
-        """Push the encoded ``line`` to every connection of each of ``usernames`` except
-        ``skip``; return how many."""
+        """Push the encoded ``line`` to every connection of each of ``usernames`` on this
+        node except ``skip``; return how many."""
         targets = self._connections_of(usernames, skip)
         for conn in targets:
             conn.push_line(line)
@@ -92,19 +122,26 @@ class Presence:
             if conn is not skip
         ]
 
-    def announce(self, username: str, online: bool) -> None:
-        """Tell ``username``'s peers that they came or went (if they share presence)."""
+    def announce(self, username: str, online: bool, *, everywhere: bool = False) -> None:
+        """Tell ``username``'s peers on this node (on every node with ``everywhere``) that
+        they came or went (if they share presence)."""
         if not self._shares(username):
             return
+        event: PresencePush = {"user": username, "online": online}
         for peer in self._peers_of(username):
-            event: PresencePush = {"user": username, "online": online}
-            self.push_to_user(peer, "presence", event)
+            if everywhere:
+                self.push_to_user(peer, "presence", event)
+            else:
+                self.push_here((peer,), "presence", event)
 
     def logged_in(self, conn: OpContext, username: str) -> None:
         """``conn`` is now logged in as ``username``."""
-        first = not self.connections.get(username)
+        was_online = self.is_online(username)
+        first_here = not self.connections.get(username)
         self.connections.setdefault(username, set()).add(conn)
-        if first:
+        if first_here and self.publish is not None:
+            self.publish({"k": "online", "user": username, "online": True})
+        if not was_online:
             self.announce(username, True)
 
     def logged_out(self, conn: OpContext, username: str) -> None:
@@ -115,4 +152,34 @@ class Presence:
         conns.discard(conn)
         if not conns:
             del self.connections[username]
-            self.announce(username, False)
+            if self.publish is not None:
+                self.publish({"k": "online", "user": username, "online": False})
+            if not self.is_online(username):
+                self.announce(username, False)
+
+    # -- what the other nodes say --------------------------------------------------------------
+
+    def node_says(self, node: str, username: str, online: bool) -> None:
+        """Another node says ``username`` logged in there (their first connection) or out
+        (their last); peers here hear of it when the user's presence changed."""
+        was_online = self.is_online(username)
+        users = self._by_node.setdefault(node, set())
+        nodes = self._elsewhere.setdefault(username, set())
+        if online:
+            users.add(username)
+            nodes.add(node)
+        else:
+            users.discard(username)
+            nodes.discard(node)
+            if not nodes:
+                del self._elsewhere[username]
+        if self.is_online(username) != was_online:
+            self.announce(username, not was_online)
+
+    def node_has(self, node: str, usernames: set[str]) -> None:
+        """Another node says exactly these users are logged in there (an empty set: the
+        node has stopped or is silent)."""
+        for username in self._by_node.get(node, set()) | usernames:
+            self.node_says(node, username, username in usernames)
+        if not usernames:
+            self._by_node.pop(node, None)

@@ -22,6 +22,11 @@ class FileRecords(ABC):
         """The file with this id, or None."""
         return self.files.get(file_id)
 
+    async def lookup(self, file_id: str) -> StoredFile | None:
+        """The file with this id, or None (a backend shared with other nodes looks further
+        than its memory)."""
+        return self.files.get(file_id)
+
     def records(self) -> list[StoredFile]:
         """Every file."""
         return list(self.files.values())

@@ -113,6 +113,10 @@ class FileRepository(Protocol):
     def record(self, file_id: str) -> StoredFile | None:
         """The file with this id, or None."""
 
+    async def lookup(self, file_id: str) -> StoredFile | None:
+        """The file with this id, or None, looked up wherever it may be (another node may
+        have made it a moment ago)."""
+
     def records(self) -> list[StoredFile]:
         """Every file."""
 

@@ -22,6 +22,7 @@ from pychat.store.invites import InviteBook
 
 if TYPE_CHECKING:
     from pychat.store.pg.database import Database
+    from pychat.store.pg.events import EventLog
 from pychat.store.rotation_state import check_no_rotation
 
 ACCOUNTS_DIR = "accounts"
@@ -44,6 +45,8 @@ class ServerStore:
     run_blocking: BlockingRunner
     #: The database, when the store is PostgreSQL rather than the flat files.
     database: Database | None = None
+    #: The events this node and the others sharing the database tell each other.
+    events: EventLog | None = None
 
     @property
     def logs(self) -> ConversationStore:
@@ -91,24 +94,28 @@ class ServerStore:
         from pychat.store.pg.accounts import PgAccountStore
         from pychat.store.pg.conversations import PgConversationStore
         from pychat.store.pg.database import Database
+        from pychat.store.pg.events import EventLog
         from pychat.store.pg.files import PgBlobStore, PgFileStore
 
         database = Database.open(url)
+        start = database.start_position()  # before the load: what changes after is read again
         data_exists = bool(
             database.query_now(
                 "SELECT 1 FROM accounts UNION ALL SELECT 1 FROM conversations LIMIT 1"
             )
         )
         key = AtRestKey.load_or_create(key_path, data_exists=data_exists)
+        events = EventLog(key, start=start)
         return cls(
             key,
-            PgAccountStore.open(database, key),
-            PgConversationStore.open(database, key),
+            PgAccountStore.open(database, key, events),
+            PgConversationStore.open(database, key, events),
             InviteBook.load(data_dir),
-            PgFileStore.open(database, key),
+            PgFileStore.open(database, key, events),
             PgBlobStore(database, key),
             run_blocking,
             database,
+            events,
         )
 
     @classmethod

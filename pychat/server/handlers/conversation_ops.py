@@ -368,10 +368,11 @@ class _Delivery(Later):
         readers = (conv.peer_of(me), me)
         # A plain message's push is put together from its record's sealed text; a
         # disappearing one's record holds no ciphertext: its push is built the general way.
+        # Readers on other nodes are pushed by their node, told by the append's own event.
         line = message_push_line(conv.id, record)
         if line is None:
             event = message_json(conv, record, self.ciphertext)
-            deps.presence.push_to_users(readers, "message", event, skip=self.ctx)
+            deps.presence.push_here(readers, "message", event, skip=self.ctx)
         else:
             deps.presence.push_line_to_users(readers, line, skip=self.ctx)
         return {
@@ -380,6 +381,15 @@ class _Delivery(Later):
             "time": record["time"],
             "duplicate": False,
         }
+
+
+async def push_stored_elsewhere(
+    deps: HandlerDeps, conv: Conversation, records: list[StoredMessage]
+) -> None:
+    """Messages another node stored (and committed): pushed to their readers' connections
+    on this node."""
+    for message in await _served(deps, conv, records):
+        deps.presence.push_here(conv.members, "message", message)
 
 
 async def history(deps: HandlerDeps, ctx: OpContext, params: HistoryParams) -> HistoryReply:

@@ -49,8 +49,8 @@ class FileParams:
     index: int | None = bounded(default=None, min=0)
 
 
-def _file_of_member(deps: HandlerDeps, me: str, file_id: str) -> StoredFile:
-    record = deps.files.record(file_id)
+async def _file_of_member(deps: HandlerDeps, me: str, file_id: str) -> StoredFile:
+    record = await deps.files.lookup(file_id)
     conv = deps.conversations.get(record.conversation) if record is not None else None
     if record is None or record.expires <= deps.clock.seconds() or conv is None:
         raise ProtocolError(ErrorCode.UNKNOWN_FILE, "no such file (or it expired)")
@@ -93,7 +93,7 @@ async def file_chunk(deps: HandlerDeps, ctx: OpContext, params: ChunkParams) -> 
     """Store the next chunk of one's own upload (a chunk already stored is acknowledged
     again, so a resend after a lost reply is safe)."""
     me = current_user(ctx)
-    record = _file_of_member(deps, me, params.file)
+    record = await _file_of_member(deps, me, params.file)
     if record.owner != me:
         raise ProtocolError(ErrorCode.UNKNOWN_FILE, "no such upload of yours")
     if params.index < record.received:
@@ -119,12 +119,12 @@ async def file_chunk(deps: HandlerDeps, ctx: OpContext, params: ChunkParams) -> 
 
 async def file_status(deps: HandlerDeps, ctx: OpContext, params: FileParams) -> FileReply:
     """How far a file's upload got (for resuming, or before downloading)."""
-    return describe(_file_of_member(deps, current_user(ctx), params.file))
+    return describe(await _file_of_member(deps, current_user(ctx), params.file))
 
 
 async def file_get(deps: HandlerDeps, ctx: OpContext, params: FileParams) -> FileChunkData:
     """Chunk ``index`` of a complete file."""
-    record = _file_of_member(deps, current_user(ctx), params.file)
+    record = await _file_of_member(deps, current_user(ctx), params.file)
     index = params.index if params.index is not None else 0
     if not record.complete or index >= record.chunks:
         raise ProtocolError(ErrorCode.BAD_CHUNK, f"the file has no chunk {index} yet")

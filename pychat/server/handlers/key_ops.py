@@ -144,10 +144,10 @@ async def set_presence(deps: HandlerDeps, ctx: OpContext, params: PresenceParams
     account = lookup(deps, username)
     if account.share_presence != params.share:
         if not params.share:
-            deps.presence.announce(username, False)  # last word before going quiet
+            deps.presence.announce(username, False, everywhere=True)  # last word
         await deps.accounts.update(username, share_presence=params.share)
         if params.share:
-            deps.presence.announce(username, True)
+            deps.presence.announce(username, True, everywhere=True)
     return {"share": params.share}
 
 

@@ -5,6 +5,7 @@ every login), loaded at start and written through."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -14,24 +15,28 @@ from pychat.store.account_cache import AccountCache
 from pychat.store.accounts_record import FORMAT, VERSION, Account
 from pychat.store.atrest import AtRestKey
 from pychat.store.pg.database import Database, DatabaseUnavailable
+from pychat.store.pg.events import EventLog
 
 
 class PgAccountStore(AccountCache):
     """The accounts of one database (an :class:`~pychat.store.interfaces.AccountRepository`)."""
 
-    def __init__(self, database: Database, key: AtRestKey) -> None:
+    def __init__(self, database: Database, key: AtRestKey, events: EventLog | None = None) -> None:
         super().__init__()
         self._db = database
+        self._events = events
         self._sealer = key.sealer("account")
         self._names = key.name_hasher("account")
 
     @classmethod
-    def open(cls, database: Database, key: AtRestKey) -> PgAccountStore:
-        """Load every account.
+    def open(
+        cls, database: Database, key: AtRestKey, events: EventLog | None = None
+    ) -> PgAccountStore:
+        """Load every account; with ``events``, each change is told to the other nodes.
 
         :raises DatabaseUnavailable: a row that does not open (damage, or another store key).
         """
-        store = cls(database, key)
+        store = cls(database, key, events)
         for name_key, sealed in database.query_now("SELECT name_key, sealed FROM accounts"):
             account = store._unseal(name_key, bytes(sealed))
             store._accounts[account.username] = account
@@ -61,18 +66,48 @@ class PgAccountStore(AccountCache):
 
     async def _write_new(self, account: Account) -> bool:
         name_key, sealed = self._seal(account)
-        inserted: bool = await self._db.run(_insert, name_key, sealed)
+        told = self._told(account.username)
+        inserted: bool = await self._db.run(_insert, name_key, sealed, told)
         return inserted
 
     async def _write(self, account: Account) -> None:
         name_key, sealed = self._seal(account)
-        await self._db.run(_update, name_key, sealed)
+        await self._db.run(_update, name_key, sealed, self._told(account.username))
 
     async def _remove(self, username: str) -> None:
-        await self._db.run(_delete, self._names(username))
+        await self._db.run(_delete, self._names(username), self._told(username))
+
+    def _told(self, username: str) -> Told:
+        """Writes the event that tells the other nodes the account changed."""
+        events = self._events
+        if events is None:
+            return None
+        return lambda cursor: events.write(cursor, {"k": "account", "name": username})
+
+    # -- what another node changed ----------------------------------------------------------
+
+    async def refresh(self, username: str) -> tuple[Account | None, Account | None]:
+        """Read the account again (another node changed it): (as it was here, as it is).
+
+        :raises DatabaseUnavailable: its row does not open.
+        """
+        async with self._turn(username):
+            name_key = self._names(username)
+            sealed = await self._db.run(_select, name_key)
+            old = self._accounts.get(username)
+            if sealed is None:
+                self._accounts.pop(username, None)
+                return old, None
+            new = self._unseal(name_key, sealed)
+            self._accounts[username] = new
+            return old, new
 
 
-def _insert(cursor: Any, name_key: str, sealed: bytes) -> bool:
+#: Adds the event of a change to the transaction that makes it (None: no other nodes told).
+Told = Callable[[Any], None] | None
+
+
+def _insert(cursor: Any, name_key: str, sealed: bytes, told: Told) -> bool:
     """Whether the account is now ours: inserted, or already there with these very bytes
     (this insert's own first try, run again after a lost connection)."""
     cursor.execute(
@@ -80,15 +115,27 @@ def _insert(cursor: Any, name_key: str, sealed: bytes) -> bool:
         (name_key, sealed),
     )
     if cursor.rowcount == 1:
+        if told is not None:
+            told(cursor)
         return True
     cursor.execute("SELECT sealed FROM accounts WHERE name_key = %s", (name_key,))
     row = cursor.fetchone()
     return row is not None and bytes(row[0]) == sealed
 
 
-def _update(cursor: Any, name_key: str, sealed: bytes) -> None:
+def _update(cursor: Any, name_key: str, sealed: bytes, told: Told) -> None:
     cursor.execute("UPDATE accounts SET sealed = %s WHERE name_key = %s", (sealed, name_key))
+    if told is not None:
+        told(cursor)
 
 
-def _delete(cursor: Any, name_key: str) -> None:
+def _delete(cursor: Any, name_key: str, told: Told) -> None:
     cursor.execute("DELETE FROM accounts WHERE name_key = %s", (name_key,))
+    if told is not None:
+        told(cursor)
+
+
+def _select(cursor: Any, name_key: str) -> bytes | None:
+    cursor.execute("SELECT sealed FROM accounts WHERE name_key = %s", (name_key,))
+    row = cursor.fetchone()
+    return None if row is None else bytes(row[0])

@@ -16,7 +16,7 @@ numbering gap-free and strictly increasing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from twisted.internet import defer
@@ -30,6 +30,7 @@ from pychat.store.conversation_index import ConversationIndex
 from pychat.store.errors import Resent
 from pychat.store.pg.appends import ConversationAppends
 from pychat.store.pg.database import Database
+from pychat.store.pg.events import EventLog
 from pychat.store.pg.latest_writes import LatestWrites
 from pychat.store.recent_ids import RECENT_CLIENT_IDS
 from pychat.wire.ids import conversation_id
@@ -47,8 +48,9 @@ Stored = list[tuple[StoredMessage, int]]
 class PgConversationStore:
     """The conversations of one database."""
 
-    def __init__(self, database: Database, key: AtRestKey) -> None:
+    def __init__(self, database: Database, key: AtRestKey, events: EventLog | None = None) -> None:
         self._db = database
+        self._events = events
         self._sealer = key.sealer("conversation")
         self._names = key.name_hasher("conversation")
         self._index: ConversationIndex[Conversation] = ConversationIndex()
@@ -58,9 +60,12 @@ class PgConversationStore:
     # -- opening -------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, database: Database, key: AtRestKey) -> PgConversationStore:
-        """Load every conversation (members, epochs, read markers, recent client ids)."""
-        store = cls(database, key)
+    def open(
+        cls, database: Database, key: AtRestKey, events: EventLog | None = None
+    ) -> PgConversationStore:
+        """Load every conversation (members, epochs, read markers, recent client ids); with
+        ``events``, every change is told to the other nodes."""
+        store = cls(database, key, events)
         by_key: dict[str, Conversation] = {}
         for conv_key, sealed, last_seq in database.query_now(
             "SELECT conv_key, sealed, last_seq FROM conversations"
@@ -162,11 +167,12 @@ class PgConversationStore:
             {"id": conv.id, "members": list(members), "time": now}, "conversation", conv_key
         )
         first = self._seal({"envelope": envelope, "time": now}, "epoch", conv_key, "1")
-        created = await self._db.run(_create, conv_key, meta, first)
-        if created:
-            conv.epochs.append(envelope)
-        else:  # another node made it first: take its epochs
-            conv.epochs[:] = await self._epochs(conv_key)
+        created = await self._db.run(_create, conv_key, meta, first, self._told(conv))
+        if not created:  # another node made it first: as it is now
+            made = await self.refresh(conv_key, conv.id)
+            assert made is not None  # noqa: S101 - it was there a moment ago (no delete races)
+            return made
+        conv.epochs.append(envelope)
         self._index.add(conv)
         return conv
 
@@ -183,7 +189,7 @@ class PgConversationStore:
         conv_key = self._key(conv)
         number = envelope.get("epoch")
         sealed = self._seal({"envelope": envelope, "time": now}, "epoch", conv_key, str(number))
-        await self._db.run(_add_epoch, conv_key, envelope, sealed)
+        await self._db.run(_add_epoch, conv_key, envelope, sealed, self._told(conv))
         conv.epochs[:] = await self._epochs(conv_key)
 
     async def set_read(self, conv: Conversation, username: str, seq: int) -> None:
@@ -212,12 +218,15 @@ class PgConversationStore:
         member_key = self._names(conv.id, username)
         seq = conv.read[username]
         sealed = self._seal({"user": username, "seq": seq}, "read", conv_key, member_key)
-        return self._db.run(_set_read, conv_key, member_key, seq, sealed)
+        told = None
+        if self._events is not None:
+            told = {"k": "read", "id": conv.id, "user": username, "seq": seq}
+        return self._db.run(_write_read, conv_key, member_key, seq, sealed, self._events, told)
 
     async def delete(self, conv: Conversation) -> None:
         """Remove a conversation and its messages for good (an account is being deleted)."""
         await self.wait_durable(conv)
-        await self._db.run(_delete, self._key(conv))
+        await self._db.run(_delete, self._key(conv), self._told(conv))
         self._index.remove(conv)
         self._appends.pop(conv.id, None)
 
@@ -241,15 +250,92 @@ class PgConversationStore:
         appends = self._appends.get(conv.id)
         if appends is None:
             conv_key, sealer, db = self._key(conv), self._sealer, self._db
-
-            names = self._names
+            names, told = self._names, self._told(conv)
 
             def run(batch: list[tuple[str, NewMessage]]) -> defer.Deferred[Stored]:
                 members = {m.sender: names(conv.id, m.sender) for _, m in batch}
-                return db.run(_append_all, conv_key, batch, sealer, members)
+                return db.run(_append_all, conv_key, batch, sealer, members, told)
 
             appends = self._appends[conv.id] = ConversationAppends(run)
         appends.append(client_key, message, _Landed(conv, message, then))
+
+    def _told(self, conv: Conversation) -> Told:
+        """Writes the event that tells the other nodes ``conv`` changed (with what a batch
+        of messages added, when there is one)."""
+        events = self._events
+        if events is None:
+            return None
+        body = {"k": "conversation", "id": conv.id, "key": self._key(conv)}
+
+        def told(cursor: Any, first: int = 0, last: int = 0) -> None:
+            if last:
+                events.write(cursor, {**body, "k": "messages", "first": first, "last": last})
+            else:
+                events.write(cursor, body)
+
+        return told
+
+    # -- what another node changed -------------------------------------------------------------
+
+    async def refresh(self, conv_key: str, conversation_id: str) -> Conversation | None:
+        """Read a conversation again (another node made or changed it): its epochs, read
+        markers, place and recent client ids; None, and forgotten, once it is gone."""
+        loaded = await self._db.run(_load_one, conv_key, RECENT_CLIENT_IDS)
+        conv = self._index.get(conversation_id)
+        if loaded is None:
+            if conv is not None:
+                self._index.remove(conv)
+                self._appends.pop(conv.id, None)
+            return None
+        sealed, last_seq, epochs, reads, newest, size = loaded
+        if conv is None:
+            meta = self._open(sealed, "conversation", conv_key)
+            conv = Conversation(meta["id"], pair(*meta["members"]), meta["time"])
+            conv.last_activity = meta["time"]
+            self._index.add(conv)
+        conv.epochs[:] = [self._open(s, "epoch", conv_key, str(n))["envelope"] for n, s in epochs]
+        for member_key, s in reads:
+            marker = self._open(s, "read", conv_key, member_key)
+            conv.read[marker["user"]] = max(conv.read.get(marker["user"], 0), marker["seq"])
+        conv.durable_seq = max(conv.durable_seq, last_seq)
+        conv.assigned = max(conv.assigned, last_seq)
+        conv.stored = size
+        for seq, s in newest:
+            record = self._open(s, "message", conv_key, str(seq))
+            conv.remember(record)
+            conv.last_activity = max(conv.last_activity, record["time"])
+        return conv
+
+    async def landed_elsewhere(
+        self, conv_key: str, conversation_id: str, first: int, last: int
+    ) -> tuple[Conversation, list[StoredMessage]] | None:
+        """Messages ``first..last`` that another node stored: the conversation takes them
+        in (its place, size, recent ids, the sender's read marker) and they are returned for
+        pushing; None when the conversation is unknown here."""
+        conv = self._index.get(conversation_id)
+        if conv is None:
+            conv = await self.refresh(conv_key, conversation_id)
+            if conv is None:
+                return None
+        rows = await self._db.run(_page, conv_key, first, last + 1)
+        records: list[StoredMessage] = []
+        for seq, sealed in rows:
+            record = self._open(sealed, "message", conv_key, str(seq))
+            conv.durable_seq = max(conv.durable_seq, seq)
+            conv.assigned = max(conv.assigned, seq)
+            conv.stored += len(sealed)
+            conv.remember(dict(record))
+            conv.last_activity = max(conv.last_activity, record["time"])
+            sender = record["sender"]
+            conv.read[sender] = max(conv.read.get(sender, 0), seq)
+            records.append(record)
+        return conv, records
+
+    def read_elsewhere(self, conversation_id: str, username: str, seq: int) -> None:
+        """Another node moved a read marker (only forward)."""
+        conv = self._index.get(conversation_id)
+        if conv is not None and seq > conv.read.get(username, 0):
+            conv.read[username] = seq
 
     async def close(self) -> None:
         """Wait for the appends and read markers under way."""
@@ -315,7 +401,12 @@ def _page(cursor: Any, conv_key: str, first: int, stop: int) -> list[tuple[int, 
     return [(int(seq), bytes(sealed)) for seq, sealed in cursor.fetchall()]
 
 
-def _create(cursor: Any, conv_key: str, meta: bytes, first_epoch: bytes) -> bool:
+#: Adds the event of a change to the transaction that makes it: ``told(cursor)``, or
+#: ``told(cursor, first, last)`` for a batch of messages (None: no other nodes told).
+Told = Callable[..., None] | None
+
+
+def _create(cursor: Any, conv_key: str, meta: bytes, first_epoch: bytes, told: Told) -> bool:
     cursor.execute(
         "INSERT INTO conversations (conv_key, sealed) VALUES (%s, %s) ON CONFLICT DO NOTHING",
         (conv_key, meta),
@@ -326,6 +417,8 @@ def _create(cursor: Any, conv_key: str, meta: bytes, first_epoch: bytes) -> bool
         "INSERT INTO conversation_epochs (conv_key, epoch, sealed) VALUES (%s, 1, %s)",
         (conv_key, first_epoch),
     )
+    if told is not None:
+        told(cursor)
     return True
 
 
@@ -337,7 +430,7 @@ def _epochs(cursor: Any, conv_key: str) -> list[tuple[int, bytes]]:
     return [(int(n), bytes(s)) for n, s in cursor.fetchall()]
 
 
-def _add_epoch(cursor: Any, conv_key: str, envelope: Envelope, sealed: bytes) -> None:
+def _add_epoch(cursor: Any, conv_key: str, envelope: Envelope, sealed: bytes, told: Told) -> None:
     cursor.execute("SELECT last_seq FROM conversations WHERE conv_key = %s FOR UPDATE", (conv_key,))
     (last_seq,) = cursor.fetchone()
     cursor.execute("SELECT count(*) FROM conversation_epochs WHERE conv_key = %s", (conv_key,))
@@ -347,6 +440,8 @@ def _add_epoch(cursor: Any, conv_key: str, envelope: Envelope, sealed: bytes) ->
         "INSERT INTO conversation_epochs (conv_key, epoch, sealed) VALUES (%s, %s, %s)",
         (conv_key, envelope["epoch"], sealed),
     )
+    if told is not None:
+        told(cursor)
 
 
 def _set_read(cursor: Any, conv_key: str, member_key: str, seq: int, sealed: bytes) -> None:
@@ -361,8 +456,57 @@ def _set_read(cursor: Any, conv_key: str, member_key: str, seq: int, sealed: byt
     )
 
 
-def _delete(cursor: Any, conv_key: str) -> None:
+def _write_read(
+    cursor: Any,
+    conv_key: str,
+    member_key: str,
+    seq: int,
+    sealed: bytes,
+    events: EventLog | None,
+    told: dict[str, Any] | None,
+) -> None:
+    """A read marker written on its own, told to the other nodes."""
+    _set_read(cursor, conv_key, member_key, seq, sealed)
+    if events is not None and told is not None:
+        events.write(cursor, told)
+
+
+def _delete(cursor: Any, conv_key: str, told: Told) -> None:
     cursor.execute("DELETE FROM conversations WHERE conv_key = %s", (conv_key,))
+    if told is not None:
+        told(cursor)
+
+
+def _load_one(
+    cursor: Any, conv_key: str, newest: int
+) -> (
+    tuple[
+        bytes, int, list[tuple[int, bytes]], list[tuple[str, bytes]], list[tuple[int, bytes]], int
+    ]
+    | None
+):
+    """One conversation as the database holds it: its sealed row, last seq, epochs, read
+    markers, newest messages and size; None when it is gone."""
+    cursor.execute("SELECT sealed, last_seq FROM conversations WHERE conv_key = %s", (conv_key,))
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    epochs = _epochs(cursor, conv_key)
+    cursor.execute(
+        "SELECT member_key, sealed FROM conversation_reads WHERE conv_key = %s", (conv_key,)
+    )
+    reads = [(str(m), bytes(s)) for m, s in cursor.fetchall()]
+    cursor.execute(
+        "SELECT seq, sealed FROM messages WHERE conv_key = %s ORDER BY seq DESC LIMIT %s",
+        (conv_key, newest),
+    )
+    recent = [(int(n), bytes(s)) for n, s in reversed(cursor.fetchall())]
+    cursor.execute(
+        "SELECT coalesce(sum(octet_length(sealed)), 0) FROM messages WHERE conv_key = %s",
+        (conv_key,),
+    )
+    (size,) = cursor.fetchone()
+    return bytes(row[0]), int(row[1]), epochs, reads, recent, int(size)
 
 
 def _append_all(
@@ -371,6 +515,7 @@ def _append_all(
     batch: list[tuple[str, NewMessage]],
     sealer: RecordSealer,
     members: dict[str, str],
+    told: Told = None,
 ) -> Stored:
     """Every message of a batch, in order, in the one transaction: each one's stored record
     (the first copy's, for a resend: stored before, or earlier in this batch) and the bytes
@@ -421,4 +566,6 @@ def _append_all(
                 sealer, {"user": sender, "seq": seq}, "read", conv_key, members[sender]
             )
             _set_read(cursor, conv_key, members[sender], seq, marker)
+        if told is not None:
+            told(cursor, rows[0][1], rows[-1][1])
     return stored

@@ -1,0 +1,168 @@
+"""Two nodes on one PostgreSQL database serve the same users: alice on one, bob on the
+other, chat live (messages pushed after their commit), see each other's presence, typing
+and new epochs, share files, and each node knows the accounts and conversations the other
+made."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+
+from pychat.client.protocol import RemoteError
+from pychat.testing import RunningServer, start_server
+from tests.chat_helpers import TestUser, envelope, login, signup
+
+#: How long a push may take to cross from one node to the other, at most, in these tests.
+ACROSS = 5.0
+
+
+async def two_nodes(pg_url: str, tmp_path: Path) -> tuple[RunningServer, RunningServer]:
+    """Two servers on one database, each with its own data dir and the same store key."""
+    key = tmp_path / "store.key"
+    one = await start_server(tmp_path / "one", database=pg_url, store_key=key)
+    two = await start_server(tmp_path / "two", database=pg_url, store_key=key)
+    return one, two
+
+
+async def until(check: object, timeout: float = ACROSS) -> None:
+    """Wait (bounded) until ``check()`` is true."""
+    for _ in range(int(timeout / 0.02)):
+        if check():  # type: ignore[operator]
+            return
+        await deferLater(reactor, 0.02, lambda: None)
+    raise AssertionError("not within the time allowed")
+
+
+async def chatting(one: RunningServer, two: RunningServer) -> tuple[TestUser, TestUser, str]:
+    """alice signed up on node one, bob on node two, both logged in there, and their
+    conversation opened by alice."""
+    await signup(one, "alice")
+    await signup(two, "bob")
+    alice = await login(one, "alice")
+    await until(lambda: two.chat.store.accounts.get("alice") is not None)
+    bob = await login(two, "bob")
+    await until(lambda: one.chat.store.accounts.get("bob") is not None)
+    opened = await alice.request("open_conversation", peer="bob", envelope=envelope())
+    return alice, bob, opened["conversation"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_alice_on_one_node_and_bob_on_the_other_chat_live(
+    pg_url: str, tmp_path: Path
+) -> None:
+    one, two = await two_nodes(pg_url, tmp_path)
+    try:
+        alice, bob, conv = await chatting(one, two)
+        await bob.wait_for("conversation", timeout=ACROSS)
+        for n in range(5):
+            await alice.request(
+                "send", conversation=conv, epoch=1, ciphertext=f"c{n}", client_id=f"a{n}"
+            )
+        pushed = await bob.wait_for("message", 5, timeout=ACROSS)
+        assert [p["seq"] for p in pushed] == [1, 2, 3, 4, 5]
+        assert [p["ciphertext"] for p in pushed] == [f"c{n}" for n in range(5)]
+        reply = await bob.request("send", conversation=conv, epoch=1, ciphertext="r", client_id="b")
+        assert reply["seq"] == 6
+        (back,) = await alice.wait_for("message", timeout=ACROSS)
+        assert back["seq"] == 6 and back["sender"] == "bob"
+        for user in (alice, bob):
+            page = await user.request("history", conversation=conv, after=0, limit=50)
+            assert [m["seq"] for m in page["messages"]] == [1, 2, 3, 4, 5, 6]
+        (mine,) = (await alice.request("conversations"))["conversations"]
+        assert (mine["last_seq"], mine["unread"]) == (6, 1)  # bob's, stored by the other node
+    finally:
+        await one.stop()
+        await two.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_presence_typing_epochs_and_read_markers_cross_nodes(
+    pg_url: str, tmp_path: Path
+) -> None:
+    one, two = await two_nodes(pg_url, tmp_path)
+    try:
+        alice, bob, conv = await chatting(one, two)
+        await bob.wait_for("conversation", timeout=ACROSS)
+        listed = await bob.request("conversations")
+        assert listed["conversations"][0]["peer_online"] is True  # alice, on the other node
+        await alice.request("signal", conversation=conv, ciphertext="typing…")
+        (signal,) = await bob.wait_for("signal", timeout=ACROSS)
+        assert signal["sender"] == "alice" and signal["ciphertext"] == "typing…"
+        await bob.request(
+            "add_epoch", conversation=conv, envelope={**envelope(2), "creator": "bob"}
+        )
+        (epoch,) = await alice.wait_for("epoch", timeout=ACROSS)
+        assert epoch["epoch"] == 2
+        sent = await alice.request(
+            "send", conversation=conv, epoch=2, ciphertext="in two", client_id="e2"
+        )
+        assert sent["seq"] == 1
+        await bob.wait_for("message", timeout=ACROSS)
+        bob_again = await login(one, "bob")  # bob's second device, on alice's node
+        await bob.request("mark_read", conversation=conv, seq=1)
+        (read,) = await bob_again.wait_for("read", timeout=ACROSS)
+        assert read["read"] == 1
+        bob_again.proto.close()
+        await until(lambda: not one.chat.users.get("bob"))
+        assert not [p for p in alice.of_kind("presence") if p["online"] is False]
+        bob.proto.close()  # his last connection anywhere
+        await until(lambda: [p for p in alice.of_kind("presence") if p["online"] is False])
+        assert alice.of_kind("presence")[-1] == {
+            "event": "presence",
+            "user": "bob",
+            "online": False,
+        }
+    finally:
+        await one.stop()
+        await two.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_file_sent_through_one_node_is_fetched_through_the_other(
+    pg_url: str, tmp_path: Path
+) -> None:
+    one, two = await two_nodes(pg_url, tmp_path)
+    try:
+        alice, bob, conv = await chatting(one, two)
+        data = b"sealed bytes of a picture" * 10
+        started = await alice.request("file_start", conversation=conv, size=len(data))
+        await alice.request(
+            "file_chunk", file=started["file"], index=0, data=base64.b64encode(data).decode()
+        )
+        fetched = None
+        for _ in range(int(ACROSS / 0.02)):
+            status = await bob.request("file_status", file=started["file"])
+            if status["received"] == status["chunks"]:
+                fetched = await bob.request("file_get", file=started["file"], index=0)
+                break
+            await deferLater(reactor, 0.02, lambda: None)
+        assert fetched is not None and base64.b64decode(fetched["data"]) == data
+    finally:
+        await one.stop()
+        await two.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_account_made_on_one_node_is_known_on_the_other(
+    pg_url: str, tmp_path: Path
+) -> None:
+    one, two = await two_nodes(pg_url, tmp_path)
+    try:
+        await signup(one, "carol")
+        await until(lambda: two.chat.store.accounts.get("carol") is not None)
+        carol = await login(two, "carol")
+        assert (await carol.request("conversations"))["conversations"] == []
+        with pytest.raises(RemoteError) as refused:
+            await signup(two, "carol")
+        assert refused.value.code == "username_taken"
+        await one.chat.set_disabled("carol", True)
+        closing = await carol.wait_for("closing", timeout=ACROSS)
+        assert closing[0]["reason"] == "account_disabled"
+    finally:
+        await one.stop()
+        await two.stop()
