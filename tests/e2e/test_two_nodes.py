@@ -48,6 +48,7 @@ async def chatting(one: RunningServer, two: RunningServer) -> tuple[TestUser, Te
     bob = await login(two, "bob")
     await until(lambda: one.chat.store.accounts.get("bob") is not None)
     opened = await alice.request("open_conversation", peer="bob", envelope=envelope())
+    await bob.wait_for("conversation", timeout=ACROSS)  # how bob hears of it, on his node
     return alice, bob, opened["conversation"]
 
 
@@ -58,7 +59,6 @@ async def test_alice_on_one_node_and_bob_on_the_other_chat_live(
     one, two = await two_nodes(pg_url, tmp_path)
     try:
         alice, bob, conv = await chatting(one, two)
-        await bob.wait_for("conversation", timeout=ACROSS)
         for n in range(5):
             await alice.request(
                 "send", conversation=conv, epoch=1, ciphertext=f"c{n}", client_id=f"a{n}"
@@ -87,7 +87,6 @@ async def test_presence_typing_epochs_and_read_markers_cross_nodes(
     one, two = await two_nodes(pg_url, tmp_path)
     try:
         alice, bob, conv = await chatting(one, two)
-        await bob.wait_for("conversation", timeout=ACROSS)
         listed = await bob.request("conversations")
         assert listed["conversations"][0]["peer_online"] is True  # alice, on the other node
         await alice.request("signal", conversation=conv, ciphertext="typing…")
@@ -166,3 +165,40 @@ async def test_an_account_made_on_one_node_is_known_on_the_other(
     finally:
         await one.stop()
         await two.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_after_the_database_was_away_a_node_catches_up_without_losing_or_doubling(
+    tmp_path: Path,
+) -> None:
+    from tests.pg_server import start_cluster
+
+    cluster = start_cluster()  # its own: this test stops it
+    assert cluster is not None
+    try:
+        one, two = await two_nodes(cluster.create_database("away"), tmp_path)
+        try:
+            alice, bob, conv = await chatting(one, two)
+            await alice.request("send", conversation=conv, epoch=1, ciphertext="0", client_id="0")
+            await bob.wait_for("message", timeout=ACROSS)
+            cluster.pause()
+            with pytest.raises(RemoteError) as refused:
+                await alice.request(
+                    "send", conversation=conv, epoch=1, ciphertext="x", client_id="x"
+                )
+            assert refused.value.code == "storage_error"
+            cluster.resume()
+            # at once: node two's listening connection is still away, its NOTIFYs missed
+            for n in range(1, 11):
+                await alice.request(
+                    "send", conversation=conv, epoch=1, ciphertext=f"{n}", client_id=f"{n}"
+                )
+            pushed = await bob.wait_for("message", 11, timeout=ACROSS * 2)
+            await deferLater(reactor, 0.5, lambda: None)  # room for a push twice
+            assert [p["seq"] for p in bob.of_kind("message")] == list(range(1, 12))
+            assert [p["ciphertext"] for p in pushed][1:] == [f"{n}" for n in range(1, 11)]
+        finally:
+            await one.stop()
+            await two.stop()
+    finally:
+        cluster.stop()
