@@ -12,6 +12,9 @@ the order their transactions committed, and applied one after another:
 - messages another node stored are read and pushed to their readers' connections here (after
   their COMMIT, as this node's own are);
 - a push is pushed to the connections here; a login or logout there moves presence here;
+- a failed login, a device token's failure or a signup there counts here as well (the limits
+  that protect accounts hold across nodes; a starting node first replays the last hour of
+  them, which covers every limit's memory);
 - every node says who is logged in on it every :data:`HEARTBEAT` seconds; a node silent for
   :data:`SILENT_FOR` seconds (killed, cut off) is taken to have nobody logged in.
 
@@ -25,9 +28,9 @@ stand in for the database's.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from twisted.internet import defer, task
@@ -37,12 +40,13 @@ from twisted.python.failure import Failure
 
 from pychat.server.cluster_bus import PushBus
 from pychat.server.presence import Presence
+from pychat.server.ratelimit import Tell
 from pychat.store.accounts_record import Account
 from pychat.store.conversation import Conversation
 from pychat.store.pg.accounts import PgAccountStore
 from pychat.store.pg.conversations import PgConversationStore
 from pychat.store.pg.database import Database
-from pychat.store.pg.events import EventLog, ReadEvents, prune, read_after
+from pychat.store.pg.events import EventLog, ReadEvents, limits_before, prune, read_after
 from pychat.store.pg.files import SWEEP_LOCK, PgFileStore
 from pychat.store.pg.listener import EventListener
 from pychat.wire.shapes import StoredMessage
@@ -79,6 +83,17 @@ class NodeParts:
     close_sessions: Callable[[str, str, str], None]
     #: Push messages another node stored to their readers here.
     deliver: Callable[[Conversation, list[StoredMessage]], Awaitable[None]]
+    #: The limits that protect accounts, by name: shared with the other nodes.
+    limits: Mapping[str, SharedLimit]
+
+
+class SharedLimit(Protocol):
+    """A limit whose changes are told to the other nodes, and made as they tell theirs."""
+
+    tell: Tell | None
+
+    def apply(self, op: str, key: str, n: int, at: float) -> None:
+        """Make a change another node told of."""
 
 
 class DatabaseBus(PushBus):
@@ -105,6 +120,9 @@ class DatabaseBus(PushBus):
         self._heard: dict[str, float] = {}
         self._down_since: str | None = None
         self._loops: list[task.LoopingCall] = []
+        self._replayed = False
+        for name, limit in parts.limits.items():
+            limit.tell = self._teller(name)
         self._listener = EventListener(
             database.url, self.node, call_from_thread, self._up, self.read, self._down
         )
@@ -139,6 +157,12 @@ class DatabaseBus(PushBus):
                 waiter.callback(None)
 
         d.addBoth(done)
+
+    def _teller(self, name: str) -> Tell:
+        def tell(op: str, key: str, n: int, at: float) -> None:
+            self.publish({"k": "limit", "name": name, "op": op, "key": key, "n": n, "at": at})
+
+        return tell
 
     def _written(self) -> defer.Deferred[None]:
         """Fires once everything published so far is written (or failed)."""
@@ -231,7 +255,21 @@ class DatabaseBus(PushBus):
 
         d.addBoth(done)
 
+    async def _replay_limits(self) -> None:
+        """The limits' changes of the last hour, made before this node started."""
+        rows = await self._db.run(limits_before, self._events.start)
+        for sealed in rows:
+            try:
+                await self._apply("", self._events.open(sealed))
+            except (InvalidTag, ValueError, KeyError):
+                log.warn("a limit's change from before the start does not open: skipped")
+        self._replayed = True
+        if rows:
+            log.info("replayed {n} change(s) to the limits that protect accounts", n=len(rows))
+
     async def _read_once(self) -> bool:
+        if not self._replayed:
+            await self._replay_limits()
         found: ReadEvents = await self._db.run(read_after, self.position, self.node)
         for writer, sealed in found.rows:
             try:
@@ -248,6 +286,11 @@ class DatabaseBus(PushBus):
 
     async def _apply(self, writer: str, body: dict[str, Any]) -> None:
         parts, kind = self._parts, body.get("k")
+        if kind == "limit":
+            limit = parts.limits.get(body["name"])
+            if limit is not None:
+                limit.apply(body["op"], body["key"], int(body["n"]), float(body["at"]))
+            return
         if writer not in self._heard and kind != "down":
             self.publish({"k": "alive", "users": parts.presence.here()})  # a new node: say hello
         self._heard[writer] = self._clock.seconds()
@@ -304,6 +347,14 @@ def database_bus(
     async def deliver(conv: Conversation, records: list[StoredMessage]) -> None:
         await push_stored_elsewhere(deps, conv, records)
 
+    logins = deps.account_service.logins
+    limits: dict[str, SharedLimit] = {
+        "account": logins.account_failures,
+        "address": logins.address_failures,
+        "device": logins.token_failures,
+    }
+    if deps.account_service.signups is not None:
+        limits["signups"] = deps.account_service.signups
     parts = NodeParts(
         store.accounts,
         store.conversations,
@@ -312,6 +363,7 @@ def database_bus(
         deps.account_service.changed_elsewhere,
         lambda user, reason, message: close_sessions(user, reason, message, everywhere=False),
         deliver,
+        limits,
     )
     call_from_thread = getattr(reactor, "callFromThread")  # noqa: B009 - typed loosely
     return DatabaseBus(store.database, store.events, parts, deps.clock, call_from_thread)

@@ -10,14 +10,22 @@ Two shapes:
 
 Both hold at most ``max_keys`` keys (oldest forgotten first), so a flood of addresses or names
 cannot grow memory without bound.  Callers ask ``retry_after(key)``: 0 means go ahead.
+
+Nodes that share a database share the limits that protect accounts: each change made here is
+told (``tell(op, key, n, at)``) and the other nodes make the same change with its time
+(:meth:`FailureBackoff.apply`, :meth:`TokenBucket.apply`).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from twisted.internet.interfaces import IReactorTime
+
+#: Told of a change to a limit, for the other nodes: (op, key, count, time).
+Tell = Callable[[str, str, int, float], None]
 
 
 @dataclass
@@ -75,6 +83,8 @@ class FailureBackoff:
         self.forget_after = forget_after
         self.max_keys = max_keys
         self._keys: OrderedDict[str, _Backoff] = OrderedDict()
+        #: Told of each failure and success counted here (None: nobody else to tell).
+        self.tell: Tell | None = None
 
     def _state(self, key: str) -> _Backoff | None:
         state = self._keys.get(key)
@@ -95,9 +105,12 @@ class FailureBackoff:
         state = self._state(key)
         return (state.failures, state.last_failure) if state is not None else (0, None)
 
-    def record_failure(self, key: str) -> None:
-        """Count a failure; lock the key once it is past its free failures."""
-        now = self._clock.seconds()
+    def record_failure(self, key: str, at: float | None = None) -> None:
+        """Count a failure (made ``at``, on another node; else now, here); lock the key once
+        it is past its free failures."""
+        now = self._clock.seconds() if at is None else at
+        if at is None and self.tell is not None:
+            self.tell("failure", key, 1, now)
         state = self._state(key) or _Backoff()
         state.failures += 1
         state.last_failure = now
@@ -110,9 +123,18 @@ class FailureBackoff:
         while len(self._keys) > self.max_keys:
             self._keys.popitem(last=False)
 
-    def record_success(self, key: str) -> None:
+    def record_success(self, key: str, at: float | None = None) -> None:
         """Forget ``key``'s failures."""
+        if at is None and self.tell is not None:
+            self.tell("success", key, 1, self._clock.seconds())
         self._keys.pop(key, None)
+
+    def apply(self, op: str, key: str, n: int, at: float) -> None:
+        """Make a change another node told of."""
+        if op == "failure":
+            self.record_failure(key, at)
+        elif op == "success":
+            self.record_success(key, at)
 
 
 @dataclass
@@ -130,14 +152,17 @@ class TokenBucket:
         self.rate = capacity / period
         self.max_keys = max_keys
         self._keys: OrderedDict[str, _Bucket] = OrderedDict()
+        #: Told of the tokens spent here (None: nobody else to tell).
+        self.tell: Tell | None = None
 
-    def _refilled(self, key: str) -> _Bucket:
-        now = self._clock.seconds()
+    def _refilled(self, key: str, at: float | None = None) -> _Bucket:
+        now = self._clock.seconds() if at is None else at
         bucket = self._keys.get(key)
         if bucket is None:
             return _Bucket(float(self.capacity), now)
-        tokens = min(float(self.capacity), bucket.tokens + (now - bucket.stamp) * self.rate)
-        return _Bucket(tokens, now)
+        refill = max(0.0, now - bucket.stamp) * self.rate
+        tokens = min(float(self.capacity), bucket.tokens + refill)
+        return _Bucket(tokens, max(now, bucket.stamp))
 
     def retry_after(self, key: str) -> float:
         """Seconds until one action is allowed for ``key``; 0 when it is now."""
@@ -146,11 +171,14 @@ class TokenBucket:
             return 0.0
         return (1 - bucket.tokens) / self.rate
 
-    def take_up_to(self, key: str, wanted: int) -> int:
-        """Spend up to ``wanted`` tokens at once; return how many were spent (as many as
-        ``wanted`` calls of :meth:`take` would have spent, one after another)."""
-        bucket = self._refilled(key)
+    def take_up_to(self, key: str, wanted: int, at: float | None = None) -> int:
+        """Spend up to ``wanted`` tokens at once (``at``: on another node, then); return how
+        many were spent (as many as ``wanted`` calls of :meth:`take` would have spent, one
+        after another)."""
+        bucket = self._refilled(key, at)
         granted = min(wanted, int(bucket.tokens))
+        if granted > 0 and at is None and self.tell is not None:
+            self.tell("take", key, granted, bucket.stamp)
         if granted > 0:
             bucket.tokens -= granted
             self._keys[key] = bucket
@@ -164,9 +192,16 @@ class TokenBucket:
         bucket = self._refilled(key)
         if bucket.tokens < 1:
             return (1 - bucket.tokens) / self.rate
+        if self.tell is not None:
+            self.tell("take", key, 1, bucket.stamp)
         bucket.tokens -= 1
         self._keys[key] = bucket
         self._keys.move_to_end(key)
         while len(self._keys) > self.max_keys:
             self._keys.popitem(last=False)
         return 0.0
+
+    def apply(self, op: str, key: str, n: int, at: float) -> None:
+        """Spend tokens another node told of."""
+        if op == "take":
+            self.take_up_to(key, n, at)

@@ -202,3 +202,48 @@ async def test_after_the_database_was_away_a_node_catches_up_without_losing_or_d
             await two.stop()
     finally:
         cluster.stop()
+
+
+async def wrong_password(server: RunningServer, name: str) -> str:
+    """A login with a wrong password: the error code it ends with."""
+    try:
+        await login(server, name, "not the password")
+    except RemoteError as exc:
+        return exc.code
+    raise AssertionError("a wrong password was let in")
+
+
+@pytest_twisted.ensureDeferred
+async def test_failed_logins_and_signups_count_on_every_node_and_on_one_that_starts_later(
+    pg_url: str, tmp_path: Path
+) -> None:
+    key = tmp_path / "store.key"
+    one = await start_server(tmp_path / "one", database=pg_url, store_key=key, signups_per_hour=2)
+    two = await start_server(tmp_path / "two", database=pg_url, store_key=key, signups_per_hour=2)
+    three = None
+    try:
+        await signup(one, "dora")
+        for _ in range(5):  # the free failures, all on node one
+            assert await wrong_password(one, "dora") == "auth_failed"
+        assert await wrong_password(one, "dora") == "auth_failed"  # locks the account
+        await until(lambda: two.chat.account_service.logins.account_failures.retry_after("dora"))
+        assert await wrong_password(two, "dora") == "rate_limited"  # locked on node two too
+        await signup(two, "eve")  # the address's second signup this hour, on the other node
+        signups = one.chat.account_service.signups
+        assert signups is not None
+        await until(lambda: signups.retry_after("127.0.0.1"))
+        with pytest.raises(RemoteError) as refused:
+            await signup(one, "fred")
+        assert refused.value.code == "rate_limited"
+        three = await start_server(
+            tmp_path / "three", database=pg_url, store_key=key, signups_per_hour=2
+        )
+        failures = three.chat.account_service.logins.account_failures.failures
+        await until(lambda: failures("dora")[0] == 6)  # replayed at its start
+        with pytest.raises(RemoteError) as refused:
+            await signup(three, "fred")
+        assert refused.value.code == "rate_limited"  # a node that starts later knows them
+    finally:
+        for server in (one, two, three):
+            if server is not None:
+                await server.stop()

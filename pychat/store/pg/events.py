@@ -66,8 +66,10 @@ class EventLog:
         """Add several events, in order, to the transaction of ``cursor``."""
         if not bodies:
             return
-        rows = [(self.node, self._seal(body)) for body in bodies]
-        cursor.executemany("INSERT INTO pychat_events (node, sealed) VALUES (%s, %s)", rows)
+        rows = [(self.node, _kind(body), self._seal(body)) for body in bodies]
+        cursor.executemany(
+            "INSERT INTO pychat_events (node, kind, sealed) VALUES (%s, %s, %s)", rows
+        )
         cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self.node))
 
     def _seal(self, body: dict[str, Any]) -> bytes:
@@ -117,6 +119,23 @@ def read_after(cursor: Any, after: Position, node: str) -> ReadEvents:
     )
     (waiting,) = cursor.fetchone()
     return ReadEvents(rows, position, bool(waiting))
+
+
+def _kind(body: dict[str, Any]) -> str:
+    """What the row says in the clear: ``limit`` for a limit's change, else nothing."""
+    return "limit" if body.get("k") == "limit" else ""
+
+
+def limits_before(cursor: Any, start: Position, keep: float = KEEP_EVENTS) -> list[bytes]:
+    """The sealed changes to limits of the last ``keep`` seconds that committed before
+    ``start`` (a starting node replays them; those after it come with the other events)."""
+    cursor.execute(
+        "SELECT sealed FROM pychat_events WHERE kind = 'limit' "
+        "AND at > now() - make_interval(secs => %s) AND txid < %s::text::xid8 "
+        "ORDER BY txid, pos",
+        (keep, str(start.txid)),
+    )
+    return [bytes(sealed) for (sealed,) in cursor.fetchall()]
 
 
 def prune(cursor: Any, keep: float = KEEP_EVENTS) -> int:
