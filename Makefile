@@ -14,7 +14,7 @@ export PYTHONDONTWRITEBYTECODE :=
 
 RUN_ARGS ?= --data-dir ./pychat-data --listen ssl:8765:interface=127.0.0.1
 
-.PHONY: run test lint typecheck unit soak bench clean install-systemd
+.PHONY: run test lint typecheck unit soak soak-database bench clean install-systemd
 
 # The venv's own pip is recent enough; setuptools and wheel build pyChat (no build isolation:
 # no second download of them per install).  --no-compile: Python writes the bytecode of what
@@ -56,8 +56,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.sessions login --loops 30 --seconds 5 --runs 3
 	$(BIN)/python -m bench.relay --pairs 1 --window 64 --messages 20000
 	$(BIN)/python -m bench.relay --pairs 1 --window 1 --messages 2000
-	$(BIN)/python -m bench.relay --pairs 50 --window 64 --messages 1000 --postgresql
-	$(BIN)/python -m bench.relay --pairs 50 --window 1 --messages 200 --postgresql
+	$(BIN)/python -m bench.relay --pairs 50 --window 64 --messages 1000 --postgresql --nodes 2
+	$(BIN)/python -m bench.relay --pairs 50 --window 1 --messages 200 --postgresql --nodes 2
 	$(BIN)/python -m bench.relay --pairs 200 --window 64 --messages 1000 --versus 50 --runs 7
 	$(BIN)/python -m bench.relay --pairs 200 --window 1 --messages 50
 	$(BIN)/python -m bench.relay --pairs 50 --window 64 --messages 200 --rate 1000
@@ -69,6 +69,11 @@ bench: $(VENV)/.installed-test
 # Not part of `make test`: 300 SIGKILLs under load and 20 disk-full cycles (root, for a tmpfs).
 soak: $(VENV)/.installed-test
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+# Not part of `make test`: SIGKILLs of PostgreSQL itself, then of one of two nodes, under load.
+soak-database: $(VENV)/.installed-test
+	$(BIN)/python -m bench.soak_database --kill postgresql --kills 50
+	$(BIN)/python -m bench.soak_database --kill node --kills 50
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,7 @@
 """Relay benchmark: pyChat beside the bare TLS line relay, in the same run, on one machine.
 
     python -m bench.relay [--pairs 50] [--window 64] [--messages 200] [--rate 0] [--runs 3]
-                          [--generators N] [--postgresql] [--versus P]
+                          [--generators N] [--postgresql [--nodes 2]] [--versus P]
 
 Each server runs in its own process pinned to core 0 (when there are two); the load comes
 from ``--generators`` processes (by default one on each other core: one on core 1 of two),
@@ -15,7 +15,10 @@ messages delivered per second, delivery latency p50/p99, and the generators' CPU
 (a generator's core near 100 % means the figure is the generator's, not the server's); then
 the ratio pyChat / baseline, the headline.  ``--postgresql`` also times the same pairs on a
 pyChat server that stores in PostgreSQL (started here, syncing every commit, on core 0 with
-it), and prints its ratio to pyChat on files.  Traffic stays on 127.0.0.1; every loop is bounded.
+it), and prints its ratio to pyChat on files; with ``--nodes 2`` also two such nodes on that
+database, each pair's sender on the first and its receiver on the second (every message
+crosses between the nodes), and their ratio to one node.  Traffic stays on 127.0.0.1; every
+loop is bounded.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from twisted.protocols.basic import LineReceiver
 
 from pychat.client import auth
 from pychat.client.keepalive import Keepalive, keepalive_interval
-from pychat.client.protocol import ClientProtocol
+from pychat.client.protocol import ClientProtocol, RemoteError
 from pychat.crypto.identity import IdentityKeyPair
 from pychat.crypto.kdf import minimum_params
 from pychat.tls import make_self_signed
@@ -184,16 +187,29 @@ async def pychat_user(port: int, name: str, index: int) -> ClientProtocol:
     return result
 
 
-async def pychat_pair(port: int, i: int, tally: Tally) -> Run:
-    sender = await pychat_user(port, f"send{i}", 2 * i)
-    receiver = await pychat_user(port, f"recv{i}", 2 * i + 1)
+async def pychat_pair(port: int, i: int, tally: Tally, recv_port: int = 0) -> Run:
+    """A sender and a receiver on the server at ``port`` (the receiver on another node at
+    ``recv_port``, when given)."""
+    # Across nodes the same database already holds the one-node accounts: others, then.
+    tag, first = ("x", 2 * i + 1000) if recv_port else ("", 2 * i)
+    sender = await pychat_user(port, f"{tag}send{i}", first)
+    receiver = await pychat_user(recv_port or port, f"{tag}recv{i}", first + 1)
 
     def pushed(event: dict[str, Any]) -> None:
         if event.get("event") == "message":
             tally.arrived(str(event.get("client_id")))
 
     receiver.on_event = pushed
-    conv = await sender.request("open_conversation", peer=f"recv{i}", envelope=ENVELOPE)
+    for _ in range(500):  # across nodes the receiver's account takes a moment to be known
+        try:
+            conv = await sender.request(
+                "open_conversation", peer=f"{tag}recv{i}", envelope=ENVELOPE
+            )
+            break
+        except RemoteError as exc:
+            if exc.code != "unknown_user":
+                raise
+            await task.deferLater(reactor, 0.01, lambda: None)
     cid = conv["conversation"]
     return lambda pace, run: _pychat_send(sender, cid, f"{run}-{i}", pace, tally)
 
@@ -345,6 +361,8 @@ def start_pychat(work: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]
 
 #: The name of pyChat on PostgreSQL in the tables (pyChat alone is pyChat on its files).
 ON_POSTGRESQL = "pyChat-pg"
+#: Two pyChat nodes on one PostgreSQL, senders on one and receivers on the other.
+TWO_NODES = "pg-2nodes"
 
 
 def start_database() -> tuple[str, Path]:
@@ -401,7 +419,12 @@ async def _worker(args: argparse.Namespace) -> None:
     commands = _Commands()
     stdio.StandardIO(commands)
     mine = range(args.first, args.first + args.count)
-    prepared = {"pyChat": await _prepare_some(args.port, pychat_pair, mine)}
+    recv_port = args.recv_port or 0
+
+    async def pair(port: int, i: int, tally: Tally) -> Run:
+        return await pychat_pair(port, i, tally, recv_port)
+
+    prepared = {"pyChat": await _prepare_some(args.port, pair, mine)}
     if args.base_port:  # 0: a second pyChat server alone (--versus)
         prepared["baseline"] = await _prepare_some(args.base_port, relay_pair, mine)
     commands.sendLine(b"ready")
@@ -457,10 +480,16 @@ class Generators:
     """The worker processes, the pairs shared among them as evenly as can be."""
 
     def __init__(
-        self, args: argparse.Namespace, base_port: int, port: int, pairs: int | None = None
+        self,
+        args: argparse.Namespace,
+        base_port: int,
+        port: int,
+        pairs: int | None = None,
+        recv_port: int = 0,
     ) -> None:
-        """Workers for ``pairs`` pairs (``--pairs`` unless given) on pyChat at ``port`` and
-        the bare relay at ``base_port`` (0: none)."""
+        """Workers for ``pairs`` pairs (``--pairs`` unless given) on pyChat at ``port`` (the
+        receivers on another node at ``recv_port``, when given) and the bare relay at
+        ``base_port`` (0: none)."""
         pairs = args.pairs if pairs is None else pairs
         #: Messages one run sends in all.
         self.expected = pairs * args.messages
@@ -477,7 +506,7 @@ class Generators:
                  "--port", str(port), "--first", str(first), "--count", str(share),
                  "--core", str(cores[k % len(cores)]), "--pairs", str(pairs),
                  "--window", str(args.window), "--messages", str(args.messages),
-                 "--rate", str(args.rate)],
+                 "--rate", str(args.rate), "--recv-port", str(recv_port)],
                 cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             ))  # fmt: skip
         for worker in self.workers:
@@ -493,21 +522,23 @@ class Generators:
 
     def measure(
         self,
-        server: subprocess.Popen[bytes],
+        server: subprocess.Popen[bytes] | list[subprocess.Popen[bytes]],
         which: str,
         number: int,
         database: Path | None = None,
     ) -> dict[str, float]:
-        """Time one sending phase of every worker's pairs against ``server`` (and the CPU of
-        the PostgreSQL server whose data directory is ``database``, if it uses one)."""
-        server0 = server_cpu(server)
+        """Time one sending phase of every worker's pairs against ``server`` (its nodes'
+        CPU summed, when it is several; and the CPU of the PostgreSQL server whose data
+        directory is ``database``, if it uses one)."""
+        nodes = server if isinstance(server, list) else [server]
+        server0 = sum(server_cpu(n) for n in nodes)
         database0 = database_cpu(database) if database is not None else 0.0
         for worker in self.workers:
             assert worker.stdin is not None
             worker.stdin.write(f"run {number} {which}\n")
             worker.stdin.flush()
         results = [json.loads(self._line(w, "done")) for w in self.workers]
-        server_used = server_cpu(server) - server0
+        server_used = sum(server_cpu(n) for n in nodes) - server0
         database_used = database_cpu(database) - database0 if database is not None else 0.0
         wall = max(r["ended"] for r in results) - min(r["began"] for r in results)
         lat = sorted(x for r in results for x in r["latencies"]) or [0.0]
@@ -552,7 +583,8 @@ def main(args: argparse.Namespace) -> None:
     servers: list[subprocess.Popen[bytes]] = []
     generators: list[Generators] = []
     #: The other pyChat servers timed in turn: name -> (server, its generators).
-    others: dict[str, tuple[subprocess.Popen[bytes], Generators]] = {}
+    others: dict[str, tuple[subprocess.Popen[bytes] | list[subprocess.Popen[bytes]], Generators]]
+    others = {}
     database: Path | None = None
     try:
         base, base_port = start_baseline(work)
@@ -572,6 +604,15 @@ def main(args: argparse.Namespace) -> None:
             servers.append(other)
             generators.append(Generators(args, 0, other_port))
             others[ON_POSTGRESQL] = (other, generators[-1])
+            if args.nodes == 2:  # a second node on that database: every message crosses
+                (work / "pg2").mkdir()
+                key = str(work / "pg" / "data" / "store.key")
+                second, second_port = start_pychat(
+                    work / "pg2", "--database", url, "--store-key", key
+                )
+                servers.append(second)
+                generators.append(Generators(args, 0, other_port, recv_port=second_port))
+                others[TWO_NODES] = ([other, second], generators[-1])
         if args.versus:  # a second pyChat server with fewer pairs, measured in turn
             (work / "versus").mkdir()
             other, other_port = start_pychat(work / "versus")
@@ -583,9 +624,9 @@ def main(args: argparse.Namespace) -> None:
         for number in range(args.runs):  # alternating, so a noisy moment hurts all alike
             figures["baseline"].append(generators[0].measure(base, "baseline", number))
             figures["pyChat"].append(generators[0].measure(server, "pyChat", number))
-            for name, (other, group) in others.items():
-                on = database if name == ON_POSTGRESQL else None
-                figures[name].append(group.measure(other, "pyChat", number, on))
+            for name, (timed, group) in others.items():
+                on = database if name in (ON_POSTGRESQL, TWO_NODES) else None
+                figures[name].append(group.measure(timed, "pyChat", number, on))
     finally:
         for group in generators:
             group.close()
@@ -609,6 +650,12 @@ def main(args: argparse.Namespace) -> None:
     if args.postgresql:
         show(ON_POSTGRESQL, median_run(figures[ON_POSTGRESQL]))
         print(f"ratio {ON_POSTGRESQL}/pyChat " + paired(figures[ON_POSTGRESQL], figures["pyChat"]))
+    if TWO_NODES in figures:
+        show(TWO_NODES, median_run(figures[TWO_NODES]))
+        print(
+            f"ratio {TWO_NODES}/{ON_POSTGRESQL} "
+            + paired(figures[TWO_NODES], figures[ON_POSTGRESQL])
+        )
     if args.versus:
         show(versus, median_run(figures[versus]))
         print(
@@ -643,7 +690,14 @@ if __name__ == "__main__":
         action="store_true",
         help="also time pyChat storing in PostgreSQL (a server of its own), in turn",
     )
-    for hidden in ("--base-port", "--port", "--first", "--count", "--core"):
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="with --postgresql 2: also two nodes on that database, every message crossing",
+    )
+    for hidden in ("--base-port", "--port", "--first", "--count", "--core", "--recv-port"):
         parser.add_argument(hidden, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

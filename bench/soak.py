@@ -64,9 +64,12 @@ class Tally:
 class Server:
     """``twistd -n pychat`` on an ephemeral loopback port."""
 
-    def __init__(self, data: Path, log: Path, database: str | None = None) -> None:
+    def __init__(
+        self, data: Path, log: Path, database: str | None = None, extra: list[str] | None = None
+    ) -> None:
         self.data, self.log, self.port = data, log, 0
         self.database = database
+        self.extra = extra or []
         self.proc: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> bool:
@@ -76,7 +79,7 @@ class Server:
                 [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
                  "--nodaemon", "--pidfile=", "pychat", "--data-dir", str(self.data),
                  "--listen", "ssl:0:interface=127.0.0.1",
-                 *(["--database", self.database] if self.database else [])],
+                 *(["--database", self.database] if self.database else []), *self.extra],
                 stdout=out, stderr=subprocess.STDOUT, cwd=self.data.parent,
                 env=dict(os.environ, PYTHONPATH=str(ROOT)),
             )  # fmt: skip

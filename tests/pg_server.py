@@ -9,11 +9,14 @@ machine with only Python runs these tests too.  PostgreSQL refuses to run as roo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +106,31 @@ class PgCluster:
     def pause(self) -> None:
         """Stop the server at once, keeping its data (a database that goes away)."""
         self._run("pg_ctl", "stop", "-D", str(self.directory / "data"), "-m", "immediate")
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster and every process it started (a crash: the next start
+        recovers from the write-ahead log)."""
+        pid_file = self.directory / "data" / "postmaster.pid"
+        try:
+            postmaster = int(pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        doomed = [postmaster]
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == postmaster:
+                    doomed.append(int(entry.name))
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for _ in range(500):  # until the postmaster is gone (bounded: 10 s)
+            if not Path(f"/proc/{postmaster}").exists():
+                break
+            time.sleep(0.02)
 
     def resume(self) -> None:
         """Start it again after :meth:`pause`."""

@@ -65,7 +65,7 @@ class ChatServer(Service):
             signups_per_hour=config.signups_per_hour,
             login_starts_per_minute=config.login_starts_per_minute,
         )
-        self.signup_gate = SignupGate(config.signup, store.invites, store.run_blocking)
+        self.signup_gate = SignupGate(config.signup, store.invites)
         #: The newest log lines, while the service runs (``whatdoyouknow``).
         self.recent_log = RecentLog()
         self._sweeper: task.LoopingCall | None = None

@@ -3,38 +3,22 @@ nobody (``closed``).  Invites are single-use and expire (store/invites.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from twisted.logger import Logger
-
-from pychat.store.invites import InviteBook
+from pychat.store.interfaces import InviteRepository
 from pychat.wire.errors import ErrorCode, ProtocolError
-
-log = Logger(namespace="pychat.accounts")
 
 SIGNUP_MODES = ("open", "invite", "closed")
 
 
 class SignupGate:
-    """Checks a signup against the server's mode, and spends its invite once it succeeded.
+    """Checks a signup against the server's mode, and spends its invite once it succeeded."""
 
-    :param run_blocking: runs the invite file's save off the reactor.
-    """
-
-    def __init__(
-        self,
-        mode: str,
-        invites: InviteBook,
-        run_blocking: Callable[..., Awaitable[Any]],
-    ) -> None:
+    def __init__(self, mode: str, invites: InviteRepository) -> None:
         if mode not in SIGNUP_MODES:
             raise ValueError(f"signup must be one of {', '.join(SIGNUP_MODES)}")
         self.mode = mode
         self.invites = invites
-        self._run = run_blocking
 
-    def admit(self, invite: str | None, now: float) -> str | None:
+    async def admit(self, invite: str | None, now: float) -> str | None:
         """Let a signup go ahead; return the invite it holds (None in open mode).
 
         :raises ProtocolError: ``signup_closed``, ``invite_required`` or ``bad_invite``.
@@ -50,28 +34,21 @@ class SignupGate:
                 ErrorCode.INVITE_REQUIRED,
                 "this server takes new accounts by invitation: ask its operator for an invite",
             )
-        handle = self.invites.reserve(invite, now)
+        handle = await self.invites.reserve(invite, now)
         if handle is None:
             raise ProtocolError(ErrorCode.BAD_INVITE, "this invite is unknown, used or expired")
         return handle
 
-    def release(self, handle: str | None) -> None:
+    async def release(self, handle: str | None) -> None:
         """The signup failed: its invite is usable again."""
         if handle is not None:
-            self.invites.release(handle)
+            await self.invites.release(handle)
 
     async def spend(self, handle: str | None) -> None:
         """The account exists: its invite is used up (and saved as such)."""
-        if handle is None:
-            return
-        self.invites.consume(handle)
-        try:
-            await self._run(self.invites.save)
-        except OSError as exc:  # the account exists; the worst case is a reusable invite
-            log.error("could not save that an invite was used: {e}", e=exc)
+        if handle is not None:
+            await self.invites.consume(handle)
 
     async def create(self, now: float, hours: float) -> tuple[str, float]:
-        """A new invite (for the control socket); saved before it is handed out."""
-        code, expires = self.invites.create(now, hours)
-        await self._run(self.invites.save)
-        return code, expires
+        """A new invite (for the control socket); stored before it is handed out."""
+        return await self.invites.create(now, hours)

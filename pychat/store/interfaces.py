@@ -144,6 +144,24 @@ class FileRepository(Protocol):
         """Delete every expired file; return how many went."""
 
 
+class InviteRepository(Protocol):
+    """Single-use, expiring signup codes (``--signup invite``): only a code's SHA-256 is kept,
+    and one code makes one account, however many nodes are asked at once."""
+
+    async def reserve(self, code: str, now: float) -> str | None:
+        """Hold ``code`` for one signup; a handle, or None when it is unknown, used, expired
+        or held by a signup in progress."""
+
+    async def release(self, handle: str) -> None:
+        """The signup failed: the invite is usable again."""
+
+    async def consume(self, handle: str) -> None:
+        """The signup succeeded: the invite is gone for good."""
+
+    async def create(self, now: float, hours: float) -> tuple[str, float]:
+        """A new code valid for ``hours``, stored before it is returned with its expiry."""
+
+
 class BlobRepository(Protocol):
     """The ciphertexts of disappearing messages, kept apart from the log and deleted when
     they expire."""

@@ -14,8 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from twisted.logger import Logger
+
 from pychat.durable import write_atomic
+from pychat.store.blocking import BlockingRunner
 from pychat.store.errors import StoreError
+
+log = Logger(namespace="pychat.accounts")
 
 INVITES_FILE = "invites.json"
 FORMAT = "pychat-invites"
@@ -24,7 +29,8 @@ FORMAT = "pychat-invites"
 DEFAULT_HOURS = 72.0
 
 
-def _digest(code: str) -> str:
+def digest_of(code: str) -> str:
+    """What is kept of an invite's code: its SHA-256, in hex."""
     return hashlib.sha256(code.encode()).hexdigest()
 
 
@@ -69,7 +75,7 @@ class InviteBook:
             raise ValueError("an invite must be valid for some time")
         code = secrets.token_urlsafe(12)
         expires = now + hours * 3600
-        self.invites[_digest(code)] = {"created": now, "expires": expires}
+        self.invites[digest_of(code)] = {"created": now, "expires": expires}
         self.drop_expired(now)
         return code, expires
 
@@ -82,7 +88,7 @@ class InviteBook:
     def reserve(self, code: str, now: float) -> str | None:
         """Hold ``code`` for one signup; return its handle, or None when it is unknown, used,
         expired or held by a signup in progress."""
-        digest = _digest(code)
+        digest = digest_of(code)
         invite = self.invites.get(digest)
         if invite is None or invite["expires"] <= now or digest in self._reserved:
             return None
@@ -108,3 +114,34 @@ class InviteBook:
             ),
             key=lambda i: i["created"],
         )
+
+
+class FileInvites:
+    """The invites of a data dir as an :class:`~pychat.store.interfaces.InviteRepository`:
+    held in memory, saved to ``invites.json`` (off the reactor) when one is made or used."""
+
+    def __init__(self, book: InviteBook, run_blocking: BlockingRunner) -> None:
+        self.book = book
+        self._run = run_blocking
+
+    async def reserve(self, code: str, now: float) -> str | None:
+        """Hold ``code`` for one signup; its handle, or None (unknown, used, expired, held)."""
+        return self.book.reserve(code, now)
+
+    async def release(self, handle: str) -> None:
+        """The signup failed: the invite is usable again."""
+        self.book.release(handle)
+
+    async def consume(self, handle: str) -> None:
+        """The signup succeeded: the invite is gone (and saved as such)."""
+        self.book.consume(handle)
+        try:
+            await self._run(self.book.save)
+        except OSError as exc:  # the account exists; the worst case is a reusable invite
+            log.error("could not save that an invite was used: {e}", e=exc)
+
+    async def create(self, now: float, hours: float) -> tuple[str, float]:
+        """A new invite, saved before it is handed out."""
+        code, expires = self.book.create(now, hours)
+        await self._run(self.book.save)
+        return code, expires

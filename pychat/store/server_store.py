@@ -17,8 +17,9 @@ from pychat.store.interfaces import (
     BlobRepository,
     ConversationRepository,
     FileRepository,
+    InviteRepository,
 )
-from pychat.store.invites import InviteBook
+from pychat.store.invites import FileInvites, InviteBook
 
 if TYPE_CHECKING:
     from pychat.store.pg.database import Database
@@ -36,7 +37,7 @@ class ServerStore:
     key: AtRestKey
     accounts: AccountRepository
     conversations: ConversationRepository
-    invites: InviteBook
+    invites: InviteRepository
     #: Encrypted files users send each other.
     files: FileRepository
     #: The ciphertext of disappearing messages (deleted when they expire).
@@ -86,7 +87,7 @@ class ServerStore:
         cls, url: str, data_dir: Path, key_path: Path, run_blocking: BlockingRunner
     ) -> ServerStore:
         """Open the store in the PostgreSQL database at ``url`` (migrated to this code's
-        schema first), with the key at ``key_path``; ``data_dir`` keeps the invites.
+        schema first), with the key at ``key_path``.
 
         :raises DatabaseUnavailable: unreachable, refused, or a schema newer than this code.
         :raises StoreError: a missing key with data in the database.
@@ -96,6 +97,7 @@ class ServerStore:
         from pychat.store.pg.database import Database
         from pychat.store.pg.events import EventLog
         from pychat.store.pg.files import PgBlobStore, PgFileStore
+        from pychat.store.pg.invites import PgInvites
 
         database = Database.open(url)
         start = database.start_position()  # before the load: what changes after is read again
@@ -110,7 +112,7 @@ class ServerStore:
             key,
             PgAccountStore.open(database, key, events),
             PgConversationStore.open(database, key, events),
-            InviteBook.load(data_dir),
+            PgInvites(database),
             PgFileStore.open(database, key, events),
             PgBlobStore(database, key),
             run_blocking,
@@ -130,7 +132,7 @@ class ServerStore:
         key = AtRestKey.load_or_create(key_path, data_exists=data_exists)
         accounts = AccountStore.open(dirs[0], key, run_blocking)
         conversations = ConversationStore.open(dirs[1], key, run_blocking)
-        invites = InviteBook.load(data_dir)
+        invites = FileInvites(InviteBook.load(data_dir), run_blocking)
         files = FileStore.open(data_dir / FILES_DIR, key.sealer("files"), run_blocking)
         ephemeral = EphemeralStore.open(
             data_dir / EPHEMERAL_DIR, key.sealer("ephemeral"), run_blocking

@@ -247,3 +247,34 @@ async def test_failed_logins_and_signups_count_on_every_node_and_on_one_that_sta
         for server in (one, two, three):
             if server is not None:
                 await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_invite_made_on_one_node_makes_one_account_on_any(
+    pg_url: str, tmp_path: Path
+) -> None:
+    from pychat.client import auth
+    from tests.accounts_helpers import KDF, public_keys
+
+    key = tmp_path / "store.key"
+    one = await start_server(tmp_path / "one", database=pg_url, store_key=key, signup="invite")
+    two = await start_server(tmp_path / "two", database=pg_url, store_key=key, signup="invite")
+
+    async def signup_with(server: RunningServer, name: str, code: str) -> None:
+        proto = await server.connect(hello=False)
+        params = auth.srp_params_from_hello(await proto.request("hello", version=1))
+        try:
+            await auth.signup(proto, params, name, "pw", public_keys(name), kdf=KDF, invite=code)
+        finally:
+            proto.close()
+
+    try:
+        code, _ = await one.chat.signup_gate.create(one.chat.clock.seconds(), 1.0)
+        await signup_with(two, "gina", code)
+        for server in (one, two):
+            with pytest.raises(RemoteError) as refused:
+                await signup_with(server, "hank", code)
+            assert refused.value.code == "bad_invite"
+    finally:
+        await one.stop()
+        await two.stop()

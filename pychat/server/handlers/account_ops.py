@@ -99,7 +99,7 @@ async def signup(deps: HandlerDeps, ctx: OpContext, params: SignupParams) -> Sig
     """Create an account from SRP credentials and public keys."""
     if len(str(params.public_keys)) > PUBLIC_KEYS_MAX:
         raise ProtocolError(ErrorCode.BAD_KEYS, "public keys are too large")
-    invite = deps.signup_gate.admit(params.invite, deps.clock.seconds())
+    invite = await deps.signup_gate.admit(params.invite, deps.clock.seconds())
     try:
         account = await deps.account_service.signup(
             ctx.session.host,
@@ -111,7 +111,7 @@ async def signup(deps: HandlerDeps, ctx: OpContext, params: SignupParams) -> Sig
             params.key_backup,
         )
     except BaseException:
-        deps.signup_gate.release(invite)
+        await deps.signup_gate.release(invite)
         raise
     await deps.signup_gate.spend(invite)
     return {"username": account.username}
