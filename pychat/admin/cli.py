@@ -35,6 +35,13 @@
     for a forgotten password: remove the account so its owner can sign up again under the
     same name.  Old messages stay unreadable to them (end-to-end); peers see an unsigned key
     change.  Asks for confirmation unless ``--yes``.
+``migrate --to postgresql://...``
+    copy the data dir into an empty PostgreSQL database (server stopped), then compare the
+    count and a hash of every kind of record on both sides.
+
+With ``--database URL`` (or ``$PYCHAT_DATABASE``) the commands work on that PostgreSQL store
+instead of a data dir, also while the nodes run (pychat/admin/database.py): ``backup`` and
+``restore`` are pg_dump and pg_restore; ``rotate-store-key`` is not there yet.
 
 While a server runs it holds the data dir's lock, and the commands that need the store
 (``stats``, ``backup``) ask it through its control socket; ``check`` refuses.  While no server
@@ -48,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 import time
@@ -57,6 +65,7 @@ from typing import Any
 
 from twisted.internet import defer
 
+from pychat.admin.output import AdminError, confirm, print_users, when
 from pychat.server.config import DEFAULT_DATA_DIR
 from pychat.server.control import store_stats, users_table
 from pychat.store.accounts import Account
@@ -72,10 +81,6 @@ from pychat.text.safe import visible
 from pychat.wire.usernames import normal_form
 
 CONTROL_SOCKET = "control.sock"
-
-
-class AdminError(Exception):
-    """A refusal or failure, said in one line."""
 
 
 def make_store_key(path: Path) -> None:
@@ -181,26 +186,13 @@ def restore_into(data_dir: Path, source: Path) -> None:
     )
 
 
-def _when(moment: float | None) -> str:
-    return "never" if moment is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(moment))
-
-
 def users(data_dir: Path, key: Path) -> None:
     """Print every account."""
     if _server_runs(data_dir):
         rows = ask_server(data_dir, {"op": "users"})["users"]
     else:
         rows = with_store(data_dir, key, lambda s: users_table(s.accounts, s.conversations, s.key))
-    print(
-        f"{'user':<24} {'created (UTC)':<17} {'last login (UTC)':<17} {'state':<9} "
-        f"{'in the log':<18} conversations"
-    )
-    for row in rows:
-        state = "disabled" if row["disabled"] else "active"
-        print(
-            f"{visible(row['user']):<24} {_when(row['created']):<17} "
-            f"{_when(row['last_login']):<17} {state:<9} {row['in_log']:<18} {row['conversations']}"
-        )
+    print_users(rows)
 
 
 def _account_change(
@@ -260,24 +252,15 @@ def invite(data_dir: Path, hours: float) -> None:
             unlock_data_dir(fd)
         mode = None
     print(f"invite: {code}")
-    print(f"single use, valid until {_when(expires)} UTC: pychat signup --invite {code}")
+    print(f"single use, valid until {when(expires)} UTC: pychat signup --invite {code}")
     if mode is not None and mode != "invite":
         print(f"note: the server runs with --signup {mode}, so it does not ask for invites")
-
-
-def _confirm(confirmed: bool, question: str, refusal: str) -> None:
-    if confirmed:
-        return
-    if not sys.stdin.isatty():
-        raise AdminError(f"{refusal}: confirm with --yes")
-    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
-        raise AdminError("nothing changed")
 
 
 def delete(data_dir: Path, key: Path, user: str, *, confirmed: bool) -> None:
     """Delete ``user`` with their key history and conversations."""
     name = normal_form(user)
-    _confirm(
+    confirm(
         confirmed,
         f"Delete {visible(name)}, their key history and every conversation they are in, for "
         "both sides? This cannot be undone.",
@@ -297,7 +280,7 @@ def delete(data_dir: Path, key: Path, user: str, *, confirmed: bool) -> None:
 def reset(data_dir: Path, key: Path, user: str, *, confirmed: bool) -> None:
     """Remove ``user``'s account so that they can sign up again."""
     name = normal_form(user)
-    _confirm(
+    confirm(
         confirmed,
         f"Reset {visible(name)}? They sign up again; their old messages stay unreadable to "
         "them and their peers see a key change.",
@@ -360,6 +343,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--store-key", type=Path, default=None, help="the at-rest key (default DATA_DIR/store.key)"
     )
+    parser.add_argument(
+        "--database",
+        default=os.environ.get("PYCHAT_DATABASE") or None,
+        metavar="URL",
+        help="work on this PostgreSQL store, not the data dir (default $PYCHAT_DATABASE)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     key = sub.add_parser("make-store-key", help="write a new at-rest key (never overwrites)")
     key.add_argument("path", type=Path, help="where to write it, e.g. /etc/pychat/store.key")
@@ -382,6 +371,8 @@ def _parser() -> argparse.ArgumentParser:
     again = sub.add_parser("reset", help="remove an account so its owner can sign up again")
     again.add_argument("user")
     again.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    move = sub.add_parser("migrate", help="copy the data dir into an empty database (stopped)")
+    move.add_argument("--to", required=True, metavar="URL", help="postgresql://... (empty)")
     return parser
 
 
@@ -391,6 +382,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir: Path = args.data_dir
     key: Path = args.store_key or data_dir / "store.key"
     try:
+        if args.command == "migrate":
+            from pychat.admin import database
+
+            return database.migrate(data_dir, key, args.to)
+        if args.database and args.command != "make-store-key":
+            from pychat.admin import database
+
+            return database.run(args, key)
         if args.command == "make-store-key":
             make_store_key(args.path)
         elif args.command == "stats":

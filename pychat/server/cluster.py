@@ -121,6 +121,8 @@ class DatabaseBus(PushBus):
         self._down_since: str | None = None
         self._loops: list[task.LoopingCall] = []
         self._replayed = False
+        #: The messages the events of the read under way name, by conversation key.
+        self._fetched: dict[str, list[tuple[int, bytes]]] = {}
         for name, limit in parts.limits.items():
             limit.tell = self._teller(name)
         self._listener = EventListener(
@@ -271,16 +273,21 @@ class DatabaseBus(PushBus):
         if not self._replayed:
             await self._replay_limits()
         found: ReadEvents = await self._db.run(read_after, self.position, self.node)
+        events: list[tuple[str, dict[str, Any]]] = []
         for writer, sealed in found.rows:
             try:
-                body = self._events.open(sealed)
+                events.append((writer, self._events.open(sealed)))
             except (InvalidTag, ValueError):
                 log.warn("an event from node {node} does not open: skipped", node=writer)
-                continue
+        # The messages every event of this read names, in one query.
+        ranges = [(b["key"], b["first"], b["last"]) for _, b in events if b.get("k") == "messages"]
+        self._fetched = await self._parts.conversations.fetch_ranges(ranges) if ranges else {}
+        for writer, body in events:
             try:
                 await self._apply(writer, body)
             except Exception:
                 log.failure("an event from node {node} was not applied", node=writer)
+        self._fetched = {}
         self.position = found.position
         return found.more
 
@@ -291,12 +298,13 @@ class DatabaseBus(PushBus):
             if limit is not None:
                 limit.apply(body["op"], body["key"], int(body["n"]), float(body["at"]))
             return
-        if writer not in self._heard and kind != "down":
-            self.publish({"k": "alive", "users": parts.presence.here()})  # a new node: say hello
-        self._heard[writer] = self._clock.seconds()
+        if kind in ("alive", "online"):  # a node (the admin tool writes events too)
+            if writer not in self._heard:  # a new node: say who is here at once
+                self.publish({"k": "alive", "users": parts.presence.here()})
+            self._heard[writer] = self._clock.seconds()
         if kind == "messages":
             landed = await parts.conversations.landed_elsewhere(
-                body["key"], body["id"], body["first"], body["last"]
+                body["key"], body["id"], body["first"], body["last"], self._fetched.get(body["key"])
             )
             if landed is not None:
                 await parts.deliver(*landed)

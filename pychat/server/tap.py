@@ -307,9 +307,7 @@ def _open_store(config: ServerConfig, reactor: Any) -> ServerStore:
     runner = thread_runner(reactor) if IReactorThreads.providedBy(reactor) else inline_runner
     try:
         if config.database:
-            return ServerStore.open_database(
-                config.database, config.data_dir, config.store_key_path, runner
-            )
+            return ServerStore.open_database(config.database, config.store_key_path, runner)
         return ServerStore.open(config.data_dir, config.store_key_path, runner)
     except DatabaseUnavailable as exc:
         log.critical("{error}", error=str(exc))

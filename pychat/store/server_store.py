@@ -84,22 +84,25 @@ class ServerStore:
 
     @classmethod
     def open_database(
-        cls, url: str, data_dir: Path, key_path: Path, run_blocking: BlockingRunner
+        cls, url: str, key_path: Path, run_blocking: BlockingRunner, *, inline: bool = False
     ) -> ServerStore:
         """Open the store in the PostgreSQL database at ``url`` (migrated to this code's
-        schema first), with the key at ``key_path``.
+        schema first), with the key at ``key_path``; ``inline``: for a tool without a
+        reactor (every query done when its call returns).
 
         :raises DatabaseUnavailable: unreachable, refused, or a schema newer than this code.
         :raises StoreError: a missing key with data in the database.
         """
         from pychat.store.pg.accounts import PgAccountStore
         from pychat.store.pg.conversations import PgConversationStore
-        from pychat.store.pg.database import Database
+        from pychat.store.pg.database import Database, InlineDatabase
         from pychat.store.pg.events import EventLog
         from pychat.store.pg.files import PgBlobStore, PgFileStore
         from pychat.store.pg.invites import PgInvites
 
         database = Database.open(url)
+        if inline:
+            database = InlineDatabase(url)
         start = database.start_position()  # before the load: what changes after is read again
         data_exists = bool(
             database.query_now(

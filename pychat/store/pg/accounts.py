@@ -25,6 +25,7 @@ class PgAccountStore(AccountCache):
         super().__init__()
         self._db = database
         self._events = events
+        self._key = key
         self._sealer = key.sealer("account")
         self._names = key.name_hasher("account")
 
@@ -42,17 +43,12 @@ class PgAccountStore(AccountCache):
             store._accounts[account.username] = account
         return store
 
-    def _aad(self, name_key: str) -> bytes:
-        return f"{FORMAT}/{VERSION}/{name_key}".encode()
-
     def _seal(self, account: Account) -> tuple[str, bytes]:
-        name_key = self._names(account.username)
-        plain = json.dumps(asdict(account), separators=(",", ":")).encode()
-        return name_key, self._sealer.seal(plain, self._aad(name_key))
+        return account_row(self._key, account)
 
     def _unseal(self, name_key: str, sealed: bytes) -> Account:
         try:
-            account = Account(**json.loads(self._sealer.open(sealed, self._aad(name_key))))
+            account = Account(**json.loads(self._sealer.open(sealed, _aad(name_key))))
         except (InvalidTag, ValueError, TypeError) as exc:
             why = str(exc) or "altered, or a different store key"
             raise DatabaseUnavailable(
@@ -101,6 +97,17 @@ class PgAccountStore(AccountCache):
             new = self._unseal(name_key, sealed)
             self._accounts[username] = new
             return old, new
+
+
+def _aad(name_key: str) -> bytes:
+    return f"{FORMAT}/{VERSION}/{name_key}".encode()
+
+
+def account_row(key: AtRestKey, account: Account) -> tuple[str, bytes]:
+    """An account's row: the pseudonym of its name, and the account sealed with ``key``."""
+    name_key = key.name_hasher("account")(account.username)
+    plain = json.dumps(asdict(account), separators=(",", ":")).encode()
+    return name_key, key.sealer("account").seal(plain, _aad(name_key))
 
 
 #: Adds the event of a change to the transaction that makes it (None: no other nodes told).

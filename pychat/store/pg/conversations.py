@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -29,8 +30,10 @@ from pychat.store.conversation import Conversation, NewMessage, check_place, pai
 from pychat.store.conversation_index import ConversationIndex
 from pychat.store.errors import Resent
 from pychat.store.pg.appends import ConversationAppends
-from pychat.store.pg.database import Database
+from pychat.store.pg.conversation_queries import epoch_rows, page_rows
+from pychat.store.pg.database import Database, DatabaseUnavailable
 from pychat.store.pg.events import EventLog
+from pychat.store.pg.following import FollowsOtherNodes
 from pychat.store.pg.latest_writes import LatestWrites
 from pychat.store.recent_ids import RECENT_CLIENT_IDS
 from pychat.wire.ids import conversation_id
@@ -45,7 +48,7 @@ Landed = Any
 Stored = list[tuple[StoredMessage, int]]
 
 
-class PgConversationStore:
+class PgConversationStore(FollowsOtherNodes):
     """The conversations of one database."""
 
     def __init__(self, database: Database, key: AtRestKey, events: EventLog | None = None) -> None:
@@ -118,8 +121,19 @@ class PgConversationStore:
         return seal_row(self._sealer, obj, *where)
 
     def _open(self, sealed: bytes, *where: str) -> Any:
+        """A row's record.
+
+        :raises DatabaseUnavailable: it does not open (altered, or another store key).
+        """
         aad = "/".join(("pychat-pg", *where)).encode()
-        return json.loads(self._sealer.open(sealed, aad))
+        try:
+            return json.loads(self._sealer.open(sealed, aad))
+        except (InvalidTag, ValueError):
+            kind, conv_key, *rest = where
+            raise DatabaseUnavailable(
+                f"a {kind} row of conversation {conv_key[:12]}… {'/'.join(rest)} does not open "
+                "(altered, or sealed with another store key): pychat-admin check says more"
+            ) from None
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -141,7 +155,7 @@ class PgConversationStore:
     async def page(self, conv: Conversation, first_seq: int, stop_seq: int) -> list[StoredMessage]:
         """Messages with ``first_seq <= seq < stop_seq`` (an index range scan)."""
         conv_key = self._key(conv)
-        rows = await self._db.run(_page, conv_key, first_seq, stop_seq)
+        rows = await self._db.run(page_rows, conv_key, first_seq, stop_seq)
         return [self._open(bytes(sealed), "message", conv_key, str(seq)) for seq, sealed in rows]
 
     def duplicate(self, conv: Conversation, sender: str, client_id: str) -> Duplicate | None:
@@ -177,7 +191,7 @@ class PgConversationStore:
         return conv
 
     async def _epochs(self, conv_key: str) -> list[Envelope]:
-        rows = await self._db.run(_epochs, conv_key)
+        rows = await self._db.run(epoch_rows, conv_key)
         return [self._open(bytes(s), "epoch", conv_key, str(n))["envelope"] for n, s in rows]
 
     async def add_epoch(self, conv: Conversation, envelope: Envelope, now: float) -> None:
@@ -275,68 +289,6 @@ class PgConversationStore:
 
         return told
 
-    # -- what another node changed -------------------------------------------------------------
-
-    async def refresh(self, conv_key: str, conversation_id: str) -> Conversation | None:
-        """Read a conversation again (another node made or changed it): its epochs, read
-        markers, place and recent client ids; None, and forgotten, once it is gone."""
-        loaded = await self._db.run(_load_one, conv_key, RECENT_CLIENT_IDS)
-        conv = self._index.get(conversation_id)
-        if loaded is None:
-            if conv is not None:
-                self._index.remove(conv)
-                self._appends.pop(conv.id, None)
-            return None
-        sealed, last_seq, epochs, reads, newest, size = loaded
-        if conv is None:
-            meta = self._open(sealed, "conversation", conv_key)
-            conv = Conversation(meta["id"], pair(*meta["members"]), meta["time"])
-            conv.last_activity = meta["time"]
-            self._index.add(conv)
-        conv.epochs[:] = [self._open(s, "epoch", conv_key, str(n))["envelope"] for n, s in epochs]
-        for member_key, s in reads:
-            marker = self._open(s, "read", conv_key, member_key)
-            conv.read[marker["user"]] = max(conv.read.get(marker["user"], 0), marker["seq"])
-        conv.durable_seq = max(conv.durable_seq, last_seq)
-        conv.assigned = max(conv.assigned, last_seq)
-        conv.stored = size
-        for seq, s in newest:
-            record = self._open(s, "message", conv_key, str(seq))
-            conv.remember(record)
-            conv.last_activity = max(conv.last_activity, record["time"])
-        return conv
-
-    async def landed_elsewhere(
-        self, conv_key: str, conversation_id: str, first: int, last: int
-    ) -> tuple[Conversation, list[StoredMessage]] | None:
-        """Messages ``first..last`` that another node stored: the conversation takes them
-        in (its place, size, recent ids, the sender's read marker) and they are returned for
-        pushing; None when the conversation is unknown here."""
-        conv = self._index.get(conversation_id)
-        if conv is None:
-            conv = await self.refresh(conv_key, conversation_id)
-            if conv is None:
-                return None
-        rows = await self._db.run(_page, conv_key, first, last + 1)
-        records: list[StoredMessage] = []
-        for seq, sealed in rows:
-            record = self._open(sealed, "message", conv_key, str(seq))
-            conv.durable_seq = max(conv.durable_seq, seq)
-            conv.assigned = max(conv.assigned, seq)
-            conv.stored += len(sealed)
-            conv.remember(dict(record))
-            conv.last_activity = max(conv.last_activity, record["time"])
-            sender = record["sender"]
-            conv.read[sender] = max(conv.read.get(sender, 0), seq)
-            records.append(record)
-        return conv, records
-
-    def read_elsewhere(self, conversation_id: str, username: str, seq: int) -> None:
-        """Another node moved a read marker (only forward)."""
-        conv = self._index.get(conversation_id)
-        if conv is not None and seq > conv.read.get(username, 0):
-            conv.read[username] = seq
-
     async def close(self) -> None:
         """Wait for the appends and read markers under way."""
         for conv in list(self._index):
@@ -392,15 +344,6 @@ def seal_row(sealer: RecordSealer, obj: Any, *where: str) -> bytes:
 # -- transactions (each on a pool thread, committed when it returns) ------------------------
 
 
-def _page(cursor: Any, conv_key: str, first: int, stop: int) -> list[tuple[int, bytes]]:
-    cursor.execute(
-        "SELECT seq, sealed FROM messages WHERE conv_key = %s AND seq >= %s AND seq < %s "
-        "ORDER BY seq",
-        (conv_key, first, stop),
-    )
-    return [(int(seq), bytes(sealed)) for seq, sealed in cursor.fetchall()]
-
-
 #: Adds the event of a change to the transaction that makes it: ``told(cursor)``, or
 #: ``told(cursor, first, last)`` for a batch of messages (None: no other nodes told).
 Told = Callable[..., None] | None
@@ -420,14 +363,6 @@ def _create(cursor: Any, conv_key: str, meta: bytes, first_epoch: bytes, told: T
     if told is not None:
         told(cursor)
     return True
-
-
-def _epochs(cursor: Any, conv_key: str) -> list[tuple[int, bytes]]:
-    cursor.execute(
-        "SELECT epoch, sealed FROM conversation_epochs WHERE conv_key = %s ORDER BY epoch",
-        (conv_key,),
-    )
-    return [(int(n), bytes(s)) for n, s in cursor.fetchall()]
 
 
 def _add_epoch(cursor: Any, conv_key: str, envelope: Envelope, sealed: bytes, told: Told) -> None:
@@ -475,38 +410,6 @@ def _delete(cursor: Any, conv_key: str, told: Told) -> None:
     cursor.execute("DELETE FROM conversations WHERE conv_key = %s", (conv_key,))
     if told is not None:
         told(cursor)
-
-
-def _load_one(
-    cursor: Any, conv_key: str, newest: int
-) -> (
-    tuple[
-        bytes, int, list[tuple[int, bytes]], list[tuple[str, bytes]], list[tuple[int, bytes]], int
-    ]
-    | None
-):
-    """One conversation as the database holds it: its sealed row, last seq, epochs, read
-    markers, newest messages and size; None when it is gone."""
-    cursor.execute("SELECT sealed, last_seq FROM conversations WHERE conv_key = %s", (conv_key,))
-    row = cursor.fetchone()
-    if row is None:
-        return None
-    epochs = _epochs(cursor, conv_key)
-    cursor.execute(
-        "SELECT member_key, sealed FROM conversation_reads WHERE conv_key = %s", (conv_key,)
-    )
-    reads = [(str(m), bytes(s)) for m, s in cursor.fetchall()]
-    cursor.execute(
-        "SELECT seq, sealed FROM messages WHERE conv_key = %s ORDER BY seq DESC LIMIT %s",
-        (conv_key, newest),
-    )
-    recent = [(int(n), bytes(s)) for n, s in reversed(cursor.fetchall())]
-    cursor.execute(
-        "SELECT coalesce(sum(octet_length(sealed)), 0) FROM messages WHERE conv_key = %s",
-        (conv_key,),
-    )
-    (size,) = cursor.fetchone()
-    return bytes(row[0]), int(row[1]), epochs, reads, recent, int(size)
 
 
 def _append_all(

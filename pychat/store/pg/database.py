@@ -134,3 +134,34 @@ class Database:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+class InlineDatabase(Database):
+    """The database for tools without a reactor (``pychat-admin``): each transaction runs at
+    once on one connection, and its Deferred has fired when :meth:`run` returns (drive the
+    store's coroutines with :func:`~pychat.store.blocking.run_inline`)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._conn: Any = None
+
+    def run(self, work: Callable[..., T], *args: Any) -> defer.Deferred[T]:
+        """``work(cursor, *args)`` in one transaction, now."""
+        psycopg = _psycopg()
+        try:
+            if self._conn is None:
+                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            with self._conn.transaction(), self._conn.cursor() as cursor:
+                result = work(cursor, *args)
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return defer.fail(StorageFailure(None, f"the database failed: {first}"))
+        except Exception:
+            return defer.fail()
+        return defer.succeed(result)
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 
-from pychat.store.atrest import AtRestKey
+from pychat.store.atrest import AtRestKey, RecordSealer
 from pychat.store.file_records import FileRecords
 from pychat.store.files_record import StoredFile
 from pychat.store.pg.database import Database
@@ -48,8 +48,7 @@ class PgFileStore(FileRecords):
         return store
 
     def _sealed(self, record: StoredFile) -> bytes:
-        body = {k: v for k, v in asdict(record).items() if k != "received"}
-        return self._sealer.seal(json.dumps(body).encode(), _aad(record.id))
+        return sealed_file_record(self._sealer, record)
 
     async def start(
         self, owner: str, conversation: str, size: int, chunks: int, now: float, max_age: float
@@ -144,6 +143,12 @@ class PgBlobStore:
 
 def _aad(file_id: str) -> bytes:
     return f"pychat-file-record\0{file_id}".encode()
+
+
+def sealed_file_record(sealer: RecordSealer, record: StoredFile) -> bytes:
+    """A file's record as its row holds it (without the count of chunks received)."""
+    body = {k: v for k, v in asdict(record).items() if k != "received"}
+    return sealer.seal(json.dumps(body).encode(), _aad(record.id))
 
 
 def _tell(cursor: Any, events: EventLog | None, file_ids: list[str]) -> None:
