@@ -74,6 +74,19 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
         await running.stop()
 
 
+@pytest_twisted.async_yield_fixture(params=["files", "postgresql"])
+async def server_on_each_backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[RunningServer]:
+    """A running server on the flat files, then on PostgreSQL (the same scenarios on both)."""
+    database = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    running = await start_server(tmp_path / "data", database=database)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
 @pytest.fixture
 def cheap_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
     """New keystores and accounts made in this process use the cheapest accepted KDF (the

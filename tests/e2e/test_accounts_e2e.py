@@ -35,6 +35,12 @@ async def _signup(server: RunningServer, name: str, password: str) -> None:
     await auth.signup(proto, params, name, password, public_keys(name), kdf=KDF)
 
 
+@pytest.fixture
+def server(server_on_each_backend: RunningServer) -> RunningServer:
+    """These scenarios run on both backends."""
+    return server_on_each_backend
+
+
 @pytest_twisted.ensureDeferred
 async def test_signup_login_wrong_password_unknown_user_change_password(
     server: RunningServer,

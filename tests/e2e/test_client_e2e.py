@@ -23,6 +23,12 @@ async def until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-un
     raise AssertionError("condition not reached")
 
 
+@pytest.fixture
+def server(server_on_each_backend: RunningServer) -> RunningServer:
+    """These scenarios run on both backends."""
+    return server_on_each_backend
+
+
 @pytest_twisted.ensureDeferred
 async def test_alice_and_bob_talk_and_agree_on_the_safety_number(
     server: RunningServer, tmp_path: Path

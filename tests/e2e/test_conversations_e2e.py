@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest_twisted
 from twisted.internet import defer
 
 from pychat.client.protocol import RemoteError
-from pychat.testing import MemoryServer
+from pychat.testing import MemoryServer, start_server
 from tests.chat_helpers import envelope, login, signup
 
 
@@ -229,7 +230,9 @@ async def test_bad_conversation_requests(server: MemoryServer) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_data_dir_holds_no_plaintext_and_no_usernames_in_names(server: MemoryServer) -> None:
+async def test_data_dir_holds_no_plaintext_and_no_usernames_in_names(tmp_path: Path) -> None:
+    # (on PostgreSQL: the canary over a pg_dump, tests/e2e/test_postgresql_server.py)
+    server = MemoryServer(tmp_path / "data")
     canary = "CANARY-the-eagle-lands-at-dawn-7f3a"
     await signup(server, "alice")
     await signup(server, "bob")
@@ -297,6 +300,15 @@ async def test_presence_and_key_change_pushes(server: MemoryServer) -> None:
     assert entry["peer_online"] is None
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> MemoryServer:
-    return MemoryServer(tmp_path / "data")
+@pytest_twisted.async_yield_fixture(params=["files", "postgresql"])
+async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """The same scenarios on both backends: the in-memory server on flat files, and a real
+    server over TLS on PostgreSQL (where a push is waited for, bounded)."""
+    if request.param == "files":
+        yield MemoryServer(tmp_path / "data")
+        return
+    running = await start_server(tmp_path / "data", database=request.getfixturevalue("pg_url"))
+    try:
+        yield running
+    finally:
+        await running.stop()

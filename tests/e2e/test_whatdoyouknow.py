@@ -6,11 +6,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import pytest_twisted
 
 from pychat.client.report import report_lines
 from pychat.testing import RunningServer
 from tests.client_helpers import signed_up
+
+
+@pytest.fixture
+def server(server_on_each_backend: RunningServer) -> RunningServer:
+    """The report is the same on both backends."""
+    return server_on_each_backend
 
 
 @pytest_twisted.ensureDeferred
