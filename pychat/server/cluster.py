@@ -121,6 +121,7 @@ class DatabaseBus(PushBus):
         self._down_since: str | None = None
         self._loops: list[task.LoopingCall] = []
         self._replayed = False
+        self._stopped = False
         #: The messages the events of the read under way name, by conversation key.
         self._fetched: dict[str, list[tuple[int, bytes]]] = {}
         for name, limit in parts.limits.items():
@@ -191,7 +192,8 @@ class DatabaseBus(PushBus):
             self._loops.append(loop)
 
     def stop(self) -> defer.Deferred[None]:
-        """Tell the others this node is going, stop listening."""
+        """Tell the others this node is going, stop listening and reading."""
+        self._stopped = True
         for loop in self._loops:
             if loop.running:
                 loop.stop()
@@ -238,6 +240,8 @@ class DatabaseBus(PushBus):
     def read(self) -> None:
         """Read and apply the events after the last position (once more after the read
         under way, when one is)."""
+        if self._stopped:
+            return
         if self._reading:
             self._read_again = True
             return
@@ -283,6 +287,8 @@ class DatabaseBus(PushBus):
         ranges = [(b["key"], b["first"], b["last"]) for _, b in events if b.get("k") == "messages"]
         self._fetched = await self._parts.conversations.fetch_ranges(ranges) if ranges else {}
         for writer, body in events:
+            if self._stopped:  # nothing more is applied once the node is stopping
+                break
             try:
                 await self._apply(writer, body)
             except Exception:

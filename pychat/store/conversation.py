@@ -22,6 +22,14 @@ class NewMessage:
     time: float
     #: Fields of a disappearing message's record: ``blob`` and ``expires``.
     extra: dict[str, Any] | None = None
+    #: How many epochs the conversation had when the message was checked against them: a
+    #: store shared by several nodes refuses it when another node has added one since.
+    epochs_known: int | None = None
+
+
+class EpochsMoved(Exception):
+    """Another node added a key epoch after a message was checked against the epochs: it is
+    refused, and its sender fetches the epochs and sends again (``bad_epoch``)."""
 
 
 class EpochRefused(Exception):

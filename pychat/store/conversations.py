@@ -112,6 +112,10 @@ class ConversationStore:
     def __iter__(self) -> Iterator[LoggedConversation]:
         return iter(self._index)
 
+    async def last_stored(self, conv: Conversation) -> int:
+        """The seq of the newest durable message (this process is the only writer)."""
+        return conv.last_seq
+
     async def page(self, conv: Conversation, first_seq: int, stop_seq: int) -> list[StoredMessage]:
         """Messages with ``first_seq <= seq < stop_seq``."""
         log_file = _logged(conv).messages

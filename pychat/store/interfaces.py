@@ -57,6 +57,11 @@ class ConversationRepository(Protocol):
     def __iter__(self) -> Iterator[Conversation]:
         """Every conversation."""
 
+    async def last_stored(self, conv: Conversation) -> int:
+        """The seq of the newest message stored for good, wherever it was stored (another node
+        may have stored some its events have not told of yet): where a page of history
+        ends."""
+
     async def page(self, conv: Conversation, first_seq: int, stop_seq: int) -> list[StoredMessage]:
         """Messages with ``first_seq <= seq < stop_seq``."""
 

@@ -6,6 +6,7 @@ made."""
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,12 @@ async def test_alice_on_one_node_and_bob_on_the_other_chat_live(
             assert [m["seq"] for m in page["messages"]] == [1, 2, 3, 4, 5, 6]
         (mine,) = (await alice.request("conversations"))["conversations"]
         assert (mine["last_seq"], mine["unread"]) == (6, 1)  # bob's, stored by the other node
+        soon = int(time.time()) + 600  # a disappearing message: its text in a blob
+        await alice.request(
+            "send", conversation=conv, epoch=1, ciphertext="brief", client_id="d", expires=soon
+        )
+        (brief,) = [p for p in await bob.wait_for("message", 6) if p["seq"] == 7]
+        assert (brief["ciphertext"], brief["expires"]) == ("brief", soon)
     finally:
         await one.stop()
         await two.stop()
@@ -275,6 +282,56 @@ async def test_an_invite_made_on_one_node_makes_one_account_on_any(
             with pytest.raises(RemoteError) as refused:
                 await signup_with(server, "hank", code)
             assert refused.value.code == "bad_invite"
+    finally:
+        await one.stop()
+        await two.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_send_checked_against_epochs_another_node_has_passed_is_refused(
+    pg_url: str, tmp_path: Path
+) -> None:
+    one, two = await two_nodes(pg_url, tmp_path)
+    try:
+        _, bob, conv = await chatting(one, two)
+        bob_elsewhere = await login(one, "bob")
+        assert two.chat.bus is not None
+        await two.chat.bus.stop()  # node two hears nothing more from node one
+        placed = {**envelope(2), "v": 2, "after": 0, "creator": "bob"}
+        await bob_elsewhere.request("add_epoch", conversation=conv, envelope=placed)
+        assert len(two.chat.store.conversations.get(conv).epochs) == 1  # type: ignore[union-attr]
+        with pytest.raises(RemoteError) as refused:  # bob's device on node two, in epoch 1
+            await bob.request("send", conversation=conv, epoch=1, ciphertext="old", client_id="o")
+        assert refused.value.code == "bad_epoch"
+        await until(lambda: len(two.chat.store.conversations.get(conv).epochs) == 2)  # type: ignore[union-attr]
+        with pytest.raises(RemoteError) as told:  # now checked on node two itself
+            await bob.request("send", conversation=conv, epoch=1, ciphertext="old", client_id="o")
+        assert told.value.code == "bad_epoch" and "you began epoch 2" in told.value.message
+        sent = await bob.request(
+            "send", conversation=conv, epoch=2, ciphertext="new", client_id="n"
+        )
+        assert sent["seq"] == 1
+    finally:
+        await one.stop()
+        await two.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_history_on_a_node_holds_what_another_stored_before_its_event_arrives(
+    pg_url: str, tmp_path: Path
+) -> None:
+    one, two = await two_nodes(pg_url, tmp_path)
+    try:
+        alice, bob, conv = await chatting(one, two)
+        assert two.chat.bus is not None
+        await two.chat.bus.stop()  # node two hears nothing more from node one
+        for n in range(3):
+            await alice.request(
+                "send", conversation=conv, epoch=1, ciphertext=f"{n}", client_id=f"{n}"
+            )
+        page = await bob.request("history", conversation=conv, after=0, limit=50)
+        assert [m["ciphertext"] for m in page["messages"]] == ["0", "1", "2"]
+        assert page["last_seq"] == 3 and not page["has_more"]
     finally:
         await one.stop()
         await two.stop()

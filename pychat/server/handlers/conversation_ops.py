@@ -26,7 +26,13 @@ from pychat.server.handlers.common import (
 )
 from pychat.server.ops import Later, OpContext
 from pychat.server.state import LOGGED_IN, stay_in
-from pychat.store.conversation import Conversation, EpochRefused, NewMessage, check_place
+from pychat.store.conversation import (
+    Conversation,
+    EpochRefused,
+    EpochsMoved,
+    NewMessage,
+    check_place,
+)
 from pychat.store.errors import Resent
 from pychat.wire.errors import ErrorCode, ProtocolError
 from pychat.wire.message_text import message_push_line
@@ -322,7 +328,9 @@ def _append(
     extra: dict[str, Any] | None,
 ) -> Later:
     delivery = _Delivery(deps, ctx, me, conv, params.ciphertext)
-    message = NewMessage(me, params.epoch, ciphertext, params.client_id, now, extra)
+    message = NewMessage(
+        me, params.epoch, ciphertext, params.client_id, now, extra, len(conv.epochs)
+    )
     deps.conversations.append_message(conv, message, delivery)
     return delivery
 
@@ -350,6 +358,16 @@ class _Delivery(Later):
                     "time": first["time"],
                     "duplicate": True,
                 }
+            )
+            return
+        if isinstance(error, EpochsMoved):
+            self.refuse(
+                Failure(
+                    ProtocolError(
+                        ErrorCode.BAD_EPOCH,
+                        "the conversation has a new key epoch: fetch the epochs and send again",
+                    )
+                )
             )
             return
         if error is not None:
@@ -395,7 +413,7 @@ async def push_stored_elsewhere(
 async def history(deps: HandlerDeps, ctx: OpContext, params: HistoryParams) -> HistoryReply:
     """A page of stored messages, after or before a sequence number."""
     conv = member_conversation(deps, current_user(ctx), params.conversation)
-    last = conv.last_seq
+    last = await deps.conversations.last_stored(conv)
     if params.before is not None and params.after is not None:
         raise bad_field("before", "give 'before' or 'after', not both")
     if params.after is not None:

@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from pychat.store.atrest import AtRestKey, RecordSealer
-from pychat.store.conversation import Conversation, NewMessage, check_place, pair
+from pychat.store.conversation import Conversation, EpochsMoved, NewMessage, check_place, pair
 from pychat.store.conversation_index import ConversationIndex
 from pychat.store.errors import Resent
 from pychat.store.pg.appends import ConversationAppends
@@ -46,6 +46,10 @@ Landed = Any
 
 #: What a batch stored: each message's record (the first copy's, for a resend) and size.
 Stored = list[tuple[StoredMessage, int]]
+
+#: The size told for a message refused because another node added an epoch since it was
+#: checked (:class:`~pychat.store.conversation.EpochsMoved`).
+MOVED = -1
 
 
 class PgConversationStore(FollowsOtherNodes):
@@ -151,6 +155,12 @@ class PgConversationStore(FollowsOtherNodes):
 
     def __iter__(self) -> Iterator[Conversation]:
         return iter(self._index)
+
+    async def last_stored(self, conv: Conversation) -> int:
+        """The newest seq committed, by this node or another (whose event may still be on
+        its way here)."""
+        stored: int = await self._db.run(_last_seq, self._key(conv))
+        return max(conv.last_seq, stored)
 
     async def page(self, conv: Conversation, first_seq: int, stop_seq: int) -> list[StoredMessage]:
         """Messages with ``first_seq <= seq < stop_seq`` (an index range scan)."""
@@ -271,7 +281,17 @@ class PgConversationStore(FollowsOtherNodes):
                 return db.run(_append_all, conv_key, batch, sealer, members, told)
 
             appends = self._appends[conv.id] = ConversationAppends(run)
-        appends.append(client_key, message, _Landed(conv, message, then))
+        appends.append(client_key, message, _Landed(conv, message, then, self._refresher(conv)))
+
+    def _refresher(self, conv: Conversation) -> Callable[[], None]:
+        """Reads ``conv`` again (its epochs moved on another node), logging a failure."""
+        conv_key = self._key(conv)
+
+        def refresh() -> None:
+            d = defer.ensureDeferred(self.refresh(conv_key, conv.id))
+            d.addErrback(lambda f: log.warn("a conversation was not read again: {e}", e=f.value))
+
+        return refresh
 
     def _told(self, conv: Conversation) -> Told:
         """Writes the event that tells the other nodes ``conv`` changed (with what a batch
@@ -300,8 +320,10 @@ class _Landed:
     """How an append ended: committed (the conversation's place moves, its readers may
     hear) or failed (its sender is told, with a stand-in record)."""
 
-    def __init__(self, conv: Conversation, message: NewMessage, then: Landed) -> None:
-        self.conv, self.message, self.then = conv, message, then
+    def __init__(
+        self, conv: Conversation, message: NewMessage, then: Landed, refresh: Callable[[], None]
+    ) -> None:
+        self.conv, self.message, self.then, self.refresh = conv, message, then, refresh
 
     def __call__(self, result: tuple[StoredMessage, int] | Failure) -> None:
         if isinstance(result, Failure):
@@ -309,6 +331,10 @@ class _Landed:
             return
         record, size = result
         conv = self.conv
+        if size == MOVED:  # another node added an epoch since the message was checked
+            self._failed(Failure(EpochsMoved()))
+            self.refresh()
+            return
         if size == 0:  # a first copy, stored before or earlier in the same batch
             conv.remember(dict(record))
             self.then(record, Resent(record))
@@ -412,6 +438,34 @@ def _delete(cursor: Any, conv_key: str, told: Told) -> None:
         told(cursor)
 
 
+def _last_seq(cursor: Any, conv_key: str) -> int:
+    cursor.execute("SELECT last_seq FROM conversations WHERE conv_key = %s", (conv_key,))
+    row = cursor.fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _locked(
+    cursor: Any, conv_key: str, batch: list[tuple[str, NewMessage]], sealer: RecordSealer
+) -> tuple[int, int, dict[str, StoredMessage]]:
+    """Lock the conversation's row; its last seq, its number of epochs, and the first copies
+    of the batch's messages already stored (by client key)."""
+    cursor.execute(
+        "SELECT last_seq, (SELECT count(*) FROM conversation_epochs e "
+        "WHERE e.conv_key = c.conv_key) FROM conversations c WHERE conv_key = %s FOR UPDATE",
+        (conv_key,),
+    )
+    last_seq, epochs = cursor.fetchone()
+    cursor.execute(
+        "SELECT client_key, seq, sealed FROM messages WHERE conv_key = %s AND client_key = ANY(%s)",
+        (conv_key, [client_key for client_key, _ in batch]),
+    )
+    first_copies: dict[str, StoredMessage] = {}
+    for client_key, seq, sealed in cursor.fetchall():
+        aad = "/".join(("pychat-pg", "message", conv_key, str(seq))).encode()
+        first_copies[client_key] = json.loads(sealer.open(bytes(sealed), aad))
+    return int(last_seq), int(epochs), first_copies
+
+
 def _append_all(
     cursor: Any,
     conv_key: str,
@@ -425,22 +479,17 @@ def _append_all(
     it added.  Each sender has read what they sent: their read marker (``members``: sender
     -> member key) moves to their last new message in the same transaction.  Four
     statements and one per sender, however many messages."""
-    cursor.execute("SELECT last_seq FROM conversations WHERE conv_key = %s FOR UPDATE", (conv_key,))
-    (last_seq,) = cursor.fetchone()
-    cursor.execute(
-        "SELECT client_key, seq, sealed FROM messages WHERE conv_key = %s AND client_key = ANY(%s)",
-        (conv_key, [client_key for client_key, _ in batch]),
-    )
-    first_copies: dict[str, StoredMessage] = {}
-    for client_key, seq, sealed in cursor.fetchall():
-        aad = "/".join(("pychat-pg", "message", conv_key, str(seq))).encode()
-        first_copies[client_key] = json.loads(sealer.open(bytes(sealed), aad))
+    last_seq, epochs, first_copies = _locked(cursor, conv_key, batch, sealer)
     stored: Stored = []
     rows: list[tuple[str, int, str, bytes]] = []
     seq = int(last_seq)
     for client_key, message in batch:
         if client_key in first_copies:
             stored.append((first_copies[client_key], 0))
+            continue
+        if message.epochs_known is not None and message.epochs_known < epochs:
+            unused: Any = {}
+            stored.append((unused, MOVED))  # checked against fewer epochs than there are
             continue
         seq += 1
         record: Any = {
@@ -463,7 +512,7 @@ def _append_all(
         cursor.executemany(
             "INSERT INTO messages (conv_key, seq, client_key, sealed) VALUES (%s, %s, %s, %s)", rows
         )
-        last_sent = {record["sender"]: record["seq"] for record, size in stored if size}
+        last_sent = {record["sender"]: record["seq"] for record, size in stored if size > 0}
         for sender, seq in last_sent.items():
             marker = seal_row(
                 sealer, {"user": sender, "seq": seq}, "read", conv_key, members[sender]
