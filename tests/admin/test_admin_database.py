@@ -39,6 +39,14 @@ async def admin(cluster: PgCluster | None, *argv: str) -> tuple[str, int]:
     return (out + err).decode(), code
 
 
+def node_on(where: Path, url: str, key: str, started: list[ServerProcess]) -> ServerProcess:
+    """A ``twistd pychat`` on the database at ``url`` (its data dir under ``where``)."""
+    where.mkdir()
+    node = ServerProcess(where / "data", "--database", url, "--store-key", key)
+    started.append(node)
+    return node
+
+
 async def chatted(port: int) -> tuple[ClientProtocol, str, str]:
     """alice and bob, three messages (one of them disappearing), a file; alice's connection,
     the conversation and the file's id."""
@@ -96,11 +104,7 @@ async def test_migrate_copies_a_data_dir_into_a_database_that_then_serves_it(
         assert line.split()[-1] == "same" and f" {n} " in line, line
     out, code = await admin(None, "-d", str(data), "migrate", "--to", pg_url)
     assert code == 1 and "already holds a store" in out  # never over a store
-    (tmp_path / "db").mkdir()
-    on_db = ServerProcess(
-        tmp_path / "db" / "data", "--database", pg_url, "--store-key", str(data / "store.key")
-    )
-    processes.append(on_db)
+    on_db = node_on(tmp_path / "db", pg_url, str(data / "store.key"), processes)
     port = await on_db.started()
     assert await served(port, conv, file_id) == before
     bob = await logged_in(port, "bob")
@@ -119,9 +123,7 @@ async def test_admin_commands_on_the_database_while_a_node_runs(
     pg_cluster: PgCluster, pg_url: str, tmp_path: Path, processes: list[ServerProcess]
 ) -> None:
     key = str(tmp_path / "store.key")
-    (tmp_path / "node").mkdir()
-    node = ServerProcess(tmp_path / "node" / "data", "--database", pg_url, "--store-key", key)
-    processes.append(node)
+    node = node_on(tmp_path / "node", pg_url, key, processes)
     alice, _, _ = await chatted(await node.started())
     db = ("--database", pg_url, "--store-key", key)
     out, code = await admin(pg_cluster, *db, "users")
@@ -168,9 +170,7 @@ async def test_a_pg_dump_backup_restored_into_a_new_database_is_served(
     pg_cluster: PgCluster, pg_url: str, tmp_path: Path, processes: list[ServerProcess]
 ) -> None:
     key = str(tmp_path / "store.key")
-    (tmp_path / "node").mkdir()
-    node = ServerProcess(tmp_path / "node" / "data", "--database", pg_url, "--store-key", key)
-    processes.append(node)
+    node = node_on(tmp_path / "node", pg_url, key, processes)
     alice, conv, file_id = await chatted(await node.started())
     alice.close()
     before = await served(node.port, conv, file_id)
@@ -188,10 +188,6 @@ async def test_a_pg_dump_backup_restored_into_a_new_database_is_served(
         pg_cluster, "--database", again, "--store-key", key, "restore", str(tmp_path / "b")
     )
     assert code == 1 and "not empty" in out
-    (tmp_path / "node2").mkdir()
-    served_again = ServerProcess(
-        tmp_path / "node2" / "data", "--database", again, "--store-key", key
-    )
-    processes.append(served_again)
+    served_again = node_on(tmp_path / "node2", again, key, processes)
     assert await served(await served_again.started(), conv, file_id) == before
     await served_again.stop()

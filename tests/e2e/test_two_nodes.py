@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,20 @@ async def two_nodes(pg_url: str, tmp_path: Path) -> tuple[RunningServer, Running
     one = await start_server(tmp_path / "one", database=pg_url, store_key=key)
     two = await start_server(tmp_path / "two", database=pg_url, store_key=key)
     return one, two
+
+
+Nodes = tuple[RunningServer, RunningServer]
+
+
+@pytest_twisted.async_yield_fixture
+async def nodes(pg_url: str, tmp_path: Path) -> AsyncIterator[Nodes]:
+    """Two nodes on one new database, stopped after the test."""
+    one, two = await two_nodes(pg_url, tmp_path)
+    try:
+        yield one, two
+    finally:
+        await one.stop()
+        await two.stop()
 
 
 async def until(check: object, timeout: float = ACROSS) -> None:
@@ -54,124 +69,98 @@ async def chatting(one: RunningServer, two: RunningServer) -> tuple[TestUser, Te
 
 
 @pytest_twisted.ensureDeferred
-async def test_alice_on_one_node_and_bob_on_the_other_chat_live(
-    pg_url: str, tmp_path: Path
-) -> None:
-    one, two = await two_nodes(pg_url, tmp_path)
-    try:
-        alice, bob, conv = await chatting(one, two)
-        for n in range(5):
-            await alice.request(
-                "send", conversation=conv, epoch=1, ciphertext=f"c{n}", client_id=f"a{n}"
-            )
-        pushed = await bob.wait_for("message", 5, timeout=ACROSS)
-        assert [p["seq"] for p in pushed] == [1, 2, 3, 4, 5]
-        assert [p["ciphertext"] for p in pushed] == [f"c{n}" for n in range(5)]
-        reply = await bob.request("send", conversation=conv, epoch=1, ciphertext="r", client_id="b")
-        assert reply["seq"] == 6
-        (back,) = await alice.wait_for("message", timeout=ACROSS)
-        assert back["seq"] == 6 and back["sender"] == "bob"
-        for user in (alice, bob):
-            page = await user.request("history", conversation=conv, after=0, limit=50)
-            assert [m["seq"] for m in page["messages"]] == [1, 2, 3, 4, 5, 6]
-        (mine,) = (await alice.request("conversations"))["conversations"]
-        assert (mine["last_seq"], mine["unread"]) == (6, 1)  # bob's, stored by the other node
-        soon = int(time.time()) + 600  # a disappearing message: its text in a blob
+async def test_alice_on_one_node_and_bob_on_the_other_chat_live(nodes: Nodes) -> None:
+    one, two = nodes
+    alice, bob, conv = await chatting(one, two)
+    for n in range(5):
         await alice.request(
-            "send", conversation=conv, epoch=1, ciphertext="brief", client_id="d", expires=soon
+            "send", conversation=conv, epoch=1, ciphertext=f"c{n}", client_id=f"a{n}"
         )
-        (brief,) = [p for p in await bob.wait_for("message", 6) if p["seq"] == 7]
-        assert (brief["ciphertext"], brief["expires"]) == ("brief", soon)
-    finally:
-        await one.stop()
-        await two.stop()
+    pushed = await bob.wait_for("message", 5, timeout=ACROSS)
+    assert [p["seq"] for p in pushed] == [1, 2, 3, 4, 5]
+    assert [p["ciphertext"] for p in pushed] == [f"c{n}" for n in range(5)]
+    reply = await bob.request("send", conversation=conv, epoch=1, ciphertext="r", client_id="b")
+    assert reply["seq"] == 6
+    (back,) = await alice.wait_for("message", timeout=ACROSS)
+    assert back["seq"] == 6 and back["sender"] == "bob"
+    for user in (alice, bob):
+        page = await user.request("history", conversation=conv, after=0, limit=50)
+        assert [m["seq"] for m in page["messages"]] == [1, 2, 3, 4, 5, 6]
+    (mine,) = (await alice.request("conversations"))["conversations"]
+    assert (mine["last_seq"], mine["unread"]) == (6, 1)  # bob's, stored by the other node
+    soon = int(time.time()) + 600  # a disappearing message: its text in a blob
+    await alice.request(
+        "send", conversation=conv, epoch=1, ciphertext="brief", client_id="d", expires=soon
+    )
+    (brief,) = [p for p in await bob.wait_for("message", 6) if p["seq"] == 7]
+    assert (brief["ciphertext"], brief["expires"]) == ("brief", soon)
 
 
 @pytest_twisted.ensureDeferred
-async def test_presence_typing_epochs_and_read_markers_cross_nodes(
-    pg_url: str, tmp_path: Path
-) -> None:
-    one, two = await two_nodes(pg_url, tmp_path)
-    try:
-        alice, bob, conv = await chatting(one, two)
-        listed = await bob.request("conversations")
-        assert listed["conversations"][0]["peer_online"] is True  # alice, on the other node
-        await alice.request("signal", conversation=conv, ciphertext="typing…")
-        (signal,) = await bob.wait_for("signal", timeout=ACROSS)
-        assert signal["sender"] == "alice" and signal["ciphertext"] == "typing…"
-        await bob.request(
-            "add_epoch", conversation=conv, envelope={**envelope(2), "creator": "bob"}
-        )
-        (epoch,) = await alice.wait_for("epoch", timeout=ACROSS)
-        assert epoch["epoch"] == 2
-        sent = await alice.request(
-            "send", conversation=conv, epoch=2, ciphertext="in two", client_id="e2"
-        )
-        assert sent["seq"] == 1
-        await bob.wait_for("message", timeout=ACROSS)
-        bob_again = await login(one, "bob")  # bob's second device, on alice's node
-        await bob.request("mark_read", conversation=conv, seq=1)
-        (read,) = await bob_again.wait_for("read", timeout=ACROSS)
-        assert read["read"] == 1
-        bob_again.proto.close()
-        await until(lambda: not one.chat.users.get("bob"))
-        assert not [p for p in alice.of_kind("presence") if p["online"] is False]
-        bob.proto.close()  # his last connection anywhere
-        await until(lambda: [p for p in alice.of_kind("presence") if p["online"] is False])
-        assert alice.of_kind("presence")[-1] == {
-            "event": "presence",
-            "user": "bob",
-            "online": False,
-        }
-    finally:
-        await one.stop()
-        await two.stop()
+async def test_presence_typing_epochs_and_read_markers_cross_nodes(nodes: Nodes) -> None:
+    one, two = nodes
+    alice, bob, conv = await chatting(one, two)
+    listed = await bob.request("conversations")
+    assert listed["conversations"][0]["peer_online"] is True  # alice, on the other node
+    await alice.request("signal", conversation=conv, ciphertext="typing…")
+    (signal,) = await bob.wait_for("signal", timeout=ACROSS)
+    assert signal["sender"] == "alice" and signal["ciphertext"] == "typing…"
+    await bob.request("add_epoch", conversation=conv, envelope={**envelope(2), "creator": "bob"})
+    (epoch,) = await alice.wait_for("epoch", timeout=ACROSS)
+    assert epoch["epoch"] == 2
+    sent = await alice.request(
+        "send", conversation=conv, epoch=2, ciphertext="in two", client_id="e2"
+    )
+    assert sent["seq"] == 1
+    await bob.wait_for("message", timeout=ACROSS)
+    bob_again = await login(one, "bob")  # bob's second device, on alice's node
+    await bob.request("mark_read", conversation=conv, seq=1)
+    (read,) = await bob_again.wait_for("read", timeout=ACROSS)
+    assert read["read"] == 1
+    bob_again.proto.close()
+    await until(lambda: not one.chat.users.get("bob"))
+    assert not [p for p in alice.of_kind("presence") if p["online"] is False]
+    bob.proto.close()  # his last connection anywhere
+    await until(lambda: [p for p in alice.of_kind("presence") if p["online"] is False])
+    assert alice.of_kind("presence")[-1] == {
+        "event": "presence",
+        "user": "bob",
+        "online": False,
+    }
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_file_sent_through_one_node_is_fetched_through_the_other(
-    pg_url: str, tmp_path: Path
-) -> None:
-    one, two = await two_nodes(pg_url, tmp_path)
-    try:
-        alice, bob, conv = await chatting(one, two)
-        data = b"sealed bytes of a picture" * 10
-        started = await alice.request("file_start", conversation=conv, size=len(data))
-        await alice.request(
-            "file_chunk", file=started["file"], index=0, data=base64.b64encode(data).decode()
-        )
-        fetched = None
-        for _ in range(int(ACROSS / 0.02)):
-            status = await bob.request("file_status", file=started["file"])
-            if status["received"] == status["chunks"]:
-                fetched = await bob.request("file_get", file=started["file"], index=0)
-                break
-            await deferLater(reactor, 0.02, lambda: None)
-        assert fetched is not None and base64.b64decode(fetched["data"]) == data
-    finally:
-        await one.stop()
-        await two.stop()
+async def test_a_file_sent_through_one_node_is_fetched_through_the_other(nodes: Nodes) -> None:
+    one, two = nodes
+    alice, bob, conv = await chatting(one, two)
+    data = b"sealed bytes of a picture" * 10
+    started = await alice.request("file_start", conversation=conv, size=len(data))
+    await alice.request(
+        "file_chunk", file=started["file"], index=0, data=base64.b64encode(data).decode()
+    )
+    fetched = None
+    for _ in range(int(ACROSS / 0.02)):
+        status = await bob.request("file_status", file=started["file"])
+        if status["received"] == status["chunks"]:
+            fetched = await bob.request("file_get", file=started["file"], index=0)
+            break
+        await deferLater(reactor, 0.02, lambda: None)
+    assert fetched is not None and base64.b64decode(fetched["data"]) == data
 
 
 @pytest_twisted.ensureDeferred
-async def test_an_account_made_on_one_node_is_known_on_the_other(
-    pg_url: str, tmp_path: Path
-) -> None:
-    one, two = await two_nodes(pg_url, tmp_path)
-    try:
-        await signup(one, "carol")
-        await until(lambda: two.chat.store.accounts.get("carol") is not None)
-        carol = await login(two, "carol")
-        assert (await carol.request("conversations"))["conversations"] == []
-        with pytest.raises(RemoteError) as refused:
-            await signup(two, "carol")
-        assert refused.value.code == "username_taken"
-        await one.chat.set_disabled("carol", True)
-        closing = await carol.wait_for("closing", timeout=ACROSS)
-        assert closing[0]["reason"] == "account_disabled"
-    finally:
-        await one.stop()
-        await two.stop()
+async def test_an_account_made_on_one_node_is_known_on_the_other(nodes: Nodes) -> None:
+    one, two = nodes
+    await signup(one, "carol")
+    await until(lambda: two.chat.store.accounts.get("carol") is not None)
+    carol = await login(two, "carol")
+    assert (await carol.request("conversations"))["conversations"] == []
+    with pytest.raises(RemoteError) as refused:
+        await signup(two, "carol")
+    assert refused.value.code == "username_taken"
+    await one.chat.set_disabled("carol", True)
+    closing = await carol.wait_for("closing", timeout=ACROSS)
+    assert closing[0]["reason"] == "account_disabled"
 
 
 @pytest_twisted.ensureDeferred
@@ -289,49 +278,37 @@ async def test_an_invite_made_on_one_node_makes_one_account_on_any(
 
 @pytest_twisted.ensureDeferred
 async def test_a_send_checked_against_epochs_another_node_has_passed_is_refused(
-    pg_url: str, tmp_path: Path
+    nodes: Nodes,
 ) -> None:
-    one, two = await two_nodes(pg_url, tmp_path)
-    try:
-        _, bob, conv = await chatting(one, two)
-        bob_elsewhere = await login(one, "bob")
-        assert two.chat.bus is not None
-        await two.chat.bus.stop()  # node two hears nothing more from node one
-        placed = {**envelope(2), "v": 2, "after": 0, "creator": "bob"}
-        await bob_elsewhere.request("add_epoch", conversation=conv, envelope=placed)
-        assert len(two.chat.store.conversations.get(conv).epochs) == 1  # type: ignore[union-attr]
-        with pytest.raises(RemoteError) as refused:  # bob's device on node two, in epoch 1
-            await bob.request("send", conversation=conv, epoch=1, ciphertext="old", client_id="o")
-        assert refused.value.code == "bad_epoch"
-        await until(lambda: len(two.chat.store.conversations.get(conv).epochs) == 2)  # type: ignore[union-attr]
-        with pytest.raises(RemoteError) as told:  # now checked on node two itself
-            await bob.request("send", conversation=conv, epoch=1, ciphertext="old", client_id="o")
-        assert told.value.code == "bad_epoch" and "you began epoch 2" in told.value.message
-        sent = await bob.request(
-            "send", conversation=conv, epoch=2, ciphertext="new", client_id="n"
-        )
-        assert sent["seq"] == 1
-    finally:
-        await one.stop()
-        await two.stop()
+    one, two = nodes
+    _, bob, conv = await chatting(one, two)
+    bob_elsewhere = await login(one, "bob")
+    assert two.chat.bus is not None
+    await two.chat.bus.stop()  # node two hears nothing more from node one
+    placed = {**envelope(2), "v": 2, "after": 0, "creator": "bob"}
+    await bob_elsewhere.request("add_epoch", conversation=conv, envelope=placed)
+    assert len(two.chat.store.conversations.get(conv).epochs) == 1  # type: ignore[union-attr]
+    with pytest.raises(RemoteError) as refused:  # bob's device on node two, in epoch 1
+        await bob.request("send", conversation=conv, epoch=1, ciphertext="old", client_id="o")
+    assert refused.value.code == "bad_epoch"
+    await until(lambda: len(two.chat.store.conversations.get(conv).epochs) == 2)  # type: ignore[union-attr]
+    with pytest.raises(RemoteError) as told:  # now checked on node two itself
+        await bob.request("send", conversation=conv, epoch=1, ciphertext="old", client_id="o")
+    assert told.value.code == "bad_epoch" and "you began epoch 2" in told.value.message
+    sent = await bob.request("send", conversation=conv, epoch=2, ciphertext="new", client_id="n")
+    assert sent["seq"] == 1
 
 
 @pytest_twisted.ensureDeferred
 async def test_history_on_a_node_holds_what_another_stored_before_its_event_arrives(
-    pg_url: str, tmp_path: Path
+    nodes: Nodes,
 ) -> None:
-    one, two = await two_nodes(pg_url, tmp_path)
-    try:
-        alice, bob, conv = await chatting(one, two)
-        assert two.chat.bus is not None
-        await two.chat.bus.stop()  # node two hears nothing more from node one
-        for n in range(3):
-            await alice.request(
-                "send", conversation=conv, epoch=1, ciphertext=f"{n}", client_id=f"{n}"
-            )
-        page = await bob.request("history", conversation=conv, after=0, limit=50)
-        assert [m["ciphertext"] for m in page["messages"]] == ["0", "1", "2"]
-        assert page["last_seq"] == 3 and not page["has_more"]
-    finally:
-        await one.stop()
-        await two.stop()
+    one, two = nodes
+    alice, bob, conv = await chatting(one, two)
+    assert two.chat.bus is not None
+    await two.chat.bus.stop()  # node two hears nothing more from node one
+    for n in range(3):
+        await alice.request("send", conversation=conv, epoch=1, ciphertext=f"{n}", client_id=f"{n}")
+    page = await bob.request("history", conversation=conv, after=0, limit=50)
+    assert [m["ciphertext"] for m in page["messages"]] == ["0", "1", "2"]
+    assert page["last_seq"] == 3 and not page["has_more"]
