@@ -9,6 +9,7 @@ import base64
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
@@ -312,3 +313,34 @@ async def test_history_on_a_node_holds_what_another_stored_before_its_event_arri
     page = await bob.request("history", conversation=conv, after=0, limit=50)
     assert [m["ciphertext"] for m in page["messages"]] == ["0", "1", "2"]
     assert page["last_seq"] == 3 and not page["has_more"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_real_clients_on_two_nodes_chat_react_and_flip_fairly(
+    nodes: Nodes, tmp_path: Path
+) -> None:
+    from tests.client_helpers import collect, signed_up
+
+    one, two = nodes
+    alice = await signed_up(one, tmp_path / "alice", "alice")
+    bob = await signed_up(two, tmp_path / "bob", "bob")
+    await until(lambda: one.chat.store.accounts.get("bob") is not None)
+    alice_events, bob_events = collect(alice), collect(bob)
+    await alice.send("bob", "heads or tails?")
+    await until(lambda: any(e.kind == "message" for e in bob_events))
+    await bob.react("alice", 1, "👍")
+    await until(lambda: any(e.kind == "message" for e in alice_events))  # bob's reaction
+    (_, reaction) = await alice.read("bob")
+    assert (reaction.kind, reaction.text, reaction.status) == ("reaction", "👍", "verified")
+    game = await alice.games.start("bob", "flip")
+
+    def result(events: list[Any]) -> list[str]:
+        return [e.data["text"] for e in events if e.kind == "game" and e.data["game"] == game]
+
+    await until(lambda: result(alice_events) and result(bob_events))
+    assert result(alice_events) == result(bob_events)
+    assert result(alice_events)[0].startswith("🪙 ") and "— fair" in result(alice_events)[0]
+    texts = [m.text for m in await bob.read("alice")]
+    assert texts[0] == "heads or tails?" and texts[-1] == result(bob_events)[0]
+    await alice.close()
+    await bob.close()
