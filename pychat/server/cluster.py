@@ -46,7 +46,15 @@ from pychat.store.conversation import Conversation
 from pychat.store.pg.accounts import PgAccountStore
 from pychat.store.pg.conversations import PgConversationStore
 from pychat.store.pg.database import Database
-from pychat.store.pg.events import EventLog, ReadEvents, limits_before, prune, read_after
+from pychat.store.pg.events import (
+    KEEP_EVENTS,
+    EventLog,
+    ReadEvents,
+    limits_before,
+    prune,
+    read_after,
+    start_position,
+)
 from pychat.store.pg.files import SWEEP_LOCK, PgFileStore
 from pychat.store.pg.listener import EventListener
 from pychat.wire.shapes import StoredMessage
@@ -67,6 +75,9 @@ SAFETY_READ = 2.0
 AGAIN_SOON = 0.05
 #: Seconds between sweeps of old events.
 PRUNE_EVERY = 300.0
+#: A node that has not read the stream for this long may have missed swept events: it reads
+#: everything again instead (seconds).
+FELL_BEHIND = KEEP_EVENTS - 2 * PRUNE_EVERY
 
 
 @dataclass
@@ -122,6 +133,8 @@ class DatabaseBus(PushBus):
         self._loops: list[task.LoopingCall] = []
         self._replayed = False
         self._stopped = False
+        #: When the stream was last read (None: not yet).
+        self._last_read: float | None = None
         #: The messages the events of the read under way name, by conversation key.
         self._fetched: dict[str, list[tuple[int, bytes]]] = {}
         for name, limit in parts.limits.items():
@@ -273,9 +286,26 @@ class DatabaseBus(PushBus):
         if rows:
             log.info("replayed {n} change(s) to the limits that protect accounts", n=len(rows))
 
+    async def _read_everything_again(self) -> None:
+        """This node was away from the database longer than events are kept: what changed
+        meanwhile may be gone from the stream, so every account, conversation and file is
+        read again (from a position taken first, so nothing after it is missed)."""
+        log.warn("away from the database too long to catch up from its events: reading all")
+        self.position = await self._db.run(start_position)
+        parts = self._parts
+        for name in await parts.accounts.names():
+            parts.account_changed(*await parts.accounts.refresh(name))
+        for conversation_id, conv_key in (await parts.conversations.keys()).items():
+            await parts.conversations.refresh(conv_key, conversation_id)
+        for file_id in await parts.files.ids():
+            await parts.files.refresh(file_id)
+
     async def _read_once(self) -> bool:
         if not self._replayed:
             await self._replay_limits()
+        now = self._clock.seconds()
+        if self._last_read is not None and now - self._last_read > FELL_BEHIND:
+            await self._read_everything_again()
         found: ReadEvents = await self._db.run(read_after, self.position, self.node)
         events: list[tuple[str, dict[str, Any]]] = []
         for writer, sealed in found.rows:
@@ -295,6 +325,7 @@ class DatabaseBus(PushBus):
                 log.failure("an event from node {node} was not applied", node=writer)
         self._fetched = {}
         self.position = found.position
+        self._last_read = now
         return found.more
 
     async def _apply(self, writer: str, body: dict[str, Any]) -> None:

@@ -344,3 +344,26 @@ async def test_real_clients_on_two_nodes_chat_react_and_flip_fairly(
     assert texts[0] == "heads or tails?" and texts[-1] == result(bob_events)[0]
     await alice.close()
     await bob.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_away_longer_than_events_are_kept_reads_everything_again(
+    nodes: Nodes, pg_url: str
+) -> None:
+    import psycopg
+
+    from pychat.server.cluster import FELL_BEHIND
+
+    one, two = nodes
+    alice, _, conv = await chatting(one, two)
+    bus: Any = two.chat.bus
+    bus._stopped = True  # node two stops reading, as if cut off from the database
+    await signup(one, "ivy")
+    await alice.request("send", conversation=conv, epoch=1, ciphertext="x", client_id="x")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM pychat_events")  # meanwhile swept away
+    bus._stopped = False
+    bus._last_read = two.chat.clock.seconds() - FELL_BEHIND - 1
+    bus.read()
+    await until(lambda: two.chat.store.accounts.get("ivy") is not None)
+    assert two.chat.store.conversations.get(conv).last_seq == 1  # type: ignore[union-attr]

@@ -82,6 +82,11 @@ class PgAccountStore(AccountCache):
 
     # -- what another node changed ----------------------------------------------------------
 
+    async def names(self) -> set[str]:
+        """Every username the database holds now (and this node's), to read each again."""
+        rows = await self._db.run(_all)
+        return {self._unseal(k, s).username for k, s in rows} | set(self._accounts)
+
     async def refresh(self, username: str) -> tuple[Account | None, Account | None]:
         """Read the account again (another node changed it): (as it was here, as it is).
 
@@ -108,6 +113,11 @@ def account_row(key: AtRestKey, account: Account) -> tuple[str, bytes]:
     name_key = key.name_hasher("account")(account.username)
     plain = json.dumps(asdict(account), separators=(",", ":")).encode()
     return name_key, key.sealer("account").seal(plain, _aad(name_key))
+
+
+def _all(cursor: Any) -> list[tuple[str, bytes]]:
+    cursor.execute("SELECT name_key, sealed FROM accounts")
+    return [(str(k), bytes(s)) for k, s in cursor.fetchall()]
 
 
 #: Adds the event of a change to the transaction that makes it (None: no other nodes told).

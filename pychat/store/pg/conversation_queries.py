@@ -70,3 +70,9 @@ def load_one(cursor: Any, conv_key: str, newest: int) -> Loaded | None:
     )
     (size,) = cursor.fetchone()
     return bytes(row[0]), int(row[1]), epochs, reads, recent, int(size)
+
+
+def all_conversations(cursor: Any) -> list[tuple[str, bytes]]:
+    """Every conversation's key and sealed row."""
+    cursor.execute("SELECT conv_key, sealed FROM conversations")
+    return [(str(k), bytes(s)) for k, s in cursor.fetchall()]

@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from pychat.store.errors import StorageFailure
-from pychat.store.pg.events import Position
+from pychat.store.pg.events import Position, start_position
 from pychat.store.pg.schema import SchemaTooNew, migrate
 
 log = Logger(namespace="pychat.store")
@@ -95,8 +95,9 @@ class Database:
         """A position in the event stream before every event that may still commit: a node
         takes it before it loads what the database holds, so whatever changes after the
         load is read again (:mod:`.events`)."""
-        ((xmin,),) = self.query_now("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-        return Position(int(xmin), 0)
+        psycopg = _psycopg()
+        with psycopg.connect(self.url, connect_timeout=10) as conn, conn.cursor() as cursor:
+            return start_position(cursor)
 
     @property
     def pool(self) -> adbapi.ConnectionPool:

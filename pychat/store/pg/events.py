@@ -121,6 +121,14 @@ def read_after(cursor: Any, after: Position, node: str) -> ReadEvents:
     return ReadEvents(rows, position, bool(waiting))
 
 
+def start_position(cursor: Any) -> Position:
+    """A position before every event that may still commit (taken before reading what the
+    database holds, so that whatever changes after is read again)."""
+    cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+    (xmin,) = cursor.fetchone()
+    return Position(int(xmin), 0)
+
+
 def _kind(body: dict[str, Any]) -> str:
     """What the row says in the clear: ``limit`` for a limit's change, else nothing."""
     return "limit" if body.get("k") == "limit" else ""

@@ -94,6 +94,11 @@ class PgFileStore(FileRecords):
             await self.refresh(file_id)
         return self.files.get(file_id)
 
+    async def ids(self) -> set[str]:
+        """Every file id the database holds now (and this node's), to read each again."""
+        rows = await self._db.run(_file_ids)
+        return set(rows) | set(self.files)
+
     async def refresh(self, file_id: str) -> None:
         """Read a file's record again (another node made, completed or deleted it)."""
         found = await self._db.run(_file, file_id)
@@ -184,6 +189,11 @@ def _file(cursor: Any, file_id: str) -> tuple[bytes, int] | None:
     )
     row = cursor.fetchone()
     return None if row is None else (bytes(row[0]), int(row[1]))
+
+
+def _file_ids(cursor: Any) -> list[str]:
+    cursor.execute("SELECT file_id FROM files")
+    return [str(file_id) for (file_id,) in cursor.fetchall()]
 
 
 def _swept_by_us(cursor: Any) -> bool:

@@ -8,7 +8,12 @@ from typing import Any
 
 from pychat.store.conversation import Conversation, pair
 from pychat.store.conversation_index import ConversationIndex
-from pychat.store.pg.conversation_queries import load_one, page_rows, range_rows
+from pychat.store.pg.conversation_queries import (
+    all_conversations,
+    load_one,
+    page_rows,
+    range_rows,
+)
 from pychat.store.pg.database import Database
 from pychat.store.recent_ids import RECENT_CLIENT_IDS
 from pychat.wire.shapes import StoredMessage
@@ -24,6 +29,19 @@ class FollowsOtherNodes:
 
     def _open(self, sealed: bytes, *where: str) -> Any:
         raise NotImplementedError
+
+    def _key(self, conv: Conversation) -> str:
+        raise NotImplementedError
+
+    async def keys(self) -> dict[str, str]:
+        """Conversation id -> key of every conversation the database holds now, and of this
+        node's (to read each again)."""
+        found = {}
+        for conv_key, sealed in await self._db.run(all_conversations):
+            found[self._open(sealed, "conversation", conv_key)["id"]] = conv_key
+        for conv in self._index:
+            found.setdefault(conv.id, self._key(conv))
+        return found
 
     async def refresh(self, conv_key: str, conversation_id: str) -> Conversation | None:
         """Read a conversation again (another node made or changed it): its epochs, read
