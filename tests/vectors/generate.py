@@ -21,6 +21,12 @@ from pychat.client.validity import message_rule
 from pychat.crypto.canonical import MAX_SAFE_INTEGER, canonical
 from pychat.crypto.e2e import safety_number
 from pychat.crypto.envelopes import OAEP, EnvelopeFacts, envelope_statement
+from pychat.crypto.group_chain import (
+    group_safety_number,
+    sign_statement,
+    statement_hash,
+    verify_chain,
+)
 from pychat.crypto.identity import IdentityKeyPair, rotation_statement
 from pychat.crypto.kdf import KdfParams
 from pychat.wire.encoding import b64encode
@@ -28,7 +34,7 @@ from pychat.wire.ids import conversation_id
 
 HERE = Path(__file__).parent
 KDF = KdfParams("argon2id", time_cost=2, memory_kib=19 * 1024, parallelism=1)
-SEEDS = {"alice": "a1" * 32, "bob": "b0" * 32, "alice-next": "a2" * 32}
+SEEDS = {"alice": "a1" * 32, "bob": "b0" * 32, "alice-next": "a2" * 32, "carol": "c3" * 32}
 
 
 def _rsa(name: str) -> rsa.RSAPrivateKey:
@@ -242,5 +248,83 @@ def _validity(alice: str, bob: str, alice_next: str) -> dict[str, Any]:
     }
 
 
+def _group_chain() -> dict[str, Any]:
+    """A group's membership chain: six statements by alice, bob and carol, the state they
+    make, its safety number, and chains refused with their reasons (docs/e2e.md §7)."""
+    names = ("alice", "bob", "carol")
+    keys = {n: identity(n) for n in names}
+    fps = {n: keys[n].public().fingerprint() for n in names}
+
+    def say(after: dict[str, Any] | None, by: str, op: str, **fields: Any) -> dict[str, Any]:
+        n = after["n"] + 1 if after else 1
+        body = {
+            "v": 1, "group": after["group"] if after else "", "n": n,
+            "prev": statement_hash(after) if after else "", "op": op, "by": by,
+            "fingerprint": fps[by], "time": 1764254400000 + 1000 * n, **fields,
+        }  # fmt: skip
+        return sign_statement(keys[by].signing, body)
+
+    everyone = {"alice": fps["alice"], "bob": fps["bob"]}
+    chain = [say(None, "alice", "create", name="Family", members=everyone, admins=["alice"],
+                 nonce=b64encode(bytes(range(16))))]  # fmt: skip
+    chain.append(say(chain[-1], "alice", "add", member="carol", member_fingerprint=fps["carol"]))
+    chain.append(say(chain[-1], "alice", "admin", member="bob"))
+    chain.append(say(chain[-1], "bob", "rename", name="The Smiths 🏡"))
+    chain.append(say(chain[-1], "bob", "remove", member="alice"))
+    chain.append(say(chain[-1], "carol", "leave"))
+    state = verify_chain(
+        chain, lambda n, fp: keys[n].signing.public_key() if fps.get(n) == fp else None
+    )
+    bob_adds = say(chain[0], "bob", "add", member="carol", member_fingerprint=fps["carol"])
+    return {
+        "keys": {
+            n: {
+                "ed25519_seed": SEEDS[n],
+                "public_keys": keys[n].public().to_json(),
+                "fingerprint": fps[n],
+            }
+            for n in names
+        },
+        "statements": chain,
+        "hashes": [statement_hash(s) for s in chain],
+        "state": {
+            "group": state.group,
+            "name": state.name,
+            "members": dict(state.members),
+            "admins": sorted(state.admins),
+            "n": state.n,
+            "head": state.head,
+        },
+        "safety_number": group_safety_number(state),
+        "refused": [
+            {
+                "why": "bob is no admin yet",
+                "reason": "not_admin",
+                "statements": [chain[0], bob_adds],
+            },
+            {"why": "a statement left out", "reason": "order", "statements": [chain[0], chain[2]]},
+            {
+                "why": "altered after signing",
+                "reason": "signature",
+                "statements": [chain[0], {**chain[1], "member": "mallory"}],
+            },
+            {
+                "why": "alice goes on after her removal",
+                "reason": "not_member",
+                "statements": [*chain, say(chain[-1], "alice", "rename", name="mine")],
+            },
+        ],
+        "fork": {
+            "why": "a device that saw all six is served another statement 2",
+            "statements": [chain[0], say(chain[0], "alice", "rename", name="no carol")],
+        },
+    }
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if sys.argv[1:] == ["group_chain"]:  # only this one (the others hold random OAEP padding)
+        _write("group_chain", _group_chain())
+    else:
+        main()
