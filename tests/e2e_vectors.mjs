@@ -164,4 +164,54 @@ check("validity", () => {
   for (const c of v.cases) assert.equal(rule(c), c.rule, JSON.stringify(c));
 });
 
+check("group chain", () => {
+  const v = vector("group_chain");
+  const sha256 = (text) => createHash("sha256").update(text).digest("hex");
+  const readChain = (chain) => {
+    let group = null;
+    for (const s of chain) {
+      const entry = v.keys[s.by];
+      if (!entry || fingerprint(entry.public_keys) !== s.fingerprint) throw new Error("unknown_key");
+      const { signature, ...unsigned } = s;
+      const signed = Buffer.concat([Buffer.from("pychat-group-v1\0"), Buffer.from(canonical(unsigned))]);
+      if (!verify(null, signed, ed25519Key(b64(entry.public_keys.signing)), b64(signature))) {
+        throw new Error("signature");
+      }
+      if (s.op === "create") {
+        const { group: _, ...body } = unsigned;
+        const id = sha256(Buffer.concat([Buffer.from("pychat-group-id-v1\0"), Buffer.from(canonical(body))]));
+        if (s.n !== 1 || s.prev !== "" || s.group !== id.slice(0, 32)) throw new Error("group");
+        if (!s.admins.includes(s.by) || s.members[s.by] !== s.fingerprint) throw new Error("not_admin");
+        group = { id: s.group, name: s.name, members: { ...s.members }, admins: new Set(s.admins), n: 1, hashes: [] };
+      } else {
+        if (s.group !== group.id) throw new Error("group");
+        if (s.n !== group.n + 1 || s.prev !== group.hashes.at(-1)) throw new Error("order");
+        if (!(s.by in group.members)) throw new Error("not_member");
+        if (["add", "remove", "admin"].includes(s.op) && !group.admins.has(s.by)) throw new Error("not_admin");
+        if (s.op === "add") group.members[s.member] = s.member_fingerprint;
+        if (s.op === "remove") { delete group.members[s.member]; group.admins.delete(s.member); }
+        if (s.op === "admin") group.admins.add(s.member);
+        if (s.op === "leave") { delete group.members[s.by]; group.admins.delete(s.by); }
+        if (s.op === "rename") group.name = s.name;
+        group.n += 1;
+      }
+      group.hashes.push(sha256(Buffer.from(canonical(s))));
+    }
+    return group;
+  };
+  const group = readChain(v.statements);
+  assert.deepEqual(group.hashes, v.hashes);
+  assert.equal(group.name, v.state.name);
+  assert.deepEqual(group.members, v.state.members);
+  assert.deepEqual([...group.admins].sort(), v.state.admins);
+  const digest = createHash("sha512")
+    .update(sep("pychat-group-safety-v1", group.id, String(group.n), group.hashes.at(-1)))
+    .digest();
+  const groups = [];
+  for (let i = 0; i < 12; i++) groups.push(String(digest.readUIntBE(5 * i, 5) % 100000).padStart(5, "0"));
+  assert.equal(groups.join(" "), v.safety_number);
+  for (const c of v.refused) assert.throws(() => readChain(c.statements), new RegExp(`^Error: ${c.reason}$`), c.why);
+  assert.notEqual(readChain(v.fork.statements).hashes[1], group.hashes[1]);
+});
+
 if (!process.exitCode) console.log(`all vectors hold (${checks} checks, Node.js ${process.version})`);

@@ -325,3 +325,85 @@ async def test_reads_a_message_the_reference_client_sent(server: Any, tmp_path: 
     assert abs(inner["time"] / 1000 - stored["time"]) < 60  # milliseconds, the server's clock
     await alice.close()
     await bob.close()
+
+
+class Refused(Exception):
+    """A statement the page's rules refuse (with the reason the page names)."""
+
+
+def read_group_chain(chain: list[dict[str, Any]], keys: dict[str, Any]) -> dict[str, Any]:
+    """§7 as the page says: each statement checked in order; the group it leaves."""
+    group: dict[str, Any] = {}
+    for s in chain:
+        by, op = s["by"], s["op"]
+        entry = keys.get(by)
+        if entry is None or fingerprint(entry["public_keys"]) != s["fingerprint"]:
+            raise Refused("unknown_key")
+        unsigned = {k: v for k, v in s.items() if k != "signature"}
+        try:
+            signing_key(entry["public_keys"]).verify(
+                b64(s["signature"]), b"pychat-group-v1\0" + canonical(unsigned)
+            )
+        except Exception:
+            raise Refused("signature") from None
+        digest = hashes.Hash(hashes.SHA256())
+        if op == "create":
+            body = {k: v for k, v in unsigned.items() if k != "group"}
+            digest.update(b"pychat-group-id-v1\0" + canonical(body))
+            if s["n"] != 1 or s["prev"] != "" or s["group"] != digest.finalize().hex()[:32]:
+                raise Refused("group")
+            if by not in s["admins"] or s["members"].get(by) != s["fingerprint"]:
+                raise Refused("not_admin")
+            group = {"group": s["group"], "name": s["name"], "members": dict(s["members"]),
+                     "admins": set(s["admins"]), "n": 1}  # fmt: skip
+        else:
+            if s["group"] != group.get("group"):
+                raise Refused("group")
+            if s["n"] != group["n"] + 1 or s["prev"] != group["head"]:
+                raise Refused("order")
+            if by not in group["members"]:
+                raise Refused("not_member")
+            if op in ("add", "remove", "admin") and by not in group["admins"]:
+                raise Refused("not_admin")
+            if op == "add":
+                group["members"][s["member"]] = s["member_fingerprint"]
+            elif op == "remove":
+                del group["members"][s["member"]]
+                group["admins"].discard(s["member"])
+            elif op == "admin":
+                group["admins"].add(s["member"])
+            elif op == "leave":
+                del group["members"][by]
+                group["admins"].discard(by)
+            elif op == "rename":
+                group["name"] = s["name"]
+            group["n"] += 1
+        whole = hashes.Hash(hashes.SHA256())
+        whole.update(canonical(s))
+        group["head"] = whole.finalize().hex()
+        group.setdefault("hashes", []).append(group["head"])
+    return group
+
+
+def test_the_group_chain_as_the_page_says() -> None:
+    v = vector("group_chain")
+    group = read_group_chain(v["statements"], v["keys"])
+    assert group["hashes"] == v["hashes"]
+    want = v["state"]
+    assert (group["group"], group["name"], group["members"], sorted(group["admins"])) == (
+        want["group"], want["name"], want["members"], want["admins"],
+    )  # fmt: skip
+    assert (group["n"], group["head"]) == (want["n"], want["head"])
+    digest = hashes.Hash(hashes.SHA512())
+    digest.update(sep("pychat-group-safety-v1", group["group"], str(group["n"]), group["head"]))
+    raw = digest.finalize()
+    number = " ".join(
+        f"{int.from_bytes(raw[5 * i : 5 * i + 5], 'big') % 100000:05d}" for i in range(12)
+    )
+    assert number == v["safety_number"]
+    for case in v["refused"]:
+        with pytest.raises(Refused) as info:
+            read_group_chain(case["statements"], v["keys"])
+        assert str(info.value) == case["reason"], case["why"]
+    forked = read_group_chain(v["fork"]["statements"], v["keys"])
+    assert forked["hashes"][1] != group["hashes"][1]  # another statement 2: a fork
