@@ -214,4 +214,24 @@ check("group chain", () => {
   assert.notEqual(readChain(v.fork.statements).hashes[1], group.hashes[1]);
 });
 
+check("group envelope", () => {
+  const chain = vector("group_chain");
+  const v = vector("group_envelope");
+  const e = v.envelope;
+  assert.equal(e.head, chain.hashes[v.chain_statements - 1]);
+  assert.deepEqual(Object.keys(e.members).sort(), ["alice", "bob", "carol"]);
+  const members = Object.keys(e.members).sort().flatMap((m) =>
+    [m, e.members[m].fingerprint, e.members[m].wrapped]);
+  const statement = sep("pychat-group-envelope-v1", e.group, String(e.epoch), e.creator,
+    String(e.after), String(e.chain), e.head, ...members);
+  assert.equal(statement.toString("base64"), v.statement_b64);
+  const alice = chain.keys.alice.public_keys;
+  assert.equal(e.members.alice.fingerprint, fingerprint(alice));
+  assert.ok(verify(null, statement, ed25519Key(b64(alice.signing)), b64(e.signature)), "signature");
+  const key = privateDecrypt(
+    { key: bobRsa, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" },
+    b64(e.members.bob.wrapped));
+  assert.equal(key.toString("ascii"), v.fernet_key);
+});
+
 if (!process.exitCode) console.log(`all vectors hold (${checks} checks, Node.js ${process.version})`);

@@ -407,3 +407,23 @@ def test_the_group_chain_as_the_page_says() -> None:
         assert str(info.value) == case["reason"], case["why"]
     forked = read_group_chain(v["fork"]["statements"], v["keys"])
     assert forked["hashes"][1] != group["hashes"][1]  # another statement 2: a fork
+
+
+def test_a_group_epoch_as_the_page_says() -> None:
+    chain, v = vector("group_chain"), vector("group_envelope")
+    group = read_group_chain(chain["statements"][: v["chain_statements"]], chain["keys"])
+    e = v["envelope"]
+    assert (e["group"], e["chain"], e["head"]) == (group["group"], group["n"], group["head"])
+    assert set(e["members"]) == set(group["members"]) and e["creator"] in group["admins"]
+    statement = sep(
+        "pychat-group-envelope-v1", e["group"], str(e["epoch"]), e["creator"], str(e["after"]),
+        str(e["chain"]), e["head"],
+        *[part for name in sorted(e["members"])
+          for part in (name, e["members"][name]["fingerprint"], e["members"][name]["wrapped"])],
+    )  # fmt: skip
+    assert base64.b64encode(statement).decode() == v["statement_b64"]
+    creator = chain["keys"][e["creator"]]["public_keys"]
+    assert e["members"][e["creator"]]["fingerprint"] == fingerprint(creator)
+    signing_key(creator).verify(b64(e["signature"]), statement)
+    wrapped = b64(e["members"]["bob"]["wrapped"])
+    assert private_rsa("bob").decrypt(wrapped, oaep()) == v["fernet_key"].encode()

@@ -365,5 +365,6 @@ async def test_a_node_away_longer_than_events_are_kept_reads_everything_again(
     bus._stopped = False
     bus._last_read = two.chat.clock.seconds() - FELL_BEHIND - 1
     bus.read()
-    await until(lambda: two.chat.store.accounts.get("ivy") is not None)
-    assert two.chat.store.conversations.get(conv).last_seq == 1  # type: ignore[union-attr]
+    known = two.chat.store.conversations.get(conv)
+    assert known is not None
+    await until(lambda: two.chat.store.accounts.get("ivy") is not None and known.last_seq == 1)

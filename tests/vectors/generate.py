@@ -27,6 +27,7 @@ from pychat.crypto.group_chain import (
     statement_hash,
     verify_chain,
 )
+from pychat.crypto.group_envelopes import group_envelope_statement, make_group_envelope
 from pychat.crypto.identity import IdentityKeyPair, rotation_statement
 from pychat.crypto.kdf import KdfParams
 from pychat.wire.encoding import b64encode
@@ -321,10 +322,35 @@ def _group_chain() -> dict[str, Any]:
     }
 
 
+def _group_envelope() -> dict[str, Any]:
+    """An epoch of the group of ``group_chain.json`` as its statement 2 leaves it (alice,
+    bob and carol; alice the admin): the key wrapped for the three, signed by alice."""
+    chain = json.loads((HERE / "group_chain.json").read_text())
+    keys = {n: identity(n) for n in ("alice", "bob", "carol")}
+    fps = {n: k.public().fingerprint() for n, k in keys.items()}
+    state = verify_chain(
+        chain["statements"][:2],
+        lambda n, fp: keys[n].signing.public_key() if fps.get(n) == fp else None,
+    )
+    fernet_key = b"Z3JvdXAtZXBvY2gta2V5LWZvci10ZXN0LXZlY3Rvcj0="
+    envelope, _ = make_group_envelope(
+        state, epoch=2, after=5, creator="alice", creator_keys=keys["alice"],
+        identities={n: k.public() for n, k in keys.items()}, key=fernet_key,
+    )  # fmt: skip
+    return {
+        "chain_statements": 2,
+        "fernet_key": fernet_key.decode(),
+        "envelope": envelope,
+        "statement_b64": b64encode(group_envelope_statement(envelope)),
+    }
+
+
 if __name__ == "__main__":
     import sys
 
     if sys.argv[1:] == ["group_chain"]:  # only this one (the others hold random OAEP padding)
         _write("group_chain", _group_chain())
+    elif sys.argv[1:] == ["group_envelope"]:
+        _write("group_envelope", _group_envelope())
     else:
         main()
