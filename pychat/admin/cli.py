@@ -65,7 +65,7 @@ from typing import Any
 
 from twisted.internet import defer
 
-from pychat.admin.output import AdminError, confirm, print_users, when
+from pychat.admin.output import AdminError, confirm_delete, confirm_reset, print_users, when
 from pychat.server.config import DEFAULT_DATA_DIR
 from pychat.server.control import store_stats, users_table
 from pychat.store.accounts import Account
@@ -260,12 +260,7 @@ def invite(data_dir: Path, hours: float) -> None:
 def delete(data_dir: Path, key: Path, user: str, *, confirmed: bool) -> None:
     """Delete ``user`` with their key history and conversations."""
     name = normal_form(user)
-    confirm(
-        confirmed,
-        f"Delete {visible(name)}, their key history and every conversation they are in, for "
-        "both sides? This cannot be undone.",
-        "delete removes the account and its conversations",
-    )
+    confirm_delete(name, confirmed)
     made = _account_change(
         data_dir,
         key,
@@ -280,12 +275,7 @@ def delete(data_dir: Path, key: Path, user: str, *, confirmed: bool) -> None:
 def reset(data_dir: Path, key: Path, user: str, *, confirmed: bool) -> None:
     """Remove ``user``'s account so that they can sign up again."""
     name = normal_form(user)
-    confirm(
-        confirmed,
-        f"Reset {visible(name)}? They sign up again; their old messages stay unreadable to "
-        "them and their peers see a key change.",
-        "reset removes the account",
-    )
+    confirm_reset(name, confirmed)
     _account_change(
         data_dir, key, user, "reset", lambda store, account: run_inline(store.accounts.delete(name))
     )

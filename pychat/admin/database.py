@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pychat.admin.output import AdminError, confirm, print_users, when
+from pychat.admin.output import AdminError, confirm_delete, confirm_reset, print_users, when
 from pychat.server.control import users_table
 from pychat.store.atrest import AtRestKey
 from pychat.store.blocking import inline_runner, run_inline
@@ -100,12 +100,7 @@ def set_disabled(store: ServerStore, user: str, disabled: bool) -> None:
 def reset(store: ServerStore, user: str, *, confirmed: bool) -> None:
     """Remove ``user``'s account so that they can sign up again."""
     name = _account(store, user)
-    confirm(
-        confirmed,
-        f"Reset {visible(name)}? They sign up again; their old messages stay unreadable to "
-        "them and their peers see a key change.",
-        "reset removes the account",
-    )
+    confirm_reset(name, confirmed)
     _tell_closed(store, name, "account_reset", "the operator reset this account")
     run_inline(store.accounts.delete(name))
     print(f"{visible(name)} is reset: they can sign up again under the same name")
@@ -114,12 +109,7 @@ def reset(store: ServerStore, user: str, *, confirmed: bool) -> None:
 def delete(store: ServerStore, user: str, *, confirmed: bool) -> None:
     """Delete ``user`` with their key history and conversations."""
     name = _account(store, user)
-    confirm(
-        confirmed,
-        f"Delete {visible(name)}, their key history and every conversation they are in, for "
-        "both sides? This cannot be undone.",
-        "delete removes the account and its conversations",
-    )
+    confirm_delete(name, confirmed)
     _tell_closed(store, name, "account_deleted", "the operator deleted this account")
     gone = run_inline(store.delete_account(name))
     print(f"{visible(name)} is deleted, with {gone} conversation(s)")

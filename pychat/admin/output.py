@@ -44,3 +44,23 @@ def confirm(confirmed: bool, question: str, refusal: str) -> None:
         raise AdminError(f"{refusal}: confirm with --yes")
     if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
         raise AdminError("nothing changed")
+
+
+def confirm_reset(name: str, confirmed: bool) -> None:
+    """Go on with a reset of ``name`` only when confirmed (:func:`confirm`)."""
+    confirm(
+        confirmed,
+        f"Reset {visible(name)}? They sign up again; their old messages stay unreadable to "
+        "them and their peers see a key change.",
+        "reset removes the account",
+    )
+
+
+def confirm_delete(name: str, confirmed: bool) -> None:
+    """Go on with a deletion of ``name`` only when confirmed (:func:`confirm`)."""
+    confirm(
+        confirmed,
+        f"Delete {visible(name)}, their key history and every conversation they are in, for "
+        "both sides? This cannot be undone.",
+        "delete removes the account and its conversations",
+    )
