@@ -4,6 +4,7 @@ back for pushing), a read marker moved there moves here (:mod:`pychat.server.clu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pychat.store.conversation import Conversation, pair
@@ -23,15 +24,13 @@ class FollowsOtherNodes:
     """The part of :class:`~pychat.store.pg.conversations.PgConversationStore` that takes in
     other nodes' changes."""
 
+    # What the store it is part of holds: its database, index and append queues, how it
+    # opens a sealed row (``_open(sealed, *where)``) and names a conversation's rows (``_key``).
     _db: Database
     _index: ConversationIndex[Conversation]
     _appends: dict[str, Any]
-
-    def _open(self, sealed: bytes, *where: str) -> Any:
-        raise NotImplementedError
-
-    def _key(self, conv: Conversation) -> str:
-        raise NotImplementedError
+    _open: Callable[..., Any]
+    _key: Callable[[Conversation], str]
 
     async def keys(self) -> dict[str, str]:
         """Conversation id -> key of every conversation the database holds now, and of this
