@@ -141,3 +141,13 @@ READ_MARKER_SAVE_INTERVAL = 1.0
 #: conversations with 64 messages in flight each, 128 to 1,024 kept the server busy all the
 #: time (64 cost more turns than it saved); told all at once it sat idle a tenth of the time.
 DURABLE_TELLS_PER_TURN = 256
+
+#: Members a group may have by default (``--max-group-members``), and the most any server
+#: allows (what a chain may hold whatever the server: docs/e2e.md §7).
+DEFAULT_MAX_GROUP_MEMBERS = 50
+MAX_GROUP_MEMBERS = 1000
+#: What one member adds to a group's key envelope, at most with 4096-bit keys (a wrapped key
+#: of 684 base64 characters, a fingerprint, the JSON around them): a group's largest envelope
+#: must fit in a line with room for the op around it.
+GROUP_ENVELOPE_PER_MEMBER = 800
+GROUP_OP_ROOM = 8 * 1024

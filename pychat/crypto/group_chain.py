@@ -110,6 +110,33 @@ def sign_statement(
     return body
 
 
+def next_statement(
+    state: GroupState | None,
+    op: str,
+    *,
+    by: str,
+    fingerprint: str,
+    time_ms: int,
+    signing: ed25519.Ed25519PrivateKey,
+    **fields: Any,
+) -> dict[str, Any]:
+    """The statement that follows ``state`` (a create when None), signed by ``by``."""
+    body: dict[str, Any] = {
+        "v": 1,
+        "group": "" if state is None else state.group,
+        "n": 1 if state is None else state.n + 1,
+        "prev": "" if state is None else state.head,
+        "op": op,
+        "by": by,
+        "fingerprint": fingerprint,
+        "time": time_ms,
+        **fields,
+    }
+    if op == "create":
+        body.setdefault("nonce", new_nonce())
+    return sign_statement(signing, body)
+
+
 def new_nonce() -> str:
     """The random part of a create statement (two groups never share an id)."""
     return b64encode(os.urandom(16))
@@ -292,3 +319,27 @@ def group_safety_number(state: GroupState) -> str:
     ).digest()
     groups = [int.from_bytes(digest[i * 5 : i * 5 + 5], "big") % 100000 for i in range(12)]
     return " ".join(f"{g:05d}" for g in groups)
+
+
+def replay_checked(
+    statements: Sequence[Any], state: GroupState | None = None, max_members: int = MAX_MEMBERS
+) -> GroupState:
+    """The group a chain makes (from ``state`` on, when given), its statements' signatures
+    taken as checked already: a server reading back the chain it stored after checking each
+    statement as it came.  Shape, order, ids and rights are checked again; clients never use
+    this: they verify with :func:`verify_chain`.
+
+    :raises ChainRefused: a statement does not hold.
+    """
+    if state is None and not statements:
+        raise ChainRefused("order", "a group's chain is never empty")
+    for statement in statements:
+        checked = _check_shape(statement)
+        if (state is None) != (checked["op"] == "create"):
+            raise ChainRefused("order", "a group's chain has one create statement, its first")
+        if state is None:
+            state = _created(checked, max_members)
+        else:
+            state = _changed(state, checked, max_members)
+    assert state is not None  # noqa: S101 - statements or a state were given
+    return state

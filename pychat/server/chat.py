@@ -18,6 +18,7 @@ from pychat.server.handlers import (
     account_ops,
     conversation_ops,
     file_ops,
+    group_ops,
     key_ops,
     report_ops,
     session_ops,
@@ -103,6 +104,7 @@ class ChatServer(Service):
             account_ops,
             key_ops,
             conversation_ops,
+            group_ops,
             report_ops,
             signal_ops,
             file_ops,
@@ -124,7 +126,8 @@ class ChatServer(Service):
     # -- who is logged in ----------------------------------------------------------------------
 
     def _peers_of(self, username: str) -> list[str]:
-        return [c.peer_of(username) for c in self.store.conversations.for_user(username)]
+        convs = self.store.conversations.for_user(username)
+        return sorted({peer for c in convs for peer in c.others(username)})
 
     def _shares_presence(self, username: str) -> bool:
         account = self.store.accounts.get(username)

@@ -48,6 +48,8 @@ class ServerConfig:
     file_max_size: int = 100 * 1024 * 1024
     file_quota: int = 1024 * 1024 * 1024
     file_max_age: float = 7 * 24 * 3600.0
+    #: The most members a group may have (its key envelope grows by each: see max_line).
+    max_group_members: int = limits.DEFAULT_MAX_GROUP_MEMBERS
     server_name: str = field(default="pychat")
     #: End the process (exit 1) when a listener cannot open its port; in-process test
     #: servers turn it off.
@@ -78,11 +80,26 @@ class ServerConfig:
             raise ValueError("file limits are sizes of 0 (no files) or more, and an age above 0")
         if not self.listen:
             raise ValueError("at least one listen endpoint is needed")
+        if not 2 <= self.max_group_members <= limits.MAX_GROUP_MEMBERS:
+            raise ValueError(f"--max-group-members must be 2 to {limits.MAX_GROUP_MEMBERS}")
+
 
     @cached_property
     def max_ciphertext(self) -> int:
         """The largest message ciphertext this server accepts (it depends on ``max_line``)."""
         return min(limits.MAX_CIPHERTEXT, self.max_line - limits.MESSAGE_OVERHEAD)
+
+    @property
+    def group_member_limit(self) -> int:
+        """The most members a group may have here: ``max_group_members``, or fewer when
+        ``max_line`` cannot hold the key envelopes of that many."""
+        fit = self.max_group_envelope // limits.GROUP_ENVELOPE_PER_MEMBER
+        return max(2, min(self.max_group_members, fit))
+
+    @property
+    def max_group_envelope(self) -> int:
+        """The largest group key envelope (JSON bytes) this server accepts."""
+        return self.max_line - limits.GROUP_OP_ROOM
 
     @property
     def store_key_path(self) -> Path:

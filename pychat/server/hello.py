@@ -32,6 +32,8 @@ class HelloFields:
         return {
             "max_ciphertext": self.config.max_ciphertext,
             "max_envelope": limits.MAX_ENVELOPE,
+            "max_group_members": self.config.group_member_limit,
+            "max_group_envelope": self.config.max_group_envelope,
             "max_client_id": limits.MAX_CLIENT_ID,
             "history_max": limits.HISTORY_MAX,
         }

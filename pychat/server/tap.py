@@ -181,6 +181,14 @@ class Options(usage.Options):
             float,
         ],
         [
+            "max-group-members",
+            None,
+            limits.DEFAULT_MAX_GROUP_MEMBERS,
+            "The most members a group may have (each adds about 800 bytes to the group's "
+            "key envelopes: above 60, raise --max-line too, else fewer are allowed).",
+            int,
+        ],
+        [
             "idle-timeout",
             None,
             limits.DEFAULT_IDLE_TIMEOUT,
@@ -256,6 +264,7 @@ class Options(usage.Options):
                 file_max_size=self["file-max-mb"] * 1024 * 1024,
                 file_quota=self["file-quota-mb"] * 1024 * 1024,
                 file_max_age=self["file-days"] * 86400.0,
+                max_group_members=self["max-group-members"],
             )
         except ValueError as exc:
             raise usage.UsageError(str(exc)) from None

@@ -37,6 +37,20 @@ log = Logger(namespace="pychat.store")
 CONTROL_COMPACT_AT = 1000
 
 
+def open_record(conv: Conversation) -> dict[str, Any]:
+    """A control log's first record: the conversation's creation (a group's with its chain,
+    which a compaction folds in)."""
+    record: dict[str, Any] = {
+        "t": "open",
+        "id": conv.id,
+        "members": list(conv.members),
+        "time": conv.created,
+    }
+    if conv.group is not None:
+        record["group"] = conv.group.statements
+    return record
+
+
 class ControlLogs:
     """Appends to and compacts the control logs of one conversation store."""
 
@@ -134,9 +148,7 @@ class ControlLogs:
         self._arm_timer()  # paced: tried again after the interval; else with the next batch
 
     def _compaction_records(self, conv: Conversation) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = [
-            {"t": "open", "id": conv.id, "members": list(conv.members), "time": conv.created}
-        ]
+        records: list[dict[str, Any]] = [open_record(conv)]
         records += [{"t": "epoch", "envelope": e} for e in conv.epochs]
         records += [{"t": "read", "user": u, "seq": s} for u, s in sorted(conv.read.items())]
         return records

@@ -20,7 +20,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from pychat.store.atrest import NameHasher, RecordSealer
-from pychat.store.conversation import Conversation, pair
+from pychat.store.conversation import Conversation, apply_chain
 from pychat.store.errors import StoreError
 from pychat.store.journal import Journal
 from pychat.store.recent_ids import RECENT_CLIENT_IDS
@@ -72,9 +72,10 @@ class ConversationFiles:
         self._names = names
         self._journal = journal
 
-    def stem(self, members: tuple[str, str]) -> str:
-        """The keyed-hash file name (without suffix) of a pair's logs."""
-        return self._names(*members)
+    def stem(self, parts: tuple[str, ...]) -> str:
+        """The keyed-hash file name (without suffix) of a conversation's logs, from its
+        :attr:`~pychat.store.conversation.Conversation.name_parts`."""
+        return self._names(*parts)
 
     def logs(self, stem: str) -> tuple[SealedLog, SealedLog]:
         """The control and message logs of ``stem``, opened (created if new)."""
@@ -110,10 +111,13 @@ class ConversationFiles:
             msg.close()
             return None
         first = records[0]
-        members = pair(*first["members"])
-        if self._names(*members) != stem:
+        conv = LoggedConversation(
+            first["id"], tuple(sorted(first["members"])), first["time"], messages=msg, control=ctl
+        )
+        if first.get("group"):
+            apply_chain(conv, first["group"])
+        if self._names(*conv.name_parts) != stem:
             raise StoreError(ctl_path, "conversation log is in the wrong file")
-        conv = LoggedConversation(first["id"], members, first["time"], messages=msg, control=ctl)
         conv.last_activity = first["time"]
         for record in records[1:]:
             apply_control(conv, record)
@@ -138,10 +142,15 @@ def _load_messages(conv: LoggedConversation) -> None:
 
 
 def apply_control(conv: Conversation, record: dict[str, Any]) -> None:
-    """Apply one control record (a key epoch or a read marker) to ``conv``."""
+    """Apply one control record (a key epoch, a read marker, a group's statement with the
+    epoch it began) to ``conv``."""
     kind = record.get("t")
     if kind == "epoch":
         conv.epochs.append(record["envelope"])
+    elif kind == "chain":
+        apply_chain(conv, [record["statement"]])
+        if record.get("envelope") is not None:
+            conv.epochs.append(record["envelope"])
     elif kind == "read":
         conv.read[record["user"]] = max(conv.read.get(record["user"], 0), record["seq"])
 

@@ -1,6 +1,6 @@
 """The conversations a store holds in memory, found by id, by pair and by member; and one
 creation at a time per pair (two asked at once make one conversation).  What every backend
-shares."""
+shares.  A group is found by id and by member (its members change: :meth:`regroup`)."""
 
 from __future__ import annotations
 
@@ -27,16 +27,26 @@ class ConversationIndex(Generic[C]):
     def add(self, conv: C) -> None:
         """Hold ``conv``."""
         self._by_id[conv.id] = conv
-        self._by_pair[conv.members] = conv
+        if conv.group is None:
+            self._by_pair[pair(*conv.members)] = conv
         for member in conv.members:
             self._by_user.setdefault(member, set()).add(conv.id)
 
     def remove(self, conv: Conversation) -> None:
         """Forget ``conv``."""
         self._by_id.pop(conv.id, None)
-        self._by_pair.pop(conv.members, None)
+        if conv.group is None:
+            self._by_pair.pop(pair(*conv.members), None)
         for member in conv.members:
             self._by_user.get(member, set()).discard(conv.id)
+
+    def regroup(self, conv: Conversation, members: tuple[str, ...]) -> None:
+        """A group's members are now ``members`` (found by their names from now on)."""
+        for gone in set(conv.members) - set(members):
+            self._by_user.get(gone, set()).discard(conv.id)
+        conv.members = members
+        for member in members:
+            self._by_user.setdefault(member, set()).add(conv.id)
 
     def clear(self) -> None:
         """Forget every conversation."""

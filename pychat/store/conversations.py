@@ -20,11 +20,20 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from pychat.crypto.group_chain import GroupState
 from pychat.durable import ensure_private_dir, fsync_dir
 from pychat.store.atrest import AtRestKey, SealedDirectory
 from pychat.store.blocking import BlockingRunner
-from pychat.store.control import ControlLogs
-from pychat.store.conversation import Conversation, NewMessage, check_place, pair
+from pychat.store.control import ControlLogs, open_record
+from pychat.store.conversation import (
+    ChainChange,
+    Conversation,
+    GroupChain,
+    NewMessage,
+    check_place,
+    group_name_parts,
+    pair,
+)
 from pychat.store.conversation_files import ConversationFiles, LoggedConversation, report_cut
 from pychat.store.conversation_index import ConversationIndex
 from pychat.store.errors import LogDamaged, StorageFailure
@@ -137,12 +146,62 @@ class ConversationStore:
         conv = LoggedConversation(
             conversation_id(*members), members, now, last_activity=now, messages=msg, control=ctl
         )
-        ctl.append({"t": "open", "id": conv.id, "members": list(members), "time": now})
+        ctl.append(open_record(conv))
         ctl.append({"t": "epoch", "envelope": envelope, "time": now})
         conv.epochs.append(envelope)
         self._index.add(conv)
         await self.committer.durable(ctl)
         return conv
+
+    async def create_group(
+        self, statement: dict[str, Any], state: GroupState, envelope: Envelope, now: float
+    ) -> LoggedConversation:
+        """A new group, from its checked create statement, with its first key epoch."""
+        if self._index.get(state.group) is not None:
+            raise ValueError("group exists")
+        ctl, msg = await self._run(self.files.logs, self.files.stem(group_name_parts(state.group)))
+        if self._index.get(state.group) is not None:  # the same create, twice at once
+            raise ValueError("group exists")
+        conv = LoggedConversation(
+            state.group,
+            tuple(sorted(state.members)),
+            now,
+            last_activity=now,
+            group=GroupChain([statement], state),
+            messages=msg,
+            control=ctl,
+        )
+        ctl.append(open_record(conv))
+        ctl.append({"t": "epoch", "envelope": envelope, "time": now})
+        conv.epochs.append(envelope)
+        self._index.add(conv)
+        await self.committer.durable(ctl)
+        return conv
+
+    async def change_group(
+        self,
+        conv: Conversation,
+        statement: dict[str, Any],
+        state: GroupState,
+        envelope: Envelope | None,
+        now: float,
+    ) -> None:
+        """Append a checked statement to a group's chain (the next one), with the key epoch
+        it begins when it comes with one (placed after the last message).
+
+        :raises EpochRefused: the envelope is not the next epoch, or placed elsewhere.
+        :raises ChainMoved: the statement is not the next one any more.
+        """
+        logged = _logged(conv)
+        before = ChainChange.begin(conv, statement, state, envelope, logged.position)
+        record = {"t": "chain", "statement": statement, "envelope": envelope, "time": now}
+        self._index.regroup(conv, before.members_after)
+        try:
+            await self.control.append(logged, record)
+        except (StorageFailure, LogDamaged):
+            self._index.regroup(conv, before.members)
+            before.undo(conv)  # not stored: not there
+            raise
 
     async def add_epoch(self, conv: Conversation, envelope: Envelope, now: float) -> None:
         """Append a key epoch, the next one, placed after the last message.

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
+from pychat.crypto.group_chain import GroupState
 from pychat.store.accounts import Account
 from pychat.store.conversation import Conversation, NewMessage
 from pychat.store.files import StoredFile
@@ -38,7 +39,8 @@ class AccountRepository(Protocol):
 
 
 class ConversationRepository(Protocol):
-    """Conversations of pairs of users, their key epochs, read markers and message logs.
+    """Conversations of pairs of users and of groups (with their membership chains), their
+    key epochs, read markers and message logs.
 
     Every change is durable when its awaitable finishes, except :meth:`append_message`, which
     returns the record at once and calls back when it is durable (nobody may hear of the
@@ -71,7 +73,25 @@ class ConversationRepository(Protocol):
     async def add_epoch(self, conv: Conversation, envelope: Envelope, now: float) -> None:
         """Append the next key epoch, placed after the last message (``check_place``);
         raise EpochRefused otherwise."""
-        """Append a key epoch."""
+
+    async def create_group(
+        self, statement: dict[str, Any], state: GroupState, envelope: Envelope, now: float
+    ) -> Conversation:
+        """A new group from its create statement (checked: ``state`` is what it makes) with
+        its first key epoch; raise ValueError if the group exists."""
+
+    async def change_group(
+        self,
+        conv: Conversation,
+        statement: dict[str, Any],
+        state: GroupState,
+        envelope: Envelope | None,
+        now: float,
+    ) -> None:
+        """Append the next statement of a group's chain (checked: ``state`` is what it
+        leaves) and the key epoch it begins, if any, together (``ChainChange``); raise
+        ChainMoved when it is not the next statement any more, EpochRefused when the envelope
+        is not the next epoch placed after the last message."""
 
     async def set_read(self, conv: Conversation, username: str, seq: int) -> None:
         """Move a read marker forward."""

@@ -71,7 +71,7 @@ def rotate(data_dir: Path, key_path: Path) -> dict[str, int]:
         place = SealedDirectory.of(target / "conversations", new_key, "conversation", inline_runner)
         conversations = messages = 0
         for conv in store.logs:  # one at a time, its records streamed
-            stem = place.names(*conv.members)
+            stem = place.names(*conv.name_parts)
             for label, log_file, stop in (
                 ("ctl", conv.control, len(conv.control)),
                 ("msg", conv.messages, conv.last_seq),

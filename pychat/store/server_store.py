@@ -61,14 +61,15 @@ class ServerStore:
         return self.conversations
 
     async def delete_account(self, username: str) -> int:
-        """Delete an account, its key history and every conversation it is in; return how
-        many conversations went.
+        """Delete an account, its key history and every pair's conversation it is in; return
+        how many conversations went.  Its groups stay (the server cannot sign statements:
+        an admin removes the name, and no epoch can be wrapped for it meanwhile).
 
         :raises KeyError: there is no such account.
         """
         if self.accounts.get(username) is None:
             raise KeyError(username)
-        convs = self.conversations.for_user(username)
+        convs = [c for c in self.conversations.for_user(username) if not c.is_group]
         for conv in convs:
             await self.conversations.delete(conv)
         for record in [f for f in self.files.records() if f.conversation in {c.id for c in convs}]:

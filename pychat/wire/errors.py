@@ -42,6 +42,7 @@ class ErrorCode(enum.StrEnum):
     SELF_CONVERSATION = "self_conversation"
     BAD_EPOCH = "bad_epoch"
     BAD_SIGNATURE = "bad_signature"
+    BAD_STATEMENT = "bad_statement"
     MESSAGE_TOO_LARGE = "message_too_large"
     CONVERSATION_DAMAGED = "conversation_damaged"
     # Files.

@@ -57,6 +57,27 @@ class Summary(TypedDict):
     damaged: bool
 
 
+class GroupSummary(TypedDict):
+    """A group as one member sees it in lists and pushes (its name is in its chain)."""
+
+    conversation: str
+    group: bool
+    members: list[str]
+    admins: list[str]
+    #: The number of the chain's last statement.
+    chain: int
+    #: Its membership changed after its newest epoch: nobody sends until an epoch comes.
+    awaits_epoch: bool
+    #: Members online who share it.
+    online: list[str]
+    last_seq: int
+    read: int
+    unread: int
+    last_activity: float
+    epochs: int
+    damaged: bool
+
+
 class OpenReply(Summary):
     """``open_conversation``: the summary, whether it was made now, and every envelope."""
 
@@ -65,11 +86,12 @@ class OpenReply(Summary):
 
 
 class EpochsReply(TypedDict):
-    """``epochs``: every envelope, and where an epoch added now begins."""
+    """``epochs``: every envelope, and where an epoch added now begins (and a group's chain)."""
 
     conversation: str
     envelopes: list[Envelope]
     after: int
+    statements: NotRequired[list[dict[str, Any]]]
 
 
 class AddEpochReply(TypedDict):
@@ -82,7 +104,7 @@ class AddEpochReply(TypedDict):
 class ConversationsReply(TypedDict):
     """``conversations``: the caller's, most recent first."""
 
-    conversations: list[Summary]
+    conversations: list[Summary | GroupSummary]
 
 
 class SendReply(TypedDict):

@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 
 from pychat.client.protocol import RemoteError
 from pychat.testing import RunningServer, start_server
 from tests.chat_helpers import TestUser, envelope, login, signup
+from tests.group_helpers import TestGroup
 
 #: How long a push may take to cross from one node to the other, at most, in these tests.
 ACROSS = 5.0
@@ -368,3 +369,58 @@ async def test_a_node_away_longer_than_events_are_kept_reads_everything_again(
     known = two.chat.store.conversations.get(conv)
     assert known is not None
     await until(lambda: two.chat.store.accounts.get("ivy") is not None and known.last_seq == 1)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_group_changed_on_one_node_is_followed_on_the_other(nodes: Nodes) -> None:
+    one, two = nodes
+    for name, node in (("alice", one), ("bob", two), ("carol", two)):
+        await signup(node, name)
+    await until(lambda: all(n.chat.store.accounts.get("carol") for n in (one, two)))
+    alice, bob, carol = (
+        await login(one, "alice"),
+        await login(two, "bob"),
+        await login(two, "carol"),
+    )
+    group = TestGroup()
+    create = group.create("alice", "bob", "carol")
+    await alice.request("group_create", statement=create, envelope=group.envelope("alice", 0))
+    await bob.wait_for("group", timeout=ACROSS)
+    await bob.request("send", conversation=group.id, epoch=1, ciphertext="c", client_id="b1")
+    (pushed,) = await alice.wait_for("message", timeout=ACROSS)
+    assert (pushed["sender"], pushed["seq"]) == ("bob", 1)
+    # Removed on node one; node two follows: carol's send there is refused, bob's new
+    # epoch taken.
+    remove = group.say("alice", "remove", member="carol")
+    await alice.request(
+        "group_change", conversation=group.id, statement=remove, envelope=group.envelope("alice", 1)
+    )
+    await carol.wait_for("group", 2, timeout=ACROSS)
+    with pytest.raises(RemoteError) as info:
+        await carol.request("send", conversation=group.id, epoch=2, ciphertext="x", client_id="c")
+    assert info.value.code == "unknown_conversation"
+    reply = await bob.request(
+        "send", conversation=group.id, epoch=2, ciphertext="d", client_id="b2"
+    )
+    assert reply["seq"] == 2
+    # Two admins' changes at once on two nodes: the database takes one statement 3.
+    admin = group.say("alice", "admin", member="bob")
+    await alice.request("group_change", conversation=group.id, statement=admin)
+    await until(lambda: _chain_length(two, group.id) == 3)
+    first = group.copy().say("alice", "rename", name="From alice")
+    second = group.copy().say("bob", "rename", name="From bob")
+    replies = await defer.DeferredList(
+        [
+            alice.request("group_change", conversation=group.id, statement=first),
+            bob.request("group_change", conversation=group.id, statement=second),
+        ],
+        consumeErrors=True,
+    )
+    assert sorted(ok for ok, _ in replies) == [False, True]
+    for node in (one, two):
+        await until(lambda n=node: _chain_length(n, group.id) == 4)
+
+
+def _chain_length(node: RunningServer, group: str) -> int:
+    conv = node.chat.store.conversations.get(group)
+    return 0 if conv is None or conv.group is None else conv.group.state.n

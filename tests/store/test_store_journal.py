@@ -47,7 +47,7 @@ def _crash(store: ConversationStore) -> None:
         conv.control.close()
 
 
-def _texts(store: ConversationStore) -> dict[tuple[str, str], list[str]]:
+def _texts(store: ConversationStore) -> dict[tuple[str, ...], list[str]]:
     return {
         conv.members: [r["ciphertext"] for r in conv.messages.read_range(0, conv.last_seq)]
         for conv in store

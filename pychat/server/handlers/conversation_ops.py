@@ -8,7 +8,6 @@ probed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,9 @@ from pychat.server.handlers.common import (
     OpDef,
     current_user,
 )
+from pychat.server.handlers.envelope_checks import check_envelope, refused_epoch
+from pychat.server.handlers.group_checks import check_group_envelope
+from pychat.server.handlers.summaries import member_conversation, pair_summary, summary
 from pychat.server.ops import Later, OpContext
 from pychat.server.state import LOGGED_IN, stay_in
 from pychat.store.conversation import (
@@ -31,7 +33,6 @@ from pychat.store.conversation import (
     EpochRefused,
     EpochsMoved,
     NewMessage,
-    check_place,
 )
 from pychat.store.errors import Resent
 from pychat.wire.errors import ErrorCode, ProtocolError
@@ -41,7 +42,6 @@ from pychat.wire.shapes import (
     AddEpochReply,
     ConversationPush,
     ConversationsReply,
-    Envelope,
     EpochPush,
     EpochsReply,
     HistoryReply,
@@ -50,7 +50,6 @@ from pychat.wire.shapes import (
     ReadReply,
     SendReply,
     StoredMessage,
-    Summary,
 )
 from pychat.wire.usernames import normal_form
 
@@ -146,57 +145,6 @@ async def _served(
     return out
 
 
-def check_envelope(envelope: Mapping[str, Any], first: bool) -> Envelope:
-    """An envelope's shape and size as the server needs them: an integer ``epoch`` (1 for
-    ``first``), and from version 2 an integer ``after`` (0 for ``first``).  Its number and
-    place against the conversation are the store's to check (``check_place``), where the
-    last seq is known for sure; the rest of its content is the clients' business."""
-    epoch = envelope.get("epoch")
-    if not isinstance(epoch, int) or isinstance(epoch, bool):
-        raise bad_field("envelope", "must hold an integer 'epoch'")
-    if "after" in envelope or envelope.get("v") == 2:
-        after = envelope.get("after")
-        if not isinstance(after, int) or isinstance(after, bool):
-            raise bad_field("envelope", "must hold an integer 'after'")
-    if len(json.dumps(envelope)) > limits.MAX_ENVELOPE:
-        raise bad_field("envelope", f"must be at most {limits.MAX_ENVELOPE} bytes of JSON")
-    placed = dict(envelope)
-    if first:
-        try:
-            check_place(placed, 0, 0)
-        except EpochRefused as exc:
-            raise _refused(exc) from None
-    return placed
-
-
-def _refused(exc: EpochRefused) -> ProtocolError:
-    return ProtocolError(ErrorCode.BAD_EPOCH, str(exc), details={"after": exc.after})
-
-
-def member_conversation(deps: HandlerDeps, username: str, conversation_id: str) -> Conversation:
-    """The conversation if ``username`` is a member; to anyone else it does not exist."""
-    conv = deps.conversations.get(conversation_id)
-    if conv is None or username not in conv.members:
-        raise ProtocolError(ErrorCode.UNKNOWN_CONVERSATION, "no such conversation among yours")
-    return conv
-
-
-def summary(deps: HandlerDeps, conv: Conversation, username: str) -> Summary:
-    """A conversation as ``username`` sees it in lists and pushes."""
-    peer = conv.peer_of(username)
-    return {
-        "conversation": conv.id,
-        "peer": peer,
-        "last_seq": conv.last_seq,
-        "read": conv.read.get(username, 0),
-        "unread": conv.unread(username),
-        "last_activity": conv.last_activity,
-        "epochs": len(conv.epochs),
-        "peer_online": deps.presence.visible_online(peer),
-        "damaged": conv.damaged is not None,
-    }
-
-
 async def open_conversation(deps: HandlerDeps, ctx: OpContext, params: OpenParams) -> OpenReply:
     """The conversation with a peer, created (with its first envelope) if new."""
     me = current_user(ctx)
@@ -216,34 +164,40 @@ async def open_conversation(deps: HandlerDeps, ctx: OpContext, params: OpenParam
         conv = await deps.conversations.create(me, peer, envelope, deps.clock.seconds())
         created = True
         payload: ConversationPush = {
-            "conversation": summary(deps, conv, peer),
+            "conversation": pair_summary(deps, conv, peer),
             "envelope": envelope,
         }
         deps.presence.push_to_user(peer, "conversation", payload)
-        mine: ConversationPush = {**payload, "conversation": summary(deps, conv, me)}
+        mine: ConversationPush = {**payload, "conversation": pair_summary(deps, conv, me)}
         deps.presence.push_to_user(me, "conversation", mine, skip=ctx)
-    return {**summary(deps, conv, me), "created": created, "envelopes": conv.epochs}
+    return {**pair_summary(deps, conv, me), "created": created, "envelopes": conv.epochs}
 
 
 async def add_epoch(deps: HandlerDeps, ctx: OpContext, params: EpochParams) -> AddEpochReply:
-    """A new key epoch, told to both members."""
+    """A new key epoch, told to every member."""
     me = current_user(ctx)
     conv = member_conversation(deps, me, params.conversation)
-    envelope = check_envelope(params.envelope, first=False)
+    if conv.group is None:
+        envelope = check_envelope(params.envelope, first=False)
+    else:
+        envelope = check_group_envelope(deps, me, conv.group.state, params.envelope, first=False)
     try:
         await deps.conversations.add_epoch(conv, envelope, deps.clock.seconds())
     except EpochRefused as exc:
-        raise _refused(exc) from None
+        raise refused_epoch(exc) from None
     event: EpochPush = {"conversation": conv.id, "epoch": len(conv.epochs), "envelope": envelope}
-    deps.presence.push_to_user(conv.peer_of(me), "epoch", event)
+    deps.presence.push_to_users(conv.others(me), "epoch", event)
     deps.presence.push_to_user(me, "epoch", event, skip=ctx)
     return {"conversation": conv.id, "epoch": len(conv.epochs)}
 
 
 async def epochs(deps: HandlerDeps, ctx: OpContext, params: ConversationParams) -> EpochsReply:
-    """Every key envelope of a conversation."""
+    """Every key envelope of a conversation (and a group's chain)."""
     conv = member_conversation(deps, current_user(ctx), params.conversation)
-    return {"conversation": conv.id, "envelopes": conv.epochs, "after": conv.position}
+    reply: EpochsReply = {"conversation": conv.id, "envelopes": conv.epochs, "after": conv.position}
+    if conv.group is not None:
+        reply["statements"] = conv.group.statements
+    return reply
 
 
 async def conversations(deps: HandlerDeps, ctx: OpContext, params: NoParams) -> ConversationsReply:
@@ -267,6 +221,22 @@ def _send_target(deps: HandlerDeps, me: str, params: SendParams) -> Conversation
     return found
 
 
+def _check_group_epoch(conv: Conversation, epoch: int) -> None:
+    """In a group only the newest epoch speaks, and none while the group awaits one made for
+    its members as they are (docs/e2e.md §7, "Which epoch a group message uses")."""
+    if conv.awaits_epoch:
+        raise ProtocolError(
+            ErrorCode.BAD_EPOCH,
+            "the group's members changed: it waits for a new key epoch from an admin's client",
+            details={"awaits_epoch": True},
+        )
+    if epoch != len(conv.epochs):
+        raise ProtocolError(
+            ErrorCode.BAD_EPOCH,
+            f"the group's newest epoch is {len(conv.epochs)}: fetch the epochs and send in it",
+        )
+
+
 def send(
     deps: HandlerDeps, ctx: OpContext, params: SendParams
 ) -> Mapping[str, Any] | Later | Coroutine[Any, Any, Later]:
@@ -287,6 +257,8 @@ def send(
         raise ProtocolError(
             ErrorCode.BAD_EPOCH, f"epoch {params.epoch} does not exist in this conversation"
         )
+    if conv.group is not None:
+        _check_group_epoch(conv, params.epoch)
     newer = conv.newer_epoch_by(me, params.epoch)
     if newer is not None:
         raise ProtocolError(
@@ -383,7 +355,7 @@ class _Delivery(Later):
     def _deliver(self, record: StoredMessage) -> SendReply:
         deps, conv, me = self.deps, self.conv, self.me
         deps.conversations.set_read_nowait(conv, me, record["seq"])  # you read what you sent
-        readers = (conv.peer_of(me), me)
+        readers = conv.members
         # A plain message's push is put together from its record's sealed text; a
         # disappearing one's record holds no ciphertext: its push is built the general way.
         # Readers on other nodes are pushed by their node, told by the append's own event.

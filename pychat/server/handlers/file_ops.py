@@ -9,7 +9,7 @@ import binascii
 from dataclasses import dataclass
 
 from pychat.server.handlers.common import CONVERSATION_ID_MAX, HandlerDeps, OpDef, current_user
-from pychat.server.handlers.conversation_ops import member_conversation
+from pychat.server.handlers.summaries import member_conversation
 from pychat.server.ops import OpContext
 from pychat.server.state import LOGGED_IN, stay_in
 from pychat.store.files import CHUNK_BYTES, StoredFile, describe

@@ -132,8 +132,8 @@ async def rotate_keys(deps: HandlerDeps, ctx: OpContext, params: RotateKeysParam
         v=version,
     )
     event: KeysChangedPush = {"user": username, "key_version": version, "fingerprint": fingerprint}
-    for peer in {c.peer_of(username) for c in deps.conversations.for_user(username)}:
-        deps.presence.push_to_user(peer, "keys_changed", event)
+    peers = {p for c in deps.conversations.for_user(username) for p in c.others(username)}
+    deps.presence.push_to_users(sorted(peers), "keys_changed", event)
     deps.presence.push_to_user(username, "keys_changed", event, skip=ctx)
     return keys_reply(updated)
 

@@ -65,10 +65,21 @@ def _key_history(account: Account) -> list[dict[str, Any]]:
 def _conversations(deps: HandlerDeps, me: str) -> list[dict[str, Any]]:
     out = []
     for conv in deps.conversations.for_user(me):
+        who: dict[str, Any] = (
+            {"peer": conv.peer_of(me)}
+            if conv.group is None
+            else {
+                "group": True,
+                "members": list(conv.members),
+                "admins": sorted(conv.group.state.admins),
+                "group_name": conv.group.state.name,
+                "statements": len(conv.group.statements),
+            }
+        )
         out.append(
             {
                 "conversation": conv.id,
-                "peer": conv.peer_of(me),
+                **who,
                 "created": conv.created,
                 "last_activity": conv.last_activity,
                 "messages": conv.last_seq,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pychat.server.account_errors import rate_limited
 from pychat.server.handlers.common import CONVERSATION_ID_MAX, HandlerDeps, OpDef, current_user
-from pychat.server.handlers.conversation_ops import member_conversation
+from pychat.server.handlers.summaries import member_conversation
 from pychat.server.ops import OpContext
 from pychat.server.state import LOGGED_IN, stay_in
 from pychat.wire.schema import bounded
@@ -34,14 +34,14 @@ class SignalParams:
 
 
 async def signal(deps: HandlerDeps, ctx: OpContext, params: SignalParams) -> Nothing:
-    """Relay the event to the other member's open connections (and this user's others)."""
+    """Relay the event to the other members' open connections (and this user's others)."""
     me = current_user(ctx)
     conv = member_conversation(deps, me, params.conversation)
     wait = deps.signal_limits.take(me)
     if wait > 0:
         raise rate_limited(wait, "signals")
     payload: SignalPush = {"conversation": conv.id, "sender": me, "ciphertext": params.ciphertext}
-    deps.presence.push_to_user(conv.peer_of(me), "signal", payload)
+    deps.presence.push_to_users(conv.others(me), "signal", payload)
     return {}
 
 

@@ -24,7 +24,16 @@ def _open(sealer: Any, sealed: bytes, aad: str) -> Any:
 
 
 #: What :func:`check_database` counts.
-KINDS = ("accounts", "conversations", "epochs", "read markers", "messages", "files", "blobs")
+KINDS = (
+    "accounts",
+    "conversations",
+    "epochs",
+    "group statements",
+    "read markers",
+    "messages",
+    "files",
+    "blobs",
+)
 
 
 class _Check:
@@ -60,6 +69,7 @@ class _Check:
         for table, what, sql in (
             ("epochs", "epoch", "SELECT conv_key, epoch, sealed FROM conversation_epochs"),
             ("read markers", "read", "SELECT conv_key, member_key, sealed FROM conversation_reads"),
+            ("group statements", "statement", "SELECT conv_key, n, sealed FROM group_statements"),
         ):
             for conv_key, where, sealed in _rows(self.database, sql):
                 try:

@@ -6,9 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 #: One conversation as :func:`load_one` reads it: sealed row, last seq, epochs, read markers,
-#: newest messages, size.
+#: newest messages, size, a group's statements.
 Loaded = tuple[
-    bytes, int, list[tuple[int, bytes]], list[tuple[str, bytes]], list[tuple[int, bytes]], int
+    bytes,
+    int,
+    list[tuple[int, bytes]],
+    list[tuple[str, bytes]],
+    list[tuple[int, bytes]],
+    int,
+    list[tuple[int, bytes]],
 ]
 
 
@@ -69,7 +75,11 @@ def load_one(cursor: Any, conv_key: str, newest: int) -> Loaded | None:
         (conv_key,),
     )
     (size,) = cursor.fetchone()
-    return bytes(row[0]), int(row[1]), epochs, reads, recent, int(size)
+    cursor.execute(
+        "SELECT n, sealed FROM group_statements WHERE conv_key = %s ORDER BY n", (conv_key,)
+    )
+    statements = [(int(n), bytes(s)) for n, s in cursor.fetchall()]
+    return bytes(row[0]), int(row[1]), epochs, reads, recent, int(size), statements
 
 
 def all_conversations(cursor: Any) -> list[tuple[str, bytes]]:

@@ -34,6 +34,7 @@ from pychat.store.pg.conversation_queries import epoch_rows, page_rows
 from pychat.store.pg.database import Database, DatabaseUnavailable
 from pychat.store.pg.events import EventLog
 from pychat.store.pg.following import FollowsOtherNodes
+from pychat.store.pg.groups import KeepsGroups
 from pychat.store.pg.latest_writes import LatestWrites
 from pychat.store.recent_ids import RECENT_CLIENT_IDS
 from pychat.wire.ids import conversation_id
@@ -52,7 +53,7 @@ Stored = list[tuple[StoredMessage, int]]
 MOVED = -1
 
 
-class PgConversationStore(FollowsOtherNodes):
+class PgConversationStore(FollowsOtherNodes, KeepsGroups):
     """The conversations of one database."""
 
     def __init__(self, database: Database, key: AtRestKey, events: EventLog | None = None) -> None:
@@ -78,7 +79,7 @@ class PgConversationStore(FollowsOtherNodes):
             "SELECT conv_key, sealed, last_seq FROM conversations"
         ):
             meta = store._open(bytes(sealed), "conversation", conv_key)
-            conv = Conversation(meta["id"], pair(*meta["members"]), meta["time"])
+            conv = Conversation(meta["id"], tuple(sorted(meta["members"])), meta["time"])
             conv.durable_seq = conv.assigned = int(last_seq)
             conv.last_activity = meta["time"]
             by_key[conv_key] = conv
@@ -94,6 +95,7 @@ class PgConversationStore(FollowsOtherNodes):
             marker = store._open(bytes(sealed), "read", conv_key, member_key)
             by_key[conv_key].read[marker["user"]] = marker["seq"]
         store._load_recent(by_key)
+        store.load_chains(by_key)
         for conv in by_key.values():
             store._index.add(conv)
         return store
@@ -119,7 +121,7 @@ class PgConversationStore(FollowsOtherNodes):
     # -- sealing -------------------------------------------------------------------------------
 
     def _key(self, conv: Conversation) -> str:
-        return self._names(*conv.members)
+        return self._names(*conv.name_parts)
 
     def _seal(self, obj: Any, *where: str) -> bytes:
         return seal_row(self._sealer, obj, *where)

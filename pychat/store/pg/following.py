@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pychat.store.conversation import Conversation, pair
+from pychat.store.conversation import Conversation
 from pychat.store.conversation_index import ConversationIndex
 from pychat.store.pg.conversation_queries import (
     all_conversations,
@@ -31,6 +31,7 @@ class FollowsOtherNodes:
     _appends: dict[str, Any]
     _open: Callable[..., Any]
     _key: Callable[[Conversation], str]
+    chain_of: Callable[..., None]
 
     async def keys(self) -> dict[str, str]:
         """Conversation id -> key of every conversation the database holds now, and of this
@@ -52,12 +53,15 @@ class FollowsOtherNodes:
                 self._index.remove(conv)
                 self._appends.pop(conv.id, None)
             return None
-        sealed, last_seq, epochs, reads, newest, size = loaded
+        sealed, last_seq, epochs, reads, newest, size, statements = loaded
         if conv is None:
             meta = self._open(sealed, "conversation", conv_key)
-            conv = Conversation(meta["id"], pair(*meta["members"]), meta["time"])
+            conv = Conversation(meta["id"], tuple(sorted(meta["members"])), meta["time"])
             conv.last_activity = meta["time"]
+            self.chain_of(conv, conv_key, statements)
             self._index.add(conv)
+        else:
+            self.chain_of(conv, conv_key, statements, regroup=True)
         conv.epochs[:] = [self._open(s, "epoch", conv_key, str(n))["envelope"] for n, s in epochs]
         for member_key, s in reads:
             marker = self._open(s, "read", conv_key, member_key)

@@ -58,6 +58,8 @@ def fingerprint(store: ServerStore, invites: list[str]) -> dict[str, tuple[int, 
         add("accounts", _canon(asdict(account)))
     for conv in sorted(store.conversations, key=lambda c: c.id):
         body = {"id": conv.id, "members": conv.members, "created": conv.created}
+        if conv.group is not None:
+            body["chain"] = conv.group.statements
         add("conversations", _canon({**body, "epochs": conv.epochs, "read": conv.read}))
         for record in _messages(store, conv):
             add("messages", _canon(record))
@@ -129,8 +131,15 @@ def _conversation_rows(
         key.name_hasher("conversation"),
         key.sealer("ephemeral"),
     )
-    ck = names(*conv.members)
-    meta = {"id": conv.id, "members": list(conv.members), "time": conv.created}
+    ck = names(*conv.name_parts)
+    meta: dict[str, Any] = {"id": conv.id, "members": list(conv.members), "time": conv.created}
+    if conv.group is not None:
+        meta["group"] = True
+        for n, statement in enumerate(conv.group.statements, start=1):
+            sealed = seal_row(
+                sealer, {"statement": statement, "time": conv.created}, "statement", ck, str(n)
+            )
+            rows["group_statements"].append((ck, n, sealed))
     rows["conversations"].append((ck, seal_row(sealer, meta, "conversation", ck), conv.last_seq))
     for n, envelope in enumerate(conv.epochs, start=1):
         epoch = {"envelope": envelope, "time": conv.created}
@@ -159,6 +168,7 @@ _INSERTS = {
     "conversation_epochs": (
         "INSERT INTO conversation_epochs (conv_key, epoch, sealed) VALUES (%s, %s, %s)"
     ),
+    "group_statements": "INSERT INTO group_statements (conv_key, n, sealed) VALUES (%s, %s, %s)",
     "conversation_reads": (
         "INSERT INTO conversation_reads (conv_key, member_key, seq, sealed) VALUES (%s, %s, %s, %s)"
     ),
