@@ -83,7 +83,6 @@ class ServerConfig:
         if not 2 <= self.max_group_members <= limits.MAX_GROUP_MEMBERS:
             raise ValueError(f"--max-group-members must be 2 to {limits.MAX_GROUP_MEMBERS}")
 
-
     @cached_property
     def max_ciphertext(self) -> int:
         """The largest message ciphertext this server accepts (it depends on ``max_line``)."""

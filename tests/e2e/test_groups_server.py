@@ -86,7 +86,7 @@ async def test_a_group_is_made_chatted_in_and_changed(
     await alice.request(
         "group_change", conversation=group.id, statement=remove, envelope=group.envelope("alice", 2)
     )
-    pushes = await carol.wait_for("group", 2)
+    pushes = await carol.wait_for("group", 3)  # the create, dave added, her removal
     assert pushes[-1]["conversation"]["removed"] is True
     assert (await _refused(_send(carol, group.id, 2, "still here")))["code"] == (
         "unknown_conversation"
