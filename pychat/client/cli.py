@@ -49,6 +49,7 @@ from pychat.client.cli_errors import (
     CliError,
 )
 from pychat.client.cli_features import FeatureCommands
+from pychat.client.cli_groups import GroupCommands, add_group_command, group_target
 from pychat.client.config import ClientConfig, ConfigError, default_home
 from pychat.client.keystore import KeystoreError
 from pychat.client.outbox import OutboxEntry
@@ -200,6 +201,7 @@ def _add_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     )
     p = add("listen", "print incoming messages until interrupted")
     p.add_argument("--json", action="store_true")
+    add_group_command(add)
     p = add("accept-server", "pin a server certificate (after checking it with the operator)")
     p.add_argument("address", help="host[:port]")
     p.add_argument("fingerprint", help="SHA-256 fingerprint as the server prints it")
@@ -352,7 +354,7 @@ def _grouped(fingerprint: str) -> str:
     return " ".join(fingerprint[i : i + 4] for i in range(0, len(fingerprint), 4))
 
 
-class Command(FeatureCommands):
+class Command(FeatureCommands, GroupCommands):
     """One run of ``pychat COMMAND``."""
 
     def __init__(self, args: argparse.Namespace, config: ClientConfig) -> None:
@@ -466,6 +468,13 @@ class Command(FeatureCommands):
             text = text[:-1]
         if not text:
             raise CliError("nothing to send", EXIT_USAGE)
+        group = group_target(self.args.peer)
+        if group is not None:
+            await self._login()
+            found = await self.client.groups.find(group)
+            kind = "action" if self.args.me else "text"
+            print(f"sent #{await self.client.groups.send(found, text, kind=kind)}")
+            return EXIT_OK
         if self.args.queue:
             await self._login_or_open_offline()
         else:
@@ -485,6 +494,13 @@ class Command(FeatureCommands):
 
     async def cmd_read(self) -> int:
         await self._login()
+        group = group_target(self.args.peer)
+        if group is not None:
+            found = await self.client.groups.find(group)
+            messages = await self.client.groups.read(found, since=self.args.since)
+            for m in messages:
+                print(json_line(m.to_json()) if self.args.json else format_message(m))
+            return EXIT_REJECTED if any(m.status != "verified" for m in messages) else EXIT_OK
         messages = await self.client.read(self.args.peer, since=self.args.since)
         now = self.client.now()
         messages = [m for m in messages if m.expires is None or m.expires > now]

@@ -108,6 +108,9 @@ class KeystoreData:
     #: conversation and epoch: the places the key-validity rule reads.  Kept, so a server
     #: that stops serving an envelope cannot take its place back.
     epoch_facts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: Each group's membership chain as this device accepted it: ``{"hashes": [...],
+    #: "name": ...}`` by group id.  A chain served later must extend it (else: a fork).
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def identity(self) -> IdentityKeyPair:
@@ -130,6 +133,7 @@ class KeystoreData:
             "games": self.games,
             "timers": self.timers,
             "epoch_facts": self.epoch_facts,
+            "groups": self.groups,
         }
 
     @classmethod
@@ -150,6 +154,7 @@ class KeystoreData:
             games=obj.get("games", {}),
             timers=obj.get("timers", {}),
             epoch_facts=obj.get("epoch_facts", {}),
+            groups=obj.get("groups", {}),
         )
 
     def local_files_key(self) -> tuple[bytes, bool]:

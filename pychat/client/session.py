@@ -39,6 +39,7 @@ from pychat.client.errors import (
 from pychat.client.events import ChatMessage, ClientEvent, SafetyNumbers
 from pychat.client.files import Files
 from pychat.client.games import Games
+from pychat.client.group_actions import GroupActions
 from pychat.client.keystore import (
     KeystoreData,
     KeystoreFile,
@@ -146,6 +147,8 @@ class ChatClient:
         self.trust_store = PeerTrust(self)
         self.keys = ConversationKeys(self, self.trust_store)
         self.messaging = Messaging(self, self.trust_store, self.keys)
+        #: Groups: made, changed, sent to and read (pychat.client.group_actions).
+        self.groups = GroupActions(self, self.trust_store)
         self.sender = Sender(self, self.messaging, lambda: self.keystore)
         #: Fair flips and rolls (:mod:`~pychat.client.games`), typing and read signals, files.
         self.games, self.signals = Games(self), Signals(self, self.trust_store)

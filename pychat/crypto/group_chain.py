@@ -35,6 +35,9 @@ SAFETY_CONTEXT = b"pychat-group-safety-v1"
 
 #: The changes a statement may make.
 OPS = ("create", "add", "remove", "leave", "admin", "rename")
+#: Statements that change who is a member: an epoch pinned before the last of them is stale
+#: (a new epoch follows each: docs/e2e.md §7).
+MEMBERSHIP_OPS = ("create", "add", "remove", "leave")
 #: The longest group name, in characters.
 MAX_NAME = 64
 #: The most members a chain may hold, whatever a server allows (a server's own limit is lower).

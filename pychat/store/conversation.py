@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pychat.crypto.group_chain import GroupState, replay_checked
+from pychat.crypto.group_chain import MEMBERSHIP_OPS, GroupState, replay_checked
 from pychat.store.recent_ids import RecentIds
 from pychat.wire.shapes import Envelope
 
@@ -69,10 +69,6 @@ def pair(a: str, b: str) -> tuple[str, str]:
 def group_name_parts(group_id: str) -> tuple[str, str]:
     """What a group's keyed names are made of (``#group`` is no username)."""
     return ("#group", group_id)
-
-
-#: Statements that change who is a member: a group epoch made before the last of them is stale.
-MEMBERSHIP_OPS = ("create", "add", "remove", "leave")
 
 
 @dataclass
