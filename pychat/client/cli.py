@@ -512,6 +512,8 @@ class Command(FeatureCommands, GroupCommands):
 
     async def cmd_conversations(self) -> int:
         await self._login()
+        for group in await self.client.groups.summaries():
+            self._print_group(group)
         for c in await self.client.conversations():
             if self.args.json:
                 print(json_line(c))
@@ -604,12 +606,15 @@ class Command(FeatureCommands, GroupCommands):
             if event.kind == "message" and event.message is not None:
                 m = event.message
                 rejected = rejected or m.status != "verified"
+                where = self._label(m.conversation, m.peer)
                 line = (
-                    json_line(m.to_json())
+                    json_line({**m.to_json(), "where": where})
                     if self.args.json
-                    else f"[{visible(m.peer)}] {format_message(m)}"
+                    else f"[{visible(where)}] {format_message(m)}"
                 )
                 print(line, flush=True)
+            elif event.kind == "group":
+                self._print_group_change(event.data)
             elif event.kind == "keys_changed" and "warning" in event.data:
                 print(_safe_block(event.data["warning"]), file=sys.stderr, flush=True)
             elif event.kind == "connection" and event.data.get("state") == "refused":

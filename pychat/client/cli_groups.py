@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pychat.client.cli_errors import EXIT_OK, EXIT_USAGE, CliError
+from pychat.client.group_actions import statement_text
 from pychat.client.session import ChatClient
 from pychat.text.safe import json_line, visible
 
@@ -124,6 +125,28 @@ class GroupCommands:
             mark = " admin" if row["admin"] else ""
             print(f"  {visible(row['member']):<20} {row['trust']}{mark}")
         return EXIT_OK
+
+    def _label(self, conversation: str, peer: str) -> str:
+        """Where a message was said: ``#NAME`` for a group, the peer for a pair."""
+        _, data = self.client.require_login()
+        group = data.groups.get(conversation)
+        return peer if group is None else f"#{group['name']}"
+
+    def _print_group_change(self, told: dict[str, Any]) -> None:
+        """A membership change, as ``listen`` prints it (inline with the messages)."""
+        name = f"#{told.get('name')}"
+        if told.get("removed"):
+            line = f"[{name}] you are no longer a member"
+        elif "statement" in told:
+            line = f"[{name}] {statement_text(told['statement'])}"
+        else:
+            line = f"[group] {told.get('problem', 'changed')}"
+        if self.args.json:
+            print(json_line({"event": "group", "line": line, **told}), flush=True)
+        else:
+            print(visible(line), flush=True)
+        if told.get("problem") and "statement" in told:
+            print(visible(f"[{name}] {told['problem']}"), flush=True)
 
     def _print_group(self, summary: dict[str, Any]) -> None:
         if self.args.json:

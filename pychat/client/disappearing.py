@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from pychat.client.errors import ClientError
-from pychat.wire.ids import conversation_id
+from pychat.wire.ids import conversation_of
 from pychat.wire.usernames import normal_form
 
 #: The timers one may choose, by name.
@@ -31,7 +31,7 @@ class Disappearing:
     def timer(self, peer: str) -> int:
         """The seconds messages with ``peer`` last (0: they stay)."""
         me, data = self._client.require_login()
-        return int((data.timers.get(conversation_id(me, normal_form(peer))) or [0, 0])[1])
+        return int((data.timers.get(conversation_of(me, normal_form(peer))) or [0, 0])[1])
 
     async def set(self, peer: str, choice: str) -> int | None:
         """Set the timer with ``peer`` (``off``, ``5m``, ``1h``, ``1d``, ``1w``) for both."""
@@ -46,7 +46,7 @@ class Disappearing:
         seq: int | None = await self._client.sender.send_kind(
             peer, body, "disappear", {"ttl": ttl}, queue=True
         )
-        conv = conversation_id(me, peer)
+        conv = conversation_of(me, peer)
         data.timers[conv] = [seq or 2**53, ttl]
         await self._client.save()
         return seq

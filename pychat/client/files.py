@@ -33,7 +33,7 @@ from pychat.client.messaging import Messaging
 from pychat.client.protocol import ConnectionClosed
 from pychat.client.sending import Sender
 from pychat.wire.encoding import b64decode, b64encode
-from pychat.wire.ids import conversation_id
+from pychat.wire.ids import conversation_of
 from pychat.wire.usernames import normal_form
 
 #: Content bytes per chunk (the server's chunks are this plus the 16-byte tag).
@@ -227,7 +227,7 @@ class Files:
         """
         me, _ = self._ctx.require_login()
         peer = normal_form(peer)
-        found = await self._messaging.digests.message(conversation_id(me, peer), seq)
+        found = await self._messaging.digests.message(conversation_of(me, peer), seq)
         if found is None:
             raise FileError(f"there is no message #{seq} with {peer}")
         checked = await self._messaging.decrypt(peer, found)

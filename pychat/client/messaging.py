@@ -7,7 +7,7 @@ out with ``status="rejected"`` and the reason, and one bad message never stops t
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from pychat.client.context import ClientContext
 from pychat.client.epochs import ConversationKeys
@@ -29,8 +29,25 @@ from pychat.crypto.e2e import (
     seal_message,
     time_ms,
 )
-from pychat.wire.ids import conversation_id
+from pychat.wire.ids import conversation_of, group_of
 from pychat.wire.usernames import normal_form
+
+
+class GroupRoute(Protocol):
+    """What messaging hands to groups (:class:`pychat.client.group_actions.GroupActions`)."""
+
+    async def deliver(self, group: str, entry: OutboxEntry) -> int:
+        """Seal and send an outbox entry in the group; its seq."""
+
+    async def check_message(self, group: str, message: Any) -> ChatMessage:
+        """One of the group's messages, checked."""
+
+    async def read(self, group: str, *, since: int = 0, limit: int = 100) -> list[ChatMessage]:
+        """The group's messages after ``since``, checked."""
+
+    async def view(self, group: str, *, fresh: bool = False) -> Any:
+        """The group loaded (its chain and keys checked)."""
+
 
 #: What a message of a structured kind means: ``(conversation, peer, seq, opened) -> text``.
 KindHandler = Callable[[str, str, int, OpenedMessage], Awaitable[str]]
@@ -51,6 +68,16 @@ class Messaging:
         #: What a verified message of a structured kind means, by kind: ``(conversation,
         #: peer, seq, opened) -> text`` (raising ``ValueError`` to reject it).
         self.kind_handlers: dict[str, KindHandler] = {}
+        #: Where what names a group (``#`` and its id) goes (set by the client).
+        self.groups: GroupRoute | None = None
+
+    def _group(self, target: str) -> tuple[str, GroupRoute] | None:
+        group = group_of(target)
+        if group is None:
+            return None
+        if self.groups is None:
+            raise ClientError("groups are not available here")
+        return group, self.groups
 
     async def new_entry(
         self, peer: str, text: str, *, kind: str = "text", data: dict[str, Any] | None = None
@@ -79,6 +106,9 @@ class Messaging:
         :raises MessageTooLong: the ciphertext is longer than the server takes.
         """
         self._trust.require_own_keys()
+        routed = self._group(entry.peer)
+        if routed is not None:
+            return await routed[1].deliver(routed[0], entry)
         conv = await self._keys.open_conversation(entry.peer)
         await self._trust.peer_identity(entry.peer)
         await self._keys.ensure_current(conv, entry.peer)
@@ -141,10 +171,21 @@ class Messaging:
 
     async def decrypt(self, peer: str, message: Any) -> ChatMessage:
         """A message from the server, opened and checked (or rejected, with the reason)."""
+        routed = self._group(peer)
+        if routed is not None:
+            return await routed[1].check_message(routed[0], message)
         conv, sender, seq, sent = message_fields(message)
         opened = await self._opener.open(peer, message, conv, sender, seq)
         if isinstance(opened, str):
             return ChatMessage(conv, peer, seq, sender, sent, "rejected", None, opened)
+        return await self.finished(conv, peer, message, opened)
+
+    async def finished(
+        self, conv: str, peer: str, message: Any, opened: OpenedMessage
+    ) -> ChatMessage:
+        """A message that passed its checks, with what its kind adds checked too (what a
+        reaction or reply names, a structured kind's meaning)."""
+        _, sender, seq, sent = message_fields(message)
         digest = message_digest(message["ciphertext"])
         quotable = opened.kind in ("text", "action", "reply")
         self.digests.remember(conv, seq, digest, opened.body if quotable else None)
@@ -189,7 +230,7 @@ class Messaging:
         :raises ClientError: there is no such message, or it failed a check.
         """
         me, _ = self._ctx.require_login()
-        conv = conversation_id(me, normal_form(peer))
+        conv = conversation_of(me, normal_form(peer))
         digest = self.digests.known(conv, seq)
         if digest is None or (quote and (conv, seq) not in self.digests.quotes):
             found = await self.digests.message(conv, seq)
@@ -217,7 +258,10 @@ class Messaging:
         """Messages with seq > ``since`` (all of them, or the first ``limit``), checked."""
         me, _ = self._ctx.require_login()
         peer = normal_form(peer)
-        conv = conversation_id(me, peer)
+        routed = self._group(peer)
+        if routed is not None:
+            return await routed[1].read(routed[0], since=since, limit=limit or 100)
+        conv = conversation_of(me, peer)
         try:
             await self._keys.refresh_epochs(conv, peer)
         except RemoteError as exc:
@@ -244,7 +288,10 @@ class Messaging:
         """Messages older than ``before`` (the newest if 0), and whether older ones exist."""
         me, _ = self._ctx.require_login()
         peer = normal_form(peer)
-        conv = conversation_id(me, peer)
+        conv = conversation_of(me, peer)
+        routed = self._group(peer)
+        if routed is not None:
+            await routed[1].view(routed[0])
         fields: dict[str, Any] = {"conversation": conv, "limit": limit}
         if before:
             fields["before"] = before
@@ -260,12 +307,14 @@ class Messaging:
         """Everything up to ``seq`` with ``peer`` has been read (on every device)."""
         me, _ = self._ctx.require_login()
         await self._ctx.request(
-            "mark_read", conversation=conversation_id(me, normal_form(peer)), seq=seq
+            "mark_read", conversation=conversation_of(me, normal_form(peer)), seq=seq
         )
 
     async def conversations(self) -> list[dict[str, Any]]:
-        """Summaries of this user's conversations, most recent first."""
-        return list((await self._ctx.request("conversations"))["conversations"])
+        """Summaries of this user's conversations with one peer each, most recent first
+        (groups: :meth:`pychat.client.group_actions.GroupActions.summaries`)."""
+        summaries = (await self._ctx.request("conversations"))["conversations"]
+        return [c for c in summaries if not c.get("group")]
 
     async def catch_up(self) -> None:
         """Fetch what arrived in each conversation since it was last seen; emit it."""

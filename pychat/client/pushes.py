@@ -18,10 +18,13 @@ from twisted.python.failure import Failure
 
 from pychat.client.errors import PeerKeyChanged
 from pychat.client.events import ClientEvent
+from pychat.client.group_actions import GroupActions
 from pychat.client.messaging import Messaging
 from pychat.client.peer_trust import PeerTrust
 from pychat.client.protocol import ConnectionClosed
 from pychat.client.signals import Signals
+from pychat.wire.ids import conversation_id
+from pychat.wire.usernames import normal_form
 
 log = Logger(namespace="pychat.client")
 
@@ -31,6 +34,7 @@ class PushTarget(Protocol):
 
     username: str | None
     messaging: Messaging
+    groups: GroupActions
     trust_store: PeerTrust
     signals: Signals
 
@@ -69,6 +73,10 @@ class PushDispatcher:
         if client.username is None:
             return
         sender, conv = event.get("sender"), event.get("conversation")
+        if await self._in_group(str(conv), sender):
+            message = await client.groups.receive(event)
+            client.emit(ClientEvent("message", dict(event), message))
+            return
         peer = sender if sender != client.username else None
         if peer is None:
             summaries = await client.conversations()
@@ -77,6 +85,26 @@ class PushDispatcher:
             return
         (message,) = await client.messaging.decrypt_all(str(peer), [event])
         client.emit(ClientEvent("message", dict(event), message))
+
+    async def _in_group(self, conv: str, sender: Any) -> bool:
+        """Whether a pushed message is a group's: a group this device knows, or not the
+        conversation of its sender and this user."""
+        client = self._client
+        if client.groups.is_group(conv):
+            return True
+        if isinstance(sender, str) and sender != client.username and client.username:
+            return conv != conversation_id(client.username, normal_form(sender))
+        return False
+
+    async def _group(self, event: dict[str, Any]) -> None:
+        told = await self._client.groups.changed(event)
+        self._client.emit(ClientEvent("group", {**dict(event), **told}))
+
+    async def _epoch(self, event: dict[str, Any]) -> None:
+        conv = event.get("conversation")
+        if isinstance(conv, str) and self._client.groups.is_group(conv):
+            await self._client.groups.view(conv, fresh=True)
+        self._client.emit(ClientEvent("epoch", dict(event)))
 
     async def _keys_changed(self, event: dict[str, Any]) -> None:
         peer = event.get("user")
@@ -96,6 +124,8 @@ class PushDispatcher:
 
     _HANDLERS: ClassVar[dict[str, Callable[[PushDispatcher, dict[str, Any]], Awaitable[None]]]] = {
         "message": _message,
+        "group": _group,
+        "epoch": _epoch,
         "keys_changed": _keys_changed,
         "closing": _closing,
         "signal": _signal,

@@ -58,7 +58,7 @@ from pychat.crypto.identity import (
     PublicIdentity,
 )
 from pychat.crypto.kdf import KdfParams
-from pychat.wire.ids import conversation_id
+from pychat.wire.ids import conversation_id, group_of
 from pychat.wire.usernames import normal_form
 
 __all__ = [
@@ -148,7 +148,7 @@ class ChatClient:
         self.keys = ConversationKeys(self, self.trust_store)
         self.messaging = Messaging(self, self.trust_store, self.keys)
         #: Groups: made, changed, sent to and read (pychat.client.group_actions).
-        self.groups = GroupActions(self, self.trust_store)
+        self.groups = GroupActions(self, self.trust_store, self.messaging)
         self.sender = Sender(self, self.messaging, lambda: self.keystore)
         #: Fair flips and rolls (:mod:`~pychat.client.games`), typing and read signals, files.
         self.games, self.signals = Games(self), Signals(self, self.trust_store)
@@ -232,6 +232,7 @@ class ChatClient:
     async def catch_up(self) -> None:
         """Fetch what arrived while disconnected (as message events); send the outbox."""
         await self.messaging.catch_up()
+        await self.groups.catch_up()
         await self.sender.flush()
 
     # -- accounts (AccountActions) -------------------------------------------------------------
@@ -303,7 +304,12 @@ class ChatClient:
     # -- conversations (ConversationKeys, Messaging) -------------------------------------------
 
     async def open_conversation(self, peer: str) -> str:
-        """The conversation with ``peer`` (created if new); its keys loaded."""
+        """The conversation with ``peer`` (created if new; a group as ``#`` and its id,
+        loaded); its keys loaded."""
+        group = group_of(peer)
+        if group is not None:
+            await self.groups.view(group)
+            return group
         return await self.keys.open_conversation(peer)
 
     async def rotate(self, peer: str) -> int:

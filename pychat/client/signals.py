@@ -25,7 +25,7 @@ from pychat.crypto.e2e import (
     time_ms,
 )
 from pychat.crypto.errors import E2EError
-from pychat.wire.ids import conversation_id
+from pychat.wire.ids import conversation_id, conversation_of
 from pychat.wire.usernames import normal_form
 
 log = Logger(namespace="pychat.client")
@@ -51,7 +51,7 @@ class Signals:
             return False
         me, data = self._ctx.require_login()
         peer = normal_form(peer)
-        conv = conversation_id(me, peer)
+        conv = conversation_of(me, peer)
         keys = data.conversation_keys.get(conv)
         if not keys:
             return False

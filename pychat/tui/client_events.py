@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from pychat.client.events import ChatMessage, ClientEvent
 from pychat.client.outbox import OutboxEntry
 from pychat.tui.model import MessageItem
-from pychat.wire.ids import conversation_id
+from pychat.wire.ids import conversation_of
 
 #: How long "bob is typing…" stays after bob's last typing signal (seconds).
 TYPING_SHOWN = 6.0
@@ -73,7 +73,7 @@ def _read(ctx: TuiContext, event: ClientEvent) -> None:
     model = ctx.model
     for conv in model.conversations.values():
         if event.data.get("conversation") and conv.last_seq:
-            if conversation_id(model.me, conv.peer) == event.data["conversation"]:
+            if conversation_of(model.me, conv.peer) == event.data["conversation"]:
                 conv.set_unread(int(event.data.get("unread", 0)))
 
 

@@ -18,3 +18,20 @@ def conversation_id(a: str, b: str) -> str:
     digest = hashes.Hash(hashes.SHA256())
     digest.update(b"\0".join([CONVERSATION_CONTEXT, low.encode(), high.encode()]))
     return digest.finalize().hex()[:32]
+
+
+#: How a client names a group where it would name a peer: ``#`` and the group's id (``#`` is
+#: never part of a username).
+GROUP_MARK = "#"
+
+
+def group_of(target: str) -> str | None:
+    """The group id a target names (``#`` and the id), or None for a peer."""
+    return target[1:] if target.startswith(GROUP_MARK) else None
+
+
+def conversation_of(me: str, target: str) -> str:
+    """The conversation a target names: a group's id, or the id of the pair of ``me`` and the
+    peer (``target`` in normal form)."""
+    group = group_of(target)
+    return group if group is not None else conversation_id(me, target)

@@ -11,10 +11,12 @@ import pytest
 import pytest_twisted
 
 from pychat.client.errors import ClientError
+from pychat.client.group_actions import statement_text
 from pychat.client.group_keys import GroupForked
 from pychat.client.session import ChatClient
 from pychat.crypto.e2e import MESSAGE_VERSION, seal_message, time_ms
 from pychat.testing import MemoryServer
+from tests.client_helpers import collect
 
 
 async def _people(memory: MemoryServer, tmp_path: Path, *names: str) -> list[ChatClient]:
@@ -48,9 +50,11 @@ async def test_a_group_chats_grows_and_shrinks(memory: MemoryServer, tmp_path: P
     number_dave, _ = await dave.groups.verify(group)
     assert number_alice == number_dave
 
+    alice.drop_connection()  # the only admin is away when bob leaves
     await bob.groups.change(group, "leave")
     with pytest.raises(ClientError, match="waits for a new key"):
         await dave.groups.send(group, "anyone?")
+    await alice.relogin()
     await alice.groups.send(group, "still here")  # alice, an admin, makes the epoch first
     await dave.groups.send(group, "yes")
     await dave.groups.change(group, "rename", name="Two of us")
@@ -123,3 +127,62 @@ async def test_a_removed_member_who_keeps_sending_is_refused(
     assert checked.status == "rejected" and "old key" in (checked.reason or "")
     stranger = await bob.groups.check(group, view, {**forged, "sender": "mallory", "seq": 2})
     assert stranger.status == "rejected" and "not a member" in (stranger.reason or "")
+
+
+@pytest_twisted.ensureDeferred
+async def test_members_hear_messages_and_changes_live(memory: MemoryServer, tmp_path: Path) -> None:
+    alice, bob, carol = await _people(memory, tmp_path, "alice", "bob", "carol")
+    heard = {name: collect(c) for name, c in (("alice", alice), ("bob", bob), ("carol", carol))}
+    group = await alice.groups.create("Club", ["bob", "carol"])
+    await bob.groups.send(group, "live")
+    for name in ("alice", "carol"):
+        (message,) = [e.message for e in heard[name] if e.kind == "message"]
+        assert message is not None and (message.text, message.status) == ("live", "verified")
+    assert [e.data["name"] for e in heard["carol"] if e.kind == "group"] == ["Club"]
+    # carol leaves; alice's client, online and an admin, makes the epoch the group awaits at
+    # once, so bob can send without waiting.
+    await carol.groups.change(group, "leave")
+    (told,) = [e.data for e in heard["alice"] if e.kind == "group"][-1:]
+    assert "carol left" in statement_text(told["statement"])
+    assert (await bob.groups.send(group, "just us")) == 2
+    assert (await alice.groups.read(group, since=1))[0].text == "just us"
+    # Catching up after a reconnect brings what came meanwhile.
+    alice.drop_connection()
+    await bob.groups.send(group, "while you were away")
+    await alice.relogin()
+    await alice.catch_up()
+    texts = [e.message.text for e in heard["alice"] if e.kind == "message" and e.message]
+    assert texts[-1] == "while you were away"
+
+
+@pytest_twisted.ensureDeferred
+async def test_reactions_replies_files_and_timers_in_a_group(
+    memory: MemoryServer, tmp_path: Path
+) -> None:
+    alice, bob, carol = await _people(memory, tmp_path, "alice", "bob", "carol")
+    group = await alice.groups.create("Club", ["bob", "carol"])
+    target = f"#{group}"
+    assert await alice.send(target, "dinner at 8?") == 1
+    assert await bob.react(target, 1, "👍") == 2
+    assert await carol.send(target, "yes!", reply_to=1) == 3
+    source = tmp_path / "menu.txt"
+    source.write_bytes(b"soup, bread")
+    seq = await bob.files.send(target, source)
+    assert seq == 4
+    saved = await carol.files.fetch(target, seq, tmp_path / "down")
+    assert saved.read_bytes() == b"soup, bread"
+    await alice.disappearing.set(target, "1h")
+    await carol.send(target, "gone in an hour")
+    read = await alice.read(target)
+    assert [(m.sender, m.kind, m.status) for m in read] == [
+        ("alice", "text", "verified"),
+        ("bob", "reaction", "verified"),
+        ("carol", "reply", "verified"),
+        ("bob", "file", "verified"),
+        ("alice", "disappear", "verified"),
+        ("carol", "text", "verified"),
+    ]
+    assert read[1].reference is not None and read[1].reference.seq == 1
+    assert read[2].reference is not None and read[2].reference.quote == "dinner at 8?"
+    assert read[5].expires is not None
+    assert bob.disappearing.timer(target) == 3600
