@@ -65,7 +65,16 @@ async def tui(
     server: RunningServer, home: Path, *, cols: int = 100, rows: int = 30
 ) -> AsyncIterator[Terminal]:
     """alice's TUI at its form, quit at the end."""
-    term = Terminal(home, address(server), "alice", cols=cols, rows=rows)
+    async with tui_for(server, home, "alice", cols=cols, rows=rows) as term:
+        yield term
+
+
+@asynccontextmanager
+async def tui_for(
+    server: RunningServer, home: Path, user: str, *, cols: int = 100, rows: int = 30
+) -> AsyncIterator[Terminal]:
+    """``user``'s TUI at its form, quit at the end."""
+    term = Terminal(home, address(server), user, cols=cols, rows=rows)
     try:
         yield term
     finally:

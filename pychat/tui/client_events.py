@@ -3,14 +3,16 @@ handler; every field of an event that came from the server is checked before it 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pychat.client.events import ChatMessage, ClientEvent
+from pychat.client.group_actions import statement_text
 from pychat.client.outbox import OutboxEntry
 from pychat.tui.model import MessageItem
-from pychat.wire.ids import conversation_of
+from pychat.wire.ids import GROUP_MARK, conversation_of
 
 #: How long "bob is typing…" stays after bob's last typing signal (seconds).
 TYPING_SHOWN = 6.0
@@ -60,7 +62,37 @@ def _message(ctx: TuiContext, event: ClientEvent) -> None:
         received = ctx.now() if m.sender != model.me else 0
         conv.last_activity = max(conv.last_activity, m.time, received)
     if is_new and m.sender != model.me and not on_screen:
-        ctx.notify(m.peer)
+        if not conv.muted or mentions(m.text or "", model.me):
+            ctx.notify(conv.label if not conv.is_group else f"{m.sender} in {conv.label}")
+
+
+def mentions(text: str, me: str) -> bool:
+    """Whether ``text`` names ``me`` as ``@me`` (a whole word): it rings even when muted."""
+    return re.search(rf"(?<![\w@])@{re.escape(me)}(?![\w-])", text, re.IGNORECASE) is not None
+
+
+def _group(ctx: TuiContext, event: ClientEvent) -> None:
+    """A group made or changed: its buffer named as its verified chain names it, the change
+    shown inline."""
+    group, name = event.data.get("group"), event.data.get("name")
+    if not isinstance(group, str):
+        return
+    conv = ctx.model.conversation(GROUP_MARK + group)
+    if isinstance(name, str):
+        conv.title = f"#{name}"
+    if event.data.get("removed"):
+        conv.notices.append((conv.last_seq, "you are no longer a member of this group"))
+        return
+    members = event.data.get("members")
+    if isinstance(members, list):
+        conv.members = [str(m) for m in members]
+    statement = event.data.get("statement")
+    if isinstance(statement, dict):
+        conv.notices.append((conv.last_seq, statement_text(statement)))
+        conv.last_activity = max(conv.last_activity, ctx.now())
+    problem = event.data.get("problem")
+    if isinstance(problem, str):
+        conv.notices.append((conv.last_seq, problem))
 
 
 def _presence(ctx: TuiContext, event: ClientEvent) -> None:
@@ -201,6 +233,7 @@ def _connection(ctx: TuiContext, event: ClientEvent) -> None:
 
 EVENTS: dict[str, Callable[[TuiContext, ClientEvent], None]] = {
     "message": _message,
+    "group": _group,
     "presence": _presence,
     "read": _read,
     "conversation": _conversation,

@@ -7,8 +7,7 @@ command name.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,28 +17,16 @@ from pychat.client.disappearing import CHOICES
 from pychat.client.files import human_size
 from pychat.client.report import report_lines
 from pychat.tui import search
+from pychat.tui.command_types import Command, InConversation
+from pychat.tui.group_commands import GROUP_COMMANDS, group_verify
 from pychat.tui.help import HELP
 from pychat.tui.model import ConversationState, Modal
 from pychat.tui.password_prompt import open_prompt
+from pychat.wire.ids import GROUP_MARK
 from pychat.wire.usernames import normal_form
 
 if TYPE_CHECKING:
     from pychat.tui.context import TuiContext
-
-
-@dataclass(frozen=True)
-class Command:
-    """A slash command about the screen or the account: ``handler(ctx, rest)``."""
-
-    handler: Callable[[TuiContext, str], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class InConversation:
-    """A slash command about the conversation on screen (refused, and said so, when none is
-    open): ``handler(ctx, conversation, rest)``."""
-
-    handler: Callable[[TuiContext, ConversationState, str], Awaitable[None]]
 
 
 async def run_command(ctx: TuiContext, text: str) -> None:
@@ -69,6 +56,11 @@ async def _new(ctx: TuiContext, rest: str) -> None:
     if not rest:
         ctx.model.tell("usage: /new NAME", error=True)
         return
+    if rest.startswith(GROUP_MARK):  # a group of yours, by name (or the start of its id)
+        peer = GROUP_MARK + await ctx.client.groups.find(rest[1:])
+        await ctx.load_conversations()
+        await ctx.show(peer)
+        return
     await ctx.client.open_conversation(rest)
     peer = normal_form(rest)
     ctx.model.conversation(peer).last_activity = ctx.now()
@@ -79,7 +71,10 @@ async def _new(ctx: TuiContext, rest: str) -> None:
 
 async def _verify(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
     """Show the safety number; y marks the peer verified.  While a change is pending it shows
-    both numbers and how to accept the new key instead."""
+    both numbers and how to accept the new key instead.  In a group: the group's number."""
+    if conv.is_group:
+        await group_verify(ctx, conv)
+        return
     peer = conv.peer
     info = await ctx.client.safety_numbers(peer)
     if info.pending and info.pinned:
@@ -171,7 +166,12 @@ async def _me(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
     await ctx.send_text(conv, rest, action=True)
 
 
-def _target(conv: ConversationState, rest: str) -> tuple[int | None, str]:
+def _theirs(conv: ConversationState, sender: str, me: str) -> bool:
+    """Whether ``sender`` is the other side: the peer, or in a group anyone but you."""
+    return sender != me if conv.is_group else sender == conv.peer
+
+
+def _target(conv: ConversationState, rest: str, me: str) -> tuple[int | None, str]:
     """The message /react or /reply goes to (``#SEQ`` first in ``rest``, else the one /search
     selected, else the peer's newest), and the rest of the text."""
     first, _, after = rest.partition(" ")
@@ -180,14 +180,16 @@ def _target(conv: ConversationState, rest: str) -> tuple[int | None, str]:
     if conv.selected is not None:
         return conv.selected, rest
     theirs = [
-        m.seq for m in conv.sorted_messages() if m.sender == conv.peer and m.kind != "reaction"
+        m.seq
+        for m in conv.sorted_messages()
+        if _theirs(conv, m.sender, me) and m.kind != "reaction"
     ]
     return (theirs[-1] if theirs else None), rest
 
 
 async def _react(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
     emoji, _, more = rest.partition(" ")
-    seq, _ = _target(conv, more.strip())
+    seq, _ = _target(conv, more.strip(), ctx.model.me)
     if seq is None or not emoji:
         ctx.model.tell("usage: /react EMOJI [#SEQ] (- takes yours back)", error=True)
         return
@@ -196,7 +198,7 @@ async def _react(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
 
 
 async def _reply(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
-    seq, text = _target(conv, rest)
+    seq, text = _target(conv, rest, ctx.model.me)
     if seq is None or not text:
         ctx.model.tell(
             "usage: /reply [#SEQ] TEXT (to the /search hit, or their newest)", error=True
@@ -252,7 +254,7 @@ async def _send_file(ctx: TuiContext, conv: ConversationState, rest: str) -> Non
 
 
 async def _get_file(ctx: TuiContext, conv: ConversationState, rest: str) -> None:
-    seq, where = _target_file(conv, rest)
+    seq, where = _target_file(conv, rest, ctx.model.me)
     if seq is None:
         ctx.model.tell("usage: /get-file [#SEQ] [DIR] (their newest file otherwise)", error=True)
         return
@@ -261,11 +263,13 @@ async def _get_file(ctx: TuiContext, conv: ConversationState, rest: str) -> None
     ctx.model.tell(f"saved {saved}")
 
 
-def _target_file(conv: ConversationState, rest: str) -> tuple[int | None, str]:
+def _target_file(conv: ConversationState, rest: str, me: str) -> tuple[int | None, str]:
     first, _, after = rest.partition(" ")
     if first.startswith("#") and first[1:].isdigit():
         return int(first[1:]), after.strip()
-    files = [m.seq for m in conv.sorted_messages() if m.kind == "file" and m.sender == conv.peer]
+    files = [
+        m.seq for m in conv.sorted_messages() if m.kind == "file" and _theirs(conv, m.sender, me)
+    ]
     return (files[-1] if files else None), rest
 
 
@@ -322,4 +326,5 @@ COMMANDS: dict[str, Command | InConversation] = {
     "get-file": InConversation(_get_file),
     "flip": InConversation(_flip),
     "roll": InConversation(_roll),
+    **GROUP_COMMANDS,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 HELP = [
     "Commands:",
-    "  /new NAME      open a conversation with NAME (also /query NAME)",
+    "  /new NAME      open a conversation with NAME (also /query NAME; #GROUP: a group)",
     "  /close         leave this conversation out of the list",
     "  /clear         empty the screen (PgUp loads the history again)",
     "  /info          the peer's fingerprint, key version and trust",
@@ -20,6 +20,9 @@ HELP = [
     "  /disappear 5m|1h|1d|1w|off  messages here vanish after that (for both of you)",
     "  /signals on|off  share typing and read marks (both sides need them on)",
     "  /flip, /roll 2d6  a coin or dice neither of you can bias (commit-reveal)",
+    "  /group new NAME USER...  a group (#NAME in the list); in it: /invite USER,",
+    "    /kick USER, /admin USER, /rename NAME, /leave, /members, /verify (its number)",
+    "  /mute          no bell here, except when someone writes @you (again: unmute)",
     "  /whatdoyouknow what the server holds about you (pychat whatdoyouknow: all of it)",
     "  /passwd        change your password (here, on the server and in the key backup)",
     "  /help          this help      /quit   leave",

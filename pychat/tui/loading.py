@@ -10,6 +10,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from pychat.tui.client_events import message_item
+from pychat.wire.ids import GROUP_MARK
 
 if TYPE_CHECKING:
     from pychat.tui.context import TuiContext
@@ -30,6 +31,13 @@ async def load_conversations(ctx: TuiContext) -> None:
         conv.online = summary["peer_online"]
         conv.verified, conv.key_changed = ctx.client.peer_trust(conv.peer)
         conv.timer = ctx.client.disappearing.timer(conv.peer)
+    for summary in await ctx.client.groups.summaries():
+        conv = ctx.model.conversation(GROUP_MARK + summary["conversation"])
+        conv.title, conv.members = f"#{summary['name']}", list(summary["members"])
+        conv.set_unread(summary["unread"])
+        conv.last_seq = summary["last_seq"]
+        conv.last_activity = summary["last_activity"]
+        conv.timer = ctx.client.disappearing.timer(conv.peer)
     order = ctx.model.ordered()
     if order and ctx.model.current is None:
         await show(ctx, order[0].peer)
@@ -38,7 +46,8 @@ async def load_conversations(ctx: TuiContext) -> None:
 async def show(ctx: TuiContext, peer: str) -> None:
     """Put ``peer``'s conversation on screen, loading its newest page the first time."""
     conv = ctx.model.select(peer)
-    conv.verified, conv.key_changed = ctx.client.peer_trust(peer)
+    if not conv.is_group:
+        conv.verified, conv.key_changed = ctx.client.peer_trust(peer)
     if not conv.loaded:
         conv.loaded = True
         messages, more = await ctx.client.older(peer, 0, PAGE)

@@ -81,6 +81,23 @@ class ConversationState:
     peer_read: int = 0
     #: The disappearing-message timer (seconds; 0: messages stay).
     timer: int = 0
+    #: What the list and status line call it: empty for a pair (the peer's name), ``#NAME``
+    #: for a group (whose ``peer`` is ``#`` and its id), as its verified chain names it.
+    title: str = ""
+    #: A group's members (as its verified chain leaves them).
+    members: list[str] = field(default_factory=list)
+    #: Muted with /mute: no bell or notification, except for a message that mentions you.
+    muted: bool = False
+
+    @property
+    def is_group(self) -> bool:
+        """Whether this is a group's buffer."""
+        return self.peer.startswith("#")
+
+    @property
+    def label(self) -> str:
+        """Its name in the list and the status line."""
+        return self.title or self.peer
 
     def drop_expired(self, now: float) -> bool:
         """Forget the disappearing messages whose time is up; whether any went."""

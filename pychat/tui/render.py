@@ -218,7 +218,8 @@ def _list_pane(model: ChatModel, height: int) -> list[list[Segment]]:
         check = "!" if conv.key_changed else ("✓" if conv.verified else " ")
         unread = f" {conv.unread}" if conv.unread else ""
         number = f"{i + 1}" if i < 9 else " "
-        label = f"{number}{online}{check}{conv.peer}"
+        mute = "~" if conv.muted else ""
+        label = f"{number}{online}{check}{mute}{conv.label}"
         room = LIST_WIDTH - text_width(unread)
         style = (
             "selected" if conv.peer == model.current else ("unread" if conv.unread else "normal")
@@ -289,13 +290,16 @@ def status_text(model: ChatModel, now: float) -> list[Segment]:
     segments: list[Segment] = [(f"[{state}] ", "status")]
     conv = model.current_conversation
     if conv is not None:
-        if conv.key_changed:
+        if conv.is_group:
+            trust = f"{len(conv.members)} members (/members, /verify)"
+        elif conv.key_changed:
             trust = "KEY CHANGED: /verify, then /trust"
         elif conv.verified:
             trust = "verified ✓"
         else:
             trust = "not verified (/verify)"
-        segments.append((f"{conv.peer} · {trust} │ ", "status"))
+        muted = " · muted" if conv.muted else ""
+        segments.append((f"{conv.label} · {trust}{muted} │ ", "status"))
         if conv.timer:
             segments.append((f"⏱ {timer_name(conv.timer)} │ ", "status"))
         if conv.typing_until > now:
@@ -393,7 +397,8 @@ def render_main(
         row += pane[y]
         frame.rows.append(row)
     frame.rows.append(_row(width, *status_text(model, now), ellipsis=True))
-    prompt = f"{model.current}> " if model.current else "> "
+    current = model.current_conversation
+    prompt = f"{current.label}> " if current is not None else "> "
     prompt = clip(prompt, max(2, width // 3))
     visible, cursor_x = model.input.view(width - text_width(prompt) - 1)
     frame.rows.append(_row(width, (prompt, "prompt"), (visible, "normal")))
