@@ -96,7 +96,7 @@ class GroupKeys:
             if name not in data.pins:
                 try:
                     await self._trust.peer_identity(name)
-                except ClientError:
+                except (ClientError, RemoteError):
                     continue  # unknown to the server or changed: its statements say so
 
     async def load(self, group: str) -> GroupView:

@@ -121,6 +121,14 @@ class GroupMessages:
         """The entry sealed in the newest epoch, and the send's extra fields."""
         me, data = self._ctx.require_login()
         key = data.conversation_keys.get(group, {}).get(str(view.epochs))
+        facts = data.epoch_facts.get(group, {}).get(str(view.epochs)) or {}
+        if key is not None and int(facts.get("chain", 0)) < view.changed_at:
+            # The newest epoch served was made before the members last changed: a removed
+            # member could read what is sealed in it (a server serving an old epoch).
+            raise ClientError(
+                "the group's newest key was made before its members last changed: it waits "
+                "for a new key from an admin's client; nothing was sent"
+            )
         if key is None:
             raise ClientError(
                 f"this device holds no key of the group's newest epoch ({view.epochs}): "
