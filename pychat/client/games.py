@@ -25,7 +25,7 @@ from pychat.client.messaging import Messaging
 from pychat.client.sending import Sender
 from pychat.crypto.e2e import OpenedMessage
 from pychat.wire.encoding import b64encode
-from pychat.wire.ids import conversation_id
+from pychat.wire.ids import conversation_id, group_of
 from pychat.wire.usernames import normal_form
 
 log = Logger(namespace="pychat.client")
@@ -49,6 +49,14 @@ class GameHost(Protocol):
     def now(self) -> float: ...
 
 
+#: Why there are no flips and rolls in groups (docs/features.md).
+IN_GROUPS = (
+    "flips and rolls are between two people: among a group's members every one of them would "
+    "have to be online to take part, and one who holds back their part could spoil a result "
+    "they dislike; flip with one member in your conversation with them"
+)
+
+
 class Games:
     """One client's games."""
 
@@ -68,6 +76,8 @@ class Games:
         """
         me, data = self._client.require_login()
         peer = normal_form(peer)
+        if group_of(peer) is not None:
+            raise GameError(IN_GROUPS)
         request, nonce, start = new_game(what, dice, me, peer)
         data.games[request.game] = {"nonce": b64encode(nonce), "role": "initiator"}
         self._forget_old(data)
@@ -83,6 +93,8 @@ class Games:
     async def describe(self, conversation: str, peer: str, seq: int, opened: OpenedMessage) -> str:
         """What a verified game message means (its start fetched if not seen yet); answers or
         reveals by itself when it is this device's turn."""
+        if group_of(peer) is not None:
+            raise ValueError(IN_GROUPS)
         book = self._book(conversation, peer)
         data = opened.data or {}
         game = str(data.get("game"))

@@ -65,9 +65,23 @@ def _counted(
     return [f"{title} ({len(items)})", *(f"  {line(item)}" for item in items)]
 
 
+def _listed(value: Any) -> list[Any]:
+    """A list the server sent, or none (anything else is no list)."""
+    return value if isinstance(value, list) else []
+
+
 def _conversation_line(c: dict[str, Any]) -> str:
+    who = _text(c.get("peer"))
+    if c.get("group"):
+        members = _listed(c.get("members"))
+        who = (
+            f"group {_text(c.get('group_name'))} ({len(members)} members: "
+            f"{', '.join(_text(m) for m in members)}; admins "
+            f"{', '.join(_text(a) for a in _listed(c.get('admins')))}; "
+            f"{_text(c.get('statements'))} changes signed)"
+        )
     return (
-        f"{_text(c.get('peer'))}: {_text(c.get('messages'))} messages, "
+        f"{who}: {_text(c.get('messages'))} messages, "
         f"{_text(c.get('epochs'))} keys, {_text(c.get('stored_bytes'))} bytes stored, "
         f"created {_when(c.get('created'))}, last {_when(c.get('last_activity'))}, "
         f"you read up to #{_text(c.get('your_read_marker'))}"

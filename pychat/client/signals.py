@@ -25,7 +25,7 @@ from pychat.crypto.e2e import (
     time_ms,
 )
 from pychat.crypto.errors import E2EError
-from pychat.wire.ids import conversation_id, conversation_of
+from pychat.wire.ids import GROUP_MARK, conversation_id, conversation_of, group_of
 from pychat.wire.usernames import normal_form
 
 log = Logger(namespace="pychat.client")
@@ -52,6 +52,7 @@ class Signals:
         me, data = self._ctx.require_login()
         peer = normal_form(peer)
         conv = conversation_of(me, peer)
+        recipient = group_of(peer) or peer  # in a group: the group's id (docs/e2e.md §7)
         keys = data.conversation_keys.get(conv)
         if not keys:
             return False
@@ -60,7 +61,7 @@ class Signals:
             "v": MESSAGE_VERSION,
             "sender": me,
             "device": data.device_id,
-            "recipient": peer,
+            "recipient": recipient,
             "conversation": conv,
             "epoch": epoch,
             "counter": 0,
@@ -83,9 +84,14 @@ class Signals:
         sender, conv, ciphertext = (event.get(k) for k in ("sender", "conversation", "ciphertext"))
         if not (isinstance(sender, str) and isinstance(ciphertext, str) and sender != me):
             return
-        if conv != conversation_id(me, sender):
+        in_group = isinstance(conv, str) and conv in data.groups
+        if conv != conversation_id(me, sender) and not in_group:
             return
-        opened = self._open(sender, conv, ciphertext, data.conversation_keys.get(conv, {}))
+        keys = data.conversation_keys.get(str(conv), {})
+        if in_group and keys:  # only the newest epoch speaks in a group (a removed member's
+            newest = max(keys, key=int)  # old key stops at the epoch the removal began)
+            keys = {newest: keys[newest]}
+        opened = self._open(sender, str(conv), ciphertext, keys, str(conv) if in_group else me)
         if opened is None or opened.kind not in KINDS:
             return
         if abs(self._ctx.now() - opened.time) > MAX_AGE:
@@ -94,14 +100,15 @@ class Signals:
         if opened.kind == "read" and (not isinstance(seq, int) or isinstance(seq, bool)):
             return
         fields = {
-            "peer": sender,
+            "peer": GROUP_MARK + str(conv) if in_group else sender,
+            "sender": sender,
             "kind": opened.kind,
             "seq": seq if opened.kind == "read" else None,
         }
         self._ctx.emit(ClientEvent("signal", fields))
 
     def _open(
-        self, sender: str, conv: str, ciphertext: str, keys: dict[str, str]
+        self, sender: str, conv: str, ciphertext: str, keys: dict[str, str], recipient: str
     ) -> OpenedMessage | None:
         _, data = self._ctx.require_login()
         for epoch in sorted(keys, key=int, reverse=True):
@@ -112,7 +119,7 @@ class Signals:
                         keys[epoch].encode(),
                         sender=sender,
                         sender_identity=identity,
-                        recipient=data.username,
+                        recipient=recipient,
                         conversation=conv,
                         epoch=int(epoch),
                     )

@@ -186,7 +186,10 @@ def _signal(ctx: TuiContext, event: ClientEvent) -> None:
     conv = ctx.model.conversations[peer]
     if event.data.get("kind") == "typing":
         conv.typing_until = ctx.now() + TYPING_SHOWN
+        conv.typing_who = str(event.data.get("sender") or peer)
         ctx.host.call_later(TYPING_SHOWN + 0.1, ctx.redraw)
+    elif conv.is_group:
+        return  # read marks of a group's members are not shown one by one
     elif event.data.get("kind") == "read" and isinstance(event.data.get("seq"), int):
         conv.peer_read = max(conv.peer_read, int(event.data["seq"]))
 

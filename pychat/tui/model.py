@@ -78,6 +78,8 @@ class ConversationState:
     selected: int | None = None
     #: Signals from the peer (when both share them): typing until this time; read up to.
     typing_until: float = 0.0
+    #: Who is typing (in a group, one of its members).
+    typing_who: str = ""
     peer_read: int = 0
     #: The disappearing-message timer (seconds; 0: messages stay).
     timer: int = 0

@@ -303,7 +303,7 @@ def status_text(model: ChatModel, now: float) -> list[Segment]:
         if conv.timer:
             segments.append((f"⏱ {timer_name(conv.timer)} │ ", "status"))
         if conv.typing_until > now:
-            segments.append((f"{conv.peer} is typing… │ ", "status"))
+            segments.append((f"{conv.typing_who or conv.peer} is typing… │ ", "status"))
     if model.notice:
         segments.append((model.notice, "status-error" if model.notice_is_error else "status"))
     else:

@@ -186,3 +186,18 @@ async def test_reactions_replies_files_and_timers_in_a_group(
     assert read[2].reference is not None and read[2].reference.quote == "dinner at 8?"
     assert read[5].expires is not None
     assert bob.disappearing.timer(target) == 3600
+
+
+@pytest_twisted.ensureDeferred
+async def test_typing_in_a_group_and_no_games_there(memory: MemoryServer, tmp_path: Path) -> None:
+    alice, bob, carol = await _people(memory, tmp_path, "alice", "bob", "carol")
+    group = await alice.groups.create("Club", ["bob", "carol"])
+    await carol.groups.view(group)
+    heard = collect(carol)
+    for client in (bob, carol):
+        client.signals.enabled = True
+    assert await bob.signals.send(f"#{group}", "typing")
+    (signal,) = [e.data for e in heard if e.kind == "signal"]
+    assert (signal["peer"], signal["sender"], signal["kind"]) == (f"#{group}", "bob", "typing")
+    with pytest.raises(ClientError, match="between two people"):
+        await alice.games.start(f"#{group}", "flip")

@@ -1,5 +1,6 @@
 """The canary: after every feature is used (messages, a reply and a reaction, a fair flip, a
-file, typing and read signals, whatdoyouknow, a disappearing message), nothing a user wrote
+file, typing and read signals, whatdoyouknow, a disappearing message, a group made, chatted
+in, renamed and changed), nothing a user wrote
 or sent, nor a file's name, nor a username, is in the server's data dir or log; and an
 expired file and an expired message are gone from disk."""
 
@@ -24,6 +25,9 @@ FILE_NAME = "canary-name-51aa.txt"
 FILE_CONTENT = b"canary-file-content-e0b2 " * 4000
 USERS = ("canaryalice", "canarybob")
 VANISH = "canary-vanish-4d2c"
+GROUP_TEXT = "canary-group-text-a81c"
+GROUP_NAMES = ("canary-group-6f0e", "canary-rename-2b7d")
+CAROL = "canarycarol"
 
 
 def _everything_in(directory: Path) -> bytes:
@@ -69,13 +73,21 @@ async def test_nothing_users_wrote_reaches_the_servers_disk_or_log(tmp_path: Pat
         _, keystore = alice.require_login()
         keystore.timers[conversation_id(*USERS)][1] = 1  # a second, not five minutes
         await alice.send(USERS[1], VANISH)
+        carol = await signed_up(server, tmp_path / "carol", CAROL)
+        group = await alice.groups.create(GROUP_NAMES[0], [USERS[1], CAROL])
+        await bob.groups.send(group, GROUP_TEXT)
+        assert [m.text for m in await carol.groups.read(group)] == [GROUP_TEXT]
+        await carol.groups.change(group, "rename", name=GROUP_NAMES[1])
+        await alice.groups.change(group, "remove", member=CAROL)
+        await carol.close()
 
         data = tmp_path / "data"
         stored = _everything_in(data)
-        for secret in (TEXT, REPLY, VANISH, FILE_NAME, "canary-file-content", *USERS):
+        secrets = (TEXT, REPLY, VANISH, FILE_NAME, GROUP_TEXT, *GROUP_NAMES, *USERS, CAROL)
+        for secret in (*secrets, "canary-file-content"):
             assert secret.encode() not in stored, f"{secret} is on the server's disk"
         log = "\n".join(lines)
-        for secret in (TEXT, REPLY, VANISH, FILE_NAME, "canary-file-content", "👍", *USERS):
+        for secret in (*secrets, "canary-file-content", "👍"):
             assert secret not in log, f"{secret} is in the server's log"
 
         assert len(list((data / "ephemeral").iterdir())) == 1  # the vanishing message

@@ -56,6 +56,19 @@ async def test_the_report_holds_the_account_keys_conversations_sessions_and_log(
     lines = report_lines(report, "127.0.0.1")
     assert lines[0].startswith("What 127.0.0.1 knows about alice")
     assert "Conversations (1)" in lines
+    # A group: the server knows its members, admins, name and changes, and says so.
+    group = await bob.groups.create("Book club", ["alice", "carol"])
+    await carol.groups.send(group, "hi")
+    report = await alice.request("whatdoyouknow")
+    (told,) = [c for c in report["conversations"] if c.get("group")]
+    assert (told["members"], told["admins"], told["group_name"]) == (
+        ["alice", "bob", "carol"],
+        ["bob"],
+        "Book club",
+    )
+    assert told["messages"] == 1 and told["statements"] == 1
+    lines = report_lines(report, "127.0.0.1")
+    assert any("group Book club (3 members" in line for line in lines)
     for c in (alice, bob, carol):
         await c.close()
 
