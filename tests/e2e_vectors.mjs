@@ -234,4 +234,22 @@ check("group envelope", () => {
   assert.equal(key.toString("ascii"), v.fernet_key);
 });
 
+check("group message", () => {
+  const chain = vector("group_chain");
+  const epoch = vector("group_envelope");
+  const v = vector("group_message");
+  const group = epoch.envelope.group;
+  const bob = ed25519Key(b64(chain.keys.bob.public_keys.signing));
+  const read = (message, seq) => {
+    const outer = JSON.parse(fernetOpen(epoch.fernet_key, message.ciphertext).toString("utf8"));
+    assert.ok(verify(null, Buffer.from(canonical(outer.m), "utf8"), bob, b64(outer.sig)), "signature");
+    const m = outer.m;
+    if (m.sender !== "bob" || m.conversation !== group || m.epoch !== 2) return "conversation";
+    if (m.recipient !== group) return "recipient";
+    return seq <= epoch.envelope.after ? "placed" : m.body;
+  };
+  assert.equal(read(v.message, v.seq), "hello, group");
+  for (const c of v.refused) assert.equal(read(c.message, c.seq), c.reason, c.why);
+});
+
 if (!process.exitCode) console.log(`all vectors hold (${checks} checks, Node.js ${process.version})`);

@@ -427,3 +427,27 @@ def test_a_group_epoch_as_the_page_says() -> None:
     signing_key(creator).verify(b64(e["signature"]), statement)
     wrapped = b64(e["members"]["bob"]["wrapped"])
     assert private_rsa("bob").decrypt(wrapped, oaep()) == v["fernet_key"].encode()
+
+
+def test_a_group_message_as_the_page_says() -> None:
+    """docs/e2e.md §7, group messages: sealed in the epoch's key, addressed to the group
+    (``recipient`` and ``conversation`` its id), placed after the epoch began."""
+    chain, epoch, v = vector("group_chain"), vector("group_envelope"), vector("group_message")
+    group, after = epoch["envelope"]["group"], epoch["envelope"]["after"]
+    bob = chain["keys"]["bob"]["public_keys"]
+    expect = {"sender": "bob", "recipient": group, "conversation": group, "epoch": 2}
+
+    def accepted(message: dict[str, Any], seq: int) -> str:
+        inner = read_message(message["ciphertext"], epoch["fernet_key"].encode(), bob, {})
+        for field, value in expect.items():
+            if inner[field] != value:
+                return field
+        return "placed" if seq <= after else "ok"
+
+    assert accepted(v["message"], v["seq"]) == "ok"
+    assert (
+        read_message(v["message"]["ciphertext"], epoch["fernet_key"].encode(), bob, expect)["body"]
+        == "hello, group"
+    )
+    for case in v["refused"]:
+        assert accepted(case["message"], case["seq"]) == case["reason"], case["why"]

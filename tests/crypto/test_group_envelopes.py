@@ -155,3 +155,39 @@ def test_the_vector_holds() -> None:
     seed = bytes.fromhex(chain["keys"]["bob"]["ed25519_seed"])
     bob = IdentityKeyPair(bob_rsa, ed25519.Ed25519PrivateKey.from_private_bytes(seed))  # type: ignore[arg-type]
     assert unwrap_group_envelope(envelope, "bob", [bob]) == v["fernet_key"].encode()
+
+
+def test_the_group_message_vector_opens_and_its_refusals_hold() -> None:
+    """docs/e2e.md §7, group messages: bob's message in epoch 2 opens for a member; one
+    addressed to a single member, or placed before its epoch began, is refused."""
+    import json
+
+    from pychat.client.validity import message_problem
+    from pychat.crypto.e2e import open_message
+    from pychat.crypto.envelopes import EnvelopeFacts
+    from pychat.crypto.identity import parse_public_identity
+    from tests.paths import TESTS
+
+    vectors = TESTS / "vectors"
+    epoch = json.loads((vectors / "group_envelope.json").read_text())
+    v = json.loads((vectors / "group_message.json").read_text())
+    keys = json.loads((vectors / "group_chain.json").read_text())["keys"]
+    group, key = epoch["envelope"]["group"], epoch["fernet_key"].encode()
+    bob = parse_public_identity(keys["bob"]["public_keys"])
+    facts = {2: EnvelopeFacts(2, "alice", epoch["envelope"]["after"], {})}
+
+    def read(message: dict[str, Any], seq: int) -> str:
+        opened = open_message(
+            message["ciphertext"], key, sender="bob", sender_identity=bob,
+            recipient=group, conversation=group, epoch=2,
+        )  # fmt: skip
+        problem = message_problem(facts, sender="bob", keys=[], signer="", seq=seq, epoch=2)
+        if problem is not None:
+            raise E2EError(problem)
+        return opened.body
+
+    assert read(v["message"], v["seq"]) == "hello, group"
+    said = {"recipient": "addressed to alice", "placed": "placed"}  # the reference's words
+    for case in v["refused"]:
+        with pytest.raises(E2EError, match=said[case["reason"]]):
+            read(case["message"], case["seq"])

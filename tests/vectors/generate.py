@@ -345,6 +345,37 @@ def _group_envelope() -> dict[str, Any]:
     }
 
 
+def _group_message() -> dict[str, Any]:
+    """bob's message in epoch 2 of ``group_envelope.json``'s group (placed at seq 6, after the
+    epoch began at 5), and what readers refuse of messages sealed in the same key."""
+    v = json.loads((HERE / "group_envelope.json").read_text())
+    group, bob = v["envelope"]["group"], identity("bob")
+    inner = {
+        "v": 2, "sender": "bob", "device": "b0b0b0b0b0b0b0b0", "recipient": group,
+        "conversation": group, "epoch": 2, "counter": 7, "time": 1764254400000,
+        "body": "hello, group",
+    }  # fmt: skip
+    to_alice = {**inner, "recipient": "alice", "counter": 8}
+    return {
+        "seq": 6,
+        "message": _message(v["fernet_key"], bob, inner),
+        "refused": [
+            {
+                "why": "addressed to one member, not the group",
+                "seq": 7,
+                "message": _message(v["fernet_key"], bob, to_alice),
+                "reason": "recipient",
+            },
+            {
+                "why": "placed before its epoch began",
+                "seq": 5,
+                "message": _message(v["fernet_key"], bob, {**inner, "counter": 9}),
+                "reason": "placed",
+            },
+        ],
+    }
+
+
 if __name__ == "__main__":
     import sys
 
@@ -352,5 +383,7 @@ if __name__ == "__main__":
         _write("group_chain", _group_chain())
     elif sys.argv[1:] == ["group_envelope"]:
         _write("group_envelope", _group_envelope())
+    elif sys.argv[1:] == ["group_message"]:
+        _write("group_message", _group_message())
     else:
         main()
