@@ -55,3 +55,42 @@ async def test_info_and_clear_need_a_conversation_and_clear_keeps_the_history(
     await run_command(app, "/clear")
     assert conv.messages == {} and conv.has_older  # PgUp loads it again
     assert [m.text for m in await alice.read("bob")] == ["kept on the server"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_group_commands_mute_and_a_mention_that_still_rings(tmp_path: Path) -> None:
+    from pychat.client.session import ClientEvent
+    from pychat.tui.client_events import handle_event, mentions
+
+    memory = MemoryServer(tmp_path / "data")
+    alice = await memory.signed_up(tmp_path / "alice", "alice")
+    bob = await memory.signed_up(tmp_path / "bob", "bob")
+    await memory.signed_up(tmp_path / "carol", "carol")
+    app, host = main_screen(alice, tmp_path)
+    rang: list[str] = []
+    app.notify = rang.append  # type: ignore[method-assign,assignment]
+    await run_command(app, "/group new Club bob")
+    conv = app.model.current_conversation
+    assert conv is not None and conv.is_group and conv.label == "#Club"
+    await run_command(app, "/invite carol")
+    assert conv.members == ["alice", "bob", "carol"]
+    assert conv.notices[-1][1] == "alice added carol"
+    await run_command(app, "/members")
+    assert "admin" in "\n".join(host.shown[-1].lines)
+    await run_command(app, "/verify")
+    number, _ = await alice.groups.verify(conv.peer[1:])
+    assert number.split()[0] in host.shown[-1].lines[0]
+    await run_command(app, "/mute")
+    app.model.select("elsewhere")  # the group is off screen
+    group = conv.peer[1:]
+    for text in ("just chatting", "@alice look at this"):
+        await bob.groups.send(group, text)
+        (message,) = await alice.groups.read(group, since=conv.last_seq)
+        handle_event(app, ClientEvent("message", {}, message))
+    assert rang == ["bob in #Club"]  # the muted group rang once: for the mention
+    assert mentions("hi @Alice!", "alice") and not mentions("mail@alice.org", "alice")
+    await run_command(app, "/leave")  # here: not a group
+    assert "group's buffer" in app.model.notice
+    app.model.select(conv.peer)
+    await run_command(app, "/leave")
+    assert conv.closed and conv.notices[-1][1] == "you left this group"
