@@ -71,10 +71,16 @@ async def tui(
 
 @asynccontextmanager
 async def tui_for(
-    server: RunningServer, home: Path, user: str, *, cols: int = 100, rows: int = 30
+    server: RunningServer,
+    home: Path,
+    user: str,
+    *,
+    cols: int = 100,
+    rows: int = 30,
+    tmux: bool = False,
 ) -> AsyncIterator[Terminal]:
-    """``user``'s TUI at its form, quit at the end."""
-    term = Terminal(home, address(server), user, cols=cols, rows=rows)
+    """``user``'s TUI at its form (inside tmux, with ``tmux``), quit at the end."""
+    term = Terminal(home, address(server), user, cols=cols, rows=rows, tmux=tmux)
     try:
         yield term
     finally:

@@ -6,7 +6,9 @@ import fcntl
 import itertools
 import os
 import re
+import shutil
 import struct
+import subprocess
 import sys
 import termios
 from pathlib import Path
@@ -121,10 +123,31 @@ def _set_size(fd: int, cols: int, rows: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-class Terminal:
-    """``pychat`` (the TUI) in a pty of ``cols`` x ``rows``."""
+#: What a TUI run inside tmux gets (no status line, so the screen is the TUI's alone; no
+#: wait after an ESC, so Alt-keys reach it as typed).
+TMUX_CONF = """\
+set -g status off
+set -g escape-time 0
+set -g default-terminal tmux-256color
+set -g exit-empty on
+"""
 
-    def __init__(self, home: Path, server: str, user: str, cols: int = 100, rows: int = 30) -> None:
+
+class Terminal:
+    """``pychat`` (the TUI) in a pty of ``cols`` x ``rows``; with ``tmux``, inside a tmux
+    session of its own (a tmux server on a private socket) in that pty, as people run it over
+    SSH."""
+
+    def __init__(
+        self,
+        home: Path,
+        server: str,
+        user: str,
+        cols: int = 100,
+        rows: int = 30,
+        *,
+        tmux: bool = False,
+    ) -> None:
         self.screen = pyte.Screen(cols, rows)
         self.proto = _Pty(self.screen)
         master, slave = os.openpty()
@@ -150,6 +173,19 @@ class Terminal:
             "--user",
             user,
         ]
+        self.tmux: str | None = None
+        if tmux and shutil.which("tmux") is not None:  # without tmux: the pty alone
+            home.mkdir(parents=True, exist_ok=True)
+            (home / "tmux.conf").write_text(TMUX_CONF)
+            # A socket in the test's own directory (gone with it), unless its path is too long
+            # for a unix socket: then a private name in tmux's directory.
+            socket = home / "tmux.sock"
+            self.tmux = str(socket) if len(str(socket)) < 100 else f"{home.name}-{os.getpid()}"
+            argv = [
+                "tmux", *self.tmux_socket(), "-f", str(home / "tmux.conf"), "new-session",
+                "-x", str(cols), "-y", str(rows), "--", *argv,
+            ]  # fmt: skip
+            argv[0] = str(shutil.which("tmux"))
         self.transport = reactor.spawnProcess(
             self.proto,
             argv[0],
@@ -158,6 +194,11 @@ class Terminal:
             path=str(ROOT),
             usePTY=(master, slave, os.ttyname(slave)),  # type: ignore[arg-type]
         )
+
+    def tmux_socket(self) -> list[str]:
+        """The options that name this terminal's tmux server."""
+        assert self.tmux is not None
+        return ["-S", self.tmux] if self.tmux.startswith("/") else ["-L", self.tmux]
 
     def text(self) -> str:
         return "\n".join(self.proto.display())
@@ -216,4 +257,11 @@ class Terminal:
                 await task.deferLater(reactor, 0.02, lambda: None)
             if not self.proto.ended.called:
                 self.transport.signalProcess("KILL")
+        if self.tmux is not None:  # its server goes with its last session; if not, now
+            subprocess.run(
+                ["tmux", "-L", self.tmux, "kill-server"],
+                capture_output=True,
+                check=False,
+                timeout=10,
+            )
         return await self.proto.ended

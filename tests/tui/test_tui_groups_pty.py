@@ -1,9 +1,11 @@
-"""Three people in real TUIs (each in a pty) and one with the CLI hold a group conversation:
+"""Three people in real TUIs (each in tmux, in a pty) and one with the CLI hold a group
+conversation:
 made, chatted in, a fourth added, one removed (who then sees nothing new), renamed, a
 reaction, a file, and a member leaving; every step read from the screens."""
 
 from __future__ import annotations
 
+import subprocess
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -40,9 +42,19 @@ async def test_three_tuis_and_a_cli_hold_a_group(server: RunningServer, tmp_path
     async with AsyncExitStack() as stack:
         terms = {}
         for name in ("alice", "bob", "carol"):
-            terms[name] = await stack.enter_async_context(tui_for(server, tmp_path / name, name))
+            terms[name] = await stack.enter_async_context(
+                tui_for(server, tmp_path / name, name, tmux=True)
+            )
             await log_in(terms[name], PW, "No conversation open")
         alice, bob, carol = terms["alice"], terms["bob"], terms["carol"]
+        for term in terms.values():  # each TUI runs in a tmux session of its own
+            if term.tmux is None:
+                continue  # a machine without tmux: the pty alone
+            panes = subprocess.run(
+                ["tmux", *term.tmux_socket(), "list-panes", "-F", "#{pane_current_command}"],
+                capture_output=True, text=True, check=True, timeout=10,
+            )  # fmt: skip
+            assert "python" in panes.stdout
 
         _say(alice, "/group new Family bob carol")
         await alice.wait_for("group #Family made")
