@@ -33,7 +33,11 @@ class GroupActions(GroupMessages):
             self.views.pop(group, None)
             name = self._ctx.require_login()[1].groups.get(group, {}).get("name")
             return {"group": group, "name": name, "removed": True}
-        view = await self.view(group, fresh=True)
+        try:
+            view = await self.view(group, fresh=True)
+        except ClientError as exc:  # a fork or rewind, a chain that does not hold: shown
+            self.views.pop(group, None)  # and nothing more is read against the old view
+            return {"group": group, "problem": str(exc)}
         problem = None
         try:
             view = self.views[group] = await self.keys.settle(group, view)

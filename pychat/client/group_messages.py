@@ -57,7 +57,12 @@ class GroupMessages:
     async def receive(self, event: dict[str, Any]) -> ChatMessage:
         """A pushed group message, checked."""
         group = str(event.get("conversation"))
-        message = await self.check_message(group, event)
+        try:
+            message = await self.check_message(group, event)
+        except ClientError as exc:  # the group's chain failed a check (a fork): said with it
+            _, sender, seq, sent = message_fields(event)
+            target = GROUP_MARK + group
+            return ChatMessage(group, target, seq, sender, sent, "rejected", None, str(exc))
         self.last_seen[group] = max(self.last_seen.get(group, 0), message.seq)
         await self._ctx.save()
         return message

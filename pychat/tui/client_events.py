@@ -78,6 +78,10 @@ def _group(ctx: TuiContext, event: ClientEvent) -> None:
     if not isinstance(group, str):
         return
     conv = ctx.model.conversation(GROUP_MARK + group)
+    if "statement" not in event.data and isinstance(event.data.get("problem"), str):
+        ctx.model.note(conv.peer, f"⚠ {event.data['problem']}")  # a fork: shown, loudly
+        ctx.model.tell(f"{conv.label}: {event.data['problem']}", error=True)
+        return
     if isinstance(name, str):
         conv.title = f"#{name}"
     if event.data.get("removed"):

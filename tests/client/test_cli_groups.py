@@ -5,13 +5,15 @@ peer chose is printed safely."""
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
 import pytest_twisted
+from twisted.internet import reactor, task
 
 from pychat.testing import RunningServer
-from tests.cli_helpers import Cli
+from tests.cli_helpers import ROOT, Cli, _Collect
 
 pytestmark = pytest.mark.usefixtures("cheap_kdf")
 
@@ -49,3 +51,36 @@ async def test_a_script_runs_a_group(server: RunningServer, tmp_path: Path) -> N
     assert gone.code == 1 and "no group" in gone.err
     members = await carol.run("group", "members", group_id, "--json")
     assert [json.loads(line)["member"] for line in members.out.splitlines()] == ["alice", "carol"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_listen_prints_group_messages_and_changes(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    alice = Cli(server, tmp_path / "alice", "alice", "alice-pw")
+    bob = Cli(server, tmp_path / "bob", "bob", "bob-pw")
+    for who in (alice, bob):
+        assert (await who.run("signup")).code == 0
+    assert (await alice.run("group", "create", "Club", "bob")).code == 0
+    proc = _Collect(None)
+    argv = bob.argv("listen", "--json")
+    transport = reactor.spawnProcess(proc, argv[0], argv, env=bob.env(), path=str(ROOT))
+    for _ in range(1000):
+        if b"listening as bob" in proc.err:
+            break
+        await task.deferLater(reactor, 0.01, lambda: None)
+    assert (await alice.run("send", "#Club", "to the club")).code == 0
+    assert (await alice.run("group", "rename", "#Club", "Book club")).code == 0
+    for _ in range(1000):
+        if proc.out.count(b"\n") >= 2:
+            break
+        await task.deferLater(reactor, 0.01, lambda: None)
+    transport.signalProcess(signal.SIGINT)
+    assert await proc.done == 0
+    message, change = (json.loads(line) for line in proc.out.decode().splitlines())
+    assert (message["text"], message["where"], message["sender"]) == (
+        "to the club",
+        "#Club",
+        "alice",
+    )
+    assert change["event"] == "group" and "alice renamed the group" in change["line"]

@@ -26,6 +26,7 @@ from pychat.client.group_keys import GroupForked
 from pychat.client.session import ChatClient
 from pychat.crypto.group_chain import next_statement
 from pychat.testing import MemoryServer
+from tests.client_helpers import collect
 from tests.trust_helpers import reregister
 
 Reply = dict[str, Any]
@@ -153,3 +154,31 @@ async def test_a_changed_member_key_blocks_until_trust(
     await alice.trust("bob")
     await alice.groups.change(group, "remove", member="carol")
     assert (await alice.groups.keys.load(group)).epochs == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_fork_seen_live_is_shown_and_a_message_of_another_group_or_sender_refused(
+    memory: MemoryServer, tmp_path: Path
+) -> None:
+    group, (alice, bob, carol) = await _club(memory, tmp_path, "alice", "bob", "carol")
+    other = await alice.groups.create("Other", ["bob"])
+    await alice.groups.send(other, "in the other group")
+    await alice.groups.send(group, "in the club")
+    view = await bob.groups.view(group, fresh=True)
+    (mine,) = (await bob.request("history", conversation=group))["messages"]
+    (theirs,) = (await bob.request("history", conversation=other))["messages"]
+    # Served as the club's: a message of another group, and alice's as carol's.
+    wrong_group = await bob.groups.check(group, view, {**theirs, "conversation": group, "seq": 9})
+    assert wrong_group.status == "rejected" and "decrypt" in (wrong_group.reason or "")
+    as_carol = await bob.groups.check(group, view, {**mine, "sender": "carol", "seq": 10})
+    assert as_carol.status == "rejected" and "verify as carol's" in (as_carol.reason or "")
+    # The server forks the chain bob saw; he hears of it with the next change and message.
+    heard = collect(bob)
+    _, data = bob.require_login()
+    data.groups[group]["hashes"][0] = "0" * 64
+    await alice.groups.change(group, "rename", name="Renamed")
+    await carol.groups.send(group, "after the fork")
+    told = [e.data for e in heard if e.kind == "group"]
+    assert told and "forked" in told[-1]["problem"]
+    (message,) = [e.message for e in heard if e.kind == "message" and e.message]
+    assert message.status == "rejected" and "forked" in (message.reason or "")

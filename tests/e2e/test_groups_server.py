@@ -110,6 +110,11 @@ async def test_a_group_is_made_chatted_in_and_changed(
     assert reply["chain"] == 5 and reply["members"] == ["alice", "dave"]
     page = await alice.request("history", conversation=group.id)
     assert [m["sender"] for m in page["messages"]] == ["bob", "dave", "dave"]
+    # Each member's read marker is their own.
+    marked = await alice.request("mark_read", conversation=group.id, seq=2)
+    assert (marked["read"], marked["unread"]) == (2, 1)
+    (listed,) = (await dave.request("conversations"))["conversations"]
+    assert (listed["read"], listed["unread"]) == (3, 0)  # dave sent the last one
 
 
 @pytest_twisted.ensureDeferred
