@@ -204,7 +204,8 @@ async def run(args: argparse.Namespace) -> None:
         for name in results:
             if name != "pair":
                 cost = statistics.median(f["us_per_delivery"] for f in results[name])
-                print(f"{name}: a delivery costs the server {cost / pair:.2f} of one to a peer")
+                ratio = f"{cost / pair:.2f}" if pair > 0 else "? (a run too short to time)"
+                print(f"{name}: a delivery costs the server {ratio} of one to a peer")
     finally:
         server.terminate()
         server.wait()
