@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import defer, protocol, reactor, task
 
 from pychat.client.cli import _run, build_parser
 from pychat.testing import RunningServer
@@ -141,3 +142,24 @@ def _replaced_stdin(replacement: io.TextIOBase) -> Iterator[None]:
         yield
     finally:
         sys.stdin = saved
+
+
+async def listening(cli: Cli) -> tuple[_Collect, Any]:
+    """``cli``'s ``listen --json`` in a process of its own, once it says it listens; the
+    collected output and the process transport (stop it with SIGINT)."""
+    proc = _Collect(None)
+    argv = cli.argv("listen", "--json")
+    transport = reactor.spawnProcess(proc, argv[0], argv, env=cli.env(), path=str(ROOT))
+    for _ in range(1000):
+        if b"listening as" in proc.err:
+            break
+        await task.deferLater(reactor, 0.01, lambda: None)
+    return proc, transport
+
+
+async def lines_out(proc: _Collect, count: int) -> None:
+    """Wait (bounded) until ``proc`` printed ``count`` lines."""
+    for _ in range(1000):
+        if proc.out.count(b"\n") >= count:
+            return
+        await task.deferLater(reactor, 0.01, lambda: None)

@@ -16,14 +16,14 @@ from pychat.client.context import ClientContext
 from pychat.client.errors import ClientError
 from pychat.client.events import ChatMessage, message_fields
 from pychat.client.group_keys import GroupKeys, GroupView
-from pychat.client.messaging import Messaging
+from pychat.client.messaging import Messaging, sealed_entry
+from pychat.client.opening import open_under_any
 from pychat.client.outbox import OutboxEntry
 from pychat.client.peer_trust import PeerTrust
 from pychat.client.protocol import RemoteError
 from pychat.client.validity import message_problem
-from pychat.crypto.e2e import MESSAGE_VERSION, OpenedMessage, open_message, seal_message, time_ms
+from pychat.crypto.e2e import OpenedMessage
 from pychat.crypto.envelopes import EnvelopeFacts
-from pychat.crypto.errors import E2EError
 from pychat.wire.ids import GROUP_MARK
 
 
@@ -139,26 +139,16 @@ class GroupMessages:
                 f"this device holds no key of the group's newest epoch ({view.epochs}): "
                 + view.refused.get(view.epochs, "the server has not given it")
             )
-        inner: dict[str, Any] = {
-            "v": MESSAGE_VERSION,
-            "sender": me,
-            "device": data.device_id,
-            "recipient": group,
-            "conversation": group,
-            "epoch": view.epochs,
-            "counter": entry.counter,
-            "time": time_ms(entry.time),
-            "body": entry.text,
-        }
-        if entry.kind != "text":
-            inner["kind"] = entry.kind
-        if entry.data is not None:
-            inner["data"] = entry.data
-        fields: dict[str, Any] = {}
-        ttl = (data.timers.get(group) or [0, 0])[1]
-        if ttl and entry.kind != "disappear":
-            inner["expires"] = fields["expires"] = int(self._ctx.now() + ttl)
-        return seal_message(key.encode(), data.identity, inner), fields
+        return sealed_entry(
+            data,
+            entry,
+            sender=me,
+            conversation=group,
+            recipient=group,
+            epoch=view.epochs,
+            key=key,
+            now=self._ctx.now(),
+        )
 
     async def read(self, group: str, *, since: int = 0, limit: int = 100) -> list[ChatMessage]:
         """Messages with seq > ``since`` (at most ``limit``), each checked or rejected with
@@ -227,20 +217,13 @@ class GroupMessages:
             identities = [k.public() for k in data.identities]
         else:
             identities = self._trust.accepted(data, sender)
-        reason = f"no key of {sender} accepted on this device"
-        for identity in identities:
-            try:
-                opened = open_message(
-                    ciphertext,
-                    key,
-                    sender=sender,
-                    sender_identity=identity,
-                    recipient=group,
-                    conversation=group,
-                    epoch=epoch,
-                )
-            except E2EError as exc:
-                reason = str(exc)
-                continue
-            return opened, identity.fingerprint()
-        return reason
+        return open_under_any(
+            identities,
+            ciphertext,
+            key,
+            f"no key of {sender} accepted on this device",
+            sender=sender,
+            recipient=group,
+            conversation=group,
+            epoch=epoch,
+        )

@@ -13,6 +13,7 @@ from pychat.client.context import ClientContext
 from pychat.client.epochs import ConversationKeys
 from pychat.client.errors import ClientError, MessageTooLong, check_sendable
 from pychat.client.events import ChatMessage, ClientEvent, Reference, message_fields
+from pychat.client.keystore import KeystoreData
 from pychat.client.opening import MessageOpener
 from pychat.client.outbox import OutboxEntry
 from pychat.client.peer_trust import PeerTrust
@@ -51,6 +52,42 @@ class GroupRoute(Protocol):
 
 #: What a message of a structured kind means: ``(conversation, peer, seq, opened) -> text``.
 KindHandler = Callable[[str, str, int, OpenedMessage], Awaitable[str]]
+
+
+def sealed_entry(
+    data: KeystoreData,
+    entry: OutboxEntry,
+    *,
+    sender: str,
+    conversation: str,
+    recipient: str,
+    epoch: int,
+    key: str,
+    now: float,
+) -> tuple[str, dict[str, Any]]:
+    """An outbox entry signed and sealed in an epoch's key (docs/e2e.md §3; in a group the
+    recipient is the group's id, §7), and the send's extra fields (``expires`` under a
+    disappearing-message timer)."""
+    inner: dict[str, Any] = {
+        "v": MESSAGE_VERSION,
+        "sender": sender,
+        "device": data.device_id,
+        "recipient": recipient,
+        "conversation": conversation,
+        "epoch": epoch,
+        "counter": entry.counter,
+        "time": time_ms(entry.time),
+        "body": entry.text,
+    }
+    if entry.kind != "text":
+        inner["kind"] = entry.kind
+    if entry.data is not None:
+        inner["data"] = entry.data
+    fields: dict[str, Any] = {}
+    ttl = (data.timers.get(conversation) or [0, 0])[1]
+    if ttl and entry.kind != "disappear":
+        inner["expires"] = fields["expires"] = int(now + ttl)
+    return seal_message(key.encode(), data.identity, inner), fields
 
 
 class Messaging:
@@ -126,26 +163,16 @@ class Messaging:
         me, data = self._ctx.require_login()
         keys = data.conversation_keys[conv]
         epoch = max(int(e) for e in keys)
-        inner = {
-            "v": MESSAGE_VERSION,
-            "sender": me,
-            "device": data.device_id,
-            "recipient": entry.peer,
-            "conversation": conv,
-            "epoch": epoch,
-            "counter": entry.counter,
-            "time": time_ms(entry.time),
-            "body": entry.text,
-        }
-        if entry.kind != "text":
-            inner["kind"] = entry.kind
-        if entry.data is not None:
-            inner["data"] = entry.data
-        fields: dict[str, Any] = {}
-        ttl = (data.timers.get(conv) or [0, 0])[1]
-        if ttl and entry.kind != "disappear":
-            inner["expires"] = fields["expires"] = int(self._ctx.now() + ttl)
-        ciphertext = seal_message(keys[str(epoch)].encode(), data.identity, inner)
+        ciphertext, fields = sealed_entry(
+            data,
+            entry,
+            sender=me,
+            conversation=conv,
+            recipient=entry.peer,
+            epoch=epoch,
+            key=keys[str(epoch)],
+            now=self._ctx.now(),
+        )
         self._check_length(entry.text, ciphertext)
         reply = await self._ctx.request(
             "send",

@@ -18,6 +18,7 @@ from pychat.client.peer_trust import PeerTrust
 from pychat.client.validity import message_problem
 from pychat.crypto.e2e import OpenedMessage, open_message
 from pychat.crypto.errors import E2EError
+from pychat.crypto.identity import PublicIdentity
 
 
 class MessageOpener:
@@ -85,23 +86,42 @@ class MessageOpener:
             identities = [k.public() for k in data.identities]
         else:
             identities = self._trust.accepted(data, peer)
-        reason = "no trusted key of the sender"
-        for identity in identities:
-            try:
-                opened = open_message(
-                    ciphertext,
-                    key,
-                    sender=sender,
-                    sender_identity=identity,
-                    recipient=peer if sender == me else me,
-                    conversation=conv,
-                    epoch=epoch,
-                )
-            except E2EError as exc:
-                reason = str(exc)
-                continue
-            return opened, identity.fingerprint()
+        found = open_under_any(
+            identities,
+            ciphertext,
+            key,
+            "no trusted key of the sender",
+            sender=sender,
+            recipient=peer if sender == me else me,
+            conversation=conv,
+            epoch=epoch,
+        )
+        if not isinstance(found, str):
+            return found
+        reason = found
         pending = (data.pins.get(peer) or {}).get("pending") if sender == peer else None
         if pending:
             reason += f" ({peer}'s key changed: compare safety numbers, then pychat trust {peer})"
         return reason
+
+
+def open_under_any(
+    identities: list[PublicIdentity],
+    ciphertext: str,
+    key: bytes,
+    none: str,
+    **expected: Any,
+) -> tuple[OpenedMessage, str] | str:
+    """A message opened under the first of ``identities`` its signature verifies for (each
+    key accepted for its sender, oldest first), with that key's fingerprint; or why not
+    (``none`` when there is no key to try).  ``expected``: what :func:`open_message` checks
+    (sender, recipient, conversation, epoch)."""
+    reason = none
+    for identity in identities:
+        try:
+            opened = open_message(ciphertext, key, sender_identity=identity, **expected)
+        except E2EError as exc:
+            reason = str(exc)
+            continue
+        return opened, identity.fingerprint()
+    return reason

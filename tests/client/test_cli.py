@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, task
 
 from pychat.testing import RunningServer, start_server
 from pychat.tls import CERT_FILE, KEY_FILE
-from tests.cli_helpers import ROOT, Cli, _Collect
+from tests.cli_helpers import Cli, lines_out, listening
 from tests.client_helpers import client_for
 
 pytestmark = pytest.mark.usefixtures("cheap_kdf")
@@ -202,18 +201,9 @@ async def test_listen_streams_messages_until_interrupted(
     bob = Cli(server, tmp_path / "bob", "bob", "pw")
     for who in (alice, bob):
         assert (await who.run("signup")).code == 0
-    proc = _Collect(None)
-    argv = bob.argv("listen", "--json")
-    transport = reactor.spawnProcess(proc, argv[0], argv, env=bob.env(), path=str(ROOT))
-    for _ in range(1000):
-        if b"listening as bob" in proc.err:
-            break
-        await task.deferLater(reactor, 0.01, lambda: None)
+    proc, transport = await listening(bob)
     assert (await alice.run("send", "bob", "are you there?")).code == 0
-    for _ in range(1000):
-        if proc.out.count(b"\n") >= 1:
-            break
-        await task.deferLater(reactor, 0.01, lambda: None)
+    await lines_out(proc, 1)
     transport.signalProcess(signal.SIGINT)
     code = await proc.done
     (line,) = proc.out.decode().splitlines()

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, task
 
 from pychat.testing import RunningServer
-from tests.cli_helpers import ROOT, Cli, _Collect
+from tests.cli_helpers import Cli, lines_out, listening
 
 pytestmark = pytest.mark.usefixtures("cheap_kdf")
 
@@ -62,19 +61,10 @@ async def test_listen_prints_group_messages_and_changes(
     for who in (alice, bob):
         assert (await who.run("signup")).code == 0
     assert (await alice.run("group", "create", "Club", "bob")).code == 0
-    proc = _Collect(None)
-    argv = bob.argv("listen", "--json")
-    transport = reactor.spawnProcess(proc, argv[0], argv, env=bob.env(), path=str(ROOT))
-    for _ in range(1000):
-        if b"listening as bob" in proc.err:
-            break
-        await task.deferLater(reactor, 0.01, lambda: None)
+    proc, transport = await listening(bob)
     assert (await alice.run("send", "#Club", "to the club")).code == 0
     assert (await alice.run("group", "rename", "#Club", "Book club")).code == 0
-    for _ in range(1000):
-        if proc.out.count(b"\n") >= 2:
-            break
-        await task.deferLater(reactor, 0.01, lambda: None)
+    await lines_out(proc, 2)
     transport.signalProcess(signal.SIGINT)
     assert await proc.done == 0
     message, change = (json.loads(line) for line in proc.out.decode().splitlines())

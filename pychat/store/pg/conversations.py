@@ -31,6 +31,7 @@ from pychat.store.conversation_index import ConversationIndex
 from pychat.store.errors import Resent
 from pychat.store.pg.appends import ConversationAppends
 from pychat.store.pg.conversation_queries import epoch_rows, page_rows
+from pychat.store.pg.creation import create_conversation
 from pychat.store.pg.database import Database, DatabaseUnavailable
 from pychat.store.pg.events import EventLog
 from pychat.store.pg.following import FollowsOtherNodes
@@ -193,7 +194,7 @@ class PgConversationStore(FollowsOtherNodes, KeepsGroups):
             {"id": conv.id, "members": list(members), "time": now}, "conversation", conv_key
         )
         first = self._seal({"envelope": envelope, "time": now}, "epoch", conv_key, "1")
-        created = await self._db.run(_create, conv_key, meta, first, self._told(conv))
+        created = await self._db.run(create_conversation, conv_key, meta, first, self._told(conv))
         if not created:  # another node made it first: as it is now
             made = await self.refresh(conv_key, conv.id)
             assert made is not None  # noqa: S101 - it was there a moment ago (no delete races)
@@ -375,22 +376,6 @@ def seal_row(sealer: RecordSealer, obj: Any, *where: str) -> bytes:
 #: Adds the event of a change to the transaction that makes it: ``told(cursor)``, or
 #: ``told(cursor, first, last)`` for a batch of messages (None: no other nodes told).
 Told = Callable[..., None] | None
-
-
-def _create(cursor: Any, conv_key: str, meta: bytes, first_epoch: bytes, told: Told) -> bool:
-    cursor.execute(
-        "INSERT INTO conversations (conv_key, sealed) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-        (conv_key, meta),
-    )
-    if cursor.rowcount != 1:
-        return False
-    cursor.execute(
-        "INSERT INTO conversation_epochs (conv_key, epoch, sealed) VALUES (%s, 1, %s)",
-        (conv_key, first_epoch),
-    )
-    if told is not None:
-        told(cursor)
-    return True
 
 
 def _add_epoch(cursor: Any, conv_key: str, envelope: Envelope, sealed: bytes, told: Told) -> None:

@@ -17,6 +17,7 @@ from pychat.store.conversation import (
     check_place,
 )
 from pychat.store.conversation_index import ConversationIndex
+from pychat.store.pg.creation import create_conversation
 from pychat.store.pg.database import Database
 from pychat.wire.shapes import Envelope
 
@@ -129,16 +130,8 @@ class KeepsGroups:
 def _create_group(
     cursor: Any, conv_key: str, meta: bytes, first_epoch: bytes, statement: bytes, told: Told
 ) -> bool:
-    cursor.execute(
-        "INSERT INTO conversations (conv_key, sealed) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-        (conv_key, meta),
-    )
-    if cursor.rowcount != 1:
+    if not create_conversation(cursor, conv_key, meta, first_epoch, None):
         return False
-    cursor.execute(
-        "INSERT INTO conversation_epochs (conv_key, epoch, sealed) VALUES (%s, 1, %s)",
-        (conv_key, first_epoch),
-    )
     cursor.execute(
         "INSERT INTO group_statements (conv_key, n, sealed) VALUES (%s, 1, %s)",
         (conv_key, statement),
