@@ -90,9 +90,14 @@ class GroupActions(GroupMessages):
             if not summary.get("group"):
                 continue
             group = summary["conversation"]
+            problem = None
             if group not in data.groups or len(data.groups[group]["hashes"]) < summary["chain"]:
-                await self.keys.load(group)
-            out.append({**summary, "name": data.groups[group]["name"]})
+                try:
+                    await self.keys.load(group)
+                except ClientError as exc:  # one group's failed check (a fork) stops no list
+                    problem = str(exc)
+            name = (data.groups.get(group) or {}).get("name") or f"group {group[:8]}"
+            out.append({**summary, "name": name, **({"problem": problem} if problem else {})})
         return out
 
     # -- changes -------------------------------------------------------------------------------

@@ -212,8 +212,17 @@ class GroupKeys:
         me, data = self._ctx.require_login()
         out = {me: data.identity.public()}
         for name in members:
-            if name != me:
+            if name == me:
+                continue
+            try:
                 out[name] = await self._trust.peer_identity(name)
+            except RemoteError as exc:
+                if exc.code != "unknown_user":
+                    raise
+                raise ClientError(
+                    f"{name} has no account any more: remove them from the group first "
+                    "(no key can be wrapped for them)"
+                ) from None
         return out
 
     async def make_epoch(self, view: GroupView) -> tuple[dict[str, Any], bytes]:

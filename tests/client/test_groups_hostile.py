@@ -182,3 +182,20 @@ async def test_a_fork_seen_live_is_shown_and_a_message_of_another_group_or_sende
     assert told and "forked" in told[-1]["problem"]
     (message,) = [e.message for e in heard if e.kind == "message" and e.message]
     assert message.status == "rejected" and "forked" in (message.reason or "")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_forked_group_stays_in_the_list_with_its_problem_and_a_gone_member_is_said(
+    memory: MemoryServer, tmp_path: Path
+) -> None:
+    group, (alice, bob, _) = await _club(memory, tmp_path, "alice", "bob", "carol")
+    other = await alice.groups.create("Other", ["bob"])
+    _, data = bob.require_login()
+    data.groups[group]["hashes"] = ["0" * 64]  # what bob saw is not what is served
+    await alice.groups.change(group, "rename", name="Renamed")  # the list must load again
+    listed = {g["conversation"]: g for g in await bob.groups.summaries()}
+    assert "forked" in listed[group]["problem"] and "problem" not in listed[other]
+    await memory.signed_up(tmp_path / "dave", "dave")
+    await memory.chat.store.delete_account("carol")
+    with pytest.raises(ClientError, match="carol has no account any more"):
+        await alice.groups.add(group, "dave")

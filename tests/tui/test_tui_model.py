@@ -495,3 +495,18 @@ def test_a_frame_is_drawn_as_one_synchronized_update() -> None:
     with pytest.raises(curses.error):
         failing.draw(render_main(_model(), 80, 24, now=T0))
     assert events[0] == SYNC_BEGIN and events[-1] == SYNC_END  # the terminal is not left held
+
+
+def test_a_notification_naming_a_group_cannot_inject_a_terminal_sequence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pychat.tui import notifications
+
+    written: list[bytes] = []
+    monkeypatch.setattr(notifications, "to_terminal", written.append)
+    monkeypatch.delenv("TMUX", raising=False)
+    notifications.notify("bob in #evil\x07\x1b]52;c;aGk=\x07;x")
+    (raw,) = written
+    assert raw.count(b"\x07") == 3  # the bell and the two sequences' own ends, nothing more
+    assert raw.count(b"\x1b") == 2 and b"]52;" not in raw
+    assert b"^G^[]52,c,aGk=^G,x" in raw
