@@ -94,3 +94,21 @@ async def test_group_commands_mute_and_a_mention_that_still_rings(tmp_path: Path
     app.model.select(conv.peer)
     await run_command(app, "/leave")
     assert conv.closed and conv.notices[-1][1] == "you left this group"
+
+
+@pytest_twisted.ensureDeferred
+async def test_groups_are_in_the_list_at_login_beside_pairs(tmp_path: Path) -> None:
+    memory = MemoryServer(tmp_path / "data")
+    alice = await memory.signed_up(tmp_path / "alice", "alice")
+    bob = await memory.signed_up(tmp_path / "bob", "bob")
+    group = await bob.groups.create("Club", ["alice"])
+    await bob.groups.send(group, "welcome")
+    await bob.send("alice", "and hello")
+    app, _ = main_screen(alice, tmp_path)
+    await app.load_conversations()
+    labels = {c.label: c for c in app.model.ordered()}
+    assert set(labels) == {"#Club", "bob"}
+    club = labels["#Club"]
+    assert (club.members, club.unread) == (["alice", "bob"], 1)
+    await app.show(club.peer)
+    assert [m.text for m in club.sorted_messages()] == ["welcome"]
