@@ -12,9 +12,10 @@ import pytest
 import pytest_twisted
 
 from pychat.client.protocol import RemoteError
+from pychat.crypto.group_chain import apply_statement
 from pychat.testing import RunningServer, start_server
 from tests.chat_helpers import TestUser, login, signup
-from tests.group_helpers import TestGroup, identity
+from tests.group_helpers import TestGroup, identity, key_of
 
 NAMES = ("alice", "bob", "carol", "dave")
 
@@ -151,6 +152,16 @@ async def test_what_the_server_refuses_of_a_group(server_on_each_backend: Runnin
     late = group.say("alice", "rename", name="Later")
     error = await _refused(change(alice, late))
     assert (error["code"], error["reason"], error["n"]) == ("bad_statement", "order", 1)
+    # Members added with a key that is not theirs, or who have no account.
+    fresh = TestGroup()  # the chain as the server holds it: the create alone
+    fresh.statements = group.statements[:1]
+    fresh.state = apply_statement(None, fresh.statements[0], key_of)
+    wrong_key = fresh.draft("alice", "add", member="dave", member_fingerprint="ab" * 32)
+    error = await _refused(change(alice, wrong_key, envelope={"epoch": 2, "after": 0}))
+    assert (error["code"], error["reason"]) == ("bad_statement", "unknown_key")
+    nobody = fresh.draft("alice", "add", member="nobody", member_fingerprint="ab" * 32)
+    error = await _refused(change(alice, nobody, envelope={"epoch": 2, "after": 0}))
+    assert (error["code"], error["reason"]) == ("bad_statement", "unknown_user")
 
 
 @pytest.mark.parametrize("backend", ["files", "postgresql"])
