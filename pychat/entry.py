@@ -1,14 +1,16 @@
 """The ``pychat`` command: the full-screen client without a subcommand, else the CLI.
 
 The one module that knows both front ends, so ``pychat.client`` never imports ``pychat.tui``
-(docs/architecture.md, "Dependencies point one way").
+(docs/architecture.md, "Dependencies point one way").  The arguments are read first, with
+nothing but ``argparse`` loaded: ``--version`` and ``--help`` answer before Twisted or the
+client library is imported.
 """
 
 from __future__ import annotations
 
 from typing import NoReturn
 
-from pychat.client.cli import build_parser, run_command
+from pychat.client.cli_parser import build_parser
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -18,4 +20,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
         from pychat.tui.app import run_tui
 
         raise SystemExit(run_tui(args))
+    from pychat.client.cli import run_command
+
     run_command(args)

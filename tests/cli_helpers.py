@@ -13,7 +13,8 @@ from typing import Any
 
 from twisted.internet import defer, protocol, reactor, task
 
-from pychat.client.cli import _run, build_parser
+from pychat.client.cli import _run
+from pychat.client.cli_parser import build_parser
 from pychat.testing import RunningServer
 
 ROOT = Path(__file__).resolve().parent.parent

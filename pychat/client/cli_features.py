@@ -118,7 +118,10 @@ class FeatureCommands:
 
     async def cmd_outbox(self) -> int:
         await self._login_or_open_offline()
-        for entry in await self.client.sender.pending():
+        waiting = await self.client.sender.pending()
+        if not waiting and not self.args.json:
+            print("the outbox is empty: every message you wrote was sent")
+        for entry in waiting:
             if self.args.json:
                 print(json_line(entry.to_json()))
             else:

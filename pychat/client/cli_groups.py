@@ -13,31 +13,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pychat.client.cli_errors import EXIT_OK, EXIT_USAGE, CliError
+from pychat.client.cli_parser import ACTIONS
 from pychat.client.group_actions import statement_text
 from pychat.client.session import ChatClient
 from pychat.text.safe import json_line, visible
-
-#: ``pychat group ACTION``: how many arguments each takes (None: one or more).
-ACTIONS: dict[str, tuple[str, int | None]] = {
-    "create": ("NAME USER...", None),
-    "add": ("GROUP USER", 2),
-    "remove": ("GROUP USER", 2),
-    "admin": ("GROUP USER", 2),
-    "leave": ("GROUP", 1),
-    "rename": ("GROUP NAME", 2),
-    "members": ("GROUP", 1),
-    "verify": ("GROUP", 1),
-    "list": ("", 0),
-}
-
-
-def add_group_command(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    """The ``group`` subcommand."""
-    usage = "; ".join(f"{a} {args}".strip() for a, (args, _) in ACTIONS.items())
-    p = add("group", f"groups: {usage}")
-    p.add_argument("action", choices=list(ACTIONS))
-    p.add_argument("words", nargs="*", metavar="ARG")
-    p.add_argument("--json", action="store_true", help="list and members: one JSON per line")
 
 
 def group_target(peer: str) -> str | None:
@@ -64,7 +43,10 @@ class GroupCommands:
             print(f"made group {visible(words[0])} ({group[:12]})")
             return EXIT_OK
         if action == "list":
-            for summary in await groups.summaries():
+            listed = await groups.summaries()
+            if not listed and not self.args.json:
+                print("no groups yet: make one with  pychat group create NAME USER...")
+            for summary in listed:
                 self._print_group(summary)
             return EXIT_OK
         group = await groups.find(words[0].removeprefix("#"))

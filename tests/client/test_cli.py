@@ -26,6 +26,12 @@ async def test_signup_send_read_and_reply(server: RunningServer, tmp_path: Path)
         assert r.code == 0, r.err
         assert "created account" in r.out and "fingerprint" in r.out
         assert "pinned the certificate" in r.err  # the fingerprint given was checked, pinned
+    empty = [
+        await alice.run(*args) for args in (("conversations",), ("group", "list"), ("outbox",))
+    ]
+    assert "no conversations yet: start one with  pychat send NAME" in empty[0].out
+    assert "no groups yet" in empty[1].out and "the outbox is empty" in empty[2].out
+    assert (await alice.run("conversations", "--json")).out == ""  # for scripts: nothing
 
     r = await alice.run("send", "bob", "hello bob, from the command line ✓")
     assert r.code == 0 and r.out.strip() == "sent #1", r.err

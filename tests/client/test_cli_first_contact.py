@@ -16,7 +16,8 @@ import pytest
 import pytest_twisted
 from twisted.internet import protocol, reactor, ssl
 
-from pychat.client.cli import _run, build_parser
+from pychat.client.cli import _run
+from pychat.client.cli_parser import build_parser
 from pychat.client.pins import FILE as PIN_FILE
 from pychat.server.protocol import ChatServerProtocol
 from pychat.testing import RunningServer

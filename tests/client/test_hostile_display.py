@@ -10,7 +10,8 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from pychat.client.cli import _run, build_parser
+from pychat.client.cli import _run
+from pychat.client.cli_parser import build_parser
 from pychat.testing import RunningServer
 from tests.client_helpers import signed_up
 from tests.tui_terminal import Terminal

@@ -36,6 +36,8 @@ from tests.paths import ROOT
         ("-m", ["bench.group_fanout", "--members", "3", "--messages", "5", "--window", "2",
                 "--runs", "1"],
          ["pair", "group M=3", "deliveries/s", "µs/delivery", "of one to a peer"]),
+        ("-m", ["bench.client_start", "--runs", "1"],
+         ["pychat --version", "pychat --help", "target 0.15 s"]),
         ("-m", ["bench.sessions", "idle", "--sessions", "10"],
          ["KiB per idle connection", "KiB per idle logged-in session", "ratio pyChat/baseline"]),
     ],
