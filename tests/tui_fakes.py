@@ -27,6 +27,11 @@ class FakeHost:
         self.redraws = 0
         self.quitting = False
         self._size = (height, width)
+        #: What was written to the terminal as it is (escape sequences).
+        self.written: list[bytes] = []
+
+    def to_terminal(self, data: bytes) -> None:
+        self.written.append(data)
 
     def now(self) -> float:
         return float(self.clock.seconds())

@@ -143,6 +143,10 @@ class TuiApp:
         if self._redraw_call is None or not self._redraw_call.active():
             self._redraw_call = self.reactor.callLater(0, self._draw)
 
+    def to_terminal(self, data: bytes) -> None:
+        """Write an escape sequence to the terminal as it is (OSC 52, ...), between frames."""
+        to_terminal(data)
+
     def clear_screen(self) -> None:
         """Forget what the terminal shows and draw it all again."""
         self.terminal.clear()

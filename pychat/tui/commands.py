@@ -20,6 +20,7 @@ from pychat.tui import search
 from pychat.tui.command_types import Command, InConversation
 from pychat.tui.group_commands import GROUP_COMMANDS, group_verify
 from pychat.tui.help import HELP
+from pychat.tui.link_commands import LINK_COMMANDS
 from pychat.tui.model import ConversationState, Modal
 from pychat.tui.password_prompt import open_prompt
 from pychat.wire.ids import GROUP_MARK
@@ -327,4 +328,5 @@ COMMANDS: dict[str, Command | InConversation] = {
     "flip": InConversation(_flip),
     "roll": InConversation(_roll),
     **GROUP_COMMANDS,
+    **LINK_COMMANDS,
 }

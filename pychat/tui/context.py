@@ -56,6 +56,9 @@ class ScreenHost(Protocol):
     def call_later(self, seconds: float, what: Callable[[], None]) -> None:
         """Run ``what`` after ``seconds`` on the app's clock."""
 
+    def to_terminal(self, data: bytes) -> None:
+        """Write an escape sequence to the terminal as it is (OSC 52, ...), between frames."""
+
     def quit(self) -> None:
         """End the program."""
 

@@ -23,6 +23,8 @@ HELP = [
     "  /group new NAME USER...  a group (#NAME in the list); in it: /invite USER,",
     "    /kick USER, /admin USER, /rename NAME, /leave, /members, /verify (its number)",
     "  /mute          no bell here, except when someone writes @you (again: unmute)",
+    "  /links [N]     the links here (N: open one, or put it on the clipboard)",
+    "  /copy [#SEQ]   a message's text to your clipboard (OSC 52: works over SSH)",
     "  /whatdoyouknow what the server holds about you (pychat whatdoyouknow: all of it)",
     "  /passwd        change your password (here, on the server and in the key backup)",
     "  /help          this help      /quit   leave",

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 
 from pychat.text.safe import visible
+from pychat.tui.links import row_links
 from pychat.tui.render import Frame
 from pychat.tui.width import text_width
 
@@ -58,6 +59,18 @@ def to_terminal(data: bytes) -> None:
     os.write(sys.stdout.fileno(), data)
 
 
+def cells_text(text: str) -> str:
+    """``text`` with each wide character followed by a placeholder, so that a character's
+    index is its column (a link's place on screen)."""
+    if text.isascii():
+        return text
+    cells = []
+    for ch in text:
+        width = text_width(ch)
+        cells.append("" if width == 0 else ch + "\0" * (width - 1))
+    return "".join(cells)
+
+
 def colours_wanted(configured: bool) -> bool:
     """Colours when configured, the terminal has them, and NO_COLOR is not set."""
     return configured and not os.environ.get("NO_COLOR") and curses.has_colors()
@@ -77,6 +90,8 @@ class CursesView:
         self.colours = colours
         self._write = write
         self._attrs: dict[str, int] = {}
+        #: Links in the text are drawn as OSC 8 hyperlinks (``links`` in the settings).
+        self.links = True
         if colours:
             curses.start_color()
             try:
@@ -137,3 +152,17 @@ class CursesView:
             except curses.error:
                 pass
         self.screen.refresh()  # curses writes (and flushes) the whole update here
+        if self._write is not None and self.links:
+            self._links(frame)
+
+    def _links(self, frame: Frame) -> None:
+        """Draw the links curses just drew again as OSC 8 hyperlinks (the same characters
+        in the same cells), then put the cursor back where the frame wants it."""
+        out = b""
+        for y, row in enumerate(frame.rows[: frame.height]):
+            text = "".join(visible(t) for t, _ in row)
+            if "://" in text or "mailto:" in text:
+                out += row_links(y, cells_text(text))
+        if out and self._write is not None:
+            y, x = frame.cursor if frame.cursor is not None else (0, 0)
+            self._write(b"\x1b7" + out + b"\x1b8" + f"\x1b[{y + 1};{x + 1}H".encode())

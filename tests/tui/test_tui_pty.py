@@ -6,6 +6,7 @@ Every test starts from :func:`tests.tui_scenes.alice_in_tui` (or, for the form i
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
@@ -569,3 +570,21 @@ async def test_tui_disappearing_messages_show_the_timer_and_leave_the_screen(
         await bob.send("alice", "gone in three seconds")
         _screenshot("disappearing", await term.wait_for("gone in three seconds"))
         await term.wait_gone("gone in three seconds", timeout=10)
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_draws_links_as_hyperlinks_to_themselves_and_copies_with_osc_52(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    said = [("bob", "alice", "the menu is at https://example.org/menu, see you")]
+    async with alice_in_tui(server, tmp_path, said=said) as scene:
+        term = scene.term
+        link = b"\x1b]8;;https://example.org/menu\x1b\\https://example.org/menu\x1b]8;;\x1b\\"
+        await term.wait_until(lambda t: link in bytes(t.proto.raw))
+        assert "the menu is at https://example.org/menu, see you" in term.text()  # drawn once
+        before = len(term.proto.raw)
+        term.type("/copy")
+        term.press("enter")
+        await term.wait_for("is on your clipboard")
+        copied = b"the menu is at https://example.org/menu, see you"
+        assert b"\x1b]52;c;" + base64.b64encode(copied) + b"\x07" in bytes(term.proto.raw[before:])
