@@ -33,6 +33,9 @@ class FakeHost:
     def to_terminal(self, data: bytes) -> None:
         self.written.append(data)
 
+    def suspended(self, run: Callable[[], None]) -> None:
+        run()
+
     def now(self) -> float:
         return float(self.clock.seconds())
 

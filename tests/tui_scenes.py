@@ -62,10 +62,15 @@ async def sign_up(term: Terminal, password: str) -> None:
 
 @asynccontextmanager
 async def tui(
-    server: RunningServer, home: Path, *, cols: int = 100, rows: int = 30
+    server: RunningServer,
+    home: Path,
+    *,
+    cols: int = 100,
+    rows: int = 30,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[Terminal]:
     """alice's TUI at its form, quit at the end."""
-    async with tui_for(server, home, "alice", cols=cols, rows=rows) as term:
+    async with tui_for(server, home, "alice", cols=cols, rows=rows, env=env) as term:
         yield term
 
 
@@ -78,9 +83,11 @@ async def tui_for(
     cols: int = 100,
     rows: int = 30,
     tmux: bool = False,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[Terminal]:
-    """``user``'s TUI at its form (inside tmux, with ``tmux``), quit at the end."""
-    term = Terminal(home, address(server), user, cols=cols, rows=rows, tmux=tmux)
+    """``user``'s TUI at its form (inside tmux, with ``tmux``; with ``env`` besides its own
+    environment), quit at the end."""
+    term = Terminal(home, address(server), user, cols=cols, rows=rows, tmux=tmux, env=env)
     try:
         yield term
     finally:
@@ -98,6 +105,7 @@ async def alice_in_tui(
     sign_up_in_tui: bool = False,
     cols: int = 100,
     rows: int = 30,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[Scene]:
     """alice and her ``peers`` signed up; each ``(sender, to, text)`` of ``said`` sent; then
     alice's TUI logged in (or, with ``sign_up_in_tui``, alice signed up in it) and showing
@@ -115,7 +123,7 @@ async def alice_in_tui(
     if alice is not None:
         await alice.close()
     try:
-        async with tui(server, tmp_path / "alice", cols=cols, rows=rows) as term:
+        async with tui(server, tmp_path / "alice", cols=cols, rows=rows, env=env) as term:
             if sign_up_in_tui:
                 await sign_up(term, ALICE_NEW_PW)
             else:

@@ -37,7 +37,7 @@ KEYS = {
     "f2": "\x1bOQ",
     "alt-enter": "\x1b\r",
     "escape": "\x1b",
-    **{f"ctrl-{c}": chr(ord(c) - 96) for c in "acdeluwnr"},
+    **{f"ctrl-{c}": chr(ord(c) - 96) for c in "acdeluwnrx"},
     **{f"alt-{d}": f"\x1b{d}" for d in "123456789a"},
 }
 
@@ -147,6 +147,7 @@ class Terminal:
         rows: int = 30,
         *,
         tmux: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.screen = pyte.Screen(cols, rows)
         self.proto = _Pty(self.screen)
@@ -162,6 +163,7 @@ class Terminal:
             "LC_ALL": "C.UTF-8",
             "PYTHONPATH": str(ROOT),
             "PYCHAT_TEST_KEY_SLOT": str(next(_KEY_SLOTS)),
+            **(env or {}),
         }
         argv = [
             sys.executable,

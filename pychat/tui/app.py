@@ -147,6 +147,19 @@ class TuiApp:
         """Write an escape sequence to the terminal as it is (OSC 52, ...), between frames."""
         to_terminal(data)
 
+    def suspended(self, run: Callable[[], None]) -> None:
+        """Call ``run`` with the terminal given back (curses ended, the terminal's own mode,
+        no bracketed paste), then take it again and draw everything."""
+        to_terminal(b"\x1b[?2004l")
+        curses.def_prog_mode()
+        curses.endwin()
+        try:
+            run()
+        finally:
+            curses.reset_prog_mode()
+            to_terminal(b"\x1b[?2004h")
+            self.clear_screen()
+
     def clear_screen(self) -> None:
         """Forget what the terminal shows and draw it all again."""
         self.terminal.clear()

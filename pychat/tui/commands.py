@@ -18,6 +18,7 @@ from pychat.client.files import human_size
 from pychat.client.report import report_lines
 from pychat.tui import search
 from pychat.tui.command_types import Command, InConversation
+from pychat.tui.compose import compose
 from pychat.tui.group_commands import GROUP_COMMANDS, group_verify
 from pychat.tui.help import HELP
 from pychat.tui.link_commands import LINK_COMMANDS
@@ -43,6 +44,12 @@ async def run_command(ctx: TuiContext, text: str) -> None:
         ctx.model.tell(f"/{name} needs an open conversation", error=True)
     else:
         await command.handler(ctx, conv, rest.strip())
+
+
+async def _edit(ctx: TuiContext, rest: str) -> None:
+    if rest:
+        ctx.model.input.insert(rest)
+    await compose(ctx)
 
 
 async def _quit(ctx: TuiContext, rest: str) -> None:
@@ -305,6 +312,7 @@ async def _passwd(ctx: TuiContext, rest: str) -> None:
 
 COMMANDS: dict[str, Command | InConversation] = {
     "quit": Command(_quit),
+    "edit": Command(_edit),
     "help": Command(_help),
     "new": Command(_new),
     "query": Command(_new),

@@ -59,6 +59,10 @@ class ScreenHost(Protocol):
     def to_terminal(self, data: bytes) -> None:
         """Write an escape sequence to the terminal as it is (OSC 52, ...), between frames."""
 
+    def suspended(self, run: Callable[[], None]) -> None:
+        """Call ``run`` with the terminal given back (the full screen put away), then take
+        it again and draw everything."""
+
     def quit(self) -> None:
         """End the program."""
 

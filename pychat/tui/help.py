@@ -27,6 +27,7 @@ HELP = [
     "  /copy [#SEQ]   a message's text to your clipboard (OSC 52: works over SSH)",
     "  /whatdoyouknow what the server holds about you (pychat whatdoyouknow: all of it)",
     "  /passwd        change your password (here, on the server and in the key backup)",
+    "  /edit [TEXT]   compose in $EDITOR (also Ctrl-X Ctrl-E); several lines go as one",
     "  /help          this help      /quit   leave",
     "Keys:",
     "  Tab completes /commands and names (empty line: next conversation)",

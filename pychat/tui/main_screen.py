@@ -21,6 +21,7 @@ from pychat.tui import loading
 from pychat.tui.actions import run_action
 from pychat.tui.client_events import handle_event, outbox_item
 from pychat.tui.commands import run_command
+from pychat.tui.compose import compose
 from pychat.tui.context import ScreenHost
 from pychat.tui.input_history import history_path, load_history
 from pychat.tui.keys import BINDINGS, Key
@@ -57,6 +58,8 @@ class MainScreen:
             self.model.input.history = load_history(self.history_file)
         self.mark_read_pending = False
         self._typing_sent: dict[str, float] = {}
+        #: The first key of a two-key command (Ctrl-X, waiting for Ctrl-E), or None.
+        self._chord: str | None = None
 
     @property
     def modals(self) -> list[Modal]:
@@ -147,6 +150,13 @@ class MainScreen:
     def key(self, key: Key) -> None:
         """A key on the main screen, no box open."""
         if self.model.search is not None and search_key(self, key):
+            return
+        chord, self._chord = self._chord, None
+        if chord == "ctrl-x" and key.name == "ctrl-e":  # as in bash: compose in $EDITOR
+            self.guard(compose(self))
+            return
+        if key.name == "ctrl-x":
+            self._chord = "ctrl-x"
             return
         if key.name in ("char", "paste"):
             self.model.input.insert(key.text)

@@ -588,3 +588,29 @@ async def test_tui_draws_links_as_hyperlinks_to_themselves_and_copies_with_osc_5
         await term.wait_for("is on your clipboard")
         copied = b"the menu is at https://example.org/menu, see you"
         assert b"\x1b]52;c;" + base64.b64encode(copied) + b"\x07" in bytes(term.proto.raw[before:])
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_composes_in_the_editor_and_sends_several_lines_as_one_message(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    notes = tmp_path / "editor-notes"
+    editor = tmp_path / "fake-editor"
+    editor.write_text(
+        "#!/bin/sh\n"
+        f'stat -c "%a $1" "$1" > {notes}\n'
+        'printf "%s\\nsecond line\\nthird line\\n" "$(cat "$1")" > "$1"\n'
+    )
+    editor.chmod(0o700)
+    said = [("bob", "alice", "write me a poem")]
+    async with alice_in_tui(server, tmp_path, said=said, env={"EDITOR": str(editor)}) as scene:
+        term, bob = scene.term, scene.bob
+        term.type("first line")
+        term.press("ctrl-x", "ctrl-e")
+        await term.wait_for("Send these 3 lines to bob as one message?")
+        term.type("y")
+        await term.wait_for("✓ alice: first line")  # acknowledged: stored
+        mode, path = notes.read_text().split()
+        assert mode == "600" and not Path(path).exists()  # private while it lived, then gone
+        received = [m for m in await bob.read("alice") if m.sender == "alice"]
+        assert received[-1].text == "first line\nsecond line\nthird line"
