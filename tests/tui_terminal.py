@@ -34,6 +34,7 @@ KEYS = {
     "pgdn": "\x1b[6~",
     "backspace": "\x7f",
     "delete": "\x1b[3~",
+    "f1": "\x1bOP",
     "f2": "\x1bOQ",
     "alt-enter": "\x1b\r",
     "escape": "\x1b",

@@ -5,6 +5,7 @@ Example::
     server = "chat.example.org:8765"
     user = "alice"
     colours = true          # the TUI uses colours when the terminal has them (NO_COLOR wins)
+    theme = "terminal"      # the TUI's look: "terminal" (its own colours), "dark" or "light"
     notifications = true    # bell and OSC 9/777 notification for messages not on screen
     time_format = "%H:%M"   # strftime format of message times in the TUI
     signals = false         # share (and see) typing and read signals; both sides need it on
@@ -51,6 +52,8 @@ class ClientConfig:
     server: str | None = None
     user: str | None = None
     colours: bool = True
+    #: The TUI's look: ``terminal`` (the terminal's own colours), ``dark`` or ``light``.
+    theme: str = "terminal"
     notifications: bool = True
     time_format: str = "%H:%M"
     signals: bool = False
@@ -78,6 +81,7 @@ class ClientConfig:
             "server": str,
             "user": str,
             "colours": bool,
+            "theme": str,
             "notifications": bool,
             "time_format": str,
             "signals": bool,
@@ -92,4 +96,6 @@ class ClientConfig:
             if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
                 kind = "number" if isinstance(expected, tuple) else expected.__name__
                 raise ConfigError(f"{path}: {key} must be a {kind}")
+        if raw.get("theme", "terminal") not in ("terminal", "dark", "light"):
+            raise ConfigError(f"{path}: theme is terminal, dark or light, not {raw['theme']!r}")
         return cls(**raw)

@@ -79,7 +79,9 @@ class TuiApp:
         self.config = config
         self.reactor = reactor
         self.terminal: Any = screen
-        self.view = CursesView(screen, colours_wanted(config.colours), write=to_terminal)
+        self.view = CursesView(
+            screen, colours_wanted(config.colours), write=to_terminal, theme=config.theme
+        )
         self.home: Path = args.home or default_home()
         self.ca: Path | None = args.ca
         self.decoder = KeyDecoder()

@@ -10,42 +10,8 @@ from collections.abc import Callable
 from pychat.text.safe import visible
 from pychat.tui.links import row_links
 from pychat.tui.render import Frame
+from pychat.tui.themes import BOLD, REVERSE, UNDERLINE, Look, chosen
 from pychat.tui.width import text_width
-
-# style -> (foreground colour, bold) when colours are on; attributes alone otherwise
-_COLOURS = {
-    "title": (curses.COLOR_CYAN, True),
-    "title-text": (curses.COLOR_CYAN, True),
-    "status": (curses.COLOR_WHITE, False),
-    "status-error": (curses.COLOR_RED, True),
-    "me": (curses.COLOR_GREEN, True),
-    "peer": (curses.COLOR_BLUE, True),
-    "rejected": (curses.COLOR_RED, True),
-    "marker": (curses.COLOR_YELLOW, True),
-    "warning": (curses.COLOR_RED, True),
-    "modal": (curses.COLOR_CYAN, False),
-    "selected": (curses.COLOR_YELLOW, True),
-    "unread": (curses.COLOR_WHITE, True),
-    "prompt": (curses.COLOR_GREEN, True),
-    "sep": (curses.COLOR_BLUE, False),
-    "dim": (curses.COLOR_WHITE, False),
-}
-_PLAIN = {
-    "title": curses.A_REVERSE | curses.A_BOLD,
-    "status": curses.A_REVERSE,
-    "status-error": curses.A_REVERSE | curses.A_BOLD,
-    "me": curses.A_BOLD,
-    "peer": curses.A_BOLD,
-    "rejected": curses.A_BOLD | curses.A_UNDERLINE,
-    "marker": curses.A_BOLD,
-    "warning": curses.A_BOLD,
-    "selected": curses.A_REVERSE,
-    "unread": curses.A_BOLD,
-    "prompt": curses.A_BOLD,
-    "dim": curses.A_DIM,
-    "title-text": curses.A_BOLD,
-}
-
 
 #: Synchronized output (DEC private mode 2026): a terminal that knows it shows everything
 #: between the two as one update, so a frame never appears half drawn (over a slow SSH link
@@ -85,28 +51,42 @@ class CursesView:
         screen: curses.window,
         colours: bool,
         write: Callable[[bytes], object] | None = None,
+        theme: str = "terminal",
     ) -> None:
         self.screen = screen
         self.colours = colours
         self._write = write
-        self._attrs: dict[str, int] = {}
         #: Links in the text are drawn as OSC 8 hyperlinks (``links`` in the settings).
         self.links = True
+        palette = 0
         if colours:
             curses.start_color()
-            try:
-                curses.use_default_colors()
-                background = -1
-            except curses.error:
-                background = curses.COLOR_BLACK
-            for i, (style, (fg, bold)) in enumerate(_COLOURS.items(), start=1):
-                curses.init_pair(i, fg, background)
-                attr = curses.color_pair(i) | (curses.A_BOLD if bold else 0)
-                if style in ("title", "status", "status-error", "selected"):
-                    attr |= curses.A_REVERSE
-                self._attrs[style] = attr
-        else:
-            self._attrs = dict(_PLAIN)
+            curses.use_default_colors()
+            palette = curses.COLORS
+        self._attrs = self._attributes(chosen(theme, colours, palette))
+        base = self._attrs.get("normal", curses.A_NORMAL)
+        if base != curses.A_NORMAL:
+            self.screen.bkgd(" ", base)  # the theme's background behind everything
+
+    @staticmethod
+    def _attributes(looks: dict[str, Look]) -> dict[str, int]:
+        """A curses attribute per style (a colour pair each where the theme has colours)."""
+        out: dict[str, int] = {}
+        pairs: dict[tuple[int, int], int] = {}
+        for style, look in looks.items():
+            attr = curses.A_NORMAL
+            if look.attrs & BOLD:
+                attr |= curses.A_BOLD
+            if look.attrs & REVERSE:
+                attr |= curses.A_REVERSE
+            if look.attrs & UNDERLINE:
+                attr |= curses.A_UNDERLINE
+            if (look.fg, look.bg) != (-1, -1):
+                number = pairs.setdefault((look.fg, look.bg), len(pairs) + 1)
+                curses.init_pair(number, look.fg, look.bg)
+                attr |= curses.color_pair(number)
+            out[style] = attr
+        return out
 
     def size(self) -> tuple[int, int]:
         """(height, width) of the screen."""
