@@ -6,6 +6,7 @@ Example::
     user = "alice"
     colours = true          # the TUI uses colours when the terminal has them (NO_COLOR wins)
     theme = "terminal"      # the TUI's look: "terminal" (its own colours), "dark" or "light"
+    mouse = false           # the TUI takes the mouse: wheel scrolls, a click picks a conversation
     notifications = true    # bell and OSC 9/777 notification for messages not on screen
     time_format = "%H:%M"   # strftime format of message times in the TUI
     signals = false         # share (and see) typing and read signals; both sides need it on
@@ -54,6 +55,8 @@ class ClientConfig:
     colours: bool = True
     #: The TUI's look: ``terminal`` (the terminal's own colours), ``dark`` or ``light``.
     theme: str = "terminal"
+    #: The TUI takes the mouse (off: the terminal's own selection keeps working).
+    mouse: bool = False
     notifications: bool = True
     time_format: str = "%H:%M"
     signals: bool = False
@@ -82,6 +85,7 @@ class ClientConfig:
             "user": str,
             "colours": bool,
             "theme": str,
+            "mouse": bool,
             "notifications": bool,
             "time_format": str,
             "signals": bool,

@@ -39,6 +39,7 @@ from pychat.tui.keys import Key, KeyDecoder
 from pychat.tui.login import LoginScreen
 from pychat.tui.main_screen import MainScreen
 from pychat.tui.model import Modal
+from pychat.tui.mouse import MOUSE_OFF, MOUSE_ON
 from pychat.tui.password_prompt import PasswordPrompt, prompt_key
 from pychat.tui.view import CursesView, colours_wanted, to_terminal
 
@@ -152,14 +153,14 @@ class TuiApp:
     def suspended(self, run: Callable[[], None]) -> None:
         """Call ``run`` with the terminal given back (curses ended, the terminal's own mode,
         no bracketed paste), then take it again and draw everything."""
-        to_terminal(b"\x1b[?2004l")
+        to_terminal(b"\x1b[?2004l" + (MOUSE_OFF if self.config.mouse else b""))
         curses.def_prog_mode()
         curses.endwin()
         try:
             run()
         finally:
             curses.reset_prog_mode()
-            to_terminal(b"\x1b[?2004h")
+            to_terminal(b"\x1b[?2004h" + (MOUSE_ON if self.config.mouse else b""))
             self.clear_screen()
 
     def clear_screen(self) -> None:
@@ -299,12 +300,14 @@ def run_tui(args: argparse.Namespace) -> int:
         screen.keypad(True)
         screen.nodelay(True)
         to_terminal(b"\x1b[?2004h")  # bracketed paste on
+        if config.mouse:
+            to_terminal(MOUSE_ON)
         app = TuiApp(args, config, screen, reactor)
         reactor.callWhenRunning(app.start)
         reactor.run()
     finally:
         try:
-            to_terminal(b"\x1b[?2004l")
+            to_terminal(b"\x1b[?2004l" + (MOUSE_OFF if config.mouse else b""))
             screen.keypad(False)
             curses.noraw()
             curses.echo()

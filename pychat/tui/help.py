@@ -36,4 +36,5 @@ HELP = [
     "  Enter send · Alt-Enter new line · Up/Down history",
     "  Ctrl-A/E home/end · Ctrl-W delete word · Ctrl-U delete to start",
     "  Ctrl-L redraw · Ctrl-R reconnect now · Ctrl-C quit",
+    "  Ctrl-X Ctrl-E compose in $EDITOR · mouse = true (settings): wheel, click",
 ]

@@ -110,6 +110,9 @@ class KeyDecoder:
             if isinstance(item, int):
                 if self._paste is not None:
                     continue
+                if item == curses.KEY_MOUSE:  # curses took the report's start (terminfo
+                    self._pending = "\x1b[<"  # kmous): the rest follows as characters
+                    continue
                 keys.append(Key(_curses_name(item)))
                 continue
             for ch in item:
@@ -158,6 +161,8 @@ class KeyDecoder:
             if self._paste is not None:
                 self._paste.append(seq)
                 return []
+            if seq.startswith("\x1b[<"):  # a mouse report (SGR form): pychat.tui.mouse
+                return [Key("mouse", seq[2:])]
             name = _CSI_NAMES.get(seq[2:])
             return [Key(name)] if name else []
         if len(seq) > 16:  # not a sequence we know; drop it rather than swallow input forever

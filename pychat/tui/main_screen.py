@@ -26,6 +26,7 @@ from pychat.tui.context import ScreenHost
 from pychat.tui.input_history import history_path, load_history
 from pychat.tui.keys import BINDINGS, Key
 from pychat.tui.model import ChatModel, ConversationState, Modal
+from pychat.tui.mouse import on_mouse
 from pychat.tui.notifications import notify
 from pychat.tui.render import (
     FULL_HEIGHT,
@@ -157,6 +158,9 @@ class MainScreen:
             return
         if key.name == "ctrl-x":
             self._chord = "ctrl-x"
+            return
+        if key.name == "mouse":
+            on_mouse(self, key.text)
             return
         if key.name in ("char", "paste"):
             self.model.input.insert(key.text)

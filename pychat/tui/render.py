@@ -369,7 +369,7 @@ def render_main(
         title += f" │ {len(model.conversations)} conversations (Tab)"
     current = model.current_conversation
     if current is not None and current.timer:
-        title += f" │ {current.peer}: messages disappear after {timer_name(current.timer)}"
+        title += f" │ {current.label}: messages disappear after {timer_name(current.timer)}"
     frame.rows.append(_row(width, (title, "title")))
     body_height = height - 3
     pane_left = LIST_WIDTH + 1 if full else 0

@@ -614,3 +614,26 @@ async def test_tui_composes_in_the_editor_and_sends_several_lines_as_one_message
         assert mode == "600" and not Path(path).exists()  # private while it lived, then gone
         received = [m for m in await bob.read("alice") if m.sender == "alice"]
         assert received[-1].text == "first line\nsecond line\nthird line"
+
+
+@pytest_twisted.ensureDeferred
+async def test_tui_mouse_when_asked_for_a_click_picks_a_conversation_the_wheel_scrolls(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "alice" / "config" / "pychat"
+    folder.mkdir(parents=True)
+    (folder / "config.toml").write_text("mouse = true\n")
+    said = [("carol", "alice", "carol was first"), *history(60)]
+    async with alice_in_tui(server, tmp_path, peers=("bob", "carol"), said=said) as scene:
+        term = scene.term
+        assert b"\x1b[?1000h\x1b[?1006h" in bytes(term.proto.raw)  # reporting asked for
+        assert "history line 060" in term.text() and "history line 030" not in term.text()
+        term.type("\x1b[<64;50;10M")  # the wheel, up: older messages come into view
+        await term.wait_for("history line 040")
+        term.type("\x1b[<0;4;4M\x1b[<0;4;4m")  # a click on the second conversation: carol
+        await term.wait_for("carol was first")
+        assert "carol ·" in term.line(term.screen.lines - 2)
+    (folder / "config.toml").write_text("")
+    async with tui(server, tmp_path / "alice") as term:
+        await log_in(term, ALICE_PW, "history line 060")
+        assert b"\x1b[?1000h" not in bytes(term.proto.raw)  # off unless asked for
