@@ -12,7 +12,9 @@ SOURCES := setup.cfg pyproject.toml $(shell find pychat twisted -name '*.py' -o 
 # processes compiles pyChat, its tests and Twisted from source again.
 export PYTHONDONTWRITEBYTECODE :=
 
-RUN_ARGS ?= --data-dir ./pychat-data --listen ssl:8765:interface=127.0.0.1
+# The at-rest key beside the data dir, not in it (a copy of the data dir is then no copy of
+# the key: the server would warn otherwise).
+RUN_ARGS ?= --data-dir ./pychat-data --store-key ./pychat-store.key --listen ssl:8765:interface=127.0.0.1
 
 .PHONY: run test lint typecheck unit soak soak-database bench clean install-systemd
 

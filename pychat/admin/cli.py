@@ -78,6 +78,7 @@ from pychat.store.lock import DataDirBusy, lock_data_dir, unlock_data_dir
 from pychat.store.rotation import rotate, settle
 from pychat.store.server_store import ServerStore
 from pychat.text.safe import visible
+from pychat.tls import CERT_FILE, certificate_fingerprint
 from pychat.wire.usernames import normal_form
 
 CONTROL_SOCKET = "control.sock"
@@ -325,6 +326,21 @@ def check_store(data_dir: Path, key: Path) -> int:
     return 1 if problems else 0
 
 
+def server_fingerprint(data_dir: Path) -> str:
+    """The fingerprint of the certificate the server made in ``data_dir`` (as it printed
+    it at start).
+
+    :raises AdminError: there is none yet (the server has not started there).
+    """
+    path = data_dir / CERT_FILE
+    try:
+        return certificate_fingerprint(path.read_bytes())
+    except FileNotFoundError:
+        raise AdminError(
+            f"no certificate in {data_dir} yet: start the server once (make run) to make it"
+        ) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pychat-admin", description="Operator tasks on a pyChat server's data."
@@ -343,6 +359,10 @@ def _parser() -> argparse.ArgumentParser:
     key = sub.add_parser("make-store-key", help="write a new at-rest key (never overwrites)")
     key.add_argument("path", type=Path, help="where to write it, e.g. /etc/pychat/store.key")
     sub.add_parser("stats", help="accounts, conversations, messages")
+    sub.add_parser(
+        "fingerprint",
+        help="the server certificate's SHA-256 fingerprint (what clients pin; also while it runs)",
+    )
     made = sub.add_parser("backup", help="a consistent copy, also while the server runs")
     made.add_argument("path", type=Path, help="a new (or empty) directory")
     back = sub.add_parser("restore", help="copy a backup into an empty data dir")
@@ -384,6 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             make_store_key(args.path)
         elif args.command == "stats":
             stats(data_dir, key)
+        elif args.command == "fingerprint":
+            print(server_fingerprint(data_dir))
         elif args.command == "backup":
             backup(data_dir, key, args.path)
         elif args.command == "restore":

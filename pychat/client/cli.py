@@ -94,6 +94,11 @@ def _read_password(
     return _password_from(args.password_file, "PYCHAT_PASSWORD", prompt, confirm=confirm)
 
 
+def _password_given(args: argparse.Namespace) -> bool:
+    """Whether the password comes from a file or the environment (no prompt)."""
+    return args.password_file is not None or bool(os.environ.get("PYCHAT_PASSWORD"))
+
+
 def _new_password(args: argparse.Namespace) -> str:
     return _password_from(
         args.new_password_file, "PYCHAT_NEW_PASSWORD", "New password: ", confirm=True
@@ -244,7 +249,9 @@ class Command(FeatureCommands, GroupCommands):
         return _read_password(self.args)
 
     async def _login(self) -> None:
-        await self.client.login(self._need_user(), self._password())
+        user = self._need_user()
+        await self.client.connect()  # the server's certificate first, then the password
+        await self.client.login(user, self._password())
 
     async def run(self) -> int:
         name = self.args.command
@@ -258,14 +265,21 @@ class Command(FeatureCommands, GroupCommands):
 
     async def cmd_signup(self) -> int:
         user = self._need_user()
-        password = _read_password(self.args, confirm=True)
-        self._check_strength(password, user)
-        await self.client.connect()  # asks about a new server before anything is created
+        password = None
+        if _password_given(self.args):  # from a file or the environment: checked before
+            password = _read_password(self.args, confirm=True)  # anything is sent
+            self._check_strength(password, user)
+        # The server before a prompt for the password (a new one's certificate is asked
+        # about first): no one types a password for a server they then refuse.
+        await self.client.connect()
         if self.client.ca is None:
             print(
                 f"server {self.client.server}: certificate {self.client.connection.fingerprint}",
                 file=sys.stderr,
             )
+        if password is None:
+            password = _read_password(self.args, confirm=True)
+            self._check_strength(password, user)
         name = await self.client.signup(user, password, invite=self.args.invite)
         print(f"created account {name} on {self.client.server}")
         await self.client.login(name, password)
@@ -286,11 +300,7 @@ class Command(FeatureCommands, GroupCommands):
             raise CliError("nothing to send", EXIT_USAGE)
         group = group_target(self.args.peer)
         if group is not None:
-            await self._login()
-            found = await self.client.groups.find(group)
-            kind = "action" if self.args.me else "text"
-            print(f"sent #{await self.client.groups.send(found, text, kind=kind)}")
-            return EXIT_OK
+            return await self._send_to_group(group, text)
         if self.args.queue:
             await self._login_or_open_offline()
         else:
@@ -312,11 +322,7 @@ class Command(FeatureCommands, GroupCommands):
         await self._login()
         group = group_target(self.args.peer)
         if group is not None:
-            found = await self.client.groups.find(group)
-            messages = await self.client.groups.read(found, since=self.args.since)
-            for m in messages:
-                print(json_line(m.to_json()) if self.args.json else format_message(m))
-            return EXIT_REJECTED if any(m.status != "verified" for m in messages) else EXIT_OK
+            return await self._read_group(group, format_message)
         messages = await self.client.read(self.args.peer, since=self.args.since)
         now = self.client.now()
         messages = [m for m in messages if m.expires is None or m.expires > now]

@@ -12,8 +12,9 @@ import argparse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pychat.client.cli_errors import EXIT_OK, EXIT_USAGE, CliError
+from pychat.client.cli_errors import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, CliError
 from pychat.client.cli_parser import ACTIONS
+from pychat.client.events import ChatMessage
 from pychat.client.group_actions import statement_text
 from pychat.client.session import ChatClient
 from pychat.text.safe import json_line, visible
@@ -107,6 +108,22 @@ class GroupCommands:
             mark = " admin" if row["admin"] else ""
             print(f"  {visible(row['member']):<20} {row['trust']}{mark}")
         return EXIT_OK
+
+    async def _send_to_group(self, group: str, text: str) -> int:
+        """``pychat send '#NAME' TEXT`` (logged in here)."""
+        await self._login()
+        found = await self.client.groups.find(group)
+        kind = "action" if self.args.me else "text"
+        print(f"sent #{await self.client.groups.send(found, text, kind=kind)}")
+        return EXIT_OK
+
+    async def _read_group(self, group: str, shown: Callable[[ChatMessage], str]) -> int:
+        """``pychat read '#NAME'`` (logged in already), each message as ``shown`` puts it."""
+        found = await self.client.groups.find(group)
+        messages = await self.client.groups.read(found, since=self.args.since)
+        for m in messages:
+            print(json_line(m.to_json()) if self.args.json else shown(m))
+        return EXIT_REJECTED if any(m.status != "verified" for m in messages) else EXIT_OK
 
     def _label(self, conversation: str, peer: str) -> str:
         """Where a message was said: ``#NAME`` for a group, the peer for a pair."""

@@ -343,3 +343,35 @@ async def test_a_one_character_password_is_refused_at_signup(
         monkeypatch, FakeStdin(tty=False), *argv, "--allow-weak-password", password="a"
     )
     assert code == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["signup", "conversations"])
+@pytest_twisted.ensureDeferred
+async def test_the_certificate_is_asked_about_before_the_password(
+    command: str, server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if command != "signup":
+        await (await signed_up(server, tmp_path / "other", "alice", PASSWORD)).close()
+    asked: list[str] = []
+    stdin = FakeStdin(tty=True, answer="y")
+
+    def answer() -> str:
+        asked.append("certificate")
+        return "y\n"
+
+    monkeypatch.setattr(stdin, "readline", answer)
+    from pychat.client import cli
+
+    def password(*args: Any, **kwargs: Any) -> str:  # typed at the prompt
+        asked.append("password")
+        return PASSWORD
+
+    monkeypatch.setattr(cli, "_read_password", password)
+    home = str(tmp_path / "home")
+    server_at = f"127.0.0.1:{server.port}"
+    weak_ok = ["--allow-weak-password"] if command == "signup" else []
+    argv = ["--server", server_at, "--home", home, "--user", "alice", command, *weak_ok]
+    monkeypatch.setattr(sys, "stdin", stdin)
+    monkeypatch.delenv("PYCHAT_PASSWORD", raising=False)  # asked for, not given
+    code = await _run(reactor, build_parser().parse_args(argv))
+    assert code == 0 and asked[:2] == ["certificate", "password"]
