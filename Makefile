@@ -68,7 +68,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_store.py --sizes 100,10000,100000,1000000
 	$(BIN)/python bench/bench_inflight.py
 	$(BIN)/python -m bench.group_fanout --members 10,50 --messages 1000 --window 16 --runs 3
-	$(BIN)/python -m bench.client_start --runs 10
+	$(BIN)/python -m bench.client_start --runs 10 --commands
 
 # Not part of `make test`: 300 SIGKILLs under load and 20 disk-full cycles (root, for a tmpfs).
 soak: $(VENV)/.installed-test
