@@ -46,17 +46,24 @@ async def log_in(term: Terminal, password: str, expect: str) -> str:
     return await term.wait_for(expect)
 
 
+async def accept_first_contact(term: Terminal) -> None:
+    """The form checks a new server before the password is typed: accept its certificate."""
+    await term.wait_for("First contact with")
+    term.type("y")
+    await term.wait_gone("First contact with")
+
+
 async def sign_up(term: Terminal, password: str) -> None:
-    """Sign up in the form (F2), accept the server's certificate, wait for the main screen."""
+    """Accept the server's certificate (asked before any password), sign up in the form (F2),
+    wait for the main screen."""
     await term.wait_for("Log in")
+    await accept_first_contact(term)
     term.press("f2")
     await term.wait_for("Sign up")
     term.type(password)
     term.press("enter")
     term.type(password)
     term.press("enter")
-    await term.wait_for("First contact with")
-    term.type("y")
     await term.wait_for("No conversation open")
 
 

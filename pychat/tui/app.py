@@ -100,6 +100,8 @@ class TuiApp:
         self.reactor.addReader(_StdinReader(self))
         signal.signal(signal.SIGWINCH, lambda *_: self.reactor.callFromThread(self.on_resize))
         self._tick()
+        if isinstance(self.screen, LoginScreen):
+            self.screen.started()
         self.redraw()
 
     def _tick(self) -> None:

@@ -7,12 +7,12 @@ from twisted.internet import defer
 
 from pychat.client.address import AddressError, ServerAddress
 from pychat.client.password_strength import WeakPassword, check_password
-from pychat.client.session import ChatClient
 from pychat.tui.actions import EDITS
 from pychat.tui.context import ScreenHost
 from pychat.tui.keys import BINDINGS, Key
 from pychat.tui.model import LoginForm, Modal
 from pychat.tui.render import Frame, render_login
+from pychat.tui.server_check import ServerCheck
 from pychat.wire.usernames import UsernameError, normalize
 
 #: The password's place in the form's fields (server, username, password, confirm).
@@ -29,6 +29,18 @@ class LoginScreen:
         self.form.server.insert(server)
         self.form.username.insert(username)
         self.form.focus = 1 if not self.form.username.text else 2
+        #: The server looked at before the password is typed.
+        self.check = ServerCheck(host, self.ask_new_server)
+
+    def started(self) -> None:
+        """The form is on screen: with the password next, check the server now."""
+        self._check_soon()
+
+    def _check_soon(self) -> None:
+        """On reaching the password field, check the server the form names (its certificate
+        shown and asked about on first contact), unless that is done or under way."""
+        if self.form.focus == PASSWORD_FIELD and not self.form.busy:
+            self.check.start(self.form.server.text)
 
     @property
     def modals(self) -> list[Modal]:
@@ -56,13 +68,16 @@ class LoginScreen:
             self.host.quit()
         elif name in ("tab", "down"):
             form.move(1)
+            self._check_soon()
         elif name in ("btab", "up"):
             form.move(-1)
+            self._check_soon()
         elif name in ("f2", "ctrl-n"):
             form.toggle_mode()
         elif name == "enter":
             if form.focus < form.last_required():
                 form.move(1)
+                self._check_soon()
             else:
                 self.host.guard(self.submit)
         elif name in ("char", "paste"):
@@ -103,12 +118,7 @@ class LoginScreen:
             return
         form.busy, form.message = True, ""
         self.host.redraw()
-        client = ChatClient(
-            address,
-            self.host.home,
-            ca=self.host.ca,
-            on_new_server=self.ask_new_server,
-        )
+        client = await self.check.client_for(form.server.text, address)
         try:
             if form.signup:
                 await client.signup(username, password, invite=form.invite.text.strip() or None)

@@ -7,6 +7,7 @@ Every test starts from :func:`tests.tui_scenes.alice_in_tui` (or, for the form i
 from __future__ import annotations
 
 import base64
+import json
 import os
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from pychat.testing import RunningServer, start_server
 from pychat.wire.ids import conversation_id
 from tests.client_helpers import client_for, collect, signed_up
 from tests.trust_helpers import new_machine, reregister
-from tests.tui_scenes import ALICE_PW, alice_in_tui, history, log_in, tui
+from tests.tui_scenes import ALICE_PW, accept_first_contact, alice_in_tui, history, log_in, tui
 from tests.tui_terminal import SYNC_BEGIN, SYNC_END
 
 
@@ -292,6 +293,22 @@ async def test_a_wrong_then_right_password_logs_in(server: RunningServer, tmp_pa
 
 
 @pytest_twisted.ensureDeferred
+async def test_the_form_refuses_a_changed_certificate_before_the_password_is_typed(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    alice = await signed_up(server, tmp_path / "alice", "alice", ALICE_PW)
+    await alice.close()
+    pins = tmp_path / "alice" / "known_servers.json"
+    pinned = json.loads(pins.read_text())
+    for entry in pinned.values():
+        entry["fingerprint"] = "00" * 32  # as if the server's certificate had been replaced
+    pins.write_text(json.dumps(pinned))
+    async with tui(server, tmp_path / "alice") as term:
+        screen = await term.wait_for("SERVER CERTIFICATE CHANGED")  # nothing typed yet
+        assert "•" not in screen
+
+
+@pytest_twisted.ensureDeferred
 async def test_tui_input_history_survives_a_restart(server: RunningServer, tmp_path: Path) -> None:
     said = [("bob", "alice", "a line from bob, never kept in alice's history")]
     async with alice_in_tui(server, tmp_path, said=said) as scene:
@@ -318,14 +335,13 @@ async def test_tui_signs_up_on_an_invite_only_server_with_the_code_in_the_form(
     try:
         async with tui(server, tmp_path / "alice") as term:
             await term.wait_for("Log in")
+            await accept_first_contact(term)  # the server is checked before the password
             term.press("f2")
             await term.wait_for("Invite (if the server asks)")
             term.type("alice-password")
             term.press("enter")
             term.type("alice-password")
             term.press("enter")  # submits: the invite is optional in the form ...
-            await term.wait_for("First contact with")
-            term.type("y")
             await term.wait_for("ask its operator for an invite")  # ... and this server does
             term.type("alice-password")  # the failed try cleared the passwords
             term.press("enter")
