@@ -75,9 +75,10 @@ async def tui(
     cols: int = 100,
     rows: int = 30,
     env: dict[str, str] | None = None,
+    tmux: bool = False,
 ) -> AsyncIterator[Terminal]:
-    """alice's TUI at its form, quit at the end."""
-    async with tui_for(server, home, "alice", cols=cols, rows=rows, env=env) as term:
+    """alice's TUI at its form (inside tmux with ``tmux``), quit at the end."""
+    async with tui_for(server, home, "alice", cols=cols, rows=rows, env=env, tmux=tmux) as term:
         yield term
 
 
@@ -113,6 +114,7 @@ async def alice_in_tui(
     cols: int = 100,
     rows: int = 30,
     env: dict[str, str] | None = None,
+    tmux: bool = False,
 ) -> AsyncIterator[Scene]:
     """alice and her ``peers`` signed up; each ``(sender, to, text)`` of ``said`` sent; then
     alice's TUI logged in (or, with ``sign_up_in_tui``, alice signed up in it) and showing
@@ -130,7 +132,9 @@ async def alice_in_tui(
     if alice is not None:
         await alice.close()
     try:
-        async with tui(server, tmp_path / "alice", cols=cols, rows=rows, env=env) as term:
+        async with tui(
+            server, tmp_path / "alice", cols=cols, rows=rows, env=env, tmux=tmux
+        ) as term:
             if sign_up_in_tui:
                 await sign_up(term, ALICE_NEW_PW)
             else:

@@ -7,6 +7,7 @@ Example::
     colours = true          # the TUI uses colours when the terminal has them (NO_COLOR wins)
     theme = "terminal"      # the TUI's look: "terminal" (its own colours), "dark" or "light"
     mouse = false           # the TUI takes the mouse: wheel scrolls, a click picks a conversation
+    images = "auto"         # image previews: "auto", "kitty", "sixel", "blocks" or "off"
     notifications = true    # bell and OSC 9/777 notification for messages not on screen
     time_format = "%H:%M"   # strftime format of message times in the TUI
     signals = false         # share (and see) typing and read signals; both sides need it on
@@ -24,6 +25,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+#: The ``images`` values (the TUI's image previews).
+IMAGE_SETTINGS = ("auto", "kitty", "sixel", "blocks", "off")
 
 
 class ConfigError(Exception):
@@ -57,6 +61,9 @@ class ClientConfig:
     theme: str = "terminal"
     #: The TUI takes the mouse (off: the terminal's own selection keeps working).
     mouse: bool = False
+    #: Image previews in the TUI: ``auto`` (the best the terminal has), ``kitty``, ``sixel``,
+    #: ``blocks`` (Unicode half blocks) or ``off`` (nothing fetched).
+    images: str = "auto"
     notifications: bool = True
     time_format: str = "%H:%M"
     signals: bool = False
@@ -86,6 +93,7 @@ class ClientConfig:
             "colours": bool,
             "theme": str,
             "mouse": bool,
+            "images": str,
             "notifications": bool,
             "time_format": str,
             "signals": bool,
@@ -102,4 +110,8 @@ class ClientConfig:
                 raise ConfigError(f"{path}: {key} must be a {kind}")
         if raw.get("theme", "terminal") not in ("terminal", "dark", "light"):
             raise ConfigError(f"{path}: theme is terminal, dark or light, not {raw['theme']!r}")
+        if raw.get("images", "auto") not in IMAGE_SETTINGS:
+            raise ConfigError(
+                f"{path}: images is {', '.join(IMAGE_SETTINGS)}, not {raw['images']!r}"
+            )
         return cls(**raw)

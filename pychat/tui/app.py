@@ -121,7 +121,10 @@ class TuiApp:
         self.reactor.callLater(seconds, what)
 
     def quit(self) -> None:
-        """Stop reconnecting and stop the reactor."""
+        """Stop reconnecting and stop the reactor (the terminal's pictures forgotten)."""
+        forget = self.view.pictures.clear()
+        if forget:
+            to_terminal(forget)
         if isinstance(self.screen, MainScreen):
             self.screen.client.stop_reconnecting()
         if self.reactor.running:
@@ -168,6 +171,7 @@ class TuiApp:
     def clear_screen(self) -> None:
         """Forget what the terminal shows and draw it all again."""
         self.terminal.clear()
+        self.view.pictures.forget()
         self.redraw()
 
     def view_size(self) -> tuple[int, int]:

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pychat.client.events import ChatMessage, ClientEvent
+from pychat.client.files import FileError, FileOffer
 from pychat.client.group_actions import statement_text
 from pychat.client.outbox import OutboxEntry
 from pychat.tui.model import MessageItem
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 def message_item(message: ChatMessage) -> MessageItem:
     """A checked message as the model holds it."""
     ref = message.reference
+    file_name, file_size = _file_of(message)
     return MessageItem(
         message.seq,
         message.sender,
@@ -37,7 +39,20 @@ def message_item(message: ChatMessage) -> MessageItem:
         ref.quote if ref is not None else None,
         message.expires,
         message.sender_time if message.clock_differs else None,
+        file_name,
+        file_size,
     )
+
+
+def _file_of(message: ChatMessage) -> tuple[str | None, int]:
+    """A verified file message's (name, size); (None, 0) for any other."""
+    if message.kind != "file" or message.status != "verified":
+        return None, 0
+    try:
+        offer = FileOffer.from_data(message.data)
+    except FileError:
+        return None, 0
+    return offer.name, offer.size
 
 
 def handle_event(ctx: TuiContext, event: ClientEvent) -> None:

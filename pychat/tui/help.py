@@ -37,4 +37,5 @@ HELP = [
     "  Ctrl-A/E home/end · Ctrl-W delete word · Ctrl-U delete to start",
     "  Ctrl-L redraw · Ctrl-R reconnect now · Ctrl-C quit",
     "  Ctrl-X Ctrl-E compose in $EDITOR · mouse = true (settings): wheel, click",
+    "  Images received show a preview (kitty, sixel or half blocks); images = off",
 ]

@@ -28,6 +28,8 @@ from pychat.tui.keys import BINDINGS, Key
 from pychat.tui.model import ChatModel, ConversationState, Modal
 from pychat.tui.mouse import on_mouse
 from pychat.tui.notifications import notify
+from pychat.tui.pictures import cell_pixels, drawing_mode
+from pychat.tui.previews import Previews
 from pychat.tui.render import (
     FULL_HEIGHT,
     FULL_WIDTH,
@@ -61,6 +63,10 @@ class MainScreen:
         self._typing_sent: dict[str, float] = {}
         #: The first key of a two-key command (Ctrl-X, waiting for Ctrl-E), or None.
         self._chord: str | None = None
+        mode = drawing_mode(host.config.images)
+        self.previews = Previews(
+            self, mode, cell_pixels() if mode in ("kitty", "sixel") else (1, 1)
+        )
 
     @property
     def modals(self) -> list[Modal]:
@@ -115,6 +121,8 @@ class MainScreen:
             self.model, width, height, now=self.now(), time_format=self.host.config.time_format
         )
         loading.maybe_mark_read(self)
+        full = width >= FULL_WIDTH and height >= FULL_HEIGHT
+        self.previews.look_at(self.model.current_conversation, width - (LIST_WIDTH + 1) * full)
         return frame
 
     def show_key_change(self, peer: str, old: str, new: str) -> None:

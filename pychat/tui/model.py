@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from pychat.tui.completion import Completer
 from pychat.tui.input_line import InputLine
+from pychat.tui.pictures import Picture
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,19 @@ class MessageItem:
     #: The sender's signed time, kept only when it differs from the server's (``time``) by
     #: more than a few minutes: then both are shown.
     their_time: float | None = None
+    #: A file message's file name (as it is saved) and size in bytes.
+    file_name: str | None = None
+    file_size: int = 0
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A received image's preview under its message: ``loading``, ``ready`` (``picture``
+    holds it) or ``failed`` (``reason`` says why)."""
+
+    state: str
+    picture: Picture | None = None
+    reason: str = ""
 
 
 @dataclass
@@ -90,6 +104,8 @@ class ConversationState:
     members: list[str] = field(default_factory=list)
     #: Muted with /mute: no bell or notification, except for a message that mentions you.
     muted: bool = False
+    #: Image previews under their file messages, by the message's seq.
+    previews: dict[int, Preview] = field(default_factory=dict)
 
     @property
     def is_group(self) -> bool:

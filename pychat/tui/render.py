@@ -11,7 +11,15 @@ import datetime
 from dataclasses import dataclass, field, replace
 
 from pychat.text.safe import visible, visible_lines
-from pychat.tui.model import ChatModel, ConversationState, LoginForm, MessageItem, Modal
+from pychat.tui.model import (
+    ChatModel,
+    ConversationState,
+    LoginForm,
+    MessageItem,
+    Modal,
+    Preview,
+)
+from pychat.tui.pictures import Placed
 from pychat.tui.width import clip, pad, text_width, wrap
 
 Segment = tuple[str, str]  # (text, style)
@@ -38,6 +46,8 @@ class Frame:
     height: int
     rows: list[list[Segment]] = field(default_factory=list)
     cursor: tuple[int, int] | None = None
+    #: Image previews drawn over blank cells of the rows.
+    pictures: list[Placed] = field(default_factory=list)
 
     def text(self) -> str:
         """The plain text, rows joined with newlines (for tests and screenshots)."""
@@ -119,12 +129,60 @@ def message_lines(
         if conv.marker_seq is not None and item.seq == conv.marker_seq:
             lines.append(_row(width, (_centered(" new messages ", width, "─"), "marker")))
         lines += _message(item, me, conv, width, time_format)
+        preview = conv.previews.get(item.seq)
+        if preview is not None:
+            lines += _preview(preview, item.seq, width)
         lines += _reactions(conv, item.seq, width)
     notices_up_to(float("inf"))
     lines += _read_mark(conv, me, width)
     for item in conv.pending.values():
         lines += _message(item, me, conv, width, time_format)
     return lines
+
+
+#: Where a preview starts (under the message's time), and the style of its cells: the picture
+#: is drawn over them (``picture:SEQ:ROW``).
+PREVIEW_INDENT = 6
+PICTURE = "picture:"
+
+
+def _preview(preview: Preview, seq: int, width: int) -> list[list[Segment]]:
+    """The lines of a preview: blank cells the picture goes over, or what keeps it."""
+    indent = " " * PREVIEW_INDENT
+    picture = preview.picture
+    if preview.state == "loading":
+        return [_row(width, (indent + "… loading the preview", "dim"))]
+    if picture is None:
+        return [_row(width, (f"{indent}(no preview: {preview.reason})", "dim"), ellipsis=True)]
+    if PREVIEW_INDENT + picture.cols > width:
+        return [_row(width, (indent + "(preview: wider than this pane)", "dim"))]
+    return [
+        _row(width, (indent, "dim"), (" " * picture.cols, f"{PICTURE}{seq}:{row}"), ("", "dim"))
+        for row in range(picture.rows)
+    ]
+
+
+def _placements(rows: list[list[Segment]], conv: ConversationState) -> list[Placed]:
+    """Where the previews' pictures go in ``rows``: a half-block picture row by row, any
+    other only when every row of it is on screen."""
+    found: dict[int, list[tuple[int, int, int]]] = {}
+    for y, row in enumerate(rows):
+        x = 0
+        for text, style in row:
+            if style.startswith(PICTURE):
+                number, _, line = style[len(PICTURE) :].partition(":")
+                found.setdefault(int(number), []).append((y, x, int(line)))
+            x += text_width(text)
+    placed = []
+    for seq, cells in found.items():
+        picture = conv.previews[seq].picture
+        if picture is None:
+            continue
+        if picture.mode == "blocks":
+            placed += [Placed(y, x, picture, line) for y, x, line in cells]
+        elif len(cells) == picture.rows and cells[0][2] == 0:
+            placed.append(Placed(cells[0][0], cells[0][1], picture))
+    return placed
 
 
 def _read_mark(conv: ConversationState, me: str, width: int) -> list[list[Segment]]:
@@ -405,6 +463,8 @@ def render_main(
     frame.cursor = (height - 1, text_width(prompt) + cursor_x)
     if model.modals:
         _modal(frame, model.modals[-1])
+    elif conv is not None and conv.previews:
+        frame.pictures = _placements(frame.rows, conv)
     return frame
 
 

@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 from pychat.text.safe import visible
 from pychat.tui.links import row_links
+from pychat.tui.picture_layer import PictureLayer
+from pychat.tui.pictures import true_colour
 from pychat.tui.render import Frame
 from pychat.tui.themes import BOLD, REVERSE, UNDERLINE, Look, chosen
 from pychat.tui.width import text_width
@@ -58,6 +60,8 @@ class CursesView:
         self._write = write
         #: Links in the text are drawn as OSC 8 hyperlinks (``links`` in the settings).
         self.links = True
+        #: Image previews, drawn over the blank cells curses leaves for them.
+        self.pictures = PictureLayer(true_colour())
         palette = 0
         if colours:
             curses.start_color()
@@ -131,9 +135,16 @@ class CursesView:
                 curses.curs_set(0)
             except curses.error:
                 pass
+        repaint = self._write is not None and self.pictures.changes(frame.pictures)
+        if repaint:  # curses believes the cells under the old pictures blank: paint them
+            for y in self.pictures.rows_to_repaint():
+                if y < frame.height:
+                    self.screen.redrawln(y, 1)
         self.screen.refresh()  # curses writes (and flushes) the whole update here
         if self._write is not None and self.links:
             self._links(frame)
+        if repaint:
+            self._put_back_cursor(frame, self.pictures.draw(frame.pictures))
 
     def _links(self, frame: Frame) -> None:
         """Draw the links curses just drew again as OSC 8 hyperlinks (the same characters
@@ -143,6 +154,11 @@ class CursesView:
             text = "".join(visible(t) for t, _ in row)
             if "://" in text or "mailto:" in text:
                 out += row_links(y, cells_text(text))
+        self._put_back_cursor(frame, out)
+
+    def _put_back_cursor(self, frame: Frame, out: bytes) -> None:
+        """Write ``out`` (which moves the cursor), then put the cursor and attributes back
+        where curses left them."""
         if out and self._write is not None:
             y, x = frame.cursor if frame.cursor is not None else (0, 0)
             self._write(b"\x1b7" + out + b"\x1b8" + f"\x1b[{y + 1};{x + 1}H".encode())
