@@ -125,12 +125,14 @@ def _set_size(fd: int, cols: int, rows: int) -> None:
 
 
 #: What a TUI run inside tmux gets (no status line, so the screen is the TUI's alone; no
-#: wait after an ESC, so Alt-keys reach it as typed).
+#: wait after an ESC, so Alt-keys reach it as typed; /copy's OSC 52 passed on, as docs/tui.md
+#: asks of tmux users).
 TMUX_CONF = """\
 set -g status off
 set -g escape-time 0
 set -g default-terminal tmux-256color
 set -g exit-empty on
+set -g set-clipboard on
 """
 
 

@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor, task
 
@@ -588,22 +589,26 @@ async def test_tui_disappearing_messages_show_the_timer_and_leave_the_screen(
         await term.wait_gone("gone in three seconds", timeout=10)
 
 
+@pytest.mark.parametrize("in_tmux", [False, True])
 @pytest_twisted.ensureDeferred
 async def test_tui_draws_links_as_hyperlinks_to_themselves_and_copies_with_osc_52(
-    server: RunningServer, tmp_path: Path
+    in_tmux: bool, server: RunningServer, tmp_path: Path
 ) -> None:
     said = [("bob", "alice", "the menu is at https://example.org/menu, see you")]
-    async with alice_in_tui(server, tmp_path, said=said) as scene:
+    async with alice_in_tui(server, tmp_path, said=said, tmux=in_tmux) as scene:
         term = scene.term
         link = b"\x1b]8;;https://example.org/menu\x1b\\https://example.org/menu\x1b]8;;\x1b\\"
-        await term.wait_until(lambda t: link in bytes(t.proto.raw))
+        if term.tmux is None:  # tmux passes hyperlinks on from 3.4, with its hyperlinks feature
+            await term.wait_until(lambda t: link in bytes(t.proto.raw))
         assert "the menu is at https://example.org/menu, see you" in term.text()  # drawn once
         before = len(term.proto.raw)
         term.type("/copy")
         term.press("enter")
         await term.wait_for("is on your clipboard")
-        copied = b"the menu is at https://example.org/menu, see you"
-        assert b"\x1b]52;c;" + base64.b64encode(copied) + b"\x07" in bytes(term.proto.raw[before:])
+        copied = base64.b64encode(b"the menu is at https://example.org/menu, see you")
+        # tmux (set-clipboard on) hands the same text on to the terminal it runs in
+        await term.wait_until(lambda t: b";" + copied + b"\x07" in bytes(t.proto.raw[before:]))
+        assert b"\x1b]52;" in bytes(term.proto.raw[before:])
 
 
 @pytest_twisted.ensureDeferred
@@ -619,7 +624,8 @@ async def test_tui_composes_in_the_editor_and_sends_several_lines_as_one_message
     )
     editor.chmod(0o700)
     said = [("bob", "alice", "write me a poem")]
-    async with alice_in_tui(server, tmp_path, said=said, env={"EDITOR": str(editor)}) as scene:
+    env = {"EDITOR": str(editor)}
+    async with alice_in_tui(server, tmp_path, said=said, env=env, tmux=True) as scene:
         term, bob = scene.term, scene.bob
         term.type("first line")
         term.press("ctrl-x", "ctrl-e")
@@ -640,9 +646,11 @@ async def test_tui_mouse_when_asked_for_a_click_picks_a_conversation_the_wheel_s
     folder.mkdir(parents=True)
     (folder / "config.toml").write_text("mouse = true\n")
     said = [("carol", "alice", "carol was first"), *history(60)]
-    async with alice_in_tui(server, tmp_path, peers=("bob", "carol"), said=said) as scene:
-        term = scene.term
-        assert b"\x1b[?1000h\x1b[?1006h" in bytes(term.proto.raw)  # reporting asked for
+    peers = ("bob", "carol")
+    async with alice_in_tui(server, tmp_path, peers=peers, said=said, tmux=True) as scene:
+        term = scene.term  # inside tmux, which passes the reports on to the TUI that asked
+        raw = bytes(term.proto.raw)
+        assert b"\x1b[?1000h" in raw and b"\x1b[?1006h" in raw  # reporting asked for
         assert "history line 060" in term.text() and "history line 030" not in term.text()
         term.type("\x1b[<64;50;10M")  # the wheel, up: older messages come into view
         await term.wait_for("history line 040")

@@ -61,7 +61,8 @@ async def test_each_theme_is_readable_everywhere(
     theme: str, server: RunningServer, tmp_path: Path
 ) -> None:
     _config(tmp_path, theme)
-    async with alice_in_tui(server, tmp_path, peers=("bob", "carol"), said=SAID) as scene:
+    peers = ("bob", "carol")  # inside tmux, as over SSH: its colours are what is read
+    async with alice_in_tui(server, tmp_path, peers=peers, said=SAID, tmux=True) as scene:
         term = scene.term
         await scene.peers["carol"].send("alice", "carol, unread")
         await term.wait_until(lambda t: "carol" in t.text())
