@@ -36,6 +36,6 @@ HELP = [
     "  Enter send · Alt-Enter new line · Up/Down history",
     "  Ctrl-A/E home/end · Ctrl-W delete word · Ctrl-U delete to start",
     "  Ctrl-L redraw · Ctrl-R reconnect now · Ctrl-C quit",
-    "  Ctrl-X Ctrl-E compose in $EDITOR · mouse = true (settings): wheel, click",
-    "  Images received show a preview (kitty, sixel or half blocks); images = off",
+    "  Ctrl-X Ctrl-E $EDITOR · settings: theme = terminal|dark|light, mouse = true,",
+    "    images = auto|kitty|sixel|blocks|off (previews of the images received)",
 ]
