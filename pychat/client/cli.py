@@ -201,7 +201,7 @@ class Command(FeatureCommands, GroupCommands):
             on_new_server=self._new_server,
             timeouts=Timeouts(connect=connect, handshake=connect, request=reply),
         )
-        self.client.listeners.append(print_event)
+        self.client.listeners.append(EventPrinter())
 
     def _new_server(self, server: str, fingerprint: str) -> bool:
         """First contact: pin only what the user accepted; nothing was sent to the server yet."""
@@ -476,22 +476,34 @@ class Command(FeatureCommands, GroupCommands):
         return EXIT_OK
 
 
-def print_event(event: ClientEvent) -> None:
-    """Tell the user on standard error of notices, of peers' key rotations (once each: the
-    event comes when the new key is pinned) and of what happened to queued messages."""
-    if event.kind in ("notice", "keys_withdrawn"):
-        print(f"pychat: {visible(str(event.data.get('text', '')))}", file=sys.stderr)
-    elif event.kind == "keys_rotated":
-        print(_rotation_notice(event), file=sys.stderr)
-    entry = event.data.get("entry") if event.kind == "outbox" else None
-    if isinstance(entry, OutboxEntry) and event.data.get("state") == "sent":
-        print(
-            f"pychat: queued message to {entry.peer} sent (#{event.data.get('seq')})",
-            file=sys.stderr,
-        )
-    elif isinstance(entry, OutboxEntry) and event.data.get("state") == "failed":
-        reason = visible(str(event.data.get("reason", "")))
-        print(f"pychat: queued message to {entry.peer} was refused: {reason}", file=sys.stderr)
+class EventPrinter:
+    """Tells the user on standard error of notices, of peers' key rotations (once each: the
+    event comes when the new key is pinned) and of what happened to messages queued before
+    (one this command queued itself and sent at once is told by the command: ``sent #N``)."""
+
+    def __init__(self) -> None:
+        self._queued_now: set[str] = set()
+
+    def __call__(self, event: ClientEvent) -> None:
+        if event.kind in ("notice", "keys_withdrawn"):
+            print(f"pychat: {visible(str(event.data.get('text', '')))}", file=sys.stderr)
+        elif event.kind == "keys_rotated":
+            print(_rotation_notice(event), file=sys.stderr)
+        entry = event.data.get("entry") if event.kind == "outbox" else None
+        if isinstance(entry, OutboxEntry):
+            self._outbox(entry, str(event.data.get("state")), event)
+
+    def _outbox(self, entry: OutboxEntry, state: str, event: ClientEvent) -> None:
+        if state == "queued":
+            self._queued_now.add(entry.client_id)
+        elif state == "sent" and entry.client_id not in self._queued_now:
+            print(
+                f"pychat: queued message to {entry.peer} sent (#{event.data.get('seq')})",
+                file=sys.stderr,
+            )
+        elif state == "failed":
+            reason = visible(str(event.data.get("reason", "")))
+            print(f"pychat: queued message to {entry.peer} was refused: {reason}", file=sys.stderr)
 
 
 def _rotation_notice(event: ClientEvent) -> str:

@@ -156,6 +156,7 @@ async def test_react_and_reply_from_the_command_line(server: RunningServer, tmp_
     doc.write_text("soup, then fish\n")
     r = await alice.run("send-file", "bob", str(doc))
     assert r.code == 0 and r.out.startswith("sent #"), r.err
+    assert "queued message" not in r.err  # said once, by the command itself
     file_seq = r.out.split("#")[1].strip()
     r = await bob.run("get-file", "alice", file_seq, "--dir", str(tmp_path / "got"))
     assert r.code == 0 and (tmp_path / "got" / "menu.txt").read_text() == "soup, then fish\n"
