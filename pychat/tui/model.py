@@ -118,10 +118,12 @@ class ConversationState:
         return self.title or self.peer
 
     def drop_expired(self, now: float) -> bool:
-        """Forget the disappearing messages whose time is up; whether any went."""
+        """Forget the disappearing messages whose time is up (and their previews); whether
+        any went."""
         gone = [s for s, m in self.messages.items() if m.expires is not None and m.expires <= now]
         for seq in gone:
             del self.messages[seq]
+            self.previews.pop(seq, None)
         return bool(gone)
 
     def react(self, item: MessageItem) -> None:

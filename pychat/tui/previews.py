@@ -112,7 +112,11 @@ class Previews:
         try:
             while self._queue:
                 conv, seq = self._queue.pop(0)
-                conv.previews[seq] = await self._make(conv, seq)
+                made = await self._make(conv, seq)
+                if seq in conv.messages:  # not gone meanwhile (a disappearing message)
+                    conv.previews[seq] = made
+                else:
+                    conv.previews.pop(seq, None)
                 self.ctx.redraw()
         finally:
             self._running = False

@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from PIL import Image
 
 from pychat.tui import previews
 from pychat.tui.image_worker import Request, preview, sixel
+from pychat.tui.model import ConversationState, MessageItem, Preview
 from pychat.tui.pictures import (
     KITTY_CHUNK,
     Picture,
@@ -147,3 +149,13 @@ def test_what_a_worker_prints_is_checked_before_it_is_drawn(printed: bytes) -> N
     maker = previews.Previews(None, "blocks", (1, 1))  # type: ignore[arg-type]
     with pytest.raises(previews.WorkerFailed):
         maker.picture_from(printed)
+
+
+def test_a_disappearing_images_preview_goes_with_its_message() -> None:
+    conv = ConversationState("bob")
+    item = MessageItem(4, "bob", 100.0, "verified", "📎 bob sent a.png", kind="file")
+    conv.messages[4] = replace(item, expires=160.0, file_name="a.png", file_size=90)
+    conv.previews[4] = Preview("ready", Picture("blocks", 1, 1, bytes(6)))
+    assert not conv.drop_expired(159.0) and 4 in conv.previews
+    assert conv.drop_expired(160.0)
+    assert conv.previews == {}  # the picture is not kept in memory after its message
