@@ -96,12 +96,13 @@ class Previews:
 
     def look_at(self, conv: ConversationState | None, width: int) -> None:
         """Queue the previews ``conv``'s loaded messages want (newest first), for a pane
-        ``width`` cells wide."""
+        ``width`` cells wide; one made for a wider pane is made again to fit."""
         if self.mode == "off" or conv is None or width < INDENT + 5:
             return
         self._width = width
         for item in sorted(conv.messages.values(), key=lambda m: -m.seq):
-            if item.seq not in conv.previews and wanted(item):
+            made = conv.previews.get(item.seq)
+            if (made is None or _too_wide(made, width)) and wanted(item):
                 conv.previews[item.seq] = Preview("loading")
                 self._queue.append((conv, item.seq))
         if self._queue and not self._running:
@@ -167,6 +168,11 @@ class Previews:
         if self.mode == "blocks" and len(data) != cols * rows * 2 * 3:
             raise WorkerFailed("the image could not be decoded")
         return Picture(self.mode, cols, rows, data, next(_numbers))
+
+
+def _too_wide(preview: Preview, width: int) -> bool:
+    """Whether ``preview``'s picture no longer fits a pane ``width`` cells wide."""
+    return preview.picture is not None and INDENT + preview.picture.cols > width
 
 
 def _kill(process: Any) -> None:

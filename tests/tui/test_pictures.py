@@ -159,3 +159,26 @@ def test_a_disappearing_images_preview_goes_with_its_message() -> None:
     assert not conv.drop_expired(159.0) and 4 in conv.previews
     assert conv.drop_expired(160.0)
     assert conv.previews == {}  # the picture is not kept in memory after its message
+
+
+class _Host:
+    """Enough of a TUI for :class:`previews.Previews` to queue work."""
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    def guard(self, work: object) -> None:
+        self.started += 1
+
+
+def test_a_preview_made_for_a_wider_pane_is_made_again_to_fit() -> None:
+    conv = ConversationState("bob")
+    item = MessageItem(4, "bob", 100.0, "verified", "📎 bob sent a.png", kind="file")
+    conv.messages[4] = replace(item, file_name="a.png", file_size=90)
+    conv.previews[4] = Preview("ready", Picture("blocks", 40, 2, bytes(40 * 4 * 3)))
+    host = _Host()
+    maker = previews.Previews(host, "blocks", (1, 1))  # type: ignore[arg-type]
+    maker.look_at(conv, 77)  # it fits: left as it is
+    assert conv.previews[4].state == "ready" and host.started == 0
+    maker.look_at(conv, 40)  # narrower than 6 + 40 cells: made again
+    assert conv.previews[4].state == "loading" and host.started == 1
