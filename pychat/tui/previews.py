@@ -24,6 +24,7 @@ import pychat
 from pychat.client.errors import ClientError
 from pychat.tui.model import ConversationState, MessageItem, Preview
 from pychat.tui.pictures import MAX_COLS, MAX_ROWS, Picture
+from pychat.tui.render import PREVIEW_INDENT as INDENT
 
 if TYPE_CHECKING:
     from pychat.tui.context import TuiContext
@@ -37,8 +38,6 @@ MAX_FILE = 10 * 1000 * 1000
 #: The worker's answer, at most (a preview is small), and its time.
 MAX_ANSWER = 4 * 1000 * 1000
 WORKER_SECONDS = 20.0
-#: Room the preview leaves at its left (under the message's time).
-INDENT = 6
 
 _numbers = itertools.count(1)
 #: The worker: isolated from the environment and the current directory (``-I``), with the
@@ -100,7 +99,8 @@ class Previews:
         if self.mode == "off" or conv is None or width < INDENT + 5:
             return
         self._width = width
-        for item in sorted(conv.messages.values(), key=lambda m: -m.seq):
+        files = [m for m in conv.messages.values() if m.kind == "file"]  # on every frame: cheap
+        for item in sorted(files, key=lambda m: -m.seq):
             made = conv.previews.get(item.seq)
             if (made is None or _too_wide(made, width)) and wanted(item):
                 conv.previews[item.seq] = Preview("loading")
